@@ -1,0 +1,1 @@
+//! Pure-Rust protocol core: no I/O, no clock, no JS types.
