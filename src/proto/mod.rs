@@ -1,1 +1,24 @@
 //! Pure-Rust protocol core: no I/O, no clock, no JS types.
+//!
+//! Plain data in, plain data out; time and randomness are parameters. The web layer feeds bytes
+//! and events in and performs what comes back. Everything here is tested natively.
+//!
+//! - [`sse`]: incremental `text/event-stream` decoder (push bytes, pull events);
+//! - [`records`]: S2 `batch` / `ping` / `error` / `[DONE]` events → records, classified;
+//! - [`wire`]: `.in/append` bodies, payload shaping, the append response;
+//! - [`session`]: per-chat persisted state and its storage record;
+//! - [`retry`]: backoff and rate-limit waits;
+//! - [`url`]: session URLs and `encodeURIComponent`;
+//! - [`json`]: the small JSON reader/writer the rest uses (no serde in the wasm);
+//! - [`error`]: the crate's one [`Error`] type.
+
+pub mod error;
+pub mod json;
+pub mod records;
+pub mod retry;
+pub mod session;
+pub mod sse;
+pub mod url;
+pub mod wire;
+
+pub use error::Error;

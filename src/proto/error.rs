@@ -1,0 +1,421 @@
+//! The crate's one error type.
+//!
+//! Every fallible path in the crate returns [`Error`]. The bindings turn it into a JS `Error` whose
+//! `code` is [`Error::code`] (stable, snake_case; apps switch on it) and whose `status` is
+//! [`Error::status`]. Messages never carry credentials: the transport never puts request headers
+//! into an error, and every message taken from a server body or a JS exception goes through
+//! [`redact_secrets`] when it is displayed.
+
+use core::fmt;
+
+use super::json::Json;
+
+/// Longest server-provided message kept in an error, in characters.
+const MAX_MESSAGE_CHARS: usize = 200;
+
+/// Everything that can go wrong, as data.
+///
+/// ```
+/// use trigger_chat_wasm::proto::Error;
+///
+/// let body = r#"{"ok":false,"error":"Cannot append to a closed session","code":"session_closed","closedReason":"user-ended"}"#;
+/// let err = Error::from_http_status(409, body);
+/// assert_eq!(err.code(), "session_closed");
+/// assert_eq!(err.status(), Some(409));
+/// assert_eq!(err.to_string(), "the chat session is closed: user-ended");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// The session is closed (HTTP 409 `code: "session_closed"`, or a `session-closed` control
+    /// record). Terminal: do not retry, do not reconnect.
+    SessionClosed {
+        /// The reason given to `chat.close({ reason })`, when there was one.
+        closed_reason: Option<String>,
+    },
+    /// HTTP 401: the access token is missing, invalid or expired.
+    Unauthorized {
+        /// The server's `error` text, if any.
+        message: Option<String>,
+    },
+    /// HTTP 403: the token lacks the scope for this session.
+    Forbidden {
+        /// The server's `error` text, if any.
+        message: Option<String>,
+    },
+    /// HTTP 404: the session does not exist in this environment.
+    NotFound {
+        /// The server's `error` text, if any.
+        message: Option<String>,
+    },
+    /// HTTP 413, or an `.in/append` body caught by the client-side size check.
+    PayloadTooLarge {
+        /// Size of the rejected body, when known.
+        size_bytes: Option<usize>,
+        /// The limit it broke, when known.
+        limit_bytes: Option<usize>,
+    },
+    /// HTTP 429.
+    RateLimited {
+        /// `x-ratelimit-reset` as a Unix epoch in milliseconds, when the server sent it.
+        reset_epoch_ms: Option<u64>,
+    },
+    /// HTTP 5xx.
+    Server {
+        /// The HTTP status (500..=599).
+        status: u16,
+        /// The server's `error` text, if any.
+        message: Option<String>,
+    },
+    /// Any other non-success HTTP status.
+    Http {
+        /// The HTTP status.
+        status: u16,
+        /// The server's `error` text, if any.
+        message: Option<String>,
+    },
+    /// The request never got an HTTP response (offline, DNS, CORS, connection reset).
+    Network {
+        /// What the platform reported.
+        message: String,
+    },
+    /// The server sent data we cannot read: bad SSE, bad JSON, missing fields.
+    Protocol {
+        /// A short description; never the offending data itself.
+        message: String,
+    },
+    /// Persisted state could not be read or written (storage missing, full, corrupt).
+    Storage {
+        /// A short description.
+        message: String,
+    },
+    /// The caller aborted the operation.
+    Aborted,
+    /// Another tab owns this chat; this tab may only watch it.
+    ReadOnlyTab,
+    /// An option or argument has an unusable value.
+    InvalidOption {
+        /// The option or field name, as the user spelled it (`"baseURL"`, `"accessToken"`).
+        name: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// No record or ping arrived on `.out` for too long.
+    StreamStalled {
+        /// How long the stream was silent, when known.
+        idle_ms: Option<u64>,
+    },
+    /// The output of a turn was swallowed while skipping a stopped turn; the user should retry.
+    OutputLost,
+    /// A callback the operation needs was not configured (e.g. `startSession`).
+    MissingCallback {
+        /// The callback's option name.
+        name: String,
+    },
+}
+
+impl Error {
+    /// The stable, snake_case code apps switch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::SessionClosed { .. } => "session_closed",
+            Error::Unauthorized { .. } => "unauthorized",
+            Error::Forbidden { .. } => "forbidden",
+            Error::NotFound { .. } => "not_found",
+            Error::PayloadTooLarge { .. } => "payload_too_large",
+            Error::RateLimited { .. } => "rate_limited",
+            Error::Server { .. } => "server",
+            Error::Http { .. } => "http",
+            Error::Network { .. } => "network",
+            Error::Protocol { .. } => "protocol",
+            Error::Storage { .. } => "storage",
+            Error::Aborted => "aborted",
+            Error::ReadOnlyTab => "read_only_tab",
+            Error::InvalidOption { .. } => "invalid_option",
+            Error::StreamStalled { .. } => "stream_stalled",
+            Error::OutputLost => "output_lost",
+            Error::MissingCallback { .. } => "missing_callback",
+        }
+    }
+
+    /// The HTTP status this error stands for, if any. A closed session reports 409 like the JS
+    /// transport's `sessionClosedError`, whether it came from an append or from the stream.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::SessionClosed { .. } => Some(409),
+            Error::Unauthorized { .. } => Some(401),
+            Error::Forbidden { .. } => Some(403),
+            Error::NotFound { .. } => Some(404),
+            Error::PayloadTooLarge { .. } => Some(413),
+            Error::RateLimited { .. } => Some(429),
+            Error::Server { status, .. } | Error::Http { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// A [`Error::Protocol`] with a short description.
+    pub fn protocol(message: impl Into<String>) -> Error {
+        Error::Protocol {
+            message: message.into(),
+        }
+    }
+
+    /// A [`Error::Storage`] with a short description.
+    pub fn storage(message: impl Into<String>) -> Error {
+        Error::Storage {
+            message: message.into(),
+        }
+    }
+
+    /// Map a non-success HTTP response to an error.
+    ///
+    /// `body_text` is the response body as text. The Sessions API answers failures with
+    /// `{ "ok": false, "error": "<message>", "code"?: "...", "closedReason"?: "..." }`
+    /// (client-protocol.mdx, Step 3); `code: "session_closed"` means the session is closed
+    /// whatever the status (the docs say "Key on `code`, not the message"). The message is taken
+    /// from `error`, or from the raw text when the body is not JSON, with secrets redacted and
+    /// cut to ~200 characters.
+    pub fn from_http_status(status: u16, body_text: &str) -> Error {
+        let parsed = Json::parse(body_text).ok();
+        let field = |name: &str| {
+            parsed
+                .as_ref()
+                .and_then(|json| json.get(name))
+                .and_then(Json::as_str)
+        };
+        if field("code") == Some("session_closed") {
+            return Error::SessionClosed {
+                closed_reason: field("closedReason").map(sanitize_message),
+            };
+        }
+        let message = match (&parsed, field("error")) {
+            (_, Some(text)) => Some(sanitize_message(text)),
+            (None, _) if !body_text.trim().is_empty() => Some(sanitize_message(body_text.trim())),
+            _ => None,
+        }
+        .filter(|text| !text.is_empty());
+        match status {
+            401 => Error::Unauthorized { message },
+            403 => Error::Forbidden { message },
+            404 => Error::NotFound { message },
+            413 => Error::PayloadTooLarge {
+                size_bytes: None,
+                limit_bytes: None,
+            },
+            429 => Error::RateLimited {
+                reset_epoch_ms: None,
+            },
+            500..=599 => Error::Server { status, message },
+            _ => Error::Http { status, message },
+        }
+    }
+
+    /// Whether retrying the same request later can succeed (5xx, 429, network, stalls).
+    /// Appends are idempotent on `X-Part-Id`, so this holds for them too.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Error::Server { .. }
+                | Error::RateLimited { .. }
+                | Error::Network { .. }
+                | Error::StreamStalled { .. }
+        )
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Helper: ": <message>" with secrets redacted, or nothing.
+        fn suffix(f: &mut fmt::Formatter<'_>, message: &Option<String>) -> fmt::Result {
+            match message {
+                Some(text) => write!(f, ": {}", redact_secrets(text)),
+                None => Ok(()),
+            }
+        }
+        match self {
+            Error::SessionClosed { closed_reason } => {
+                f.write_str("the chat session is closed")?;
+                suffix(f, closed_reason)
+            }
+            Error::Unauthorized { message } => {
+                f.write_str(
+                    "unauthorized (HTTP 401): the access token is missing, invalid or expired",
+                )?;
+                suffix(f, message)
+            }
+            Error::Forbidden { message } => {
+                f.write_str(
+                    "forbidden (HTTP 403): the access token does not grant access to this session",
+                )?;
+                suffix(f, message)
+            }
+            Error::NotFound { message } => {
+                f.write_str("not found (HTTP 404): the session does not exist")?;
+                suffix(f, message)
+            }
+            Error::PayloadTooLarge {
+                size_bytes,
+                limit_bytes,
+            } => match (size_bytes, limit_bytes) {
+                (Some(size), Some(limit)) => write!(
+                    f,
+                    "payload too large: {size} bytes exceeds the {limit}-byte limit"
+                ),
+                _ => f.write_str("payload too large (HTTP 413)"),
+            },
+            Error::RateLimited { reset_epoch_ms } => match reset_epoch_ms {
+                Some(reset) => write!(
+                    f,
+                    "rate limited (HTTP 429): the limit resets at Unix time {reset} ms"
+                ),
+                None => f.write_str("rate limited (HTTP 429)"),
+            },
+            Error::Server { status, message } => {
+                write!(f, "server error (HTTP {status})")?;
+                suffix(f, message)
+            }
+            Error::Http { status, message } => {
+                write!(f, "request failed (HTTP {status})")?;
+                suffix(f, message)
+            }
+            Error::Network { message } => {
+                write!(f, "network error: {}", redact_secrets(message))
+            }
+            Error::Protocol { message } => {
+                write!(f, "protocol error: {}", redact_secrets(message))
+            }
+            Error::Storage { message } => {
+                write!(f, "storage error: {}", redact_secrets(message))
+            }
+            Error::Aborted => f.write_str("the operation was aborted"),
+            Error::ReadOnlyTab => f.write_str("this chat is active in another tab"),
+            Error::InvalidOption { name, message } => {
+                write!(f, "invalid option `{name}`: {}", redact_secrets(message))
+            }
+            Error::StreamStalled { idle_ms } => match idle_ms {
+                Some(ms) => write!(f, "stream stalled: nothing received for {ms} ms"),
+                None => f.write_str("stream stalled: nothing received"),
+            },
+            Error::OutputLost => f.write_str("the previous turn's output was lost; try again"),
+            Error::MissingCallback { name } => write!(f, "`{name}` is not configured"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Redact, cut to [`MAX_MESSAGE_CHARS`] and trim a server-provided message.
+fn sanitize_message(text: &str) -> String {
+    let redacted = redact_secrets(text.trim());
+    match redacted.char_indices().nth(MAX_MESSAGE_CHARS) {
+        Some((cut, _)) => {
+            let mut short = redacted.get(..cut).unwrap_or_default().to_owned();
+            short.push('…');
+            short
+        }
+        None => redacted,
+    }
+}
+
+/// Replace anything that looks like a credential with `[redacted]`:
+/// JWTs (`eyJ<b64url>.<b64url>.<b64url>?`), the token after `Bearer `, and Trigger.dev secret
+/// keys (`tr_dev_…`, `tr_prod_…`, `tr_stg_…`, `tr_pat_…`, `tr_preview_…`).
+///
+/// ```
+/// use trigger_chat_wasm::proto::error::redact_secrets;
+/// assert_eq!(redact_secrets("token eyJhbGciOi.eyJzdWIi.c2ln expired"), "token [redacted] expired");
+/// ```
+pub fn redact_secrets(text: &str) -> String {
+    const REDACTED: &str = "[redacted]";
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut copied_to = 0;
+    let mut pos = 0;
+    while pos < bytes.len() {
+        let rest = bytes.get(pos..).unwrap_or_default();
+        let secret_len = jwt_len(rest)
+            .or_else(|| bearer_token_len(rest))
+            .or_else(|| secret_key_len(rest));
+        match secret_len {
+            Some((keep, len)) => {
+                // Everything matched here is ASCII, so these are char boundaries.
+                out.push_str(text.get(copied_to..pos + keep).unwrap_or_default());
+                out.push_str(REDACTED);
+                pos += len;
+                copied_to = pos;
+            }
+            None => pos += 1,
+        }
+    }
+    out.push_str(text.get(copied_to..).unwrap_or_default());
+    out
+}
+
+fn is_b64url(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_'
+}
+
+fn run_len(bytes: &[u8], pred: impl Fn(u8) -> bool) -> usize {
+    bytes.iter().take_while(|&&b| pred(b)).count()
+}
+
+/// `eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*` at the start of `bytes`:
+/// returns (bytes to keep before the redaction = 0, match length).
+fn jwt_len(bytes: &[u8]) -> Option<(usize, usize)> {
+    let rest = bytes.strip_prefix(b"eyJ")?;
+    let header = run_len(rest, is_b64url);
+    let rest = rest.get(header..)?.strip_prefix(b".")?;
+    let payload = run_len(rest, is_b64url);
+    if header == 0 || payload == 0 {
+        return None;
+    }
+    let rest = rest.get(payload..)?.strip_prefix(b".")?;
+    let signature = run_len(rest, is_b64url);
+    Some((0, 3 + header + 1 + payload + 1 + signature))
+}
+
+/// `Bearer <token>`: keeps `Bearer `, redacts the token.
+fn bearer_token_len(bytes: &[u8]) -> Option<(usize, usize)> {
+    let prefix = b"bearer ";
+    let head = bytes.get(..prefix.len())?;
+    if !head.eq_ignore_ascii_case(prefix) {
+        return None;
+    }
+    let rest = bytes.get(prefix.len()..)?;
+    let token = run_len(rest, |b| {
+        is_b64url(b) || matches!(b, b'.' | b'~' | b'+' | b'/' | b'=')
+    });
+    (token > 0).then_some((prefix.len(), prefix.len() + token))
+}
+
+/// Trigger.dev secret keys and personal access tokens.
+fn secret_key_len(bytes: &[u8]) -> Option<(usize, usize)> {
+    const PREFIXES: [&[u8]; 5] = [
+        b"tr_dev_",
+        b"tr_prod_",
+        b"tr_stg_",
+        b"tr_pat_",
+        b"tr_preview_",
+    ];
+    let prefix = PREFIXES.iter().find(|p| bytes.starts_with(p))?;
+    let rest = bytes.get(prefix.len()..)?;
+    let key = run_len(rest, |b| b.is_ascii_alphanumeric() || b == b'_');
+    (key > 0).then_some((0, prefix.len() + key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_jwt_bearer_and_secret_keys() {
+        let text = "bad eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.abc_DEF-1 and Bearer abc.def/ghi= and tr_dev_Xy12";
+        let out = redact_secrets(text);
+        assert_eq!(out, "bad [redacted] and Bearer [redacted] and [redacted]");
+    }
+
+    #[test]
+    fn leaves_ordinary_text_alone() {
+        let text = "eyJ alone, eyJabc.def without signature dot, tr_x, über";
+        assert_eq!(redact_secrets(text), text);
+    }
+}

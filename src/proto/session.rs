@@ -1,0 +1,166 @@
+//! Per-chat state that survives a reload.
+//!
+//! Two shapes: the JS transport's `ChatSessionPersistedState` (what `sessions` and
+//! `onSessionChange` exchange with the app, camelCase fields) and our own localStorage record,
+//! which wraps that shape in a versioned envelope `{"v":1,"chatId":…,"session":{…}}` so a
+//! record written by another version, or for another chat, is recognised instead of misread.
+
+use super::error::Error;
+use super::json::Json;
+use super::url::encode_uri_component;
+
+/// Version of the storage envelope this build writes and reads.
+pub const STORAGE_VERSION: u64 = 1;
+
+/// Default localStorage key prefix.
+pub const DEFAULT_STORAGE_NAMESPACE: &str = "trigger-chat-wasm";
+
+/// The state of one chat's session.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PersistedSession {
+    /// The session token for `.in` / `.out`.
+    pub public_access_token: String,
+    /// The `.out` resume cursor (S2 `seq_num` as a decimal string).
+    pub last_event_id: Option<String>,
+    /// The `.in` seq of the last send whose turn has not completed.
+    pub active_input_seq: Option<u64>,
+    /// Whether a turn was streaming when this was saved.
+    pub is_streaming: Option<bool>,
+    /// The session is closed for good.
+    pub closed: bool,
+    /// Why it was closed.
+    pub closed_reason: Option<String>,
+}
+
+impl PersistedSession {
+    /// A fresh session holding only its token.
+    pub fn new(public_access_token: &str) -> PersistedSession {
+        PersistedSession {
+            public_access_token: public_access_token.to_owned(),
+            ..PersistedSession::default()
+        }
+    }
+
+    /// The JS `ChatSessionPersistedState` object: `publicAccessToken`, then `lastEventId`,
+    /// `activeInputSeq`, `isStreaming`, `closed` (only when true) and `closedReason`, each left
+    /// out when unset — what `JSON.stringify` makes of the JS transport's `toPersisted`.
+    ///
+    /// ```
+    /// use trigger_chat_wasm::proto::session::PersistedSession;
+    /// let mut session = PersistedSession::new("tok");
+    /// session.last_event_id = Some("41".into());
+    /// session.is_streaming = Some(false);
+    /// assert_eq!(
+    ///     session.to_js_shape_json().to_json_string(),
+    ///     r#"{"publicAccessToken":"tok","lastEventId":"41","isStreaming":false}"#
+    /// );
+    /// ```
+    pub fn to_js_shape_json(&self) -> Json {
+        let mut members = vec![(
+            "publicAccessToken".to_owned(),
+            Json::from(self.public_access_token.as_str()),
+        )];
+        if let Some(last_event_id) = &self.last_event_id {
+            members.push(("lastEventId".to_owned(), Json::from(last_event_id.as_str())));
+        }
+        if let Some(seq) = self.active_input_seq {
+            members.push(("activeInputSeq".to_owned(), Json::from(seq)));
+        }
+        if let Some(is_streaming) = self.is_streaming {
+            members.push(("isStreaming".to_owned(), Json::from(is_streaming)));
+        }
+        if self.closed {
+            members.push(("closed".to_owned(), Json::from(true)));
+        }
+        if let Some(reason) = &self.closed_reason {
+            members.push(("closedReason".to_owned(), Json::from(reason.as_str())));
+        }
+        Json::Object(members)
+    }
+
+    /// Read a `ChatSessionPersistedState` object, tolerantly: apps hand these in from their
+    /// own databases.
+    ///
+    /// Only a missing or non-string (or empty) `publicAccessToken` is an error
+    /// ([`Error::Storage`]): without it the session is unusable. Unknown fields are ignored, and
+    /// so is any other field of the wrong type (it reads as unset). Accepted alternates:
+    /// `lastEventId` as a number, `activeInputSeq` as a decimal string.
+    pub fn from_json(value: &Json) -> Result<PersistedSession, Error> {
+        if value.as_object().is_none() {
+            return Err(Error::storage("persisted session is not an object"));
+        }
+        let public_access_token = value
+            .get("publicAccessToken")
+            .and_then(Json::as_str)
+            .filter(|token| !token.is_empty())
+            .ok_or_else(|| Error::storage("persisted session has no publicAccessToken"))?;
+        let last_event_id = match value.get("lastEventId") {
+            Some(Json::String(id)) => Some(id.clone()),
+            Some(number @ Json::Number(_)) => number.as_u64().map(|seq| seq.to_string()),
+            _ => None,
+        };
+        let active_input_seq = match value.get("activeInputSeq") {
+            Some(Json::String(seq)) if seq.bytes().all(|b| b.is_ascii_digit()) => seq.parse().ok(),
+            Some(Json::String(_)) => None,
+            Some(number) => number.as_u64(),
+            None => None,
+        };
+        Ok(PersistedSession {
+            public_access_token: public_access_token.to_owned(),
+            last_event_id,
+            active_input_seq,
+            is_streaming: value.get("isStreaming").and_then(Json::as_bool),
+            closed: value.get("closed").and_then(Json::as_bool) == Some(true),
+            closed_reason: value
+                .get("closedReason")
+                .and_then(Json::as_str)
+                .map(str::to_owned),
+        })
+    }
+
+    /// The localStorage record: `{"v":1,"chatId":"…","session":{…JS shape…}}`.
+    pub fn encode_for_storage(&self, chat_id: &str) -> String {
+        Json::Object(vec![
+            ("v".to_owned(), Json::from(STORAGE_VERSION)),
+            ("chatId".to_owned(), Json::from(chat_id)),
+            ("session".to_owned(), self.to_js_shape_json()),
+        ])
+        .to_json_string()
+    }
+
+    /// Read a localStorage record written by [`Self::encode_for_storage`] for `chat_id`.
+    /// Corrupt JSON, another version, another chat, or an unusable session is
+    /// [`Error::Storage`]; the caller drops the record and starts over.
+    pub fn decode_from_storage(raw: &str, chat_id: &str) -> Result<PersistedSession, Error> {
+        let record =
+            Json::parse(raw).map_err(|_| Error::storage("stored session is not valid JSON"))?;
+        match record.get("v").and_then(Json::as_u64) {
+            Some(STORAGE_VERSION) => {}
+            Some(version) => return Err(Error::storage(format!(
+                "stored session has version {version}, this build reads version {STORAGE_VERSION}"
+            ))),
+            None => return Err(Error::storage("stored session has no version")),
+        }
+        if record.get("chatId").and_then(Json::as_str) != Some(chat_id) {
+            return Err(Error::storage("stored session belongs to another chat"));
+        }
+        let session = record
+            .get("session")
+            .ok_or_else(|| Error::storage("stored record has no session"))?;
+        PersistedSession::from_json(session)
+    }
+}
+
+/// The localStorage key for a chat: `<namespace>:v1:<encodeURIComponent(chatId)>`.
+/// Encoding keeps a `:` in a chat id from colliding with another namespace's keys.
+///
+/// ```
+/// use trigger_chat_wasm::proto::session::{storage_key, DEFAULT_STORAGE_NAMESPACE};
+/// assert_eq!(storage_key(DEFAULT_STORAGE_NAMESPACE, "a:b"), "trigger-chat-wasm:v1:a%3Ab");
+/// ```
+pub fn storage_key(namespace: &str, chat_id: &str) -> String {
+    format!(
+        "{namespace}:v{STORAGE_VERSION}:{}",
+        encode_uri_component(chat_id)
+    )
+}

@@ -1,0 +1,304 @@
+//! Incremental decoder for `text/event-stream`, after the WHATWG HTML standard §9.2.6
+//! "Interpreting an event stream"
+//! (<https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation>).
+//!
+//! Push bytes as they arrive, in any split; pull events. Line terminators are ASCII, so the
+//! decoder buffers the raw bytes of the one unfinished line and decodes whole lines as UTF-8:
+//! a character split across two pushes decodes exactly as if it had arrived in one piece, and
+//! every input byte is scanned once (O(total bytes)).
+
+use std::collections::VecDeque;
+
+use super::error::Error;
+
+/// Default cap on one line, in bytes (2 MiB). A batch event's `data:` line holds many records;
+/// the S2 read batches are far smaller than this, so a longer line means a broken stream.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 2 * 1024 * 1024;
+
+/// A line buffer larger than this is not kept for reuse after the line completes.
+const KEEP_LINE_CAPACITY_BYTES: usize = 64 * 1024;
+
+const BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
+
+/// One dispatched event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SseEvent {
+    /// The `event:` field, or `"message"` when the block had none.
+    pub event: String,
+    /// The `data:` lines joined with `\n` (no trailing newline).
+    pub data: String,
+    /// The last event ID buffer at dispatch: the most recent valid `id:` of the stream so far,
+    /// not necessarily from this block (§9.2.6 keeps it across events).
+    pub id: String,
+    /// A valid `retry:` field from this event's own block, if there was one. The value also
+    /// updates [`SseDecoder::retry_ms`], which outlives the block.
+    pub retry_ms: Option<u64>,
+}
+
+/// Push bytes, pull events.
+///
+/// ```
+/// use trigger_chat_wasm::proto::sse::SseDecoder;
+///
+/// let mut decoder = SseDecoder::new();
+/// decoder.push(b"event: ping\ndata: {\"timestamp\":1}\r").unwrap();
+/// assert!(decoder.next_event().is_none()); // the block is not finished yet
+/// decoder.push(b"\n\r\n").unwrap();
+/// let event = decoder.next_event().unwrap();
+/// assert_eq!((event.event.as_str(), event.data.as_str()), ("ping", "{\"timestamp\":1}"));
+/// ```
+#[derive(Debug)]
+pub struct SseDecoder {
+    max_line_bytes: usize,
+    /// Raw bytes of the unfinished line carried over from earlier pushes.
+    line: Vec<u8>,
+    /// The previous push ended with CR: a LF opening the next push ends the same line.
+    skip_leading_lf: bool,
+    /// How many bytes of a UTF-8 BOM have been matched at the start of the stream;
+    /// `None` once the start of the stream is past.
+    bom_matched: Option<usize>,
+    data: String,
+    event_type: String,
+    last_event_id: String,
+    retry_ms: Option<u64>,
+    block_retry_ms: Option<u64>,
+    events: VecDeque<SseEvent>,
+    /// A line broke the cap; pushes fail until `finish` or `reset`.
+    failed: bool,
+}
+
+impl Default for SseDecoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SseDecoder {
+    /// A decoder with the default 2 MiB line cap.
+    pub fn new() -> Self {
+        Self::with_max_line_bytes(DEFAULT_MAX_LINE_BYTES)
+    }
+
+    /// A decoder that rejects any line longer than `max_line_bytes` (terminator excluded).
+    pub fn with_max_line_bytes(max_line_bytes: usize) -> Self {
+        SseDecoder {
+            max_line_bytes,
+            line: Vec::new(),
+            skip_leading_lf: false,
+            bom_matched: Some(0),
+            data: String::new(),
+            event_type: String::new(),
+            last_event_id: String::new(),
+            retry_ms: None,
+            block_retry_ms: None,
+            events: VecDeque::new(),
+            failed: false,
+        }
+    }
+
+    /// Feed the next bytes of the stream. Completed events queue up for [`Self::next_event`].
+    ///
+    /// A line longer than the cap is [`Error::Protocol`], whatever the split; the events before
+    /// it stay queued, and further pushes fail until [`Self::finish`] or [`Self::reset`].
+    pub fn push(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        if self.failed {
+            return Err(Error::protocol(
+                "event stream line too long (decoder not reset)",
+            ));
+        }
+        let mut bytes = self.strip_bom(bytes);
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        if self.skip_leading_lf {
+            self.skip_leading_lf = false;
+            if let Some(rest) = bytes.strip_prefix(b"\n") {
+                bytes = rest;
+            }
+        }
+        // §9.2.5: "end-of-line = ( cr lf / cr / lf )".
+        while let Some(end) = bytes.iter().position(|&b| b == b'\n' || b == b'\r') {
+            let (segment, rest) = bytes.split_at(end);
+            let mut after = rest.get(1..).unwrap_or_default();
+            if rest.first() == Some(&b'\r') {
+                match after.first() {
+                    Some(b'\n') => after = after.get(1..).unwrap_or_default(),
+                    None => self.skip_leading_lf = true,
+                    Some(_) => {}
+                }
+            }
+            self.complete_line(segment)?;
+            bytes = after;
+        }
+        if self.line.len() + bytes.len() > self.max_line_bytes {
+            return Err(self.fail());
+        }
+        self.line.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    /// The next dispatched event, oldest first.
+    pub fn next_event(&mut self) -> Option<SseEvent> {
+        self.events.pop_front()
+    }
+
+    /// The last event ID buffer: the most recent valid `id:` value (empty before any).
+    pub fn last_event_id(&self) -> &str {
+        &self.last_event_id
+    }
+
+    /// The reconnection time from the most recent valid `retry:` field, in milliseconds.
+    pub fn retry_ms(&self) -> Option<u64> {
+        self.retry_ms
+    }
+
+    /// End of stream. §9.2.6: "Once the end of the file is reached, any pending data must be
+    /// discarded. (If the file ends in the middle of an event, before the final empty line, the
+    /// incomplete event is not dispatched.)" Queued events, the last event ID and the retry
+    /// time are kept (an `EventSource` keeps them across reconnections); the next push is the
+    /// start of a new stream (a BOM is stripped again) and a line-cap failure is cleared.
+    pub fn finish(&mut self) {
+        self.line.clear();
+        self.skip_leading_lf = false;
+        self.bom_matched = Some(0);
+        self.data.clear();
+        self.event_type.clear();
+        self.block_retry_ms = None;
+        self.failed = false;
+    }
+
+    /// Forget everything, including queued events, the last event ID and the retry time.
+    pub fn reset(&mut self) {
+        *self = Self::with_max_line_bytes(self.max_line_bytes);
+    }
+
+    fn fail(&mut self) -> Error {
+        self.failed = true;
+        self.line = Vec::new();
+        Error::protocol(format!(
+            "event stream line longer than {} bytes",
+            self.max_line_bytes
+        ))
+    }
+
+    /// §9.2.6: "The UTF-8 decode algorithm strips one leading UTF-8 Byte Order Mark (BOM), if
+    /// any." Matches a BOM split across pushes; a partial match that fails is given back as
+    /// ordinary line bytes.
+    fn strip_bom<'a>(&mut self, mut bytes: &'a [u8]) -> &'a [u8] {
+        while let Some(matched) = self.bom_matched {
+            let Some((&first, rest)) = bytes.split_first() else {
+                return bytes;
+            };
+            if BOM.get(matched) == Some(&first) {
+                bytes = rest;
+                self.bom_matched = (matched + 1 < BOM.len()).then_some(matched + 1);
+            } else {
+                self.line
+                    .extend_from_slice(BOM.get(..matched).unwrap_or_default());
+                self.bom_matched = None;
+            }
+        }
+        bytes
+    }
+
+    /// `segment` ends a line; the line is the buffered bytes plus `segment`.
+    fn complete_line(&mut self, segment: &[u8]) -> Result<(), Error> {
+        if self.line.len() + segment.len() > self.max_line_bytes {
+            return Err(self.fail());
+        }
+        if self.line.is_empty() {
+            self.process_line(segment);
+        } else {
+            self.line.extend_from_slice(segment);
+            let mut line = core::mem::take(&mut self.line);
+            self.process_line(&line);
+            if line.capacity() <= KEEP_LINE_CAPACITY_BYTES {
+                line.clear();
+                self.line = line;
+            }
+        }
+        Ok(())
+    }
+
+    /// §9.2.6, the four cases for a line.
+    fn process_line(&mut self, line: &[u8]) {
+        // "If the line is empty (a blank line): Dispatch the event."
+        if line.is_empty() {
+            self.dispatch();
+            return;
+        }
+        // "If the line starts with a U+003A COLON character (:): Ignore the line."
+        if line.first() == Some(&b':') {
+            return;
+        }
+        // "If the line contains a U+003A COLON character: collect the characters on the line
+        // before the first colon [as field], ... after the first colon [as value]. If value
+        // starts with a U+0020 SPACE character, remove it." Otherwise the whole line is the
+        // field and the value is empty.
+        let (field, value) = match line.iter().position(|&b| b == b':') {
+            Some(colon) => {
+                let (field, rest) = line.split_at(colon);
+                let value = rest.get(1..).unwrap_or_default();
+                (field, value.strip_prefix(b" ").unwrap_or(value))
+            }
+            None => (line, &[][..]),
+        };
+        self.process_field(field, value);
+    }
+
+    /// §9.2.6 "process the field".
+    fn process_field(&mut self, field: &[u8], value: &[u8]) {
+        match field {
+            b"event" => self.event_type = String::from_utf8_lossy(value).into_owned(),
+            b"data" => {
+                self.data.push_str(&String::from_utf8_lossy(value));
+                self.data.push('\n');
+            }
+            // "If the field value does not contain U+0000 NULL, then set the last event ID
+            // buffer to the field value. Otherwise, ignore the field."
+            b"id" if !value.contains(&0) => {
+                self.last_event_id = String::from_utf8_lossy(value).into_owned();
+            }
+            // "If the field value consists of only ASCII digits, then interpret the field value
+            // as an integer in base ten, and set the event stream's reconnection time to that
+            // integer. Otherwise, ignore the field." (Too many digits saturate.)
+            b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
+                let retry_ms = value.iter().fold(0u64, |acc, &digit| {
+                    acc.saturating_mul(10)
+                        .saturating_add(u64::from(digit - b'0'))
+                });
+                self.retry_ms = Some(retry_ms);
+                self.block_retry_ms = Some(retry_ms);
+            }
+            // "Otherwise: The field is ignored."
+            _ => {}
+        }
+    }
+
+    /// §9.2.6 "dispatch the event".
+    fn dispatch(&mut self) {
+        let retry_ms = self.block_retry_ms.take();
+        // "If the data buffer is an empty string, set the data buffer and the event type buffer
+        // to the empty string and return."
+        if self.data.is_empty() {
+            self.event_type.clear();
+            return;
+        }
+        // "If the data buffer's last character is a U+000A LINE FEED (LF) character, then
+        // remove the last character from the data buffer."
+        if self.data.ends_with('\n') {
+            self.data.pop();
+        }
+        let event = if self.event_type.is_empty() {
+            "message".to_owned()
+        } else {
+            core::mem::take(&mut self.event_type)
+        };
+        self.events.push_back(SseEvent {
+            event,
+            data: core::mem::take(&mut self.data),
+            id: self.last_event_id.clone(),
+            retry_ms,
+        });
+    }
+}
