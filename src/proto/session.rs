@@ -136,9 +136,11 @@ impl PersistedSession {
             Json::parse(raw).map_err(|_| Error::storage("stored session is not valid JSON"))?;
         match record.get("v").and_then(Json::as_u64) {
             Some(STORAGE_VERSION) => {}
-            Some(version) => return Err(Error::storage(format!(
-                "stored session has version {version}, this build reads version {STORAGE_VERSION}"
-            ))),
+            Some(version) => {
+                let message =
+                    format!("stored session has version {version}, expected {STORAGE_VERSION}");
+                return Err(Error::storage(message));
+            }
             None => return Err(Error::storage("stored session has no version")),
         }
         if record.get("chatId").and_then(Json::as_str) != Some(chat_id) {

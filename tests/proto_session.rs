@@ -1,0 +1,135 @@
+//! Persisted session state: the JS `ChatSessionPersistedState` shape and our storage record.
+
+use trigger_chat_wasm::proto::json::Json;
+use trigger_chat_wasm::proto::session::{storage_key, PersistedSession, DEFAULT_STORAGE_NAMESPACE};
+
+fn full() -> PersistedSession {
+    PersistedSession {
+        public_access_token: "eyJhbGciOiJIUzI1NiJ9.eyJzIjoxfQ.sig".into(),
+        last_event_id: Some("41".into()),
+        active_input_seq: Some(7),
+        is_streaming: Some(true),
+        closed: true,
+        closed_reason: Some("user-ended".into()),
+    }
+}
+
+#[test]
+fn js_shape_has_camel_case_fields_in_to_persisted_order() {
+    assert_eq!(
+        full().to_js_shape_json().to_json_string(),
+        r#"{"publicAccessToken":"eyJhbGciOiJIUzI1NiJ9.eyJzIjoxfQ.sig","lastEventId":"41","activeInputSeq":7,"isStreaming":true,"closed":true,"closedReason":"user-ended"}"#
+    );
+}
+
+#[test]
+fn js_shape_omits_unset_fields_and_closed_false() {
+    assert_eq!(
+        PersistedSession::new("tok")
+            .to_js_shape_json()
+            .to_json_string(),
+        r#"{"publicAccessToken":"tok"}"#
+    );
+}
+
+#[test]
+fn js_shape_round_trips() {
+    let session = full();
+    assert_eq!(
+        PersistedSession::from_json(&session.to_js_shape_json()).unwrap(),
+        session
+    );
+    let minimal = PersistedSession::new("tok");
+    assert_eq!(
+        PersistedSession::from_json(&minimal.to_js_shape_json()).unwrap(),
+        minimal
+    );
+}
+
+#[test]
+fn from_json_ignores_unknown_and_wrongly_typed_fields() {
+    let value = Json::parse(
+        r#"{"publicAccessToken":"tok","lastEventId":true,"activeInputSeq":-3,"isStreaming":"yes","closed":"true","closedReason":5,"runId":"run_1"}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        PersistedSession::from_json(&value).unwrap(),
+        PersistedSession::new("tok")
+    );
+}
+
+#[test]
+fn from_json_accepts_numeric_last_event_id_and_string_input_seq() {
+    let value = Json::parse(r#"{"publicAccessToken":"tok","lastEventId":12,"activeInputSeq":"3"}"#)
+        .unwrap();
+    let session = PersistedSession::from_json(&value).unwrap();
+    assert_eq!(session.last_event_id.as_deref(), Some("12"));
+    assert_eq!(session.active_input_seq, Some(3));
+}
+
+#[test]
+fn from_json_without_a_usable_token_is_a_storage_error() {
+    for text in [
+        r#"{}"#,
+        r#"{"publicAccessToken":""}"#,
+        r#"{"publicAccessToken":1}"#,
+        "[]",
+        "null",
+    ] {
+        let err = PersistedSession::from_json(&Json::parse(text).unwrap()).unwrap_err();
+        assert_eq!(err.code(), "storage", "input {text}");
+    }
+}
+
+#[test]
+fn storage_record_round_trips_for_the_same_chat() {
+    let raw = full().encode_for_storage("chat-1");
+    assert!(raw.starts_with(r#"{"v":1,"chatId":"chat-1","session":{"publicAccessToken":"#));
+    assert_eq!(
+        PersistedSession::decode_from_storage(&raw, "chat-1").unwrap(),
+        full()
+    );
+}
+
+#[test]
+fn storage_record_for_another_chat_version_or_garbage_is_rejected() {
+    let raw = full().encode_for_storage("chat-1");
+    let cases = [
+        (raw.as_str(), "chat-2"),
+        (
+            r#"{"v":2,"chatId":"chat-1","session":{"publicAccessToken":"t"}}"#,
+            "chat-1",
+        ),
+        (
+            r#"{"chatId":"chat-1","session":{"publicAccessToken":"t"}}"#,
+            "chat-1",
+        ),
+        (r#"{"v":1,"chatId":"chat-1"}"#, "chat-1"),
+        (r#"{"v":1,"chatId":"chat-1","session":{}}"#, "chat-1"),
+        ("", "chat-1"),
+        ("{\"v\":1,", "chat-1"),
+        ("\u{0}\u{ffff}garbage", "chat-1"),
+    ];
+    for (raw, chat_id) in cases {
+        let err = PersistedSession::decode_from_storage(raw, chat_id).unwrap_err();
+        assert_eq!(err.code(), "storage", "record {raw:?}");
+    }
+}
+
+#[test]
+fn storage_error_messages_never_contain_the_token() {
+    let raw =
+        r#"{"v":1,"chatId":"chat-1","session":{"publicAccessToken":"eyJhbGciOi.eyJzdWIi.sig","#;
+    let err = PersistedSession::decode_from_storage(raw, "chat-1").unwrap_err();
+    assert!(!err.to_string().contains("eyJ"));
+}
+
+#[test]
+fn storage_keys_are_namespaced_versioned_and_encoded() {
+    assert_eq!(
+        storage_key(DEFAULT_STORAGE_NAMESPACE, "chat-1"),
+        "trigger-chat-wasm:v1:chat-1"
+    );
+    assert_eq!(storage_key("app", "a:b/c d"), "app:v1:a%3Ab%2Fc%20d");
+    assert_ne!(storage_key("app", "a:b"), storage_key("app:a", "b"));
+}
