@@ -7,3 +7,9 @@
 #![deny(missing_docs)]
 
 pub mod proto;
+
+#[cfg(target_arch = "wasm32")]
+mod web;
+
+#[cfg(target_arch = "wasm32")]
+pub mod bindings;

@@ -10,14 +10,26 @@
 //! - [`retry`]: backoff and rate-limit waits;
 //! - [`url`]: session URLs and `encodeURIComponent`;
 //! - [`json`]: the small JSON reader/writer the rest uses (no serde in the wasm);
-//! - [`error`]: the crate's one [`Error`] type.
+//! - [`error`]: the crate's one [`Error`] type;
+//! - [`chat`]: per-chat state (token, cursor, turn in flight, closed);
+//! - [`turn`]: which records of a subscription reach the consumer, and when its turn is over;
+//! - [`append`]: the retry policy of one `.in/append`;
+//! - [`reconnect`]: the reconnect policy of one `.out` subscription;
+//! - [`headers`]: case-insensitive request header lists;
+//! - [`ids`]: client-made identifiers.
 
+pub mod append;
+pub mod chat;
 pub mod error;
+pub mod headers;
+pub mod ids;
 pub mod json;
+pub mod reconnect;
 pub mod records;
 pub mod retry;
 pub mod session;
 pub mod sse;
+pub mod turn;
 pub mod url;
 pub mod wire;
 

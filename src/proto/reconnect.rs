@@ -1,0 +1,272 @@
+//! When a `.out` connection ends, whether and when to open the next one.
+//!
+//! A turn's output can span many connections: the long poll ends after `Timeout-Seconds` of
+//! silence (`data: [DONE]`), proxies cut idle sockets, the server sends `event: error` while
+//! its backend restarts. The rules:
+//! - the turn is over (its boundary arrived, or the stream was settled or stopped) → finish;
+//! - a connection that showed the server alive (any record or ping) and then ended → reconnect
+//!   at once; the server is fine, the turn is just long (the JS transport's ping-blind stall
+//!   timer gave up after six quiet minutes, W8);
+//! - a failed or silent connection (network error, 5xx, 429, no bytes before the stall
+//!   timeout, end without any event) → back off; after [`MAX_SILENT_CONNECTIONS`] in a row,
+//!   fail the stream instead of retrying forever in silence (W9);
+//! - 401/403 → refresh the token and reconnect, on *every* connection, not only the first
+//!   (W7); a second auth failure right after a refresh fails the stream;
+//! - malformed data, 4xx other than auth and 429, a closed session → fail at once;
+//! - pings keep a connection alive but not a turn: no record at all for
+//!   [`TURN_IDLE_LIMIT_MS`] while the turn is open means the run is gone → fail.
+
+use super::retry::Backoff;
+use super::Error;
+
+/// Consecutive connections without a sign of life before the stream fails.
+pub const MAX_SILENT_CONNECTIONS: u32 = 6;
+
+/// A turn with no record for this long fails with `stream_stalled`, pings or not.
+pub const TURN_IDLE_LIMIT_MS: u64 = 10 * 60_000;
+
+/// Without a byte from the server for this long, a connection counts as dead. The server pings
+/// about every 5 s, so this is several missed pings.
+pub const DEFAULT_STALL_TIMEOUT_MS: u64 = 30_000;
+
+const BACKOFF: Backoff = Backoff {
+    initial_ms: 250,
+    max_ms: 5_000,
+    factor: 2.0,
+    jitter: 0.5,
+    max_attempts: None,
+};
+
+/// How a connection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectionEnd {
+    /// The body ended (EOF or `[DONE]`) or the server sent `event: error`. `alive` is whether
+    /// the connection delivered any record or ping first.
+    Ended {
+        /// Whether any record or ping arrived on it.
+        alive: bool,
+    },
+    /// No byte arrived within the stall timeout.
+    Stalled,
+    /// The request or the body read failed.
+    Failed(Error),
+}
+
+/// What to do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reconnect {
+    /// Open a new connection from the cursor after `delay_ms`.
+    After {
+        /// How long to wait first (0: at once).
+        delay_ms: u64,
+    },
+    /// Get a fresh token from `accessToken`, then reconnect at once.
+    RefreshToken,
+    /// End the stream cleanly.
+    Finish,
+    /// Error the stream.
+    Fail(Error),
+}
+
+/// Reconnect state of one subscription.
+#[derive(Debug, Clone)]
+pub struct ReconnectPolicy {
+    silent: u32,
+    just_refreshed: bool,
+    last_record_ms: u64,
+}
+
+impl ReconnectPolicy {
+    /// A fresh policy for a subscription opened at `now_ms`.
+    pub fn new(now_ms: u64) -> ReconnectPolicy {
+        ReconnectPolicy {
+            silent: 0,
+            just_refreshed: false,
+            last_record_ms: now_ms,
+        }
+    }
+
+    /// A ping arrived: the server is alive.
+    pub fn on_ping(&mut self) {
+        self.silent = 0;
+        self.just_refreshed = false;
+    }
+
+    /// A record arrived: the server and the turn are alive.
+    pub fn on_record(&mut self, now_ms: u64) {
+        self.on_ping();
+        self.last_record_ms = now_ms;
+    }
+
+    /// A connection was accepted (HTTP 200): the token works.
+    pub fn on_connected(&mut self) {
+        self.just_refreshed = false;
+    }
+
+    /// Decides after a connection ended. `turn_open` is false once the turn's boundary was
+    /// accepted, or when there is nothing to wait for (a settled session).
+    pub fn after_end(
+        &mut self,
+        end: ConnectionEnd,
+        turn_open: bool,
+        now_ms: u64,
+        random01: f64,
+    ) -> Reconnect {
+        if let ConnectionEnd::Failed(error) = &end {
+            match error {
+                Error::Unauthorized { .. } | Error::Forbidden { .. } => {
+                    if self.just_refreshed {
+                        return Reconnect::Fail(error.clone());
+                    }
+                    self.just_refreshed = true;
+                    return Reconnect::RefreshToken;
+                }
+                Error::Server { .. } | Error::Network { .. } | Error::RateLimited { .. } => {}
+                _ => return Reconnect::Fail(error.clone()),
+            }
+        }
+        if !turn_open {
+            return Reconnect::Finish;
+        }
+        let idle_ms = now_ms.saturating_sub(self.last_record_ms);
+        if idle_ms >= TURN_IDLE_LIMIT_MS {
+            return Reconnect::Fail(Error::StreamStalled {
+                idle_ms: Some(idle_ms),
+            });
+        }
+        if end == (ConnectionEnd::Ended { alive: true }) {
+            self.silent = 0;
+            return Reconnect::After { delay_ms: 0 };
+        }
+        self.silent += 1;
+        if self.silent >= MAX_SILENT_CONNECTIONS {
+            return Reconnect::Fail(match end {
+                ConnectionEnd::Failed(error) => error,
+                ConnectionEnd::Stalled | ConnectionEnd::Ended { .. } => {
+                    Error::StreamStalled { idle_ms: None }
+                }
+            });
+        }
+        Reconnect::After {
+            delay_ms: BACKOFF.delay_ms(self.silent, random01),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_finished_turn_ends_the_stream() {
+        let mut policy = ReconnectPolicy::new(0);
+        assert_eq!(
+            policy.after_end(ConnectionEnd::Ended { alive: true }, false, 0, 0.0),
+            Reconnect::Finish
+        );
+    }
+
+    #[test]
+    fn a_live_server_is_reconnected_at_once_forever() {
+        let mut policy = ReconnectPolicy::new(0);
+        for _ in 0..100 {
+            assert_eq!(
+                policy.after_end(ConnectionEnd::Ended { alive: true }, true, 0, 0.0),
+                Reconnect::After { delay_ms: 0 }
+            );
+        }
+    }
+
+    #[test]
+    fn silent_connections_back_off_and_then_fail() {
+        let mut policy = ReconnectPolicy::new(0);
+        let mut delays = Vec::new();
+        for _ in 1..MAX_SILENT_CONNECTIONS {
+            match policy.after_end(ConnectionEnd::Stalled, true, 0, 0.0) {
+                Reconnect::After { delay_ms } => delays.push(delay_ms),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(delays, vec![250, 500, 1_000, 2_000, 4_000]);
+        assert!(matches!(
+            policy.after_end(ConnectionEnd::Stalled, true, 0, 0.0),
+            Reconnect::Fail(Error::StreamStalled { .. })
+        ));
+    }
+
+    #[test]
+    fn a_sign_of_life_resets_the_budget() {
+        let mut policy = ReconnectPolicy::new(0);
+        for _ in 0..10 {
+            for _ in 1..MAX_SILENT_CONNECTIONS {
+                let network = Error::Network {
+                    message: "reset".into(),
+                };
+                assert!(matches!(
+                    policy.after_end(ConnectionEnd::Failed(network), true, 0, 0.5),
+                    Reconnect::After { .. }
+                ));
+            }
+            policy.on_ping();
+        }
+    }
+
+    #[test]
+    fn auth_failures_refresh_on_every_connection_but_not_twice_in_a_row() {
+        let mut policy = ReconnectPolicy::new(0);
+        let unauthorized = ConnectionEnd::Failed(Error::Unauthorized { message: None });
+        assert_eq!(
+            policy.after_end(unauthorized.clone(), true, 0, 0.0),
+            Reconnect::RefreshToken
+        );
+        assert!(matches!(
+            policy.after_end(unauthorized.clone(), true, 0, 0.0),
+            Reconnect::Fail(Error::Unauthorized { .. })
+        ));
+        let mut policy = ReconnectPolicy::new(0);
+        assert_eq!(
+            policy.after_end(unauthorized.clone(), true, 0, 0.0),
+            Reconnect::RefreshToken
+        );
+        policy.on_connected();
+        assert_eq!(
+            policy.after_end(unauthorized, true, 0, 0.0),
+            Reconnect::RefreshToken,
+            "an expiry later in the stream refreshes again (W7)"
+        );
+    }
+
+    #[test]
+    fn pings_alone_do_not_keep_a_dead_turn_open_forever() {
+        let mut policy = ReconnectPolicy::new(0);
+        policy.on_record(1_000);
+        let alive = ConnectionEnd::Ended { alive: true };
+        assert_eq!(
+            policy.after_end(alive.clone(), true, 1_000 + TURN_IDLE_LIMIT_MS - 1, 0.0),
+            Reconnect::After { delay_ms: 0 }
+        );
+        assert_eq!(
+            policy.after_end(alive, true, 1_000 + TURN_IDLE_LIMIT_MS, 0.0),
+            Reconnect::Fail(Error::StreamStalled {
+                idle_ms: Some(TURN_IDLE_LIMIT_MS)
+            })
+        );
+    }
+
+    #[test]
+    fn protocol_and_client_errors_fail_at_once() {
+        for error in [
+            Error::protocol("bad batch"),
+            Error::NotFound { message: None },
+            Error::SessionClosed {
+                closed_reason: None,
+            },
+        ] {
+            let mut policy = ReconnectPolicy::new(0);
+            assert_eq!(
+                policy.after_end(ConnectionEnd::Failed(error.clone()), true, 0, 0.0),
+                Reconnect::Fail(error)
+            );
+        }
+    }
+}
