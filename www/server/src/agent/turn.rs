@@ -1,0 +1,332 @@
+//! Executes one turn: streams AI SDK `UIMessageChunk`s as data records, then the `turn-complete`
+//! control record (refreshed `public-access-token`, `session-in-event-id` once anything was read
+//! from `.in`, `session-closed` when the turn closed the session) and, from the second boundary
+//! on, an S2 `trim` back to the previous boundary (protocol-notes #3, #4). A stop or a close
+//! mid-turn streams an `abort` chunk and still ends with the boundary (protocol-notes #8).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::sync::watch;
+use tokio::time::{sleep_until, Instant};
+
+use super::script::{plan, split_deltas, Pacing, Plan};
+use super::PendingTool;
+use crate::ids;
+use crate::records::{NewRecord, PUBLIC_ACCESS_TOKEN, SESSION_IN_EVENT_ID};
+use crate::session::{closed_headers, LiveRun, Session};
+use crate::store::Store;
+
+/// Records appended per lock in `stream N` mode.
+const STREAM_GROUP: u64 = 256;
+
+/// Why a turn stopped early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Interrupt {
+    Stopped,
+    Closed,
+    Killed,
+}
+
+/// How a turn ended.
+enum End {
+    Done,
+    Interrupted(Interrupt),
+    /// Nothing was written (a `preload` append).
+    Silent,
+}
+
+struct Turn<'a> {
+    store: &'a Arc<Store>,
+    session: &'a Arc<Session>,
+    wake: watch::Receiver<u64>,
+    part_prefix: String,
+    parts: u64,
+}
+
+/// Runs one turn for `payload`; the caller has set `turn_active`.
+pub(super) async fn run_turn(store: &Arc<Store>, session: &Arc<Session>, payload: Value) {
+    let (plan, part_prefix) = {
+        let mut st = session.state();
+        if st.upgrade_pending {
+            // `chat.requestUpgrade()` at turn start: the run is swapped before any output, and
+            // the new run streams the whole reply (client-protocol.mdx "upgrade-required").
+            st.upgrade_pending = false;
+            let id = ids::run_id();
+            let end_requested = st.run.as_ref().is_some_and(|r| r.end_requested);
+            st.run = Some(LiveRun {
+                id: id.clone(),
+                end_requested,
+            });
+            st.current_run_id = id;
+            st.runs_started += 1;
+            session
+                .out
+                .append(NewRecord::control("upgrade-required", vec![]));
+        }
+        let base = st
+            .trigger_config
+            .get("basePayload")
+            .cloned()
+            .unwrap_or(Value::Null);
+        st.agent.next_id += 1;
+        let prefix = format!("{}-{}", st.current_run_id, st.agent.next_id);
+        (plan(&payload, &mut st.agent, &base), prefix)
+    };
+    let mut turn = Turn {
+        store,
+        session,
+        wake: session.subscribe_wake(),
+        part_prefix,
+        parts: 0,
+    };
+    let end = match turn.execute(plan).await {
+        Ok(end) => end,
+        Err(interrupt) => End::Interrupted(interrupt),
+    };
+    turn.finish(end);
+}
+
+impl Turn<'_> {
+    fn new_id(&self, kind: &str) -> String {
+        let mut st = self.session.state();
+        st.agent.next_id += 1;
+        format!("{kind}_{}_{}", self.session.index, st.agent.next_id)
+    }
+
+    /// Is the turn over before its time? Takes a pending stop.
+    fn check(&self) -> Result<(), Interrupt> {
+        if self.session.is_killed() {
+            return Err(Interrupt::Killed);
+        }
+        let mut st = self.session.state();
+        if st.is_closed() {
+            return Err(Interrupt::Closed);
+        }
+        if st.take_stop() {
+            return Err(Interrupt::Stopped);
+        }
+        Ok(())
+    }
+
+    fn record(&mut self, chunk_json: &str) -> NewRecord {
+        self.parts += 1;
+        NewRecord::data(chunk_json, &format!("{}-{}", self.part_prefix, self.parts))
+    }
+
+    fn emit(&mut self, chunk: Value) {
+        let record = self.record(&chunk.to_string());
+        self.session.out.append(record);
+    }
+
+    /// Sleeps `ms`, waking early for a stop, close or kill.
+    async fn pause(&mut self, ms: u64) -> Result<(), Interrupt> {
+        let deadline = Instant::now() + Duration::from_millis(ms);
+        loop {
+            self.check()?;
+            tokio::select! {
+                _ = sleep_until(deadline) => return self.check(),
+                _ = self.wake.changed() => {}
+            }
+        }
+    }
+
+    /// Flow control: waits until a reader is close enough to the head of `.out`.
+    async fn room(&mut self) -> Result<(), Interrupt> {
+        loop {
+            self.check()?;
+            tokio::select! {
+                _ = self.session.out.wait_for_room() => return Ok(()),
+                _ = self.wake.changed() => {}
+            }
+        }
+    }
+
+    fn start(&mut self, message_id: &str, metadata: Option<Value>) {
+        match metadata {
+            Some(m) => {
+                self.emit(json!({"type":"start","messageId":message_id,"messageMetadata":m}))
+            }
+            None => self.emit(json!({"type":"start","messageId":message_id})),
+        }
+    }
+
+    async fn text_step(&mut self, text: &str, pacing: Pacing) -> Result<(), Interrupt> {
+        let id = self.new_id("txt");
+        self.emit(json!({"type":"start-step"}));
+        self.emit(json!({"type":"text-start","id":id}));
+        let (pieces, interval_ms) = match pacing {
+            Pacing::Instant => (split_deltas(text, None), 0),
+            Pacing::Slow {
+                deltas,
+                interval_ms,
+            } => (split_deltas(text, Some(deltas)), interval_ms),
+        };
+        for delta in pieces {
+            if interval_ms > 0 {
+                self.pause(interval_ms).await?;
+            } else {
+                self.check()?;
+            }
+            self.emit(json!({"type":"text-delta","id":id,"delta":delta}));
+        }
+        self.emit(json!({"type":"text-end","id":id}));
+        self.emit(json!({"type":"finish-step"}));
+        Ok(())
+    }
+
+    async fn execute(&mut self, plan: Plan) -> Result<End, Interrupt> {
+        match plan {
+            Plan::Text {
+                message_id,
+                text,
+                pacing,
+                message_metadata,
+            } => {
+                let mid = message_id.unwrap_or_else(|| self.new_id("msg"));
+                self.start(&mid, message_metadata);
+                self.text_step(&text, pacing).await?;
+                self.emit(json!({"type":"finish","finishReason":"stop"}));
+            }
+            Plan::Stream { count, delta_bytes } => self.stream(count, delta_bytes).await?,
+            Plan::ToolCall { city } => {
+                let mid = self.new_id("msg");
+                let call = self.new_id("call");
+                let approval = self.new_id("appr");
+                let input = json!({ "city": city });
+                self.session
+                    .state()
+                    .agent
+                    .tools
+                    .insert(call.clone(), PendingTool { city });
+                self.start(&mid, None);
+                self.emit(json!({"type":"start-step"}));
+                self.emit(
+                    json!({"type":"tool-input-start","toolCallId":call,"toolName":"getWeather"}),
+                );
+                self.emit(json!({"type":"tool-input-delta","toolCallId":call,"inputTextDelta":input.to_string()}));
+                self.emit(json!({"type":"tool-input-available","toolCallId":call,"toolName":"getWeather","input":input}));
+                self.emit(
+                    json!({"type":"tool-approval-request","approvalId":approval,"toolCallId":call}),
+                );
+                self.emit(json!({"type":"finish-step"}));
+                self.emit(json!({"type":"finish","finishReason":"tool-calls"}));
+            }
+            Plan::ToolResume {
+                message_id,
+                tool_call_id,
+                approved,
+            } => {
+                let city = self
+                    .session
+                    .state()
+                    .agent
+                    .tools
+                    .remove(&tool_call_id)
+                    .map_or_else(|| "Paris".to_string(), |t| t.city);
+                self.start(&message_id, None);
+                self.emit(json!({"type":"start-step"}));
+                let answer = if approved {
+                    let output = json!({"city": city, "forecast": "sunny", "temperatureC": 21});
+                    self.emit(json!({"type":"tool-output-available","toolCallId":tool_call_id,"output":output}));
+                    format!("The weather in {city} is sunny, 21°C.")
+                } else {
+                    self.emit(json!({"type":"tool-output-denied","toolCallId":tool_call_id}));
+                    "Okay, I won't look up the weather.".to_string()
+                };
+                self.emit(json!({"type":"finish-step"}));
+                self.text_step(&answer, Pacing::Instant).await?;
+                self.emit(json!({"type":"finish","finishReason":"stop"}));
+            }
+            Plan::Error { text } => {
+                let mid = self.new_id("msg");
+                self.start(&mid, None);
+                self.emit(json!({"type":"error","errorText":text}));
+            }
+            Plan::Goodbye => {
+                let mid = self.new_id("msg");
+                self.start(&mid, None);
+                let text = "Goodbye! This conversation is now closed.";
+                self.text_step(text, Pacing::Instant).await?;
+                self.emit(json!({"type":"finish","finishReason":"stop"}));
+                self.session
+                    .close(Some("agent-closed".into()), crate::clock::now_ms());
+            }
+            Plan::Close => {
+                self.session
+                    .close(Some("client-close".into()), crate::clock::now_ms());
+            }
+            Plan::Ignore => return Ok(End::Silent),
+        }
+        Ok(End::Done)
+    }
+
+    /// `stream N [size K]`: deltas are generated group by group, never the whole reply at once.
+    async fn stream(&mut self, count: u64, delta_bytes: Option<usize>) -> Result<(), Interrupt> {
+        let mid = self.new_id("msg");
+        let id = self.new_id("txt");
+        let id_json = serde_json::to_string(&id).unwrap_or_default();
+        let fixed = delta_bytes.map(|k| {
+            let text: String = (0..k).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+            serde_json::to_string(&text).unwrap_or_default()
+        });
+        self.start(&mid, None);
+        self.emit(json!({"type":"start-step"}));
+        self.emit(json!({"type":"text-start","id":id}));
+        let mut i = 0u64;
+        while i < count {
+            self.room().await?;
+            let end = (i + STREAM_GROUP).min(count);
+            let group: Vec<NewRecord> = (i..end)
+                .map(|n| {
+                    let delta = match &fixed {
+                        Some(text) => text.clone(),
+                        None => format!("\"{n} \""),
+                    };
+                    let chunk =
+                        format!("{{\"type\":\"text-delta\",\"id\":{id_json},\"delta\":{delta}}}");
+                    self.record(&chunk)
+                })
+                .collect();
+            self.session.out.append_all(group);
+            i = end;
+            tokio::task::yield_now().await;
+        }
+        self.emit(json!({"type":"text-end","id":id}));
+        self.emit(json!({"type":"finish-step"}));
+        self.emit(json!({"type":"finish","finishReason":"stop"}));
+        Ok(())
+    }
+
+    /// The boundary: `abort` when interrupted, then `turn-complete` (+ `trim`), atomically with
+    /// clearing `turn_active` so a concurrent close either sees the turn or writes its own record.
+    fn finish(&mut self, end: End) {
+        match end {
+            End::Interrupted(Interrupt::Killed) | End::Silent => {
+                self.session.state().turn_active = false;
+                return;
+            }
+            End::Interrupted(_) => self.emit(json!({"type":"abort"})),
+            End::Done => {}
+        }
+        let token = self.store.mint_session_token(self.session.chat_key());
+        let mut st = self.session.state();
+        let mut headers = vec![(PUBLIC_ACCESS_TOKEN.to_string(), token)];
+        if let Some(in_seq) = st.in_event_id() {
+            headers.push((SESSION_IN_EVENT_ID.to_string(), in_seq.to_string()));
+        }
+        if st.is_closed() {
+            headers.extend(closed_headers(&st));
+        }
+        let out = &self.session.out;
+        let boundary = out.append(NewRecord::control("turn-complete", headers));
+        if let Some(previous) = st.last_turn_complete_seq {
+            out.append(NewRecord::trim(previous));
+            out.trim_before(previous);
+        }
+        st.last_turn_complete_seq = Some(boundary);
+        st.turn_active = false;
+        st.turns_completed += 1;
+    }
+}
