@@ -29,7 +29,373 @@ async fn a_message_streams_the_agents_reply_and_closes_on_its_turn_complete() {
     assert_eq!(kinds.last().map(String::as_str), Some("finish"));
     assert_eq!(get(&calls, "startSession").as_f64(), Some(1.0));
     let events = strings(&event_types(&calls));
-    for expected in ["message-sent", "stream-connected", "first-chunk", "turn-completed"] {
-        assert!(events.iter().any(|e| e == expected), "missing {expected} in {events:?}");
+    for expected in [
+        "message-sent",
+        "stream-connected",
+        "first-chunk",
+        "turn-completed",
+    ] {
+        assert!(
+            events.iter().any(|e| e == expected),
+            "missing {expected} in {events:?}"
+        );
+    }
+}
+
+async fn send_text(t: &WasmTransport, chat: &str, id: &str, text: &str) -> JsValue {
+    let messages = array(&[user_message(id, text)]);
+    let stream = ok(t.send_messages(send_request(chat, &messages, &JsValue::UNDEFINED))).await;
+    ok(read_all(&stream)).await
+}
+
+async fn request_log(chat: &str) -> Vec<JsValue> {
+    let log = ok(admin(SERVER, chat, "log", "GET", &JsValue::UNDEFINED)).await;
+    js_sys::Array::from(&log).iter().collect()
+}
+
+fn header(entry: &JsValue, name: &str) -> Option<String> {
+    get(&get(entry, "headers"), name).as_string()
+}
+
+fn is_append(entry: &JsValue) -> bool {
+    get(entry, "path")
+        .as_string()
+        .is_some_and(|p| p.ends_with("/in/append"))
+}
+
+#[wasm_bindgen_test]
+async fn each_turn_streams_only_its_own_reply() {
+    let chat = new_chat_id("turns");
+    let (t, calls) = transport(&JsValue::UNDEFINED);
+    assert_eq!(
+        text_of(&send_text(&t, &chat, "u1", "first").await),
+        "You said: first"
+    );
+    assert_eq!(
+        text_of(&send_text(&t, &chat, "u2", "second").await),
+        "You said: second"
+    );
+    assert_eq!(
+        get(&calls, "startSession").as_f64(),
+        Some(1.0),
+        "one session for the chat"
+    );
+    let session = t.get_session(chat.clone());
+    assert_eq!(get(&session, "isStreaming").as_bool(), Some(false));
+    assert!(get(&session, "lastEventId").as_string().is_some());
+    assert!(get(&session, "activeInputSeq").is_undefined());
+}
+
+#[wasm_bindgen_test]
+async fn regenerate_sends_no_message_and_streams_the_new_answer() {
+    let chat = new_chat_id("regen");
+    let (t, _) = transport(&JsValue::UNDEFINED);
+    send_text(&t, &chat, "u1", "ping").await;
+    let request = send_request(
+        &chat,
+        &array(&[user_message("u1", "ping")]),
+        &object(&[
+            ("trigger", "regenerate-message".into()),
+            ("messageId", "a1".into()),
+            (
+                "body",
+                object(&[("message", "must not leak".into()), ("extra", 7.into())]),
+            ),
+        ]),
+    );
+    let chunks = ok(read_all(&ok(t.send_messages(request)).await)).await;
+    assert_eq!(text_of(&chunks), "Regenerated: You said: ping");
+    let log = request_log(&chat).await;
+    let body = log
+        .iter()
+        .rev()
+        .find(|e| is_append(e))
+        .map(|e| get(e, "body"))
+        .unwrap();
+    let payload = get(
+        &js_sys::JSON::parse(&body.as_string().unwrap()).unwrap(),
+        "payload",
+    );
+    assert_eq!(
+        get(&payload, "trigger").as_string().as_deref(),
+        Some("regenerate-message")
+    );
+    assert!(
+        get(&payload, "message").is_undefined(),
+        "body.message leaked (W19)"
+    );
+    assert_eq!(get(&payload, "extra").as_f64(), Some(7.0));
+    assert_eq!(
+        get(&payload, "messageId").as_string().as_deref(),
+        Some("a1")
+    );
+}
+
+#[wasm_bindgen_test]
+async fn actions_stream_their_turn_and_settle() {
+    let chat = new_chat_id("action");
+    let (t, _) = transport(&JsValue::UNDEFINED);
+    send_text(&t, &chat, "u1", "hi").await;
+    let settled = js_sys::Array::new();
+    let record = settled.clone();
+    let on_settled = Closure::<dyn FnMut(JsValue)>::new(move |s: JsValue| {
+        record.push(&s);
+    });
+    let options = object(&[("onSettled", on_settled.as_ref().clone())]);
+    let action = object(&[("type", "undo".into())]);
+    let stream = ok(t.send_action(chat.clone(), action, options)).await;
+    let chunks = ok(read_all(&stream)).await;
+    assert_eq!(text_of(&chunks), r#"Action received: {"type":"undo"}"#);
+    assert_eq!(settled.length(), 1, "onSettled fires once");
+    assert!(get(&settled.get(0), "inputSeq").as_f64().is_some());
+    // An action through useChat: `body.action` becomes `trigger: "action"`.
+    let request = send_request(
+        &chat,
+        &array(&[]),
+        &object(&[(
+            "body",
+            object(&[("action", object(&[("type", "redo".into())]))]),
+        )]),
+    );
+    let chunks = ok(read_all(&ok(t.send_messages(request)).await)).await;
+    assert_eq!(text_of(&chunks), r#"Action received: {"type":"redo"}"#);
+}
+
+#[wasm_bindgen_test]
+async fn client_data_is_merged_under_request_metadata() {
+    let chat = new_chat_id("meta");
+    let extra = object(&[(
+        "clientData",
+        object(&[("user", "ada".into()), ("plan", "free".into())]),
+    )]);
+    let (t, _) = transport(&extra);
+    let request = send_request(
+        &chat,
+        &array(&[user_message("u1", "whoami")]),
+        &object(&[("metadata", object(&[("plan", "pro".into())]))]),
+    );
+    let chunks = ok(read_all(&ok(t.send_messages(request)).await)).await;
+    let text = text_of(&chunks);
+    assert!(
+        text.contains(r#"metadata={"user":"ada","plan":"pro"}"#),
+        "per-request metadata wins: {text}"
+    );
+    assert!(
+        text.contains(r#"clientData={"user":"ada","plan":"free"}"#),
+        "{text}"
+    );
+    // setClientData takes effect on the next send.
+    t.set_client_data(object(&[("user", "grace".into())]))
+        .unwrap();
+    let text = text_of(&send_text(&t, &chat, "u2", "whoami").await);
+    assert!(text.contains(r#"metadata={"user":"grace"}"#), "{text}");
+}
+
+#[wasm_bindgen_test]
+async fn headers_are_sent_but_cannot_replace_the_transports_own() {
+    let chat = new_chat_id("headers");
+    let extra = object(&[(
+        "headers",
+        object(&[
+            ("X-App", "demo".into()),
+            ("authorization", "Bearer not-the-token".into()),
+            ("x-part-id", "fixed".into()),
+        ]),
+    )]);
+    let (t, _) = transport(&extra);
+    let request = send_request(
+        &chat,
+        &array(&[user_message("u1", "hi")]),
+        &object(&[("headers", object(&[("X-Request", "r1".into())]))]),
+    );
+    ok(read_all(&ok(t.send_messages(request)).await)).await;
+    let log = request_log(&chat).await;
+    let append = log.iter().find(|e| is_append(e)).unwrap();
+    assert_eq!(header(append, "x-app").as_deref(), Some("demo"));
+    assert_eq!(
+        header(append, "x-request").as_deref(),
+        Some("r1"),
+        "per-request headers (W19)"
+    );
+    let auth = header(append, "authorization").unwrap();
+    assert!(
+        auth.starts_with("Bearer ey"),
+        "the session token, not the option: {auth}"
+    );
+    assert_ne!(header(append, "x-part-id").as_deref(), Some("fixed"));
+    let out = log
+        .iter()
+        .find(|e| {
+            get(e, "path")
+                .as_string()
+                .is_some_and(|p| p.ends_with("/out"))
+        })
+        .unwrap();
+    assert!(header(out, "authorization")
+        .unwrap()
+        .starts_with("Bearer ey"));
+    assert_eq!(header(out, "accept").as_deref(), Some("text/event-stream"));
+    assert_eq!(header(out, "x-app").as_deref(), Some("demo"));
+}
+
+#[wasm_bindgen_test]
+async fn chat_ids_are_percent_encoded_into_paths() {
+    let chat = format!("{}/ü ?#", new_chat_id("enc"));
+    let (t, _) = transport(&JsValue::UNDEFINED);
+    assert_eq!(
+        text_of(&send_text(&t, &chat, "u1", "hi").await),
+        "You said: hi"
+    );
+    let log = request_log(&chat).await;
+    let path = log
+        .iter()
+        .find(|e| is_append(e))
+        .and_then(|e| get(e, "path").as_string())
+        .unwrap();
+    assert!(path.contains("%2F%C3%BC%20%3F%23"), "{path}");
+}
+
+#[wasm_bindgen_test]
+async fn an_oversized_message_fails_at_once_with_a_clear_error() {
+    let chat = new_chat_id("big");
+    let (t, calls) = transport(&JsValue::UNDEFINED);
+    send_text(&t, &chat, "u1", "hi").await;
+    let big = "x".repeat(1_100_000);
+    let request = send_request(
+        &chat,
+        &array(&[user_message("u2", &big)]),
+        &JsValue::UNDEFINED,
+    );
+    let error = rejected(t.send_messages(request)).await;
+    assert_eq!(
+        get(&error, "code").as_string().as_deref(),
+        Some("payload_too_large")
+    );
+    assert_eq!(get(&error, "status").as_f64(), Some(413.0));
+    let appends = request_log(&chat)
+        .await
+        .iter()
+        .filter(|e| is_append(e))
+        .count();
+    assert_eq!(appends, 1, "nothing was sent for the oversized message");
+    let events = strings(&event_types(&calls));
+    assert_eq!(
+        events.last().map(String::as_str),
+        Some("message-send-failed")
+    );
+}
+
+#[wasm_bindgen_test]
+async fn a_closed_session_refuses_sends_and_reconnects() {
+    let chat = new_chat_id("closed");
+    let (t, calls) = transport(&JsValue::UNDEFINED);
+    let chunks = send_text(&t, &chat, "u1", "goodbye").await;
+    assert!(!text_of(&chunks).is_empty());
+    assert_eq!(t.session_status(chat.clone()), "closed");
+    let events = strings(&event_types(&calls));
+    assert!(events.iter().any(|e| e == "session-closed"), "{events:?}");
+    let before = request_log(&chat).await.len();
+    let request = send_request(
+        &chat,
+        &array(&[user_message("u2", "again")]),
+        &JsValue::UNDEFINED,
+    );
+    let error = rejected(t.send_messages(request)).await;
+    assert_eq!(
+        get(&error, "code").as_string().as_deref(),
+        Some("session_closed")
+    );
+    assert_eq!(
+        request_log(&chat).await.len(),
+        before,
+        "refused without a request"
+    );
+    let resumed = t
+        .reconnect_to_stream(object(&[("chatId", chat.as_str().into())]))
+        .unwrap();
+    assert!(resumed.is_none());
+    assert_eq!(
+        get(&t.get_session(chat.clone()), "closed").as_bool(),
+        Some(true)
+    );
+}
+
+#[wasm_bindgen_test]
+async fn events_carry_the_js_transports_fields() {
+    let chat = new_chat_id("events");
+    let (t, calls) = transport(&JsValue::UNDEFINED);
+    send_text(&t, &chat, "u1", "hi").await;
+    let events: Vec<JsValue> = js_sys::Array::from(&get(&calls, "events")).iter().collect();
+    let find = |kind: &str| {
+        events
+            .iter()
+            .find(|e| get(e, "type").as_string().as_deref() == Some(kind))
+            .cloned()
+            .unwrap_or_else(|| panic!("no {kind} event"))
+    };
+    let sent = find("message-sent");
+    assert_eq!(
+        get(&sent, "chatId").as_string().as_deref(),
+        Some(chat.as_str())
+    );
+    assert_eq!(
+        get(&sent, "source").as_string().as_deref(),
+        Some("submit-message")
+    );
+    assert_eq!(get(&sent, "messageId").as_string().as_deref(), Some("u1"));
+    assert_eq!(get(&sent, "partId").as_string().map(|p| p.len()), Some(36));
+    assert!(get(&sent, "bodyBytes").as_f64().unwrap() > 50.0);
+    assert!(get(&sent, "durationMs").as_f64().is_some());
+    assert!(get(&sent, "timestamp").as_f64().unwrap() > 1.6e12);
+    let first = find("first-chunk");
+    assert_eq!(
+        get(&first, "chunkType").as_string().as_deref(),
+        Some("start")
+    );
+    assert_eq!(get(&first, "messageId").as_string().as_deref(), Some("u1"));
+    let done = find("turn-completed");
+    assert!(get(&done, "lastEventId").as_string().is_some());
+    assert!(get(&done, "sinceSendMs").as_f64().is_some());
+    let connected = find("stream-connected");
+    assert_eq!(get(&connected, "resumed").as_bool(), Some(false));
+    // No event or session state ever carries the token outside `publicAccessToken`.
+    let token = get(&t.get_session(chat.clone()), "publicAccessToken")
+        .as_string()
+        .unwrap();
+    for e in &events {
+        let text = js_sys::JSON::stringify(e).unwrap().as_string().unwrap();
+        assert!(!text.contains(&token), "token leaked into {text}");
+    }
+}
+
+#[wasm_bindgen_test]
+fn bad_options_are_rejected_with_the_field_name() {
+    let cases = [
+        (object(&[]), "task"),
+        (object(&[("task", "t".into())]), "accessToken"),
+        (
+            object(&[("task", "t".into()), ("accessToken", "nope".into())]),
+            "accessToken",
+        ),
+        (
+            object(&[
+                ("task", "t".into()),
+                ("startSession", js_sys::Function::new_no_args("").into()),
+                ("streamTimeoutSeconds", 0.into()),
+            ]),
+            "streamTimeoutSeconds",
+        ),
+    ];
+    for (options, field) in cases {
+        let error = match WasmTransport::new(options) {
+            Ok(_) => panic!("{field}: accepted"),
+            Err(e) => e,
+        };
+        assert_eq!(
+            get(&error, "code").as_string().as_deref(),
+            Some("invalid_option")
+        );
+        let message = get(&error, "message").as_string().unwrap();
+        assert!(message.contains(field), "{message}");
     }
 }
