@@ -1,0 +1,471 @@
+// Type declarations for trigger-chat-wasm (hand-written; the runtime is index.js + WebAssembly).
+//
+// The names and shapes mirror `@trigger.dev/sdk/chat` (v4.8.3), so switching is an import change:
+//
+//   - import { TriggerChatTransport } from "@trigger.dev/sdk/chat";
+//   + import { TriggerChatTransport } from "trigger-chat-wasm";
+//
+// Additions over the JavaScript transport are marked "(trigger-chat-wasm)".
+
+import type { ChatRequestOptions, ChatTransport, UIMessage, UIMessageChunk } from "ai";
+
+/** Which Sessions endpoint a request goes to: `"in"` (appends) or `"out"` (the SSE stream). */
+export type ChatTransportEndpoint = "in" | "out";
+
+/** Context passed to the `baseURL` resolver and to the `fetch` override. */
+export type ChatTransportEndpointContext = {
+  endpoint: ChatTransportEndpoint;
+  chatId: string;
+};
+
+/** The function form of `baseURL`: returns the API base for one request. */
+export type ChatBaseURLResolver = (ctx: ChatTransportEndpointContext) => string;
+
+/**
+ * Replaces `fetch` for the transport's own requests (appends and the `.out` stream). Receives the
+ * resolved URL, the `RequestInit` the transport built, and which endpoint it is for; must resolve
+ * to a `Response` equivalent to what `globalThis.fetch(url, init)` would return.
+ */
+export type ChatFetchOverride = (
+  url: string,
+  init: RequestInit,
+  ctx: ChatTransportEndpointContext,
+) => Promise<Response>;
+
+/** Which path a send-lifecycle event came from. */
+export type ChatTransportSendSource =
+  | "submit-message"
+  | "regenerate-message"
+  | "steer"
+  | "action"
+  | "stop"
+  | "head-start";
+
+/** The input boundary that settled one `sendAction` call (see `ChatActionOptions.onSettled`). */
+export type ChatActionSettlement = {
+  /** The `.in` sequence number of this action's append. */
+  inputSeq: number;
+  /** The agent's committed input cursor from the turn-complete record (at or after `inputSeq`). */
+  sessionInEventId: string;
+  /** The `.out` cursor of that turn-complete record. */
+  lastEventId?: string;
+};
+
+/** Options of `transport.sendAction`. */
+export type ChatActionOptions = {
+  abortSignal?: AbortSignal;
+  /** Per-action metadata, merged over the transport's `clientData`. */
+  metadata?: Record<string, unknown>;
+  /** (trigger-chat-wasm) Extra headers for this action's append. */
+  headers?: Record<string, string> | Headers;
+  /**
+   * Called at most once, when a turn-complete record confirms the agent processed this action.
+   * Not called after cancellation or a stream error. Exceptions thrown by it are ignored.
+   */
+  onSettled?: (settlement: ChatActionSettlement) => void;
+};
+
+/**
+ * Stable error codes. Every error the transport throws, rejects with, errors a stream with or
+ * reports in an event is an `Error` carrying one of these as `.code`.
+ */
+export type TriggerChatErrorCode =
+  | "session_closed"
+  | "unauthorized"
+  | "forbidden"
+  | "not_found"
+  | "payload_too_large"
+  | "rate_limited"
+  | "server"
+  | "http"
+  | "network"
+  | "protocol"
+  | "storage"
+  | "aborted"
+  | "read_only_tab"
+  | "invalid_option"
+  | "stream_stalled"
+  | "output_lost"
+  | "missing_callback";
+
+/**
+ * (trigger-chat-wasm) The errors this package produces: real `Error`s with a stable `code` and,
+ * for HTTP failures, the `status` (a closed session reports 409).
+ *
+ * ```ts
+ * try { await sendMessage({ text }); } catch (e) {
+ *   if (isTriggerChatError(e) && e.code === "session_closed") showClosedBanner();
+ * }
+ * ```
+ */
+export interface TriggerChatError extends Error {
+  code: TriggerChatErrorCode;
+  status?: number;
+}
+
+/** (trigger-chat-wasm) Whether `error` is an error produced by this package (has a string `code`). */
+export declare function isTriggerChatError(error: unknown): error is TriggerChatError;
+
+/**
+ * Lifecycle events passed to `onEvent`. Same union as `@trigger.dev/sdk/chat`, plus
+ * `storage-error` (trigger-chat-wasm). Exceptions thrown by the callback are swallowed.
+ */
+export type ChatTransportEvent =
+  | {
+      /** The chat's run waits for its deployment; messages are queued durably meanwhile. */
+      type: "run-pending-version";
+      chatId: string;
+      timestamp: number;
+      source: "start" | "send" | "head-start" | "upgrade";
+    }
+  | {
+      /** An append was acknowledged by the server (after any token refresh). */
+      type: "message-sent";
+      chatId: string;
+      timestamp: number;
+      messageId?: string;
+      source: ChatTransportSendSource;
+      durationMs: number;
+      /** The append's idempotency key (`X-Part-Id`). */
+      partId?: string;
+      /** Size of the request body in bytes. */
+      bodyBytes?: number;
+    }
+  | {
+      /** An append failed for good. */
+      type: "message-send-failed";
+      chatId: string;
+      timestamp: number;
+      messageId?: string;
+      source: ChatTransportSendSource;
+      error: Error;
+      status?: number;
+      durationMs: number;
+      partId?: string;
+      bodyBytes?: number;
+    }
+  | {
+      /** A subscription to `.out` is delivering. */
+      type: "stream-connected";
+      chatId: string;
+      timestamp: number;
+      resumed: boolean;
+      lastEventId?: string;
+      messageId?: string;
+    }
+  | {
+      /** The stream failed and will not recover by itself. */
+      type: "stream-error";
+      chatId: string;
+      timestamp: number;
+      error: Error;
+      status?: number;
+    }
+  | {
+      /** The session was closed (by the agent, by the backend, or a send was refused). */
+      type: "session-closed";
+      chatId: string;
+      timestamp: number;
+      reason?: string;
+      source: "stream" | "append";
+    }
+  | {
+      /** The first chunk of a turn's response. */
+      type: "first-chunk";
+      chatId: string;
+      timestamp: number;
+      chunkType?: string;
+      lastEventId?: string;
+      messageId?: string;
+      /** Milliseconds since the send that started this turn (time to first token). */
+      sinceSendMs?: number;
+    }
+  | {
+      /** The agent finished a turn. */
+      type: "turn-completed";
+      chatId: string;
+      timestamp: number;
+      lastEventId?: string;
+      sessionInEventId?: string;
+      messageId?: string;
+      /** Milliseconds since the send that started this turn. */
+      sinceSendMs?: number;
+    }
+  | {
+      /**
+       * (trigger-chat-wasm) Reading or writing the persisted session failed (storage full,
+       * blocked, corrupt, or a custom `persistence` callback threw). The transport keeps working
+       * from memory.
+       */
+      type: "storage-error";
+      chatId: string;
+      timestamp: number;
+      error: Error;
+    };
+
+/** Arguments of the `accessToken` callback. */
+export type AccessTokenParams = {
+  /** The conversation id (the `id` given to `useChat`). */
+  chatId: string;
+};
+
+/** Arguments of the `startSession` callback. */
+export type StartSessionParams<TClientData = Record<string, unknown>> = {
+  /** The `task` option of the transport. */
+  taskId: string;
+  /** The conversation id. */
+  chatId: string;
+  /** The transport's current `clientData` (`{}` when unset). */
+  clientData: TClientData;
+};
+
+/** What the `startSession` callback resolves to. */
+export type StartSessionResult = {
+  /** The session-scoped public access token. */
+  publicAccessToken: string;
+  /** Passed through from the session create; makes the transport emit `run-pending-version`. */
+  pendingVersion?: boolean;
+};
+
+/** The per-chat state the transport persists so a reload can resume. */
+export type ChatSessionPersistedState = {
+  publicAccessToken: string;
+  /** The `.out` resume cursor. */
+  lastEventId?: string;
+  /** The `.in` sequence of the last send this client owned. */
+  activeInputSeq?: number;
+  isStreaming?: boolean;
+  /** Set once the session is closed; a reload does not retry a dead session. */
+  closed?: boolean;
+  closedReason?: string;
+};
+
+/**
+ * (trigger-chat-wasm) Your own storage for the per-chat session state, called synchronously.
+ * Any callback may be omitted. Exceptions become `storage-error` events, never failures.
+ */
+export type ChatSessionStore = {
+  load?(chatId: string): ChatSessionPersistedState | null | undefined;
+  save?(chatId: string, state: ChatSessionPersistedState): void;
+  remove?(chatId: string): void;
+};
+
+/**
+ * (trigger-chat-wasm) Where session state is kept between page loads:
+ * - `"localStorage"` (default): one versioned JSON entry per chat under the `trigger-chat-wasm`
+ *   namespace; missing, full or corrupt storage never throws.
+ * - `{ namespace }`: localStorage under your namespace.
+ * - `"none"`: memory only (use `sessions` + `onSessionChange` to persist in your database).
+ * - a `ChatSessionStore`.
+ */
+export type ChatSessionPersistence = "localStorage" | "none" | { namespace: string } | ChatSessionStore;
+
+type ClientDataOf<TClientData> =
+  TClientData extends Record<string, unknown> ? TClientData : Record<string, unknown>;
+
+/** Options of `new TriggerChatTransport(options)`. */
+export type TriggerChatTransportOptions<TClientData = Record<string, unknown>> = {
+  /** The Trigger.dev task id of the chat agent; passed to `startSession` as `taskId`. */
+  task: string;
+  /**
+   * Returns a fresh session-scoped token for an existing session. Called when a request gets a
+   * 401/403, and for a chat without a stored token when there is no `startSession`.
+   * At least one of `accessToken` and `startSession` is required.
+   */
+  accessToken?: (params: AccessTokenParams) => string | Promise<string>;
+  /**
+   * Creates (or finds) the session of a chat and returns its token. Called by `start`/`preload`,
+   * by the first send of a chat without a stored token, and when a stored session is gone (404).
+   */
+  startSession?: (params: StartSessionParams<ClientDataOf<TClientData>>) => Promise<StartSessionResult>;
+  /** The Trigger.dev API base, or a resolver per request. @default "https://api.trigger.dev" */
+  baseURL?: string | ChatBaseURLResolver;
+  /** @deprecated Use the function form of `baseURL`. Wins over `baseURL` for `.out`. */
+  streamBaseURL?: string;
+  /** Replaces `fetch` for appends and the stream. */
+  fetch?: ChatFetchOverride;
+  /** Lifecycle events; see `ChatTransportEvent`. */
+  onEvent?: (event: ChatTransportEvent) => void;
+  /** Extra headers on every request (the transport's own `Authorization` always wins). */
+  headers?: Record<string, string>;
+  /** Sent as `Timeout-Seconds` on every `.out` request. @default 120 */
+  streamTimeoutSeconds?: number;
+  /** Default metadata merged under each send's `metadata`; also passed to `startSession`. */
+  clientData?: ClientDataOf<TClientData>;
+  /** Session state to start from, keyed by chat id (e.g. loaded from your database). */
+  sessions?: Record<string, ChatSessionPersistedState>;
+  /** Called when a chat's session state changes; `null` when the session is removed or ended. */
+  onSessionChange?: (chatId: string, session: ChatSessionPersistedState | null) => void;
+  /**
+   * Coordinate tabs of this browser: one tab at a time sends on a chat, the others are read-only
+   * and mirror its messages (see `useMultiTabChat`). A no-op without BroadcastChannel.
+   * @default false
+   */
+  multiTab?: boolean;
+  /** Not supported by trigger-chat-wasm yet: passing `true` throws `invalid_option`. */
+  watch?: boolean;
+  /** Not supported by trigger-chat-wasm yet: passing a URL throws `invalid_option`. */
+  headStart?: string;
+  /** (trigger-chat-wasm) Where session state persists. @default "localStorage" */
+  persistence?: ChatSessionPersistence;
+  /**
+   * (trigger-chat-wasm) Reconnect a stream that delivered nothing (not even a ping) for this
+   * long. At least 1000. @default 60000
+   */
+  stallTimeoutMs?: number;
+};
+
+/** The request `useChat` passes to `sendMessages`. */
+export type TriggerChatSendOptions<UI_MESSAGE extends UIMessage = UIMessage> = {
+  trigger: "submit-message" | "regenerate-message";
+  chatId: string;
+  messageId: string | undefined;
+  messages: UI_MESSAGE[];
+  abortSignal: AbortSignal | undefined;
+} & ChatRequestOptions;
+
+/** The request `useChat` passes to `reconnectToStream`. */
+export type TriggerChatReconnectOptions = {
+  chatId: string;
+  abortSignal?: AbortSignal | undefined;
+  /** Whether aborting this stream also stops the agent's turn. @default false */
+  stopOnAbort?: boolean;
+} & ChatRequestOptions;
+
+/**
+ * A `ChatTransport` for the AI SDK's `useChat` that talks to a Trigger.dev chat agent over
+ * Sessions. Construction is synchronous and safe during server-side rendering; the WebAssembly
+ * module is loaded on first use (or by `init()`).
+ *
+ * ```ts
+ * const transport = new TriggerChatTransport({
+ *   task: "ai-chat",
+ *   startSession: ({ chatId, clientData }) => startChatSession(chatId, clientData),
+ *   accessToken: ({ chatId }) => mintChatToken(chatId),
+ * });
+ * const { messages, sendMessage } = useChat({ id: chatId, transport });
+ * ```
+ *
+ * Methods are bound: they can be passed around detached from the instance.
+ *
+ * @typeParam UI_MESSAGE - your UI message type (as given to `useChat<UI_MESSAGE>`).
+ * @typeParam TClientData - the shape of `clientData` (inferred from the options).
+ */
+export declare class TriggerChatTransport<
+  UI_MESSAGE extends UIMessage = UIMessage,
+  TClientData extends Record<string, unknown> = Record<string, unknown>,
+> implements ChatTransport<UI_MESSAGE>
+{
+  constructor(options: TriggerChatTransportOptions<TClientData>);
+
+  /** A reconnect replays the turn in flight from its start, so the AI SDK replaces, not appends. */
+  readonly resumeStreamIsReplay: true;
+
+  /** `ChatTransport.sendMessages`: appends the message and streams the agent's answer. */
+  sendMessages: (options: TriggerChatSendOptions<UI_MESSAGE>) => Promise<ReadableStream<UIMessageChunk>>;
+
+  /**
+   * `ChatTransport.reconnectToStream`: resumes the turn in flight after a reload, or `null` when
+   * nothing is streaming (or the session is closed).
+   */
+  reconnectToStream: (options: TriggerChatReconnectOptions) => Promise<ReadableStream<UIMessageChunk> | null>;
+
+  /** Sends a custom action (`trigger: "action"`) and streams the agent's response to it. */
+  sendAction: (chatId: string, action: unknown, options?: ChatActionOptions) => Promise<ReadableStream<UIMessageChunk>>;
+
+  /**
+   * Sends a steering message while a turn streams, without interrupting it. Resolves `false` when
+   * the chat has no session or the append failed.
+   */
+  sendPendingMessage: (chatId: string, message: UI_MESSAGE, metadata?: Record<string, unknown>) => Promise<boolean>;
+
+  /**
+   * Stops the agent's current turn (appends `{kind: "stop"}`) and ends the local stream. Works
+   * after a resume too, where `useChat`'s `stop()` cannot reach the agent. Resolves `false` when
+   * there is no session or the stop could not be sent.
+   */
+  stopGeneration: (chatId: string) => Promise<boolean>;
+
+  /** Creates the chat's session now (through `startSession`) and returns its state. */
+  start: (chatId: string) => Promise<ChatSessionPersistedState>;
+
+  /** `start(chatId)`, for warming up a chat before the first message. */
+  preload: (chatId: string) => Promise<void>;
+
+  /** The persisted state of a chat, if the transport knows it. */
+  getSession: (chatId: string) => ChatSessionPersistedState | undefined;
+
+  /** Replaces a chat's session state (`closed` is honoured). */
+  setSession: (chatId: string, session: ChatSessionPersistedState) => void;
+
+  /** (trigger-chat-wasm) Forgets a chat: closes its stream, removes its stored state, calls `onSessionChange(chatId, null)`. */
+  removeSession: (chatId: string) => void;
+
+  /** Sets the `.out` resume cursor from a loaded transcript; never moves a cursor back. */
+  seedResumeCursor: (chatId: string, lastEventId: string) => void;
+
+  /** `"closed"` once the session has been closed, otherwise `"open"`. */
+  sessionStatus: (chatId: string) => "open" | "closed";
+
+  /** Why the session was closed, when a reason was given. */
+  sessionClosedReason: (chatId: string) => string | undefined;
+
+  /** Replaces `onSessionChange`; takes effect for the next change. */
+  setOnSessionChange: (callback: ((chatId: string, session: ChatSessionPersistedState | null) => void) | undefined) => void;
+  /** Replaces `onEvent`; takes effect for the next event. */
+  setOnEvent: (callback: ((event: ChatTransportEvent) => void) | undefined) => void;
+  /** Replaces `clientData`; the next send uses it. */
+  setClientData: (clientData: TClientData | undefined) => void;
+  /** Replaces `accessToken`; the next token refresh uses it. */
+  setAccessToken: (callback: ((params: AccessTokenParams) => string | Promise<string>) | undefined) => void;
+  /** Replaces `startSession`; the next session start uses it. */
+  setStartSession: (
+    callback: ((params: StartSessionParams<TClientData>) => Promise<StartSessionResult>) | undefined,
+  ) => void;
+  /** Replaces the `fetch` override; the next request (and stream reconnect) uses it. */
+  setFetch: (callback: ChatFetchOverride | undefined) => void;
+
+  /** (multiTab) Whether another tab currently owns this chat; sends from this tab then throw `read_only_tab`. */
+  isReadOnly: (chatId: string) => boolean;
+  /** (multiTab) Whether this tab currently owns this chat (it is sending or streaming a turn). */
+  hasClaim: (chatId: string) => boolean;
+  /** (multiTab) Called when another tab takes or releases a chat. */
+  addReadOnlyListener: (listener: (chatId: string, isReadOnly: boolean) => void) => void;
+  removeReadOnlyListener: (listener: (chatId: string, isReadOnly: boolean) => void) => void;
+  /**
+   * (multiTab) Sends this tab's messages of a chat to the other tabs. The transport stamps each
+   * broadcast with a version; receivers drop broadcasts older than one they already applied.
+   */
+  broadcastMessages: (chatId: string, messages: readonly unknown[]) => void;
+  /** (multiTab) Called with another tab's messages of a chat (never with stale ones). */
+  addMessagesListener: (listener: (chatId: string, messages: UI_MESSAGE[]) => void) => void;
+  removeMessagesListener: (listener: (chatId: string, messages: UI_MESSAGE[]) => void) => void;
+
+  /** Closes every open stream and releases tab coordination. Sessions stay stored. */
+  dispose: () => void;
+  /** `ChatTransport.close` (ai@7): the same as `dispose()`. */
+  close: () => void;
+}
+
+/** `new TriggerChatTransport(options)`. */
+export declare function createChatTransport<
+  UI_MESSAGE extends UIMessage = UIMessage,
+  TClientData extends Record<string, unknown> = Record<string, unknown>,
+>(options: TriggerChatTransportOptions<TClientData>): TriggerChatTransport<UI_MESSAGE, TClientData>;
+
+/** What `init` accepts: where the `.wasm` file is, or its bytes, or a compiled module. */
+export type TriggerChatWasmSource =
+  | RequestInfo
+  | URL
+  | Response
+  | BufferSource
+  | WebAssembly.Module;
+
+/**
+ * (trigger-chat-wasm) Instantiates the WebAssembly module, once per page. Transports call it
+ * themselves on first use; call it early to warm up, or to load the `.wasm` from another place
+ * (a CDN URL, bytes, a precompiled module). Rejections do not stick: a later call retries.
+ */
+export declare function init(
+  moduleOrPath?: TriggerChatWasmSource | Promise<TriggerChatWasmSource>,
+): Promise<void>;

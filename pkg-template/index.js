@@ -40,6 +40,11 @@ function storedSession(options, chatId) {
   return undefined;
 }
 
+/** Whether `error` came from this package (an `Error` with a string `code`). */
+export function isTriggerChatError(error) {
+  return error instanceof Error && typeof error.code === "string";
+}
+
 function protocolError(message) {
   const error = new Error(message);
   error.name = "TriggerChatError";
@@ -124,7 +129,7 @@ export class TriggerChatTransport {
   #options;
   #inner = null;
   #loading = null;
-  #pending = [];
+  #pending = new Map();
   #disposed = false;
 
   constructor(options) {
@@ -152,8 +157,10 @@ export class TriggerChatTransport {
     ]) {
       this[name] = this[name].bind(this);
     }
-    // In a browser, start loading now so the first send does not wait for it.
-    if (typeof window !== "undefined") this.#ready().catch(() => {});
+    // In a browser, start fetching the module now so the first send does not wait for it. The
+    // wasm-side transport itself is created on first use: an instance that is built and dropped
+    // (React StrictMode renders twice and discards one) holds no browser resources.
+    if (typeof window !== "undefined") init().catch(() => {});
   }
 
   #ready() {
@@ -161,7 +168,7 @@ export class TriggerChatTransport {
     this.#loading ??= init().then(() => {
       const inner = new WasmTransport(this.#options);
       for (const [name, value] of this.#pending) inner[name](value);
-      this.#pending = [];
+      this.#pending.clear();
       if (this.#disposed) inner.dispose();
       this.#inner = inner;
       return inner;
@@ -232,7 +239,7 @@ export class TriggerChatTransport {
 
   #set(name, value) {
     if (this.#inner) return this.#inner[name](value);
-    this.#pending.push([name, value]);
+    this.#pending.set(name, value); // the latest value of each setter wins
   }
 
   /** Replaces `onSessionChange`. */

@@ -1,1 +1,257 @@
-export {};
+"use client";
+// trigger-chat-wasm/react — React hooks around TriggerChatTransport: the same names as
+// `@trigger.dev/sdk/chat/react`, without its lifecycle and multi-tab weaknesses (see react.d.ts
+// for the contracts). Safe to import during server-side rendering: nothing here runs at import
+// time, and nothing touches a browser API outside effects and event callbacks.
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
+import { TriggerChatTransport } from "./index.js";
+
+// Options kept live without recreating the transport: callbacks are passed to the transport as
+// stable wrappers that call the latest value; the setter runs only when one appears or
+// disappears (the transport treats a missing callback differently from a present one).
+const LIVE_CALLBACKS = [
+  ["onSessionChange", "setOnSessionChange"],
+  ["onEvent", "setOnEvent"],
+  ["accessToken", "setAccessToken"],
+  ["startSession", "setStartSession"],
+  ["fetch", "setFetch"],
+];
+
+function clientDataKey(value) {
+  if (value === undefined) return undefined;
+  try {
+    return JSON.stringify(value);
+  } catch {
+    return value; // Not serializable: the transport reports it; compare by identity.
+  }
+}
+
+function createEntry(latest) {
+  const options = latest.current;
+  const wrappers = {};
+  const present = {};
+  const initial = { ...options };
+  for (const [name] of LIVE_CALLBACKS) {
+    wrappers[name] = (...args) => latest.current[name](...args);
+    present[name] = typeof options[name] === "function";
+    if (present[name]) initial[name] = wrappers[name];
+  }
+  return {
+    transport: new TriggerChatTransport(initial),
+    wrappers,
+    present,
+    clientData: clientDataKey(options.clientData),
+    disposed: false,
+    disposeTimer: undefined,
+  };
+}
+
+/**
+ * One TriggerChatTransport per component instance, disposed on a real unmount only.
+ * Live options are applied during render, so a send made right after a render that changed them
+ * (even in the same tick, before effects run) already uses the new values.
+ */
+export function useTriggerChatTransport(options) {
+  const latest = useRef(options);
+  latest.current = options;
+  const entryRef = useRef(null);
+  const [, rerender] = useState(0);
+  // Constructing during render is cheap and holds no browser resources until first use, so the
+  // instance React StrictMode renders and throws away costs nothing.
+  if (entryRef.current === null) entryRef.current = createEntry(latest);
+  const entry = entryRef.current;
+
+  for (const [name, setter] of LIVE_CALLBACKS) {
+    const present = typeof options[name] === "function";
+    if (present !== entry.present[name]) {
+      entry.present[name] = present;
+      entry.transport[setter](present ? entry.wrappers[name] : undefined);
+    }
+  }
+  const clientData = clientDataKey(options.clientData);
+  if (clientData !== entry.clientData) {
+    entry.clientData = clientData;
+    entry.transport.setClientData(options.clientData);
+  }
+
+  useEffect(() => {
+    // StrictMode runs cleanup + effect again right away: the deferred dispose is cancelled here.
+    clearTimeout(entry.disposeTimer);
+    entry.disposeTimer = undefined;
+    if (entry.disposed) {
+      // The component came back after a real dispose (e.g. an <Activity> that was hidden):
+      // hand it a fresh transport.
+      entryRef.current = createEntry(latest);
+      rerender((n) => n + 1);
+    }
+    return () => {
+      entry.disposeTimer = setTimeout(() => {
+        entry.disposeTimer = undefined;
+        entry.disposed = true;
+        entry.transport.dispose();
+      }, 0);
+    };
+  }, [entry]);
+
+  return entry.transport;
+}
+
+function hasMultiTab(transport) {
+  return (
+    transport != null &&
+    typeof transport.isReadOnly === "function" &&
+    typeof transport.hasClaim === "function" &&
+    typeof transport.broadcastMessages === "function" &&
+    typeof transport.addReadOnlyListener === "function" &&
+    typeof transport.addMessagesListener === "function"
+  );
+}
+
+const DEFAULT_RELEASE_GRACE_MS = 1500;
+const DEFAULT_THROTTLE_MS = 50;
+// rAF does not run in hidden tabs and can starve under load: a timer backs it up.
+const FRAME_BACKSTOP_MS = 100;
+
+/**
+ * Read-only state and message sync across the tabs of one chat (multiTab transports).
+ *
+ * Who broadcasts: only a tab that holds (or just released) the claim on the chat. It keeps
+ * broadcasting for `releaseGraceMs` after the release, because the transport releases at the
+ * turn-complete record, before React has rendered the last chunks (the JS hook loses them).
+ * A tab that was read-only, or just opened, never broadcasts, so it cannot overwrite the owner's
+ * copy with a stale one; the transport versions broadcasts so receivers drop reordered ones.
+ */
+export function useMultiTabChat(transport, chatId, messages, setMessages, options) {
+  const graceMs = options?.releaseGraceMs ?? DEFAULT_RELEASE_GRACE_MS;
+  const throttleMs = options?.throttleMs ?? DEFAULT_THROTTLE_MS;
+  const [readOnly, setReadOnly] = useState({ chatId, value: false });
+  const setMessagesRef = useRef(setMessages);
+  setMessagesRef.current = setMessages;
+  const latestMessages = useRef(messages);
+  latestMessages.current = messages;
+  // Per (transport, chatId): ownership as this tab last saw it and the pending broadcast.
+  const sync = useRef(null);
+  // (The previous one's pending broadcast is cancelled by the effect cleanup below.)
+  if (sync.current === null || sync.current.transport !== transport || sync.current.chatId !== chatId) {
+    sync.current = createSync(transport, chatId, latestMessages);
+  }
+  const current = sync.current;
+  current.graceMs = graceMs;
+  current.throttleMs = throttleMs;
+
+  useEffect(() => {
+    if (!hasMultiTab(transport)) return undefined;
+    const s = current;
+    setReadOnly({ chatId, value: transport.isReadOnly(chatId) });
+    const onReadOnly = (id, value) => {
+      if (id !== chatId) return;
+      setReadOnly({ chatId, value });
+      if (value) s.yieldOwnership(); // another tab owns the chat now
+    };
+    const onMessages = (id, received) => {
+      if (id !== chatId || transport.hasClaim(chatId)) return; // the owner is the source of truth
+      s.yieldOwnership();
+      setMessagesRef.current(received);
+    };
+    transport.addReadOnlyListener(onReadOnly);
+    transport.addMessagesListener(onMessages);
+    return () => {
+      transport.removeReadOnlyListener?.(onReadOnly);
+      transport.removeMessagesListener?.(onMessages);
+      s.cancel();
+    };
+  }, [transport, chatId, current]);
+
+  useEffect(() => {
+    if (!hasMultiTab(transport)) return;
+    current.observe();
+    if (current.mayBroadcast()) current.schedule();
+  }, [transport, chatId, current, messages]);
+
+  return { isReadOnly: readOnly.chatId === chatId ? readOnly.value : false };
+}
+
+function createSync(transport, chatId, latestMessages) {
+  const s = {
+    transport,
+    chatId,
+    graceMs: DEFAULT_RELEASE_GRACE_MS,
+    throttleMs: DEFAULT_THROTTLE_MS,
+    held: false, // this tab held the claim when last checked
+    releasedAt: 0, // when this tab saw its claim go (0: not in a grace period)
+    lastSent: undefined,
+    lastSentAt: 0,
+    timer: undefined,
+    backstop: undefined,
+    frame: undefined,
+
+    // Updates `held` / `releasedAt` from the transport.
+    observe() {
+      if (transport.hasClaim(chatId)) {
+        s.held = true;
+        s.releasedAt = 0;
+      } else if (s.held) {
+        s.held = false;
+        s.releasedAt = Date.now();
+      }
+    },
+    mayBroadcast() {
+      return s.held || (s.releasedAt !== 0 && Date.now() - s.releasedAt <= s.graceMs);
+    },
+    // Another tab is the writer: stop broadcasting at once (no grace).
+    yieldOwnership() {
+      s.held = false;
+      s.releasedAt = 0;
+      s.cancel();
+    },
+    schedule() {
+      if (s.timer !== undefined || s.frame !== undefined || s.backstop !== undefined) return;
+      const wait = Math.max(0, s.lastSentAt + s.throttleMs - Date.now());
+      const hidden = typeof document !== "undefined" && document.hidden;
+      const raf = typeof requestAnimationFrame === "function" && !hidden;
+      if (raf && wait === 0) {
+        s.frame = requestAnimationFrame(s.fire);
+        s.backstop = setTimeout(s.fire, FRAME_BACKSTOP_MS);
+      } else {
+        s.timer = setTimeout(s.fire, wait);
+      }
+    },
+    fire() {
+      s.cancel();
+      s.observe();
+      if (!s.mayBroadcast()) return;
+      const messages = latestMessages.current;
+      if (messages === s.lastSent) return;
+      s.lastSent = messages;
+      s.lastSentAt = Date.now();
+      try {
+        transport.broadcastMessages(chatId, messages);
+      } catch {
+        // A message that cannot be cloned: the other tabs catch up at the next broadcast.
+      }
+    },
+    cancel() {
+      if (s.frame !== undefined && typeof cancelAnimationFrame === "function") {
+        cancelAnimationFrame(s.frame);
+      }
+      clearTimeout(s.timer);
+      clearTimeout(s.backstop);
+      s.frame = s.timer = s.backstop = undefined;
+    },
+  };
+  return s;
+}
+
+/**
+ * `sendAction(action)` → `sendMessage(undefined, { body: { action } })`: the action goes through
+ * `useChat`, which then owns the response (messages, status, error, stop).
+ */
+export function useChatActions({ sendMessage }) {
+  const sendMessageRef = useRef(sendMessage);
+  sendMessageRef.current = sendMessage;
+  const sendAction = useCallback(
+    (action) => Promise.resolve(sendMessageRef.current(undefined, { body: { action } })).then(() => {}),
+    [],
+  );
+  return useMemo(() => ({ sendAction }), [sendAction]);
+}
