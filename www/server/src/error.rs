@@ -6,23 +6,31 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value};
 
-/// An HTTP error answer.
+/// An HTTP error answer (boxed: handlers return it by value through `Result`).
 #[derive(Debug)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub message: String,
-    pub extra: Map<String, Value>,
-    pub headers: Vec<(HeaderName, HeaderValue)>,
+pub struct ApiError(Box<ErrorParts>);
+
+#[derive(Debug)]
+struct ErrorParts {
+    status: StatusCode,
+    message: String,
+    extra: Map<String, Value>,
+    headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError {
+        ApiError(Box::new(ErrorParts {
             status,
             message: message.into(),
             extra: Map::new(),
             headers: Vec::new(),
-        }
+        }))
+    }
+
+    /// The HTTP status of this answer.
+    pub fn status(&self) -> StatusCode {
+        self.0.status
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -57,14 +65,14 @@ impl ApiError {
 
     /// Adds a field next to `ok` and `error`.
     pub fn with(mut self, key: &str, value: Value) -> Self {
-        self.extra.insert(key.to_string(), value);
+        self.0.extra.insert(key.to_string(), value);
         self
     }
 
     /// Adds a response header (names and values come from this crate, never from input).
     pub fn header(mut self, name: &'static str, value: String) -> Self {
         if let Ok(v) = HeaderValue::from_str(&value) {
-            self.headers.push((HeaderName::from_static(name), v));
+            self.0.headers.push((HeaderName::from_static(name), v));
         }
         self
     }
@@ -72,12 +80,13 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let parts = *self.0;
         let mut body = Map::new();
         body.insert("ok".into(), Value::Bool(false));
-        body.insert("error".into(), Value::String(self.message));
-        body.extend(self.extra);
-        let mut response = (self.status, Json(Value::Object(body))).into_response();
-        for (name, value) in self.headers {
+        body.insert("error".into(), Value::String(parts.message));
+        body.extend(parts.extra);
+        let mut response = (parts.status, Json(Value::Object(body))).into_response();
+        for (name, value) in parts.headers {
             response.headers_mut().insert(name, value);
         }
         response

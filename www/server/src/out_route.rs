@@ -146,6 +146,15 @@ impl Connection {
         Ok(())
     }
 
+    /// Waits until hyper has taken everything queued and had a moment to flush it: a body error
+    /// aborts the connection at once, dropping whatever is still buffered.
+    async fn drained(&self) {
+        while self.tx.capacity() < self.tx.max_capacity() && !self.tx.is_closed() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
     /// Consumes the drop / error counters for `available` records.
     fn cut(&self, available: usize) -> (Cut, FaultSet) {
         self.app.store.with_chat(&self.chat, |chat| {
@@ -214,6 +223,7 @@ impl Connection {
                 }
                 match cut.then {
                     Some(Ending::Drop) => {
+                        self.drained().await;
                         let cut = io::Error::new(io::ErrorKind::ConnectionReset, "injected drop");
                         let _ = self.tx.send(Err(cut)).await;
                         return Ok(());

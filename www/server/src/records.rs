@@ -40,17 +40,39 @@ impl RecordKind {
 pub struct NewRecord {
     pub kind: RecordKind,
     pub headers: Vec<(String, String)>,
-    pub body: String,
+    /// The record body as a JSON string literal (quoted and escaped), ready for the wire.
+    pub body_literal: String,
 }
 
 impl NewRecord {
     /// A data record; `chunk_json` must be one serialized `UIMessageChunk`.
     pub fn data(chunk_json: &str, part_id: &str) -> NewRecord {
         let id = serde_json::to_string(part_id).unwrap_or_else(|_| "\"\"".into());
+        let body = format!("{{\"data\":{chunk_json},\"id\":{id}}}");
         NewRecord {
             kind: RecordKind::Data,
             headers: Vec::new(),
-            body: format!("{{\"data\":{chunk_json},\"id\":{id}}}"),
+            body_literal: serde_json::to_string(&body).unwrap_or_else(|_| "\"\"".into()),
+        }
+    }
+
+    /// Whether `s` needs no JSON escaping, even inside a JSON string inside a JSON string
+    /// (ASCII letters, digits, space, `-`, `_`).
+    pub fn is_plain(s: &str) -> bool {
+        s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b" -_".contains(&b))
+    }
+
+    /// A `text-delta` data record built without a JSON serializer (the `stream N` hot path).
+    /// The caller guarantees [`NewRecord::is_plain`] for all three strings (otherwise the JSON
+    /// would be invalid).
+    pub fn plain_text_delta(text_id: &str, delta: &str, part_id: &str) -> NewRecord {
+        NewRecord {
+            kind: RecordKind::Data,
+            headers: Vec::new(),
+            body_literal: format!(
+                "\"{{\\\"data\\\":{{\\\"type\\\":\\\"text-delta\\\",\\\"id\\\":\\\"{text_id}\\\",\\\"delta\\\":\\\"{delta}\\\"}},\\\"id\\\":\\\"{part_id}\\\"}}\""
+            ),
         }
     }
 
@@ -61,7 +83,7 @@ impl NewRecord {
         NewRecord {
             kind: RecordKind::Control(subtype.to_string()),
             headers,
-            body: String::new(),
+            body_literal: "\"\"".to_string(),
         }
     }
 
@@ -70,14 +92,17 @@ impl NewRecord {
         NewRecord {
             kind: RecordKind::Command,
             headers: vec![(String::new(), "trim".to_string())],
-            body: base64::engine::general_purpose::STANDARD.encode(trim_to_seq.to_be_bytes()),
+            body_literal: format!(
+                "\"{}\"",
+                base64::engine::general_purpose::STANDARD.encode(trim_to_seq.to_be_bytes())
+            ),
         }
     }
 
     /// The record as it appears inside a batch's `records` array.
     pub fn to_json(&self, seq_num: u64, timestamp: u64) -> Bytes {
         let headers = serde_json::to_string(&self.headers).unwrap_or_else(|_| "[]".to_string());
-        let body = serde_json::to_string(&self.body).unwrap_or_else(|_| "\"\"".to_string());
+        let body = &self.body_literal;
         Bytes::from(format!(
             "{{\"seq_num\":{seq_num},\"timestamp\":{timestamp},\"headers\":{headers},\"body\":{body}}}"
         ))
@@ -97,6 +122,17 @@ mod tests {
         let body: serde_json::Value = serde_json::from_str(json["body"].as_str().unwrap()).unwrap();
         assert_eq!(body["id"], "p1");
         assert_eq!(body["data"]["delta"], "hi");
+    }
+
+    #[test]
+    fn the_fast_text_delta_matches_the_general_path() {
+        let general = NewRecord::data(
+            r#"{"type":"text-delta","id":"txt_1","delta":"42 "}"#,
+            "run_x-1-7",
+        );
+        let fast = NewRecord::plain_text_delta("txt_1", "42 ", "run_x-1-7");
+        assert_eq!(fast.to_json(1, 2), general.to_json(1, 2));
+        assert!(!NewRecord::is_plain("a\"b"));
     }
 
     #[test]

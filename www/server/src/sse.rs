@@ -66,18 +66,19 @@ impl Framing {
             .last()
             .map_or(0, |r| r.start_offset + r.json.len() as u64);
         let size: usize = records.iter().map(|r| r.json.len() + 1).sum();
-        let mut data = String::with_capacity(size + 80);
-        data.push_str("{\"records\":[");
+        let mut data = Vec::with_capacity(size + 80);
+        data.extend_from_slice(b"{\"records\":[");
         for (i, record) in records.iter().enumerate() {
             if i > 0 {
-                data.push(',');
+                data.push(b',');
             }
-            // Record JSON is built by this crate from serde_json output: always UTF-8.
-            data.push_str(std::str::from_utf8(&record.json).unwrap_or("{}"));
+            data.extend_from_slice(&record.json);
         }
-        data.push_str("],\"tail\":");
-        data.push_str(&tail_json(tail));
-        data.push('}');
+        data.extend_from_slice(b"],\"tail\":");
+        data.extend_from_slice(tail_json(tail).as_bytes());
+        data.push(b'}');
+        // Record JSON comes from serde_json: always UTF-8.
+        let data = String::from_utf8(data).unwrap_or_default();
         let id = format!("{first},{},{offset}", last + 1);
         self.event(&[("id", &id), ("event", "batch"), ("data", &data)])
     }

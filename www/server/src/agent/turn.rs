@@ -262,33 +262,40 @@ impl Turn<'_> {
         Ok(End::Done)
     }
 
-    /// `stream N [size K]`: deltas are generated group by group, never the whole reply at once.
+    /// `stream N [size K]`: deltas are generated group by group, never the whole reply at once,
+    /// and built without a JSON serializer (ids and deltas are plain ASCII).
     async fn stream(&mut self, count: u64, delta_bytes: Option<usize>) -> Result<(), Interrupt> {
         let mid = self.new_id("msg");
         let id = self.new_id("txt");
-        let id_json = serde_json::to_string(&id).unwrap_or_default();
-        let fixed = delta_bytes.map(|k| {
-            let text: String = (0..k).map(|i| (b'a' + (i % 26) as u8) as char).collect();
-            serde_json::to_string(&text).unwrap_or_default()
-        });
+        let fixed: Option<String> =
+            delta_bytes.map(|k| (0..k).map(|i| (b'a' + (i % 26) as u8) as char).collect());
         self.start(&mid, None);
         self.emit(json!({"type":"start-step"}));
         self.emit(json!({"type":"text-start","id":id}));
+        let plain = NewRecord::is_plain(&id) && NewRecord::is_plain(&self.part_prefix);
         let mut i = 0u64;
         while i < count {
             self.room().await?;
             let end = (i + STREAM_GROUP).min(count);
-            let group: Vec<NewRecord> = (i..end)
-                .map(|n| {
-                    let delta = match &fixed {
-                        Some(text) => text.clone(),
-                        None => format!("\"{n} \""),
-                    };
-                    let chunk =
-                        format!("{{\"type\":\"text-delta\",\"id\":{id_json},\"delta\":{delta}}}");
-                    self.record(&chunk)
-                })
-                .collect();
+            let mut group = Vec::with_capacity((end - i) as usize);
+            for n in i..end {
+                let numbered;
+                let delta = match &fixed {
+                    Some(text) => text.as_str(),
+                    None => {
+                        numbered = format!("{n} ");
+                        numbered.as_str()
+                    }
+                };
+                self.parts += 1;
+                let part_id = format!("{}-{}", self.part_prefix, self.parts);
+                group.push(if plain {
+                    NewRecord::plain_text_delta(&id, delta, &part_id)
+                } else {
+                    let chunk = json!({"type":"text-delta","id":id,"delta":delta}).to_string();
+                    NewRecord::data(&chunk, &part_id)
+                });
+            }
             self.session.out.append_all(group);
             i = end;
             tokio::task::yield_now().await;
