@@ -399,3 +399,25 @@ fn bad_options_are_rejected_with_the_field_name() {
         assert!(message.contains(field), "{message}");
     }
 }
+
+#[wasm_bindgen_test]
+async fn a_tab_without_the_cursor_never_shows_an_earlier_answer_as_its_own() {
+    let chat = new_chat_id("nocursor");
+    let (a, _) = transport(&JsValue::UNDEFINED);
+    assert_eq!(
+        text_of(&send_text(&a, &chat, "u1", "first").await),
+        "You said: first"
+    );
+    // Another tab (no stored state) reads the stream from its start: the first turn replays
+    // before its own reply (the JS transport forwards it, W11).
+    let (b, _) = transport(&JsValue::UNDEFINED);
+    let chunks = send_text(&b, &chat, "u2", "second").await;
+    assert_eq!(text_of(&chunks), "You said: second");
+    assert_eq!(
+        strings(&types(&chunks))
+            .iter()
+            .filter(|k| *k == "start")
+            .count(),
+        1
+    );
+}

@@ -11,6 +11,10 @@
 //!   *held* rather than forwarded. An earlier boundary discards what was held; this send's own
 //!   boundary releases it. Nothing is lost if the stopped turn never writes a boundary: the
 //!   hold is simply released at ours (W12, no manual `clearSupersedeGate`).
+//! - **A chat read from an unknown position** (no cursor: a new chat, or one whose state was
+//!   removed) may replay earlier turns first. Data is held until the subscription has caught up
+//!   with the stream's tail (`tail` on batches and pings) or an earlier boundary went by, so a
+//!   new chat streams at once and an old one never shows a previous answer as this one.
 //! - **The append and the subscription run in parallel.** `.out` is opened before the append's
 //!   `seq` is known, so a boundary that arrives first waits (with everything after it) until
 //!   [`Turn::set_input_seq`] decides whose it is.
@@ -35,6 +39,18 @@ pub enum InputSeq {
     /// No correlation is possible (a resume without a recorded send, or a server that returned
     /// no seq): every boundary is accepted.
     Unknown,
+}
+
+/// When data is held back instead of delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    /// Deliver at once.
+    Off,
+    /// An earlier turn is still writing: hold until a boundary decides whose data it is.
+    UntilBoundary,
+    /// The position in the stream is unknown: hold until caught up with the tail (or a
+    /// boundary).
+    UntilCaughtUp,
 }
 
 /// The consumer-visible effect of one record.
@@ -74,7 +90,7 @@ pub enum Outcome {
 #[derive(Debug)]
 pub struct Turn {
     input_seq: InputSeq,
-    holding: bool,
+    hold: Hold,
     held: VecDeque<(u64, String)>,
     held_bytes: usize,
     deferred: VecDeque<Record>,
@@ -83,12 +99,11 @@ pub struct Turn {
 }
 
 impl Turn {
-    /// A subscription for a send whose `.in` seq is `input_seq`. `hold_earlier` says that an
-    /// earlier turn may still be writing to `.out` (data is held until its boundary passes).
-    pub fn new(input_seq: InputSeq, hold_earlier: bool) -> Turn {
+    /// A subscription for a send whose `.in` seq is `input_seq`, holding data as `hold` says.
+    pub fn new(input_seq: InputSeq, hold: Hold) -> Turn {
         Turn {
             input_seq,
-            holding: hold_earlier,
+            hold,
             held: VecDeque::new(),
             held_bytes: 0,
             deferred: VecDeque::new(),
@@ -102,9 +117,17 @@ impl Turn {
         self.finished
     }
 
-    /// Whether data is currently being held back for an earlier turn.
+    /// Whether data is currently being held back.
     pub fn is_holding(&self) -> bool {
-        self.holding
+        self.hold != Hold::Off
+    }
+
+    /// The subscription reached the live edge of the stream: data held only because the
+    /// position was unknown is released.
+    pub fn on_caught_up(&mut self, out: &mut Vec<Outcome>) {
+        if self.hold == Hold::UntilCaughtUp && self.deferred.is_empty() && !self.finished {
+            self.release_held(out);
+        }
     }
 
     /// Whether any data record has been delivered.
@@ -159,7 +182,7 @@ impl Turn {
     }
 
     fn on_data(&mut self, seq_num: u64, body: String, out: &mut Vec<Outcome>) {
-        if self.holding {
+        if self.is_holding() {
             self.held_bytes += body.len();
             self.held.push_back((seq_num, body));
             if self.held_bytes > MAX_HELD_BYTES {
@@ -181,7 +204,7 @@ impl Turn {
     }
 
     fn release_held(&mut self, out: &mut Vec<Outcome>) {
-        self.holding = false;
+        self.hold = Hold::Off;
         self.held_bytes = 0;
         while let Some((seq_num, body)) = self.held.pop_front() {
             self.deliver(seq_num, body, out);
@@ -209,7 +232,7 @@ impl Turn {
             let discarded = self.held.len();
             self.held.clear();
             self.held_bytes = 0;
-            self.holding = false;
+            self.hold = Hold::Off;
             // An earlier turn that closed the session closes it for us too.
             if control.session_closed {
                 self.finished = true;
@@ -229,9 +252,9 @@ impl Turn {
     fn is_earlier_boundary(&self, control: &Control) -> bool {
         match (self.input_seq, control.session_in_event_id) {
             (InputSeq::Known(seq), Some(consumed)) => consumed < seq,
-            // A header-less boundary while an earlier turn is outstanding is that turn's
-            // (the first turn reads nothing from `.in`, so it carries no cursor).
-            (InputSeq::Known(_), None) => self.holding,
+            // A header-less boundary while data is held is an earlier turn's (the first turn
+            // reads nothing from `.in`, so it carries no cursor).
+            (InputSeq::Known(_), None) => self.is_holding(),
             _ => false,
         }
     }
@@ -278,7 +301,7 @@ mod tests {
 
     #[test]
     fn streams_data_and_closes_on_own_boundary() {
-        let mut turn = Turn::new(InputSeq::Known(3), false);
+        let mut turn = Turn::new(InputSeq::Known(3), Hold::Off);
         let mut out = Vec::new();
         turn.on_record(data(10, "a"), &mut out);
         turn.on_record(data(11, "b"), &mut out);
@@ -295,7 +318,7 @@ mod tests {
 
     #[test]
     fn skips_an_earlier_turns_boundary_and_keeps_reading() {
-        let mut turn = Turn::new(InputSeq::Known(7), false);
+        let mut turn = Turn::new(InputSeq::Known(7), Hold::Off);
         let mut out = Vec::new();
         turn.on_record(boundary(20, Some(6)), &mut out);
         assert_eq!(
@@ -314,7 +337,7 @@ mod tests {
 
     #[test]
     fn header_less_boundary_is_accepted_when_nothing_is_outstanding() {
-        let mut turn = Turn::new(InputSeq::Known(0), false);
+        let mut turn = Turn::new(InputSeq::Known(0), Hold::Off);
         let mut out = Vec::new();
         turn.on_record(boundary(5, None), &mut out);
         assert!(turn.is_finished());
@@ -322,7 +345,7 @@ mod tests {
 
     #[test]
     fn held_data_of_an_earlier_turn_is_discarded_at_its_boundary() {
-        let mut turn = Turn::new(InputSeq::Known(9), true);
+        let mut turn = Turn::new(InputSeq::Known(9), Hold::UntilBoundary);
         let mut out = Vec::new();
         turn.on_record(data(30, "old"), &mut out);
         turn.on_record(data(31, "old"), &mut out);
@@ -343,7 +366,7 @@ mod tests {
 
     #[test]
     fn held_data_is_ours_when_the_stopped_turn_never_wrote_a_boundary() {
-        let mut turn = Turn::new(InputSeq::Known(9), true);
+        let mut turn = Turn::new(InputSeq::Known(9), Hold::UntilBoundary);
         let mut out = Vec::new();
         turn.on_record(data(40, "mine"), &mut out);
         turn.on_record(data(41, "mine"), &mut out);
@@ -354,7 +377,7 @@ mod tests {
 
     #[test]
     fn header_less_boundary_ends_the_hold_as_the_earlier_turns() {
-        let mut turn = Turn::new(InputSeq::Known(1), true);
+        let mut turn = Turn::new(InputSeq::Known(1), Hold::UntilBoundary);
         let mut out = Vec::new();
         turn.on_record(data(1, "first turn"), &mut out);
         turn.on_record(boundary(2, None), &mut out);
@@ -370,7 +393,7 @@ mod tests {
 
     #[test]
     fn a_boundary_before_the_append_returns_waits_for_its_seq() {
-        let mut turn = Turn::new(InputSeq::Pending, false);
+        let mut turn = Turn::new(InputSeq::Pending, Hold::Off);
         let mut out = Vec::new();
         turn.on_record(data(1, "a"), &mut out);
         turn.on_record(boundary(2, Some(4)), &mut out);
@@ -389,7 +412,7 @@ mod tests {
 
     #[test]
     fn no_seq_in_the_append_response_accepts_the_next_boundary() {
-        let mut turn = Turn::new(InputSeq::Pending, false);
+        let mut turn = Turn::new(InputSeq::Pending, Hold::Off);
         let mut out = Vec::new();
         turn.on_record(boundary(2, Some(0)), &mut out);
         assert!(out.is_empty());
@@ -398,8 +421,30 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_position_holds_until_caught_up_or_an_earlier_boundary() {
+        // A new chat: the first batch is this turn's, caught up at once.
+        let mut turn = Turn::new(InputSeq::Known(0), Hold::UntilCaughtUp);
+        let mut out = Vec::new();
+        turn.on_record(data(0, "mine"), &mut out);
+        assert!(out.is_empty());
+        turn.on_caught_up(&mut out);
+        assert_eq!(delivered(&out), vec![0]);
+        turn.on_record(data(1, "more"), &mut out);
+        assert_eq!(delivered(&out), vec![0, 1], "live after catching up");
+
+        // An old chat read from the start: the earlier turn is dropped at its boundary.
+        let mut turn = Turn::new(InputSeq::Known(4), Hold::UntilCaughtUp);
+        let mut out = Vec::new();
+        turn.on_record(data(0, "old"), &mut out);
+        turn.on_record(boundary(1, Some(3)), &mut out);
+        turn.on_record(data(2, "new"), &mut out);
+        turn.on_caught_up(&mut out);
+        assert_eq!(delivered(&out), vec![2]);
+    }
+
+    #[test]
     fn session_closed_is_terminal() {
-        let mut turn = Turn::new(InputSeq::Known(2), true);
+        let mut turn = Turn::new(InputSeq::Known(2), Hold::UntilBoundary);
         let mut out = Vec::new();
         turn.on_record(data(1, "x"), &mut out);
         turn.on_record(
@@ -429,7 +474,7 @@ mod tests {
 
     #[test]
     fn held_data_past_the_cap_is_released() {
-        let mut turn = Turn::new(InputSeq::Known(2), true);
+        let mut turn = Turn::new(InputSeq::Known(2), Hold::UntilBoundary);
         let mut out = Vec::new();
         let big = "x".repeat(MAX_HELD_BYTES / 3);
         turn.on_record(data(1, &big), &mut out);

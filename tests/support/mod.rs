@@ -98,6 +98,9 @@ export function newChatId(prefix) {
   return `${prefix}-${Math.random().toString(36).slice(2, 10)}`;
 }
 
+export function storageSet(key, value) { localStorage.setItem(key, value); }
+export function storageGet(key) { return localStorage.getItem(key) ?? undefined; }
+
 export function eventTypes(calls) {
   return calls.events.map((e) => e.type);
 }
@@ -120,6 +123,10 @@ extern "C" {
     pub fn sleep(ms: u32) -> Promise;
     #[wasm_bindgen(js_name = newChatId)]
     pub fn new_chat_id(prefix: &str) -> String;
+    #[wasm_bindgen(js_name = storageSet)]
+    pub fn storage_set(key: &str, value: &str);
+    #[wasm_bindgen(js_name = storageGet)]
+    pub fn storage_get(key: &str) -> Option<String>;
     #[wasm_bindgen(js_name = eventTypes)]
     pub fn event_types(calls: &JsValue) -> js_sys::Array;
 }

@@ -11,7 +11,7 @@ use super::{Chat, Event, StreamHandle, Transport};
 use crate::proto::chat::Cursor;
 use crate::proto::headers::HeaderList;
 use crate::proto::json::Json;
-use crate::proto::turn::InputSeq;
+use crate::proto::turn::{Hold, InputSeq};
 use crate::proto::wire::{
     check_append_body_size, merge_metadata, slim_message_for_wire, InputChunk, Trigger, WirePayload,
 };
@@ -165,9 +165,16 @@ impl Transport {
             );
             return Err(fail);
         }
-        let (start, hold_earlier) = {
+        let (start, hold) = {
             let state = chat.state.borrow();
-            (state.cursor, state.has_outstanding_turn())
+            let hold = if state.has_outstanding_turn() {
+                Hold::UntilBoundary
+            } else if state.cursor.get().is_none() {
+                Hold::UntilCaughtUp
+            } else {
+                Hold::Off
+            };
+            (state.cursor, hold)
         };
         let stream = StreamHandle::open(
             self,
@@ -176,7 +183,7 @@ impl Transport {
                 kind: Kind::Send,
                 start,
                 input_seq: InputSeq::Pending,
-                hold_earlier,
+                hold,
                 peek_settled: false,
                 headers: send.headers.clone(),
                 on_settled: send.on_settled,
@@ -284,7 +291,7 @@ impl Transport {
                 kind: Kind::Resume,
                 start,
                 input_seq: active_input_seq.map_or(InputSeq::Unknown, InputSeq::Known),
-                hold_earlier: false,
+                hold: Hold::Off,
                 // Only when no send is known to be in flight may the server close at once on a
                 // settled session; with one, its boundary is still to come.
                 peek_settled: active_input_seq.is_none(),

@@ -22,7 +22,7 @@ use crate::proto::json::Json;
 use crate::proto::reconnect::{ConnectionEnd, Reconnect, ReconnectPolicy};
 use crate::proto::records::{decode_event, StreamEvent};
 use crate::proto::sse::SseDecoder;
-use crate::proto::turn::{InputSeq, Outcome, Turn};
+use crate::proto::turn::{Hold, InputSeq, Outcome, Turn};
 use crate::proto::url::SessionChannel;
 use crate::proto::Error;
 use crate::web::abort::OnAbort;
@@ -63,7 +63,7 @@ pub(crate) struct StreamOptions {
     /// Where reading starts (`Last-Event-ID`); the subscription's own cursor from then on.
     pub start: Cursor,
     pub input_seq: InputSeq,
-    pub hold_earlier: bool,
+    pub hold: Hold,
     pub peek_settled: bool,
     pub headers: Option<HeaderList>,
     pub on_settled: Option<Function>,
@@ -119,6 +119,7 @@ struct Shared {
     wake_kind: Cell<Option<Wake>>,
     connected_once: Cell<bool>,
     prefetching: Cell<bool>,
+    prefetch_failure: RefCell<Option<Fail>>,
     settled_once: Cell<bool>,
     last_token: RefCell<Option<String>>,
     lifecycle: RefCell<Option<WakeListeners>>,
@@ -137,7 +138,7 @@ impl StreamHandle {
         chat: &Rc<Chat>,
         options: StreamOptions,
     ) -> StreamHandle {
-        let turn = Turn::new(options.input_seq, options.hold_earlier);
+        let turn = Turn::new(options.input_seq, options.hold);
         let handle = StreamHandle(Rc::new(Shared {
             transport: Rc::downgrade(&transport.0),
             chat: chat.clone(),
@@ -153,6 +154,7 @@ impl StreamHandle {
             wake_kind: Cell::new(None),
             connected_once: Cell::new(false),
             prefetching: Cell::new(false),
+            prefetch_failure: RefCell::new(None),
             settled_once: Cell::new(false),
             last_token: RefCell::new(None),
             lifecycle: RefCell::new(None),
@@ -222,11 +224,14 @@ impl StreamHandle {
         }
         let handle = self.clone();
         wasm_bindgen_futures::spawn_local(async move {
-            // On failure the first pull connects again and decides what the failure means.
-            if let Ok(conn) = handle.connect().await {
-                if handle.0.phase.get() == Phase::Open && handle.0.conn.borrow().is_none() {
-                    *handle.0.conn.borrow_mut() = Some(conn);
+            // A failure is handed to the first pull, which decides what it means.
+            match handle.connect().await {
+                Ok(conn) => {
+                    if handle.0.phase.get() == Phase::Open && handle.0.conn.borrow().is_none() {
+                        *handle.0.conn.borrow_mut() = Some(conn);
+                    }
                 }
+                Err(fail) => *handle.0.prefetch_failure.borrow_mut() = Some(fail),
             }
             handle.0.prefetching.set(false);
             handle.0.wake.notify();
@@ -260,7 +265,7 @@ impl StreamHandle {
                     s.wake.notified().await;
                     continue;
                 }
-                None => match self.connect().await {
+                None => match self.connect_or_take_prefetch_failure().await {
                     Ok(conn) => conn,
                     Err(Fail::Error(error)) => {
                         self.after_end(ConnectionEnd::Failed(error), false).await;
@@ -317,6 +322,14 @@ impl StreamHandle {
                     }
                 }
             }
+        }
+    }
+
+    async fn connect_or_take_prefetch_failure(&self) -> Result<Connection, Fail> {
+        let failure = self.0.prefetch_failure.borrow_mut().take();
+        match failure {
+            Some(fail) => Err(fail),
+            None => self.connect().await,
         }
     }
 
@@ -433,11 +446,14 @@ impl StreamHandle {
                             s.turn.borrow_mut().on_record(record, &mut outcomes);
                         }
                     }
+                    self.check_caught_up(batch.tail.map(|t| t.seq_num), &mut outcomes);
                     self.apply(std::mem::take(&mut outcomes));
                 }
-                StreamEvent::Ping { .. } => {
+                StreamEvent::Ping { tail, .. } => {
                     conn.alive = true;
                     s.policy.borrow_mut().on_ping();
+                    self.check_caught_up(tail.map(|t| t.seq_num), &mut outcomes);
+                    self.apply(std::mem::take(&mut outcomes));
                 }
                 StreamEvent::Error(_) | StreamEvent::Done => {
                     conn.ended = true;
@@ -447,6 +463,15 @@ impl StreamHandle {
             }
         }
         Ok(())
+    }
+
+    /// Tells the turn when the subscription has reached the live edge (`tail` is the next seq
+    /// to be written). A server that reports no tail counts as caught up after each batch.
+    fn check_caught_up(&self, tail: Option<u64>, outcomes: &mut Vec<Outcome>) {
+        let next = self.0.cursor.get().get().map_or(0, |c| c + 1);
+        if tail.is_none_or(|tail| next >= tail) {
+            self.0.turn.borrow_mut().on_caught_up(outcomes);
+        }
     }
 
     /// Performs the outcomes of the turn machine.

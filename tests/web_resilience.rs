@@ -1,0 +1,270 @@
+//! The wasm transport when things go wrong: server errors, rate limits, expired tokens, dropped
+//! connections, odd SSE framing, malformed data. Faults are injected per chat by the emulator.
+#![cfg(target_arch = "wasm32")]
+
+mod support;
+
+use support::*;
+use trigger_chat_wasm::bindings::WasmTransport;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+fn transport(extra: &JsValue) -> (WasmTransport, JsValue) {
+    let made = make_options(SERVER, extra);
+    let transport = WasmTransport::new(get(&made, "options")).expect("valid options");
+    (transport, get(&made, "calls"))
+}
+
+async fn send_text(t: &WasmTransport, chat: &str, id: &str, text: &str) -> JsValue {
+    let messages = array(&[user_message(id, text)]);
+    let stream = ok(t.send_messages(send_request(chat, &messages, &JsValue::UNDEFINED))).await;
+    ok(read_all(&stream)).await
+}
+
+async fn faults(chat: &str, patch: JsValue) {
+    ok(admin(SERVER, chat, "faults", "POST", &patch)).await;
+}
+
+async fn log_of(chat: &str) -> Vec<JsValue> {
+    let log = ok(admin(SERVER, chat, "log", "GET", &JsValue::UNDEFINED)).await;
+    js_sys::Array::from(&log).iter().collect()
+}
+
+fn path_ends(entry: &JsValue, suffix: &str) -> bool {
+    get(entry, "path")
+        .as_string()
+        .is_some_and(|p| p.ends_with(suffix))
+}
+
+fn part_id(entry: &JsValue) -> Option<String> {
+    get(&get(entry, "headers"), "x-part-id").as_string()
+}
+
+fn status_count(status: u16, count: u32) -> JsValue {
+    object(&[("status", status.into()), ("count", count.into())])
+}
+
+/// A started chat: one turn done, so later faults hit a known session.
+async fn started(prefix: &str) -> (String, WasmTransport, JsValue) {
+    let chat = new_chat_id(prefix);
+    let (t, calls) = transport(&JsValue::UNDEFINED);
+    send_text(&t, &chat, "u0", "warm up").await;
+    (chat, t, calls)
+}
+
+#[wasm_bindgen_test]
+async fn server_errors_on_append_are_retried_with_the_same_part_id() {
+    let (chat, t, _) = started("retry500").await;
+    faults(&chat, object(&[("appendFailures", status_count(500, 2))])).await;
+    assert_eq!(
+        text_of(&send_text(&t, &chat, "u1", "again").await),
+        "You said: again"
+    );
+    let log = log_of(&chat).await;
+    let appends: Vec<_> = log
+        .iter()
+        .filter(|e| path_ends(e, "/in/append"))
+        .skip(1)
+        .collect();
+    assert_eq!(appends.len(), 3, "two failures, then success");
+    let ids: Vec<_> = appends.iter().map(|e| part_id(e)).collect();
+    assert!(
+        ids[0].is_some() && ids.iter().all(|id| *id == ids[0]),
+        "{ids:?}"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn a_rate_limited_append_waits_and_retries() {
+    let (chat, t, _) = started("retry429").await;
+    faults(&chat, object(&[("appendFailures", status_count(429, 1))])).await;
+    assert_eq!(
+        text_of(&send_text(&t, &chat, "u1", "limited").await),
+        "You said: limited"
+    );
+    let appends = log_of(&chat)
+        .await
+        .iter()
+        .filter(|e| path_ends(e, "/in/append"))
+        .count();
+    assert_eq!(appends, 3, "warm-up, the 429, the retry");
+}
+
+#[wasm_bindgen_test]
+async fn persistent_server_errors_fail_the_send_with_a_typed_error() {
+    let (chat, t, calls) = started("fail503").await;
+    faults(&chat, object(&[("appendFailures", status_count(503, 50))])).await;
+    let request = send_request(
+        &chat,
+        &array(&[user_message("u1", "x")]),
+        &JsValue::UNDEFINED,
+    );
+    let error = rejected(t.send_messages(request)).await;
+    assert_eq!(get(&error, "code").as_string().as_deref(), Some("server"));
+    assert_eq!(get(&error, "status").as_f64(), Some(503.0));
+    let events = strings(&event_types(&calls));
+    assert_eq!(
+        events.last().map(String::as_str),
+        Some("message-send-failed")
+    );
+    ok(admin(
+        SERVER,
+        &chat,
+        "faults",
+        "DELETE",
+        &JsValue::UNDEFINED,
+    ))
+    .await;
+    assert_eq!(
+        text_of(&send_text(&t, &chat, "u2", "later").await),
+        "You said: later"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn an_expired_token_is_refreshed_once_for_the_append_and_the_stream() {
+    let chat = new_chat_id("expired");
+    let (t, calls) = transport(&JsValue::UNDEFINED);
+    // Tokens minted for this chat are already expired; the refresh gets a good one.
+    faults(&chat, object(&[("tokenTtlSeconds", (-10).into())])).await;
+    let request = send_request(
+        &chat,
+        &array(&[user_message("u1", "hi")]),
+        &JsValue::UNDEFINED,
+    );
+    let error = rejected(t.send_messages(request)).await;
+    assert_eq!(
+        get(&error, "code").as_string().as_deref(),
+        Some("unauthorized")
+    );
+    assert_eq!(
+        get(&calls, "accessToken").as_f64(),
+        Some(1.0),
+        "refreshed once, not in a loop"
+    );
+    faults(&chat, object(&[("tokenTtlSeconds", 3600.into())])).await;
+    assert_eq!(
+        text_of(&send_text(&t, &chat, "u2", "now").await),
+        "You said: now"
+    );
+    assert_eq!(get(&calls, "accessToken").as_f64(), Some(2.0));
+}
+
+#[wasm_bindgen_test]
+async fn a_token_that_expires_mid_stream_is_refreshed_on_reconnect() {
+    let chat = new_chat_id("midexpiry");
+    let (t, calls) = transport(&JsValue::UNDEFINED);
+    // Every token minted for this chat lives 2 s; the slow reply takes 4 s and its connection
+    // drops after ~2.5 s, so the reconnect meets a 401 (the JS transport's W7).
+    faults(
+        &chat,
+        object(&[
+            ("tokenTtlSeconds", 2.into()),
+            ("dropAfterRecords", 27.into()),
+        ]),
+    )
+    .await;
+    let chunks = send_text(&t, &chat, "u1", "slow please").await;
+    let text = text_of(&chunks);
+    assert!(text.starts_with("You said") || text.len() > 20, "{text}");
+    let kinds = strings(&types(&chunks));
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "start").count(),
+        1,
+        "no duplicate start"
+    );
+    assert_eq!(kinds.last().map(String::as_str), Some("finish"));
+    assert!(get(&calls, "accessToken").as_f64().unwrap() >= 1.0);
+}
+
+#[wasm_bindgen_test]
+async fn a_dropped_connection_mid_reply_resumes_without_duplicates() {
+    let (chat, t, _) = started("drop").await;
+    let full = text_of(&send_text(&t, &chat, "u1", "slow reference").await);
+    faults(&chat, object(&[("dropAfterRecords", 7.into())])).await;
+    let chunks = send_text(&t, &chat, "u2", "slow reference").await;
+    assert_eq!(text_of(&chunks), full, "the same reply, each delta once");
+    let outs = log_of(&chat)
+        .await
+        .iter()
+        .filter(|e| path_ends(e, "/out"))
+        .count();
+    assert!(outs >= 4, "reconnected ({outs} .out requests)");
+}
+
+#[wasm_bindgen_test]
+async fn odd_framing_and_duplicates_decode_to_the_same_reply() {
+    let (chat, t, _) = started("framing").await;
+    faults(
+        &chat,
+        object(&[
+            ("tinyWrites", true.into()),
+            ("crlf", true.into()),
+            ("comments", true.into()),
+            ("duplicateRecords", true.into()),
+        ]),
+    )
+    .await;
+    let chunks = send_text(&t, &chat, "u1", "héllo wörld ✓ 🚀").await;
+    assert_eq!(text_of(&chunks), "You said: héllo wörld ✓ 🚀");
+    let kinds = strings(&types(&chunks));
+    assert_eq!(kinds.iter().filter(|k| *k == "start").count(), 1);
+    assert_eq!(kinds.iter().filter(|k| *k == "finish").count(), 1);
+}
+
+#[wasm_bindgen_test]
+async fn a_server_error_event_mid_stream_resumes() {
+    let (chat, t, _) = started("errevent").await;
+    faults(&chat, object(&[("errorEventAfterRecords", 4.into())])).await;
+    let chunks = send_text(&t, &chat, "u1", "slow error-free words").await;
+    let kinds = strings(&types(&chunks));
+    assert_eq!(kinds.first().map(String::as_str), Some("start"));
+    assert_eq!(kinds.last().map(String::as_str), Some("finish"));
+}
+
+#[wasm_bindgen_test]
+async fn stream_open_failures_are_retried() {
+    let (chat, t, _) = started("out500").await;
+    faults(&chat, object(&[("outFailures", status_count(500, 2))])).await;
+    assert_eq!(
+        text_of(&send_text(&t, &chat, "u1", "ok").await),
+        "You said: ok"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn malformed_stream_data_is_a_protocol_error_not_a_dead_module() {
+    let chat = new_chat_id("garbage");
+    // The app's fetch hook lets the test play a broken server for `.out` only.
+    let made = make_options(SERVER, &JsValue::UNDEFINED);
+    let options = get(&made, "options");
+    let garbage = js_sys::Function::new_with_args(
+        "url, init, ctx",
+        "if (ctx.endpoint === 'out' && !globalThis.__healed) {
+           return Promise.resolve(new Response('event: batch\\ndata: {\"records\": [{\"seq_num\": \"x\"}\\n\\n', { status: 200, headers: { 'content-type': 'text/event-stream' } }));
+         }
+         return fetch(url, init);",
+    );
+    js_sys::Reflect::set(&options, &"fetch".into(), &garbage).unwrap();
+    let t = WasmTransport::new(options).unwrap();
+    let request = send_request(
+        &chat,
+        &array(&[user_message("u1", "hi")]),
+        &JsValue::UNDEFINED,
+    );
+    let stream = ok(t.send_messages(request)).await;
+    let error = rejected(read_all(&stream)).await;
+    assert_eq!(get(&error, "code").as_string().as_deref(), Some("protocol"));
+    let calls = get(&made, "calls");
+    assert!(strings(&event_types(&calls))
+        .iter()
+        .any(|e| e == "stream-error"));
+    // The module still works: the next send streams normally.
+    js_sys::Reflect::set(&js_sys::global(), &"__healed".into(), &true.into()).unwrap();
+    assert_eq!(
+        text_of(&send_text(&t, &chat, "u2", "again").await),
+        "You said: again"
+    );
+}

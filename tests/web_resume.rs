@@ -1,0 +1,284 @@
+//! Reload and resume: persisted sessions, `reconnectToStream`, stop after resume, abort
+//! semantics, and storage that is missing or corrupt.
+#![cfg(target_arch = "wasm32")]
+
+mod support;
+
+use support::*;
+use trigger_chat_wasm::bindings::WasmTransport;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+/// A transport persisting to localStorage under `namespace` (a "page" of the app).
+fn page(namespace: &str) -> (WasmTransport, JsValue) {
+    let extra = object(&[("persistence", object(&[("namespace", namespace.into())]))]);
+    let made = make_options(SERVER, &extra);
+    let transport = WasmTransport::new(get(&made, "options")).expect("valid options");
+    (transport, get(&made, "calls"))
+}
+
+fn reconnect_request(chat: &str, extra: &[(&str, JsValue)]) -> JsValue {
+    let mut pairs = vec![("chatId", JsValue::from_str(chat))];
+    pairs.extend(extra.iter().cloned());
+    object(&pairs)
+}
+
+async fn log_of(chat: &str) -> Vec<JsValue> {
+    let log = ok(admin(SERVER, chat, "log", "GET", &JsValue::UNDEFINED)).await;
+    js_sys::Array::from(&log).iter().collect()
+}
+
+fn stops_in(log: &[JsValue]) -> usize {
+    log.iter()
+        .filter(|e| {
+            get(e, "body")
+                .as_string()
+                .is_some_and(|b| b.contains(r#""kind":"stop""#))
+        })
+        .count()
+}
+
+async fn turn_active(chat: &str) -> bool {
+    let state = ok(admin(SERVER, chat, "state", "GET", &JsValue::UNDEFINED)).await;
+    get(&state, "currentTurnActive").as_bool().unwrap_or(false)
+}
+
+async fn send(t: &WasmTransport, chat: &str, id: &str, text: &str, extra: &JsValue) -> JsValue {
+    let request = send_request(chat, &array(&[user_message(id, text)]), extra);
+    ok(t.send_messages(request)).await
+}
+
+#[wasm_bindgen_test]
+async fn a_reload_mid_reply_replays_the_whole_turn_exactly_once() {
+    let chat = new_chat_id("reload");
+    let namespace = new_chat_id("ns");
+    let (a, _) = page(&namespace);
+    let stream = send(&a, &chat, "u1", "slow story", &JsValue::UNDEFINED).await;
+    let partial = ok(read_n(&stream, 6)).await;
+    assert!(js_sys::Array::from(&partial).length() >= 6);
+    a.dispose(); // the page goes away without stopping the agent
+    let (b, calls) = page(&namespace);
+    let persisted = b.get_session(chat.clone());
+    assert_eq!(get(&persisted, "isStreaming").as_bool(), Some(true));
+    let resumed = b
+        .reconnect_to_stream(reconnect_request(&chat, &[]))
+        .unwrap()
+        .expect("a turn is in flight");
+    let chunks = ok(read_all(&resumed.into())).await;
+    let kinds = strings(&types(&chunks));
+    assert_eq!(
+        kinds.first().map(String::as_str),
+        Some("start"),
+        "replayed from the turn start"
+    );
+    assert_eq!(kinds.iter().filter(|k| *k == "start").count(), 1);
+    assert_eq!(kinds.last().map(String::as_str), Some("finish"));
+    let text = text_of(&chunks);
+    assert!(
+        text.starts_with("Slow reply to \"slow story\": 1 2 3"),
+        "{text}"
+    );
+    assert!(text.ends_with(" 39 40."), "{text}");
+    assert_eq!(
+        stops_in(&log_of(&chat).await),
+        0,
+        "a reload does not stop the agent"
+    );
+    let events: Vec<JsValue> = js_sys::Array::from(&get(&calls, "events")).iter().collect();
+    let connected = events
+        .iter()
+        .find(|e| get(e, "type").as_string().as_deref() == Some("stream-connected"))
+        .unwrap();
+    assert_eq!(get(connected, "resumed").as_bool(), Some(true));
+    assert_eq!(
+        get(&b.get_session(chat.clone()), "isStreaming").as_bool(),
+        Some(false)
+    );
+}
+
+#[wasm_bindgen_test]
+async fn resuming_an_idle_chat_returns_nothing_or_closes_at_once() {
+    let chat = new_chat_id("idle");
+    let namespace = new_chat_id("ns");
+    let (a, _) = page(&namespace);
+    ok(read_all(
+        &send(&a, &chat, "u1", "hi", &JsValue::UNDEFINED).await,
+    ))
+    .await;
+    // isStreaming === false was persisted: nothing to resume, no request.
+    let (b, _) = page(&namespace);
+    let before = log_of(&chat).await.len();
+    assert!(b
+        .reconnect_to_stream(reconnect_request(&chat, &[]))
+        .unwrap()
+        .is_none());
+    assert_eq!(log_of(&chat).await.len(), before);
+    // An app that persisted only token + cursor (no isStreaming): the server says "settled".
+    let session = a.get_session(chat.clone());
+    let hydrated = object(&[
+        ("publicAccessToken", get(&session, "publicAccessToken")),
+        ("lastEventId", get(&session, "lastEventId")),
+    ]);
+    let extra = object(&[
+        ("persistence", "none".into()),
+        ("sessions", object(&[(chat.as_str(), hydrated)])),
+    ]);
+    let made = make_options(SERVER, &extra);
+    let c = WasmTransport::new(get(&made, "options")).unwrap();
+    let started = js_sys::Date::now();
+    let resumed = c
+        .reconnect_to_stream(reconnect_request(&chat, &[]))
+        .unwrap()
+        .unwrap();
+    let chunks = ok(read_all(&resumed.into())).await;
+    assert_eq!(js_sys::Array::from(&chunks).length(), 0);
+    assert!(
+        js_sys::Date::now() - started < 5_000.0,
+        "closed on X-Session-Settled, no long poll"
+    );
+    let log = log_of(&chat).await;
+    let peek = log
+        .last()
+        .map(|e| get(&get(e, "headers"), "x-peek-settled"));
+    assert_eq!(peek.and_then(|v| v.as_string()).as_deref(), Some("1"));
+}
+
+#[wasm_bindgen_test]
+async fn stop_after_a_reload_stops_the_servers_turn() {
+    let chat = new_chat_id("stop");
+    let namespace = new_chat_id("ns");
+    let (a, _) = page(&namespace);
+    let stream = send(&a, &chat, "u1", "slow and long", &JsValue::UNDEFINED).await;
+    ok(read_n(&stream, 4)).await;
+    a.dispose();
+    let (b, _) = page(&namespace);
+    let resumed = b
+        .reconnect_to_stream(reconnect_request(&chat, &[]))
+        .unwrap()
+        .unwrap();
+    let resumed: JsValue = resumed.into();
+    ok(read_n(&resumed, 6)).await;
+    let stopped = ok(b.stop_generation(chat.clone())).await;
+    assert_eq!(stopped.as_bool(), Some(true));
+    ok(read_all(&resumed)).await; // ends cleanly
+    assert_eq!(stops_in(&log_of(&chat).await), 1);
+    for _ in 0..40 {
+        if !turn_active(&chat).await {
+            break;
+        }
+        ok(sleep(100)).await;
+    }
+    assert!(!turn_active(&chat).await, "the agent stopped");
+    // A second stop for the same turn is not sent again.
+    ok(b.stop_generation(chat.clone())).await;
+    assert_eq!(stops_in(&log_of(&chat).await), 1);
+    // The next turn carries none of the stopped turn's output.
+    let next = ok(read_all(
+        &send(&b, &chat, "u2", "next", &JsValue::UNDEFINED).await,
+    ))
+    .await;
+    assert_eq!(text_of(&next), "You said: next");
+}
+
+#[wasm_bindgen_test]
+async fn aborting_an_owning_send_stops_the_turn_but_aborting_a_resume_only_detaches() {
+    let chat = new_chat_id("abort");
+    let namespace = new_chat_id("ns");
+    let (a, _) = page(&namespace);
+    let controller = web_sys::AbortController::new().unwrap();
+    let extra = object(&[("abortSignal", controller.signal().into())]);
+    let stream = send(&a, &chat, "u1", "slow one", &extra).await;
+    ok(read_n(&stream, 3)).await;
+    controller.abort();
+    ok(read_all(&stream)).await;
+    ok(sleep(300)).await;
+    assert_eq!(
+        stops_in(&log_of(&chat).await),
+        1,
+        "abort stops the owned turn (W13)"
+    );
+
+    let second = send(&a, &chat, "u2", "slow two", &JsValue::UNDEFINED).await;
+    ok(read_n(&second, 3)).await;
+    a.dispose();
+    let (b, _) = page(&namespace);
+    let detach = web_sys::AbortController::new().unwrap();
+    let resumed = b
+        .reconnect_to_stream(reconnect_request(
+            &chat,
+            &[("abortSignal", detach.signal().into())],
+        ))
+        .unwrap()
+        .unwrap();
+    let resumed: JsValue = resumed.into();
+    ok(read_n(&resumed, 3)).await;
+    detach.abort();
+    ok(read_all(&resumed)).await;
+    ok(sleep(300)).await;
+    assert_eq!(
+        stops_in(&log_of(&chat).await),
+        1,
+        "a resumed stream only detaches"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn corrupt_storage_degrades_to_memory_with_a_warning() {
+    let chat = new_chat_id("corrupt");
+    let namespace = new_chat_id("ns");
+    let key = format!("{namespace}:v1:{chat}");
+    storage_set(&key, "{\"v\":1,\"chatId\":");
+    let (t, calls) = page(&namespace);
+    let chunks = ok(read_all(
+        &send(&t, &chat, "u1", "hi", &JsValue::UNDEFINED).await,
+    ))
+    .await;
+    assert_eq!(text_of(&chunks), "You said: hi");
+    assert!(strings(&event_types(&calls))
+        .iter()
+        .any(|e| e == "storage-error"));
+    // The good state replaced the corrupt entry.
+    let stored = storage_get(&key).unwrap();
+    assert!(stored.contains("publicAccessToken"), "{stored}");
+}
+
+#[wasm_bindgen_test]
+async fn the_js_persistence_contract_works_and_reports_removal_with_null() {
+    let chat = new_chat_id("contract");
+    let throwing = js_sys::Function::new_with_args("chatId, session", "throw new Error('app bug')");
+    let extra = object(&[("persistence", "none".into())]);
+    let made = make_options(SERVER, &extra);
+    let options = get(&made, "options");
+    let calls = get(&made, "calls");
+    let t = WasmTransport::new(options).unwrap();
+    ok(read_all(
+        &send(&t, &chat, "u1", "hi", &JsValue::UNDEFINED).await,
+    ))
+    .await;
+    // The live array (js_sys::Array::from would copy it).
+    let sessions: js_sys::Array = get(&calls, "sessions").unchecked_into();
+    assert!(
+        sessions.length() >= 2,
+        "start, send and turn-complete are reported"
+    );
+    let last = js_sys::Array::from(&sessions.get(sessions.length() - 1));
+    assert_eq!(last.get(0).as_string().as_deref(), Some(chat.as_str()));
+    assert_eq!(get(&last.get(1), "isStreaming").as_bool(), Some(false));
+    t.remove_session(chat.clone());
+    let last = js_sys::Array::from(&sessions.get(sessions.length() - 1));
+    assert!(
+        last.get(1).is_null(),
+        "removal is reported as null (W16): {:?}",
+        js_sys::JSON::stringify(&sessions.into())
+    );
+    // A throwing onSessionChange never breaks a send (W15).
+    t.set_on_session_change(throwing.into()).unwrap();
+    let chunks = ok(read_all(
+        &send(&t, &chat, "u2", "still", &JsValue::UNDEFINED).await,
+    ))
+    .await;
+    assert_eq!(text_of(&chunks), "You said: still");
+}
