@@ -64,7 +64,7 @@ pub fn mint_with(
     now_ms: u64,
 ) -> String {
     let now_ms = now_ms as i64;
-    let exp_ms = now_ms + ttl_seconds.saturating_mul(1000);
+    let exp_ms = now_ms.saturating_add(ttl_seconds.saturating_mul(1000));
     let exp = exp_ms.div_euclid(1000) + i64::from(exp_ms.rem_euclid(1000) != 0);
     claims.insert("scopes".into(), json!(scopes));
     claims.insert("iss".into(), json!(ISSUER));

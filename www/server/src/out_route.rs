@@ -262,6 +262,6 @@ impl Connection {
             .faults(&self.chat)
             .ping_interval_ms
             .unwrap_or(self.app.config.ping_interval_ms);
-        Duration::from_millis(ms.max(1))
+        Duration::from_millis(ms.clamp(1, 3_600_000))
     }
 }

@@ -71,7 +71,8 @@ enum Next {
 }
 
 async fn run_loop(store: Arc<Store>, session: Arc<Session>, boot: Boot) {
-    let idle = Duration::from_millis(store.config.run_idle_timeout_ms);
+    // Capped (~49 days) so the deadline arithmetic cannot overflow.
+    let idle = Duration::from_millis(store.config.run_idle_timeout_ms.min(u32::MAX as u64));
     let mut wake = session.subscribe_wake();
     if let Boot::FirstTurn(payload) = boot {
         let start = {
