@@ -1,0 +1,282 @@
+import { useChat } from "@ai-sdk/react";
+import { lastAssistantMessageIsCompleteWithApprovalResponses } from "ai";
+import { useCallback, useEffect, useLayoutEffect, useRef, useState, type FormEvent, type KeyboardEvent } from "react";
+import { isTriggerChatError, type TriggerChatTransport } from "trigger-chat-wasm";
+import { useMultiTabChat } from "trigger-chat-wasm/react";
+import { useConnectionStatus } from "./connection";
+import { MessageView } from "./MessageView";
+import { loadMessages, saveMessages, titleOf } from "./storage";
+import type { ChatMessage } from "./types";
+
+type Props = {
+  chatId: string;
+  transport: TriggerChatTransport<ChatMessage>;
+  onActivity: (chatId: string, title: string | undefined) => void;
+};
+
+const SUGGESTIONS = [
+  { label: "Say hello", text: "Hello there!" },
+  { label: "A slow, streamed reply", text: "Tell me something slow" },
+  { label: "Weather (needs approval)", text: "What's the weather in Lisbon?" },
+  { label: "An agent error", text: "Please show me an error" },
+  { label: "End the conversation", text: "goodbye" },
+];
+
+/** Concatenates the text of a response stream (used for an action's short answer). */
+async function readText(stream: ReadableStream<{ type: string; delta?: string }>): Promise<string> {
+  const reader = stream.getReader();
+  let text = "";
+  for (let r = await reader.read(); !r.done; r = await reader.read()) {
+    if (r.value.type === "text-delta" && typeof r.value.delta === "string") text += r.value.delta;
+  }
+  return text.trim();
+}
+
+export function ChatView({ chatId, transport, onActivity }: Props) {
+  // The transcript this tab saved; `resume` reconnects to a reply that was still streaming.
+  const [initial] = useState(() => loadMessages(chatId));
+  const { messages, setMessages, sendMessage, stop, status, error, clearError, addToolApprovalResponse } =
+    useChat<ChatMessage>({
+      id: chatId,
+      messages: initial,
+      transport,
+      resume: initial.length > 0,
+      sendAutomaticallyWhen: lastAssistantMessageIsCompleteWithApprovalResponses,
+    });
+  const { isReadOnly } = useMultiTabChat(transport, chatId, messages, setMessages);
+  const connection = useConnectionStatus(chatId);
+  const [input, setInput] = useState("");
+  const [notice, setNotice] = useState<string>();
+  const [undoing, setUndoing] = useState(false);
+
+  const closedByError = isTriggerChatError(error) && error.code === "session_closed";
+  const closed = connection.closed !== undefined || closedByError || transport.sessionStatus(chatId) === "closed";
+  const closedReason = connection.closed?.reason ?? transport.sessionClosedReason(chatId);
+  const busy = status === "submitted" || status === "streaming";
+  const canWrite = !isReadOnly && !closed;
+  const canSend = canWrite && !busy && input.trim() !== "";
+
+  // Persist the transcript (throttled while streaming; flushed when the tab goes away). A
+  // read-only tab leaves it to the tab that owns the chat.
+  const latest = useRef({ messages, dirty: false, readOnly: isReadOnly });
+  latest.current.readOnly = isReadOnly;
+  useEffect(() => {
+    if (messages === latest.current.messages) return;
+    latest.current.messages = messages;
+    if (latest.current.readOnly) return;
+    latest.current.dirty = true;
+    const timer = setTimeout(() => {
+      latest.current.dirty = false;
+      saveMessages(chatId, latest.current.messages);
+    }, 150);
+    return () => clearTimeout(timer);
+  }, [chatId, messages]);
+  useEffect(() => {
+    const flush = () => {
+      if (!latest.current.dirty) return;
+      latest.current.dirty = false;
+      saveMessages(chatId, latest.current.messages);
+    };
+    window.addEventListener("pagehide", flush);
+    return () => {
+      window.removeEventListener("pagehide", flush);
+      flush();
+    };
+  }, [chatId]);
+
+  const title = titleOf(messages);
+  useEffect(() => {
+    if (messages.length > 0) onActivity(chatId, title);
+  }, [chatId, title, messages.length, onActivity]);
+
+  // Keep the newest message in view while the user is at the bottom.
+  const scroller = useRef<HTMLDivElement>(null);
+  const pinned = useRef(true);
+  useLayoutEffect(() => {
+    const el = scroller.current;
+    if (el && pinned.current) el.scrollTop = el.scrollHeight;
+  }, [messages]);
+
+  const send = useCallback(
+    (text: string) => {
+      clearError();
+      setNotice(undefined);
+      pinned.current = true;
+      void sendMessage({ text });
+    },
+    [clearError, sendMessage],
+  );
+
+  const onSubmit = (e: FormEvent) => {
+    e.preventDefault();
+    if (!canSend) return;
+    send(input.trim());
+    setInput("");
+  };
+
+  const onKeyDown = (e: KeyboardEvent<HTMLTextAreaElement>) => {
+    if (e.key === "Enter" && !e.shiftKey && !e.nativeEvent.isComposing) onSubmit(e);
+  };
+
+  // Stop: useChat's stop() ends the local request; stopGeneration reaches the agent, also after a
+  // reload, when useChat's own abort cannot.
+  const onStop = useCallback(() => {
+    void stop();
+    void transport.stopGeneration(chatId);
+  }, [stop, transport, chatId]);
+
+  // Undo: an action the agent handles (trigger "action"); the last exchange goes away here at
+  // once, and the agent's acknowledgement shows as a notice.
+  const lastUserIndex = messages.findLastIndex((m) => m.role === "user");
+  const onUndo = async () => {
+    if (lastUserIndex < 0) return;
+    const undone = messages[lastUserIndex];
+    setUndoing(true);
+    setNotice(undefined);
+    try {
+      const stream = await transport.sendAction(chatId, { type: "undo", messageId: undone.id });
+      setMessages((current) => current.filter((_, i) => i < lastUserIndex));
+      const answer = await readText(stream);
+      setNotice(answer ? `Agent: ${answer}` : "Undone.");
+    } catch (e) {
+      setNotice(`Undo failed: ${e instanceof Error ? e.message : String(e)}`);
+    } finally {
+      setUndoing(false);
+    }
+  };
+
+  const onApproval = useCallback(
+    (id: string, approved: boolean) => void addToolApprovalResponse({ id, approved }),
+    [addToolApprovalResponse],
+  );
+
+  const placeholder = closed
+    ? "This conversation has ended"
+    : isReadOnly
+      ? "Replying in another tab…"
+      : "Message the agent (Enter to send, Shift+Enter for a new line)";
+
+  return (
+    <main className="chat" data-testid="chat" data-chat-id={chatId} data-status={status}>
+      <header className="chat-header">
+        <div>
+          <h1 className="chat-heading">{title ?? "New chat"}</h1>
+          <div className={`status-line tone-${connection.tone}`} data-testid="status-line">
+            <span className="dot" aria-hidden />
+            {connection.text}
+          </div>
+        </div>
+        <button
+          type="button"
+          className="ghost"
+          onClick={onUndo}
+          disabled={!canWrite || busy || undoing || lastUserIndex < 0}
+          data-testid="undo"
+          title="Undo the last exchange (sent to the agent as an action)"
+        >
+          ↶ Undo
+        </button>
+      </header>
+
+      {isReadOnly && (
+        <div className="banner info" role="status" data-testid="read-only-banner">
+          This chat is active in another tab. Its reply appears here live; you can write again when it
+          finishes.
+        </div>
+      )}
+
+      <div
+        className="messages"
+        ref={scroller}
+        onScroll={(e) => {
+          const el = e.currentTarget;
+          pinned.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
+        }}
+        data-testid="messages"
+      >
+        {messages.length === 0 ? (
+          <div className="empty">
+            <h2>What can I help with?</h2>
+            <p>
+              This agent runs on an emulated Trigger.dev backend. Replies stream through a transport
+              written in Rust and compiled to WebAssembly; reload mid-reply and it picks up where it was.
+            </p>
+            <div className="suggestions">
+              {SUGGESTIONS.map((s) => (
+                <button key={s.label} type="button" disabled={!canWrite || busy} onClick={() => send(s.text)}>
+                  {s.label}
+                </button>
+              ))}
+            </div>
+          </div>
+        ) : (
+          messages.map((message, i) => (
+            <MessageView
+              key={message.id}
+              message={message}
+              streaming={busy && i === messages.length - 1 && message.role === "assistant"}
+              canRespond={canWrite && !busy}
+              onApproval={onApproval}
+            />
+          ))
+        )}
+        {status === "submitted" && (
+          <div className="typing" data-testid="typing" aria-label="The agent is thinking">
+            <span />
+            <span />
+            <span />
+          </div>
+        )}
+      </div>
+
+      {error && !closedByError && (
+        <div className="banner error" role="alert" data-testid="error-banner">
+          <span>
+            {isTriggerChatError(error) && error.code === "read_only_tab"
+              ? "Another tab is replying in this chat right now."
+              : error.message}
+          </span>
+          <button type="button" className="link" onClick={clearError}>
+            Dismiss
+          </button>
+        </div>
+      )}
+      {closed && (
+        <div className="banner warn" role="alert" data-testid="closed-banner">
+          This conversation has ended{closedReason ? ` (${closedReason})` : ""}. Start a new chat to keep
+          talking.
+        </div>
+      )}
+      {notice && (
+        <div className="banner info" role="status" data-testid="notice">
+          <span>{notice}</span>
+          <button type="button" className="link" onClick={() => setNotice(undefined)}>
+            Dismiss
+          </button>
+        </div>
+      )}
+
+      <form className="composer" onSubmit={onSubmit}>
+        <textarea
+          value={input}
+          onChange={(e) => setInput(e.target.value)}
+          onKeyDown={onKeyDown}
+          placeholder={placeholder}
+          disabled={!canWrite}
+          rows={1}
+          aria-label="Message"
+          data-testid="composer"
+        />
+        {busy && !isReadOnly ? (
+          <button type="button" className="stop" onClick={onStop} data-testid="stop">
+            ■ Stop
+          </button>
+        ) : (
+          <button type="submit" className="send" disabled={!canSend} data-testid="send">
+            Send
+          </button>
+        )}
+      </form>
+    </main>
+  );
+}

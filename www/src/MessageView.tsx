@@ -1,0 +1,110 @@
+import { memo } from "react";
+import type { ChatMessage } from "./types";
+
+type Part = ChatMessage["parts"][number];
+type WeatherPart = Extract<Part, { type: "tool-getWeather" }>;
+
+type Props = {
+  message: ChatMessage;
+  streaming: boolean;
+  canRespond: boolean;
+  onApproval: (approvalId: string, approved: boolean) => void;
+};
+
+function WeatherCard({ part, canRespond, onApproval }: { part: WeatherPart } & Omit<Props, "message" | "streaming">) {
+  const city = part.input?.city ?? "…";
+  let body: React.ReactNode;
+  switch (part.state) {
+    case "input-streaming":
+    case "input-available":
+      body = <p className="muted">Preparing the request…</p>;
+      break;
+    case "approval-requested":
+      body = (
+        <>
+          <p>
+            The assistant wants to look up the weather in <strong>{city}</strong>.
+          </p>
+          <div className="tool-actions">
+            <button
+              type="button"
+              className="approve"
+              disabled={!canRespond}
+              onClick={() => onApproval(part.approval.id, true)}
+              data-testid="approve"
+            >
+              Approve
+            </button>
+            <button
+              type="button"
+              className="deny"
+              disabled={!canRespond}
+              onClick={() => onApproval(part.approval.id, false)}
+              data-testid="deny"
+            >
+              Deny
+            </button>
+          </div>
+        </>
+      );
+      break;
+    case "approval-responded":
+      body = <p className="muted">{part.approval.approved ? "Approved — running…" : "Denied — telling the agent…"}</p>;
+      break;
+    case "output-available":
+      body = (
+        <p className="tool-result" data-testid="tool-result">
+          ☀️ {part.output.city}: {part.output.forecast}, {part.output.temperatureC}°C
+        </p>
+      );
+      break;
+    case "output-denied":
+      body = (
+        <p className="muted" data-testid="tool-denied">
+          Denied — the tool did not run.
+        </p>
+      );
+      break;
+    case "output-error":
+      body = <p className="error-text">The tool failed: {part.errorText}</p>;
+      break;
+  }
+  return (
+    <div className="tool-card" data-testid="tool-card" data-state={part.state}>
+      <div className="tool-name">
+        <span aria-hidden>🛠</span> getWeather
+      </div>
+      {body}
+    </div>
+  );
+}
+
+export const MessageView = memo(function MessageView({ message, streaming, canRespond, onApproval }: Props) {
+  const isUser = message.role === "user";
+  return (
+    <div className={`message ${message.role}`} data-testid="message" data-role={message.role} data-message-id={message.id}>
+      {!isUser && (
+        <div className="avatar" aria-hidden>
+          ◆
+        </div>
+      )}
+      <div className="bubble">
+        {message.parts.map((part, i) => {
+          if (part.type === "text") {
+            return (
+              <p key={i} className="text" data-testid="text">
+                {part.text}
+                {streaming && i === message.parts.length - 1 && <span className="caret" aria-hidden />}
+              </p>
+            );
+          }
+          if (part.type === "tool-getWeather") {
+            return <WeatherCard key={i} part={part} canRespond={canRespond} onApproval={onApproval} />;
+          }
+          return null;
+        })}
+        {streaming && message.parts.at(-1)?.type !== "text" && <span className="caret" aria-hidden />}
+      </div>
+    </div>
+  );
+});
