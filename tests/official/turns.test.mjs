@@ -1,14 +1,17 @@
 // Ordinary conversations through the official transport: turns, actions, tools, metadata.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
+import { uiMessageChunkSchema } from "ai";
 import {
   appends,
   chatState,
   collect,
   echo,
+  eventually,
   makeTransport,
   newChatId,
   outs,
+  readUntil,
   requestLog,
   send,
   startServer,
@@ -177,4 +180,73 @@ test("a long stream arrives complete and in order", { timeout: 30_000 }, async (
   const { message } = await collect(await send(transport, chatId, [userMessage("stream 3000")]));
   const expected = Array.from({ length: 3000 }, (_, i) => `${i} `).join("");
   assert.equal(textOf(message), expected);
+});
+
+/** Every `.out` record of a chat after `lastEventId`, read raw (settled peek: returns at once). */
+async function rawRecords(chatId, token, lastEventId) {
+  const res = await fetch(`${server.url}/realtime/v1/sessions/${chatId}/out`, {
+    headers: {
+      Authorization: `Bearer ${token}`,
+      Accept: "text/event-stream",
+      "X-Peek-Settled": "1",
+      ...(lastEventId ? { "Last-Event-ID": lastEventId } : {}),
+    },
+  });
+  const text = await res.text();
+  return text
+    .split("\n\n")
+    .filter((block) => block.includes("event: batch"))
+    .flatMap((block) => JSON.parse(block.split("\n").find((l) => l.startsWith("data: ")).slice(6)).records);
+}
+
+test("every chunk the scripted agent writes is a valid UIMessageChunk (ai's own schema)", { timeout: 30_000 }, async () => {
+  const chatId = newChatId("shapes");
+  const { transport, persisted } = makeTransport(server.url, { clientData: { userId: "u" } });
+  const seen = [];
+  const turn = async (stream, message) => {
+    const r = await collect(stream, { message, onError: () => {} });
+    seen.push(...r.chunks);
+    return r;
+  };
+  const u = userMessage("weather in Rome");
+  const asked = await turn(await send(transport, chatId, [u]));
+  for (const approved of [true, false]) {
+    const reply = structuredClone(asked.message);
+    const part = reply.parts.find((p) => p.type === "tool-getWeather");
+    part.state = "approval-responded";
+    part.approval = { id: part.approval.id, approved };
+    await turn(await send(transport, chatId, [u, reply]), reply);
+  }
+  for (const text of ["hello", "please error", "whoami", "stream 20 size 3"]) {
+    await turn(await send(transport, chatId, [userMessage(text)]));
+  }
+  await turn(await transport.sendAction(chatId, { type: "undo" }));
+  await turn(
+    await transport.sendMessages({ trigger: "regenerate-message", chatId, messageId: undefined, messages: [u], abortSignal: undefined }),
+  );
+  // A stopped turn. Its `abort` chunk reaches this reader only if the transport read it before
+  // the stop's append returned; otherwise it is still on the wire after the persisted cursor.
+  const reader = (await send(transport, chatId, [userMessage("slow")])).getReader();
+  await readUntil(reader, (c) => c.type === "text-delta");
+  await transport.stopGeneration(chatId);
+  const wire = await readUntil(reader, () => false);
+  await eventually(async () => !(await chatState(server.url, chatId)).currentTurnActive);
+  const session = persisted[chatId];
+  const rest = await rawRecords(chatId, session.publicAccessToken, session.lastEventId);
+  wire.push(...rest.filter((r) => !r.headers?.length).map((r) => JSON.parse(r.body).data));
+  assert.ok(wire.some((c) => c.type === "abort"), JSON.stringify(wire));
+  seen.push(...wire);
+
+  const schema = uiMessageChunkSchema();
+  const types = new Set();
+  for (const chunk of seen) {
+    const result = await schema.validate(chunk);
+    assert.ok(result.success, `invalid chunk ${JSON.stringify(chunk)}: ${result.error?.message}`);
+    types.add(chunk.type);
+  }
+  for (const t of ["start", "start-step", "text-start", "text-delta", "text-end", "finish-step", "finish",
+    "tool-input-start", "tool-input-delta", "tool-input-available", "tool-approval-request",
+    "tool-output-available", "tool-output-denied", "error", "abort"]) {
+    assert.ok(types.has(t), `covered ${t}`);
+  }
 });
