@@ -1,0 +1,266 @@
+// One tab: the demo's useChat + trigger-chat-wasm against chat-devserver, through what a user
+// sees (the rendered transcript, buttons, banners) and what the agent saw (admin API).
+import assert from "node:assert/strict";
+import { copyFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import {
+  ROOT,
+  SLOW_PROMPT,
+  chatState,
+  echo,
+  eventually,
+  isVisible,
+  lastAssistantText,
+  launchBrowser,
+  newChatId,
+  newContext,
+  openChat,
+  reload,
+  requestLog,
+  screenshotPath,
+  send,
+  setFaults,
+  slowProgress,
+  slowReply,
+  transcript,
+} from "./helpers.mjs";
+
+let browser;
+before(async () => {
+  browser = await launchBrowser();
+});
+after(() => browser?.close());
+
+const T = { timeout: 45_000 };
+
+async function assertOneExchange(page, prompt, reply) {
+  const messages = await transcript(page);
+  assert.deepEqual(
+    messages.map((m) => [m.role, m.text]),
+    [
+      ["user", prompt],
+      ["assistant", reply],
+    ],
+  );
+}
+
+test("a message streams in piece by piece and completes", T, async () => {
+  const context = await newContext(browser);
+  const chatId = newChatId("stream");
+  const page = await openChat(context, chatId);
+
+  await send(page, SLOW_PROMPT);
+  // While the reply streams: partial text that grows, a Stop button, a live status line.
+  const first = await eventually(async () => {
+    const n = slowProgress(await lastAssistantText(page));
+    return n >= 5 && n < 35 && n;
+  }, { message: "a partial reply" });
+  assert.ok(await isVisible(page, "stop"), "Stop is offered while the reply streams");
+  assert.match(await page.getByTestId("status-line").innerText(), /Streaming/);
+  const shot = screenshotPath("streaming.png");
+  await page.screenshot({ path: shot });
+  if (process.env.UPDATE_SCREENSHOT) copyFileSync(shot, join(ROOT, "www", "screenshot.png"));
+  await eventually(async () => slowProgress(await lastAssistantText(page)) > first, { message: "more text" });
+
+  await eventually(async () => (await lastAssistantText(page)) === slowReply(), { message: "the full reply" });
+  await assertOneExchange(page, SLOW_PROMPT, slowReply());
+  await eventually(async () => /Reply complete/.test(await page.getByTestId("status-line").innerText()), {
+    message: "status 'Reply complete'",
+  });
+  assert.ok(await isVisible(page, "send"), "the composer is back");
+
+  // A second, instant turn in the same chat.
+  await send(page, "And now quickly");
+  await eventually(async () => (await lastAssistantText(page)) === echo("And now quickly"), { message: "echo" });
+  assert.equal((await transcript(page)).length, 4);
+  assert.deepEqual(page.pageErrors, []);
+  await context.close();
+});
+
+test("reloading mid-reply resumes it: no duplicated message, no repeated text", T, async () => {
+  const context = await newContext(browser);
+  const chatId = newChatId("reload");
+  const page = await openChat(context, chatId);
+
+  await send(page, SLOW_PROMPT);
+  await eventually(async () => slowProgress(await lastAssistantText(page)) >= 8, { message: "8 numbers" });
+  await reload(page, chatId);
+
+  // The resumed reply keeps streaming into the same message.
+  await eventually(async () => (await page.getByTestId("chat").getAttribute("data-status")) === "streaming", {
+    message: "the resumed stream",
+  });
+  await eventually(async () => (await lastAssistantText(page)) === slowReply(), { message: "the full reply" });
+  await assertOneExchange(page, SLOW_PROMPT, slowReply());
+
+  // And it stays that way after another reload (the saved transcript is clean too).
+  await reload(page, chatId);
+  await eventually(async () => (await transcript(page)).length === 2, { message: "the saved transcript" });
+  await assertOneExchange(page, SLOW_PROMPT, slowReply());
+  const state = await chatState(chatId);
+  assert.equal(state.turns, 1, "the agent answered once");
+  assert.deepEqual(page.pageErrors, []);
+  await context.close();
+});
+
+test("Stop after a reload stops the agent's turn", T, async () => {
+  const context = await newContext(browser);
+  const chatId = newChatId("stop");
+  const page = await openChat(context, chatId);
+
+  await send(page, SLOW_PROMPT);
+  await eventually(async () => slowProgress(await lastAssistantText(page)) >= 5, { message: "5 numbers" });
+  await reload(page, chatId);
+  await eventually(async () => slowProgress(await lastAssistantText(page)) >= 10, { message: "the resumed reply" });
+  assert.equal((await chatState(chatId)).currentTurnActive, true, "the agent is still generating");
+
+  await page.getByTestId("stop").click();
+
+  // The agent received a stop and its turn is over well before the 40th number.
+  const state = await eventually(async () => {
+    const s = await chatState(chatId);
+    return !s.currentTurnActive && s;
+  }, { message: "the server turn to end" });
+  assert.ok(
+    state.inRecords.some((r) => r.kind === "stop"),
+    `a {kind: "stop"} record reached .in: ${JSON.stringify(state.inRecords.map((r) => r.kind))}`,
+  );
+  await eventually(() => isVisible(page, "send"), { message: "the composer to come back" });
+  const stoppedAt = slowProgress(await lastAssistantText(page));
+  assert.ok(stoppedAt < 40, `the reply stopped early (at ${stoppedAt})`);
+  await new Promise((r) => setTimeout(r, 800));
+  assert.equal(slowProgress(await lastAssistantText(page)), stoppedAt, "no more text after Stop");
+
+  // The chat is usable afterwards.
+  await send(page, "still there?");
+  await eventually(async () => (await lastAssistantText(page)) === echo("still there?"), { message: "next turn" });
+  assert.deepEqual(page.pageErrors, []);
+  await context.close();
+});
+
+async function askWeather(page) {
+  await send(page, "What's the weather in Lisbon?");
+  await eventually(async () => (await page.getByTestId("tool-card").getAttribute("data-state")) === "approval-requested", {
+    message: "the approval card",
+  });
+  assert.match(await page.getByTestId("tool-card").innerText(), /weather in Lisbon/);
+}
+
+test("approving a tool runs it and the agent answers with its result", T, async () => {
+  const context = await newContext(browser);
+  const chatId = newChatId("approve");
+  const page = await openChat(context, chatId);
+  await askWeather(page);
+
+  await page.getByTestId("approve").click();
+  await eventually(() => isVisible(page, "tool-result"), { message: "the tool result" });
+  assert.match(await page.getByTestId("tool-result").innerText(), /Lisbon: sunny, 21°C/);
+  await eventually(async () => (await lastAssistantText(page)) === "The weather in Lisbon is sunny, 21°C.", {
+    message: "the answer",
+  });
+  const messages = await transcript(page);
+  assert.deepEqual(messages.map((m) => m.role), ["user", "assistant"], "the answer continues the tool message");
+  assert.deepEqual(page.pageErrors, []);
+  await context.close();
+});
+
+test("denying a tool skips it and the agent says so", T, async () => {
+  const context = await newContext(browser);
+  const chatId = newChatId("deny");
+  const page = await openChat(context, chatId);
+  await askWeather(page);
+
+  await page.getByTestId("deny").click();
+  await eventually(() => isVisible(page, "tool-denied"), { message: "the denied state" });
+  await eventually(async () => (await lastAssistantText(page)) === "Okay, I won't look up the weather.", {
+    message: "the answer",
+  });
+  assert.equal(await page.getByTestId("tool-result").count(), 0);
+  assert.deepEqual(page.pageErrors, []);
+  await context.close();
+});
+
+test("Undo sends an action: the exchange disappears and the agent acknowledges it", T, async () => {
+  const context = await newContext(browser);
+  const chatId = newChatId("action");
+  const page = await openChat(context, chatId);
+  await send(page, "first");
+  await eventually(async () => (await lastAssistantText(page)) === echo("first"), { message: "echo 1" });
+  await send(page, "second");
+  await eventually(async () => (await lastAssistantText(page)) === echo("second"), { message: "echo 2" });
+  const undone = (await transcript(page))[2];
+
+  await page.getByTestId("undo").click();
+  await eventually(async () => (await transcript(page)).length === 2, { message: "the last exchange removed" });
+  const notice = await eventually(async () => (await isVisible(page, "notice")) && page.getByTestId("notice").innerText(), {
+    message: "the agent's acknowledgement",
+  });
+  assert.match(notice, /Action received: \{"type":"undo","messageId":"[^"]+"\}/);
+  assert.deepEqual((await transcript(page)).map((m) => m.text), ["first", echo("first")]);
+
+  const actions = (await chatState(chatId)).inRecords.filter((r) => r.body?.payload?.trigger === "action");
+  assert.equal(actions.length, 1, "one action reached the agent");
+  assert.deepEqual(actions[0].body.payload.action, { type: "undo", messageId: undone.id });
+
+  // The undo sticks across a reload.
+  await reload(page, chatId);
+  await eventually(async () => (await transcript(page)).length === 2, { message: "the saved transcript" });
+  assert.deepEqual(page.pageErrors, []);
+  await context.close();
+});
+
+test("a connection dropped mid-reply reconnects and the reply completes", T, async () => {
+  const context = await newContext(browser);
+  const chatId = newChatId("drop");
+  const page = await openChat(context, chatId);
+  await setFaults(chatId, { dropAfterRecords: 6 });
+
+  await send(page, SLOW_PROMPT);
+  await eventually(async () => (await lastAssistantText(page)) === slowReply(), { message: "the full reply" });
+  await assertOneExchange(page, SLOW_PROMPT, slowReply());
+
+  const outs = (await requestLog(chatId)).filter((r) => r.method === "GET" && r.path.endsWith("/out"));
+  assert.ok(outs.length >= 2, `the stream was reopened (${outs.length} .out requests)`);
+  assert.ok(outs.slice(1).some((r) => r.headers["last-event-id"]), "the reconnect resumed from a cursor");
+  assert.equal(await page.getByTestId("error-banner").count(), 0, "no error shown");
+  assert.deepEqual(page.pageErrors, []);
+  await context.close();
+});
+
+test("an agent error is shown and the next message works", T, async () => {
+  const context = await newContext(browser);
+  const chatId = newChatId("error");
+  const page = await openChat(context, chatId);
+  await send(page, "please show me an error");
+  await eventually(() => isVisible(page, "error-banner"), { message: "the error banner" });
+  assert.match(await page.getByTestId("error-banner").innerText(), /Scripted error/);
+
+  await send(page, "ok, hello");
+  await eventually(async () => (await lastAssistantText(page)) === echo("ok, hello"), { message: "echo" });
+  assert.equal(await page.getByTestId("error-banner").count(), 0, "the banner cleared");
+  await context.close();
+});
+
+test("a conversation the agent closed says so and cannot be written to, even after a reload", T, async () => {
+  const context = await newContext(browser);
+  const chatId = newChatId("goodbye");
+  const page = await openChat(context, chatId);
+
+  await send(page, "goodbye");
+  await eventually(async () => (await lastAssistantText(page)) === "Goodbye! This conversation is now closed.", {
+    message: "the goodbye",
+  });
+  await eventually(() => isVisible(page, "closed-banner"), { message: "the closed banner" });
+  assert.match(await page.getByTestId("closed-banner").innerText(), /ended/);
+  assert.ok(await page.getByTestId("composer").isDisabled(), "the composer is disabled");
+  assert.ok(await page.getByTestId("send").isDisabled(), "Send is disabled");
+  assert.equal((await chatState(chatId)).closed, true);
+
+  await reload(page, chatId);
+  await eventually(() => isVisible(page, "closed-banner"), { message: "the closed banner after reload" });
+  assert.ok(await page.getByTestId("composer").isDisabled(), "still disabled after a reload");
+  await eventually(async () => (await transcript(page)).length === 2, { message: "the transcript" });
+  assert.deepEqual(page.pageErrors, []);
+  await context.close();
+});
