@@ -241,6 +241,8 @@ impl Connection {
                 return self.send(framing.done(), tiny).await;
             }
             tokio::select! {
+                // The client went away (hyper dropped the body): stop at once.
+                _ = self.tx.closed() => return Err(Gone),
                 changed = tail_rx.changed() => if changed.is_err() { return Ok(()) },
                 _ = wake_rx.changed() => {}
                 _ = sleep_until(next_ping) => {

@@ -218,6 +218,19 @@ async fn reset_forgets_everything_and_ends_streams() {
         out.elapsed < Duration::from_secs(2),
         "stream ended by the reset"
     );
+    // A client that goes away is noticed without waiting for the next write.
+    let leaver = token_for(&url, "c-leave", None).await;
+    let _ = read_out(
+        &url,
+        "c-leave",
+        &leaver,
+        &[],
+        Duration::from_millis(300),
+        never,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(state(&url, "c-leave").await["openOutConnections"], 0);
     assert_eq!(state(&url, "c-reset").await["exists"], false);
     assert_eq!(
         admin(&url, Method::GET, "/chats/c-reset/faults", None).await,
