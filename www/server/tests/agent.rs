@@ -294,3 +294,49 @@ async fn a_huge_stream_is_flow_controlled_and_complete() {
     assert!(total > (n as usize) * 50);
     eprintln!("{n} records, {total} bytes, {events} events in {elapsed:?}");
 }
+
+#[tokio::test]
+async fn close_during_a_turn_aborts_it_and_stamps_the_boundary() {
+    let server = start().await;
+    let url = server.url();
+    let pat = token_for(&url, "c-close-mid", Some("slow then closed")).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    client()
+        .post(format!("{url}/api/v1/sessions/c-close-mid/close"))
+        .bearer_auth(SECRET)
+        .json(&json!({"reason": "admin"}))
+        .send()
+        .await
+        .unwrap();
+    let out = read_out(&url, "c-close-mid", &pat, &[], SEC10, turn_completes(1)).await;
+    assert_eq!(types(&out).last().map(String::as_str), Some("abort"));
+    let boundary = out.records().last().cloned().unwrap();
+    assert_eq!(header(&boundary, "session-closed").as_deref(), Some("true"));
+    assert_eq!(
+        header(&boundary, "session-closed-reason").as_deref(),
+        Some("admin")
+    );
+    let st = state(&url, "c-close-mid").await;
+    assert_eq!(st["closed"], true);
+    assert_eq!(st["runActive"], false);
+}
+
+#[tokio::test]
+async fn messages_sent_mid_turn_are_answered_next() {
+    let server = start().await;
+    let url = server.url();
+    let pat = token_for(&url, "c-queue", Some("slow first")).await;
+    let second = say(&url, "c-queue", &pat, "queued second").await;
+    let out = read_out(&url, "c-queue", &pat, &[], SEC10, turn_completes(2)).await;
+    assert!(out.text().ends_with("You said: queued second"));
+    let boundaries: Vec<_> = out
+        .records()
+        .into_iter()
+        .filter(|r| control(r).as_deref() == Some("turn-complete"))
+        .collect();
+    assert_eq!(header(&boundaries[0], "session-in-event-id"), None);
+    assert_eq!(
+        header(&boundaries[1], "session-in-event-id"),
+        Some(second.to_string())
+    );
+}

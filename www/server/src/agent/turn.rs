@@ -310,8 +310,20 @@ impl Turn<'_> {
     /// clearing `turn_active` so a concurrent close either sees the turn or writes its own record.
     fn finish(&mut self, end: End) {
         match end {
-            End::Interrupted(Interrupt::Killed) | End::Silent => {
+            End::Interrupted(Interrupt::Killed) => {
                 self.session.state().turn_active = false;
+                return;
+            }
+            End::Silent => {
+                let mut st = self.session.state();
+                if st.is_closed() {
+                    // A close that arrived during this (silent) turn still has to be told.
+                    let headers = closed_headers(&st);
+                    self.session
+                        .out
+                        .append(NewRecord::control("session-closed", headers));
+                }
+                st.turn_active = false;
                 return;
             }
             End::Interrupted(_) => self.emit(json!({"type":"abort"})),
