@@ -7,6 +7,7 @@
 //! - [`records`]: S2 `batch` / `ping` / `error` / `[DONE]` events → records, classified;
 //! - [`wire`]: `.in/append` bodies, payload shaping, the append response;
 //! - [`session`]: per-chat persisted state and its storage record;
+//! - [`tabs`]: which tab may send on a chat (claim / heartbeat / release, Web Locks);
 //! - [`retry`]: backoff and rate-limit waits;
 //! - [`url`]: session URLs and `encodeURIComponent`;
 //! - [`json`]: the small JSON reader/writer the rest uses (no serde in the wasm);
@@ -29,6 +30,7 @@ pub mod records;
 pub mod retry;
 pub mod session;
 pub mod sse;
+pub mod tabs;
 pub mod turn;
 pub mod url;
 pub mod wire;
