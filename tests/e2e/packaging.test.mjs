@@ -1,0 +1,215 @@
+// Packaging smoke test: `npm pack` the built pkg/, install the tarball into a clean Vite + React
+// app (from the npm registry, like a user would), type-check and bundle it, import it under
+// Node as a server renderer would, and finally run the bundle in Chromium against chat-devserver.
+import assert from "node:assert/strict";
+import { execFile, spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { promisify } from "node:util";
+import { ROOT, eventually, launchBrowser, newChatId } from "./helpers.mjs";
+
+const run = promisify(execFile);
+const www = JSON.parse(readFileSync(join(ROOT, "www", "package.json"), "utf8"));
+const pinned = { ...www.dependencies, ...www.devDependencies };
+
+let dir;
+let tarball;
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), "tcw-pack-"));
+});
+after(() => {
+  if (dir && !process.env.E2E_KEEP_TMP) rmSync(dir, { recursive: true, force: true });
+});
+
+async function npm(args, cwd) {
+  return run("npm", [...args, "--no-audit", "--no-fund", "--loglevel=error"], {
+    cwd,
+    maxBuffer: 64 << 20,
+    env: { ...process.env, npm_config_update_notifier: "false" },
+  });
+}
+
+test("npm pack ships exactly the package files", { timeout: 60_000 }, async () => {
+  const { stdout } = await npm(["pack", join(ROOT, "pkg"), "--pack-destination", dir, "--json"], dir);
+  const [info] = JSON.parse(stdout);
+  tarball = join(dir, info.filename);
+  // README.md (and a LICENSE) ride along when pkg-template has them.
+  const files = info.files.map((f) => f.path).filter((f) => !/^(README|LICENSE)/.test(f)).sort();
+  assert.deepEqual(files, [
+    "index.d.ts",
+    "index.js",
+    "package.json",
+    "react.d.ts",
+    "react.js",
+    "trigger_chat_wasm.d.ts",
+    "trigger_chat_wasm.js",
+    "trigger_chat_wasm_bg.wasm",
+    "trigger_chat_wasm_bg.wasm.d.ts",
+  ]);
+  const manifest = JSON.parse(readFileSync(join(ROOT, "pkg", "package.json"), "utf8"));
+  assert.equal(manifest.exports["./react"].types, "./react.d.ts");
+  assert.equal(manifest.sideEffects, false);
+});
+
+const APP = {
+  "index.html": `<!doctype html><html><head><meta charset="utf-8"><title>packed</title></head>
+<body><div id="root"></div><script type="module" src="/src/main.tsx"></script></body></html>`,
+  "tsconfig.json": JSON.stringify({
+    compilerOptions: {
+      strict: true,
+      noEmit: true,
+      target: "ES2022",
+      module: "ESNext",
+      moduleResolution: "bundler",
+      lib: ["ES2022", "DOM", "DOM.Iterable"],
+      jsx: "react-jsx",
+      skipLibCheck: true,
+    },
+    include: ["src"],
+  }),
+  // A whole chat in one file, written only against the package's public API.
+  "src/main.tsx": `import { useChat } from "@ai-sdk/react";
+import type { UIMessage } from "ai";
+import { useState } from "react";
+import { createRoot } from "react-dom/client";
+import { isTriggerChatError, type ChatTransportEvent } from "trigger-chat-wasm";
+import { useMultiTabChat, useTriggerChatTransport } from "trigger-chat-wasm/react";
+
+type Msg = UIMessage<{ at?: number }>;
+const post = async (path: string) =>
+  (await (await fetch(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: "{}" })).json()) as { publicAccessToken: string };
+const chatId = new URLSearchParams(location.search).get("chat") ?? "packed";
+
+function Chat() {
+  const [events, setEvents] = useState<ChatTransportEvent["type"][]>([]);
+  const transport = useTriggerChatTransport<Msg>({
+    task: "ai-chat",
+    baseURL: location.origin,
+    startSession: ({ chatId }) => post("/api/chat/" + encodeURIComponent(chatId) + "/start"),
+    accessToken: async ({ chatId }) => (await post("/api/chat/" + encodeURIComponent(chatId) + "/token")).publicAccessToken,
+    onEvent: (e) => setEvents((all) => [...all, e.type]),
+    multiTab: true,
+  });
+  const { messages, setMessages, sendMessage, status, error } = useChat<Msg>({ id: chatId, transport });
+  const { isReadOnly } = useMultiTabChat(transport, chatId, messages, setMessages);
+  return (
+    <div>
+      <button id="send" disabled={isReadOnly} onClick={() => sendMessage({ text: "from the tarball" })}>send</button>
+      <pre id="out">{messages.map((m) => m.role + ": " + m.parts.map((p) => (p.type === "text" ? p.text : "")).join("")).join("\\n")}</pre>
+      <p id="status">{status}</p>
+      <p id="events">{events.join(",")}</p>
+      {error && <p id="error">{isTriggerChatError(error) ? error.code : error.message}</p>}
+    </div>
+  );
+}
+
+createRoot(document.getElementById("root")!).render(<Chat />);
+`,
+  // What a server renderer does: import both entries and render the hook without a browser.
+  "ssr.mjs": `import { createElement } from "react";
+import { renderToString } from "react-dom/server";
+import { TriggerChatTransport, createChatTransport } from "trigger-chat-wasm";
+import { useTriggerChatTransport, useMultiTabChat, useChatActions } from "trigger-chat-wasm/react";
+
+const t = createChatTransport({ task: "ai-chat", accessToken: () => "pat" });
+if (!(t instanceof TriggerChatTransport) || t.sessionStatus("x") !== "open" || t.getSession("x") !== undefined) {
+  throw new Error("transport methods misbehave without a browser");
+}
+function Page() {
+  const transport = useTriggerChatTransport({ task: "ai-chat", accessToken: () => "pat", multiTab: true });
+  const { isReadOnly } = useMultiTabChat(transport, "c1", [], () => {});
+  const { sendAction } = useChatActions({ sendMessage: () => {} });
+  return createElement("p", null, typeof sendAction + ":" + String(isReadOnly));
+}
+process.stdout.write(renderToString(createElement(Page)));
+`,
+};
+
+test("the tarball installs into a clean Vite app, type-checks and bundles", { timeout: 240_000 }, async (t) => {
+  if (!tarball) t.skip("npm pack failed");
+  const app = join(dir, "app");
+  for (const [file, text] of Object.entries(APP)) {
+    mkdirSync(join(app, file, ".."), { recursive: true });
+    writeFileSync(join(app, file), text);
+  }
+  writeFileSync(
+    join(app, "package.json"),
+    JSON.stringify({
+      name: "packed-app",
+      private: true,
+      type: "module",
+      dependencies: {
+        "trigger-chat-wasm": `file:${tarball}`,
+        react: pinned.react,
+        "react-dom": pinned["react-dom"],
+        ai: pinned.ai,
+        "@ai-sdk/react": pinned["@ai-sdk/react"],
+      },
+      devDependencies: {
+        vite: pinned.vite,
+        typescript: pinned.typescript,
+        "@types/react": pinned["@types/react"],
+        "@types/react-dom": pinned["@types/react-dom"],
+      },
+    }),
+  );
+  await npm(["install", "--prefer-offline"], app);
+  // A real install (a copy, not a link to pkg/).
+  assert.ok(readdirSync(join(app, "node_modules", "trigger-chat-wasm")).includes("trigger_chat_wasm_bg.wasm"));
+
+  await run(join(app, "node_modules", ".bin", "tsc"), ["--noEmit", "-p", app], { cwd: app });
+  const { stdout: ssr } = await run(process.execPath, ["ssr.mjs"], { cwd: app });
+  assert.equal(ssr, "<p>function:false</p>", "server rendering works and touches no browser API");
+
+  await run(join(app, "node_modules", ".bin", "vite"), ["build", "--logLevel", "warn"], { cwd: app });
+  const assets = readdirSync(join(app, "dist", "assets"));
+  assert.ok(assets.some((f) => f.endsWith(".wasm")), `the .wasm is emitted as an asset: ${assets}`);
+});
+
+test("the bundled app chats in Chromium against chat-devserver", { timeout: 60_000 }, async (t) => {
+  const dist = join(dir, "app", "dist");
+  const bin = process.env.CHAT_DEVSERVER_BIN;
+  if (!bin) t.skip("CHAT_DEVSERVER_BIN is not set (run through tests/e2e/run)");
+  let built = true;
+  try {
+    readdirSync(dist);
+  } catch {
+    built = false;
+  }
+  if (!built) t.skip("the app was not built");
+  if (!bin || !built) return;
+
+  const server = spawn(bin, ["--port", "0", "--static-dir", dist], { stdio: ["ignore", "pipe", "ignore"] });
+  let buffered = "";
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("server did not start")), 10_000);
+    server.stdout.on("data", (d) => {
+      buffered += d;
+      const m = /^listening on (http:\/\/\S+)$/m.exec(buffered);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+  });
+  const browser = await launchBrowser();
+  try {
+    const page = await browser.newPage();
+    const errors = [];
+    page.on("pageerror", (e) => errors.push(e));
+    await page.goto(`${url}/?chat=${newChatId("packed")}`);
+    await page.click("#send");
+    await eventually(async () => (await page.textContent("#out"))?.includes("assistant: You said: from the tarball"), {
+      message: "the echo",
+    });
+    assert.match(await page.textContent("#events"), /message-sent.*turn-completed/);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+    server.kill("SIGTERM");
+    await once(server, "exit");
+  }
+});
