@@ -14,7 +14,7 @@ const json = args.includes("--json");
 const budgetAt = args.indexOf("--budget");
 const budget = budgetAt >= 0 ? Number(args[budgetAt + 1]) : undefined;
 
-const files = ["trigger_chat_wasm_bg.wasm", "trigger_chat_wasm.js", "index.js"];
+const files = ["trigger_chat_wasm_bg.wasm", "trigger_chat_wasm.js", "transport.js", "index.js"];
 const rows = [];
 for (const name of files) {
   const path = join(dir, name);

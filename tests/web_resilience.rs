@@ -5,21 +5,20 @@
 mod support;
 
 use support::*;
-use trigger_chat_wasm::bindings::WasmTransport;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-fn transport(extra: &JsValue) -> (WasmTransport, JsValue) {
+fn transport(extra: &JsValue) -> (Transport, JsValue) {
     let made = make_options(SERVER, extra);
-    let transport = WasmTransport::new(get(&made, "options")).expect("valid options");
+    let transport = transport_with(&get(&made, "options"));
     (transport, get(&made, "calls"))
 }
 
-async fn send_text(t: &WasmTransport, chat: &str, id: &str, text: &str) -> JsValue {
+async fn send_text(t: &Transport, chat: &str, id: &str, text: &str) -> JsValue {
     let messages = array(&[user_message(id, text)]);
-    let stream = ok(t.send_messages(send_request(chat, &messages, &JsValue::UNDEFINED))).await;
+    let stream = ok(t.send_messages(&send_request(chat, &messages, &JsValue::UNDEFINED))).await;
     ok(read_all(&stream)).await
 }
 
@@ -47,7 +46,7 @@ fn status_count(status: u16, count: u32) -> JsValue {
 }
 
 /// A started chat: one turn done, so later faults hit a known session.
-async fn started(prefix: &str) -> (String, WasmTransport, JsValue) {
+async fn started(prefix: &str) -> (String, Transport, JsValue) {
     let chat = new_chat_id(prefix);
     let (t, calls) = transport(&JsValue::UNDEFINED);
     send_text(&t, &chat, "u0", "warm up").await;
@@ -101,7 +100,7 @@ async fn persistent_server_errors_fail_the_send_with_a_typed_error() {
         &array(&[user_message("u1", "x")]),
         &JsValue::UNDEFINED,
     );
-    let error = rejected(t.send_messages(request)).await;
+    let error = rejected(t.send_messages(&request)).await;
     assert_eq!(get(&error, "code").as_string().as_deref(), Some("server"));
     assert_eq!(get(&error, "status").as_f64(), Some(503.0));
     let events = strings(&event_types(&calls));
@@ -134,7 +133,7 @@ async fn an_expired_token_is_refreshed_once_for_the_append_and_the_stream() {
         &array(&[user_message("u1", "hi")]),
         &JsValue::UNDEFINED,
     );
-    let error = rejected(t.send_messages(request)).await;
+    let error = rejected(t.send_messages(&request)).await;
     assert_eq!(
         get(&error, "code").as_string().as_deref(),
         Some("unauthorized")
@@ -156,13 +155,13 @@ async fn an_expired_token_is_refreshed_once_for_the_append_and_the_stream() {
 async fn a_token_that_expires_mid_stream_is_refreshed_on_reconnect() {
     let chat = new_chat_id("midexpiry");
     let (t, calls) = transport(&JsValue::UNDEFINED);
-    // Every token minted for this chat lives 2 s; the slow reply takes 4 s and its connection
+    // Every token minted for this chat lives 1 s; the slow reply takes 4 s and its connection
     // drops after ~2.5 s, so the reconnect meets a 401 (the JS transport's W7).
     faults(
         &chat,
         object(&[
-            ("tokenTtlSeconds", 2.into()),
-            ("dropAfterRecords", 27.into()),
+            ("tokenTtlSeconds", 1.into()),
+            ("dropAfterRecords", 25.into()),
         ]),
     )
     .await;
@@ -248,13 +247,13 @@ async fn malformed_stream_data_is_a_protocol_error_not_a_dead_module() {
          return fetch(url, init);",
     );
     js_sys::Reflect::set(&options, &"fetch".into(), &garbage).unwrap();
-    let t = WasmTransport::new(options).unwrap();
+    let t = transport_with(&options);
     let request = send_request(
         &chat,
         &array(&[user_message("u1", "hi")]),
         &JsValue::UNDEFINED,
     );
-    let stream = ok(t.send_messages(request)).await;
+    let stream = ok(t.send_messages(&request)).await;
     let error = rejected(read_all(&stream)).await;
     assert_eq!(get(&error, "code").as_string().as_deref(), Some("protocol"));
     let calls = get(&made, "calls");

@@ -5,7 +5,6 @@
 mod support;
 
 use support::*;
-use trigger_chat_wasm::bindings::WasmTransport;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;
@@ -13,10 +12,10 @@ use wasm_bindgen_test::*;
 wasm_bindgen_test_configure!(run_in_browser);
 
 /// A transport persisting to localStorage under `namespace` (a "page" of the app).
-fn page(namespace: &str) -> (WasmTransport, JsValue) {
+fn page(namespace: &str) -> (Transport, JsValue) {
     let extra = object(&[("persistence", object(&[("namespace", namespace.into())]))]);
     let made = make_options(SERVER, &extra);
-    let transport = WasmTransport::new(get(&made, "options")).expect("valid options");
+    let transport = transport_with(&get(&made, "options"));
     (transport, get(&made, "calls"))
 }
 
@@ -46,9 +45,9 @@ async fn turn_active(chat: &str) -> bool {
     get(&state, "currentTurnActive").as_bool().unwrap_or(false)
 }
 
-async fn send(t: &WasmTransport, chat: &str, id: &str, text: &str, extra: &JsValue) -> JsValue {
+async fn send(t: &Transport, chat: &str, id: &str, text: &str, extra: &JsValue) -> JsValue {
     let request = send_request(chat, &array(&[user_message(id, text)]), extra);
-    ok(t.send_messages(request)).await
+    ok(t.send_messages(&request)).await
 }
 
 #[wasm_bindgen_test]
@@ -61,13 +60,11 @@ async fn a_reload_mid_reply_replays_the_whole_turn_exactly_once() {
     assert!(js_sys::Array::from(&partial).length() >= 6);
     a.dispose(); // the page goes away without stopping the agent
     let (b, calls) = page(&namespace);
-    let persisted = b.get_session(chat.clone());
+    let persisted = b.get_session(&chat);
     assert_eq!(get(&persisted, "isStreaming").as_bool(), Some(true));
-    let resumed = b
-        .reconnect_to_stream(reconnect_request(&chat, &[]))
-        .unwrap()
-        .expect("a turn is in flight");
-    let chunks = ok(read_all(&resumed.into())).await;
+    let resumed = ok(b.reconnect_to_stream(&reconnect_request(&chat, &[]))).await;
+    assert!(!resumed.is_null(), "a turn is in flight");
+    let chunks = ok(read_all(&resumed)).await;
     let kinds = strings(&types(&chunks));
     assert_eq!(
         kinds.first().map(String::as_str),
@@ -94,7 +91,7 @@ async fn a_reload_mid_reply_replays_the_whole_turn_exactly_once() {
         .unwrap();
     assert_eq!(get(connected, "resumed").as_bool(), Some(true));
     assert_eq!(
-        get(&b.get_session(chat.clone()), "isStreaming").as_bool(),
+        get(&b.get_session(&chat), "isStreaming").as_bool(),
         Some(false)
     );
 }
@@ -111,13 +108,12 @@ async fn resuming_an_idle_chat_returns_nothing_or_closes_at_once() {
     // isStreaming === false was persisted: nothing to resume, no request.
     let (b, _) = page(&namespace);
     let before = log_of(&chat).await.len();
-    assert!(b
-        .reconnect_to_stream(reconnect_request(&chat, &[]))
-        .unwrap()
-        .is_none());
+    assert!(ok(b.reconnect_to_stream(&reconnect_request(&chat, &[])))
+        .await
+        .is_null());
     assert_eq!(log_of(&chat).await.len(), before);
     // An app that persisted only token + cursor (no isStreaming): the server says "settled".
-    let session = a.get_session(chat.clone());
+    let session = a.get_session(&chat);
     let hydrated = object(&[
         ("publicAccessToken", get(&session, "publicAccessToken")),
         ("lastEventId", get(&session, "lastEventId")),
@@ -127,13 +123,10 @@ async fn resuming_an_idle_chat_returns_nothing_or_closes_at_once() {
         ("sessions", object(&[(chat.as_str(), hydrated)])),
     ]);
     let made = make_options(SERVER, &extra);
-    let c = WasmTransport::new(get(&made, "options")).unwrap();
+    let c = transport_with(&get(&made, "options"));
     let started = js_sys::Date::now();
-    let resumed = c
-        .reconnect_to_stream(reconnect_request(&chat, &[]))
-        .unwrap()
-        .unwrap();
-    let chunks = ok(read_all(&resumed.into())).await;
+    let resumed = ok(c.reconnect_to_stream(&reconnect_request(&chat, &[]))).await;
+    let chunks = ok(read_all(&resumed)).await;
     assert_eq!(js_sys::Array::from(&chunks).length(), 0);
     assert!(
         js_sys::Date::now() - started < 5_000.0,
@@ -155,13 +148,9 @@ async fn stop_after_a_reload_stops_the_servers_turn() {
     ok(read_n(&stream, 4)).await;
     a.dispose();
     let (b, _) = page(&namespace);
-    let resumed = b
-        .reconnect_to_stream(reconnect_request(&chat, &[]))
-        .unwrap()
-        .unwrap();
-    let resumed: JsValue = resumed.into();
+    let resumed = ok(b.reconnect_to_stream(&reconnect_request(&chat, &[]))).await;
     ok(read_n(&resumed, 6)).await;
-    let stopped = ok(b.stop_generation(chat.clone())).await;
+    let stopped = ok(b.stop_generation(&chat)).await;
     assert_eq!(stopped.as_bool(), Some(true));
     ok(read_all(&resumed)).await; // ends cleanly
     assert_eq!(stops_in(&log_of(&chat).await), 1);
@@ -173,7 +162,7 @@ async fn stop_after_a_reload_stops_the_servers_turn() {
     }
     assert!(!turn_active(&chat).await, "the agent stopped");
     // A second stop for the same turn is not sent again.
-    ok(b.stop_generation(chat.clone())).await;
+    ok(b.stop_generation(&chat)).await;
     assert_eq!(stops_in(&log_of(&chat).await), 1);
     // The next turn carries none of the stopped turn's output.
     let next = ok(read_all(
@@ -206,14 +195,8 @@ async fn aborting_an_owning_send_stops_the_turn_but_aborting_a_resume_only_detac
     a.dispose();
     let (b, _) = page(&namespace);
     let detach = web_sys::AbortController::new().unwrap();
-    let resumed = b
-        .reconnect_to_stream(reconnect_request(
-            &chat,
-            &[("abortSignal", detach.signal().into())],
-        ))
-        .unwrap()
-        .unwrap();
-    let resumed: JsValue = resumed.into();
+    let request = reconnect_request(&chat, &[("abortSignal", detach.signal().into())]);
+    let resumed = ok(b.reconnect_to_stream(&request)).await;
     ok(read_n(&resumed, 3)).await;
     detach.abort();
     ok(read_all(&resumed)).await;
@@ -253,7 +236,7 @@ async fn the_js_persistence_contract_works_and_reports_removal_with_null() {
     let made = make_options(SERVER, &extra);
     let options = get(&made, "options");
     let calls = get(&made, "calls");
-    let t = WasmTransport::new(options).unwrap();
+    let t = transport_with(&options);
     ok(read_all(
         &send(&t, &chat, "u1", "hi", &JsValue::UNDEFINED).await,
     ))
@@ -267,7 +250,7 @@ async fn the_js_persistence_contract_works_and_reports_removal_with_null() {
     let last = js_sys::Array::from(&sessions.get(sessions.length() - 1));
     assert_eq!(last.get(0).as_string().as_deref(), Some(chat.as_str()));
     assert_eq!(get(&last.get(1), "isStreaming").as_bool(), Some(false));
-    t.remove_session(chat.clone());
+    t.remove_session(&chat);
     let last = js_sys::Array::from(&sessions.get(sessions.length() - 1));
     assert!(
         last.get(1).is_null(),
@@ -275,7 +258,7 @@ async fn the_js_persistence_contract_works_and_reports_removal_with_null() {
         js_sys::JSON::stringify(&sessions.into())
     );
     // A throwing onSessionChange never breaks a send (W15).
-    t.set_on_session_change(throwing.into()).unwrap();
+    t.set_on_session_change(&throwing.into());
     let chunks = ok(read_all(
         &send(&t, &chat, "u2", "still", &JsValue::UNDEFINED).await,
     ))

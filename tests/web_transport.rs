@@ -4,15 +4,14 @@
 mod support;
 
 use support::*;
-use trigger_chat_wasm::bindings::WasmTransport;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-fn transport(extra: &JsValue) -> (WasmTransport, JsValue) {
+fn transport(extra: &JsValue) -> (Transport, JsValue) {
     let made = make_options(SERVER, extra);
-    let transport = WasmTransport::new(get(&made, "options")).expect("valid options");
+    let transport = transport_with(&get(&made, "options"));
     (transport, get(&made, "calls"))
 }
 
@@ -21,7 +20,7 @@ async fn a_message_streams_the_agents_reply_and_closes_on_its_turn_complete() {
     let chat = new_chat_id("basic");
     let (t, calls) = transport(&JsValue::UNDEFINED);
     let messages = array(&[user_message("u1", "hello there")]);
-    let stream = ok(t.send_messages(send_request(&chat, &messages, &JsValue::UNDEFINED))).await;
+    let stream = ok(t.send_messages(&send_request(&chat, &messages, &JsValue::UNDEFINED))).await;
     let chunks = ok(read_all(&stream)).await;
     assert_eq!(text_of(&chunks), "You said: hello there");
     let kinds = strings(&types(&chunks));
@@ -42,9 +41,9 @@ async fn a_message_streams_the_agents_reply_and_closes_on_its_turn_complete() {
     }
 }
 
-async fn send_text(t: &WasmTransport, chat: &str, id: &str, text: &str) -> JsValue {
+async fn send_text(t: &Transport, chat: &str, id: &str, text: &str) -> JsValue {
     let messages = array(&[user_message(id, text)]);
-    let stream = ok(t.send_messages(send_request(chat, &messages, &JsValue::UNDEFINED))).await;
+    let stream = ok(t.send_messages(&send_request(chat, &messages, &JsValue::UNDEFINED))).await;
     ok(read_all(&stream)).await
 }
 
@@ -80,7 +79,7 @@ async fn each_turn_streams_only_its_own_reply() {
         Some(1.0),
         "one session for the chat"
     );
-    let session = t.get_session(chat.clone());
+    let session = t.get_session(&chat);
     assert_eq!(get(&session, "isStreaming").as_bool(), Some(false));
     assert!(get(&session, "lastEventId").as_string().is_some());
     assert!(get(&session, "activeInputSeq").is_undefined());
@@ -103,7 +102,7 @@ async fn regenerate_sends_no_message_and_streams_the_new_answer() {
             ),
         ]),
     );
-    let chunks = ok(read_all(&ok(t.send_messages(request)).await)).await;
+    let chunks = ok(read_all(&ok(t.send_messages(&request)).await)).await;
     assert_eq!(text_of(&chunks), "Regenerated: You said: ping");
     let log = request_log(&chat).await;
     let body = log
@@ -143,7 +142,7 @@ async fn actions_stream_their_turn_and_settle() {
     });
     let options = object(&[("onSettled", on_settled.as_ref().clone())]);
     let action = object(&[("type", "undo".into())]);
-    let stream = ok(t.send_action(chat.clone(), action, options)).await;
+    let stream = ok(t.send_action(&chat, &action, &options)).await;
     let chunks = ok(read_all(&stream)).await;
     assert_eq!(text_of(&chunks), r#"Action received: {"type":"undo"}"#);
     assert_eq!(settled.length(), 1, "onSettled fires once");
@@ -157,7 +156,7 @@ async fn actions_stream_their_turn_and_settle() {
             object(&[("action", object(&[("type", "redo".into())]))]),
         )]),
     );
-    let chunks = ok(read_all(&ok(t.send_messages(request)).await)).await;
+    let chunks = ok(read_all(&ok(t.send_messages(&request)).await)).await;
     assert_eq!(text_of(&chunks), r#"Action received: {"type":"redo"}"#);
 }
 
@@ -174,7 +173,7 @@ async fn client_data_is_merged_under_request_metadata() {
         &array(&[user_message("u1", "whoami")]),
         &object(&[("metadata", object(&[("plan", "pro".into())]))]),
     );
-    let chunks = ok(read_all(&ok(t.send_messages(request)).await)).await;
+    let chunks = ok(read_all(&ok(t.send_messages(&request)).await)).await;
     let text = text_of(&chunks);
     assert!(
         text.contains(r#"metadata={"user":"ada","plan":"pro"}"#),
@@ -185,8 +184,7 @@ async fn client_data_is_merged_under_request_metadata() {
         "{text}"
     );
     // setClientData takes effect on the next send.
-    t.set_client_data(object(&[("user", "grace".into())]))
-        .unwrap();
+    t.set_client_data(&object(&[("user", "grace".into())]));
     let text = text_of(&send_text(&t, &chat, "u2", "whoami").await);
     assert!(text.contains(r#"metadata={"user":"grace"}"#), "{text}");
 }
@@ -208,7 +206,7 @@ async fn headers_are_sent_but_cannot_replace_the_transports_own() {
         &array(&[user_message("u1", "hi")]),
         &object(&[("headers", object(&[("X-Request", "r1".into())]))]),
     );
-    ok(read_all(&ok(t.send_messages(request)).await)).await;
+    ok(read_all(&ok(t.send_messages(&request)).await)).await;
     let log = request_log(&chat).await;
     let append = log.iter().find(|e| is_append(e)).unwrap();
     assert_eq!(header(append, "x-app").as_deref(), Some("demo"));
@@ -266,7 +264,7 @@ async fn an_oversized_message_fails_at_once_with_a_clear_error() {
         &array(&[user_message("u2", &big)]),
         &JsValue::UNDEFINED,
     );
-    let error = rejected(t.send_messages(request)).await;
+    let error = rejected(t.send_messages(&request)).await;
     assert_eq!(
         get(&error, "code").as_string().as_deref(),
         Some("payload_too_large")
@@ -291,7 +289,7 @@ async fn a_closed_session_refuses_sends_and_reconnects() {
     let (t, calls) = transport(&JsValue::UNDEFINED);
     let chunks = send_text(&t, &chat, "u1", "goodbye").await;
     assert!(!text_of(&chunks).is_empty());
-    assert_eq!(t.session_status(chat.clone()), "closed");
+    assert_eq!(t.session_status(&chat), "closed");
     let events = strings(&event_types(&calls));
     assert!(events.iter().any(|e| e == "session-closed"), "{events:?}");
     let before = request_log(&chat).await.len();
@@ -300,7 +298,7 @@ async fn a_closed_session_refuses_sends_and_reconnects() {
         &array(&[user_message("u2", "again")]),
         &JsValue::UNDEFINED,
     );
-    let error = rejected(t.send_messages(request)).await;
+    let error = rejected(t.send_messages(&request)).await;
     assert_eq!(
         get(&error, "code").as_string().as_deref(),
         Some("session_closed")
@@ -310,14 +308,9 @@ async fn a_closed_session_refuses_sends_and_reconnects() {
         before,
         "refused without a request"
     );
-    let resumed = t
-        .reconnect_to_stream(object(&[("chatId", chat.as_str().into())]))
-        .unwrap();
-    assert!(resumed.is_none());
-    assert_eq!(
-        get(&t.get_session(chat.clone()), "closed").as_bool(),
-        Some(true)
-    );
+    let resumed = ok(t.reconnect_to_stream(&object(&[("chatId", chat.as_str().into())]))).await;
+    assert!(resumed.is_null());
+    assert_eq!(get(&t.get_session(&chat), "closed").as_bool(), Some(true));
 }
 
 #[wasm_bindgen_test]
@@ -359,7 +352,7 @@ async fn events_carry_the_js_transports_fields() {
     let connected = find("stream-connected");
     assert_eq!(get(&connected, "resumed").as_bool(), Some(false));
     // No event or session state ever carries the token outside `publicAccessToken`.
-    let token = get(&t.get_session(chat.clone()), "publicAccessToken")
+    let token = get(&t.get_session(&chat), "publicAccessToken")
         .as_string()
         .unwrap();
     for e in &events {
@@ -369,7 +362,7 @@ async fn events_carry_the_js_transports_fields() {
 }
 
 #[wasm_bindgen_test]
-fn bad_options_are_rejected_with_the_field_name() {
+async fn bad_options_are_rejected_with_the_field_name() {
     let cases = [
         (object(&[]), "task"),
         (object(&[("task", "t".into())]), "accessToken"),
@@ -387,10 +380,10 @@ fn bad_options_are_rejected_with_the_field_name() {
         ),
     ];
     for (options, field) in cases {
-        let error = match WasmTransport::new(options) {
-            Ok(_) => panic!("{field}: accepted"),
-            Err(e) => e,
-        };
+        // The constructor never throws (useChat builds it during render); the first use does.
+        let t = transport_with(&options);
+        let request = send_request("c", &array(&[user_message("u1", "x")]), &JsValue::UNDEFINED);
+        let error = rejected(t.send_messages(&request)).await;
         assert_eq!(
             get(&error, "code").as_string().as_deref(),
             Some("invalid_option")

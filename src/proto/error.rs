@@ -225,6 +225,18 @@ impl Error {
     }
 }
 
+impl Error {
+    /// The human-readable message (what `Display` writes).
+    pub fn message(&self) -> String {
+        use alloc_string::ToString;
+        self.to_string()
+    }
+}
+
+mod alloc_string {
+    pub use std::string::ToString;
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Helper: ": <message>" with secrets redacted, or nothing.

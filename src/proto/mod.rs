@@ -12,6 +12,7 @@
 //! - [`url`]: session URLs and `encodeURIComponent`;
 //! - [`json`]: the small JSON reader/writer the rest uses (no serde in the wasm);
 //! - [`error`]: the crate's one [`Error`] type;
+//! - [`driver`]: the whole transport as one sans-IO state machine;
 //! - [`chat`]: per-chat state (token, cursor, turn in flight, closed);
 //! - [`turn`]: which records of a subscription reach the consumer, and when its turn is over;
 //! - [`append`]: the retry policy of one `.in/append`;
@@ -21,6 +22,7 @@
 
 pub mod append;
 pub mod chat;
+pub mod driver;
 pub mod error;
 pub mod headers;
 pub mod ids;

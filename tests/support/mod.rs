@@ -1,9 +1,13 @@
-//! Shared helpers of the browser test suites (tests/web_*.rs): the emulator's address, option
-//! objects whose callbacks call the emulator's customer endpoints like a real app, and readers.
+//! Shared helpers of the browser test suites (tests/web_*.rs). They drive the package's real
+//! `TriggerChatTransport` — `pkg-template/transport.js` (loaded as a module snippet) around the
+//! crate's `WasmDriver` — against the emulator, with option objects whose callbacks call the
+//! emulator's customer endpoints like a real app.
 #![allow(dead_code)]
 
 use js_sys::{Object, Promise, Reflect};
+use trigger_chat_wasm::bindings::WasmDriver;
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
 /// The emulator (`www/server`) started by `scripts/test`; with `wasm-pack test`, start it
@@ -13,7 +17,48 @@ pub const SERVER: &str = match option_env!("CHAT_SERVER_URL") {
     None => "http://127.0.0.1:8787",
 };
 
+#[wasm_bindgen(module = "/pkg-template/transport.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = createTransportClass)]
+    fn create_transport_class(load: &js_sys::Function) -> JsValue;
+}
+
+/// The package's `TriggerChatTransport`, as JS sees it.
+#[wasm_bindgen]
+extern "C" {
+    pub type Transport;
+    #[wasm_bindgen(method, js_name = sendMessages)]
+    pub fn send_messages(this: &Transport, request: &JsValue) -> Promise;
+    #[wasm_bindgen(method, js_name = reconnectToStream)]
+    pub fn reconnect_to_stream(this: &Transport, request: &JsValue) -> Promise;
+    #[wasm_bindgen(method, js_name = sendAction)]
+    pub fn send_action(
+        this: &Transport,
+        chat_id: &str,
+        action: &JsValue,
+        options: &JsValue,
+    ) -> Promise;
+    #[wasm_bindgen(method, js_name = stopGeneration)]
+    pub fn stop_generation(this: &Transport, chat_id: &str) -> Promise;
+    #[wasm_bindgen(method, js_name = sendPendingMessage)]
+    pub fn send_pending_message(this: &Transport, chat_id: &str, message: &JsValue) -> Promise;
+    #[wasm_bindgen(method, js_name = getSession)]
+    pub fn get_session(this: &Transport, chat_id: &str) -> JsValue;
+    #[wasm_bindgen(method, js_name = removeSession)]
+    pub fn remove_session(this: &Transport, chat_id: &str);
+    #[wasm_bindgen(method, js_name = sessionStatus)]
+    pub fn session_status(this: &Transport, chat_id: &str) -> String;
+    #[wasm_bindgen(method, js_name = setClientData)]
+    pub fn set_client_data(this: &Transport, data: &JsValue);
+    #[wasm_bindgen(method, js_name = setOnSessionChange)]
+    pub fn set_on_session_change(this: &Transport, callback: &JsValue);
+    #[wasm_bindgen(method)]
+    pub fn dispose(this: &Transport);
+}
+
 #[wasm_bindgen(inline_js = r#"
+export function newTransport(Class, options) { return new Class(options); }
+
 export function makeOptions(base, extra) {
   const calls = { startSession: 0, accessToken: 0, events: [], sessions: [] };
   const options = {
@@ -54,21 +99,25 @@ export function sendRequest(chatId, messages, extra) {
 
 export async function readAll(stream) {
   const chunks = [];
+  const reader = stream.getReader();
   for (;;) {
-    const text = await stream.next();
-    if (text === undefined) break;
-    for (const body of JSON.parse(text)) if (body && body.data != null) chunks.push(body.data);
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
   }
+  reader.releaseLock();
   return chunks;
 }
 
 export async function readN(stream, n) {
   const chunks = [];
+  const reader = stream.getReader();
   while (chunks.length < n) {
-    const text = await stream.next();
-    if (text === undefined) break;
-    for (const body of JSON.parse(text)) if (body && body.data != null) chunks.push(body.data);
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
   }
+  reader.releaseLock();
   return chunks;
 }
 
@@ -106,6 +155,8 @@ export function eventTypes(calls) {
 }
 "#)]
 extern "C" {
+    #[wasm_bindgen(js_name = newTransport)]
+    fn new_transport(class: &JsValue, options: &JsValue) -> Transport;
     #[wasm_bindgen(js_name = makeOptions)]
     pub fn make_options(base: &str, extra: &JsValue) -> JsValue;
     #[wasm_bindgen(js_name = userMessage)]
@@ -129,6 +180,27 @@ extern "C" {
     pub fn storage_get(key: &str) -> Option<String>;
     #[wasm_bindgen(js_name = eventTypes)]
     pub fn event_types(calls: &JsValue) -> js_sys::Array;
+}
+
+thread_local! {
+    /// The class, made once: its driver factory builds this crate's `WasmDriver`.
+    static CLASS: JsValue = {
+        let factory = Closure::<dyn FnMut(String, f64) -> JsValue>::new(|options: String, seed: f64| {
+            match WasmDriver::new(&options, seed) {
+                Ok(driver) => JsValue::from(driver),
+                Err(error) => wasm_bindgen::throw_val(error),
+            }
+        })
+        .into_js_value();
+        let load = Closure::<dyn FnMut() -> JsValue>::new(move || Promise::resolve(&factory).into())
+            .into_js_value();
+        create_transport_class(load.unchecked_ref())
+    };
+}
+
+/// A `TriggerChatTransport` for `options`.
+pub fn transport_with(options: &JsValue) -> Transport {
+    CLASS.with(|class| new_transport(class, options))
 }
 
 /// `obj[key]`.

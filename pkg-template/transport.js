@@ -1,0 +1,733 @@
+// The I/O layer of trigger-chat-wasm's TriggerChatTransport.
+//
+// Every decision lives in the WebAssembly driver (Rust, `src/proto/driver`): what to send, when
+// to retry or reconnect, which records reach the app, what to persist, which events fire. This
+// file only performs what the driver asks — fetch, body reads, timers, the app's callbacks,
+// storage, BroadcastChannel, Web Locks, page lifecycle — and reports the results back, with
+// the time. It imports nothing, so the browser test suites load it as is.
+
+const DEFAULT_BASE_URL = "https://api.trigger.dev";
+const STORAGE_VERSION = 1;
+const TAB_CHANNEL = "trigger-chat-tab-coord";
+
+function partId() {
+  const c = globalThis.crypto;
+  if (c?.randomUUID) return c.randomUUID();
+  const b = new Uint8Array(16);
+  if (c?.getRandomValues) c.getRandomValues(b);
+  else for (let i = 0; i < 16; i++) b[i] = (Math.random() * 256) | 0;
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const h = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+/** An `Error` from the driver's description `{code, message, status?, closedReason?, resetAt?}`. */
+export function makeError(d) {
+  const e = new Error(d.message ?? d.code);
+  e.name = d.code === "aborted" ? "AbortError" : d.status ? "TriggerApiError" : "TriggerChatError";
+  e.code = d.code;
+  if (d.status !== undefined) e.status = d.status;
+  if (d.closedReason !== undefined) e.closedReason = d.closedReason;
+  if (d.resetAt !== undefined) e.resetAt = d.resetAt;
+  return e;
+}
+
+function optionsError(name, message) {
+  return makeError({ code: "invalid_option", message: `invalid option \`${name}\`: ${message}` });
+}
+
+function json(value, name) {
+  if (value === undefined) return "";
+  try {
+    return JSON.stringify(value) ?? "";
+  } catch {
+    throw optionsError(name, "must be JSON-serializable");
+  }
+}
+
+function headerPairs(headers) {
+  if (headers == null) return undefined;
+  if (typeof headers.forEach === "function" && typeof headers.get === "function") {
+    const pairs = [];
+    headers.forEach((v, k) => pairs.push([k, v]));
+    return pairs;
+  }
+  return headers;
+}
+
+function storageKey(namespace, chatId) {
+  return `${namespace}:v${STORAGE_VERSION}:${encodeURIComponent(chatId)}`;
+}
+
+/**
+ * The `TriggerChatTransport` class, given `load`, which resolves to a function making a driver
+ * from the options JSON and a random seed (the package passes the wasm-bindgen `WasmDriver`).
+ */
+export function createTransportClass(load) {
+  let factory;
+  const ready = () => (factory ??= load());
+
+  return class TriggerChatTransport {
+    /** A reconnect replays the turn in flight from its start; the AI SDK replaces, not appends. */
+    resumeStreamIsReplay = true;
+
+    #o;
+    #d = null;
+    #loading = null;
+    #pending = new Map();
+    #disposed = false;
+    #fetches = new Map();
+    #timers = new Map();
+    #ops = new Map();
+    #streams = new Map();
+    #thrown = new Map();
+    #nextThrown = 1;
+    #wake = null;
+    #readOnlyListeners = new Set();
+    #messagesListeners = new Set();
+
+    constructor(options) {
+      if (options === null || typeof options !== "object") {
+        throw new TypeError("TriggerChatTransport: options must be an object");
+      }
+      this.#o = { ...options };
+      for (const name of Object.getOwnPropertyNames(TriggerChatTransport.prototype)) {
+        if (name !== "constructor" && typeof this[name] === "function") this[name] = this[name].bind(this);
+      }
+      // In a browser, start fetching the module now; the driver itself is made on first use,
+      // so an instance built and dropped during render holds nothing.
+      if (typeof window !== "undefined") ready().catch(() => {});
+    }
+
+    // ---- driver plumbing ----
+
+    async #ready() {
+      if (this.#d) return this.#d;
+      this.#loading ??= ready().then((make) => {
+        const o = this.#o;
+        const types = {};
+        for (const k of ["accessToken", "startSession", "fetch", "onEvent", "onSessionChange", "baseURL"]) {
+          types[k] = typeof o[k];
+        }
+        const config = {
+          task: o.task,
+          types,
+          headers: headerPairs(o.headers),
+          streamTimeoutSeconds: o.streamTimeoutSeconds,
+          stallTimeoutMs: o.stallTimeoutMs,
+          clientData: o.clientData,
+          sessions: o.sessions,
+          multiTab: !!o.multiTab,
+          watch: !!o.watch,
+          headStart: !!o.headStart,
+        };
+        let d;
+        try {
+          d = make(json(config, "clientData"), Math.random() * 2 ** 52);
+        } catch (e) {
+          throw typeof e === "string" ? makeError(JSON.parse(e)) : e;
+        }
+        this.#d = d;
+        for (const [name, value] of this.#pending) this[name](value);
+        this.#pending.clear();
+        if (this.#disposed) d.dispose(Date.now());
+        this.#flush();
+        return d;
+      });
+      return this.#loading;
+    }
+
+    #run(call) {
+      if (!this.#d) return;
+      call(this.#d);
+      this.#flush();
+    }
+
+    #flush() {
+      const d = this.#d;
+      for (;;) {
+        const text = d.drain();
+        if (text === "[]") return;
+        for (const a of JSON.parse(text)) {
+          try {
+            this.#perform(a);
+          } catch {
+            // An action must never break the loop (app callbacks are guarded below too).
+          }
+        }
+      }
+    }
+
+    // Loads a chat's stored state the first time the driver meets it.
+    #ensure(chatId) {
+      const d = this.#d;
+      if (d.knows(chatId)) return;
+      const p = this.#o.persistence ?? "localStorage";
+      try {
+        if (p === "localStorage" || typeof p?.namespace === "string") {
+          const ns = typeof p === "string" ? "trigger-chat-wasm" : p.namespace;
+          const raw = globalThis.localStorage?.getItem(storageKey(ns, chatId));
+          d.hydrate(chatId, raw == null ? 0 : 1, raw ?? "");
+        } else if (typeof p?.load === "function") {
+          const state = p.load(chatId);
+          d.hydrate(chatId, state == null ? 0 : 2, state == null ? "" : JSON.stringify(state));
+        } else {
+          d.hydrate(chatId, 0, "");
+        }
+      } catch (e) {
+        d.hydrate(chatId, 0, "");
+        d.storageFailed(chatId, String(e?.message ?? e));
+      }
+    }
+
+    #error(desc) {
+      if (desc.thrown !== undefined) return this.#thrown.get(desc.thrown);
+      return makeError(desc);
+    }
+
+    #keep(value) {
+      const id = this.#nextThrown++;
+      this.#thrown.set(id, value);
+      if (this.#thrown.size > 32) this.#thrown.delete(this.#thrown.keys().next().value);
+      return id;
+    }
+
+    // An operation: the driver call returns its id; a later resolve/reject action settles it.
+    #op(call, extra) {
+      return new Promise((resolve, reject) => {
+        const id = call(this.#d);
+        this.#ops.set(id, { resolve, reject, ...extra });
+        this.#flush();
+      });
+    }
+
+    #perform(a) {
+      switch (a.t) {
+        case "fetch":
+          return this.#fetch(a);
+        case "read":
+          return this.#read(a.id);
+        case "abort":
+          return this.#abort(a.id);
+        case "timer":
+          this.#timers.set(
+            a.id,
+            setTimeout(() => {
+              this.#timers.delete(a.id);
+              this.#run((d) => d.timer(a.id, Date.now()));
+            }, a.ms),
+          );
+          return;
+        case "untimer":
+          clearTimeout(this.#timers.get(a.id));
+          this.#timers.delete(a.id);
+          return;
+        case "call":
+          return this.#call(a);
+        case "resolve": {
+          const op = this.#ops.get(a.op);
+          this.#ops.delete(a.op);
+          if (!op) return;
+          op.cleanup?.();
+          if (a.stream !== undefined) return op.resolve(this.#stream(a.stream, op.signal, op.stopTurn));
+          return op.resolve(a.value);
+        }
+        case "reject": {
+          const op = this.#ops.get(a.op);
+          this.#ops.delete(a.op);
+          op?.cleanup?.();
+          return op?.reject(this.#error(a.error));
+        }
+        case "chunks":
+          return this.#chunks(a.stream);
+        case "end":
+        case "fail": {
+          const s = this.#streams.get(a.stream);
+          if (!s) return;
+          this.#streams.delete(a.stream);
+          s.cleanup?.();
+          this.#unwatch();
+          if (a.t === "end") s.controller?.close();
+          else s.controller?.error(this.#error(a.error));
+          s.done?.();
+          return;
+        }
+        case "event": {
+          const event = a.event;
+          event.timestamp = Date.now();
+          if (a.error) event.error = this.#error(a.error);
+          try {
+            this.#o.onEvent?.(event);
+          } catch {
+            // The app's observer never breaks the transport.
+          }
+          return;
+        }
+        case "persist":
+          return this.#persist(a.chat, a.state ?? null);
+        case "settled": {
+          const onSettled = this.#settlers.get(a.op);
+          this.#settlers.delete(a.op);
+          try {
+            onSettled?.(a.info);
+          } catch {
+            // Same as onEvent.
+          }
+          return;
+        }
+        case "broadcast":
+          return this.#broadcast(a.message);
+        case "readonly":
+          for (const fn of this.#readOnlyListeners) {
+            try {
+              fn(a.chat, a.value);
+            } catch {
+              // Listener errors stay with the listener.
+            }
+          }
+          return;
+        case "messages":
+          for (const fn of this.#messagesListeners) {
+            try {
+              fn(a.chat, a.messages);
+            } catch {
+              // Listener errors stay with the listener.
+            }
+          }
+          return;
+        case "lock":
+          return this.#lock(a.chat);
+        case "unlock":
+          return this.#unlock(a.chat);
+        case "lockquery":
+          return this.#lockQuery();
+      }
+    }
+
+    #settlers = new Map();
+
+    #base(endpoint, chatId) {
+      const o = this.#o;
+      let base;
+      if (endpoint === "out" && typeof o.streamBaseURL === "string") base = o.streamBaseURL;
+      else if (typeof o.baseURL === "function") base = o.baseURL({ endpoint, chatId });
+      else base = o.baseURL ?? DEFAULT_BASE_URL;
+      return String(base).replace(/\/+$/, "");
+    }
+
+    async #fetch(a) {
+      const controller = typeof AbortController === "function" ? new AbortController() : null;
+      const entry = { controller, reader: null };
+      this.#fetches.set(a.id, entry);
+      const init = {
+        method: a.body === undefined ? "GET" : "POST",
+        headers: Object.fromEntries(a.headers),
+        signal: controller?.signal,
+      };
+      if (a.body !== undefined) init.body = a.body;
+      const url = this.#base(a.endpoint, a.chat) + a.path;
+      try {
+        const f = this.#o.fetch;
+        const res = await (f ? f(url, init, { endpoint: a.endpoint, chatId: a.chat }) : fetch(url, init));
+        if (this.#fetches.get(a.id) !== entry) {
+          res.body?.cancel().catch(() => {});
+          return;
+        }
+        if (a.endpoint === "out" && res.status === 200) {
+          entry.reader = res.body?.getReader() ?? null;
+          if (!entry.reader) throw new Error("the stream response has no body");
+          const settled = res.headers.get("X-Session-Settled") === "true";
+          return this.#run((d) => d.fetchOpen(a.id, settled, Date.now()));
+        }
+        const text = await res.text().catch(() => "");
+        if (this.#fetches.get(a.id) !== entry) return;
+        this.#fetches.delete(a.id);
+        const reset = Number(res.headers.get("x-ratelimit-reset") ?? NaN);
+        this.#run((d) => d.fetchText(a.id, res.status, text, reset, Date.now()));
+      } catch (e) {
+        if (this.#fetches.get(a.id) !== entry) return;
+        this.#fetches.delete(a.id);
+        this.#run((d) => d.fetchFailed(a.id, String(e?.message ?? e), Date.now()));
+      }
+    }
+
+    async #read(id) {
+      const entry = this.#fetches.get(id);
+      if (!entry?.reader) return;
+      try {
+        const { done, value } = await entry.reader.read();
+        if (this.#fetches.get(id) !== entry) return;
+        if (done) {
+          this.#fetches.delete(id);
+          this.#run((d) => d.fetchEnd(id, Date.now()));
+        } else {
+          this.#run((d) => d.fetchBytes(id, value, Date.now()));
+        }
+      } catch (e) {
+        if (this.#fetches.get(id) !== entry) return;
+        this.#fetches.delete(id);
+        this.#run((d) => d.fetchFailed(id, String(e?.message ?? e), Date.now()));
+      }
+    }
+
+    #abort(id) {
+      const entry = this.#fetches.get(id);
+      if (!entry) return;
+      this.#fetches.delete(id);
+      entry.reader?.cancel().catch(() => {});
+      entry.controller?.abort();
+    }
+
+    async #call(a) {
+      const o = this.#o;
+      try {
+        const start = a.name === "startSession";
+        const fn = start ? o.startSession : o.accessToken;
+        const r = await fn(start ? { taskId: o.task, chatId: a.chat, clientData: a.clientData ?? {} } : { chatId: a.chat });
+        const token = typeof r === "string" ? r : r?.publicAccessToken;
+        this.#run((d) => d.callbackOk(a.id, typeof token === "string" ? token : "", !!r?.pendingVersion, Date.now()));
+      } catch (e) {
+        const thrown = this.#keep(e);
+        this.#run((d) => d.callbackFailed(a.id, thrown, Date.now()));
+      }
+    }
+
+    #persist(chatId, state) {
+      const p = this.#o.persistence ?? "localStorage";
+      try {
+        if (p === "localStorage" || typeof p?.namespace === "string") {
+          const ns = typeof p === "string" ? "trigger-chat-wasm" : p.namespace;
+          const key = storageKey(ns, chatId);
+          if (state) {
+            const record = JSON.stringify({ v: STORAGE_VERSION, chatId, session: state });
+            globalThis.localStorage.setItem(key, record);
+          } else {
+            globalThis.localStorage?.removeItem(key);
+          }
+        } else if (typeof p === "object" && p !== null) {
+          if (state) p.save?.(chatId, state);
+          else p.remove?.(chatId);
+        }
+      } catch (e) {
+        this.#run((d) => d.storageFailed(chatId, String(e?.message ?? e)));
+      }
+      try {
+        this.#o.onSessionChange?.(chatId, state);
+      } catch {
+        // A throwing persistence hook never breaks a send (the JS transport let it, W15).
+      }
+    }
+
+    // A ReadableStream<UIMessageChunk> pulled from driver stream `id`: each pull delivers the
+    // data of one batch of records; nothing is read from the network until the consumer asks.
+    #stream(id, signal, stopTurn) {
+      const s = { controller: null, done: null, cleanup: null };
+      this.#streams.set(id, s);
+      this.#watch();
+      if (signal) {
+        const onAbort = () => this.#run((d) => d.abortStream(id, !!stopTurn, partId(), Date.now()));
+        if (signal.aborted) queueMicrotask(onAbort);
+        else {
+          signal.addEventListener("abort", onAbort, { once: true });
+          s.cleanup = () => signal.removeEventListener("abort", onAbort);
+        }
+      }
+      return new ReadableStream({
+        start: (controller) => {
+          s.controller = controller;
+        },
+        pull: () =>
+          new Promise((resolve) => {
+            s.done = resolve;
+            this.#run((d) => d.pull(id, Date.now()));
+          }),
+        cancel: () => {
+          this.#streams.delete(id);
+          s.cleanup?.();
+          this.#unwatch();
+          this.#run((d) => d.cancel(id, Date.now()));
+        },
+      });
+    }
+
+    #chunks(id) {
+      const s = this.#streams.get(id);
+      const text = this.#d.takeChunks(id);
+      if (!s) return;
+      let bodies;
+      try {
+        bodies = JSON.parse(text);
+      } catch {
+        this.#streams.delete(id);
+        s.cleanup?.();
+        this.#run((d) => d.cancel(id, Date.now()));
+        s.controller.error(makeError({ code: "protocol", message: "protocol error: a record body is not JSON" }));
+        return s.done?.();
+      }
+      let enqueued = 0;
+      for (let i = 0; i < bodies.length; i++) {
+        const b = bodies[i];
+        const chunk = b !== null && typeof b === "object" ? b.data : undefined;
+        if (chunk != null) {
+          s.controller.enqueue(chunk);
+          enqueued++;
+        }
+      }
+      // A pull must deliver something or end, or a waiting reader would hang.
+      if (enqueued === 0) return queueMicrotask(() => this.#run((d) => d.pull(id, Date.now())));
+      s.done?.();
+    }
+
+    // Page lifecycle, listened to while streams are open.
+    #watch() {
+      if (this.#wake || typeof window === "undefined" || typeof document === "undefined") return;
+      let hiddenSince = 0;
+      const wake = (kind) => this.#run((d) => d.wake(kind, Date.now()));
+      const onOnline = () => wake(0);
+      const onPageShow = (e) => e.persisted && wake(0);
+      const onVisibility = () => {
+        if (document.visibilityState === "hidden") return (hiddenSince = Date.now());
+        const away = hiddenSince ? Date.now() - hiddenSince : 0;
+        hiddenSince = 0;
+        wake(away >= 30_000 ? 0 : 1);
+      };
+      window.addEventListener("online", onOnline);
+      window.addEventListener("pageshow", onPageShow);
+      document.addEventListener("visibilitychange", onVisibility);
+      this.#wake = () => {
+        window.removeEventListener("online", onOnline);
+        window.removeEventListener("pageshow", onPageShow);
+        document.removeEventListener("visibilitychange", onVisibility);
+      };
+    }
+
+    #unwatch() {
+      if (this.#streams.size === 0 && this.#wake) {
+        this.#wake();
+        this.#wake = null;
+      }
+    }
+
+    // ---- multi-tab (BroadcastChannel + Web Locks) ----
+
+    #broadcast() {}
+    #lock() {}
+    #unlock() {}
+    #lockQuery() {}
+
+    // ---- the ChatTransport API ----
+
+    async sendMessages(options) {
+      const d = await this.#ready();
+      const { chatId, trigger, messageId, messages, body, metadata, headers, abortSignal } = options;
+      const request = {
+        chatId,
+        trigger,
+        messageId,
+        message: Array.isArray(messages) ? messages[messages.length - 1] : undefined,
+        body,
+        metadata,
+        headers: headerPairs(headers),
+      };
+      const text = json(request, "messages");
+      this.#ensure(chatId);
+      const op = { signal: abortSignal, stopTurn: true };
+      return this.#op((d) => {
+        const id = d.sendMessages(text, partId(), Date.now());
+        this.#abortable(id, abortSignal, op);
+        return id;
+      }, op);
+    }
+
+    // While the send's append is in flight, its abort rejects at once (W6).
+    #abortable(id, signal, op) {
+      if (!signal) return;
+      const onAbort = () => this.#run((d) => d.abortOp(id, Date.now()));
+      if (signal.aborted) return queueMicrotask(onAbort);
+      signal.addEventListener("abort", onAbort, { once: true });
+      op.cleanup = () => signal.removeEventListener("abort", onAbort);
+    }
+
+    async reconnectToStream(options) {
+      const d = await this.#ready();
+      const { chatId, abortSignal, stopOnAbort, headers } = options;
+      this.#ensure(chatId);
+      const id = d.reconnect(chatId, json(headerPairs(headers), "headers"), Date.now());
+      this.#flush();
+      if (id === undefined) return null;
+      return this.#stream(id, abortSignal, !!stopOnAbort);
+    }
+
+    async sendAction(chatId, action, options = {}) {
+      const d = await this.#ready();
+      const { abortSignal, metadata, headers, onSettled } = options;
+      const texts = [json(action, "action"), json(metadata, "metadata"), json(headerPairs(headers), "headers")];
+      this.#ensure(chatId);
+      const op = { signal: abortSignal, stopTurn: true };
+      return this.#op((d) => {
+        const id = d.sendAction(chatId, texts[0] || "null", texts[1], texts[2], partId(), Date.now());
+        if (typeof onSettled === "function") this.#settlers.set(id, onSettled);
+        this.#abortable(id, abortSignal, op);
+        return id;
+      }, op);
+    }
+
+    async sendPendingMessage(chatId, message, metadata) {
+      const d = await this.#ready();
+      const texts = [json(message, "message"), json(metadata, "metadata")];
+      this.#ensure(chatId);
+      return this.#op((d) => d.sendPendingMessage(chatId, texts[0], texts[1], partId(), Date.now()));
+    }
+
+    async stopGeneration(chatId) {
+      await this.#ready();
+      this.#ensure(chatId);
+      return this.#op((d) => d.stopGeneration(chatId, partId(), Date.now()));
+    }
+
+    async start(chatId) {
+      await this.#ready();
+      this.#ensure(chatId);
+      return this.#op((d) => d.start(chatId, Date.now()));
+    }
+
+    async preload(chatId) {
+      await this.start(chatId);
+    }
+
+    getSession(chatId) {
+      if (!this.#d) return this.#storedSession(chatId);
+      this.#ensure(chatId);
+      const text = this.#d.getSession(chatId);
+      return text === undefined ? undefined : JSON.parse(text);
+    }
+
+    // Before the module is ready, a stored session can still be read.
+    #storedSession(chatId) {
+      const o = this.#o;
+      if (o.sessions?.[chatId]) return o.sessions[chatId];
+      const p = o.persistence ?? "localStorage";
+      try {
+        if (p === "localStorage" || typeof p?.namespace === "string") {
+          const ns = typeof p === "string" ? "trigger-chat-wasm" : p.namespace;
+          const raw = globalThis.localStorage?.getItem(storageKey(ns, chatId));
+          return raw ? (JSON.parse(raw).session ?? undefined) : undefined;
+        }
+        if (typeof p?.load === "function") return p.load(chatId) ?? undefined;
+      } catch {
+        // Missing or corrupt storage reads as "no session".
+      }
+      return undefined;
+    }
+
+    setSession(chatId, session) {
+      if (!this.#d) {
+        this.#o.sessions = { ...this.#o.sessions, [chatId]: session };
+        return;
+      }
+      this.#ensure(chatId);
+      try {
+        this.#d.setSession(chatId, json(session, "session"));
+      } catch (e) {
+        throw typeof e === "string" ? makeError(JSON.parse(e)) : e;
+      }
+      this.#flush();
+    }
+
+    removeSession(chatId) {
+      if (!this.#d) return void this.#ready().then(() => this.removeSession(chatId), () => {});
+      this.#run((d) => d.removeSession(chatId, Date.now()));
+    }
+
+    seedResumeCursor(chatId, lastEventId) {
+      if (!this.#d) return void this.#ready().then(() => this.seedResumeCursor(chatId, lastEventId), () => {});
+      this.#ensure(chatId);
+      this.#run((d) => d.seedResumeCursor(chatId, String(lastEventId)));
+    }
+
+    sessionStatus(chatId) {
+      if (!this.#d) return this.#storedSession(chatId)?.closed ? "closed" : "open";
+      this.#ensure(chatId);
+      return this.#d.isClosed(chatId) ? "closed" : "open";
+    }
+
+    sessionClosedReason(chatId) {
+      if (!this.#d) return this.#storedSession(chatId)?.closedReason;
+      this.#ensure(chatId);
+      return this.#d.closedReason(chatId);
+    }
+
+    #set(name, value) {
+      if (!this.#d) return void this.#pending.set(name, value);
+      const o = this.#o;
+      switch (name) {
+        case "setOnSessionChange":
+          o.onSessionChange = value;
+          return;
+        case "setOnEvent":
+          o.onEvent = value;
+          return;
+        case "setFetch":
+          o.fetch = value;
+          return;
+        case "setAccessToken":
+          o.accessToken = value;
+          break;
+        case "setStartSession":
+          o.startSession = value;
+          break;
+        case "setClientData":
+          o.clientData = value;
+          try {
+            this.#d.setClientData(json(value, "clientData"));
+          } catch (e) {
+            throw typeof e === "string" ? makeError(JSON.parse(e)) : e;
+          }
+          return;
+      }
+      this.#d.setCallbacks(typeof o.accessToken === "function", typeof o.startSession === "function");
+    }
+
+    /** Replaces `onSessionChange`. */
+    setOnSessionChange(callback) {
+      this.#set("setOnSessionChange", callback);
+    }
+
+    /** Replaces `onEvent`. */
+    setOnEvent(callback) {
+      this.#set("setOnEvent", callback);
+    }
+
+    /** Replaces `clientData`; the next send uses it. */
+    setClientData(clientData) {
+      this.#set("setClientData", clientData);
+    }
+
+    /** Replaces `accessToken`. */
+    setAccessToken(callback) {
+      this.#set("setAccessToken", callback);
+    }
+
+    /** Replaces `startSession`. */
+    setStartSession(callback) {
+      this.#set("setStartSession", callback);
+    }
+
+    /** Replaces `fetch`. */
+    setFetch(callback) {
+      this.#set("setFetch", callback);
+    }
+
+    /** Closes every stream this transport has open. */
+    dispose() {
+      this.#disposed = true;
+      this.#run((d) => d.dispose(Date.now()));
+    }
+
+    /** `ChatTransport.close` (ai@7): the same as `dispose()`. */
+    close() {
+      this.dispose();
+    }
+  };
+}

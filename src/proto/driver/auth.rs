@@ -1,0 +1,181 @@
+//! Tokens: the app's `startSession` and `accessToken` callbacks, at most one call in flight per
+//! chat; everything that needs the token meanwhile waits for that call (the JS transport calls
+//! `accessToken` once per failure, W7).
+
+use super::action::{Action, Callback, ErrorRef};
+use super::events::EventBuilder;
+use super::Driver;
+use crate::proto::Error;
+
+/// Who waits for a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Waiter {
+    /// An operation (an append).
+    Op(u32),
+    /// A subscription (a `.out` connection).
+    Sub(u32),
+}
+
+/// What the call in flight will do with its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum TokenKind {
+    /// `startSession`; with `replace`, for a session the server no longer knows (404).
+    Start { replace: bool },
+    /// `accessToken`.
+    Refresh,
+}
+
+/// A callback call in flight.
+#[derive(Debug)]
+pub(super) struct TokenCall {
+    id: u32,
+    kind: TokenKind,
+    waiters: Vec<Waiter>,
+}
+
+impl Driver {
+    /// The chat's token, or `None` after asking for one (`waiter` resumes when it comes).
+    pub(super) fn token_for(&mut self, chat: usize, waiter: Waiter) -> Option<String> {
+        if let Some(token) = self.chats.get(chat).and_then(|c| c.state.token.clone()) {
+            return Some(token);
+        }
+        let kind = if self.config.has_start_session {
+            TokenKind::Start { replace: false }
+        } else {
+            TokenKind::Refresh
+        };
+        self.request_token(chat, kind, waiter);
+        None
+    }
+
+    /// A fresh token because `stale` was refused, or `None` after asking for one. Another
+    /// caller may have refreshed meanwhile: then the newer token is used at once.
+    pub(super) fn refresh_token(
+        &mut self,
+        chat: usize,
+        stale: &str,
+        waiter: Waiter,
+    ) -> Option<String> {
+        if let Some(current) = self.chats.get(chat).and_then(|c| c.state.token.clone()) {
+            if current != stale {
+                return Some(current);
+            }
+        }
+        // Without `accessToken`, `startSession` is idempotent and returns a fresh token.
+        let kind = if self.config.has_access_token {
+            TokenKind::Refresh
+        } else {
+            TokenKind::Start { replace: false }
+        };
+        self.request_token(chat, kind, waiter);
+        None
+    }
+
+    /// Asks `startSession` for a new session after a 404 (`waiter` resumes when it comes).
+    pub(super) fn recreate_session(&mut self, chat: usize, waiter: Waiter) {
+        self.request_token(chat, TokenKind::Start { replace: true }, waiter);
+    }
+
+    fn request_token(&mut self, chat: usize, kind: TokenKind, waiter: Waiter) {
+        let id = self.next_id();
+        let client_data = self.client_data.clone();
+        let Some(c) = self.chats.get_mut(chat) else {
+            return;
+        };
+        if let Some(call) = c.token_call.as_mut() {
+            // Whatever the call in flight returns is a fresh token: share it.
+            if !call.waiters.contains(&waiter) {
+                call.waiters.push(waiter);
+            }
+            return;
+        }
+        c.token_call = Some(TokenCall {
+            id,
+            kind,
+            waiters: vec![waiter],
+        });
+        let callback = match kind {
+            TokenKind::Start { .. } => Callback::StartSession,
+            TokenKind::Refresh => Callback::AccessToken,
+        };
+        let chat_id = c.id.clone();
+        self.actions.push(Action::Call {
+            id,
+            callback,
+            chat_id,
+            client_data: match callback {
+                Callback::StartSession => {
+                    Some(client_data.unwrap_or_else(crate::proto::json::Json::object))
+                }
+                Callback::AccessToken => None,
+            },
+        });
+    }
+
+    fn take_call(&mut self, call: u32) -> Option<(usize, TokenCall)> {
+        let chat = self
+            .chats
+            .iter()
+            .position(|c| c.token_call.as_ref().is_some_and(|t| t.id == call))?;
+        let taken = self.chats[chat].token_call.take()?;
+        Some((chat, taken))
+    }
+
+    /// An app callback returned `token` (`pending_version`: `startSession`'s flag).
+    pub fn callback_ok(&mut self, call: u32, token: &str, pending_version: bool, now_ms: u64) {
+        let Some((chat, taken)) = self.take_call(call) else {
+            return;
+        };
+        if token.is_empty() {
+            let name = match taken.kind {
+                TokenKind::Start { .. } => "startSession",
+                TokenKind::Refresh => "accessToken",
+            };
+            let error = ErrorRef::Ours(Error::InvalidOption {
+                name: name.into(),
+                message: "the callback returned no token".into(),
+            });
+            for waiter in taken.waiters {
+                self.resume(waiter, Err(error.clone()), now_ms);
+            }
+            return;
+        }
+        {
+            let state = &mut self.chats[chat].state;
+            match taken.kind {
+                TokenKind::Start { replace: true } => state.replace_session(token.into()),
+                TokenKind::Start { replace: false } => {
+                    state.token = Some(token.into());
+                    state.is_streaming.get_or_insert(false);
+                }
+                TokenKind::Refresh => state.token = Some(token.into()),
+            }
+        }
+        self.persist(chat);
+        if pending_version && matches!(taken.kind, TokenKind::Start { .. }) {
+            let mut event = EventBuilder::new("run-pending-version", &self.chats[chat].id);
+            event.str("source", "start");
+            self.emit(event, None);
+        }
+        for waiter in taken.waiters {
+            self.resume(waiter, Ok(()), now_ms);
+        }
+    }
+
+    /// An app callback threw; the host keeps the thrown value as `thrown`.
+    pub fn callback_failed(&mut self, call: u32, thrown: u32, now_ms: u64) {
+        let Some((_, taken)) = self.take_call(call) else {
+            return;
+        };
+        for waiter in taken.waiters {
+            self.resume(waiter, Err(ErrorRef::Thrown(thrown)), now_ms);
+        }
+    }
+
+    fn resume(&mut self, waiter: Waiter, result: Result<(), ErrorRef>, now_ms: u64) {
+        match waiter {
+            Waiter::Op(id) => self.op_token_ready(id, result, now_ms),
+            Waiter::Sub(id) => self.sub_token_ready(id, result, now_ms),
+        }
+    }
+}

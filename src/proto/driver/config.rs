@@ -1,0 +1,229 @@
+//! The transport's options, as the host hands them over (one JSON object), checked field by
+//! field.
+
+use crate::proto::headers::HeaderList;
+use crate::proto::json::Json;
+use crate::proto::reconnect::DEFAULT_STALL_TIMEOUT_MS;
+use crate::proto::session::PersistedSession;
+use crate::proto::Error;
+
+/// Default `Timeout-Seconds` for `.out` (the JS transport's `streamTimeoutSeconds` default).
+pub const DEFAULT_STREAM_TIMEOUT_SECONDS: u64 = 120;
+
+/// Parsed options.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `task`: the chat agent's task id, given to `startSession`.
+    pub task: String,
+    /// `headers`: sent with every request, below the transport's own.
+    pub headers: HeaderList,
+    /// `Timeout-Seconds` for `.out`.
+    pub stream_timeout_seconds: u64,
+    /// No byte for this long → the connection is dead.
+    pub stall_timeout_ms: u64,
+    /// `multiTab`.
+    pub multi_tab: bool,
+    /// `accessToken` is a function.
+    pub has_access_token: bool,
+    /// `startSession` is a function.
+    pub has_start_session: bool,
+    /// `clientData`.
+    pub client_data: Option<Json>,
+    /// `sessions`: hydrated states, taking precedence over stored ones.
+    pub sessions: Vec<(String, PersistedSession)>,
+}
+
+fn invalid(name: &str, message: &str) -> Error {
+    Error::InvalidOption {
+        name: name.into(),
+        message: message.into(),
+    }
+}
+
+/// The JS `typeof` of option `name`, as the host reported it in `types`.
+fn type_of<'a>(options: &'a Json, name: &str) -> &'a str {
+    options
+        .get("types")
+        .and_then(|t| t.get(name))
+        .and_then(Json::as_str)
+        .unwrap_or("undefined")
+}
+
+fn optional_function(options: &Json, name: &str) -> Result<bool, Error> {
+    match type_of(options, name) {
+        "function" => Ok(true),
+        "undefined" => Ok(false),
+        _ => Err(invalid(name, "must be a function")),
+    }
+}
+
+fn number_in(options: &Json, name: &str, default: u64, min: u64, max: u64) -> Result<u64, Error> {
+    match options.get(name) {
+        None | Some(Json::Null) => Ok(default),
+        Some(value) => value
+            .as_u64()
+            .filter(|v| (min..=max).contains(v))
+            .ok_or_else(|| invalid(name, "is out of range")),
+    }
+}
+
+/// A header record (`{ name: value }` or `[[name, value], …]`) as a list.
+pub fn header_list(value: Option<&Json>, name: &str) -> Result<HeaderList, Error> {
+    let mut list = HeaderList::new();
+    match value {
+        None | Some(Json::Null) => {}
+        Some(Json::Object(members)) => {
+            for (key, value) in members {
+                match value {
+                    Json::String(v) => list.set(key, v.as_str()),
+                    Json::Null => {}
+                    _ => return Err(invalid(name, "header values must be strings")),
+                }
+            }
+        }
+        Some(Json::Array(pairs)) => {
+            for pair in pairs {
+                match pair.as_array() {
+                    Some([Json::String(k), Json::String(v)]) => list.set(k, v.as_str()),
+                    _ => return Err(invalid(name, "must be [name, value] pairs")),
+                }
+            }
+        }
+        Some(_) => return Err(invalid(name, "must be an object of header values")),
+    }
+    Ok(list)
+}
+
+impl Config {
+    /// Checks and reads the options object.
+    pub fn parse(options: &Json) -> Result<Config, Error> {
+        let task = options
+            .get("task")
+            .and_then(Json::as_str)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| invalid("task", "is required (the chat agent's task id)"))?;
+        for unsupported in ["watch", "headStart"] {
+            if options.get(unsupported).and_then(Json::as_bool) == Some(true) {
+                return Err(invalid(
+                    unsupported,
+                    "is not supported by trigger-chat-wasm",
+                ));
+            }
+        }
+        let has_access_token = optional_function(options, "accessToken")?;
+        let has_start_session = optional_function(options, "startSession")?;
+        for name in ["fetch", "onEvent", "onSessionChange"] {
+            optional_function(options, name)?;
+        }
+        if !has_access_token && !has_start_session {
+            return Err(invalid(
+                "accessToken",
+                "accessToken or startSession is required",
+            ));
+        }
+        match type_of(options, "baseURL") {
+            "undefined" | "string" | "function" => {}
+            _ => return Err(invalid("baseURL", "must be a string or a function")),
+        }
+        let mut sessions = Vec::new();
+        match options.get("sessions") {
+            None | Some(Json::Null) => {}
+            Some(Json::Object(members)) => {
+                for (chat_id, state) in members {
+                    let session = PersistedSession::from_json(state).map_err(|_| {
+                        invalid("sessions", "each entry needs a publicAccessToken string")
+                    })?;
+                    sessions.push((chat_id.clone(), session));
+                }
+            }
+            Some(_) => return Err(invalid("sessions", "must be an object keyed by chat id")),
+        }
+        Ok(Config {
+            task: task.into(),
+            headers: header_list(options.get("headers"), "headers")?,
+            stream_timeout_seconds: number_in(
+                options,
+                "streamTimeoutSeconds",
+                DEFAULT_STREAM_TIMEOUT_SECONDS,
+                1,
+                600,
+            )?,
+            stall_timeout_ms: number_in(
+                options,
+                "stallTimeoutMs",
+                DEFAULT_STALL_TIMEOUT_MS,
+                1_000,
+                3_600_000,
+            )?,
+            multi_tab: options.get("multiTab").and_then(Json::as_bool) == Some(true),
+            has_access_token,
+            has_start_session,
+            client_data: options.get("clientData").filter(|v| !v.is_null()).cloned(),
+            sessions,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, Error> {
+        Config::parse(&Json::parse(text).unwrap())
+    }
+
+    fn field_of(error: Error) -> String {
+        match error {
+            Error::InvalidOption { name, .. } => name,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn reads_the_options_and_their_defaults() {
+        let config = parse(
+            r#"{"task":"chat","types":{"startSession":"function"},"headers":{"X-A":"1"},"clientData":{"u":1}}"#,
+        )
+        .unwrap();
+        assert_eq!(config.task, "chat");
+        assert!(config.has_start_session && !config.has_access_token);
+        assert_eq!(config.headers.get("x-a"), Some("1"));
+        assert_eq!(config.stream_timeout_seconds, 120);
+        assert_eq!(config.stall_timeout_ms, DEFAULT_STALL_TIMEOUT_MS);
+        assert!(config.client_data.is_some());
+    }
+
+    #[test]
+    fn names_the_bad_field() {
+        for (text, field) in [
+            (r#"{}"#, "task"),
+            (r#"{"task":"t"}"#, "accessToken"),
+            (
+                r#"{"task":"t","types":{"accessToken":"string"}}"#,
+                "accessToken",
+            ),
+            (
+                r#"{"task":"t","types":{"accessToken":"function"},"streamTimeoutSeconds":0}"#,
+                "streamTimeoutSeconds",
+            ),
+            (
+                r#"{"task":"t","types":{"accessToken":"function","onEvent":"object"}}"#,
+                "onEvent",
+            ),
+            (
+                r#"{"task":"t","types":{"accessToken":"function"},"headers":{"a":1}}"#,
+                "headers",
+            ),
+            (
+                r#"{"task":"t","types":{"accessToken":"function"},"sessions":{"c":{}}}"#,
+                "sessions",
+            ),
+            (
+                r#"{"task":"t","types":{"accessToken":"function"},"watch":true}"#,
+                "watch",
+            ),
+        ] {
+            assert_eq!(field_of(parse(text).unwrap_err()), field, "{text}");
+        }
+    }
+}

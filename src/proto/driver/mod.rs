@@ -1,0 +1,338 @@
+//! The whole transport as one sans-IO state machine (quinn-proto's shape): the host feeds in
+//! calls and I/O results with the time, and performs the [`Action`]s that come out.
+//!
+//! The host is the small JS layer in `pkg-template/transport.js`: it makes the `fetch`es, reads
+//! bodies when asked, runs timers, calls the app's callbacks, talks to `BroadcastChannel` and
+//! Web Locks, and wraps streams in `ReadableStream`s. Every decision — what to send, when to
+//! retry, which records reach the app, what to persist, which events fire — is made here and
+//! tested natively.
+//!
+//! Driving contract:
+//! - after every call, take [`Driver::drain`] and perform the actions in order;
+//! - a `Fetch` is answered by exactly one of `fetch_text` (`.in`, or a non-200 `.out`),
+//!   `fetch_open` (a 200 `.out`), `fetch_failed`; an open `.out` then gets `fetch_bytes` or
+//!   `fetch_end` (or `fetch_failed`) once per `Read`; results for aborted requests are ignored;
+//! - a `SetTimer` is answered by `timer(id)` unless cleared; a `Call` by `callback_ok` or
+//!   `callback_failed`;
+//! - before any call naming a chat the driver does not know (`knows`), hand it the stored state
+//!   with `hydrate`.
+
+mod action;
+mod auth;
+mod config;
+mod events;
+mod ops;
+mod stream;
+
+pub use action::{
+    push_u64, u64_string, write_actions, write_error, Action, Callback, Endpoint, ErrorRef, Value,
+};
+pub use config::{header_list, Config};
+pub use ops::SendRequest;
+pub use stream::{json_string, Wake};
+
+use crate::proto::chat::ChatState;
+use crate::proto::json::Json;
+use crate::proto::session::PersistedSession;
+use crate::proto::Error;
+use auth::TokenCall;
+use events::EventBuilder;
+use ops::Op;
+use stream::Sub;
+
+/// Per-chat bookkeeping.
+#[derive(Debug)]
+struct Chat {
+    id: String,
+    state: ChatState,
+    /// The subscription that currently serves the chat.
+    active: Option<u32>,
+    /// `startSession` / `accessToken` in flight.
+    token_call: Option<TokenCall>,
+    /// Message id and time of the last turn-producing send (event attribution).
+    last_send: Option<(Option<String>, u64)>,
+    storage_warned: bool,
+    /// `activeInputSeq` of the turn a stop was already sent for.
+    stopped_turn: Option<Option<u64>>,
+}
+
+/// Where the stored state of a chat came from (see [`Driver::hydrate`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored<'a> {
+    /// Nothing stored.
+    Nothing,
+    /// The localStorage record text, as written by [`PersistedSession::encode_for_storage`].
+    Record(&'a str),
+    /// A `ChatSessionPersistedState` as JSON text (from the app's `persistence.load`).
+    Shape(&'a str),
+}
+
+/// The transport state machine.
+#[derive(Debug)]
+pub struct Driver {
+    config: Config,
+    client_data: Option<Json>,
+    chats: Vec<Chat>,
+    ops: Vec<Op>,
+    subs: Vec<Sub>,
+    actions: Vec<Action>,
+    next_id: u32,
+    rng: u64,
+    disposed: bool,
+}
+
+impl Driver {
+    /// A driver for the options object `options` (see [`Config::parse`]); `seed` feeds the
+    /// jitter of retries and the part ids' randomness comes from the host.
+    pub fn new(options: &Json, seed: u64) -> Result<Driver, Error> {
+        let mut config = Config::parse(options)?;
+        let sessions = core::mem::take(&mut config.sessions);
+        let mut driver = Driver {
+            client_data: config.client_data.take(),
+            config,
+            chats: Vec::new(),
+            ops: Vec::new(),
+            subs: Vec::new(),
+            actions: Vec::new(),
+            next_id: 1,
+            rng: seed | 1,
+            disposed: false,
+        };
+        for (chat_id, session) in sessions {
+            driver.insert_chat(&chat_id, ChatState::from_persisted(&session));
+        }
+        Ok(driver)
+    }
+
+    /// The actions to perform, in order.
+    pub fn drain(&mut self) -> Vec<Action> {
+        core::mem::take(&mut self.actions)
+    }
+
+    /// Whether the chat's state is loaded (otherwise call [`Driver::hydrate`] first).
+    pub fn knows(&self, chat_id: &str) -> bool {
+        self.chat_index(chat_id).is_some()
+    }
+
+    /// Loads the stored state of a chat the driver does not know yet. Unreadable storage is
+    /// reported once as a `storage-error` event and the chat starts empty.
+    pub fn hydrate(&mut self, chat_id: &str, stored: Stored<'_>) {
+        if self.knows(chat_id) {
+            return;
+        }
+        let decoded = match stored {
+            Stored::Nothing => Ok(None),
+            Stored::Record(text) => PersistedSession::decode_from_storage(text, chat_id).map(Some),
+            Stored::Shape(text) => Json::parse(text)
+                .and_then(|json| PersistedSession::from_json(&json))
+                .map(Some),
+        };
+        let state = match decoded {
+            Ok(Some(session)) => ChatState::from_persisted(&session),
+            Ok(None) => ChatState::default(),
+            Err(error) => {
+                let message = error.message();
+                self.insert_chat(chat_id, ChatState::default());
+                self.storage_failed(chat_id, &message);
+                return;
+            }
+        };
+        self.insert_chat(chat_id, state);
+    }
+
+    /// The host could not save or load a chat's state: one `storage-error` event per chat.
+    pub fn storage_failed(&mut self, chat_id: &str, message: &str) {
+        if let Some(i) = self.chat_index(chat_id) {
+            if self.chats[i].storage_warned {
+                return;
+            }
+            self.chats[i].storage_warned = true;
+        }
+        let error = ErrorRef::Ours(Error::storage(message));
+        self.emit(EventBuilder::new("storage-error", chat_id), Some(error));
+    }
+
+    /// `setClientData`: used by the next send and session start.
+    pub fn set_client_data(&mut self, client_data: Option<Json>) {
+        self.client_data = client_data.filter(|v| !v.is_null());
+    }
+
+    /// `setAccessToken` / `setStartSession`: which callbacks exist now.
+    pub fn set_callbacks(&mut self, has_access_token: bool, has_start_session: bool) {
+        self.config.has_access_token = has_access_token;
+        self.config.has_start_session = has_start_session;
+    }
+
+    /// `getSession`: the chat's `ChatSessionPersistedState`.
+    pub fn get_session(&self, chat_id: &str) -> Option<Json> {
+        let i = self.chat_index(chat_id)?;
+        self.chats[i]
+            .state
+            .to_persisted()
+            .map(|p| p.to_js_shape_json())
+    }
+
+    /// `setSession`: replaces the chat's state (`closed` honoured, unlike the JS transport,
+    /// W17); its stream keeps running on the new state.
+    pub fn set_session(&mut self, chat_id: &str, session: &Json) -> Result<(), Error> {
+        let persisted = PersistedSession::from_json(session)?;
+        let i = self.chat_mut(chat_id);
+        self.chats[i].state = ChatState::from_persisted(&persisted);
+        self.persist(i);
+        Ok(())
+    }
+
+    /// `removeSession`: forgets the chat, closes its stream and reports `null` (W16).
+    pub fn remove_session(&mut self, chat_id: &str, now_ms: u64) {
+        if let Some(active) = self.chat_index(chat_id).and_then(|i| self.chats[i].active) {
+            self.close_stream(active, now_ms);
+        }
+        if let Some(i) = self.chat_index(chat_id) {
+            self.chats.swap_remove(i);
+        }
+        self.actions.push(Action::Persist {
+            chat_id: chat_id.into(),
+            state: None,
+        });
+    }
+
+    /// `seedResumeCursor`: moves the cursor forward to `last_event_id`, never back.
+    pub fn seed_resume_cursor(&mut self, chat_id: &str, last_event_id: &str) {
+        let Some(seq) = crate::proto::chat::Cursor::parse(Some(last_event_id)).get() else {
+            return;
+        };
+        let i = self.chat_mut(chat_id);
+        if self.chats[i].state.seed_cursor(seq) {
+            self.persist(i);
+        }
+    }
+
+    /// `sessionStatus`: whether the session is closed.
+    pub fn is_closed(&self, chat_id: &str) -> bool {
+        self.chat_index(chat_id)
+            .is_some_and(|i| self.chats[i].state.closed)
+    }
+
+    /// `sessionClosedReason`.
+    pub fn closed_reason(&self, chat_id: &str) -> Option<String> {
+        let i = self.chat_index(chat_id)?;
+        self.chats[i].state.closed_reason.clone()
+    }
+
+    /// `dispose()` / `close()`: closes every stream; later calls still work.
+    pub fn dispose(&mut self, now_ms: u64) {
+        self.disposed = true;
+        let ids: Vec<u32> = self.subs.iter().map(Sub::id).collect();
+        for id in ids {
+            self.close_stream(id, now_ms);
+        }
+    }
+
+    /// A request finished with a whole body: an `.in/append` (any status), or a `.out` that
+    /// failed before streaming (non-200). `reset` is `x-ratelimit-reset`.
+    pub fn fetch_text(
+        &mut self,
+        fetch: u32,
+        status: u16,
+        text: &str,
+        reset: Option<u64>,
+        now_ms: u64,
+    ) {
+        if !self.append_response(fetch, status, text, reset, now_ms) {
+            self.sub_http_error(fetch, status, text, reset, now_ms);
+        }
+    }
+
+    /// A request failed without a response, or a body read failed.
+    pub fn fetch_failed(&mut self, fetch: u32, message: &str, now_ms: u64) {
+        if !self.append_request_failed(fetch, message, now_ms) {
+            self.sub_failed(fetch, message, now_ms);
+        }
+    }
+
+    /// A timer set by `SetTimer` fired.
+    pub fn timer(&mut self, id: u32, now_ms: u64) {
+        if !self.append_timer(id, now_ms) {
+            self.sub_timer(id, now_ms);
+        }
+    }
+
+    // ---- internals shared by the submodules ----
+
+    fn next_id(&mut self) -> u32 {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        id
+    }
+
+    /// A uniform sample in `[0, 1)` (xorshift64*; jitter only).
+    fn random(&mut self) -> f64 {
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn chat_index(&self, chat_id: &str) -> Option<usize> {
+        self.chats.iter().position(|c| c.id == chat_id)
+    }
+
+    fn insert_chat(&mut self, chat_id: &str, state: ChatState) -> usize {
+        self.chats.push(Chat {
+            id: chat_id.into(),
+            state,
+            active: None,
+            token_call: None,
+            last_send: None,
+            storage_warned: false,
+            stopped_turn: None,
+        });
+        self.chats.len() - 1
+    }
+
+    /// The chat's index, created empty when unknown (the host hydrates first when it can).
+    fn chat_mut(&mut self, chat_id: &str) -> usize {
+        match self.chat_index(chat_id) {
+            Some(i) => i,
+            None => self.insert_chat(chat_id, ChatState::default()),
+        }
+    }
+
+    /// Saves the chat's state and tells `onSessionChange` (nothing before it has a token).
+    fn persist(&mut self, chat: usize) {
+        let Some(c) = self.chats.get(chat) else {
+            return;
+        };
+        if let Some(state) = c.state.to_persisted() {
+            self.actions.push(Action::Persist {
+                chat_id: c.id.clone(),
+                state: Some(state.to_js_shape_json()),
+            });
+        }
+    }
+
+    fn emit(&mut self, event: EventBuilder, error: Option<ErrorRef>) {
+        self.actions.push(Action::Event {
+            json: event.finish(),
+            error,
+        });
+    }
+
+    /// Marks the session closed (once): `session-closed` event, persisted.
+    fn close_chat(&mut self, chat: usize, reason: Option<String>, source: &str) {
+        let Some(c) = self.chats.get_mut(chat) else {
+            return;
+        };
+        if !c.state.close(reason.clone()) {
+            return;
+        }
+        let id = c.id.clone();
+        let mut event = EventBuilder::new("session-closed", &id);
+        event.str_opt("reason", reason.as_deref());
+        event.str("source", source);
+        self.emit(event, None);
+        self.persist(chat);
+    }
+}

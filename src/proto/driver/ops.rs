@@ -1,0 +1,778 @@
+//! Operations the app starts: sends (messages, actions, steering), stop, start — each one
+//! reliable `.in/append` (same body and `X-Part-Id` on every attempt; the retry policy is
+//! `proto::append`) and, for a turn, the subscription that streams the answer.
+
+use super::action::{Action, Endpoint, ErrorRef, Value};
+use super::auth::Waiter;
+use super::events::EventBuilder;
+use super::stream::{Kind, SubOptions};
+use super::Driver;
+use crate::proto::append::{AppendPolicy, NextStep, APPEND_TIMEOUT_MS};
+use crate::proto::headers::HeaderList;
+use crate::proto::json::Json;
+use crate::proto::turn::{Hold, InputSeq};
+use crate::proto::url::{session_path, SessionChannel};
+use crate::proto::wire::{
+    check_append_body_size, merge_metadata, slim_message_for_wire, AppendResponse, InputChunk,
+    Trigger, WirePayload,
+};
+use crate::proto::Error;
+
+/// The `source` of `message-sent` / `message-send-failed`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Source {
+    SubmitMessage,
+    RegenerateMessage,
+    Steer,
+    Action,
+    Stop,
+}
+
+impl Source {
+    fn as_str(self) -> &'static str {
+        match self {
+            Source::SubmitMessage => "submit-message",
+            Source::RegenerateMessage => "regenerate-message",
+            Source::Steer => "steer",
+            Source::Action => "action",
+            Source::Stop => "stop",
+        }
+    }
+}
+
+/// What an operation is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum OpKind {
+    /// A turn-producing send; `stream` streams its answer.
+    Turn { stream: u32 },
+    /// `stopGeneration`.
+    Stop,
+    /// `sendPendingMessage`.
+    Steer,
+    /// `start` / `preload`.
+    Start,
+}
+
+/// One append in progress.
+#[derive(Debug)]
+struct Append {
+    body: String,
+    part_id: String,
+    source: Source,
+    message_id: Option<String>,
+    headers: HeaderList,
+    policy: AppendPolicy,
+    started_ms: u64,
+    token: String,
+    fetch: Option<u32>,
+    timer: Option<u32>,
+}
+
+/// An operation in flight.
+#[derive(Debug)]
+pub(super) struct Op {
+    id: u32,
+    chat: String,
+    kind: OpKind,
+    append: Option<Append>,
+    /// The caller aborted: its promise is already rejected; a turn that lands anyway is
+    /// stopped.
+    aborted: bool,
+}
+
+/// `sendMessages` as the host passes it (`messages.at(-1)` only).
+#[derive(Debug, Default)]
+pub struct SendRequest {
+    /// `chatId`.
+    pub chat_id: String,
+    /// `regenerate-message` or (anything else) `submit-message`.
+    pub trigger: Option<String>,
+    /// The AI SDK's `messageId`.
+    pub message_id: Option<String>,
+    /// The last message.
+    pub message: Option<Json>,
+    /// `ChatRequestOptions.body`.
+    pub body: Option<Json>,
+    /// `ChatRequestOptions.metadata`.
+    pub metadata: Option<Json>,
+    /// `ChatRequestOptions.headers`.
+    pub headers: HeaderList,
+}
+
+impl SendRequest {
+    /// Reads `{ chatId, trigger, messageId, message, body, metadata, headers }`.
+    pub fn from_json(request: &Json) -> Result<SendRequest, Error> {
+        let chat_id = request
+            .get("chatId")
+            .and_then(Json::as_str)
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| Error::InvalidOption {
+                name: "chatId".into(),
+                message: "is required".into(),
+            })?;
+        let text = |key: &str| request.get(key).and_then(Json::as_str).map(str::to_owned);
+        let some = |key: &str| request.get(key).filter(|v| !v.is_null()).cloned();
+        Ok(SendRequest {
+            chat_id: chat_id.into(),
+            trigger: text("trigger"),
+            message_id: text("messageId"),
+            message: some("message"),
+            body: some("body"),
+            metadata: some("metadata"),
+            headers: super::config::header_list(request.get("headers"), "headers")?,
+        })
+    }
+}
+
+impl Driver {
+    fn new_op(&mut self, chat: &str, kind: OpKind) -> u32 {
+        let id = self.next_id();
+        self.ops.push(Op {
+            id,
+            chat: chat.into(),
+            kind,
+            append: None,
+            aborted: false,
+        });
+        id
+    }
+
+    fn reject_now(&mut self, op: u32, error: ErrorRef) {
+        self.actions.push(Action::Reject { op, error });
+    }
+
+    fn op_index(&self, op: u32) -> Option<usize> {
+        self.ops.iter().position(|o| o.id == op)
+    }
+
+    /// `sendMessages`; the operation resolves to the stream of the answering turn.
+    pub fn send_messages(&mut self, request: SendRequest, part_id: &str, now_ms: u64) -> u32 {
+        let chat = self.chat_mut(&request.chat_id);
+        if let Some(action) = request
+            .body
+            .as_ref()
+            .and_then(|b| b.get("action"))
+            .filter(|a| !a.is_null())
+            .cloned()
+        {
+            // An action sent through `useChat` (`body.action`).
+            return self.send_action(
+                &request.chat_id,
+                action,
+                request.metadata,
+                request.headers,
+                part_id,
+                now_ms,
+            );
+        }
+        let op = self.new_op(&request.chat_id, OpKind::Start);
+        if let Err(error) = self.refuse_if_closed(chat) {
+            self.finish_op(op, Err(error.into()));
+            return op;
+        }
+        let regenerate = request.trigger.as_deref() == Some("regenerate-message");
+        let message = match (&request.message, regenerate) {
+            (_, true) => None,
+            (Some(message), false) => Some(slim_message_for_wire(message)),
+            (None, false) => {
+                let error = Error::InvalidOption {
+                    name: "messages".into(),
+                    message: "'submit-message' needs at least one message".into(),
+                };
+                self.finish_op(op, Err(error.into()));
+                return op;
+            }
+        };
+        let last_id = request
+            .message
+            .as_ref()
+            .and_then(|m| m.get("id"))
+            .and_then(Json::as_str)
+            .map(str::to_owned);
+        let mut body = request.body;
+        if let Some(Json::Object(members)) = body.as_mut() {
+            members.retain(|(k, _)| k != "action");
+        }
+        let payload = WirePayload {
+            body,
+            message,
+            chat_id: request.chat_id.clone(),
+            trigger: if regenerate {
+                Trigger::RegenerateMessage
+            } else {
+                Trigger::SubmitMessage
+            },
+            message_id: request.message_id.clone(),
+            metadata: merge_metadata(self.client_data.as_ref(), request.metadata.as_ref()),
+            action: None,
+        };
+        let source = if regenerate {
+            Source::RegenerateMessage
+        } else {
+            Source::SubmitMessage
+        };
+        let message_id = request.message_id.or(last_id);
+        let body = payload.to_input_chunk().to_json_string();
+        self.start_turn(
+            op,
+            chat,
+            source,
+            body,
+            message_id,
+            request.headers,
+            part_id,
+            now_ms,
+        );
+        op
+    }
+
+    /// `sendAction`; the operation resolves to the stream of the turn it causes.
+    pub fn send_action(
+        &mut self,
+        chat_id: &str,
+        action: Json,
+        metadata: Option<Json>,
+        headers: HeaderList,
+        part_id: &str,
+        now_ms: u64,
+    ) -> u32 {
+        let chat = self.chat_mut(chat_id);
+        let op = self.new_op(chat_id, OpKind::Start);
+        if let Err(error) = self.refuse_if_closed(chat) {
+            self.finish_op(op, Err(error.into()));
+            return op;
+        }
+        let mut payload = WirePayload::new(chat_id, Trigger::Action);
+        payload.metadata = merge_metadata(self.client_data.as_ref(), metadata.as_ref());
+        payload.action = Some(action);
+        let body = payload.to_input_chunk().to_json_string();
+        self.start_turn(
+            op,
+            chat,
+            Source::Action,
+            body,
+            None,
+            headers,
+            part_id,
+            now_ms,
+        );
+        op
+    }
+
+    fn refuse_if_closed(&self, chat: usize) -> Result<(), Error> {
+        match self.chats.get(chat) {
+            Some(c) if c.state.closed => Err(Error::SessionClosed {
+                closed_reason: c.state.closed_reason.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The common path of turn-producing sends. The `.out` subscription opens as soon as the
+    /// token is known, in parallel with the append (the cursor is known), so the first chunk
+    /// is not a round trip late (W32).
+    #[allow(clippy::too_many_arguments)]
+    fn start_turn(
+        &mut self,
+        op: u32,
+        chat: usize,
+        source: Source,
+        body: String,
+        message_id: Option<String>,
+        headers: HeaderList,
+        part_id: &str,
+        now_ms: u64,
+    ) {
+        if let Err(error) = check_append_body_size(&body) {
+            self.send_event(
+                chat,
+                source,
+                Err(&error.clone().into()),
+                0,
+                message_id.as_deref(),
+                part_id,
+                body.len(),
+            );
+            self.finish_op(op, Err(error.into()));
+            return;
+        }
+        let (start, hold) = {
+            let state = &self.chats[chat].state;
+            let hold = if state.has_outstanding_turn() {
+                Hold::UntilBoundary
+            } else if state.cursor.get().is_none() {
+                Hold::UntilCaughtUp
+            } else {
+                Hold::Off
+            };
+            (state.cursor, hold)
+        };
+        let stream = self.open_sub(
+            chat,
+            SubOptions {
+                kind: Kind::Send,
+                start,
+                input_seq: InputSeq::Pending,
+                hold,
+                peek_settled: false,
+                headers: headers.clone(),
+                settle_op: (source == Source::Action).then_some(op),
+            },
+            now_ms,
+        );
+        if let Some(o) = self.ops.iter_mut().find(|o| o.id == op) {
+            o.kind = OpKind::Turn { stream };
+        }
+        self.chats[chat].last_send = Some((message_id.clone(), now_ms));
+        self.begin_append(op, chat, source, body, message_id, headers, part_id, now_ms);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn begin_append(
+        &mut self,
+        op: u32,
+        chat: usize,
+        source: Source,
+        body: String,
+        message_id: Option<String>,
+        headers: HeaderList,
+        part_id: &str,
+        now_ms: u64,
+    ) {
+        if let Some(o) = self.ops.iter_mut().find(|o| o.id == op) {
+            o.append = Some(Append {
+                body,
+                part_id: part_id.into(),
+                source,
+                message_id,
+                headers,
+                policy: AppendPolicy::new(),
+                started_ms: now_ms,
+                token: String::new(),
+                fetch: None,
+                timer: None,
+            });
+        }
+        if let Err(error) = self.refuse_if_closed(chat) {
+            self.append_done(op, Err(error.into()), now_ms);
+            return;
+        }
+        if let Some(token) = self.token_for(chat, Waiter::Op(op)) {
+            self.append_attempt(op, token, now_ms);
+        }
+    }
+
+    /// The token an operation waited for is here (or could not be had).
+    pub(super) fn op_token_ready(&mut self, op: u32, result: Result<(), ErrorRef>, now_ms: u64) {
+        let Some(i) = self.op_index(op) else {
+            return;
+        };
+        if let Err(error) = result {
+            if self.ops[i].append.is_some() {
+                self.append_done(op, Err(error), now_ms);
+            } else {
+                self.finish_op(op, Err(error));
+            }
+            return;
+        }
+        let chat = self.ops[i].chat.clone();
+        let token = self
+            .chat_index(&chat)
+            .and_then(|c| self.chats[c].state.token.clone());
+        match (self.ops[i].kind, token) {
+            (OpKind::Start, _) => {
+                let session = self.get_session(&chat);
+                self.finish_op(op, Ok(Value::Session(session)));
+            }
+            (_, Some(token)) => self.append_attempt(op, token, now_ms),
+            (_, None) => self.append_done(op, Err(Error::Aborted.into()), now_ms),
+        }
+    }
+
+    fn append_attempt(&mut self, op: u32, token: String, now_ms: u64) {
+        let fetch = self.next_id();
+        let timer = self.next_id();
+        let Some(o) = self.ops.iter_mut().find(|o| o.id == op) else {
+            return;
+        };
+        let chat_id = o.chat.clone();
+        let Some(append) = o.append.as_mut() else {
+            return;
+        };
+        let mut headers = self.config.headers.clone();
+        headers.extend(&append.headers);
+        headers.set("Content-Type", "application/json");
+        let mut auth = String::from("Bearer ");
+        auth.push_str(&token);
+        headers.set("Authorization", auth);
+        headers.set("x-trigger-source", "sdk");
+        headers.set("X-Part-Id", append.part_id.as_str());
+        append.token = token;
+        append.fetch = Some(fetch);
+        append.timer = Some(timer);
+        let body = append.body.clone();
+        let _ = now_ms;
+        self.actions.push(Action::Fetch {
+            id: fetch,
+            path: session_path("", &chat_id, SessionChannel::InAppend),
+            chat_id,
+            endpoint: Endpoint::In,
+            headers,
+            body: Some(body),
+        });
+        self.actions.push(Action::SetTimer {
+            id: timer,
+            ms: APPEND_TIMEOUT_MS,
+        });
+    }
+
+    /// The op whose append request is `fetch`.
+    fn op_by_fetch(&self, fetch: u32) -> Option<usize> {
+        self.ops
+            .iter()
+            .position(|o| o.append.as_ref().is_some_and(|a| a.fetch == Some(fetch)))
+    }
+
+    /// An append answered (`status`, body `text`, `x-ratelimit-reset`).
+    pub(super) fn append_response(
+        &mut self,
+        fetch: u32,
+        status: u16,
+        text: &str,
+        reset: Option<u64>,
+        now_ms: u64,
+    ) -> bool {
+        let Some(i) = self.op_by_fetch(fetch) else {
+            return false;
+        };
+        let op = self.ops[i].id;
+        self.clear_append_request(i);
+        if (200..300).contains(&status) {
+            self.append_done(op, Ok(AppendResponse::parse(text)), now_ms);
+            return true;
+        }
+        let mut error = Error::from_http_status(status, text);
+        if let Error::RateLimited { reset_epoch_ms } = &mut error {
+            *reset_epoch_ms = reset;
+        }
+        self.append_failed(op, error, now_ms);
+        true
+    }
+
+    /// An append request failed without a response (or timed out: `fetch` was aborted).
+    pub(super) fn append_request_failed(&mut self, fetch: u32, message: &str, now_ms: u64) -> bool {
+        let Some(i) = self.op_by_fetch(fetch) else {
+            return false;
+        };
+        let op = self.ops[i].id;
+        self.clear_append_request(i);
+        let error = Error::Network {
+            message: message.into(),
+        };
+        self.append_failed(op, error, now_ms);
+        true
+    }
+
+    /// Timers of appends: the attempt timeout and the retry wait.
+    pub(super) fn append_timer(&mut self, timer: u32, now_ms: u64) -> bool {
+        let Some(i) = self
+            .ops
+            .iter()
+            .position(|o| o.append.as_ref().is_some_and(|a| a.timer == Some(timer)))
+        else {
+            return false;
+        };
+        let op = self.ops[i].id;
+        let in_flight = self.ops[i].append.as_ref().and_then(|a| a.fetch);
+        if let Some(fetch) = in_flight {
+            // The attempt took too long (W6: the JS transport waits forever).
+            self.actions.push(Action::Abort { fetch });
+            return self.append_request_failed(fetch, "the append timed out", now_ms);
+        }
+        if let Some(append) = self.ops[i].append.as_mut() {
+            append.timer = None;
+        }
+        let chat = self.ops[i].chat.clone();
+        let Some(chat) = self.chat_index(&chat) else {
+            return true;
+        };
+        if let Some(token) = self.token_for(chat, Waiter::Op(op)) {
+            self.append_attempt(op, token, now_ms);
+        }
+        true
+    }
+
+    fn clear_append_request(&mut self, i: usize) {
+        if let Some(append) = self.ops[i].append.as_mut() {
+            append.fetch = None;
+            if let Some(timer) = append.timer.take() {
+                self.actions.push(Action::ClearTimer { id: timer });
+            }
+        }
+    }
+
+    fn append_failed(&mut self, op: u32, error: Error, now_ms: u64) {
+        let random = self.random();
+        let Some(i) = self.op_index(op) else {
+            return;
+        };
+        let can_recreate = self.config.has_start_session;
+        let (step, stale) = match self.ops[i].append.as_mut() {
+            Some(append) => (
+                append
+                    .policy
+                    .after_failure(error, can_recreate, now_ms, random),
+                append.token.clone(),
+            ),
+            None => return,
+        };
+        let chat_id = self.ops[i].chat.clone();
+        let Some(chat) = self.chat_index(&chat_id) else {
+            return;
+        };
+        match step {
+            NextStep::RefreshToken => {
+                if let Some(token) = self.refresh_token(chat, &stale, Waiter::Op(op)) {
+                    self.append_attempt(op, token, now_ms);
+                }
+            }
+            NextStep::RecreateSession => self.recreate_session(chat, Waiter::Op(op)),
+            NextStep::RetryAfter { delay_ms } => {
+                let timer = self.next_id();
+                if let Some(append) = self.ops[i].append.as_mut() {
+                    append.timer = Some(timer);
+                }
+                self.actions.push(Action::SetTimer {
+                    id: timer,
+                    ms: delay_ms,
+                });
+            }
+            NextStep::GiveUp(error) => {
+                if let Error::SessionClosed { closed_reason } = &error {
+                    self.close_chat(chat, closed_reason.clone(), "append");
+                }
+                self.append_done(op, Err(error.into()), now_ms);
+            }
+        }
+    }
+
+    /// The append is over: events, then what the operation does with the outcome.
+    fn append_done(&mut self, op: u32, result: Result<AppendResponse, ErrorRef>, now_ms: u64) {
+        let Some(i) = self.op_index(op) else {
+            return;
+        };
+        let Some(append) = self.ops[i].append.take() else {
+            return;
+        };
+        if let Some(timer) = append.timer {
+            self.actions.push(Action::ClearTimer { id: timer });
+        }
+        let chat_id = self.ops[i].chat.clone();
+        let kind = self.ops[i].kind;
+        let aborted = self.ops[i].aborted;
+        let chat = self.chat_mut(&chat_id);
+        let duration_ms = now_ms.saturating_sub(append.started_ms);
+        self.send_event(
+            chat,
+            append.source,
+            result.as_ref().map(|_| ()),
+            duration_ms,
+            append.message_id.as_deref(),
+            &append.part_id,
+            append.body.len(),
+        );
+        if let Ok(response) = &result {
+            if response.pending_version {
+                let mut event = EventBuilder::new("run-pending-version", &chat_id);
+                event.str("source", "send");
+                self.emit(event, None);
+            }
+        }
+        match (kind, result) {
+            (OpKind::Turn { stream }, Ok(response)) => {
+                let start = self.sub_start_cursor(stream).unwrap_or_default();
+                self.chats[chat].state.begin_turn(response.seq, start);
+                self.chats[chat].stopped_turn = None;
+                self.persist(chat);
+                self.sub_input_seq(stream, response.seq, now_ms);
+                if aborted {
+                    // The caller gave up while the append was in flight, but it landed:
+                    // stop the turn it started.
+                    let part_id = {
+                        let mut id = append.part_id.clone();
+                        id.push_str("-stop");
+                        id
+                    };
+                    self.stop_generation(&chat_id, &part_id, now_ms);
+                }
+                self.finish_op(op, Ok(Value::Stream(stream)));
+            }
+            (OpKind::Turn { stream }, Err(error)) => {
+                self.close_stream(stream, now_ms);
+                self.finish_op(op, Err(error));
+            }
+            (OpKind::Stop, result) | (OpKind::Steer, result) => {
+                if result.is_err() && kind == OpKind::Stop {
+                    self.chats[chat].stopped_turn = None;
+                }
+                self.finish_op(op, Ok(Value::Bool(result.is_ok())));
+            }
+            (OpKind::Start, _) => self.finish_op(op, Ok(Value::Unit)),
+        }
+    }
+
+    /// Settles and forgets an operation (an aborted one was rejected already).
+    fn finish_op(&mut self, op: u32, result: Result<Value, ErrorRef>) {
+        let Some(i) = self.op_index(op) else {
+            return;
+        };
+        let removed = self.ops.swap_remove(i);
+        if removed.aborted {
+            return;
+        }
+        self.actions.push(match result {
+            Ok(value) => Action::Resolve { op, value },
+            Err(error) => Action::Reject { op, error },
+        });
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn send_event(
+        &mut self,
+        chat: usize,
+        source: Source,
+        result: Result<(), &ErrorRef>,
+        duration_ms: u64,
+        message_id: Option<&str>,
+        part_id: &str,
+        body_bytes: usize,
+    ) {
+        let chat_id = self.chats[chat].id.clone();
+        let (kind, error) = match result {
+            Ok(()) => ("message-sent", None),
+            Err(error) => ("message-send-failed", Some(error.clone())),
+        };
+        let mut event = EventBuilder::new(kind, &chat_id);
+        event
+            .str("source", source.as_str())
+            .num("durationMs", duration_ms)
+            .str_opt("messageId", message_id)
+            .str("partId", part_id)
+            .num("bodyBytes", body_bytes as u64);
+        if let Some(ErrorRef::Ours(e)) = &error {
+            event.num_opt("status", e.status().map(u64::from));
+        }
+        self.emit(event, error);
+    }
+
+    /// `stopGeneration`: stops the turn in flight. The local stream closes at once; the stop is
+    /// appended with its own part id and the full retry path. Resolves to whether a stop was
+    /// sent (or already had been for this turn).
+    pub fn stop_generation(&mut self, chat_id: &str, part_id: &str, now_ms: u64) -> u32 {
+        let chat = self.chat_mut(chat_id);
+        let op = self.new_op(chat_id, OpKind::Stop);
+        let active = self.chats[chat].active.take();
+        if let Some(stream) = active {
+            self.close_stream(stream, now_ms);
+        }
+        let state = &self.chats[chat].state;
+        let seq = state.active_input_seq;
+        let nothing =
+            active.is_none() && !state.has_outstanding_turn() && state.is_streaming == Some(false);
+        if state.token.is_none() || state.closed || nothing {
+            self.finish_op(op, Ok(Value::Bool(false)));
+            return op;
+        }
+        if self.chats[chat].stopped_turn == Some(seq) {
+            self.finish_op(op, Ok(Value::Bool(true)));
+            return op;
+        }
+        self.chats[chat].stopped_turn = Some(seq);
+        self.chats[chat].state.stop_turn();
+        self.persist(chat);
+        let body = InputChunk::Stop { message: None }.to_json_string();
+        self.begin_append(
+            op,
+            chat,
+            Source::Stop,
+            body,
+            None,
+            HeaderList::new(),
+            part_id,
+            now_ms,
+        );
+        op
+    }
+
+    /// `sendPendingMessage`: a steering message during a turn; resolves to whether it was
+    /// appended (false without a session). The stream in flight is untouched.
+    pub fn send_pending_message(
+        &mut self,
+        chat_id: &str,
+        message: Json,
+        metadata: Option<Json>,
+        part_id: &str,
+        now_ms: u64,
+    ) -> u32 {
+        let chat = self.chat_mut(chat_id);
+        let op = self.new_op(chat_id, OpKind::Steer);
+        if self.chats[chat].state.token.is_none() {
+            self.finish_op(op, Ok(Value::Bool(false)));
+            return op;
+        }
+        let message_id = message.get("id").and_then(Json::as_str).map(str::to_owned);
+        let mut payload = WirePayload::new(chat_id, Trigger::SubmitMessage);
+        payload.message = Some(message);
+        payload.metadata = merge_metadata(self.client_data.as_ref(), metadata.as_ref());
+        let body = payload.to_input_chunk().to_json_string();
+        if check_append_body_size(&body).is_err() {
+            self.finish_op(op, Ok(Value::Bool(false)));
+            return op;
+        }
+        self.begin_append(
+            op,
+            chat,
+            Source::Steer,
+            body,
+            message_id,
+            HeaderList::new(),
+            part_id,
+            now_ms,
+        );
+        op
+    }
+
+    /// `start` / `preload`: resolves to the session state once the session exists.
+    pub fn start(&mut self, chat_id: &str, now_ms: u64) -> u32 {
+        let chat = self.chat_mut(chat_id);
+        let op = self.new_op(chat_id, OpKind::Start);
+        if self.token_for(chat, Waiter::Op(op)).is_some() {
+            self.op_token_ready(op, Ok(()), now_ms);
+        }
+        op
+    }
+
+    /// The caller aborted operation `op` (a send whose append is in flight): its promise is
+    /// rejected with an abort at once; if the append lands anyway, that turn is stopped.
+    pub fn abort_op(&mut self, op: u32, now_ms: u64) {
+        let Some(i) = self.op_index(op) else {
+            return;
+        };
+        if self.ops[i].aborted {
+            return;
+        }
+        self.ops[i].aborted = true;
+        if let OpKind::Turn { stream } = self.ops[i].kind {
+            self.close_stream(stream, now_ms);
+        }
+        self.reject_now(op, Error::Aborted.into());
+    }
+
+    /// An operation that failed before it started (e.g. an unreadable request): its promise is
+    /// rejected with `error`.
+    pub fn failed_op(&mut self, error: Error) -> u32 {
+        let op = self.next_id();
+        self.reject_now(op, error.into());
+        op
+    }
+}

@@ -1,0 +1,898 @@
+//! One `.out` subscription, pulled by the `ReadableStream` the host wraps around it.
+//!
+//! Nothing is read from the network until the consumer pulls: `pull` asks the host for the next
+//! body chunk (`Read`), the chunk goes SSE decoder → records → cursor dedupe → `Turn`, and the
+//! data bodies it yields answer the pull (`Chunks`). A slow consumer slows the socket instead of
+//! filling memory (the JS transport reads eagerly, W25). Connection ends go to
+//! `ReconnectPolicy`; a lifecycle wake (`online`, back to visible, `pageshow`) reconnects now.
+
+use super::action::{Action, Endpoint, ErrorRef};
+use super::auth::Waiter;
+use super::events::EventBuilder;
+use super::Driver;
+use crate::proto::chat::Cursor;
+use crate::proto::headers::HeaderList;
+use crate::proto::json::{write_json_string, Json};
+use crate::proto::reconnect::{ConnectionEnd, Reconnect, ReconnectPolicy};
+use crate::proto::records::{decode_event, Control, StreamEvent};
+use crate::proto::sse::SseDecoder;
+use crate::proto::turn::{Hold, InputSeq, Outcome, Turn};
+use crate::proto::url::{session_path, SessionChannel};
+use crate::proto::Error;
+
+/// How long to wait for `.out` response headers before the attempt counts as failed.
+const CONNECT_TIMEOUT_MS: u64 = 30_000;
+
+/// What a subscription serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Kind {
+    /// The answer to this tab's own send.
+    Send,
+    /// `reconnectToStream` after a reload or remount.
+    Resume,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Open,
+    /// The turn is over: deliver what is buffered, then end.
+    Finished,
+    /// Closed locally (stop, supersede, abort, cancel, dispose): end now.
+    Closed,
+    /// Failed: the next pull gets the error.
+    Failed,
+}
+
+/// A lifecycle signal from the page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wake {
+    /// The connection is probably dead (`online`, `pageshow` from bfcache, visible after a
+    /// long absence): reconnect now.
+    Reconnect,
+    /// Skip any backoff wait (visible again after a short absence).
+    RetryNow,
+}
+
+/// Options of a new subscription.
+pub(super) struct SubOptions {
+    pub kind: Kind,
+    pub start: Cursor,
+    pub input_seq: InputSeq,
+    pub hold: Hold,
+    pub peek_settled: bool,
+    pub headers: HeaderList,
+    /// The `sendAction` operation whose `onSettled` the accepted boundary calls.
+    pub settle_op: Option<u32>,
+}
+
+#[derive(Debug)]
+enum Conn {
+    None,
+    /// Waiting for a token from the app.
+    Token,
+    Connecting {
+        fetch: u32,
+        timer: u32,
+    },
+    Open {
+        fetch: u32,
+        decoder: SseDecoder,
+        settled: bool,
+        alive: bool,
+        /// A `Read` is outstanding; its stall timer.
+        reading: Option<u32>,
+    },
+    Backoff {
+        timer: u32,
+    },
+}
+
+/// Data bodies waiting for the consumer, as the JSON text of an array.
+#[derive(Debug, Default)]
+struct Ready {
+    text: String,
+    count: usize,
+}
+
+impl Ready {
+    fn push(&mut self, body: &str) {
+        self.text.push(if self.count == 0 { '[' } else { ',' });
+        self.text.push_str(body);
+        self.count += 1;
+    }
+
+    fn take(&mut self) -> String {
+        self.count = 0;
+        let mut text = core::mem::take(&mut self.text);
+        text.push(']');
+        text
+    }
+}
+
+/// A subscription.
+#[derive(Debug)]
+pub(super) struct Sub {
+    id: u32,
+    chat: String,
+    kind: Kind,
+    cursor: Cursor,
+    start: Cursor,
+    turn: Turn,
+    policy: ReconnectPolicy,
+    phase: Phase,
+    failure: Option<ErrorRef>,
+    conn: Conn,
+    ready: Ready,
+    taken: Option<String>,
+    pull_pending: bool,
+    headers: HeaderList,
+    peek_settled: bool,
+    settle_op: Option<u32>,
+    connected_once: bool,
+    settled_seen: bool,
+    last_token: String,
+}
+
+impl Sub {
+    pub(super) fn id(&self) -> u32 {
+        self.id
+    }
+}
+
+impl Driver {
+    /// Opens a subscription as the chat's active one (closing the one it supersedes) and
+    /// starts connecting.
+    pub(super) fn open_sub(&mut self, chat: usize, options: SubOptions, now_ms: u64) -> u32 {
+        let id = self.next_id();
+        let chat_id = self.chats[chat].id.clone();
+        if let Some(previous) = self.chats[chat].active.replace(id) {
+            self.close_stream(previous, now_ms);
+        }
+        self.subs.push(Sub {
+            id,
+            chat: chat_id,
+            kind: options.kind,
+            cursor: options.start,
+            start: options.start,
+            turn: Turn::new(options.input_seq, options.hold),
+            policy: ReconnectPolicy::new(now_ms),
+            phase: Phase::Open,
+            failure: None,
+            conn: Conn::None,
+            ready: Ready::default(),
+            taken: None,
+            pull_pending: false,
+            headers: options.headers,
+            peek_settled: options.peek_settled,
+            settle_op: options.settle_op,
+            connected_once: false,
+            settled_seen: false,
+            last_token: String::new(),
+        });
+        self.connect(id, now_ms);
+        id
+    }
+
+    fn sub_index(&self, id: u32) -> Option<usize> {
+        self.subs.iter().position(|s| s.id == id)
+    }
+
+    pub(super) fn sub_start_cursor(&self, id: u32) -> Option<Cursor> {
+        self.sub_index(id).map(|i| self.subs[i].start)
+    }
+
+    /// `reconnectToStream`: resumes the turn in flight from its start (the AI SDK replaces
+    /// what it had, `resumeStreamIsReplay`), or `None` when nothing can be streaming.
+    pub fn reconnect(&mut self, chat_id: &str, headers: HeaderList, now_ms: u64) -> Option<u32> {
+        let chat = self.chat_mut(chat_id);
+        let c = &self.chats[chat];
+        let open = c
+            .active
+            .and_then(|a| self.sub_index(a))
+            .is_some_and(|i| self.subs[i].phase == Phase::Open);
+        if !c.state.may_be_streaming() || open {
+            return None;
+        }
+        let active_input_seq = c.state.active_input_seq;
+        let start = c.state.resume_cursor();
+        Some(self.open_sub(
+            chat,
+            SubOptions {
+                kind: Kind::Resume,
+                start,
+                input_seq: active_input_seq.map_or(InputSeq::Unknown, InputSeq::Known),
+                hold: Hold::Off,
+                // With a send known to be in flight its boundary is still to come: no fast
+                // close on a settled session.
+                peek_settled: active_input_seq.is_none(),
+                headers,
+                settle_op: None,
+            },
+            now_ms,
+        ))
+    }
+
+    /// The consumer wants more (`ReadableStream` pull). Answered by `Chunks`, `End` or `Fail`.
+    pub fn pull(&mut self, id: u32, now_ms: u64) {
+        let Some(i) = self.sub_index(id) else {
+            // Unknown: already over.
+            self.actions.push(Action::End { stream: id });
+            return;
+        };
+        self.subs[i].pull_pending = true;
+        self.service(id, now_ms);
+    }
+
+    /// The consumer cancelled: close without stopping the agent (like the JS transport).
+    pub fn cancel(&mut self, id: u32, now_ms: u64) {
+        self.close_stream(id, now_ms);
+        if let Some(i) = self.sub_index(id) {
+            self.subs.swap_remove(i);
+        }
+    }
+
+    /// The JSON text of the bodies announced by the last `Chunks` action for `id`.
+    pub fn take_chunks(&mut self, id: u32) -> String {
+        match self.sub_index(id) {
+            Some(i) => self.subs[i].taken.take().unwrap_or_default(),
+            None => String::new(),
+        }
+    }
+
+    /// The caller aborted a stream's signal. An owning stream (`stop_turn`) stops the agent's
+    /// turn through the reliable stop path (the JS transport fires and forgets, W13); otherwise
+    /// it only detaches.
+    pub fn abort_stream(&mut self, id: u32, stop_turn: bool, part_id: &str, now_ms: u64) {
+        let Some(i) = self.sub_index(id) else {
+            return;
+        };
+        if self.subs[i].phase != Phase::Open {
+            return;
+        }
+        let chat_id = self.subs[i].chat.clone();
+        let active = self.chat_index(&chat_id).and_then(|c| self.chats[c].active) == Some(id);
+        if stop_turn && active {
+            self.stop_generation(&chat_id, part_id, now_ms);
+        } else {
+            self.close_stream(id, now_ms);
+        }
+    }
+
+    /// A page lifecycle signal.
+    pub fn wake(&mut self, wake: Wake, now_ms: u64) {
+        let ids: Vec<u32> = self.subs.iter().map(|s| s.id).collect();
+        for id in ids {
+            let Some(i) = self.sub_index(id) else {
+                continue;
+            };
+            if self.subs[i].phase != Phase::Open {
+                continue;
+            }
+            match (&self.subs[i].conn, wake) {
+                (Conn::Backoff { timer }, _) => {
+                    let timer = *timer;
+                    self.actions.push(Action::ClearTimer { id: timer });
+                    self.subs[i].conn = Conn::None;
+                    self.connect(id, now_ms);
+                }
+                (Conn::Open { .. } | Conn::Connecting { .. }, Wake::Reconnect) => {
+                    self.drop_conn(i);
+                    self.connect(id, now_ms);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Opens a connection from the subscription's cursor once the token is known.
+    fn connect(&mut self, id: u32, now_ms: u64) {
+        let Some(i) = self.sub_index(id) else { return };
+        if self.subs[i].phase != Phase::Open {
+            return;
+        }
+        let chat_id = self.subs[i].chat.clone();
+        let Some(chat) = self.chat_index(&chat_id) else {
+            return;
+        };
+        self.subs[i].conn = Conn::Token;
+        if let Some(token) = self.token_for(chat, Waiter::Sub(id)) {
+            self.connect_with(id, token, now_ms);
+        }
+    }
+
+    pub(super) fn sub_token_ready(&mut self, id: u32, result: Result<(), ErrorRef>, now_ms: u64) {
+        let Some(i) = self.sub_index(id) else { return };
+        if !matches!(self.subs[i].conn, Conn::Token) {
+            return;
+        }
+        match result {
+            Err(error) => {
+                self.subs[i].conn = Conn::None;
+                self.fail_sub(id, error, now_ms);
+            }
+            Ok(()) => {
+                let chat_id = self.subs[i].chat.clone();
+                let token = self
+                    .chat_index(&chat_id)
+                    .and_then(|c| self.chats[c].state.token.clone());
+                match token {
+                    Some(token) => self.connect_with(id, token, now_ms),
+                    None => self.fail_sub(id, Error::Aborted.into(), now_ms),
+                }
+            }
+        }
+    }
+
+    fn connect_with(&mut self, id: u32, token: String, _now_ms: u64) {
+        let fetch = self.next_id();
+        let timer = self.next_id();
+        let Some(i) = self.sub_index(id) else { return };
+        let sub = &mut self.subs[i];
+        let mut headers = self.config.headers.clone();
+        headers.extend(&sub.headers);
+        headers.set("Accept", "text/event-stream");
+        let mut auth = String::from("Bearer ");
+        auth.push_str(&token);
+        headers.set("Authorization", auth);
+        headers.set(
+            "Timeout-Seconds",
+            super::action::u64_string(self.config.stream_timeout_seconds),
+        );
+        if let Some(cursor) = sub.cursor.header_value() {
+            headers.set("Last-Event-ID", cursor);
+        }
+        if sub.peek_settled {
+            headers.set("X-Peek-Settled", "1");
+        }
+        sub.last_token = token;
+        sub.conn = Conn::Connecting { fetch, timer };
+        let chat_id = sub.chat.clone();
+        self.actions.push(Action::Fetch {
+            id: fetch,
+            path: session_path("", &chat_id, SessionChannel::Out),
+            chat_id,
+            endpoint: Endpoint::Out,
+            headers,
+            body: None,
+        });
+        self.actions.push(Action::SetTimer {
+            id: timer,
+            ms: CONNECT_TIMEOUT_MS,
+        });
+    }
+
+    fn sub_by_fetch(&self, fetch: u32) -> Option<usize> {
+        self.subs.iter().position(|s| match s.conn {
+            Conn::Connecting { fetch: f, .. } | Conn::Open { fetch: f, .. } => f == fetch,
+            _ => false,
+        })
+    }
+
+    /// A `.out` response with status 200 arrived (`settled`: `X-Session-Settled: true`).
+    pub fn fetch_open(&mut self, fetch: u32, settled: bool, now_ms: u64) {
+        let Some(i) = self.sub_by_fetch(fetch) else {
+            self.actions.push(Action::Abort { fetch });
+            return;
+        };
+        if let Conn::Connecting { timer, .. } = self.subs[i].conn {
+            self.actions.push(Action::ClearTimer { id: timer });
+        }
+        let sub = &mut self.subs[i];
+        sub.conn = Conn::Open {
+            fetch,
+            decoder: SseDecoder::new(),
+            settled,
+            alive: false,
+            reading: None,
+        };
+        sub.policy.on_connected();
+        let first = !sub.connected_once;
+        sub.connected_once = true;
+        let id = sub.id;
+        if first {
+            let (kind, chat_id, cursor) = (sub.kind, sub.chat.clone(), sub.cursor.header_value());
+            let message_id = self
+                .chat_index(&chat_id)
+                .and_then(|c| self.chats[c].last_send.as_ref())
+                .and_then(|l| l.0.clone());
+            let mut event = EventBuilder::new("stream-connected", &chat_id);
+            event
+                .flag("resumed", kind == Kind::Resume)
+                .str_opt("lastEventId", cursor.as_deref())
+                .str_opt("messageId", message_id.as_deref());
+            self.emit(event, None);
+        }
+        self.service(id, now_ms);
+    }
+
+    /// A `.out` request failed before a 200 (`status` and body `text`, `x-ratelimit-reset`).
+    pub(super) fn sub_http_error(
+        &mut self,
+        fetch: u32,
+        status: u16,
+        text: &str,
+        reset: Option<u64>,
+        now_ms: u64,
+    ) -> bool {
+        let Some(i) = self.sub_by_fetch(fetch) else {
+            return false;
+        };
+        let mut error = Error::from_http_status(status, text);
+        if let Error::RateLimited { reset_epoch_ms } = &mut error {
+            *reset_epoch_ms = reset;
+        }
+        let id = self.subs[i].id;
+        self.drop_conn(i);
+        self.after_end(id, ConnectionEnd::Failed(error), false, now_ms);
+        true
+    }
+
+    /// A `.out` request or body read failed (network).
+    pub(super) fn sub_failed(&mut self, fetch: u32, message: &str, now_ms: u64) -> bool {
+        let Some(i) = self.sub_by_fetch(fetch) else {
+            return false;
+        };
+        let id = self.subs[i].id;
+        let settled = matches!(self.subs[i].conn, Conn::Open { settled: true, .. });
+        self.drop_conn(i);
+        let error = Error::Network {
+            message: message.into(),
+        };
+        self.after_end(id, ConnectionEnd::Failed(error), settled, now_ms);
+        true
+    }
+
+    /// The next chunk of a `.out` body.
+    pub fn fetch_bytes(&mut self, fetch: u32, bytes: &[u8], now_ms: u64) {
+        let Some(i) = self.sub_by_fetch(fetch) else {
+            self.actions.push(Action::Abort { fetch });
+            return;
+        };
+        let id = self.subs[i].id;
+        let mut conn = core::mem::replace(&mut self.subs[i].conn, Conn::None);
+        let Conn::Open {
+            decoder,
+            settled,
+            alive,
+            reading,
+            ..
+        } = &mut conn
+        else {
+            self.subs[i].conn = conn;
+            return;
+        };
+        if let Some(timer) = reading.take() {
+            self.actions.push(Action::ClearTimer { id: timer });
+        }
+        let (settled, result) = (*settled, self.process(i, decoder, alive, bytes, now_ms));
+        match result {
+            Err(error) => {
+                self.actions.push(Action::Abort { fetch });
+                self.after_end(id, ConnectionEnd::Failed(error), settled, now_ms);
+            }
+            Ok(ended) => {
+                let Some(i) = self.sub_index(id) else { return };
+                let alive = matches!(conn, Conn::Open { alive: true, .. });
+                if ended || self.subs[i].phase != Phase::Open {
+                    self.actions.push(Action::Abort { fetch });
+                    if ended && self.subs[i].phase == Phase::Open {
+                        self.after_end(id, ConnectionEnd::Ended { alive }, settled, now_ms);
+                    } else {
+                        self.service(id, now_ms);
+                    }
+                } else {
+                    self.subs[i].conn = conn;
+                    self.service(id, now_ms);
+                }
+            }
+        }
+    }
+
+    /// The `.out` body ended.
+    pub fn fetch_end(&mut self, fetch: u32, now_ms: u64) {
+        let Some(i) = self.sub_by_fetch(fetch) else {
+            return;
+        };
+        let id = self.subs[i].id;
+        let (settled, alive) = match &self.subs[i].conn {
+            Conn::Open { settled, alive, .. } => (*settled, *alive),
+            _ => (false, false),
+        };
+        self.drop_conn(i);
+        self.after_end(id, ConnectionEnd::Ended { alive }, settled, now_ms);
+    }
+
+    /// Timers of subscriptions: connect timeout, stall timeout, backoff.
+    pub(super) fn sub_timer(&mut self, timer: u32, now_ms: u64) -> bool {
+        let Some(i) = self.subs.iter().position(|s| match s.conn {
+            Conn::Connecting { timer: t, .. } | Conn::Backoff { timer: t } => t == timer,
+            Conn::Open { reading, .. } => reading == Some(timer),
+            _ => false,
+        }) else {
+            return false;
+        };
+        let id = self.subs[i].id;
+        match self.subs[i].conn {
+            Conn::Backoff { .. } => {
+                self.subs[i].conn = Conn::None;
+                self.connect(id, now_ms);
+            }
+            Conn::Connecting { fetch, .. } => {
+                self.subs[i].conn = Conn::None;
+                self.actions.push(Action::Abort { fetch });
+                let error = Error::Network {
+                    message: "no response from the stream".into(),
+                };
+                self.after_end(id, ConnectionEnd::Failed(error), false, now_ms);
+            }
+            Conn::Open { fetch, settled, .. } => {
+                self.subs[i].conn = Conn::None;
+                self.actions.push(Action::Abort { fetch });
+                self.after_end(id, ConnectionEnd::Stalled, settled, now_ms);
+            }
+            _ => {}
+        }
+        true
+    }
+
+    /// Feeds bytes through the decoder, the cursor and the turn. `Ok(true)`: the server ended
+    /// the connection (`[DONE]` or `event: error`).
+    fn process(
+        &mut self,
+        i: usize,
+        decoder: &mut SseDecoder,
+        alive: &mut bool,
+        bytes: &[u8],
+        now_ms: u64,
+    ) -> Result<bool, Error> {
+        decoder.push(bytes)?;
+        let chat = self.chat_index(&self.subs[i].chat);
+        let mut outcomes = Vec::new();
+        let mut ended = false;
+        while let Some(event) = decoder.next_event() {
+            {
+                let sub = &self.subs[i];
+                if sub.phase != Phase::Open || sub.turn.is_finished() {
+                    break;
+                }
+            }
+            let tail = match decode_event(&event)? {
+                StreamEvent::Batch(batch) => {
+                    *alive = true;
+                    let sub = &mut self.subs[i];
+                    sub.policy.on_record(now_ms);
+                    for record in batch.records {
+                        if sub.turn.is_finished() {
+                            // Records after this send's boundary are the next turn's: the
+                            // cursor must not pass them.
+                            break;
+                        }
+                        let seq = record.seq_num;
+                        // Dedupe on this subscription's cursor (a resume replays the turn on
+                        // purpose); the chat's cursor only moves forward.
+                        if sub.cursor.advance(seq) {
+                            sub.turn.on_record(record, &mut outcomes);
+                            if let Some(c) = chat.and_then(|c| self.chats.get_mut(c)) {
+                                c.state.cursor.advance(seq);
+                            }
+                        }
+                    }
+                    batch.tail.map(|t| t.seq_num)
+                }
+                StreamEvent::Ping { tail, .. } => {
+                    *alive = true;
+                    self.subs[i].policy.on_ping();
+                    tail.map(|t| t.seq_num)
+                }
+                StreamEvent::Error(_) | StreamEvent::Done => {
+                    ended = true;
+                    break;
+                }
+                StreamEvent::Other => continue,
+            };
+            self.check_caught_up(i, tail, &mut outcomes);
+            self.apply(i, core::mem::take(&mut outcomes), now_ms);
+        }
+        Ok(ended)
+    }
+
+    /// Tells the turn when the subscription reached the live edge (`tail` = next seq to be
+    /// written); a server that reports no tail counts as caught up after each batch.
+    fn check_caught_up(&mut self, i: usize, tail: Option<u64>, outcomes: &mut Vec<Outcome>) {
+        let sub = &mut self.subs[i];
+        let next = sub.cursor.get().map_or(0, |c| c + 1);
+        if tail.is_none_or(|tail| next >= tail) {
+            sub.turn.on_caught_up(outcomes);
+        }
+    }
+
+    /// The append of the send this stream serves returned.
+    pub(super) fn sub_input_seq(&mut self, id: u32, seq: Option<u64>, now_ms: u64) {
+        let Some(i) = self.sub_index(id) else { return };
+        let mut outcomes = Vec::new();
+        self.subs[i].turn.set_input_seq(seq, &mut outcomes);
+        self.apply(i, outcomes, now_ms);
+        self.service(id, now_ms);
+    }
+
+    /// Performs the turn machine's outcomes.
+    fn apply(&mut self, i: usize, outcomes: Vec<Outcome>, now_ms: u64) {
+        for outcome in outcomes {
+            let Some(sub) = self.subs.get_mut(i) else {
+                return;
+            };
+            let chat_id = sub.chat.clone();
+            let id = sub.id;
+            let active = self
+                .chat_index(&chat_id)
+                .is_some_and(|c| self.chats[c].active == Some(id));
+            let chat = self.chat_mut(&chat_id);
+            match outcome {
+                Outcome::Data { body, first, .. } => {
+                    if first {
+                        self.first_chunk_event(chat, &body, now_ms);
+                    }
+                    self.subs[i].ready.push(&body);
+                }
+                Outcome::TurnComplete(control) => {
+                    self.chats[chat]
+                        .state
+                        .complete_turn(control.public_access_token.clone());
+                    if control.session_closed {
+                        self.close_chat(chat, control.closed_reason.clone(), "stream");
+                    }
+                    let cursor = self.chats[chat].state.cursor.header_value();
+                    let mut event = EventBuilder::new("turn-completed", &chat_id);
+                    event.str_opt("lastEventId", cursor.as_deref()).str_opt(
+                        "sessionInEventId",
+                        control.session_in_event_id_raw.as_deref(),
+                    );
+                    self.attribution(chat, &mut event, now_ms);
+                    self.emit(event, None);
+                    self.persist(chat);
+                    self.settle_action(i, &control, cursor.as_deref());
+                    self.subs[i].phase = Phase::Finished;
+                }
+                Outcome::SkippedBoundary { seq_num, .. } => {
+                    if active {
+                        self.chats[chat].state.skip_turn_start_to(seq_num);
+                    }
+                }
+                Outcome::UpgradeRequired => {}
+                Outcome::SessionClosed { reason } => {
+                    self.close_chat(chat, reason, "stream");
+                    if self.subs[i].phase == Phase::Open {
+                        self.subs[i].phase = Phase::Finished;
+                    }
+                }
+                Outcome::PendingVersion => {
+                    let mut event = EventBuilder::new("run-pending-version", &chat_id);
+                    event.str("source", "upgrade");
+                    self.emit(event, None);
+                }
+            }
+        }
+    }
+
+    fn attribution(&self, chat: usize, event: &mut EventBuilder, now_ms: u64) {
+        if let Some((message_id, at_ms)) = &self.chats[chat].last_send {
+            event
+                .str_opt("messageId", message_id.as_deref())
+                .num("sinceSendMs", now_ms.saturating_sub(*at_ms));
+        }
+    }
+
+    fn first_chunk_event(&mut self, chat: usize, body: &str, now_ms: u64) {
+        let chunk_type = Json::parse(body).ok().and_then(|json| {
+            json.get("data")
+                .and_then(|d| d.get("type"))
+                .and_then(Json::as_str)
+                .map(str::to_owned)
+        });
+        let chat_id = self.chats[chat].id.clone();
+        let cursor = self.chats[chat].state.cursor.header_value();
+        let mut event = EventBuilder::new("first-chunk", &chat_id);
+        event
+            .str_opt("chunkType", chunk_type.as_deref())
+            .str_opt("lastEventId", cursor.as_deref());
+        self.attribution(chat, &mut event, now_ms);
+        self.emit(event, None);
+    }
+
+    /// `sendAction`'s `onSettled`: once, when the accepted boundary covers the action's seq.
+    fn settle_action(&mut self, i: usize, control: &Control, last_event_id: Option<&str>) {
+        let sub = &self.subs[i];
+        let (Some(op), InputSeq::Known(input_seq), Some(consumed)) = (
+            sub.settle_op,
+            sub.turn.input_seq(),
+            control.session_in_event_id,
+        ) else {
+            return;
+        };
+        if consumed < input_seq {
+            return;
+        }
+        let mut info = String::new();
+        let mut w = super::action::ObjectWriter::new(&mut info);
+        w.num("inputSeq", input_seq);
+        if let Some(raw) = &control.session_in_event_id_raw {
+            w.str("sessionInEventId", raw);
+        }
+        if let Some(id) = last_event_id {
+            w.str("lastEventId", id);
+        }
+        w.finish();
+        if let Ok(info) = Json::parse(&info) {
+            self.actions.push(Action::Settled { op, info });
+        }
+    }
+
+    /// Decides what follows the end of a connection.
+    fn after_end(&mut self, id: u32, end: ConnectionEnd, settled: bool, now_ms: u64) {
+        let random = self.random();
+        let Some(i) = self.sub_index(id) else { return };
+        let sub = &mut self.subs[i];
+        sub.conn = Conn::None;
+        if settled {
+            sub.settled_seen = true;
+        }
+        if sub.phase != Phase::Open {
+            self.service(id, now_ms);
+            return;
+        }
+        let turn_open = !sub.turn.is_finished() && !sub.settled_seen;
+        match sub.policy.after_end(end, turn_open, now_ms, random) {
+            Reconnect::After { delay_ms: 0 } => self.connect(id, now_ms),
+            Reconnect::After { delay_ms } => {
+                let timer = self.next_id();
+                self.subs[i].conn = Conn::Backoff { timer };
+                self.actions.push(Action::SetTimer {
+                    id: timer,
+                    ms: delay_ms,
+                });
+            }
+            Reconnect::RefreshToken => {
+                let stale = self.subs[i].last_token.clone();
+                let chat_id = self.subs[i].chat.clone();
+                let chat = self.chat_mut(&chat_id);
+                self.subs[i].conn = Conn::Token;
+                if let Some(token) = self.refresh_token(chat, &stale, Waiter::Sub(id)) {
+                    self.connect_with(id, token, now_ms);
+                }
+            }
+            Reconnect::Finish => {
+                // A settled session has nothing in flight: say so, like the JS transport.
+                let chat_id = self.subs[i].chat.clone();
+                let chat = self.chat_mut(&chat_id);
+                let c = &mut self.chats[chat];
+                if c.active == Some(id) && c.state.is_streaming == Some(true) {
+                    c.state.abandon_turn();
+                    self.persist(chat);
+                }
+                self.subs[i].phase = Phase::Finished;
+                self.service(id, now_ms);
+            }
+            Reconnect::Fail(error) => {
+                if let Error::SessionClosed { closed_reason } = &error {
+                    let chat_id = self.subs[i].chat.clone();
+                    let chat = self.chat_mut(&chat_id);
+                    self.close_chat(chat, closed_reason.clone(), "stream");
+                }
+                self.fail_sub(id, error.into(), now_ms);
+            }
+        }
+    }
+
+    /// Fails the stream: `stream-error`, and the error reaches the consumer at its pull.
+    fn fail_sub(&mut self, id: u32, error: ErrorRef, now_ms: u64) {
+        let Some(i) = self.sub_index(id) else { return };
+        if self.subs[i].phase != Phase::Open {
+            return;
+        }
+        self.subs[i].phase = Phase::Failed;
+        self.subs[i].failure = Some(error.clone());
+        let chat_id = self.subs[i].chat.clone();
+        let chat = self.chat_mut(&chat_id);
+        if self.chats[chat].active == Some(id) {
+            self.chats[chat].state.abandon_turn();
+            self.persist(chat);
+        }
+        let mut event = EventBuilder::new("stream-error", &chat_id);
+        if let ErrorRef::Ours(e) = &error {
+            event.num_opt("status", e.status().map(u64::from));
+        }
+        self.emit(event, Some(error));
+        self.service(id, now_ms);
+    }
+
+    /// Ends the stream now without an error.
+    pub(super) fn close_stream(&mut self, id: u32, now_ms: u64) {
+        let Some(i) = self.sub_index(id) else { return };
+        if self.subs[i].phase == Phase::Open {
+            self.subs[i].phase = Phase::Closed;
+        }
+        self.service(id, now_ms);
+    }
+
+    /// Drops the connection: aborts its request and clears its timers.
+    fn drop_conn(&mut self, i: usize) {
+        let conn = core::mem::replace(&mut self.subs[i].conn, Conn::None);
+        match conn {
+            Conn::Connecting { fetch, timer } => {
+                self.actions.push(Action::Abort { fetch });
+                self.actions.push(Action::ClearTimer { id: timer });
+            }
+            Conn::Open { fetch, reading, .. } => {
+                self.actions.push(Action::Abort { fetch });
+                if let Some(timer) = reading {
+                    self.actions.push(Action::ClearTimer { id: timer });
+                }
+            }
+            Conn::Backoff { timer } => self.actions.push(Action::ClearTimer { id: timer }),
+            Conn::None | Conn::Token => {}
+        }
+    }
+
+    /// Answers a pending pull when it can, asks for more bytes when it must, and tidies up a
+    /// stream that is over.
+    fn service(&mut self, id: u32, now_ms: u64) {
+        let _ = now_ms;
+        let Some(i) = self.sub_index(id) else { return };
+        let phase = self.subs[i].phase;
+        if phase != Phase::Open {
+            self.drop_conn(i);
+            let chat_id = self.subs[i].chat.clone();
+            if let Some(c) = self.chat_index(&chat_id) {
+                if self.chats[c].active == Some(id) {
+                    self.chats[c].active = None;
+                }
+            }
+        }
+        let sub = &mut self.subs[i];
+        if !sub.pull_pending {
+            return;
+        }
+        if sub.ready.count > 0 && phase != Phase::Closed {
+            sub.pull_pending = false;
+            sub.taken = Some(sub.ready.take());
+            self.actions.push(Action::Chunks { stream: id });
+            return;
+        }
+        match phase {
+            Phase::Open => {
+                let stall_ms = self.config.stall_timeout_ms;
+                if let Conn::Open { fetch, reading, .. } = &mut sub.conn {
+                    if reading.is_none() {
+                        let fetch = *fetch;
+                        let timer = self.next_id;
+                        self.next_id = self.next_id.wrapping_add(1).max(1);
+                        *reading = Some(timer);
+                        self.actions.push(Action::Read { fetch });
+                        self.actions.push(Action::SetTimer {
+                            id: timer,
+                            ms: stall_ms,
+                        });
+                    }
+                }
+            }
+            Phase::Finished | Phase::Closed => {
+                sub.pull_pending = false;
+                self.actions.push(Action::End { stream: id });
+                self.subs.swap_remove(i);
+            }
+            Phase::Failed => {
+                sub.pull_pending = false;
+                let error = sub.failure.take().unwrap_or(ErrorRef::Ours(Error::Aborted));
+                self.actions.push(Action::Fail { stream: id, error });
+                self.subs.swap_remove(i);
+            }
+        }
+    }
+}
+
+/// Appends `text` as a JSON string (for tests and hosts).
+pub fn json_string(text: &str) -> String {
+    let mut out = String::new();
+    write_json_string(&mut out, text);
+    out
+}
