@@ -14,9 +14,52 @@ import { ROOT, eventually, launchBrowser, newChatId } from "./helpers.mjs";
 const run = promisify(execFile);
 const www = JSON.parse(readFileSync(join(ROOT, "www", "package.json"), "utf8"));
 const pinned = { ...www.dependencies, ...www.devDependencies };
+const NEXT_VERSION = "16.4.6";
 
 let dir;
 let tarball;
+
+/** Starts chat-devserver serving `staticDir`; resolves to `{url, stop}`. */
+async function serve(staticDir) {
+  const server = spawn(process.env.CHAT_DEVSERVER_BIN, ["--port", "0", "--static-dir", staticDir], {
+    stdio: ["ignore", "pipe", "ignore"],
+  });
+  let buffered = "";
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("server did not start")), 10_000);
+    server.stdout.on("data", (d) => {
+      buffered += d;
+      const m = /^listening on (http:\/\/\S+)$/m.exec(buffered);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+  });
+  return {
+    url,
+    async stop() {
+      server.kill("SIGTERM");
+      await once(server, "exit");
+    },
+  };
+}
+
+/** Opens `url` in Chromium, clicks #send, and waits for `expected` in #out. */
+async function chatOnce(url, expected) {
+  const browser = await launchBrowser();
+  try {
+    const page = await browser.newPage();
+    const errors = [];
+    page.on("pageerror", (e) => errors.push(e));
+    await page.goto(url);
+    await page.click("#send");
+    await eventually(async () => (await page.textContent("#out"))?.includes(expected), { message: expected });
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+}
 before(() => {
   dir = mkdtempSync(join(tmpdir(), "tcw-pack-"));
 });
@@ -32,26 +75,41 @@ async function npm(args, cwd) {
   });
 }
 
-test("npm pack ships exactly the package files", { timeout: 60_000 }, async () => {
+test("npm pack ships the package files, and every module they import", { timeout: 60_000 }, async () => {
   const { stdout } = await npm(["pack", join(ROOT, "pkg"), "--pack-destination", dir, "--json"], dir);
   const [info] = JSON.parse(stdout);
   tarball = join(dir, info.filename);
-  // README.md (and a LICENSE) ride along when pkg-template has them.
-  const files = info.files.map((f) => f.path).filter((f) => !/^(README|LICENSE)/.test(f)).sort();
-  assert.deepEqual(files, [
-    "index.d.ts",
-    "index.js",
-    "package.json",
-    "react.d.ts",
-    "react.js",
-    "trigger_chat_wasm.d.ts",
-    "trigger_chat_wasm.js",
-    "trigger_chat_wasm_bg.wasm",
-    "trigger_chat_wasm_bg.wasm.d.ts",
-  ]);
+  const shipped = new Set(info.files.map((f) => f.path));
   const manifest = JSON.parse(readFileSync(join(ROOT, "pkg", "package.json"), "utf8"));
-  assert.equal(manifest.exports["./react"].types, "./react.d.ts");
+
+  // The entry points and what they name.
+  for (const entry of [".", "./react"]) {
+    for (const file of Object.values(manifest.exports[entry])) {
+      assert.ok(shipped.has(file.replace(/^\.\//, "")), `${entry} → ${file} is in the tarball`);
+    }
+  }
+  assert.ok(shipped.has("trigger_chat_wasm_bg.wasm"), "the .wasm ships");
   assert.equal(manifest.sideEffects, false);
+  // Nothing but the declared files (plus what npm always adds).
+  for (const file of shipped) {
+    assert.ok(
+      manifest.files.includes(file) || /^(package\.json|README|LICENSE)/i.test(file),
+      `${file} is declared in "files"`,
+    );
+  }
+  // Every relative import of a shipped module is shipped too (a file missing from "files" would
+  // only break for installed users).
+  for (const file of shipped) {
+    if (!/\.(m?js|d\.ts)$/.test(file)) continue;
+    const text = readFileSync(join(ROOT, "pkg", file), "utf8");
+    for (const [, spec] of text.matchAll(/(?:from|import)\s*\(?\s*["'](\.\/[^"']+)["']/g)) {
+      const target = spec.slice(2);
+      assert.ok(shipped.has(target), `${file} imports ${spec}, which is in the tarball`);
+    }
+    for (const [, spec] of text.matchAll(/new URL\(\s*["']([^"']+)["']\s*,\s*import\.meta\.url/g)) {
+      assert.ok(shipped.has(spec.replace(/^\.\//, "")), `${file} loads ${spec}, which is in the tarball`);
+    }
+  }
 });
 
 const APP = {
@@ -182,34 +240,114 @@ test("the bundled app chats in Chromium against chat-devserver", { timeout: 60_0
   if (!built) t.skip("the app was not built");
   if (!bin || !built) return;
 
-  const server = spawn(bin, ["--port", "0", "--static-dir", dist], { stdio: ["ignore", "pipe", "ignore"] });
-  let buffered = "";
-  const url = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("server did not start")), 10_000);
-    server.stdout.on("data", (d) => {
-      buffered += d;
-      const m = /^listening on (http:\/\/\S+)$/m.exec(buffered);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-    });
-  });
-  const browser = await launchBrowser();
+  const server = await serve(dist);
   try {
-    const page = await browser.newPage();
-    const errors = [];
-    page.on("pageerror", (e) => errors.push(e));
-    await page.goto(`${url}/?chat=${newChatId("packed")}`);
-    await page.click("#send");
-    await eventually(async () => (await page.textContent("#out"))?.includes("assistant: You said: from the tarball"), {
-      message: "the echo",
-    });
-    assert.match(await page.textContent("#events"), /message-sent.*turn-completed/);
-    assert.deepEqual(errors, []);
+    const browser = await launchBrowser();
+    try {
+      const page = await browser.newPage();
+      const errors = [];
+      page.on("pageerror", (e) => errors.push(e));
+      await page.goto(`${server.url}/?chat=${newChatId("packed")}`);
+      await page.click("#send");
+      await eventually(async () => (await page.textContent("#out"))?.includes("assistant: You said: from the tarball"), {
+        message: "the echo",
+      });
+      assert.match(await page.textContent("#events"), /message-sent.*turn-completed/);
+      assert.deepEqual(errors, []);
+    } finally {
+      await browser.close();
+    }
   } finally {
-    await browser.close();
-    server.kill("SIGTERM");
-    await once(server, "exit");
+    await server.stop();
+  }
+});
+
+// Next.js with webpack (`next build --webpack`), App Router, a client component using the hooks,
+// prerendered on the server and exported statically so chat-devserver can serve it.
+const NEXT_APP = {
+  "next.config.mjs": `export default { output: "export" };\n`,
+  "app/layout.tsx": `export default function RootLayout({ children }: { children: React.ReactNode }) {
+  return (<html lang="en"><body>{children}</body></html>);
+}
+`,
+  "app/page.tsx": `import { Chat } from "./chat";
+export default function Page() {
+  return <main><h1>Next.js + trigger-chat-wasm</h1><Chat /></main>;
+}
+`,
+  "app/chat.tsx": `"use client";
+import { useChat } from "@ai-sdk/react";
+import { useMultiTabChat, useTriggerChatTransport } from "trigger-chat-wasm/react";
+
+const post = async (path: string) =>
+  (await (await fetch(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: "{}" })).json()) as { publicAccessToken: string };
+
+export function Chat() {
+  const transport = useTriggerChatTransport({
+    task: "ai-chat",
+    // Rendered on the server too: nothing may touch \`window\` during render there.
+    baseURL: typeof window === "undefined" ? "http://localhost" : window.location.origin,
+    startSession: ({ chatId }) => post("/api/chat/" + encodeURIComponent(chatId) + "/start"),
+    accessToken: async ({ chatId }) => (await post("/api/chat/" + encodeURIComponent(chatId) + "/token")).publicAccessToken,
+    multiTab: true,
+  });
+  const chatId = "next-" + (typeof location === "undefined" ? "ssr" : location.search.slice(1) || "demo");
+  const { messages, setMessages, sendMessage, status } = useChat({ id: chatId, transport });
+  const { isReadOnly } = useMultiTabChat(transport, chatId, messages, setMessages);
+  return (
+    <div>
+      <button id="send" disabled={isReadOnly} onClick={() => sendMessage({ text: "from next" })}>send</button>
+      <p id="status">{status}</p>
+      <pre id="out">{messages.map((m) => m.role + ": " + m.parts.map((p) => (p.type === "text" ? p.text : "")).join("")).join("\\n")}</pre>
+    </div>
+  );
+}
+`,
+};
+
+test("a Next.js (webpack) app builds, prerenders and chats with the tarball", { timeout: 420_000 }, async (t) => {
+  if (process.env.E2E_SKIP_NEXT) return t.skip("E2E_SKIP_NEXT is set");
+  if (!tarball) return t.skip("npm pack failed");
+  const app = join(dir, "next");
+  for (const [file, text] of Object.entries(NEXT_APP)) {
+    mkdirSync(join(app, file, ".."), { recursive: true });
+    writeFileSync(join(app, file), text);
+  }
+  writeFileSync(
+    join(app, "package.json"),
+    JSON.stringify({
+      name: "next-smoke",
+      private: true,
+      dependencies: {
+        next: NEXT_VERSION,
+        "trigger-chat-wasm": `file:${tarball}`,
+        react: pinned.react,
+        "react-dom": pinned["react-dom"],
+        ai: pinned.ai,
+        "@ai-sdk/react": pinned["@ai-sdk/react"],
+      },
+      devDependencies: {
+        typescript: pinned.typescript,
+        "@types/react": pinned["@types/react"],
+        "@types/react-dom": pinned["@types/react-dom"],
+        "@types/node": "20.19.25",
+      },
+    }),
+  );
+  await npm(["install", "--prefer-offline"], app);
+  // `next build` type-checks too (it writes its own tsconfig.json).
+  await run(join(app, "node_modules", ".bin", "next"), ["build", "--webpack"], {
+    cwd: app,
+    maxBuffer: 64 << 20,
+    env: { ...process.env, NEXT_TELEMETRY_DISABLED: "1" },
+  });
+  const html = readFileSync(join(app, "out", "index.html"), "utf8");
+  assert.match(html, /Next\.js \+ trigger-chat-wasm/, "the page was prerendered on the server");
+  if (!process.env.CHAT_DEVSERVER_BIN) return;
+  const server = await serve(join(app, "out"));
+  try {
+    await chatOnce(`${server.url}/?${newChatId("next")}`, "assistant: You said: from next");
+  } finally {
+    await server.stop();
   }
 });
