@@ -2,6 +2,8 @@
 //! [`Driver`] with plain values in and out (strings, numbers, bytes), so the JS glue in
 //! `pkg-template/transport.js` stays small and the wasm needs no web-sys at all.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 use wasm_bindgen::prelude::*;
 
 use crate::proto::driver::{

@@ -14,6 +14,8 @@
 
 use super::retry::{rate_limit_wait_ms, Backoff};
 use super::Error;
+#[allow(unused_imports)]
+use crate::prelude::*;
 
 /// Retries after 5xx, network errors, timeouts and 429s, in total.
 pub const MAX_TRANSIENT_RETRIES: u32 = 5;

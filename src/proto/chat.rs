@@ -10,6 +10,8 @@
 //!   the next subscription hold data until that turn's boundary has passed (see `turn`).
 
 use super::session::PersistedSession;
+#[allow(unused_imports)]
+use crate::prelude::*;
 
 /// The `.out` resume cursor: the highest `seq_num` seen.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -44,7 +46,7 @@ impl Cursor {
 
     /// The `Last-Event-ID` header value, if any.
     pub fn header_value(self) -> Option<String> {
-        self.0.map(|seq| seq.to_string())
+        self.0.map(super::json::u64_string)
     }
 }
 

@@ -6,9 +6,11 @@
 //! into an error, and every message taken from a server body or a JS exception goes through
 //! [`redact_secrets`] when it is displayed.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 use core::fmt;
 
-use super::json::Json;
+use super::json::{push_u64, Json};
 
 mod redact;
 pub use redact::redact_secrets;
@@ -226,97 +228,118 @@ impl Error {
 }
 
 impl Error {
-    /// The human-readable message (what `Display` writes).
+    /// The human-readable message (what `Display` writes). Built without `core::fmt`, which
+    /// would cost the wasm several kilobytes.
     pub fn message(&self) -> String {
-        use alloc_string::ToString;
-        self.to_string()
-    }
-}
-
-mod alloc_string {
-    pub use std::string::ToString;
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Helper: ": <message>" with secrets redacted, or nothing.
-        fn suffix(f: &mut fmt::Formatter<'_>, message: &Option<String>) -> fmt::Result {
-            match message {
-                Some(text) => write!(f, ": {}", redact_secrets(text)),
-                None => Ok(()),
+        let mut out = String::new();
+        // ": <message>" with secrets redacted, or nothing.
+        let suffix = |out: &mut String, message: &Option<String>| {
+            if let Some(text) = message {
+                out.push_str(": ");
+                out.push_str(&redact_secrets(text));
             }
-        }
+        };
+        let status_text = |out: &mut String, prefix: &str, status: u16| {
+            out.push_str(prefix);
+            push_u64(out, u64::from(status));
+            out.push(')');
+        };
         match self {
             Error::SessionClosed { closed_reason } => {
-                f.write_str("the chat session is closed")?;
-                suffix(f, closed_reason)
+                out.push_str("the chat session is closed");
+                suffix(&mut out, closed_reason);
             }
             Error::Unauthorized { message } => {
-                f.write_str(
+                out.push_str(
                     "unauthorized (HTTP 401): the access token is missing, invalid or expired",
-                )?;
-                suffix(f, message)
+                );
+                suffix(&mut out, message);
             }
             Error::Forbidden { message } => {
-                f.write_str(
+                out.push_str(
                     "forbidden (HTTP 403): the access token does not grant access to this session",
-                )?;
-                suffix(f, message)
+                );
+                suffix(&mut out, message);
             }
             Error::NotFound { message } => {
-                f.write_str("not found (HTTP 404): the session does not exist")?;
-                suffix(f, message)
+                out.push_str("not found (HTTP 404): the session does not exist");
+                suffix(&mut out, message);
             }
             Error::PayloadTooLarge {
                 size_bytes,
                 limit_bytes,
             } => match (size_bytes, limit_bytes) {
-                (Some(size), Some(limit)) => write!(
-                    f,
-                    "payload too large: {size} bytes exceeds the {limit}-byte limit"
-                ),
-                _ => f.write_str("payload too large (HTTP 413)"),
+                (Some(size), Some(limit)) => {
+                    out.push_str("payload too large: ");
+                    push_u64(&mut out, *size as u64);
+                    out.push_str(" bytes exceeds the ");
+                    push_u64(&mut out, *limit as u64);
+                    out.push_str("-byte limit");
+                }
+                _ => out.push_str("payload too large (HTTP 413)"),
             },
-            Error::RateLimited { reset_epoch_ms } => match reset_epoch_ms {
-                Some(reset) => write!(
-                    f,
-                    "rate limited (HTTP 429): the limit resets at Unix time {reset} ms"
-                ),
-                None => f.write_str("rate limited (HTTP 429)"),
-            },
+            Error::RateLimited { reset_epoch_ms } => {
+                out.push_str("rate limited (HTTP 429)");
+                if let Some(reset) = reset_epoch_ms {
+                    out.push_str(": the limit resets at Unix time ");
+                    push_u64(&mut out, *reset);
+                    out.push_str(" ms");
+                }
+            }
             Error::Server { status, message } => {
-                write!(f, "server error (HTTP {status})")?;
-                suffix(f, message)
+                status_text(&mut out, "server error (HTTP ", *status);
+                suffix(&mut out, message);
             }
             Error::Http { status, message } => {
-                write!(f, "request failed (HTTP {status})")?;
-                suffix(f, message)
+                status_text(&mut out, "request failed (HTTP ", *status);
+                suffix(&mut out, message);
             }
             Error::Network { message } => {
-                write!(f, "network error: {}", redact_secrets(message))
+                out.push_str("network error: ");
+                out.push_str(&redact_secrets(message));
             }
             Error::Protocol { message } => {
-                write!(f, "protocol error: {}", redact_secrets(message))
+                out.push_str("protocol error: ");
+                out.push_str(&redact_secrets(message));
             }
             Error::Storage { message } => {
-                write!(f, "storage error: {}", redact_secrets(message))
+                out.push_str("storage error: ");
+                out.push_str(&redact_secrets(message));
             }
-            Error::Aborted => f.write_str("the operation was aborted"),
-            Error::ReadOnlyTab => f.write_str("this chat is active in another tab"),
+            Error::Aborted => out.push_str("the operation was aborted"),
+            Error::ReadOnlyTab => out.push_str("this chat is active in another tab"),
             Error::InvalidOption { name, message } => {
-                write!(f, "invalid option `{name}`: {}", redact_secrets(message))
+                out.push_str("invalid option `");
+                out.push_str(name);
+                out.push_str("`: ");
+                out.push_str(&redact_secrets(message));
             }
-            Error::StreamStalled { idle_ms } => match idle_ms {
-                Some(ms) => write!(f, "stream stalled: nothing received for {ms} ms"),
-                None => f.write_str("stream stalled: nothing received"),
-            },
-            Error::OutputLost => f.write_str("the previous turn's output was lost; try again"),
-            Error::MissingCallback { name } => write!(f, "`{name}` is not configured"),
+            Error::StreamStalled { idle_ms } => {
+                out.push_str("stream stalled: nothing received");
+                if let Some(ms) = idle_ms {
+                    out.push_str(" for ");
+                    push_u64(&mut out, *ms);
+                    out.push_str(" ms");
+                }
+            }
+            Error::OutputLost => out.push_str("the previous turn's output was lost; try again"),
+            Error::MissingCallback { name } => {
+                out.push('`');
+                out.push_str(name);
+                out.push_str("` is not configured");
+            }
         }
+        out
     }
 }
 
-impl std::error::Error for Error {}
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message())
+    }
+}
+
+impl core::error::Error for Error {}
 
 /// Redact, cut to [`MAX_MESSAGE_CHARS`] and trim a server-provided message.
 fn sanitize_message(text: &str) -> String {

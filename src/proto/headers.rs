@@ -5,6 +5,8 @@
 //! later layer replaces a same-named header of an earlier one, and the transport's own headers
 //! (`Authorization`, `Accept`, `X-Part-Id`, …) are applied last, so no option can override them.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 /// An ordered list of `(name, value)` pairs with case-insensitive names.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HeaderList(Vec<(String, String)>);

@@ -1,5 +1,7 @@
 //! Identifiers the client makes up: `X-Part-Id` values and tab ids.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 /// Formats 16 random bytes as an RFC 9562 version-4 UUID (`xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx`).
 /// The randomness comes from the caller (`crypto.getRandomValues` in the browser).
 pub fn uuid_v4_from_bytes(mut bytes: [u8; 16]) -> String {

@@ -11,6 +11,8 @@
 //! duplicate and puts integer-like keys first).
 
 use super::error::Error;
+#[allow(unused_imports)]
+use crate::prelude::*;
 
 mod parse;
 
@@ -198,14 +200,43 @@ impl From<bool> for Json {
 
 impl From<u64> for Json {
     fn from(value: u64) -> Json {
-        Json::Number(value.to_string())
+        Json::Number(u64_string(value))
     }
 }
 
 impl From<i64> for Json {
     fn from(value: i64) -> Json {
-        Json::Number(value.to_string())
+        let mut text = String::new();
+        if value < 0 {
+            text.push('-');
+        }
+        push_u64(&mut text, value.unsigned_abs());
+        Json::Number(text)
     }
+}
+
+/// Appends the decimal digits of `value` (without `core::fmt`, which is large in wasm).
+pub fn push_u64(out: &mut String, mut value: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    for &digit in &digits[start..] {
+        out.push(digit as char);
+    }
+}
+
+/// `value` in decimal.
+pub fn u64_string(value: u64) -> String {
+    let mut out = String::new();
+    push_u64(&mut out, value);
+    out
 }
 
 impl From<&str> for Json {

@@ -20,6 +20,8 @@
 //! - [`headers`]: case-insensitive request header lists;
 //! - [`ids`]: client-made identifiers.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 pub mod append;
 pub mod chat;
 pub mod driver;

@@ -18,6 +18,8 @@
 
 use super::retry::Backoff;
 use super::Error;
+#[allow(unused_imports)]
+use crate::prelude::*;
 
 /// Consecutive connections without a sign of life before the stream fails.
 pub const MAX_SILENT_CONNECTIONS: u32 = 6;

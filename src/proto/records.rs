@@ -12,6 +12,8 @@
 use super::error::Error;
 use super::json::Json;
 use super::sse::SseEvent;
+#[allow(unused_imports)]
+use crate::prelude::*;
 
 /// Header carrying the control subtype on control records.
 pub const TRIGGER_CONTROL_HEADER: &str = "trigger-control";
@@ -228,10 +230,12 @@ fn decode_tail(tail: &Json) -> Option<Tail> {
 }
 
 fn decode_record(index: usize, mut raw: Json) -> Result<Record, Error> {
-    let seq_num = raw
-        .get("seq_num")
-        .and_then(Json::as_u64)
-        .ok_or_else(|| Error::protocol(format!("batch record {index} has no integer seq_num")))?;
+    let seq_num = raw.get("seq_num").and_then(Json::as_u64).ok_or_else(|| {
+        let mut message = String::from("batch record ");
+        crate::proto::json::push_u64(&mut message, index as u64);
+        message.push_str(" has no integer seq_num");
+        Error::protocol(message)
+    })?;
     let timestamp = raw.get("timestamp").and_then(Json::as_u64).unwrap_or(0);
     let headers = Headers::from_json(raw.get("headers"));
     let body = match raw.remove("body") {

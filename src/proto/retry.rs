@@ -1,6 +1,8 @@
 //! Retry timing. No clock and no random source inside: the caller passes `now_ms` and a
 //! uniform `random01` in `[0, 1)`, so tests pin both.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 /// Bounded exponential backoff with jitter.
 ///
 /// Attempt `n` (1-based) waits `min(initial_ms * factor^(n-1), max_ms) * (1 - jitter * random01)`.
@@ -53,11 +55,19 @@ impl Backoff {
         };
         let exponent = i32::try_from(attempt.saturating_sub(1)).unwrap_or(i32::MAX);
         // `powi` overflows to +inf, which `min` then caps; nothing here can be NaN.
-        let base_ms = (self.initial_ms as f64 * factor.powi(exponent)).min(max_ms);
+        // (A loop, not `powi`: `no_std` has no float intrinsics; `exponent` is capped anyway.)
+        let mut base_ms = self.initial_ms as f64;
+        for _ in 0..exponent.min(64) {
+            base_ms *= factor;
+            if base_ms >= max_ms {
+                break;
+            }
+        }
+        let base_ms = base_ms.min(max_ms);
         let jitter = clamp01(self.jitter);
         let random01 = clamp01(random01);
         // `as` saturates float → int conversions, so the result is always in 0..=max.
-        (base_ms * (1.0 - jitter * random01)).round() as u64
+        (base_ms * (1.0 - jitter * random01) + 0.5) as u64
     }
 
     /// Whether another attempt is allowed after `attempts_made` attempts.

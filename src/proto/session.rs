@@ -8,6 +8,8 @@
 use super::error::Error;
 use super::json::Json;
 use super::url::encode_uri_component;
+#[allow(unused_imports)]
+use crate::prelude::*;
 
 /// Version of the storage envelope this build writes and reads.
 pub const STORAGE_VERSION: u64 = 1;
@@ -96,7 +98,7 @@ impl PersistedSession {
             .ok_or_else(|| Error::storage("persisted session has no publicAccessToken"))?;
         let last_event_id = match value.get("lastEventId") {
             Some(Json::String(id)) => Some(id.clone()),
-            Some(number @ Json::Number(_)) => number.as_u64().map(|seq| seq.to_string()),
+            Some(number @ Json::Number(_)) => number.as_u64().map(crate::proto::json::u64_string),
             _ => None,
         };
         let active_input_seq = match value.get("activeInputSeq") {
@@ -137,8 +139,9 @@ impl PersistedSession {
         match record.get("v").and_then(Json::as_u64) {
             Some(STORAGE_VERSION) => {}
             Some(version) => {
-                let message =
-                    format!("stored session has version {version}, expected {STORAGE_VERSION}");
+                let mut message = String::from("stored session has version ");
+                crate::proto::json::push_u64(&mut message, version);
+                message.push_str(", expected 1");
                 return Err(Error::storage(message));
             }
             None => return Err(Error::storage("stored session has no version")),
@@ -161,8 +164,10 @@ impl PersistedSession {
 /// assert_eq!(storage_key(DEFAULT_STORAGE_NAMESPACE, "a:b"), "trigger-chat-wasm:v1:a%3Ab");
 /// ```
 pub fn storage_key(namespace: &str, chat_id: &str) -> String {
-    format!(
-        "{namespace}:v{STORAGE_VERSION}:{}",
-        encode_uri_component(chat_id)
-    )
+    let mut key = String::from(namespace);
+    key.push_str(":v");
+    crate::proto::json::push_u64(&mut key, STORAGE_VERSION);
+    key.push(':');
+    key.push_str(&encode_uri_component(chat_id));
+    key
 }

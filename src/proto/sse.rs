@@ -7,7 +7,9 @@
 //! a character split across two pushes decodes exactly as if it had arrived in one piece, and
 //! every input byte is scanned once (O(total bytes)).
 
-use std::collections::VecDeque;
+#[allow(unused_imports)]
+use crate::prelude::*;
+use alloc::collections::VecDeque;
 
 use super::error::Error;
 
@@ -175,10 +177,10 @@ impl SseDecoder {
     fn fail(&mut self) -> Error {
         self.failed = true;
         self.line = Vec::new();
-        Error::protocol(format!(
-            "event stream line longer than {} bytes",
-            self.max_line_bytes
-        ))
+        let mut message = String::from("event stream line longer than ");
+        crate::proto::json::push_u64(&mut message, self.max_line_bytes as u64);
+        message.push_str(" bytes");
+        Error::protocol(message)
     }
 
     /// §9.2.6: "The UTF-8 decode algorithm strips one leading UTF-8 Byte Order Mark (BOM), if

@@ -23,7 +23,9 @@
 //! before (see [`super::chat::Cursor`]).
 
 use super::records::{Control, ControlKind, Record, RecordKind};
-use std::collections::VecDeque;
+#[allow(unused_imports)]
+use crate::prelude::*;
+use alloc::collections::VecDeque;
 
 /// Data held back beyond this many bytes is released instead of growing without bound: a turn
 /// that outlives its hold is more likely ours than an earlier one's.
@@ -175,7 +177,7 @@ impl Turn {
             Some(seq) => InputSeq::Known(seq),
             None => InputSeq::Unknown,
         };
-        let deferred = std::mem::take(&mut self.deferred);
+        let deferred = core::mem::take(&mut self.deferred);
         for record in deferred {
             self.on_record(record, out);
         }

@@ -1,6 +1,8 @@
 //! Session URLs: `{base}/realtime/v1/sessions/{encodeURIComponent(chatId)}/{in/append|out}`
 //! (client-protocol.mdx Steps 2 and 3).
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 /// Which end of a session to address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SessionChannel {
@@ -59,9 +61,10 @@ pub fn encode_uri_component(text: &str) -> String {
 /// ```
 pub fn session_path(base_url: &str, chat_id: &str, channel: SessionChannel) -> String {
     let base = base_url.trim_end_matches('/');
-    format!(
-        "{base}/realtime/v1/sessions/{}/{}",
-        encode_uri_component(chat_id),
-        channel.as_str()
-    )
+    let mut path = String::from(base);
+    path.push_str("/realtime/v1/sessions/");
+    path.push_str(&encode_uri_component(chat_id));
+    path.push('/');
+    path.push_str(channel.as_str());
+    path
 }

@@ -8,6 +8,8 @@
 
 use super::error::Error;
 use super::json::{write_json_string, Json};
+#[allow(unused_imports)]
+use crate::prelude::*;
 
 /// The `.in/append` HTTP body cap: 1 MiB (client-protocol.mdx FAQ "What's the maximum size of a
 /// single `.in/append` body?").

@@ -1,7 +1,10 @@
 //! What the driver asks its host (the JS I/O layer) to do, and how a result or an error is
 //! described to it.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 use crate::proto::headers::HeaderList;
+pub use crate::proto::json::{push_u64, u64_string};
 use crate::proto::json::{write_json_string, Json};
 use crate::proto::Error;
 
@@ -429,28 +432,4 @@ impl<'a> ObjectWriter<'a> {
     pub(crate) fn finish(self) {
         self.out.push('}');
     }
-}
-
-/// Appends the decimal digits of `value` (no `core::fmt`).
-pub fn push_u64(out: &mut String, mut value: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (value % 10) as u8;
-        value /= 10;
-        if value == 0 {
-            break;
-        }
-    }
-    for &d in &digits[i..] {
-        out.push(d as char);
-    }
-}
-
-/// `value` in decimal.
-pub fn u64_string(value: u64) -> String {
-    let mut out = String::new();
-    push_u64(&mut out, value);
-    out
 }

@@ -5,6 +5,8 @@
 use super::action::{Action, Callback, ErrorRef};
 use super::events::EventBuilder;
 use super::Driver;
+#[allow(unused_imports)]
+use crate::prelude::*;
 use crate::proto::Error;
 
 /// Who waits for a token.

@@ -1,6 +1,8 @@
 //! The transport's options, as the host hands them over (one JSON object), checked field by
 //! field.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 use crate::proto::headers::HeaderList;
 use crate::proto::json::Json;
 use crate::proto::reconnect::DEFAULT_STALL_TIMEOUT_MS;

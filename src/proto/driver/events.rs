@@ -2,6 +2,8 @@
 //! `timestamp` (it owns the clock of record) and `error` objects.
 
 use super::action::push_u64;
+#[allow(unused_imports)]
+use crate::prelude::*;
 use crate::proto::json::write_json_string;
 
 /// One event as JSON object text, built field by field.

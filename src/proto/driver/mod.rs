@@ -17,6 +17,8 @@
 //! - before any call naming a chat the driver does not know (`knows`), hand it the stored state
 //!   with `hydrate`.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 mod action;
 mod auth;
 mod config;

@@ -7,6 +7,8 @@ use super::auth::Waiter;
 use super::events::EventBuilder;
 use super::stream::{Kind, SubOptions};
 use super::Driver;
+#[allow(unused_imports)]
+use crate::prelude::*;
 use crate::proto::append::{AppendPolicy, NextStep, APPEND_TIMEOUT_MS};
 use crate::proto::headers::HeaderList;
 use crate::proto::json::Json;

@@ -10,6 +10,8 @@ use super::action::{Action, Endpoint, ErrorRef};
 use super::auth::Waiter;
 use super::events::EventBuilder;
 use super::Driver;
+#[allow(unused_imports)]
+use crate::prelude::*;
 use crate::proto::chat::Cursor;
 use crate::proto::headers::HeaderList;
 use crate::proto::json::{write_json_string, Json};

@@ -1,6 +1,8 @@
 //! Credential redaction for error messages: server bodies and platform messages can echo a
 //! token back, and error messages end up in logs and UIs.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 /// Replace anything that looks like a credential with `[redacted]`:
 /// JWTs (`eyJ<b64url>.<b64url>.<b64url>?`), the token after `Bearer `, and Trigger.dev secret
 /// keys (`tr_dev_…`, `tr_prod_…`, `tr_stg_…`, `tr_pat_…`, `tr_preview_…`).

@@ -2,6 +2,8 @@
 //! RFC 8259 grammar, depth-limited so hostile input cannot exhaust the stack.
 
 use super::{Json, MAX_DEPTH};
+#[allow(unused_imports)]
+use crate::prelude::*;
 use crate::proto::error::Error;
 
 /// Parse one JSON document: a value with optional surrounding whitespace, nothing else.
@@ -28,7 +30,11 @@ struct Parser<'a> {
 
 impl Parser<'_> {
     fn error(&self, what: &str) -> Error {
-        Error::protocol(format!("invalid JSON at byte {}: {what}", self.pos))
+        let mut message = String::from("invalid JSON at byte ");
+        super::push_u64(&mut message, self.pos as u64);
+        message.push_str(": ");
+        message.push_str(what);
+        Error::protocol(message)
     }
 
     fn peek(&self) -> Option<u8> {

@@ -5,6 +5,8 @@ use super::effect::Effect;
 use super::message::{check_messages, fits_id, Claim, Message};
 use super::owner::Owner;
 use super::{CLAIM_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS};
+#[allow(unused_imports)]
+use crate::prelude::*;
 use crate::proto::json::Json;
 use crate::proto::Error;
 

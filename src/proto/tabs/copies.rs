@@ -1,6 +1,8 @@
 //! Per chat, the newest conversation copy and resume cursor a tab has: what keeps a stale
 //! `messages` or `session` broadcast from overwriting a newer one (JS weaknesses M7, M8, M10).
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 /// The versions this tab has sent or applied for one chat.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Copies {

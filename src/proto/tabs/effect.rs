@@ -1,6 +1,8 @@
 //! What a [`TabCoordinator`](super::TabCoordinator) asks the browser layer to do.
 
 use super::message::Message;
+#[allow(unused_imports)]
+use crate::prelude::*;
 use crate::proto::json::Json;
 
 /// Something the browser layer must do, in order.

@@ -1,6 +1,8 @@
 //! The messages on the tab channel, read strictly and written in the JS coordinator's shape.
 
 use super::{MAX_ID_CHARS, MAX_MESSAGES_JSON_BYTES, PROTOCOL_VERSION};
+#[allow(unused_imports)]
+use crate::prelude::*;
 use crate::proto::json::Json;
 use crate::proto::Error;
 

@@ -52,6 +52,8 @@
 //!   except in the tab that owns the chat: there they can only be a non-owner's stale copy (M8).
 //! - Messages are validated ([`Message::parse`]) and carry `v: 1` (M10).
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 mod coordinator;
 mod copies;
 mod effect;

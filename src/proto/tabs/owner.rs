@@ -1,6 +1,8 @@
 //! A claim as one tab records it, and the rank that settles crossing claims.
 
 use super::message::Claim;
+#[allow(unused_imports)]
+use crate::prelude::*;
 
 /// Who owns a chat, as this tab believes.
 #[derive(Clone, Debug)]
