@@ -2,7 +2,9 @@
 // driving the built demo (www/dist) served by chat-devserver, which tests/e2e/run starts and
 // passes as E2E_URL. Everything is asserted through what a user sees, plus the server's admin
 // API for what the agent did.
+import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
+import { once } from "node:events";
 import { mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -137,4 +139,35 @@ export async function inRecords(chatId) {
 
 export function screenshotPath(name) {
   return join(OUT_DIR, name);
+}
+
+/**
+ * Starts another chat-devserver (CHAT_DEVSERVER_BIN, set by tests/e2e/run) serving `staticDir`;
+ * resolves to `{url, stop}`.
+ */
+export async function serve(staticDir) {
+  const bin = process.env.CHAT_DEVSERVER_BIN;
+  if (!bin) throw new Error("CHAT_DEVSERVER_BIN is not set: run tests/e2e/run");
+  const server = spawn(bin, ["--port", "0", "--static-dir", staticDir], { stdio: ["ignore", "pipe", "ignore"] });
+  let buffered = "";
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("chat-devserver did not start")), 10_000);
+    server.on("exit", (code) => reject(new Error(`chat-devserver exited (${code})`)));
+    server.stdout.on("data", (d) => {
+      buffered += d;
+      const m = /^listening on (http:\/\/\S+)$/m.exec(buffered);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+  });
+  return {
+    url,
+    async stop() {
+      if (server.exitCode !== null) return;
+      server.kill("SIGTERM");
+      await once(server, "exit");
+    },
+  };
 }

@@ -2,14 +2,13 @@
 // app (from the npm registry, like a user would), type-check and bundle it, import it under
 // Node as a server renderer would, and finally run the bundle in Chromium against chat-devserver.
 import assert from "node:assert/strict";
-import { execFile, spawn } from "node:child_process";
-import { once } from "node:events";
+import { execFile } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { promisify } from "node:util";
-import { ROOT, eventually, launchBrowser, newChatId } from "./helpers.mjs";
+import { ROOT, eventually, launchBrowser, newChatId, serve } from "./helpers.mjs";
 
 const run = promisify(execFile);
 const www = JSON.parse(readFileSync(join(ROOT, "www", "package.json"), "utf8"));
@@ -18,32 +17,6 @@ const NEXT_VERSION = "16.4.6";
 
 let dir;
 let tarball;
-
-/** Starts chat-devserver serving `staticDir`; resolves to `{url, stop}`. */
-async function serve(staticDir) {
-  const server = spawn(process.env.CHAT_DEVSERVER_BIN, ["--port", "0", "--static-dir", staticDir], {
-    stdio: ["ignore", "pipe", "ignore"],
-  });
-  let buffered = "";
-  const url = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("server did not start")), 10_000);
-    server.stdout.on("data", (d) => {
-      buffered += d;
-      const m = /^listening on (http:\/\/\S+)$/m.exec(buffered);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-    });
-  });
-  return {
-    url,
-    async stop() {
-      server.kill("SIGTERM");
-      await once(server, "exit");
-    },
-  };
-}
 
 /** Opens `url` in Chromium, clicks #send, and waits for `expected` in #out. */
 async function chatOnce(url, expected) {

@@ -1,0 +1,92 @@
+// Test harness for trigger-chat-wasm/react under React StrictMode (development build). The test
+// drives it through `window.harness`; nothing here is part of the demo.
+import { useChat } from "@ai-sdk/react";
+import { StrictMode, useEffect, useLayoutEffect } from "react";
+import { createRoot } from "react-dom/client";
+import { TriggerChatTransport } from "trigger-chat-wasm";
+import { useChatActions, useTriggerChatTransport } from "trigger-chat-wasm/react";
+
+// Count dispose() per instance (methods are bound from the prototype at construction).
+const disposed = new Map();
+const realDispose = TriggerChatTransport.prototype.dispose;
+TriggerChatTransport.prototype.dispose = function dispose() {
+  disposed.set(this, (disposed.get(this) ?? 0) + 1);
+  return realDispose.call(this);
+};
+
+const post = async (path) =>
+  (await fetch(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: "{}" })).json();
+
+const state = { transports: new Set(), current: null, renders: 0, events: [] };
+
+function Probe({ chatId, clientData, sendInLayoutEffect, onEventTag }) {
+  state.renders++;
+  const transport = useTriggerChatTransport({
+    task: "ai-chat",
+    baseURL: location.origin,
+    startSession: ({ chatId }) => post(`/api/chat/${encodeURIComponent(chatId)}/start`),
+    accessToken: async ({ chatId }) => (await post(`/api/chat/${encodeURIComponent(chatId)}/token`)).publicAccessToken,
+    clientData,
+    // A new function every render, tagged by the prop: the transport must call the latest one.
+    onEvent: (event) => state.events.push(`${onEventTag}:${event.type}`),
+  });
+  state.transports.add(transport);
+  useEffect(() => {
+    state.current = transport; // the instance React committed
+  }, [transport]);
+  const { messages, sendMessage, status } = useChat({ id: chatId, transport });
+  const { sendAction } = useChatActions({ sendMessage });
+  state.chat = { messages, status, sendMessage, sendAction };
+
+  // A send made right after the render that changed an option, before passive effects
+  // (useEffect) run: it must already see the new option.
+  useLayoutEffect(() => {
+    if (sendInLayoutEffect) void sendMessage({ text: sendInLayoutEffect });
+  }, [sendInLayoutEffect]); // eslint-disable-line react-hooks/exhaustive-deps
+  return null;
+}
+
+let root = null;
+let props = null;
+function render() {
+  root.render(
+    <StrictMode>
+      <Probe {...props} />
+    </StrictMode>,
+  );
+}
+
+window.harness = {
+  mount(chatId) {
+    root = createRoot(document.getElementById("root"));
+    props = { chatId, clientData: { v: 1 }, sendInLayoutEffect: undefined, onEventTag: "first" };
+    render();
+  },
+  update(patch) {
+    props = { ...props, ...patch };
+    render();
+  },
+  unmount() {
+    root.unmount();
+    root = null;
+  },
+  send(text) {
+    return state.chat.sendMessage({ text });
+  },
+  action(action) {
+    return state.chat.sendAction(action);
+  },
+  texts() {
+    return state.chat.messages.map((m) => `${m.role}: ${m.parts.map((p) => (p.type === "text" ? p.text : "")).join("")}`);
+  },
+  status: () => state.chat.status,
+  events: () => state.events.slice(),
+  info() {
+    return {
+      transports: state.transports.size,
+      renders: state.renders,
+      currentDisposed: disposed.get(state.current) ?? 0,
+      totalDisposed: [...disposed.values()].reduce((a, b) => a + b, 0),
+    };
+  },
+};
