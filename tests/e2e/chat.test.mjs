@@ -58,9 +58,6 @@ test("a message streams in piece by piece and completes", T, async () => {
   }, { message: "a partial reply" });
   assert.ok(await isVisible(page, "stop"), "Stop is offered while the reply streams");
   assert.match(await page.getByTestId("status-line").innerText(), /Streaming/);
-  const shot = screenshotPath("streaming.png");
-  await page.screenshot({ path: shot });
-  if (process.env.UPDATE_SCREENSHOT) copyFileSync(shot, join(ROOT, "www", "screenshot.png"));
   await eventually(async () => slowProgress(await lastAssistantText(page)) > first, { message: "more text" });
 
   await eventually(async () => (await lastAssistantText(page)) === slowReply(), { message: "the full reply" });
@@ -261,6 +258,52 @@ test("a conversation the agent closed says so and cannot be written to, even aft
   await eventually(() => isVisible(page, "closed-banner"), { message: "the closed banner after reload" });
   assert.ok(await page.getByTestId("composer").isDisabled(), "still disabled after a reload");
   await eventually(async () => (await transcript(page)).length === 2, { message: "the transcript" });
+  assert.deepEqual(page.pageErrors, []);
+  await context.close();
+});
+
+test("the sidebar creates and switches chats, and each keeps its own transcript", T, async () => {
+  const context = await newContext(browser);
+  const first = newChatId("list");
+  const page = await openChat(context, first);
+  await send(page, "Hello there!");
+  await eventually(async () => (await lastAssistantText(page)) === echo("Hello there!"), { message: "echo" });
+
+  // A second chat, with an approved tool call.
+  await page.getByTestId("new-chat").click();
+  await eventually(async () => (await page.getByTestId("chat").getAttribute("data-chat-id")) !== first, {
+    message: "a new chat",
+  });
+  const second = await page.getByTestId("chat").getAttribute("data-chat-id");
+  assert.equal(await page.getByTestId("message").count(), 0, "the new chat starts empty");
+  await send(page, "What's the weather in Lisbon?");
+  await page.getByTestId("approve").click();
+  await eventually(async () => (await lastAssistantText(page)) === "The weather in Lisbon is sunny, 21°C.", {
+    message: "the weather answer",
+  });
+
+  // A slow reply in the same chat, caught mid-way for the README's screenshot.
+  await send(page, SLOW_PROMPT);
+  await eventually(async () => slowProgress(await lastAssistantText(page)) >= 14, { message: "a partial reply" });
+  const shot = screenshotPath("streaming.png");
+  await page.screenshot({ path: shot });
+  if (process.env.UPDATE_SCREENSHOT) copyFileSync(shot, join(ROOT, "www", "screenshot.png"));
+  await eventually(async () => (await lastAssistantText(page)) === slowReply(), { message: "the full reply" });
+
+  const titles = async () => page.$$eval('[data-testid="chat-item"] .chat-title', (n) => n.map((e) => e.textContent));
+  assert.deepEqual(await titles(), ["What's the weather in Lisbon?", "Hello there!"], "most recent first");
+
+  await page.locator(`[data-testid="chat-item"][data-chat-id="${first}"] .chat-open`).click();
+  await eventually(async () => (await lastAssistantText(page)) === echo("Hello there!"), { message: "chat 1 back" });
+  assert.equal((await transcript(page)).length, 2);
+  await page.locator(`[data-testid="chat-item"][data-chat-id="${second}"] .chat-open`).click();
+  await eventually(() => isVisible(page, "tool-result"), { message: "chat 2's tool result" });
+
+  // The list and the open chat survive a reload.
+  await reload(page, second);
+  assert.equal(await page.getByTestId("chat-item").count(), 2);
+  assert.equal((await transcript(page)).length, 4);
+  await eventually(() => isVisible(page, "tool-result"), { message: "chat 2 after a reload" });
   assert.deepEqual(page.pageErrors, []);
   await context.close();
 });

@@ -54,7 +54,7 @@ function WeatherCard({ part, canRespond, onApproval }: { part: WeatherPart } & O
     case "output-available":
       body = (
         <p className="tool-result" data-testid="tool-result">
-          ☀️ {part.output.city}: {part.output.forecast}, {part.output.temperatureC}°C
+          ☀ {part.output.city}: {part.output.forecast}, {part.output.temperatureC}°C
         </p>
       );
       break;
@@ -72,7 +72,7 @@ function WeatherCard({ part, canRespond, onApproval }: { part: WeatherPart } & O
   return (
     <div className="tool-card" data-testid="tool-card" data-state={part.state}>
       <div className="tool-name">
-        <span aria-hidden>🛠</span> getWeather
+        <span aria-hidden>⚙</span> getWeather
       </div>
       {body}
     </div>
