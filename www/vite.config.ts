@@ -15,6 +15,8 @@ export default defineConfig({
   // in dev would move the JS away from the .wasm file.
   optimizeDeps: { exclude: ["trigger-chat-wasm"] },
   server: {
+    // The linked package lives outside this folder (../pkg); let the dev server read its .wasm.
+    fs: { allow: [".", "../pkg"] },
     proxy: {
       "/api": server,
       "/realtime": server,
