@@ -118,7 +118,9 @@ export function createTransportClass(load) {
           stallTimeoutMs: o.stallTimeoutMs,
           clientData: o.clientData,
           sessions: o.sessions,
-          multiTab: !!o.multiTab,
+          multiTab: !!o.multiTab && typeof BroadcastChannel === "function",
+          tabId: partId(),
+          locks: typeof navigator !== "undefined" && typeof navigator.locks?.request === "function",
           watch: !!o.watch,
           headStart: !!o.headStart,
         };
@@ -129,6 +131,7 @@ export function createTransportClass(load) {
           throw typeof e === "string" ? makeError(JSON.parse(e)) : e;
         }
         this.#d = d;
+        if (config.multiTab) this.#openChannel();
         for (const [name, value] of this.#pending) this[name](value);
         this.#pending.clear();
         if (this.#disposed) d.dispose(Date.now());
@@ -297,9 +300,9 @@ export function createTransportClass(load) {
           }
           return;
         case "lock":
-          return this.#lock(a.chat);
+          return this.#lock(a.chat, a.name);
         case "unlock":
-          return this.#unlock(a.chat);
+          return this.#unlock(a.name);
         case "lockquery":
           return this.#lockQuery();
       }
@@ -511,10 +514,109 @@ export function createTransportClass(load) {
 
     // ---- multi-tab (BroadcastChannel + Web Locks) ----
 
-    #broadcast() {}
-    #lock() {}
-    #unlock() {}
-    #lockQuery() {}
+    #channel = null;
+    #locks = new Map();
+    #offPageHide = null;
+
+    #openChannel() {
+      const channel = new BroadcastChannel(TAB_CHANNEL);
+      channel.onmessage = (e) => {
+        let text;
+        try {
+          text = JSON.stringify(e.data);
+        } catch {
+          return; // not JSON: not ours, ignored
+        }
+        if (typeof text === "string") this.#run((d) => d.tabMessage(text, Date.now()));
+      };
+      this.#channel = channel;
+      if (typeof window !== "undefined") {
+        const onPageHide = () => this.#run((d) => d.pageHide(Date.now()));
+        window.addEventListener("pagehide", onPageHide);
+        this.#offPageHide = () => window.removeEventListener("pagehide", onPageHide);
+      }
+    }
+
+    #broadcast(message) {
+      try {
+        this.#channel?.postMessage(message);
+      } catch {
+        // A closed channel or an uncloneable message: the other tabs catch up later.
+      }
+    }
+
+    // Holds the chat's writer lock until `unlock`: the browser releases it if the tab dies.
+    #lock(chat, name) {
+      navigator.locks
+        .request(name, { ifAvailable: true }, (lock) => {
+          if (!lock) return this.#run((d) => d.lockResult(chat, false, Date.now()));
+          return new Promise((release) => {
+            this.#locks.set(name, release);
+            this.#run((d) => d.lockResult(chat, true, Date.now()));
+          });
+        })
+        .catch(() => this.#run((d) => d.lockResult(chat, false, Date.now())));
+    }
+
+    #unlock(name) {
+      const release = this.#locks.get(name);
+      this.#locks.delete(name);
+      release?.();
+    }
+
+    async #lockQuery() {
+      const queriedAt = Date.now();
+      let names = [];
+      try {
+        const state = await navigator.locks.query();
+        names = (state.held ?? []).map((l) => l.name);
+      } catch {
+        // Unknown: report nothing held; claims then expire by heartbeat only.
+      }
+      this.#run((d) => d.lockStatus(JSON.stringify(names), queriedAt, Date.now()));
+    }
+
+    /** `multiTab`: whether another tab owns the chat (this one may only watch it). */
+    isReadOnly(chatId) {
+      return this.#d ? this.#d.isReadOnly(chatId) : false;
+    }
+
+    /** `multiTab`: whether this tab owns the chat. */
+    hasClaim(chatId) {
+      return this.#d ? this.#d.hasClaim(chatId) : false;
+    }
+
+    /** `multiTab`: `fn(chatId, isReadOnly)` on every change. */
+    addReadOnlyListener(fn) {
+      this.#readOnlyListeners.add(fn);
+      if (this.#o.multiTab) this.#ready().catch(() => {});
+    }
+
+    removeReadOnlyListener(fn) {
+      this.#readOnlyListeners.delete(fn);
+    }
+
+    /** `multiTab`: sends this tab's messages to the other tabs (versioned: stale ones lose). */
+    broadcastMessages(chatId, messages) {
+      if (!this.#d) return;
+      let text;
+      try {
+        text = JSON.stringify(messages);
+      } catch {
+        return;
+      }
+      this.#run((d) => d.broadcastMessages(chatId, text, Date.now()));
+    }
+
+    /** `multiTab`: `fn(chatId, messages)` when another tab's newer conversation arrives. */
+    addMessagesListener(fn) {
+      this.#messagesListeners.add(fn);
+      if (this.#o.multiTab) this.#ready().catch(() => {});
+    }
+
+    removeMessagesListener(fn) {
+      this.#messagesListeners.delete(fn);
+    }
 
     // ---- the ChatTransport API ----
 
@@ -719,10 +821,13 @@ export function createTransportClass(load) {
       this.#set("setFetch", callback);
     }
 
-    /** Closes every stream this transport has open. */
+    /** Closes every stream this transport has open and gives up its tab claims. */
     dispose() {
       this.#disposed = true;
       this.#run((d) => d.dispose(Date.now()));
+      this.#offPageHide?.();
+      this.#channel?.close();
+      this.#channel = null;
     }
 
     /** `ChatTransport.close` (ai@7): the same as `dispose()`. */

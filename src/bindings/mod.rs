@@ -322,4 +322,58 @@ impl WasmDriver {
     pub fn dispose(&mut self, now_ms: f64) {
         self.inner.dispose(now(now_ms));
     }
+
+    /// `multiTab`: the answer to a `lock` action.
+    #[wasm_bindgen(js_name = lockResult)]
+    pub fn lock_result(&mut self, chat: &str, granted: bool, now_ms: f64) {
+        self.inner.lock_result(chat, granted, now(now_ms));
+    }
+
+    /// `multiTab`: the answer to a `lockquery` action (held lock names as a JSON array).
+    #[wasm_bindgen(js_name = lockStatus)]
+    pub fn lock_status(&mut self, held: &str, queried_at_ms: f64, now_ms: f64) {
+        let names: Vec<String> = json(held, "held")
+            .ok()
+            .flatten()
+            .and_then(|j| {
+                j.as_array().map(|a| {
+                    a.iter()
+                        .filter_map(|n| n.as_str().map(str::to_owned))
+                        .collect()
+                })
+            })
+            .unwrap_or_default();
+        self.inner
+            .lock_status(&names, now(queried_at_ms), now(now_ms));
+    }
+
+    /// `multiTab`: a BroadcastChannel message (JSON text).
+    #[wasm_bindgen(js_name = tabMessage)]
+    pub fn tab_message(&mut self, text: &str, now_ms: f64) {
+        self.inner.tab_message(text, now(now_ms));
+    }
+
+    /// `multiTab`: `pagehide`.
+    #[wasm_bindgen(js_name = pageHide)]
+    pub fn page_hide(&mut self, now_ms: f64) {
+        self.inner.page_hide(now(now_ms));
+    }
+
+    /// `broadcastMessages(chatId, messages)` (messages as JSON text).
+    #[wasm_bindgen(js_name = broadcastMessages)]
+    pub fn broadcast_messages(&mut self, chat: &str, messages: &str, now_ms: f64) {
+        self.inner.broadcast_messages(chat, messages, now(now_ms));
+    }
+
+    /// `isReadOnly(chatId)`.
+    #[wasm_bindgen(js_name = isReadOnly)]
+    pub fn is_read_only(&self, chat: &str) -> bool {
+        self.inner.is_read_only(chat)
+    }
+
+    /// `hasClaim(chatId)`.
+    #[wasm_bindgen(js_name = hasClaim)]
+    pub fn has_claim(&self, chat: &str) -> bool {
+        self.inner.has_claim(chat)
+    }
 }

@@ -26,6 +26,7 @@ extern "C" {
 /// The package's `TriggerChatTransport`, as JS sees it.
 #[wasm_bindgen]
 extern "C" {
+    #[derive(Clone)]
     pub type Transport;
     #[wasm_bindgen(method, js_name = sendMessages)]
     pub fn send_messages(this: &Transport, request: &JsValue) -> Promise;
@@ -54,6 +55,12 @@ extern "C" {
     pub fn set_on_session_change(this: &Transport, callback: &JsValue);
     #[wasm_bindgen(method)]
     pub fn dispose(this: &Transport);
+    #[wasm_bindgen(method, js_name = isReadOnly)]
+    pub fn is_read_only(this: &Transport, chat_id: &str) -> bool;
+    #[wasm_bindgen(method, js_name = hasClaim)]
+    pub fn has_claim(this: &Transport, chat_id: &str) -> bool;
+    #[wasm_bindgen(method, js_name = broadcastMessages)]
+    pub fn broadcast_messages(this: &Transport, chat_id: &str, messages: &JsValue);
 }
 
 #[wasm_bindgen(inline_js = r#"
@@ -150,6 +157,53 @@ export function newChatId(prefix) {
 export function storageSet(key, value) { localStorage.setItem(key, value); }
 export function storageGet(key) { return localStorage.getItem(key) ?? undefined; }
 
+// Records what a transport's tab listeners see.
+export function listen(t) {
+  const seen = { readOnly: [], messages: [] };
+  t.addReadOnlyListener((chatId, readOnly) => seen.readOnly.push([chatId, readOnly]));
+  t.addMessagesListener((chatId, messages) => seen.messages.push([chatId, messages]));
+  return seen;
+}
+
+// Waits until `predicate()` holds (polling), up to `ms`; resolves to whether it did.
+export async function until(predicate, ms) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (predicate()) return true;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return predicate();
+}
+
+// A raw BroadcastChannel speaking the JS coordinator's messages (a tab running the official
+// transport): `{type, chatId, tabId}`; `received` collects what our tabs post.
+export function jsTab(tabId) {
+  const channel = new BroadcastChannel("trigger-chat-tab-coord");
+  const received = [];
+  channel.onmessage = (e) => received.push(e.data);
+  let heartbeat = null;
+  return {
+    received,
+    post: (m) => channel.postMessage(m),
+    claim(chatId) {
+      channel.postMessage({ type: "claim", chatId, tabId });
+      heartbeat = setInterval(() => channel.postMessage({ type: "heartbeat", chatId, tabId }), 5000);
+    },
+    release(chatId) {
+      clearInterval(heartbeat);
+      channel.postMessage({ type: "release", chatId, tabId });
+    },
+    crash() {
+      clearInterval(heartbeat);
+      channel.close();
+    },
+    close() {
+      clearInterval(heartbeat);
+      channel.close();
+    },
+  };
+}
+
 export function eventTypes(calls) {
   return calls.events.map((e) => e.type);
 }
@@ -180,6 +234,10 @@ extern "C" {
     pub fn storage_get(key: &str) -> Option<String>;
     #[wasm_bindgen(js_name = eventTypes)]
     pub fn event_types(calls: &JsValue) -> js_sys::Array;
+    pub fn listen(t: &Transport) -> JsValue;
+    pub fn until(predicate: &js_sys::Function, ms: u32) -> Promise;
+    #[wasm_bindgen(js_name = jsTab)]
+    pub fn js_tab(tab_id: &str) -> JsValue;
 }
 
 thread_local! {

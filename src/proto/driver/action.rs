@@ -193,11 +193,15 @@ pub enum Action {
     LockRequest {
         /// The chat whose writer lock to take.
         chat_id: String,
+        /// The lock's name.
+        name: String,
     },
     /// Release a held writer lock.
     LockRelease {
         /// The chat.
         chat_id: String,
+        /// The lock's name.
+        name: String,
     },
     /// `navigator.locks.query()`; report the held names with `lock_status`.
     LockQuery,
@@ -326,11 +330,11 @@ impl Action {
                     .str("chat", chat_id)
                     .json("messages", messages);
             }
-            Action::LockRequest { chat_id } => {
-                w.str("t", "lock").str("chat", chat_id);
+            Action::LockRequest { chat_id, name } => {
+                w.str("t", "lock").str("chat", chat_id).str("name", name);
             }
-            Action::LockRelease { chat_id } => {
-                w.str("t", "unlock").str("chat", chat_id);
+            Action::LockRelease { chat_id, name } => {
+                w.str("t", "unlock").str("chat", chat_id).str("name", name);
             }
             Action::LockQuery => {
                 w.str("t", "lockquery");

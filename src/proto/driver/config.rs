@@ -25,6 +25,10 @@ pub struct Config {
     pub stall_timeout_ms: u64,
     /// `multiTab`.
     pub multi_tab: bool,
+    /// This tab's id (the host makes it random).
+    pub tab_id: String,
+    /// The host has Web Locks.
+    pub locks: bool,
     /// `accessToken` is a function.
     pub has_access_token: bool,
     /// `startSession` is a function.
@@ -158,6 +162,12 @@ impl Config {
                 3_600_000,
             )?,
             multi_tab: options.get("multiTab").and_then(Json::as_bool) == Some(true),
+            tab_id: options
+                .get("tabId")
+                .and_then(Json::as_str)
+                .unwrap_or("tab")
+                .into(),
+            locks: options.get("locks").and_then(Json::as_bool) == Some(true),
             has_access_token,
             has_start_session,
             client_data: options.get("clientData").filter(|v| !v.is_null()).cloned(),

@@ -25,6 +25,7 @@ mod config;
 mod events;
 mod ops;
 mod stream;
+mod tabs;
 
 pub use action::{
     push_u64, u64_string, write_actions, write_error, Action, Callback, Endpoint, ErrorRef, Value,
@@ -81,6 +82,7 @@ pub struct Driver {
     next_id: u32,
     rng: u64,
     disposed: bool,
+    tabs: Option<tabs::Tabs>,
 }
 
 impl Driver {
@@ -99,7 +101,12 @@ impl Driver {
             next_id: 1,
             rng: seed | 1,
             disposed: false,
+            tabs: None,
         };
+        if driver.config.multi_tab {
+            driver.tabs = Some(tabs::Tabs::new(&driver.config.tab_id, driver.config.locks));
+            driver.tab_effects(0);
+        }
         for (chat_id, session) in sessions {
             driver.insert_chat(&chat_id, ChatState::from_persisted(&session));
         }
@@ -228,6 +235,7 @@ impl Driver {
         for id in ids {
             self.close_stream(id, now_ms);
         }
+        self.page_hide(now_ms);
     }
 
     /// A request finished with a whole body: an `.in/append` (any status), or a `.out` that
@@ -254,8 +262,8 @@ impl Driver {
 
     /// A timer set by `SetTimer` fired.
     pub fn timer(&mut self, id: u32, now_ms: u64) {
-        if !self.append_timer(id, now_ms) {
-            self.sub_timer(id, now_ms);
+        if !self.append_timer(id, now_ms) && !self.sub_timer(id, now_ms) {
+            self.tabs_timer(id, now_ms);
         }
     }
 

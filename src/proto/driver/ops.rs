@@ -70,6 +70,18 @@ struct Append {
     timer: Option<u32>,
 }
 
+/// A turn-producing send waiting for its chat's ownership.
+#[derive(Debug)]
+pub(super) struct PendingTurn {
+    pub(super) op: u32,
+    pub(super) chat_id: String,
+    source: Source,
+    body: String,
+    message_id: Option<String>,
+    headers: HeaderList,
+    part_id: String,
+}
+
 /// An operation in flight.
 #[derive(Debug)]
 pub(super) struct Op {
@@ -270,9 +282,8 @@ impl Driver {
         }
     }
 
-    /// The common path of turn-producing sends. The `.out` subscription opens as soon as the
-    /// token is known, in parallel with the append (the cursor is known), so the first chunk
-    /// is not a round trip late (W32).
+    /// The common path of turn-producing sends: the size check, then the chat's ownership
+    /// (`multiTab`), then the turn.
     #[allow(clippy::too_many_arguments)]
     fn start_turn(
         &mut self,
@@ -296,6 +307,41 @@ impl Driver {
                 body.len(),
             );
             self.finish_op(op, Err(error.into()));
+            return;
+        }
+        let pending = PendingTurn {
+            op,
+            chat_id: self.chats[chat].id.clone(),
+            source,
+            body,
+            message_id,
+            headers,
+            part_id: part_id.into(),
+        };
+        match self.claim_for_send(pending, now_ms) {
+            Ok(Some(pending)) => self.start_claimed_turn(pending, now_ms),
+            Ok(None) => {}
+            Err((pending, error)) => self.refuse_turn(pending, error),
+        }
+    }
+
+    /// A send whose chat this tab now owns. The `.out` subscription opens as soon as the token
+    /// is known, in parallel with the append (the cursor is known), so the first chunk is not a
+    /// round trip late (W32).
+    pub(super) fn start_claimed_turn(&mut self, pending: PendingTurn, now_ms: u64) {
+        let PendingTurn {
+            op,
+            chat_id,
+            source,
+            body,
+            message_id,
+            headers,
+            part_id,
+        } = pending;
+        let chat = self.chat_mut(&chat_id);
+        if let Err(error) = self.refuse_if_closed(chat) {
+            self.finish_op(op, Err(error.into()));
+            self.release_if_idle(&chat_id, now_ms);
             return;
         }
         let (start, hold) = {
@@ -326,7 +372,36 @@ impl Driver {
             o.kind = OpKind::Turn { stream };
         }
         self.chats[chat].last_send = Some((message_id.clone(), now_ms));
-        self.begin_append(op, chat, source, body, message_id, headers, part_id, now_ms);
+        self.begin_append(
+            op, chat, source, body, message_id, headers, &part_id, now_ms,
+        );
+    }
+
+    /// A send refused before anything was sent (`read_only_tab`): `message-send-failed`, then
+    /// the rejection.
+    pub(super) fn refuse_turn(&mut self, pending: PendingTurn, error: Error) {
+        if let Some(chat) = self.chat_index(&pending.chat_id) {
+            self.send_event(
+                chat,
+                pending.source,
+                Err(&error.clone().into()),
+                0,
+                pending.message_id.as_deref(),
+                &pending.part_id,
+                pending.body.len(),
+            );
+        }
+        self.finish_op(pending.op, Err(error.into()));
+    }
+
+    /// Whether a send of this tab for `chat_id` is in flight or waiting.
+    pub(super) fn turn_pending(&self, chat_id: &str) -> bool {
+        self.ops.iter().any(|o| {
+            o.chat == chat_id && o.append.is_some() && matches!(o.kind, OpKind::Turn { .. })
+        }) || self
+            .tabs
+            .as_ref()
+            .is_some_and(|t| t.waiting.iter().any(|p| p.chat_id == chat_id))
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -262,6 +262,13 @@ impl Driver {
 
     /// A page lifecycle signal.
     pub fn wake(&mut self, wake: Wake, now_ms: u64) {
+        if wake == Wake::Reconnect {
+            // Back from the bfcache or offline: ask who owns what again.
+            if let Some(tabs) = self.tabs.as_mut() {
+                tabs.who();
+            }
+            self.tab_effects(now_ms);
+        }
         let ids: Vec<u32> = self.subs.iter().map(|s| s.id).collect();
         for id in ids {
             let Some(i) = self.sub_index(id) else {
@@ -652,6 +659,7 @@ impl Driver {
                     self.attribution(chat, &mut event, now_ms);
                     self.emit(event, None);
                     self.persist(chat);
+                    self.broadcast_cursor(chat, now_ms);
                     self.settle_action(i, &control, cursor.as_deref());
                     self.subs[i].phase = Phase::Finished;
                 }
@@ -838,7 +846,6 @@ impl Driver {
     /// Answers a pending pull when it can, asks for more bytes when it must, and tidies up a
     /// stream that is over.
     fn service(&mut self, id: u32, now_ms: u64) {
-        let _ = now_ms;
         let Some(i) = self.sub_index(id) else { return };
         let phase = self.subs[i].phase;
         if phase != Phase::Open {
@@ -847,9 +854,12 @@ impl Driver {
             if let Some(c) = self.chat_index(&chat_id) {
                 if self.chats[c].active == Some(id) {
                     self.chats[c].active = None;
+                    // The turn this tab drove is over however it ended: free the chat.
+                    self.release_if_idle(&chat_id, now_ms);
                 }
             }
         }
+        let Some(i) = self.sub_index(id) else { return };
         let sub = &mut self.subs[i];
         if !sub.pull_pending {
             return;

@@ -1,0 +1,338 @@
+//! `multiTab`: one writer per chat across the tabs of an origin, read-only tabs kept in sync.
+//!
+//! Ownership is decided by `proto::tabs::TabCoordinator` (claims on the JS coordinator's
+//! BroadcastChannel, wire-compatible with it). Where the browser has Web Locks, a send first
+//! takes the chat's writer lock (`ifAvailable`), so two tabs sending at the same moment cannot
+//! both win (the JS coordinator's race, M1); the lock also outlives throttled heartbeats of a
+//! background tab and dies with a crashed one. The claim is released when the turn ends
+//! however it ends — completion, stop, error, a failed send (M4) — and on `pagehide` and
+//! dispose.
+
+use super::action::Action;
+use super::ops::PendingTurn;
+use super::Driver;
+use crate::proto::chat::Cursor;
+use crate::proto::json::Json;
+use crate::proto::tabs::{writer_lock_name, Effect, Message, TabCoordinator};
+use crate::proto::Error;
+
+/// The multi-tab state of a driver.
+#[derive(Debug)]
+pub(super) struct Tabs {
+    coordinator: TabCoordinator,
+    /// The host has `navigator.locks`.
+    locks: bool,
+    /// The tick timer and when it is due.
+    timer: Option<(u32, u64)>,
+    /// A `locks.query()` is out, issued at this time.
+    querying: Option<u64>,
+    /// Sends waiting for their chat's writer lock.
+    pub(super) waiting: Vec<PendingTurn>,
+    /// Chats whose writer lock this tab holds.
+    held: Vec<String>,
+}
+
+impl Tabs {
+    pub(super) fn who(&mut self) {
+        self.coordinator.who(None);
+    }
+
+    pub(super) fn new(tab_id: &str, locks: bool) -> Tabs {
+        Tabs {
+            coordinator: TabCoordinator::new(tab_id),
+            locks,
+            timer: None,
+            querying: None,
+            waiting: Vec::new(),
+            held: Vec::new(),
+        }
+    }
+}
+
+impl Driver {
+    /// Claims the chat of a send: `Ok(Some)` go ahead (this tab owns it, or `multiTab` is off),
+    /// `Ok(None)` it waits for the writer lock (and resumes in `lock_result`), `Err` refused.
+    pub(super) fn claim_for_send(
+        &mut self,
+        pending: PendingTurn,
+        now_ms: u64,
+    ) -> Result<Option<PendingTurn>, (PendingTurn, Error)> {
+        let Some(tabs) = self.tabs.as_mut() else {
+            return Ok(Some(pending));
+        };
+        let chat_id = pending.chat_id.clone();
+        if tabs.coordinator.has_claim(&chat_id) {
+            return Ok(Some(pending));
+        }
+        if tabs.coordinator.is_read_only(&chat_id) {
+            return Err((pending, Error::ReadOnlyTab));
+        }
+        if tabs.locks {
+            let first = !tabs.waiting.iter().any(|p| p.chat_id == chat_id);
+            tabs.waiting.push(pending);
+            if first {
+                self.actions.push(Action::LockRequest {
+                    name: writer_lock_name(&chat_id),
+                    chat_id,
+                });
+            }
+            return Ok(None);
+        }
+        let claimed = tabs.coordinator.claim(&chat_id, now_ms, false);
+        self.tab_effects(now_ms);
+        match claimed {
+            Ok(()) => Ok(Some(pending)),
+            Err(error) => Err((pending, error)),
+        }
+    }
+
+    /// The host's answer to `LockRequest`: whether the writer lock of `chat_id` was granted.
+    pub fn lock_result(&mut self, chat_id: &str, granted: bool, now_ms: u64) {
+        let Some(tabs) = self.tabs.as_mut() else {
+            if granted {
+                self.actions.push(Action::LockRelease {
+                    name: writer_lock_name(chat_id),
+                    chat_id: chat_id.into(),
+                });
+            }
+            return;
+        };
+        let (waiting, rest): (Vec<_>, Vec<_>) = core::mem::take(&mut tabs.waiting)
+            .into_iter()
+            .partition(|p| p.chat_id == chat_id);
+        tabs.waiting = rest;
+        let claimed = if granted {
+            tabs.held.push(chat_id.into());
+            tabs.coordinator.claim(chat_id, now_ms, true)
+        } else {
+            Err(Error::ReadOnlyTab)
+        };
+        self.tab_effects(now_ms);
+        if claimed.is_err() {
+            self.release_claim(chat_id, now_ms);
+        }
+        for pending in waiting {
+            match &claimed {
+                Ok(()) => self.start_claimed_turn(pending, now_ms),
+                Err(error) => self.refuse_turn(pending, error.clone()),
+            }
+        }
+    }
+
+    /// Releases this tab's claim (and writer lock) on `chat_id`, unless a turn of it is still
+    /// running or waiting here.
+    pub(super) fn release_if_idle(&mut self, chat_id: &str, now_ms: u64) {
+        if self.tabs.is_none() {
+            return;
+        }
+        let active = self
+            .chat_index(chat_id)
+            .is_some_and(|c| self.chats[c].active.is_some());
+        if active || self.turn_pending(chat_id) {
+            return;
+        }
+        self.release_claim(chat_id, now_ms);
+    }
+
+    fn release_claim(&mut self, chat_id: &str, now_ms: u64) {
+        let Some(tabs) = self.tabs.as_mut() else {
+            return;
+        };
+        if tabs.coordinator.has_claim(chat_id) {
+            tabs.coordinator.release(chat_id);
+        }
+        if let Some(i) = tabs.held.iter().position(|c| c == chat_id) {
+            tabs.held.swap_remove(i);
+            self.actions.push(Action::LockRelease {
+                name: writer_lock_name(chat_id),
+                chat_id: chat_id.into(),
+            });
+        }
+        self.tab_effects(now_ms);
+    }
+
+    /// `pagehide` (and `dispose`): give up every claim so other tabs can write at once.
+    pub fn page_hide(&mut self, now_ms: u64) {
+        let Some(tabs) = self.tabs.as_mut() else {
+            return;
+        };
+        tabs.coordinator.release_all();
+        for chat_id in core::mem::take(&mut tabs.held) {
+            self.actions.push(Action::LockRelease {
+                name: writer_lock_name(&chat_id),
+                chat_id,
+            });
+        }
+        self.tab_effects(now_ms);
+    }
+
+    /// A message from another tab (`BroadcastChannel`), as JSON text. Malformed ones are
+    /// ignored (and never throw).
+    pub fn tab_message(&mut self, text: &str, now_ms: u64) {
+        let Some(tabs) = self.tabs.as_mut() else {
+            return;
+        };
+        let Ok(message) = Message::parse_text(text) else {
+            return;
+        };
+        tabs.coordinator.receive(message, now_ms);
+        self.tab_effects(now_ms);
+    }
+
+    /// `broadcastMessages(chatId, messages)`: this tab's conversation for the other tabs,
+    /// stamped with a version newer than any it has seen, so stale copies never win.
+    pub fn broadcast_messages(&mut self, chat_id: &str, messages: &str, now_ms: u64) {
+        let Some(tabs) = self.tabs.as_mut() else {
+            return;
+        };
+        let Ok(messages) = Json::parse(messages) else {
+            return;
+        };
+        let version = now_ms.max(
+            tabs.coordinator
+                .messages_version(chat_id)
+                .map_or(0, |v| v + 1),
+        );
+        let _ = tabs
+            .coordinator
+            .broadcast_messages(chat_id, messages, version);
+        self.tab_effects(now_ms);
+    }
+
+    /// Tells the other tabs where the chat's stream stands (after a turn completed here).
+    pub(super) fn broadcast_cursor(&mut self, chat: usize, now_ms: u64) {
+        let Some(cursor) = self
+            .chats
+            .get(chat)
+            .and_then(|c| c.state.cursor.header_value())
+        else {
+            return;
+        };
+        let chat_id = self.chats[chat].id.clone();
+        if let Some(tabs) = self.tabs.as_mut() {
+            let _ = tabs
+                .coordinator
+                .broadcast_session(&chat_id, &cursor, now_ms);
+            self.tab_effects(now_ms);
+        }
+    }
+
+    /// `isReadOnly(chatId)`: another tab owns the chat.
+    pub fn is_read_only(&self, chat_id: &str) -> bool {
+        self.tabs
+            .as_ref()
+            .is_some_and(|t| t.coordinator.is_read_only(chat_id))
+    }
+
+    /// `hasClaim(chatId)`: this tab owns the chat.
+    pub fn has_claim(&self, chat_id: &str) -> bool {
+        self.tabs
+            .as_ref()
+            .is_some_and(|t| t.coordinator.has_claim(chat_id))
+    }
+
+    /// The host's answer to `LockQuery`: the names of the locks held (by any tab), issued at
+    /// `queried_at_ms`.
+    pub fn lock_status(&mut self, held: &[String], queried_at_ms: u64, now_ms: u64) {
+        let Some(tabs) = self.tabs.as_mut() else {
+            return;
+        };
+        tabs.querying = None;
+        let checks: Vec<String> = tabs.coordinator.lock_checks().map(str::to_owned).collect();
+        for chat_id in checks {
+            let name = writer_lock_name(&chat_id);
+            let is_held = held.iter().any(|h| *h == name);
+            tabs.coordinator
+                .lock_status(&chat_id, is_held, queried_at_ms);
+        }
+        tabs.coordinator.tick(now_ms);
+        self.tab_effects(now_ms);
+    }
+
+    /// The tick timer fired: ask about locks first when some claim depends on one.
+    pub(super) fn tabs_timer(&mut self, timer: u32, now_ms: u64) -> bool {
+        let Some(tabs) = self.tabs.as_mut() else {
+            return false;
+        };
+        if tabs.timer.map(|t| t.0) != Some(timer) {
+            return false;
+        }
+        tabs.timer = None;
+        if tabs.locks && tabs.coordinator.lock_checks().next().is_some() {
+            if tabs.querying.is_none() {
+                tabs.querying = Some(now_ms);
+                self.actions.push(Action::LockQuery);
+            }
+            return true;
+        }
+        tabs.coordinator.tick(now_ms);
+        self.tab_effects(now_ms);
+        true
+    }
+
+    /// Turns the coordinator's effects into actions and keeps its timer set.
+    pub(super) fn tab_effects(&mut self, now_ms: u64) {
+        let Some(tabs) = self.tabs.as_mut() else {
+            return;
+        };
+        let effects = tabs.coordinator.take_effects();
+        let mut lost = Vec::new();
+        for effect in effects {
+            match effect {
+                Effect::Broadcast(message) => self.actions.push(Action::Broadcast {
+                    message: message.into_json(),
+                }),
+                Effect::ReadOnlyChanged { chat_id, read_only } => {
+                    self.actions.push(Action::ReadOnly { chat_id, read_only })
+                }
+                Effect::Messages {
+                    chat_id, messages, ..
+                } => self.actions.push(Action::TabMessages { chat_id, messages }),
+                Effect::Session {
+                    chat_id,
+                    last_event_id,
+                } => {
+                    // Another tab finished a turn: move this tab's cursor up (never back).
+                    if let (Some(chat), Some(seq)) = (
+                        self.chat_index(&chat_id),
+                        Cursor::parse(Some(&last_event_id)).get(),
+                    ) {
+                        if self.chats[chat].state.seed_cursor(seq) {
+                            self.persist(chat);
+                        }
+                    }
+                }
+                Effect::LostClaim { chat_id } => lost.push(chat_id),
+            }
+        }
+        for chat_id in lost {
+            self.release_claim(&chat_id, now_ms);
+        }
+        self.schedule_tabs(now_ms);
+    }
+
+    fn schedule_tabs(&mut self, now_ms: u64) {
+        let id = self.next_id;
+        let Some(tabs) = self.tabs.as_mut() else {
+            return;
+        };
+        let Some(due) = tabs.coordinator.next_tick_ms() else {
+            return;
+        };
+        if tabs.querying.is_some() || tabs.timer.is_some_and(|(_, at)| at <= due) {
+            return;
+        }
+        if let Some((old, _)) = tabs.timer.take() {
+            self.actions.push(Action::ClearTimer { id: old });
+        }
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        let Some(tabs) = self.tabs.as_mut() else {
+            return;
+        };
+        tabs.timer = Some((id, due));
+        self.actions.push(Action::SetTimer {
+            id,
+            ms: due.saturating_sub(now_ms),
+        });
+    }
+}

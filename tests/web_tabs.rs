@@ -1,0 +1,299 @@
+//! `multiTab: true` in real browsers: several transports in one page are several tabs (each
+//! has its own tab id and BroadcastChannel; Web Locks are shared by the origin), plus a raw
+//! channel speaking the JS coordinator's messages as a tab running the official transport.
+#![cfg(target_arch = "wasm32")]
+
+mod support;
+
+use support::*;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+fn tab() -> (Transport, JsValue) {
+    let extra = object(&[("multiTab", true.into())]);
+    let made = make_options(SERVER, &extra);
+    (transport_with(&get(&made, "options")), get(&made, "calls"))
+}
+
+/// Waits until the tab's transport is running (its BroadcastChannel open).
+async fn started(t: &Transport) {
+    let request = object(&[("chatId", new_chat_id("warmup").into())]);
+    ok(t.reconnect_to_stream(&request)).await;
+}
+
+fn message(chat: &str, id: &str, text: &str) -> JsValue {
+    send_request(chat, &array(&[user_message(id, text)]), &JsValue::UNDEFINED)
+}
+
+async fn appends(chat: &str) -> usize {
+    let log = ok(admin(SERVER, chat, "log", "GET", &JsValue::UNDEFINED)).await;
+    js_sys::Array::from(&log)
+        .iter()
+        .filter(|e| {
+            get(e, "path")
+                .as_string()
+                .is_some_and(|p| p.ends_with("/in/append"))
+        })
+        .count()
+}
+
+/// Waits up to `ms` for `f()`.
+async fn eventually(ms: u32, f: impl Fn() -> bool + 'static) -> bool {
+    let predicate = Closure::<dyn Fn() -> bool>::new(f);
+    let function: &js_sys::Function = predicate.as_ref().unchecked_ref();
+    ok(until(function, ms)).await.as_bool() == Some(true)
+}
+
+#[wasm_bindgen_test]
+async fn two_tabs_sending_at_once_put_exactly_one_turn_on_the_server() {
+    let chat = new_chat_id("race");
+    let (a, _) = tab();
+    let (b, _) = tab();
+    // Both start at the same moment; the writer lock lets exactly one through.
+    let first = a.send_messages(&message(&chat, "a1", "from a"));
+    let second = b.send_messages(&message(&chat, "b1", "from b"));
+    let (ra, rb) = (
+        wasm_bindgen_futures::JsFuture::from(first).await,
+        wasm_bindgen_futures::JsFuture::from(second).await,
+    );
+    let (winner, loser) = match (ra, rb) {
+        (Ok(stream), Err(error)) | (Err(error), Ok(stream)) => (stream, error),
+        (ra, rb) => panic!(
+            "exactly one send must win: {:?} / {:?}",
+            ra.is_ok(),
+            rb.is_ok()
+        ),
+    };
+    assert_eq!(
+        get(&loser, "code").as_string().as_deref(),
+        Some("read_only_tab")
+    );
+    ok(read_all(&winner)).await;
+    assert_eq!(appends(&chat).await, 1, "one turn reached the server");
+}
+
+#[wasm_bindgen_test]
+async fn the_other_tab_is_read_only_while_one_streams_and_can_send_after() {
+    let chat = new_chat_id("readonly");
+    let (a, _) = tab();
+    let (b, _) = tab();
+    let seen = listen(&b);
+    let stream = ok(a.send_messages(&message(&chat, "a1", "slow from a"))).await;
+    ok(read_n(&stream, 3)).await;
+    assert!(a.has_claim(&chat));
+    let b2 = b.clone();
+    let chat2 = chat.clone();
+    assert!(
+        eventually(1_000, move || b2.is_read_only(&chat2)).await,
+        "B sees A's claim"
+    );
+    // A's messages reach B live (what useMultiTabChat broadcasts).
+    let messages = array(&[user_message("a1", "slow from a")]);
+    a.broadcast_messages(&chat, &messages);
+    let seen2 = seen.clone();
+    assert!(
+        eventually(1_000, move || js_sys::Array::from(&get(&seen2, "messages"))
+            .length()
+            > 0)
+        .await,
+        "B receives A's messages"
+    );
+    // B cannot send meanwhile, and nothing is sent for its attempt.
+    let error = rejected(b.send_messages(&message(&chat, "b1", "me too"))).await;
+    assert_eq!(
+        get(&error, "code").as_string().as_deref(),
+        Some("read_only_tab")
+    );
+    assert_eq!(appends(&chat).await, 1);
+    ok(read_all(&stream)).await;
+    let b3 = b.clone();
+    let chat3 = chat.clone();
+    assert!(
+        eventually(1_000, move || !b3.is_read_only(&chat3)).await,
+        "released at turn end"
+    );
+    let reply = ok(read_all(
+        &ok(b.send_messages(&message(&chat, "b2", "my turn"))).await,
+    ))
+    .await;
+    assert_eq!(text_of(&reply), "You said: my turn");
+    // B's cursor moved with A's turn: its own reply holds nothing of A's.
+    assert_eq!(
+        strings(&types(&reply))
+            .iter()
+            .filter(|t| *t == "start")
+            .count(),
+        1
+    );
+}
+
+#[wasm_bindgen_test]
+async fn a_failed_send_releases_the_claim() {
+    let chat = new_chat_id("leak");
+    let (a, _) = tab();
+    let (b, _) = tab();
+    ok(read_all(
+        &ok(a.send_messages(&message(&chat, "a0", "hi"))).await,
+    ))
+    .await;
+    ok(admin(
+        SERVER,
+        &chat,
+        "faults",
+        "POST",
+        &object(&[(
+            "appendFailures",
+            object(&[("status", 422.into()), ("count", 1.into())]),
+        )]),
+    ))
+    .await;
+    rejected(a.send_messages(&message(&chat, "a1", "fails"))).await;
+    assert!(
+        !a.has_claim(&chat),
+        "no claim leaked (the JS coordinator's M4)"
+    );
+    let b2 = b.clone();
+    let chat2 = chat.clone();
+    assert!(eventually(1_000, move || !b2.is_read_only(&chat2)).await);
+    let reply = ok(read_all(
+        &ok(b.send_messages(&message(&chat, "b1", "ok"))).await,
+    ))
+    .await;
+    assert_eq!(text_of(&reply), "You said: ok");
+}
+
+#[wasm_bindgen_test]
+async fn a_late_tab_learns_the_claim_within_a_second() {
+    let chat = new_chat_id("late");
+    let (a, _) = tab();
+    let stream = ok(a.send_messages(&message(&chat, "a1", "slow reply"))).await;
+    ok(read_n(&stream, 2)).await;
+    let (c, _) = tab();
+    let _seen = listen(&c); // starts the tab: it asks who owns what
+    let c2 = c.clone();
+    let chat2 = chat.clone();
+    assert!(
+        eventually(1_000, move || c2.is_read_only(&chat2)).await,
+        "a late joiner is not blind (M3)"
+    );
+    ok(a.stop_generation(&chat)).await;
+    ok(read_all(&stream)).await;
+}
+
+#[wasm_bindgen_test]
+async fn a_js_transport_tab_and_ours_respect_each_others_claims() {
+    let chat = new_chat_id("interop");
+    let js = js_tab("js-tab-1");
+    let (ours, _) = tab();
+    let _seen = listen(&ours);
+    started(&ours).await;
+    // The JS tab claims: ours becomes read-only and refuses to send.
+    let claim = js_sys::Reflect::get(&js, &"claim".into()).unwrap();
+    js_sys::Function::from(claim)
+        .call1(&js, &chat.as_str().into())
+        .unwrap();
+    let ours2 = ours.clone();
+    let chat2 = chat.clone();
+    assert!(eventually(1_000, move || ours2.is_read_only(&chat2)).await);
+    let error = rejected(ours.send_messages(&message(&chat, "o1", "no"))).await;
+    assert_eq!(
+        get(&error, "code").as_string().as_deref(),
+        Some("read_only_tab")
+    );
+    // It releases: ours can send, and announces its claim in the JS coordinator's shape.
+    let release = js_sys::Reflect::get(&js, &"release".into()).unwrap();
+    js_sys::Function::from(release)
+        .call1(&js, &chat.as_str().into())
+        .unwrap();
+    let ours3 = ours.clone();
+    let chat3 = chat.clone();
+    assert!(eventually(1_000, move || !ours3.is_read_only(&chat3)).await);
+    let stream = ok(ours.send_messages(&message(&chat, "o2", "now"))).await;
+    let received = get(&js, "received");
+    let chat4 = chat.clone();
+    let received2 = received.clone();
+    assert!(
+        eventually(1_000, move || {
+            js_sys::Array::from(&received2).iter().any(|m| {
+                get(&m, "type").as_string().as_deref() == Some("claim")
+                    && get(&m, "chatId").as_string().as_deref() == Some(chat4.as_str())
+                    && get(&m, "tabId").as_string().is_some()
+            })
+        })
+        .await,
+        "the JS tab saw {{type: 'claim', chatId, tabId}}"
+    );
+    ok(read_all(&stream)).await;
+    let close = js_sys::Reflect::get(&js, &"close".into()).unwrap();
+    js_sys::Function::from(close).call0(&js).unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn a_js_tabs_earlier_claim_is_learned_from_its_heartbeat() {
+    let chat = new_chat_id("jsearly");
+    let js = js_tab("js-tab-early");
+    let claim = js_sys::Function::from(js_sys::Reflect::get(&js, &"claim".into()).unwrap());
+    claim.call1(&js, &chat.as_str().into()).unwrap();
+    // Ours opens after the claim went by; the JS coordinator does not answer `who`, but its
+    // next heartbeat creates the claim here (its own tabs stay blind to it, M3).
+    let (ours, _) = tab();
+    let _seen = listen(&ours);
+    let ours2 = ours.clone();
+    let chat2 = chat.clone();
+    assert!(eventually(6_000, move || ours2.is_read_only(&chat2)).await);
+    let close = js_sys::Function::from(js_sys::Reflect::get(&js, &"close".into()).unwrap());
+    close.call0(&js).unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn a_crashed_tabs_claim_expires_and_hostile_messages_are_ignored() {
+    let chat = new_chat_id("crash");
+    let js = js_tab("js-tab-crash");
+    let (ours, _) = tab();
+    let _seen = listen(&ours);
+    started(&ours).await;
+    let post = js_sys::Function::from(js_sys::Reflect::get(&js, &"post".into()).unwrap());
+    // Garbage on the channel: ignored, never thrown.
+    for junk in [
+        JsValue::from(7),
+        JsValue::from_str("claim"),
+        object(&[("type", "claim".into())]),
+        object(&[
+            ("type", "claim".into()),
+            ("chatId", 1.into()),
+            ("tabId", "x".into()),
+        ]),
+        object(&[
+            ("type", "messages".into()),
+            ("chatId", chat.as_str().into()),
+            ("tabId", "x".into()),
+            ("messages", "nope".into()),
+        ]),
+    ] {
+        post.call1(&js, &junk).unwrap();
+    }
+    let claim = js_sys::Function::from(js_sys::Reflect::get(&js, &"claim".into()).unwrap());
+    claim.call1(&js, &chat.as_str().into()).unwrap();
+    let ours2 = ours.clone();
+    let chat2 = chat.clone();
+    assert!(eventually(1_000, move || ours2.is_read_only(&chat2)).await);
+    let crash = js_sys::Function::from(js_sys::Reflect::get(&js, &"crash".into()).unwrap());
+    crash.call0(&js).unwrap();
+    let started = js_sys::Date::now();
+    let ours3 = ours.clone();
+    let chat3 = chat.clone();
+    assert!(
+        eventually(16_000, move || !ours3.is_read_only(&chat3)).await,
+        "the crashed tab's claim expired"
+    );
+    let waited = js_sys::Date::now() - started;
+    assert!(waited <= 15_500.0, "expired after {waited} ms");
+    let reply = ok(read_all(
+        &ok(ours.send_messages(&message(&chat, "o1", "free"))).await,
+    ))
+    .await;
+    assert_eq!(text_of(&reply), "You said: free");
+}
