@@ -318,10 +318,8 @@ impl Driver {
             headers,
             part_id: part_id.into(),
         };
-        match self.claim_for_send(pending, now_ms) {
-            Ok(Some(pending)) => self.start_claimed_turn(pending, now_ms),
-            Ok(None) => {}
-            Err((pending, error)) => self.refuse_turn(pending, error),
+        if let Some(pending) = self.claim_for_send(pending, now_ms) {
+            self.start_claimed_turn(pending, now_ms);
         }
     }
 

@@ -50,22 +50,24 @@ impl Tabs {
 }
 
 impl Driver {
-    /// Claims the chat of a send: `Ok(Some)` go ahead (this tab owns it, or `multiTab` is off),
-    /// `Ok(None)` it waits for the writer lock (and resumes in `lock_result`), `Err` refused.
+    /// Claims the chat of a send: `Some` go ahead (this tab owns it, or `multiTab` is off);
+    /// `None` when it waits for the writer lock (it resumes in `lock_result`) or was refused
+    /// (`read_only_tab`, reported already).
     pub(super) fn claim_for_send(
         &mut self,
         pending: PendingTurn,
         now_ms: u64,
-    ) -> Result<Option<PendingTurn>, (PendingTurn, Error)> {
+    ) -> Option<PendingTurn> {
         let Some(tabs) = self.tabs.as_mut() else {
-            return Ok(Some(pending));
+            return Some(pending);
         };
         let chat_id = pending.chat_id.clone();
         if tabs.coordinator.has_claim(&chat_id) {
-            return Ok(Some(pending));
+            return Some(pending);
         }
         if tabs.coordinator.is_read_only(&chat_id) {
-            return Err((pending, Error::ReadOnlyTab));
+            self.refuse_turn(pending, Error::ReadOnlyTab);
+            return None;
         }
         if tabs.locks {
             let first = !tabs.waiting.iter().any(|p| p.chat_id == chat_id);
@@ -76,13 +78,16 @@ impl Driver {
                     chat_id,
                 });
             }
-            return Ok(None);
+            return None;
         }
         let claimed = tabs.coordinator.claim(&chat_id, now_ms, false);
         self.tab_effects(now_ms);
         match claimed {
-            Ok(()) => Ok(Some(pending)),
-            Err(error) => Err((pending, error)),
+            Ok(()) => Some(pending),
+            Err(error) => {
+                self.refuse_turn(pending, error);
+                None
+            }
         }
     }
 
@@ -241,7 +246,7 @@ impl Driver {
         let checks: Vec<String> = tabs.coordinator.lock_checks().map(str::to_owned).collect();
         for chat_id in checks {
             let name = writer_lock_name(&chat_id);
-            let is_held = held.iter().any(|h| *h == name);
+            let is_held = held.contains(&name);
             tabs.coordinator
                 .lock_status(&chat_id, is_held, queried_at_ms);
         }
