@@ -11,6 +11,8 @@
 use super::action::Action;
 use super::ops::PendingTurn;
 use super::Driver;
+#[allow(unused_imports)]
+use crate::prelude::*;
 use crate::proto::chat::Cursor;
 use crate::proto::json::Json;
 use crate::proto::tabs::{writer_lock_name, Effect, Message, TabCoordinator};
