@@ -1,0 +1,599 @@
+//! The transport driver natively, against a scripted host: every request, timer and callback
+//! the driver asks for is answered by the test, with a virtual clock.
+#![cfg(not(target_arch = "wasm32"))]
+
+use trigger_chat_wasm::proto::driver::{
+    Action, Callback, Driver, Endpoint, ErrorRef, SendRequest, Stored, Value,
+};
+use trigger_chat_wasm::proto::json::Json;
+use trigger_chat_wasm::proto::Error;
+
+/// A host that records what the driver asks and lets the test answer.
+struct Host {
+    d: Driver,
+    now: u64,
+    fetches: Vec<Action>,
+    reads: Vec<u32>,
+    timers: Vec<(u32, u64)>,
+    calls: Vec<(u32, Callback)>,
+    resolved: Vec<(u32, Value)>,
+    rejected: Vec<(u32, ErrorRef)>,
+    events: Vec<String>,
+    persisted: Vec<(String, Option<Json>)>,
+    chunks: Vec<String>,
+    ended: Vec<u32>,
+    failed: Vec<(u32, ErrorRef)>,
+    aborted: Vec<u32>,
+    other: Vec<Action>,
+}
+
+const OPTIONS: &str =
+    r#"{"task":"chat","types":{"startSession":"function","accessToken":"function"}}"#;
+
+impl Host {
+    fn new(options: &str) -> Host {
+        let d = Driver::new(&Json::parse(options).unwrap(), 7).unwrap();
+        let mut host = Host {
+            d,
+            now: 1_000_000,
+            fetches: vec![],
+            reads: vec![],
+            timers: vec![],
+            calls: vec![],
+            resolved: vec![],
+            rejected: vec![],
+            events: vec![],
+            persisted: vec![],
+            chunks: vec![],
+            ended: vec![],
+            failed: vec![],
+            aborted: vec![],
+            other: vec![],
+        };
+        host.pump();
+        host
+    }
+
+    fn pump(&mut self) {
+        for action in self.d.drain() {
+            match action {
+                Action::Fetch { .. } => self.fetches.push(action),
+                Action::Read { fetch } => self.reads.push(fetch),
+                Action::Abort { fetch } => self.aborted.push(fetch),
+                Action::SetTimer { id, ms } => self.timers.push((id, self.now + ms)),
+                Action::ClearTimer { id } => self.timers.retain(|(t, _)| *t != id),
+                Action::Call { id, callback, .. } => self.calls.push((id, callback)),
+                Action::Resolve { op, value } => self.resolved.push((op, value)),
+                Action::Reject { op, error } => self.rejected.push((op, error)),
+                Action::Chunks { stream } => {
+                    let text = self.d.take_chunks(stream);
+                    self.chunks.push(text);
+                }
+                Action::End { stream } => self.ended.push(stream),
+                Action::Fail { stream, error } => self.failed.push((stream, error)),
+                Action::Event { json, .. } => self.events.push(json),
+                Action::Persist { chat_id, state } => self.persisted.push((chat_id, state)),
+                other => self.other.push(other),
+            }
+        }
+    }
+
+    fn send(&mut self, chat: &str, text: &str, part: &str) -> u32 {
+        let request = Json::parse(&format!(
+            r#"{{"chatId":"{chat}","trigger":"submit-message","message":{{"id":"u","role":"user","parts":[{{"type":"text","text":"{text}"}}]}}}}"#
+        ))
+        .unwrap();
+        let op = self
+            .d
+            .send_messages(SendRequest::from_json(&request).unwrap(), part, self.now);
+        self.pump();
+        op
+    }
+
+    fn answer_call(&mut self, token: &str) {
+        let (id, _) = self.calls.remove(0);
+        self.d.callback_ok(id, token, false, self.now);
+        self.pump();
+    }
+
+    /// Takes the oldest request for `endpoint`: (id, path, headers as pairs, body).
+    fn take_fetch(
+        &mut self,
+        endpoint: Endpoint,
+    ) -> (u32, String, Vec<(String, String)>, Option<String>) {
+        let i = self
+            .fetches
+            .iter()
+            .position(|f| matches!(f, Action::Fetch { endpoint: e, .. } if *e == endpoint))
+            .unwrap_or_else(|| panic!("no {endpoint:?} fetch in {:?}", self.fetches));
+        match self.fetches.remove(i) {
+            Action::Fetch {
+                id,
+                path,
+                headers,
+                body,
+                ..
+            } => (
+                id,
+                path,
+                headers
+                    .iter()
+                    .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                    .collect(),
+                body,
+            ),
+            _ => unreachable!(),
+        }
+    }
+
+    fn header(headers: &[(String, String)], name: &str) -> Option<String> {
+        headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    }
+
+    fn fire_timers(&mut self, advance_ms: u64) {
+        self.now += advance_ms;
+        let due: Vec<u32> = self
+            .timers
+            .iter()
+            .filter(|(_, at)| *at <= self.now)
+            .map(|(id, _)| *id)
+            .collect();
+        self.timers.retain(|(_, at)| *at > self.now);
+        for id in due {
+            self.d.timer(id, self.now);
+            self.pump();
+        }
+    }
+
+    fn stream_of(&self, op: u32) -> u32 {
+        match self.resolved.iter().find(|(o, _)| *o == op) {
+            Some((_, Value::Stream(id))) => *id,
+            other => panic!(
+                "op {op} not resolved to a stream: {other:?} (rejected: {:?})",
+                self.rejected
+            ),
+        }
+    }
+
+    fn kinds(&self) -> Vec<String> {
+        self.events
+            .iter()
+            .map(|e| {
+                Json::parse(e)
+                    .unwrap()
+                    .get("type")
+                    .and_then(Json::as_str)
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    }
+}
+
+fn batch(records: &[(u64, &str)], boundary: Option<(u64, Option<u64>)>) -> Vec<u8> {
+    let mut items: Vec<String> = records
+        .iter()
+        .map(|(seq, delta)| {
+            let body = format!(
+                r#"{{"data":{{"type":"text-delta","id":"t","delta":"{delta}"}},"id":"p{seq}"}}"#
+            );
+            format!(
+                r#"{{"seq_num":{seq},"timestamp":1,"body":{},"headers":[]}}"#,
+                Json::from(body.as_str()).to_json_string()
+            )
+        })
+        .collect();
+    if let Some((seq, in_id)) = boundary {
+        let mut headers =
+            r#"[["trigger-control","turn-complete"],["public-access-token","fresh"]"#.to_owned();
+        if let Some(in_id) = in_id {
+            headers.push_str(&format!(r#",["session-in-event-id","{in_id}"]"#));
+        }
+        headers.push(']');
+        items.push(format!(
+            r#"{{"seq_num":{seq},"timestamp":1,"body":"","headers":{headers}}}"#
+        ));
+    }
+    let last = records
+        .iter()
+        .map(|r| r.0)
+        .chain(boundary.map(|b| b.0))
+        .max()
+        .unwrap_or(0);
+    format!(
+        "event: batch\ndata: {{\"records\":[{}],\"tail\":{{\"seq_num\":{},\"timestamp\":1}}}}\n\n",
+        items.join(","),
+        last + 1
+    )
+    .into_bytes()
+}
+
+fn texts(chunks: &[String]) -> String {
+    let mut out = String::new();
+    for chunk in chunks {
+        for body in Json::parse(chunk).unwrap().as_array().unwrap() {
+            if let Some(d) = body
+                .get("data")
+                .and_then(|d| d.get("delta"))
+                .and_then(Json::as_str)
+            {
+                out.push_str(d);
+            }
+        }
+    }
+    out
+}
+
+/// A started chat: session started, one send accepted with `.in` seq `seq`, `.out` open.
+fn sent(host: &mut Host, chat: &str, seq: u64) -> (u32, u32) {
+    let op = host.send(chat, "hi", "part-1");
+    if !host.calls.is_empty() {
+        host.answer_call("tok-1");
+    }
+    let (append, _, _, _) = host.take_fetch(Endpoint::In);
+    host.d.fetch_text(
+        append,
+        200,
+        &format!(r#"{{"ok":true,"seq":{seq}}}"#),
+        None,
+        host.now,
+    );
+    host.pump();
+    let stream = host.stream_of(op);
+    let (out, _, _, _) = host.take_fetch(Endpoint::Out);
+    host.d.fetch_open(out, false, host.now);
+    host.pump();
+    (stream, out)
+}
+
+#[test]
+fn a_send_streams_its_reply_and_ends_on_its_own_boundary() {
+    let mut host = Host::new(OPTIONS);
+    let op = host.send("c1", "hello", "part-1");
+    assert_eq!(host.calls.len(), 1, "the session is started first");
+    assert_eq!(host.calls[0].1, Callback::StartSession);
+    host.answer_call("tok-1");
+    let (append, path, headers, body) = host.take_fetch(Endpoint::In);
+    assert_eq!(path, "/realtime/v1/sessions/c1/in/append");
+    assert_eq!(
+        Host::header(&headers, "authorization").as_deref(),
+        Some("Bearer tok-1")
+    );
+    assert_eq!(
+        Host::header(&headers, "x-part-id").as_deref(),
+        Some("part-1")
+    );
+    assert!(body
+        .unwrap()
+        .starts_with(r#"{"kind":"message","payload":{"message":"#));
+    // `.out` opened in parallel with the append (the cursor is known): no round trip lost.
+    let (out, out_path, out_headers, _) = host.take_fetch(Endpoint::Out);
+    assert_eq!(out_path, "/realtime/v1/sessions/c1/out");
+    assert_eq!(
+        Host::header(&out_headers, "accept").as_deref(),
+        Some("text/event-stream")
+    );
+    assert_eq!(Host::header(&out_headers, "x-peek-settled"), None);
+    host.d
+        .fetch_text(append, 200, r#"{"ok":true,"seq":4}"#, None, host.now);
+    host.pump();
+    let stream = host.stream_of(op);
+    host.d.fetch_open(out, false, host.now);
+    host.pump();
+    assert!(
+        host.reads.is_empty(),
+        "nothing is read before the consumer pulls"
+    );
+    host.d.pull(stream, host.now);
+    host.pump();
+    assert_eq!(host.reads, vec![out]);
+    host.d.fetch_bytes(
+        out,
+        &batch(&[(0, "Hel"), (1, "lo")], Some((2, Some(4)))),
+        host.now,
+    );
+    host.pump();
+    assert_eq!(texts(&host.chunks), "Hello");
+    host.d.pull(stream, host.now);
+    host.pump();
+    assert_eq!(host.ended, vec![stream]);
+    assert!(
+        host.aborted.contains(&out),
+        "the connection closes with the turn"
+    );
+    let kinds = host.kinds();
+    for kind in [
+        "message-sent",
+        "stream-connected",
+        "first-chunk",
+        "turn-completed",
+    ] {
+        assert!(
+            kinds.iter().any(|k| k == kind),
+            "{kind} missing from {kinds:?}"
+        );
+    }
+    let (_, last) = host.persisted.last().unwrap();
+    let last = last.as_ref().unwrap();
+    assert_eq!(
+        last.get("publicAccessToken").and_then(Json::as_str),
+        Some("fresh")
+    );
+    assert_eq!(last.get("lastEventId").and_then(Json::as_str), Some("2"));
+    assert_eq!(last.get("isStreaming").and_then(Json::as_bool), Some(false));
+}
+
+#[test]
+fn server_errors_are_retried_with_the_same_part_id_after_a_backoff() {
+    let mut host = Host::new(OPTIONS);
+    host.send("c1", "hi", "part-7");
+    host.answer_call("tok");
+    let (first, _, h1, b1) = host.take_fetch(Endpoint::In);
+    host.d
+        .fetch_text(first, 503, r#"{"ok":false,"error":"busy"}"#, None, host.now);
+    host.pump();
+    assert!(host.fetches.iter().all(|f| !matches!(
+        f,
+        Action::Fetch {
+            endpoint: Endpoint::In,
+            ..
+        }
+    )));
+    host.fire_timers(5_000);
+    let (_, _, h2, b2) = host.take_fetch(Endpoint::In);
+    assert_eq!(
+        Host::header(&h1, "x-part-id"),
+        Host::header(&h2, "x-part-id")
+    );
+    assert_eq!(b1, b2, "the same body");
+}
+
+#[test]
+fn a_401_on_a_reconnect_mid_stream_refreshes_the_token() {
+    let mut host = Host::new(OPTIONS);
+    let (stream, out) = sent(&mut host, "c1", 0);
+    host.d.pull(stream, host.now);
+    host.pump();
+    // The stream drops; the reconnect meets a 401.
+    host.d.fetch_failed(out, "connection reset", host.now);
+    host.pump();
+    host.fire_timers(1_000); // a short backoff first
+    let (reconnect, _, _, _) = host.take_fetch(Endpoint::Out);
+    host.d.fetch_text(reconnect, 401, "", None, host.now);
+    host.pump();
+    assert_eq!(host.calls.len(), 1);
+    assert_eq!(
+        host.calls[0].1,
+        Callback::AccessToken,
+        "the stream's 401 refreshes (W7)"
+    );
+    host.answer_call("tok-2");
+    let (_, _, headers, _) = host.take_fetch(Endpoint::Out);
+    assert_eq!(
+        Host::header(&headers, "authorization").as_deref(),
+        Some("Bearer tok-2")
+    );
+    assert_eq!(Host::header(&headers, "last-event-id"), None);
+}
+
+#[test]
+fn a_closed_session_rejects_with_its_code_and_is_remembered() {
+    let mut host = Host::new(OPTIONS);
+    let op = host.send("c1", "hi", "p");
+    host.answer_call("tok");
+    let (append, _, _, _) = host.take_fetch(Endpoint::In);
+    host.d.fetch_text(
+        append,
+        409,
+        r#"{"ok":false,"error":"closed","code":"session_closed","closedReason":"done"}"#,
+        None,
+        host.now,
+    );
+    host.pump();
+    let (rejected_op, error) = host.rejected.last().unwrap();
+    assert_eq!(*rejected_op, op);
+    assert!(
+        matches!(error, ErrorRef::Ours(Error::SessionClosed { closed_reason: Some(r) }) if r == "done")
+    );
+    assert!(host.kinds().iter().any(|k| k == "session-closed"));
+    assert!(host.d.is_closed("c1"));
+    let before = host.fetches.len();
+    let second = host.send("c1", "again", "p2");
+    assert_eq!(host.fetches.len(), before, "refused without a request");
+    assert!(host.rejected.iter().any(|(o, _)| *o == second));
+}
+
+#[test]
+fn a_silent_connection_is_replaced_from_the_cursor() {
+    let mut host = Host::new(OPTIONS);
+    let (stream, out) = sent(&mut host, "c1", 0);
+    host.d.pull(stream, host.now);
+    host.pump();
+    host.d
+        .fetch_bytes(out, &batch(&[(10, "a")], None), host.now);
+    host.pump();
+    host.d.pull(stream, host.now);
+    host.pump();
+    host.fire_timers(31_000);
+    assert!(
+        host.aborted.contains(&out),
+        "a stalled connection is dropped"
+    );
+    host.fire_timers(10_000);
+    let (_, _, headers, _) = host.take_fetch(Endpoint::Out);
+    assert_eq!(
+        Host::header(&headers, "last-event-id").as_deref(),
+        Some("10")
+    );
+}
+
+#[test]
+fn a_reload_resumes_from_the_turn_start_and_an_idle_chat_peeks() {
+    let mut host = Host::new(OPTIONS);
+    host.d.hydrate(
+        "busy",
+        Stored::Record(r#"{"v":1,"chatId":"busy","session":{"publicAccessToken":"t","lastEventId":"41","activeInputSeq":3,"isStreaming":true}}"#),
+    );
+    let stream = host
+        .d
+        .reconnect("busy", Default::default(), host.now)
+        .unwrap();
+    host.pump();
+    let (_, _, headers, _) = host.take_fetch(Endpoint::Out);
+    assert_eq!(
+        Host::header(&headers, "last-event-id").as_deref(),
+        Some("41")
+    );
+    assert_eq!(
+        Host::header(&headers, "x-peek-settled"),
+        None,
+        "a send is in flight"
+    );
+    host.d.cancel(stream, host.now);
+    host.pump();
+
+    host.d.hydrate(
+        "idle",
+        Stored::Shape(r#"{"publicAccessToken":"t","lastEventId":"9"}"#),
+    );
+    let stream = host
+        .d
+        .reconnect("idle", Default::default(), host.now)
+        .unwrap();
+    host.pump();
+    let (out, _, headers, _) = host.take_fetch(Endpoint::Out);
+    assert_eq!(
+        Host::header(&headers, "x-peek-settled").as_deref(),
+        Some("1")
+    );
+    host.d.fetch_open(out, true, host.now);
+    host.d.fetch_end(out, host.now);
+    host.d.pull(stream, host.now);
+    host.pump();
+    assert_eq!(host.ended, vec![stream], "a settled session ends at once");
+
+    host.d.hydrate(
+        "done",
+        Stored::Shape(r#"{"publicAccessToken":"t","isStreaming":false}"#),
+    );
+    assert_eq!(host.d.reconnect("done", Default::default(), host.now), None);
+}
+
+#[test]
+fn stop_closes_the_stream_at_once_and_appends_one_stop() {
+    let mut host = Host::new(OPTIONS);
+    let (stream, _) = sent(&mut host, "c1", 2);
+    let stop = host.d.stop_generation("c1", "stop-part", host.now);
+    host.pump();
+    host.d.pull(stream, host.now);
+    host.pump();
+    assert_eq!(host.ended, vec![stream]);
+    let (id, _, headers, body) = host.take_fetch(Endpoint::In);
+    assert_eq!(body.as_deref(), Some(r#"{"kind":"stop"}"#));
+    assert_eq!(
+        Host::header(&headers, "x-part-id").as_deref(),
+        Some("stop-part")
+    );
+    host.d
+        .fetch_text(id, 200, r#"{"ok":true,"seq":3}"#, None, host.now);
+    host.pump();
+    assert!(host
+        .resolved
+        .iter()
+        .any(|(o, v)| *o == stop && *v == Value::Bool(true)));
+    // The same turn is not stopped twice.
+    let again = host.d.stop_generation("c1", "stop-2", host.now);
+    host.pump();
+    assert!(host.fetches.is_empty());
+    assert!(host
+        .resolved
+        .iter()
+        .any(|(o, v)| *o == again && *v == Value::Bool(true)));
+}
+
+#[test]
+fn the_next_send_after_a_stop_drops_the_stopped_turns_output() {
+    let mut host = Host::new(OPTIONS);
+    let (_, _) = sent(&mut host, "c1", 2);
+    host.d.stop_generation("c1", "s", host.now);
+    host.pump();
+    let (stop, _, _, _) = host.take_fetch(Endpoint::In);
+    host.d
+        .fetch_text(stop, 200, r#"{"ok":true,"seq":3}"#, None, host.now);
+    host.pump();
+    let op = host.send("c1", "next", "p2");
+    let (append, _, _, _) = host.take_fetch(Endpoint::In);
+    host.d
+        .fetch_text(append, 200, r#"{"ok":true,"seq":4}"#, None, host.now);
+    host.pump();
+    let stream = host.stream_of(op);
+    let (out, _, _, _) = host.take_fetch(Endpoint::Out);
+    host.d.fetch_open(out, false, host.now);
+    host.d.pull(stream, host.now);
+    host.pump();
+    host.chunks.clear();
+    // The stopped turn's tail and boundary, then the new turn.
+    host.d
+        .fetch_bytes(out, &batch(&[(5, "old")], Some((6, Some(3)))), host.now);
+    host.d
+        .fetch_bytes(out, &batch(&[(7, "new")], Some((8, Some(4)))), host.now);
+    host.pump();
+    assert_eq!(texts(&host.chunks), "new");
+}
+
+#[test]
+fn with_web_locks_a_send_waits_for_the_writer_lock() {
+    let options = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":true,"tabId":"tab-a"}"#;
+    let mut host = Host::new(options);
+    assert!(
+        host.other
+            .iter()
+            .any(|a| matches!(a, Action::Broadcast { .. })),
+        "joins with `who`"
+    );
+    let op = host.send("c1", "hi", "p");
+    assert!(host.other.iter().any(
+        |a| matches!(a, Action::LockRequest { name, .. } if name == "trigger-chat:c1:writer")
+    ));
+    assert!(host.calls.is_empty(), "nothing happens before the lock");
+    host.d.lock_result("c1", false, host.now);
+    host.pump();
+    assert!(
+        matches!(host.rejected.last(), Some((o, ErrorRef::Ours(Error::ReadOnlyTab))) if *o == op)
+    );
+    let op = host.send("c1", "hi", "p2");
+    host.d.lock_result("c1", true, host.now);
+    host.pump();
+    assert!(host.d.has_claim("c1"));
+    assert_eq!(host.calls.len(), 1, "the send proceeds");
+    host.answer_call("tok");
+    let (append, _, _, _) = host.take_fetch(Endpoint::In);
+    host.d.fetch_text(append, 500, "", None, host.now);
+    host.pump();
+    // A failed send gives the claim back (the JS coordinator leaks it, M4) — after its retries.
+    for _ in 0..10 {
+        host.fire_timers(10_000);
+        if let Some(i) = host.fetches.iter().position(|f| {
+            matches!(
+                f,
+                Action::Fetch {
+                    endpoint: Endpoint::In,
+                    ..
+                }
+            )
+        }) {
+            let (id, _, _, _) = host.take_fetch(Endpoint::In);
+            let _ = i;
+            host.d.fetch_text(id, 500, "", None, host.now);
+            host.pump();
+        }
+    }
+    assert!(host.rejected.iter().any(|(o, _)| *o == op));
+    assert!(!host.d.has_claim("c1"));
+    assert!(host.other.iter().any(
+        |a| matches!(a, Action::LockRelease { name, .. } if name == "trigger-chat:c1:writer")
+    ));
+}
