@@ -1,11 +1,15 @@
-// Shared helpers of the ground-truth suite: start chat-devserver, build the official
-// TriggerChatTransport the way a real app does (startSession / accessToken call the server's
-// customer endpoints over HTTP), and read streams with the AI SDK's own reducer.
+// Shared helpers of the suite: start chat-devserver, build a transport (the official one or ours,
+// see transports.mjs) the way a real app does (startSession / accessToken call the server's
+// customer endpoints over HTTP), run a scenario once per transport, and read streams with the AI
+// SDK's own reducer.
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { once } from "node:events";
-import { TriggerChatTransport } from "@trigger.dev/sdk/chat";
-import { readUIMessageStream } from "ai";
+import { describe, test } from "node:test";
+import v8 from "node:v8";
+import vm from "node:vm";
+import { AbstractChat, readUIMessageStream } from "ai";
+import { transports } from "./transports.mjs";
 
 export const SECRET_KEY = "tr_dev_emulator_secret";
 export const TASK_ID = "ai-chat";
@@ -80,14 +84,47 @@ export async function closeSession(url, chatId, reason) {
 }
 
 /**
- * The official transport wired like a real app: `startSession` → POST /api/chat/{id}/start,
- * `accessToken` → POST /api/chat/{id}/token. Records events and persisted sessions.
+ * One scenario, run once per transport (transports.mjs), side by side: a `describe` named after
+ * the scenario with one test per transport, run concurrently (every test has its own chat id).
+ * `todo: { official: "W7: …" }` marks a documented weakness of that transport
+ * (shared/reference/js-transport-inventory.md §4): the test still asserts the correct behaviour,
+ * is reported, and does not fail the run. `skip: { official: "why" }` leaves a transport out of
+ * a scenario about an option it does not have. `fn(impl, t)` gets the transport entry and the
+ * test context.
  */
-export function makeTransport(url, options = {}) {
+export function scenario(name, { timeout = 15_000, todo = {}, skip = {} } = {}, fn) {
+  describe(name, { concurrency: true }, () => {
+    for (const impl of transports) {
+      const options = { timeout: timeout + 5_000, todo: todo[impl.name], skip: skip[impl.name] };
+      test(impl.name, options, (t) => withDeadline(fn(impl, t), timeout));
+    }
+  });
+}
+
+// A scenario that hangs fails with its own error before node:test's timeout, which TAP would
+// count as `cancelled` rather than `fail` (scripts/test sums `# fail`).
+async function withDeadline(promise, ms) {
+  let timer;
+  const deadline = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`the scenario did not finish within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * A transport (`impl` from transports.mjs) wired like a real app: `startSession` → POST
+ * /api/chat/{id}/start, `accessToken` → POST /api/chat/{id}/token. Records events and the
+ * sessions handed to `onSessionChange` (an app's own database; `null` once removed).
+ */
+export function makeTransport(impl, url, options = {}, { retain = true } = {}) {
   const events = [];
   const persisted = {};
   const calls = { start: 0, token: 0 };
-  const transport = new TriggerChatTransport({
+  const transport = impl.create({
     task: TASK_ID,
     baseURL: url,
     startSession: async ({ chatId, taskId, clientData }) => {
@@ -114,7 +151,22 @@ export function makeTransport(url, options = {}) {
     },
     ...options,
   });
+  if (retain) retained.add(transport);
   return { transport, events, persisted, calls };
+}
+
+// Every transport made here stays reachable until the test file ends, as an app's does while
+// its chat is on screen; "a stream outlives its transport" drops one on purpose (`retain: false`).
+const retained = new Set();
+
+/** Runs a full garbage collection (FinalizationRegistry callbacks follow on a later task). */
+export async function forceGc() {
+  v8.setFlagsFromString("--expose-gc");
+  const gc = vm.runInNewContext("gc");
+  for (let i = 0; i < 3; i++) {
+    gc();
+    await new Promise((resolve) => setImmediate(resolve));
+  }
 }
 
 export const userMessage = (text, id = `u-${randomUUID()}`) => ({
@@ -201,3 +253,45 @@ export const slowReply = (text) =>
 /** Requests in the log that hit `.in/append` / `.out`. */
 export const appends = (log) => log.filter((r) => r.method === "POST" && r.path.includes("/in/append"));
 export const outs = (log) => log.filter((r) => r.method === "GET" && r.path.endsWith("/out"));
+
+/** The AI SDK's `ChatState`, kept in memory (what `useChat`'s React state does in a page). */
+class MemoryChatState {
+  constructor(messages = []) {
+    this.messages = messages;
+    this.status = "ready";
+    this.error = undefined;
+    this.experimental_queuedMessages = [];
+  }
+  pushMessage = (message) => {
+    this.messages = this.messages.concat(message);
+  };
+  popMessage = () => {
+    this.messages = this.messages.slice(0, -1);
+  };
+  replaceMessage = (index, message) => {
+    this.messages = [...this.messages.slice(0, index), this.snapshot(message), ...this.messages.slice(index + 1)];
+  };
+  snapshot = (value) => structuredClone(value);
+}
+
+/**
+ * The AI SDK's `AbstractChat` (what `useChat` drives) over an in-memory state:
+ * `new Chat({ id, messages, transport })`, then `sendMessage`, `resumeStream`, `messages`.
+ */
+export class Chat extends AbstractChat {
+  constructor({ messages, ...init }) {
+    super({ ...init, state: new MemoryChatState(messages) });
+  }
+}
+
+/** A `{ load, save, remove }` persistence store over a Map, like an app's own database. */
+export function mapStore(map, { failSaves = false } = {}) {
+  return {
+    load: (chatId) => map.get(chatId),
+    save: (chatId, session) => {
+      if (failSaves) throw new Error("quota exceeded");
+      map.set(chatId, structuredClone(session));
+    },
+    remove: (chatId) => map.delete(chatId),
+  };
+}
