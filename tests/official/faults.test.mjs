@@ -1,9 +1,10 @@
-// Network faults and token expiry. Where the official client has a documented weakness
+// Network faults and token expiry, for every transport (transports.mjs). Where a transport has a
+// documented weakness
 // (shared/reference/js-transport-inventory.md §4), the test asserts the correct behaviour and is
-// marked `todo` with the W number: it is reported, it does not fail the run, and it would pass if
-// the weakness were fixed. The server is never bent to hide one.
+// marked `todo` for that transport with the W number: it is reported, it does not fail the run,
+// and it would pass if the weakness were fixed. The server is never bent to hide one.
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { after, before } from "node:test";
 import {
   appends,
   chatState,
@@ -15,6 +16,7 @@ import {
   outs,
   readUntil,
   requestLog,
+  scenario,
   send,
   setFaults,
   sleep,
@@ -32,9 +34,9 @@ after(() => server.stop());
 
 const longText = Array.from({ length: 30 }, (_, i) => `word${i}`).join(" ");
 
-test("a connection dropped mid-turn with tiny split writes still yields the full text", { timeout: 20_000 }, async () => {
+scenario("a connection dropped mid-turn with tiny split writes still yields the full text", { timeout: 20_000 }, async (impl) => {
   const chatId = newChatId("drop");
-  const { transport } = makeTransport(server.url);
+  const { transport } = makeTransport(impl, server.url);
   await transport.preload(chatId);
   await setFaults(server.url, chatId, { tinyWrites: true, dropAfterRecords: 8 });
   const { message } = await collect(await send(transport, chatId, [userMessage(longText)]));
@@ -44,9 +46,9 @@ test("a connection dropped mid-turn with tiny split writes still yields the full
   assert.equal(gets[1].headers["last-event-id"], "7", "resumed after the last record received");
 });
 
-test("CRLF line ends, comment lines and duplicated batches change nothing", { timeout: 15_000 }, async () => {
+scenario("CRLF line ends, comment lines and duplicated batches change nothing", { timeout: 15_000 }, async (impl) => {
   const chatId = newChatId("framing");
-  const { transport } = makeTransport(server.url);
+  const { transport } = makeTransport(impl, server.url);
   await transport.preload(chatId);
   await setFaults(server.url, chatId, { crlf: true, comments: true, duplicateRecords: true });
   const { message, chunks } = await collect(await send(transport, chatId, [userMessage(longText)]));
@@ -54,18 +56,18 @@ test("CRLF line ends, comment lines and duplicated batches change nothing", { ti
   assert.equal(chunks.filter((c) => c.type === "start").length, 1);
 });
 
-test("event: error mid-stream is retried from the cursor", { timeout: 15_000 }, async () => {
+scenario("event: error mid-stream is retried from the cursor", { timeout: 15_000 }, async (impl) => {
   const chatId = newChatId("sse-error");
-  const { transport } = makeTransport(server.url);
+  const { transport } = makeTransport(impl, server.url);
   await transport.preload(chatId);
   await setFaults(server.url, chatId, { errorEventAfterRecords: 5 });
   const { message } = await collect(await send(transport, chatId, [userMessage(longText)]));
   assert.equal(textOf(message), echo(longText));
 });
 
-test("a 500 on .out is retried", { timeout: 15_000 }, async () => {
+scenario("a 500 on .out is retried", { timeout: 15_000 }, async (impl) => {
   const chatId = newChatId("out-500");
-  const { transport } = makeTransport(server.url);
+  const { transport } = makeTransport(impl, server.url);
   await transport.preload(chatId);
   await setFaults(server.url, chatId, { outFailures: { status: 500, count: 1 } });
   const { message } = await collect(await send(transport, chatId, [userMessage("retry me")]));
@@ -73,9 +75,9 @@ test("a 500 on .out is retried", { timeout: 15_000 }, async () => {
   assert.deepEqual(outs(await requestLog(server.url, chatId)).map((r) => r.status), [500, 200]);
 });
 
-test("a 401 when opening .out refreshes the token through accessToken", { timeout: 15_000 }, async () => {
+scenario("a 401 when opening .out refreshes the token through accessToken", { timeout: 15_000 }, async (impl) => {
   const chatId = newChatId("out-401");
-  const { transport, calls } = makeTransport(server.url);
+  const { transport, calls } = makeTransport(impl, server.url);
   await transport.preload(chatId);
   await setFaults(server.url, chatId, { outFailures: { status: 401, count: 1 } });
   const { message } = await collect(await send(transport, chatId, [userMessage("auth again")]));
@@ -83,9 +85,9 @@ test("a 401 when opening .out refreshes the token through accessToken", { timeou
   assert.equal(calls.token, 1);
 });
 
-test("an expired token is refreshed through accessToken and the append retried", { timeout: 20_000 }, async () => {
+scenario("an expired token is refreshed through accessToken and the append retried", { timeout: 20_000 }, async (impl) => {
   const chatId = newChatId("expiry");
-  const { transport, calls } = makeTransport(server.url);
+  const { transport, calls } = makeTransport(impl, server.url);
   await setFaults(server.url, chatId, { tokenTtlSeconds: 2 });
   const u1 = userMessage("before expiry");
   const r1 = await collect(await send(transport, chatId, [u1]));
@@ -103,12 +105,12 @@ test("an expired token is refreshed through accessToken and the append retried",
   assert.notEqual(retried.headers.authorization, expired.headers.authorization);
 });
 
-test(
+scenario(
   "token expiry during a reconnect mid-turn is refreshed",
-  { timeout: 20_000, todo: "W7: internal SSE reconnects reuse the token captured at subscribe time" },
-  async () => {
+  { timeout: 20_000, todo: { official: "W7: internal SSE reconnects reuse the token captured at subscribe time" } },
+  async (impl) => {
     const chatId = newChatId("w7");
-    const { transport } = makeTransport(server.url);
+    const { transport } = makeTransport(impl, server.url);
     await setFaults(server.url, chatId, { tokenTtlSeconds: 2 });
     await transport.preload(chatId);
     const text = "slow and expiring";
@@ -120,12 +122,12 @@ test(
   },
 );
 
-test(
+scenario(
   "a 500 on append is retried with the same X-Part-Id",
-  { timeout: 15_000, todo: "W4: appends are never retried on 5xx" },
-  async () => {
+  { timeout: 15_000, todo: { official: "W4: appends are never retried on 5xx" } },
+  async (impl) => {
     const chatId = newChatId("w4-500");
-    const { transport } = makeTransport(server.url);
+    const { transport } = makeTransport(impl, server.url);
     await transport.preload(chatId);
     await setFaults(server.url, chatId, { appendFailures: { status: 500, count: 1 } });
     const { message } = await collect(await send(transport, chatId, [userMessage("once")]));
@@ -135,12 +137,12 @@ test(
   },
 );
 
-test(
+scenario(
   "a 429 on append waits for x-ratelimit-reset and retries",
-  { timeout: 15_000, todo: "W4: 429 is thrown; x-ratelimit-reset is ignored" },
-  async () => {
+  { timeout: 15_000, todo: { official: "W4: 429 is thrown; x-ratelimit-reset is ignored" } },
+  async (impl) => {
     const chatId = newChatId("w4-429");
-    const { transport } = makeTransport(server.url);
+    const { transport } = makeTransport(impl, server.url);
     await transport.preload(chatId);
     await setFaults(server.url, chatId, { appendFailures: { status: 429, count: 1 } });
     const { message } = await collect(await send(transport, chatId, [userMessage("later")]));
@@ -148,12 +150,12 @@ test(
   },
 );
 
-test(
+scenario(
   "aborting a send after the token expired still stops the agent",
-  { timeout: 20_000, todo: "W13: the abort-path stop has no auth retry and fails silently" },
-  async () => {
+  { timeout: 20_000, todo: { official: "W13: the abort-path stop has no auth retry and fails silently" } },
+  async (impl) => {
     const chatId = newChatId("w13");
-    const { transport } = makeTransport(server.url);
+    const { transport } = makeTransport(impl, server.url);
     await setFaults(server.url, chatId, { tokenTtlSeconds: 2 });
     await transport.preload(chatId);
     await setFaults(server.url, chatId, { tokenTtlSeconds: 3600 });
@@ -165,5 +167,48 @@ test(
     await eventually(async () =>
       (await chatState(server.url, chatId)).inRecords.some((r) => r.kind === "stop"),
     2_000);
+  },
+);
+
+scenario(
+  "a network error on append is retried with the same X-Part-Id",
+  { todo: { official: "W4: appends are never retried on network errors" } },
+  async (impl) => {
+    const chatId = newChatId("w4-net");
+    const partIds = [];
+    const { transport } = makeTransport(impl, server.url, {
+      // The first append never reaches the server, as when the connection drops.
+      fetch: async (url, init, ctx) => {
+        if (ctx?.endpoint === "in") {
+          partIds.push(new Headers(init.headers).get("x-part-id"));
+          if (partIds.length === 1) throw new TypeError("fetch failed");
+        }
+        return fetch(url, init);
+      },
+    });
+    await transport.preload(chatId);
+    const { message } = await collect(await send(transport, chatId, [userMessage("flaky")]));
+    assert.equal(textOf(message), echo("flaky"));
+    assert.equal(partIds.length, 2);
+    assert.equal(partIds[1], partIds[0], "same idempotency key");
+    assert.equal(appends(await requestLog(server.url, chatId)).length, 1);
+  },
+);
+
+scenario(
+  "aborting a send while its append hangs rejects at once",
+  { timeout: 15_000, todo: { official: "W6: the append has no AbortSignal; sendMessages waits for it" } },
+  async (impl) => {
+    const chatId = newChatId("w6");
+    const { transport } = makeTransport(impl, server.url);
+    await transport.preload(chatId);
+    await setFaults(server.url, chatId, { latencyMs: 4_000 });
+    const abort = new AbortController();
+    const sending = send(transport, chatId, [userMessage("never mind")], { abortSignal: abort.signal });
+    await sleep(300);
+    const abortedAt = Date.now();
+    abort.abort();
+    await assert.rejects(sending);
+    assert.ok(Date.now() - abortedAt < 1_500, `rejected ${Date.now() - abortedAt} ms after the abort`);
   },
 );

@@ -1,6 +1,7 @@
-// Ordinary conversations through the official transport: turns, actions, tools, metadata.
+// Ordinary conversations, for every transport (transports.mjs): turns, actions, tools, metadata,
+// request headers, size limits, correlation and backpressure.
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { after, before } from "node:test";
 import { uiMessageChunkSchema } from "ai";
 import {
   appends,
@@ -8,16 +9,34 @@ import {
   collect,
   echo,
   eventually,
+  forceGc,
   makeTransport,
   newChatId,
   outs,
+  readChunks,
   readUntil,
   requestLog,
+  scenario,
   send,
+  sleep,
+  slowReply,
   startServer,
   textOf,
   userMessage,
 } from "./helpers.mjs";
+
+// The `ChatTransportEvent` union of @trigger.dev/sdk/chat (trigger-chat-wasm adds storage-error).
+const EVENT_TYPES = [
+  "run-pending-version",
+  "message-sent",
+  "message-send-failed",
+  "stream-connected",
+  "stream-error",
+  "session-closed",
+  "first-chunk",
+  "turn-completed",
+  "storage-error",
+];
 
 let server;
 before(async () => {
@@ -25,9 +44,9 @@ before(async () => {
 });
 after(() => server.stop());
 
-test("a basic turn streams the echo and ends at turn-complete", { timeout: 15_000 }, async () => {
+scenario("a basic turn streams the echo and ends at turn-complete", { timeout: 15_000 }, async (impl) => {
   const chatId = newChatId("basic");
-  const { transport, events, persisted, calls } = makeTransport(server.url);
+  const { transport, events, persisted, calls } = makeTransport(impl, server.url);
   const { message, chunks } = await collect(await send(transport, chatId, [userMessage("hello there")]));
 
   assert.equal(textOf(message), echo("hello there"));
@@ -39,6 +58,11 @@ test("a basic turn streams the echo and ends at turn-complete", { timeout: 15_00
   const types = events.map((e) => e.type);
   for (const t of ["message-sent", "stream-connected", "first-chunk", "turn-completed"]) {
     assert.ok(types.includes(t), `event ${t} in ${types}`);
+  }
+  for (const e of events) {
+    assert.ok(EVENT_TYPES.includes(e.type), `known event type ${e.type}`);
+    assert.equal(e.chatId, chatId);
+    assert.equal(typeof e.timestamp, "number");
   }
   assert.equal(persisted[chatId].isStreaming, false);
 
@@ -52,9 +76,9 @@ test("a basic turn streams the echo and ends at turn-complete", { timeout: 15_00
   assert.equal(outs(log)[0].headers.accept, "text/event-stream");
 });
 
-test("two turns: the second stream carries only the second reply", { timeout: 15_000 }, async () => {
+scenario("two turns: the second stream carries only the second reply", { timeout: 15_000 }, async (impl) => {
   const chatId = newChatId("two");
-  const { transport } = makeTransport(server.url);
+  const { transport } = makeTransport(impl, server.url);
   const u1 = userMessage("first question");
   const r1 = await collect(await send(transport, chatId, [u1]));
   assert.equal(textOf(r1.message), echo("first question"));
@@ -74,9 +98,9 @@ test("two turns: the second stream carries only the second reply", { timeout: 15
   assert.equal(JSON.parse(appends(log)[1].body).payload.message.id, u2.id);
 });
 
-test("sendAction answers with a short turn and settles", { timeout: 15_000 }, async () => {
+scenario("sendAction answers with a short turn and settles", { timeout: 15_000 }, async (impl) => {
   const chatId = newChatId("action");
-  const { transport } = makeTransport(server.url);
+  const { transport } = makeTransport(impl, server.url);
   await collect(await send(transport, chatId, [userMessage("hi")]));
   let settled;
   const stream = await transport.sendAction(chatId, { type: "undo" }, { onSettled: (s) => (settled = s) });
@@ -86,9 +110,9 @@ test("sendAction answers with a short turn and settles", { timeout: 15_000 }, as
   assert.equal(settled.inputSeq, 1);
 });
 
-test("tool approval round trip: approved", { timeout: 15_000 }, async () => {
+scenario("tool approval round trip: approved", { timeout: 15_000 }, async (impl) => {
   const chatId = newChatId("approve");
-  const { transport } = makeTransport(server.url);
+  const { transport } = makeTransport(impl, server.url);
   const u1 = userMessage("What's the weather in Oslo?");
   const first = await collect(await send(transport, chatId, [u1]));
   const tool = first.message.parts.find((p) => p.type === "tool-getWeather");
@@ -112,9 +136,9 @@ test("tool approval round trip: approved", { timeout: 15_000 }, async () => {
   assert.deepEqual(sent.parts.map((p) => p.state), ["approval-responded"]);
 });
 
-test("tool approval round trip: denied", { timeout: 15_000 }, async () => {
+scenario("tool approval round trip: denied", { timeout: 15_000 }, async (impl) => {
   const chatId = newChatId("deny");
-  const { transport } = makeTransport(server.url);
+  const { transport } = makeTransport(impl, server.url);
   const u1 = userMessage("weather please");
   const first = await collect(await send(transport, chatId, [u1]));
   const answered = structuredClone(first.message);
@@ -127,9 +151,9 @@ test("tool approval round trip: denied", { timeout: 15_000 }, async () => {
   assert.equal(textOf(second.message), "Okay, I won't look up the weather.");
 });
 
-test("clientData and per-call metadata reach the agent", { timeout: 15_000 }, async () => {
+scenario("clientData and per-call metadata reach the agent", { timeout: 15_000 }, async (impl) => {
   const chatId = newChatId("whoami");
-  const { transport } = makeTransport(server.url, { clientData: { userId: "user-7" } });
+  const { transport } = makeTransport(impl, server.url, { clientData: { userId: "user-7" } });
   const { message } = await collect(
     await send(transport, chatId, [userMessage("whoami")], { metadata: { locale: "en" } }),
   );
@@ -140,9 +164,9 @@ test("clientData and per-call metadata reach the agent", { timeout: 15_000 }, as
   assert.deepEqual(message.metadata, { metadata: { userId: "user-7", locale: "en" } });
 });
 
-test("regenerate-message re-streams the last answer", { timeout: 15_000 }, async () => {
+scenario("regenerate-message re-streams the last answer", { timeout: 15_000 }, async (impl) => {
   const chatId = newChatId("regen");
-  const { transport } = makeTransport(server.url);
+  const { transport } = makeTransport(impl, server.url);
   const u1 = userMessage("tell me");
   const r1 = await collect(await send(transport, chatId, [u1]));
   const r2 = await collect(
@@ -160,9 +184,9 @@ test("regenerate-message re-streams the last answer", { timeout: 15_000 }, async
   assert.equal(body.payload.message, undefined);
 });
 
-test("an error chunk reaches the UI stream", { timeout: 15_000 }, async () => {
+scenario("an error chunk reaches the UI stream", { timeout: 15_000 }, async (impl) => {
   const chatId = newChatId("error");
-  const { transport } = makeTransport(server.url);
+  const { transport } = makeTransport(impl, server.url);
   const errors = [];
   const { chunks } = await collect(await send(transport, chatId, [userMessage("please error")]), {
     onError: (e) => errors.push(e),
@@ -174,9 +198,9 @@ test("an error chunk reaches the UI stream", { timeout: 15_000 }, async () => {
   assert.equal(errors[0]?.message, "Scripted error: you asked for an error.");
 });
 
-test("a long stream arrives complete and in order", { timeout: 30_000 }, async () => {
+scenario("a long stream arrives complete and in order", { timeout: 30_000 }, async (impl) => {
   const chatId = newChatId("stream");
-  const { transport } = makeTransport(server.url);
+  const { transport } = makeTransport(impl, server.url);
   const { message } = await collect(await send(transport, chatId, [userMessage("stream 3000")]));
   const expected = Array.from({ length: 3000 }, (_, i) => `${i} `).join("");
   assert.equal(textOf(message), expected);
@@ -199,9 +223,9 @@ async function rawRecords(chatId, token, lastEventId) {
     .flatMap((block) => JSON.parse(block.split("\n").find((l) => l.startsWith("data: ")).slice(6)).records);
 }
 
-test("every chunk the scripted agent writes is a valid UIMessageChunk (ai's own schema)", { timeout: 30_000 }, async () => {
+scenario("every chunk the scripted agent writes is a valid UIMessageChunk (ai's own schema)", { timeout: 30_000 }, async (impl) => {
   const chatId = newChatId("shapes");
-  const { transport, persisted } = makeTransport(server.url, { clientData: { userId: "u" } });
+  const { transport, persisted } = makeTransport(impl, server.url, { clientData: { userId: "u" } });
   const seen = [];
   const turn = async (stream, message) => {
     const r = await collect(stream, { message, onError: () => {} });
@@ -249,4 +273,160 @@ test("every chunk the scripted agent writes is a valid UIMessageChunk (ai's own 
     "tool-output-available", "tool-output-denied", "error", "abort"]) {
     assert.ok(types.has(t), `covered ${t}`);
   }
+});
+
+scenario(
+  "per-request headers reach the append",
+  { todo: { official: "W19: ChatRequestOptions.headers are ignored" } },
+  async (impl) => {
+    const chatId = newChatId("req-headers");
+    const { transport } = makeTransport(impl, server.url, { headers: { "X-App": "demo" } });
+    const { message } = await collect(
+      await send(transport, chatId, [userMessage("hi")], { headers: { "X-Request": "r1" } }),
+    );
+    assert.equal(textOf(message), echo("hi"));
+    const log = await requestLog(server.url, chatId);
+    const [append] = appends(log);
+    assert.equal(append.headers["x-app"], "demo");
+    assert.equal(append.headers["x-request"], "r1");
+    assert.equal(outs(log)[0].headers["x-app"], "demo");
+  },
+);
+
+scenario(
+  "option headers in lower case cannot replace the transport's own",
+  { todo: { official: "W20: plain-object header merge is case-sensitive (comma-joined on .in, overriding on .out)" } },
+  async (impl) => {
+    const chatId = newChatId("lc-headers");
+    const { transport } = makeTransport(impl, server.url, {
+      headers: { authorization: "Bearer not-the-token", "x-part-id": "fixed", accept: "text/plain" },
+    });
+    const { message } = await collect(await send(transport, chatId, [userMessage("hi")]));
+    assert.equal(textOf(message), echo("hi"));
+    const log = await requestLog(server.url, chatId);
+    const [append] = appends(log);
+    assert.match(append.headers.authorization, /^Bearer ey[^,]*$/, "the session token only");
+    assert.doesNotMatch(append.headers["x-part-id"], /fixed/);
+    const [out] = outs(log);
+    assert.match(out.headers.authorization, /^Bearer ey[^,]*$/);
+    assert.equal(out.headers.accept, "text/event-stream");
+  },
+);
+
+scenario(
+  "an oversized message fails at once with a 413 and nothing is sent",
+  { todo: { official: "W5: no client-side 1 MiB check; the request goes out and the server's 413 comes back" } },
+  async (impl) => {
+    const chatId = newChatId("big");
+    const { transport, events } = makeTransport(impl, server.url);
+    await collect(await send(transport, chatId, [userMessage("hi")]));
+    await assert.rejects(send(transport, chatId, [userMessage("x".repeat(1_100_000))]), (err) => {
+      assert.equal(err.status, 413);
+      return true;
+    });
+    assert.equal(appends(await requestLog(server.url, chatId)).length, 1, "nothing was sent for it");
+    assert.equal(events.at(-1).type, "message-send-failed");
+  },
+);
+
+scenario(
+  "a tab without the cursor never shows an earlier answer as its own",
+  { todo: { official: "W11: boundary-only correlation; depending on timing the earlier turn is forwarded too" } },
+  async (impl) => {
+    const chatId = newChatId("no-cursor");
+    const tab1 = makeTransport(impl, server.url);
+    const r1 = await collect(await send(tab1.transport, chatId, [userMessage("first")]));
+    assert.equal(textOf(r1.message), echo("first"));
+    // Another tab with no stored state for the chat reads `.out` from its start.
+    const tab2 = makeTransport(impl, server.url);
+    const { message, chunks } = await collect(await send(tab2.transport, chatId, [userMessage("second")]));
+    assert.equal(textOf(message), echo("second"));
+    assert.equal(chunks.filter((c) => c.type === "start").length, 1);
+  },
+);
+
+scenario(
+  "a send after a turn was left mid-reply streams only its own answer",
+  { todo: { official: "W11: data records of an earlier turn after the cursor are forwarded into this send's stream" } },
+  async (impl) => {
+    const chatId = newChatId("left-mid-turn");
+    const { transport } = makeTransport(impl, server.url);
+    const u1 = userMessage("slow one");
+    const reader = (await send(transport, chatId, [u1])).getReader();
+    let seen = 0;
+    await readUntil(reader, (c) => c.type === "text-delta" && ++seen === 3);
+    // The reader goes away without a stop (the cursor stays mid-turn); the agent keeps writing.
+    await reader.cancel();
+    // The next message queues behind the running turn; its stream must not carry that turn's tail.
+    const { message, chunks } = await collect(await send(transport, chatId, [u1, userMessage("second")]));
+    assert.equal(textOf(message), echo("second"));
+    assert.equal(chunks[0].type, "start");
+    assert.equal(chunks.filter((c) => c.type === "start").length, 1);
+  },
+);
+
+scenario(
+  "a consumer that stops reading stops the network reads (backpressure)",
+  { timeout: 30_000, todo: { official: "W25: everything is read in ReadableStream.start; chunks queue without bound" } },
+  async (impl) => {
+    const chatId = newChatId("backpressure");
+    let outBytes = 0;
+    const { transport } = makeTransport(impl, server.url, {
+      // Counts the `.out` bytes the transport actually pulls from the response body.
+      fetch: async (url, init, ctx) => {
+        const res = await fetch(url, init);
+        if (ctx?.endpoint !== "out" || !res.body) return res;
+        const body = res.body.getReader();
+        const counted = new ReadableStream(
+          {
+            async pull(controller) {
+              const { done, value } = await body.read();
+              if (done) return controller.close();
+              outBytes += value.byteLength;
+              controller.enqueue(value);
+            },
+            cancel: (reason) => body.cancel(reason),
+          },
+          { highWaterMark: 0 },
+        );
+        return new Response(counted, { status: res.status, statusText: res.statusText, headers: res.headers });
+      },
+    });
+    // ~12 MB of records; the agent writes them all without waiting for a reader (< 50,000).
+    const n = 40_000;
+    const reader = (await send(transport, chatId, [userMessage(`stream ${n} size 100`)])).getReader();
+    const first = await readChunks(reader, 10);
+    await eventually(async () => !(await chatState(server.url, chatId)).currentTurnActive, 15_000);
+    await sleep(300);
+    const pulled = outBytes;
+    assert.ok(pulled < 2_000_000, `read ${pulled} bytes from the network for 10 chunks`);
+    // Reading on delivers the rest, complete.
+    let deltas = first.filter((c) => c.type === "text-delta").length;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (value.type === "text-delta") deltas++;
+    }
+    assert.equal(deltas, n);
+    assert.ok(outBytes > 10_000_000, `${outBytes} bytes in all`);
+  },
+);
+
+scenario("a stream keeps streaming after the app drops its transport", { timeout: 20_000 }, async (impl) => {
+  const chatId = newChatId("dropped-transport");
+  const text = "slow while collectable";
+  // The app lets go of the transport (a re-render that builds a new one, a disposed store…)
+  // while the UI still reads the stream it returned.
+  const stream = await (async () => {
+    const { transport } = makeTransport(impl, server.url, {}, { retain: false });
+    return send(transport, chatId, [userMessage(text)]);
+  })();
+  const reading = collect(stream);
+  for (let i = 0; i < 5; i++) {
+    await sleep(200);
+    await forceGc();
+  }
+  const { message } = await reading;
+  assert.equal(textOf(message), slowReply(text));
+  assert.equal(outs(await requestLog(server.url, chatId)).length, 1);
 });
