@@ -1,6 +1,7 @@
-// Reload, stop, continuation runs, upgrades and closed sessions through the official transport.
+// Stop, continuation runs, upgrades, closed and stale sessions, for every transport
+// (transports.mjs).
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { after, before } from "node:test";
 import {
   admin,
   appends,
@@ -11,11 +12,10 @@ import {
   eventually,
   makeTransport,
   newChatId,
-  outs,
   readUntil,
   requestLog,
+  scenario,
   send,
-  slowReply,
   startServer,
   textOf,
   userMessage,
@@ -29,55 +29,9 @@ after(() => server.stop());
 
 const isDelta = (c) => c.type === "text-delta";
 
-test("reload mid-turn: a new transport resumes from the persisted session", { timeout: 20_000 }, async () => {
-  const chatId = newChatId("reload");
-  const tab1 = makeTransport(server.url);
-  const u1 = userMessage("warm up");
-  const r1 = await collect(await send(tab1.transport, chatId, [u1]));
-  assert.equal(textOf(r1.message), echo("warm up"));
-
-  const text = "please be slow";
-  const stream = await send(tab1.transport, chatId, [u1, r1.message, userMessage(text)]);
-  const reader = stream.getReader();
-  let seen = 0;
-  await readUntil(reader, (c) => isDelta(c) && ++seen === 5);
-  // The page goes away: no stop is sent, the reader is just dropped.
-  await reader.cancel();
-  const saved = structuredClone(tab1.persisted[chatId]);
-  assert.equal(saved.isStreaming, true);
-
-  const tab2 = makeTransport(server.url, { sessions: { [chatId]: saved } });
-  const resumed = await tab2.transport.reconnectToStream({ chatId });
-  assert.ok(resumed, "reconnectToStream returns a stream mid-turn");
-  const { message, chunks } = await collect(resumed);
-  assert.equal(textOf(message), slowReply(text), "full text, nothing duplicated");
-  assert.equal(chunks.filter((c) => c.type === "start").length, 1);
-  assert.equal(tab2.calls.start, 0, "no new session");
-  const state = await chatState(server.url, chatId);
-  assert.equal(state.inRecords.filter((r) => r.kind === "stop").length, 0, "the reload sent no stop");
-});
-
-test("reconnect after a finished turn closes at once (settled peek)", { timeout: 15_000 }, async () => {
-  const chatId = newChatId("settled");
-  const tab1 = makeTransport(server.url);
-  await collect(await send(tab1.transport, chatId, [userMessage("done soon")]));
-  const saved = tab1.persisted[chatId];
-  assert.equal(saved.isStreaming, false);
-  // A session persisted without the streaming flag still reconnects, with X-Peek-Settled.
-  const hydrated = { publicAccessToken: saved.publicAccessToken, lastEventId: saved.lastEventId };
-  const tab2 = makeTransport(server.url, { sessions: { [chatId]: hydrated } });
-  const startedAt = Date.now();
-  const stream = await tab2.transport.reconnectToStream({ chatId });
-  const { chunks } = await collect(stream);
-  assert.deepEqual(chunks, []);
-  assert.ok(Date.now() - startedAt < 3_000, "closed without waiting out the long poll");
-  const last = outs(await requestLog(server.url, chatId)).at(-1);
-  assert.equal(last.headers["x-peek-settled"], "1");
-});
-
-test("stopGeneration mid-turn, then a new turn", { timeout: 20_000 }, async () => {
+scenario("stopGeneration mid-turn, then a new turn", { timeout: 20_000 }, async (impl) => {
   const chatId = newChatId("stop");
-  const { transport } = makeTransport(server.url);
+  const { transport } = makeTransport(impl, server.url);
   const u1 = userMessage("slow please");
   const reader = (await send(transport, chatId, [u1])).getReader();
   let seen = 0;
@@ -99,9 +53,9 @@ test("stopGeneration mid-turn, then a new turn", { timeout: 20_000 }, async () =
   assert.equal(state.turns, 2);
 });
 
-test("a run that ended is continued by the next message", { timeout: 15_000 }, async () => {
+scenario("a run that ended is continued by the next message", { timeout: 15_000 }, async (impl) => {
   const chatId = newChatId("continue");
-  const { transport } = makeTransport(server.url);
+  const { transport } = makeTransport(impl, server.url);
   const u1 = userMessage("one");
   const r1 = await collect(await send(transport, chatId, [u1]));
   const before = await chatState(server.url, chatId);
@@ -116,9 +70,9 @@ test("a run that ended is continued by the next message", { timeout: 15_000 }, a
   assert.ok(state.lastSeq > before.lastSeq, "seq_num continues across runs");
 });
 
-test("upgrade-required mid-turn is invisible to the UI", { timeout: 15_000 }, async () => {
+scenario("upgrade-required mid-turn is invisible to the UI", { timeout: 15_000 }, async (impl) => {
   const chatId = newChatId("upgrade");
-  const { transport } = makeTransport(server.url);
+  const { transport } = makeTransport(impl, server.url);
   await transport.preload(chatId);
   await admin(server.url, `/chats/${chatId}/upgrade`, { method: "POST" });
   const { message, chunks } = await collect(await send(transport, chatId, [userMessage("hello v2")]));
@@ -127,9 +81,9 @@ test("upgrade-required mid-turn is invisible to the UI", { timeout: 15_000 }, as
   assert.equal((await chatState(server.url, chatId)).runs, 2);
 });
 
-test("a closed session refuses sends with session_closed", { timeout: 15_000 }, async () => {
+scenario("a closed session refuses sends with session_closed", { timeout: 15_000 }, async (impl) => {
   const chatId = newChatId("closed");
-  const { transport, events } = makeTransport(server.url);
+  const { transport, events } = makeTransport(impl, server.url);
   await collect(await send(transport, chatId, [userMessage("hi")]));
   await closeSession(server.url, chatId, "user-ended");
 
@@ -150,9 +104,9 @@ test("a closed session refuses sends with session_closed", { timeout: 15_000 }, 
   assert.equal(restart.status, 409);
 });
 
-test("the agent closing the session ends the stream with session-closed", { timeout: 15_000 }, async () => {
+scenario("the agent closing the session ends the stream with session-closed", { timeout: 15_000 }, async (impl) => {
   const chatId = newChatId("goodbye");
-  const { transport, events } = makeTransport(server.url);
+  const { transport, events } = makeTransport(impl, server.url);
   const { message } = await collect(await send(transport, chatId, [userMessage("goodbye")]));
   assert.equal(textOf(message), "Goodbye! This conversation is now closed.");
   const closed = events.find((e) => e.type === "session-closed");
@@ -161,9 +115,9 @@ test("the agent closing the session ends the stream with session-closed", { time
   assert.equal(transport.sessionStatus(chatId), "closed");
 });
 
-test("a stale persisted session is recreated through startSession", { timeout: 15_000 }, async () => {
+scenario("a stale persisted session is recreated through startSession", { timeout: 15_000 }, async (impl) => {
   const chatId = newChatId("stale");
-  const { transport, calls } = makeTransport(server.url, {
+  const { transport, calls } = makeTransport(impl, server.url, {
     // A token for this chat from an earlier server process: valid signature, no session here.
     sessions: { [chatId]: { publicAccessToken: await mintToken(chatId), lastEventId: "41" } },
   });

@@ -1,0 +1,123 @@
+// The session-state API, for every transport (transports.mjs): stopGeneration when idle,
+// removeSession, setSession, seedResumeCursor, and persistence callbacks that throw.
+import assert from "node:assert/strict";
+import { after, before } from "node:test";
+import {
+  appends,
+  collect,
+  echo,
+  eventually,
+  makeTransport,
+  mapStore,
+  newChatId,
+  requestLog,
+  scenario,
+  send,
+  startServer,
+  textOf,
+  userMessage,
+} from "./helpers.mjs";
+
+let server;
+before(async () => {
+  server = await startServer(["--run-idle-timeout-ms", "60000"]);
+});
+after(() => server.stop());
+
+scenario(
+  "stopGeneration with nothing streaming returns false and sends nothing",
+  { todo: { official: "W30: stopGeneration always appends a stop and returns true" } },
+  async (impl) => {
+    const chatId = newChatId("idle-stop");
+    const { transport } = makeTransport(impl, server.url);
+    await collect(await send(transport, chatId, [userMessage("hi")]));
+    const before = appends(await requestLog(server.url, chatId)).length;
+    assert.equal(await transport.stopGeneration(chatId), false);
+    assert.equal(appends(await requestLog(server.url, chatId)).length, before, "no stop appended");
+  },
+);
+
+scenario(
+  "removeSession forgets a chat and reports null to onSessionChange",
+  { todo: { official: "W16: there is no removeSession and onSessionChange never receives null" } },
+  async (impl) => {
+    const chatId = newChatId("remove");
+    const { transport, persisted } = makeTransport(impl, server.url);
+    await collect(await send(transport, chatId, [userMessage("hi")]));
+    assert.ok(persisted[chatId]);
+    transport.removeSession(chatId);
+    await eventually(() => persisted[chatId] === null, 2_000);
+    assert.equal(transport.getSession(chatId), undefined);
+  },
+);
+
+scenario(
+  "setSession with closed: true is honoured (status, reason, sends refused locally)",
+  { todo: { official: "W17: setSession ignores closed / closedReason" } },
+  async (impl) => {
+    const chatId = newChatId("set-closed");
+    const { transport } = makeTransport(impl, server.url);
+    await collect(await send(transport, chatId, [userMessage("hi")]));
+    transport.setSession(chatId, { ...transport.getSession(chatId), closed: true, closedReason: "archived" });
+    assert.equal(transport.sessionStatus(chatId), "closed");
+    assert.equal(transport.sessionClosedReason(chatId), "archived");
+    const before = (await requestLog(server.url, chatId)).length;
+    await assert.rejects(send(transport, chatId, [userMessage("still there?")]), (err) => {
+      assert.equal(err.code, "session_closed");
+      return true;
+    });
+    assert.equal((await requestLog(server.url, chatId)).length, before, "refused without a request");
+  },
+);
+
+scenario(
+  "seedResumeCursor moves a cursor forward, never back",
+  { todo: { official: "W18: seedResumeCursor never moves an existing cursor" } },
+  async (impl) => {
+    const chatId = newChatId("seed");
+    const { transport } = makeTransport(impl, server.url);
+    await collect(await send(transport, chatId, [userMessage("hi")]));
+    const cursor = Number(transport.getSession(chatId).lastEventId);
+    assert.ok(cursor > 0);
+    transport.seedResumeCursor(chatId, String(cursor + 100));
+    assert.equal(transport.getSession(chatId).lastEventId, String(cursor + 100));
+    transport.seedResumeCursor(chatId, "1");
+    assert.equal(transport.getSession(chatId).lastEventId, String(cursor + 100));
+  },
+);
+
+scenario(
+  "a throwing onSessionChange does not break the turn",
+  { todo: { official: "W15: onSessionChange exceptions propagate into sendMessages / the stream" } },
+  async (impl) => {
+    const chatId = newChatId("throwing-hook");
+    const { transport } = makeTransport(impl, server.url, {
+      onSessionChange: () => {
+        throw new Error("the app's database is down");
+      },
+    });
+    const { message } = await collect(await send(transport, chatId, [userMessage("hi anyway")]));
+    assert.equal(textOf(message), echo("hi anyway"));
+  },
+);
+
+// `persistence` is an option of trigger-chat-wasm only (the official transport persists through
+// `sessions` + `onSessionChange`, exercised above).
+const noPersistenceOption = { official: "persistence is a trigger-chat-wasm option" };
+
+scenario(
+  "a persistence store that throws reports storage-error and the turn goes on",
+  { skip: noPersistenceOption },
+  async (impl) => {
+    const chatId = newChatId("store-fails");
+    const { transport, events } = makeTransport(impl, server.url, {
+      persistence: mapStore(new Map(), { failSaves: true }),
+    });
+    const { message } = await collect(await send(transport, chatId, [userMessage("no storage")]));
+    assert.equal(textOf(message), echo("no storage"));
+    const failure = events.find((e) => e.type === "storage-error");
+    assert.ok(failure, `events: ${events.map((e) => e.type)}`);
+    assert.equal(failure.chatId, chatId);
+    assert.ok(failure.error instanceof Error);
+  },
+);
