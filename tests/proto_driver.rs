@@ -597,3 +597,69 @@ fn with_web_locks_a_send_waits_for_the_writer_lock() {
         |a| matches!(a, Action::LockRelease { name, .. } if name == "trigger-chat:c1:writer")
     ));
 }
+
+#[test]
+fn a_session_the_server_forgot_is_recreated_and_read_from_its_start() {
+    let mut host = Host::new(OPTIONS);
+    host.d.hydrate(
+        "gone",
+        Stored::Shape(r#"{"publicAccessToken":"old","lastEventId":"41","isStreaming":false}"#),
+    );
+    let request = Json::parse(
+        r#"{"chatId":"gone","message":{"id":"u","role":"user","parts":[{"type":"text","text":"hi"}]}}"#,
+    )
+    .unwrap();
+    let op = host
+        .d
+        .send_messages(SendRequest::from_json(&request).unwrap(), "p", host.now);
+    host.pump();
+    let (out, _, out_headers, _) = host.take_fetch(Endpoint::Out);
+    assert_eq!(
+        Host::header(&out_headers, "last-event-id").as_deref(),
+        Some("41")
+    );
+    let (append, _, _, _) = host.take_fetch(Endpoint::In);
+    // Both meet a 404; one startSession call repairs both.
+    host.d.fetch_text(
+        out,
+        404,
+        r#"{"ok":false,"error":"no such session"}"#,
+        None,
+        host.now,
+    );
+    host.d.fetch_text(
+        append,
+        404,
+        r#"{"ok":false,"error":"no such session"}"#,
+        None,
+        host.now,
+    );
+    host.pump();
+    assert_eq!(host.calls.len(), 1);
+    assert_eq!(host.calls[0].1, Callback::StartSession);
+    host.answer_call("new");
+    let (out, _, out_headers, _) = host.take_fetch(Endpoint::Out);
+    assert_eq!(
+        Host::header(&out_headers, "last-event-id"),
+        None,
+        "the new session is read from its start"
+    );
+    assert_eq!(
+        Host::header(&out_headers, "authorization").as_deref(),
+        Some("Bearer new")
+    );
+    let (append, _, headers, _) = host.take_fetch(Endpoint::In);
+    assert_eq!(Host::header(&headers, "x-part-id").as_deref(), Some("p"));
+    host.d
+        .fetch_text(append, 200, r#"{"ok":true,"seq":0}"#, None, host.now);
+    host.pump();
+    let stream = host.stream_of(op);
+    host.d.fetch_open(out, false, host.now);
+    host.d.pull(stream, host.now);
+    host.pump();
+    host.d
+        .fetch_bytes(out, &batch(&[(0, "fresh")], Some((1, None))), host.now);
+    host.pump();
+    assert_eq!(texts(&host.chunks), "fresh");
+    assert!(host.failed.is_empty());
+}

@@ -414,3 +414,19 @@ async fn a_tab_without_the_cursor_never_shows_an_earlier_answer_as_its_own() {
         1
     );
 }
+
+#[wasm_bindgen_test]
+async fn an_action_can_open_a_fresh_chat() {
+    let chat = new_chat_id("fresh-action");
+    let (t, _) = transport(&JsValue::UNDEFINED);
+    let request = send_request(
+        &chat,
+        &array(&[]),
+        &object(&[(
+            "body",
+            object(&[("action", object(&[("type", "ping".into())]))]),
+        )]),
+    );
+    let chunks = ok(read_all(&ok(t.send_messages(&request)).await)).await;
+    assert_eq!(text_of(&chunks), r#"Action received: {"type":"ping"}"#);
+}

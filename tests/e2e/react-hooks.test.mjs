@@ -77,6 +77,10 @@ test("useChatActions sends the action through useChat and the reply streams in",
   const page = await openHarness();
   const chatId = newChatId("actions");
   await page.evaluate((id) => harness.mount(id), chatId);
+  // Let StrictMode's simulated unmount/remount finish first: useChat's cleanup calls
+  // chat.stop(), which aborts a request already in flight (and the transport then stops the
+  // turn it started, as an aborted owning send should).
+  await page.waitForTimeout(100);
   await page.evaluate(() => harness.action({ type: "ping" }));
   await eventually(async () => (await lastText(page)).includes('Action received: {"type":"ping"}'), {
     message: "the action's reply",

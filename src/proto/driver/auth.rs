@@ -154,6 +154,10 @@ impl Driver {
             }
         }
         self.persist(chat);
+        if taken.kind == (TokenKind::Start { replace: true }) {
+            let chat_id = self.chats[chat].id.clone();
+            self.session_replaced(&chat_id, now_ms);
+        }
         if pending_version && matches!(taken.kind, TokenKind::Start { .. }) {
             let mut event = EventBuilder::new("run-pending-version", &self.chats[chat].id);
             event.str("source", "start");

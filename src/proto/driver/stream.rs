@@ -133,6 +133,8 @@ pub(super) struct Sub {
     connected_once: bool,
     settled_seen: bool,
     last_token: String,
+    /// A 404 already sent this subscription to repair the session once.
+    repaired: bool,
 }
 
 impl Sub {
@@ -170,6 +172,7 @@ impl Driver {
             connected_once: false,
             settled_seen: false,
             last_token: String::new(),
+            repaired: false,
         });
         self.connect(id, now_ms);
         id
@@ -750,6 +753,27 @@ impl Driver {
             self.service(id, now_ms);
             return;
         }
+        if matches!(end, ConnectionEnd::Failed(Error::NotFound { .. })) && !sub.repaired {
+            // The session is gone (a stored token outlived it). The append path recreates it
+            // with `startSession`; wait for that (or start it) and read the new session from
+            // its beginning, rather than failing the stream (the JS transport's W10).
+            sub.repaired = true;
+            let stale = sub.last_token.clone();
+            let chat_id = sub.chat.clone();
+            let chat = self.chat_mut(&chat_id);
+            let current = self.chats[chat].state.token.clone();
+            if current.as_deref().is_some_and(|t| t != stale) {
+                self.reset_cursor(id);
+                self.connect(id, now_ms);
+                return;
+            }
+            if self.config.has_start_session {
+                self.subs[i].conn = Conn::Token;
+                self.recreate_session(chat, Waiter::Sub(id));
+                return;
+            }
+        }
+        let sub = &mut self.subs[i];
         let turn_open = !sub.turn.is_finished() && !sub.settled_seen;
         match sub.policy.after_end(end, turn_open, now_ms, random) {
             Reconnect::After { delay_ms: 0 } => self.connect(id, now_ms),
@@ -789,6 +813,38 @@ impl Driver {
                     self.close_chat(chat, closed_reason.clone(), "stream");
                 }
                 self.fail_sub(id, error.into(), now_ms);
+            }
+        }
+    }
+
+    /// A subscription reads a (new) session from its beginning.
+    fn reset_cursor(&mut self, id: u32) {
+        if let Some(i) = self.sub_index(id) {
+            self.subs[i].cursor = Cursor::default();
+            self.subs[i].start = Cursor::default();
+        }
+    }
+
+    /// The chat's session was replaced (`startSession` after a 404): its subscriptions read the
+    /// new one from the start — a cursor from the old session would skip the whole reply.
+    pub(super) fn session_replaced(&mut self, chat_id: &str, now_ms: u64) {
+        let ids: Vec<u32> = self
+            .subs
+            .iter()
+            .filter(|s| s.chat == chat_id && s.phase == Phase::Open)
+            .map(|s| s.id)
+            .collect();
+        for id in ids {
+            self.reset_cursor(id);
+            let Some(i) = self.sub_index(id) else {
+                continue;
+            };
+            if matches!(
+                self.subs[i].conn,
+                Conn::Connecting { .. } | Conn::Open { .. }
+            ) {
+                self.drop_conn(i);
+                self.connect(id, now_ms);
             }
         }
     }
