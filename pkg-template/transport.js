@@ -520,6 +520,7 @@ export function createTransportClass(load) {
 
     #openChannel() {
       const channel = new BroadcastChannel(TAB_CHANNEL);
+      channel.unref?.(); // Node: an open channel must not keep the process alive
       channel.onmessage = (e) => {
         let text;
         try {

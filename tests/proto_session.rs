@@ -11,6 +11,7 @@ fn full() -> PersistedSession {
         is_streaming: Some(true),
         closed: true,
         closed_reason: Some("user-ended".into()),
+        consumed_input_seq: None,
     }
 }
 

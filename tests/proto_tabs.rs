@@ -124,6 +124,7 @@ fn js_tab_messages_are_understood() {
             chat_id: "c".into(),
             tab_id: "js".into(),
             last_event_id: Some("42".into()),
+            consumed_input_seq: None,
             version: None
         }
     );
@@ -142,7 +143,7 @@ fn our_messages_keep_the_js_shape_and_add_fields() {
     a.claim(CHAT, 1_700_000_000_000, true).unwrap();
     a.broadcast_messages(CHAT, Json::parse(r#"[{"id":"m1"}]"#).unwrap(), 7)
         .unwrap();
-    a.broadcast_session(CHAT, "99", 3).unwrap();
+    a.broadcast_session(CHAT, "99", None, 3).unwrap();
     a.release(CHAT);
     assert_eq!(
         posted(&a.take_effects()),
@@ -184,6 +185,7 @@ fn every_message_round_trips() {
             chat_id: "c".into(),
             tab_id: "t".into(),
             last_event_id: Some("18446744073709551615".into()),
+            consumed_input_seq: None,
             version: None,
         },
     ];
@@ -862,6 +864,7 @@ fn session_msg(version: Option<u64>, last_event_id: Option<&str>) -> Message {
         chat_id: CHAT.into(),
         tab_id: "tab-a".into(),
         last_event_id: last_event_id.map(str::to_owned),
+        consumed_input_seq: None,
         version,
     }
 }
@@ -893,7 +896,7 @@ fn the_resume_cursor_never_moves_back() {
 #[test]
 fn a_tab_does_not_apply_a_cursor_older_than_the_one_it_broadcast() {
     let mut a = tab("tab-a");
-    a.broadcast_session(CHAT, "50", 4).unwrap();
+    a.broadcast_session(CHAT, "50", None, 4).unwrap();
     a.take_effects();
     let mut stale = session_msg(Some(5), Some("40"));
     if let Message::Session { tab_id, .. } = &mut stale {
@@ -901,7 +904,7 @@ fn a_tab_does_not_apply_a_cursor_older_than_the_one_it_broadcast() {
     }
     a.receive(stale, 1_000);
     assert!(cursors(&a.take_effects()).is_empty());
-    assert!(a.broadcast_session(CHAT, "", 6).is_err());
+    assert!(a.broadcast_session(CHAT, "", None, 6).is_err());
 }
 
 #[test]

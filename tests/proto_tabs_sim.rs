@@ -262,6 +262,7 @@ impl Sim {
                 Effect::Session {
                     chat_id,
                     last_event_id,
+                    ..
                 } => {
                     let Ok(cursor) = last_event_id.parse::<u64>() else {
                         self.fail("cursor is not a seq")
@@ -383,6 +384,7 @@ impl Sim {
                 chat_id: chat.to_owned(),
                 tab_id: self.tabs[tab].coord.tab_id().to_owned(),
                 last_event_id: Some(cursor.to_string()),
+                consumed_input_seq: None,
                 version: None,
             };
             self.broadcast(tab, message);
@@ -408,7 +410,7 @@ impl Sim {
         self.tabs[tab].cursor.insert(chat.to_owned(), seq);
         if self.tabs[tab]
             .coord
-            .broadcast_session(chat, &seq.to_string(), seq)
+            .broadcast_session(chat, &seq.to_string(), None, seq)
             .is_err()
         {
             self.fail("broadcast_session refused a cursor");

@@ -67,6 +67,9 @@ pub struct ChatState {
     pub closed: bool,
     /// The reason given when the session was closed.
     pub closed_reason: Option<String>,
+    /// The highest `.in` seq the agent is known to have consumed (`session-in-event-id` of the
+    /// boundaries seen here or reported by another tab).
+    pub consumed_input_seq: Option<u64>,
 }
 
 impl ChatState {
@@ -82,6 +85,7 @@ impl ChatState {
             is_streaming: p.is_streaming,
             closed: p.closed,
             closed_reason: p.closed_reason.clone(),
+            consumed_input_seq: p.consumed_input_seq,
         }
     }
 
@@ -96,7 +100,15 @@ impl ChatState {
             is_streaming: self.is_streaming,
             closed: self.closed,
             closed_reason: self.closed_reason.clone(),
+            consumed_input_seq: self.consumed_input_seq,
         })
+    }
+
+    /// A boundary said the agent consumed `.in` up to `seq`.
+    pub fn note_consumed(&mut self, seq: u64) {
+        if self.consumed_input_seq.is_none_or(|known| seq > known) {
+            self.consumed_input_seq = Some(seq);
+        }
     }
 
     /// Whether an earlier turn may still be writing to `.out`: a send or resume started now must
@@ -205,6 +217,7 @@ mod tests {
             is_streaming: streaming,
             closed: false,
             closed_reason: None,
+            consumed_input_seq: None,
         }
     }
 

@@ -32,6 +32,10 @@ pub struct PersistedSession {
     pub closed: bool,
     /// Why it was closed.
     pub closed_reason: Option<String>,
+    /// The highest `.in` seq the agent is known to have consumed (from turn boundaries). Not in
+    /// the JS transport's state; it lets the next send know whether an earlier turn may still
+    /// be writing.
+    pub consumed_input_seq: Option<u64>,
 }
 
 impl PersistedSession {
@@ -77,6 +81,9 @@ impl PersistedSession {
         if let Some(reason) = &self.closed_reason {
             members.push(("closedReason".to_owned(), Json::from(reason.as_str())));
         }
+        if let Some(seq) = self.consumed_input_seq {
+            members.push(("consumedInputSeq".to_owned(), Json::from(seq)));
+        }
         Json::Object(members)
     }
 
@@ -117,6 +124,7 @@ impl PersistedSession {
                 .get("closedReason")
                 .and_then(Json::as_str)
                 .map(str::to_owned),
+            consumed_input_seq: value.get("consumedInputSeq").and_then(Json::as_u64),
         })
     }
 

@@ -6,18 +6,19 @@
 //! header (the first turn, started by session create, or a legacy agent) is accepted.
 //!
 //! Two things the JavaScript transport gets wrong are decided here instead:
-//! - **Earlier-turn data never leaks into this stream (W11).** When the caller knows an earlier
-//!   turn may still be writing (a send while a turn was outstanding, or after a stop), data is
-//!   *held* rather than forwarded. An earlier boundary discards what was held; this send's own
-//!   boundary releases it. Nothing is lost if the stopped turn never writes a boundary: the
-//!   hold is simply released at ours (W12, no manual `clearSupersedeGate`).
-//! - **A chat read from an unknown position** (no cursor: a new chat, or one whose state was
-//!   removed) may replay earlier turns first. Data is held until the subscription has caught up
-//!   with the stream's tail (`tail` on batches and pings) or an earlier boundary went by, so a
-//!   new chat streams at once and an old one never shows a previous answer as this one.
+//! - **Earlier-turn data never reaches this stream (W11).** `.in` inputs are answered in order,
+//!   and a boundary's `session-in-event-id` says which inputs the agent has consumed. A send
+//!   with seq `S` can see another turn's data only while some input below `S` has no boundary
+//!   yet: a turn this tab stopped, a turn of another tab (perhaps one that crashed mid-turn), an
+//!   action. So data is *held* until every input below `S` is known to be consumed (from the
+//!   boundaries seen here, or remembered for the chat); an earlier boundary discards what was
+//!   held before it, and this send's own boundary releases the rest. Nothing is lost if a
+//!   stopped turn never writes its boundary: the hold is released at ours (W12, no manual
+//!   `clearSupersedeGate`). A send whose earlier inputs are all known to be answered — the
+//!   usual case — streams at once.
 //! - **The append and the subscription run in parallel.** `.out` is opened before the append's
-//!   `seq` is known, so a boundary that arrives first waits (with everything after it) until
-//!   [`Turn::set_input_seq`] decides whose it is.
+//!   `seq` is known, so data waits for it, and a boundary that arrives first waits (with
+//!   everything after it) until [`Turn::set_input_seq`] decides whose it is.
 //!
 //! The machine only sees records newer than the cursor; deduplication by `seq_num` happens
 //! before (see [`super::chat::Cursor`]).
@@ -43,16 +44,17 @@ pub enum InputSeq {
     Unknown,
 }
 
-/// When data is held back instead of delivered.
+/// Whether data may need holding back (see the module documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Hold {
-    /// Deliver at once.
+    /// Deliver at once (a resume replays its own turn from its start).
     Off,
-    /// An earlier turn is still writing: hold until a boundary decides whose data it is.
-    UntilBoundary,
-    /// The position in the stream is unknown: hold until caught up with the tail (or a
-    /// boundary).
-    UntilCaughtUp,
+    /// A send: hold data until every `.in` input below its seq is known to be consumed.
+    /// `consumed` is the highest consumed seq known when the send began.
+    BySeq {
+        /// The highest `.in` seq known to be consumed, if any.
+        consumed: Option<u64>,
+    },
 }
 
 /// The consumer-visible effect of one record.
@@ -76,6 +78,8 @@ pub enum Outcome {
         discarded: usize,
         /// `seq_num` of the boundary record.
         seq_num: u64,
+        /// Its `session-in-event-id`: inputs up to here are consumed.
+        consumed: Option<u64>,
     },
     /// The session was closed by the agent or from outside: terminal.
     SessionClosed {
@@ -92,7 +96,12 @@ pub enum Outcome {
 #[derive(Debug)]
 pub struct Turn {
     input_seq: InputSeq,
-    hold: Hold,
+    /// Whether the seq rule applies (a send); off for a resume.
+    by_seq: bool,
+    /// The highest `.in` seq known to be consumed.
+    consumed: Option<u64>,
+    /// Data is currently held (the rule did not clear the stream yet).
+    holding: bool,
     held: VecDeque<(u64, String)>,
     held_bytes: usize,
     deferred: VecDeque<Record>,
@@ -103,14 +112,41 @@ pub struct Turn {
 impl Turn {
     /// A subscription for a send whose `.in` seq is `input_seq`, holding data as `hold` says.
     pub fn new(input_seq: InputSeq, hold: Hold) -> Turn {
-        Turn {
+        let (by_seq, consumed) = match hold {
+            Hold::Off => (false, None),
+            Hold::BySeq { consumed } => (true, consumed),
+        };
+        let mut turn = Turn {
             input_seq,
-            hold,
+            by_seq,
+            consumed,
+            holding: by_seq,
             held: VecDeque::new(),
             held_bytes: 0,
             deferred: VecDeque::new(),
             delivered_data: false,
             finished: false,
+        };
+        turn.holding = !turn.clear();
+        turn
+    }
+
+    /// Whether no earlier input can still be writing: data from here on is this send's.
+    fn clear(&self) -> bool {
+        if !self.by_seq {
+            return true;
+        }
+        match self.input_seq {
+            InputSeq::Pending => false,
+            InputSeq::Unknown | InputSeq::Known(0) => true,
+            InputSeq::Known(seq) => self.consumed.is_some_and(|k| k + 1 >= seq),
+        }
+    }
+
+    /// Releases what is held once the rule clears the stream.
+    fn recheck(&mut self, out: &mut Vec<Outcome>) {
+        if self.holding && self.clear() && self.deferred.is_empty() {
+            self.release_held(out);
         }
     }
 
@@ -119,17 +155,9 @@ impl Turn {
         self.finished
     }
 
-    /// Whether data is currently being held back.
+    /// Whether data is currently held back.
     pub fn is_holding(&self) -> bool {
-        self.hold != Hold::Off
-    }
-
-    /// The subscription reached the live edge of the stream: data held only because the
-    /// position was unknown is released.
-    pub fn on_caught_up(&mut self, out: &mut Vec<Outcome>) {
-        if self.hold == Hold::UntilCaughtUp && self.deferred.is_empty() && !self.finished {
-            self.release_held(out);
-        }
+        self.holding
     }
 
     /// Whether any data record has been delivered.
@@ -181,6 +209,9 @@ impl Turn {
         for record in deferred {
             self.on_record(record, out);
         }
+        if !self.finished {
+            self.recheck(out);
+        }
     }
 
     fn on_data(&mut self, seq_num: u64, body: String, out: &mut Vec<Outcome>) {
@@ -206,7 +237,7 @@ impl Turn {
     }
 
     fn release_held(&mut self, out: &mut Vec<Outcome>) {
-        self.hold = Hold::Off;
+        self.holding = false;
         self.held_bytes = 0;
         while let Some((seq_num, body)) = self.held.pop_front() {
             self.deliver(seq_num, body, out);
@@ -230,11 +261,14 @@ impl Turn {
     }
 
     fn on_boundary(&mut self, seq_num: u64, control: Control, out: &mut Vec<Outcome>) {
+        if let Some(consumed) = control.session_in_event_id {
+            self.consumed = Some(self.consumed.map_or(consumed, |k| k.max(consumed)));
+        }
         if self.is_earlier_boundary(&control) {
+            // What was held so far belongs to that earlier turn (or one before it).
             let discarded = self.held.len();
             self.held.clear();
             self.held_bytes = 0;
-            self.hold = Hold::Off;
             // An earlier turn that closed the session closes it for us too.
             if control.session_closed {
                 self.finished = true;
@@ -243,7 +277,12 @@ impl Turn {
                 });
                 return;
             }
-            out.push(Outcome::SkippedBoundary { discarded, seq_num });
+            out.push(Outcome::SkippedBoundary {
+                discarded,
+                seq_num,
+                consumed: control.session_in_event_id,
+            });
+            self.holding = !self.clear();
             return;
         }
         self.release_held(out);
@@ -327,7 +366,8 @@ mod tests {
             out,
             vec![Outcome::SkippedBoundary {
                 discarded: 0,
-                seq_num: 20
+                seq_num: 20,
+                consumed: Some(6)
             }]
         );
         assert!(!turn.is_finished());
@@ -347,7 +387,7 @@ mod tests {
 
     #[test]
     fn held_data_of_an_earlier_turn_is_discarded_at_its_boundary() {
-        let mut turn = Turn::new(InputSeq::Known(9), Hold::UntilBoundary);
+        let mut turn = Turn::new(InputSeq::Known(9), Hold::BySeq { consumed: Some(7) });
         let mut out = Vec::new();
         turn.on_record(data(30, "old"), &mut out);
         turn.on_record(data(31, "old"), &mut out);
@@ -357,7 +397,8 @@ mod tests {
             out,
             vec![Outcome::SkippedBoundary {
                 discarded: 2,
-                seq_num: 32
+                seq_num: 32,
+                consumed: Some(8)
             }]
         );
         turn.on_record(data(33, "new"), &mut out);
@@ -368,7 +409,7 @@ mod tests {
 
     #[test]
     fn held_data_is_ours_when_the_stopped_turn_never_wrote_a_boundary() {
-        let mut turn = Turn::new(InputSeq::Known(9), Hold::UntilBoundary);
+        let mut turn = Turn::new(InputSeq::Known(9), Hold::BySeq { consumed: Some(7) });
         let mut out = Vec::new();
         turn.on_record(data(40, "mine"), &mut out);
         turn.on_record(data(41, "mine"), &mut out);
@@ -378,8 +419,8 @@ mod tests {
     }
 
     #[test]
-    fn header_less_boundary_ends_the_hold_as_the_earlier_turns() {
-        let mut turn = Turn::new(InputSeq::Known(1), Hold::UntilBoundary);
+    fn a_header_less_boundary_is_an_earlier_turns_but_input_0_is_still_unanswered() {
+        let mut turn = Turn::new(InputSeq::Known(1), Hold::BySeq { consumed: None });
         let mut out = Vec::new();
         turn.on_record(data(1, "first turn"), &mut out);
         turn.on_record(boundary(2, None), &mut out);
@@ -387,10 +428,17 @@ mod tests {
             out,
             vec![Outcome::SkippedBoundary {
                 discarded: 1,
-                seq_num: 2
+                seq_num: 2,
+                consumed: None
             }]
         );
+        // The first turn (session create) reads no input; input 0 still has no boundary.
+        assert!(turn.is_holding());
+        turn.on_record(data(3, "input 0's answer"), &mut out);
+        turn.on_record(boundary(4, Some(0)), &mut out);
         assert!(!turn.is_holding());
+        turn.on_record(data(5, "mine"), &mut out);
+        assert_eq!(delivered(&out), vec![5]);
     }
 
     #[test]
@@ -423,30 +471,48 @@ mod tests {
     }
 
     #[test]
-    fn an_unknown_position_holds_until_caught_up_or_an_earlier_boundary() {
-        // A new chat: the first batch is this turn's, caught up at once.
-        let mut turn = Turn::new(InputSeq::Known(0), Hold::UntilCaughtUp);
-        let mut out = Vec::new();
-        turn.on_record(data(0, "mine"), &mut out);
-        assert!(out.is_empty());
-        turn.on_caught_up(&mut out);
-        assert_eq!(delivered(&out), vec![0]);
-        turn.on_record(data(1, "more"), &mut out);
-        assert_eq!(delivered(&out), vec![0, 1], "live after catching up");
+    fn a_send_streams_at_once_when_every_earlier_input_is_answered() {
+        // The first input of a chat, or one right after the last consumed: no hold.
+        for (seq, consumed) in [(0, None), (5, Some(4)), (5, Some(9))] {
+            let mut turn = Turn::new(InputSeq::Known(seq), Hold::BySeq { consumed });
+            let mut out = Vec::new();
+            turn.on_record(data(1, "mine"), &mut out);
+            assert_eq!(delivered(&out), vec![1], "seq {seq}, consumed {consumed:?}");
+        }
+    }
 
-        // An old chat read from the start: the earlier turn is dropped at its boundary.
-        let mut turn = Turn::new(InputSeq::Known(4), Hold::UntilCaughtUp);
+    #[test]
+    fn data_waits_for_the_appends_seq_then_for_earlier_inputs() {
+        // A tab that knows nothing of the chat (a crashed owner's turn may be in flight).
+        let mut turn = Turn::new(InputSeq::Pending, Hold::BySeq { consumed: None });
         let mut out = Vec::new();
-        turn.on_record(data(0, "old"), &mut out);
-        turn.on_record(boundary(1, Some(3)), &mut out);
-        turn.on_record(data(2, "new"), &mut out);
-        turn.on_caught_up(&mut out);
-        assert_eq!(delivered(&out), vec![2]);
+        turn.on_record(data(0, "their turn"), &mut out);
+        turn.set_input_seq(Some(1), &mut out);
+        assert!(out.is_empty(), "input 0 has no boundary yet");
+        turn.on_record(data(1, "their turn"), &mut out);
+        turn.on_record(boundary(2, Some(0)), &mut out);
+        assert_eq!(
+            out,
+            vec![Outcome::SkippedBoundary {
+                discarded: 2,
+                seq_num: 2,
+                consumed: Some(0)
+            }]
+        );
+        turn.on_record(data(3, "mine"), &mut out);
+        assert_eq!(delivered(&out), vec![3], "live once input 0 is answered");
+        // A send whose earlier input is answered streams as soon as its seq is known.
+        let mut turn = Turn::new(InputSeq::Pending, Hold::BySeq { consumed: Some(3) });
+        let mut out = Vec::new();
+        turn.on_record(data(7, "mine"), &mut out);
+        assert!(out.is_empty());
+        turn.set_input_seq(Some(4), &mut out);
+        assert_eq!(delivered(&out), vec![7]);
     }
 
     #[test]
     fn session_closed_is_terminal() {
-        let mut turn = Turn::new(InputSeq::Known(2), Hold::UntilBoundary);
+        let mut turn = Turn::new(InputSeq::Known(2), Hold::BySeq { consumed: Some(0) });
         let mut out = Vec::new();
         turn.on_record(data(1, "x"), &mut out);
         turn.on_record(
@@ -476,7 +542,7 @@ mod tests {
 
     #[test]
     fn held_data_past_the_cap_is_released() {
-        let mut turn = Turn::new(InputSeq::Known(2), Hold::UntilBoundary);
+        let mut turn = Turn::new(InputSeq::Known(2), Hold::BySeq { consumed: Some(0) });
         let mut out = Vec::new();
         let big = "x".repeat(MAX_HELD_BYTES / 3);
         turn.on_record(data(1, &big), &mut out);

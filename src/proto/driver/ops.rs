@@ -344,14 +344,12 @@ impl Driver {
         }
         let (start, hold) = {
             let state = &self.chats[chat].state;
-            let hold = if state.has_outstanding_turn() {
-                Hold::UntilBoundary
-            } else if state.cursor.get().is_none() {
-                Hold::UntilCaughtUp
-            } else {
-                Hold::Off
+            // A stopped or unfinished turn of this tab is still unanswered input.
+            let consumed = match (state.consumed_input_seq, state.active_input_seq) {
+                (known, Some(outstanding)) => known.filter(|k| *k >= outstanding),
+                (known, None) => known,
             };
-            (state.cursor, hold)
+            (state.cursor, Hold::BySeq { consumed })
         };
         let stream = self.open_sub(
             chat,

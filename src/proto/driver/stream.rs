@@ -602,20 +602,10 @@ impl Driver {
                 }
                 StreamEvent::Other => continue,
             };
-            self.check_caught_up(i, tail, &mut outcomes);
+            let _ = tail;
             self.apply(i, core::mem::take(&mut outcomes), now_ms);
         }
         Ok(ended)
-    }
-
-    /// Tells the turn when the subscription reached the live edge (`tail` = next seq to be
-    /// written); a server that reports no tail counts as caught up after each batch.
-    fn check_caught_up(&mut self, i: usize, tail: Option<u64>, outcomes: &mut Vec<Outcome>) {
-        let sub = &mut self.subs[i];
-        let next = sub.cursor.get().map_or(0, |c| c + 1);
-        if tail.is_none_or(|tail| next >= tail) {
-            sub.turn.on_caught_up(outcomes);
-        }
     }
 
     /// The append of the send this stream serves returned.
@@ -647,6 +637,9 @@ impl Driver {
                     self.subs[i].ready.push(&body);
                 }
                 Outcome::TurnComplete(control) => {
+                    if let Some(seq) = control.session_in_event_id {
+                        self.chats[chat].state.note_consumed(seq);
+                    }
                     self.chats[chat]
                         .state
                         .complete_turn(control.public_access_token.clone());
@@ -666,7 +659,12 @@ impl Driver {
                     self.settle_action(i, &control, cursor.as_deref());
                     self.subs[i].phase = Phase::Finished;
                 }
-                Outcome::SkippedBoundary { seq_num, .. } => {
+                Outcome::SkippedBoundary {
+                    seq_num, consumed, ..
+                } => {
+                    if let Some(seq) = consumed {
+                        self.chats[chat].state.note_consumed(seq);
+                    }
                     if active {
                         self.chats[chat].state.skip_turn_start_to(seq_num);
                     }

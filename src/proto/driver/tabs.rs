@@ -18,6 +18,9 @@ use crate::proto::json::Json;
 use crate::proto::tabs::{writer_lock_name, Effect, Message, TabCoordinator};
 use crate::proto::Error;
 
+/// How often the writer locks of other tabs' claims are looked at.
+const LOCK_POLL_MS: u64 = 1_000;
+
 /// The multi-tab state of a driver.
 #[derive(Debug)]
 pub(super) struct Tabs {
@@ -67,7 +70,10 @@ impl Driver {
         if tabs.coordinator.has_claim(&chat_id) {
             return Some(pending);
         }
-        if tabs.coordinator.is_read_only(&chat_id) {
+        // A lock-backed owner that died (a crashed tab) freed its lock at once: try it rather
+        // than wait for the claim to time out.
+        let owner_locked = tabs.locks && tabs.coordinator.owner_has_lock(&chat_id);
+        if tabs.coordinator.is_read_only(&chat_id) && !owner_locked {
             self.refuse_turn(pending, Error::ReadOnlyTab);
             return None;
         }
@@ -216,10 +222,11 @@ impl Driver {
             return;
         };
         let chat_id = self.chats[chat].id.clone();
+        let consumed = self.chats[chat].state.consumed_input_seq;
         if let Some(tabs) = self.tabs.as_mut() {
             let _ = tabs
                 .coordinator
-                .broadcast_session(&chat_id, &cursor, now_ms);
+                .broadcast_session(&chat_id, &cursor, consumed, now_ms);
             self.tab_effects(now_ms);
         }
     }
@@ -298,12 +305,17 @@ impl Driver {
                 Effect::Session {
                     chat_id,
                     last_event_id,
+                    consumed_input_seq,
                 } => {
-                    // Another tab finished a turn: move this tab's cursor up (never back).
+                    // Another tab finished a turn: move this tab's cursor up (never back), and
+                    // learn which inputs that turn answered.
                     if let (Some(chat), Some(seq)) = (
                         self.chat_index(&chat_id),
                         Cursor::parse(Some(&last_event_id)).get(),
                     ) {
+                        if let Some(consumed) = consumed_input_seq {
+                            self.chats[chat].state.note_consumed(consumed);
+                        }
                         if self.chats[chat].state.seed_cursor(seq) {
                             self.persist(chat);
                         }
@@ -323,9 +335,14 @@ impl Driver {
         let Some(tabs) = self.tabs.as_mut() else {
             return;
         };
-        let Some(due) = tabs.coordinator.next_tick_ms() else {
+        let Some(mut due) = tabs.coordinator.next_tick_ms() else {
             return;
         };
+        // While another tab owns a chat with its Web Lock, look at the lock every second: a
+        // crashed owner's lock is gone at once, and the read-only state should follow quickly.
+        if tabs.locks && tabs.coordinator.lock_checks().next().is_some() {
+            due = due.min(now_ms + LOCK_POLL_MS);
+        }
         if tabs.querying.is_some() || tabs.timer.is_some_and(|(_, at)| at <= due) {
             return;
         }

@@ -172,9 +172,10 @@ impl TabCoordinator {
                         continue;
                     }
                     if let Some(mine) = entry.owner.as_ref().filter(|owner| owner.mine) {
+                        // Answered as a `claim`: a JS coordinator creates a claim entry only
+                        // from a `claim` (a heartbeat just refreshes one it already has).
                         let claim = mine.claim(&entry.chat_id);
-                        self.effects
-                            .push(Effect::Broadcast(Message::Heartbeat(claim)));
+                        self.effects.push(Effect::Broadcast(Message::Claim(claim)));
                     }
                 }
             }
@@ -197,6 +198,7 @@ impl TabCoordinator {
             Message::Session {
                 chat_id,
                 last_event_id: Some(last_event_id),
+                consumed_input_seq,
                 version,
                 ..
             } => {
@@ -205,6 +207,7 @@ impl TabCoordinator {
                     self.effects.push(Effect::Session {
                         chat_id,
                         last_event_id,
+                        consumed_input_seq,
                     });
                 }
             }
@@ -288,9 +291,10 @@ impl TabCoordinator {
                     .saturating_add(HEARTBEAT_INTERVAL_MS - TIMER_SLACK_MS);
                 if now_ms >= due_ms {
                     owner.seen_ms = now_ms;
+                    // Announced as a `claim` for the JS coordinator's sake (see `who`): its
+                    // late-opened tabs learn the owner from it; ours treat both alike.
                     let claim = owner.claim(&entry.chat_id);
-                    self.effects
-                        .push(Effect::Broadcast(Message::Heartbeat(claim)));
+                    self.effects.push(Effect::Broadcast(Message::Claim(claim)));
                 }
             } else if now_ms - owner.seen_ms > CLAIM_TIMEOUT_MS {
                 entry.owner = None;
@@ -374,6 +378,7 @@ impl TabCoordinator {
         &mut self,
         chat_id: &str,
         last_event_id: &str,
+        consumed_input_seq: Option<u64>,
         version: u64,
     ) -> Result<(), Error> {
         if !fits_id(chat_id) || !fits_id(last_event_id) {
@@ -385,6 +390,7 @@ impl TabCoordinator {
             chat_id: chat_id.to_owned(),
             tab_id: self.tab_id.clone(),
             last_event_id: Some(last_event_id.to_owned()),
+            consumed_input_seq,
             version: Some(version),
         }));
         Ok(())
@@ -394,6 +400,14 @@ impl TabCoordinator {
     pub fn messages_version(&self, chat_id: &str) -> Option<u64> {
         self.find(chat_id)
             .and_then(|entry| entry.copies.messages_version())
+    }
+
+    /// Whether the tab that owns `chat_id` holds its writer Web Lock (so a free lock means it is
+    /// gone).
+    pub fn owner_has_lock(&self, chat_id: &str) -> bool {
+        self.find(chat_id)
+            .and_then(|entry| entry.owner.as_ref())
+            .is_some_and(|owner| !owner.mine && owner.lock)
     }
 
     /// Whether another tab owns `chat_id`, as far as this tab knows.

@@ -32,6 +32,8 @@ pub enum Effect {
         chat_id: String,
         /// The new `Last-Event-ID`.
         last_event_id: String,
+        /// The highest `.in` seq the agent had consumed (sent by our tabs only).
+        consumed_input_seq: Option<u64>,
     },
     /// Another tab's claim beat ours after we made it: stop sending, give back the writer lock.
     /// A [`Effect::ReadOnlyChanged`] follows.

@@ -93,6 +93,9 @@ pub enum Message {
         tab_id: String,
         /// The resume cursor (`Last-Event-ID`), if the sender had one.
         last_event_id: Option<String>,
+        /// The highest `.in` seq the agent had consumed at that point (`session.consumedInputSeq`;
+        /// absent from JS tabs).
+        consumed_input_seq: Option<u64>,
         /// Monotonic per chat; absent from JS tabs.
         version: Option<u64>,
     },
@@ -187,6 +190,7 @@ impl Message {
                     chat_id,
                     tab_id,
                     last_event_id,
+                    consumed_input_seq: session.get("consumedInputSeq").and_then(Json::as_u64),
                     version: number(value, "version")?,
                 }
             }
@@ -274,6 +278,7 @@ impl Message {
                 chat_id,
                 tab_id,
                 last_event_id,
+                consumed_input_seq,
                 version,
             } => {
                 put("chatId", chat_id.into());
@@ -281,6 +286,9 @@ impl Message {
                 let mut session = Json::object();
                 if let Some(last_event_id) = last_event_id {
                     session.set("lastEventId", last_event_id.into());
+                }
+                if let Some(seq) = consumed_input_seq {
+                    session.set("consumedInputSeq", seq.into());
                 }
                 put("session", session);
                 if let Some(version) = version {
