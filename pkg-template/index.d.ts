@@ -238,6 +238,11 @@ export type ChatSessionPersistedState = {
   /** Set once the session is closed; a reload does not retry a dead session. */
   closed?: boolean;
   closedReason?: string;
+  /**
+   * (trigger-chat-wasm) The highest `.in` seq the agent is known to have answered; lets the next
+   * send stream at once. Keep it when you store the state; the JS transport ignores it.
+   */
+  consumedInputSeq?: number;
 };
 
 /**
