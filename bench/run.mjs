@@ -392,6 +392,16 @@ const CASES = {
 
 // ---------------------------------------------------------------- machine
 
+function commit() {
+  try {
+    const head = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: root, encoding: "utf8" }).trim();
+    const dirty = execFileSync("git", ["status", "--porcelain", "--", "src", "pkg-template", "www/server", "Cargo.toml", "Cargo.lock"], { cwd: root, encoding: "utf8" }).trim();
+    return dirty ? `${head} + uncommitted changes` : head;
+  } catch {
+    return "unknown";
+  }
+}
+
 function machine(browserVersion) {
   const cpuinfo = readFileSync("/proc/cpuinfo", "utf8");
   const model = /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? os.cpus()[0]?.model ?? "unknown";
@@ -443,6 +453,7 @@ async function main() {
     const report = {
       date: new Date().toISOString(),
       command: env.BENCH_COMMAND ?? "node bench/run.mjs",
+      commit: commit(),
       machine: { ...machine(browser.version()), loadavgBefore: loadBefore, loadavgAfter: os.loadavg(), load1AtCaseStart: loadByCase },
       page: env0,
       config: { rounds: ROUNDS, heavyRounds: HEAVY_ROUNDS, slowRounds: SLOW_ROUNDS, pkg: PKG, server: SERVER, cases: only },
@@ -602,7 +613,7 @@ function markdown(r) {
   const L = [];
   L.push(`### Benchmark: trigger-chat-wasm vs the official TriggerChatTransport`);
   L.push("");
-  L.push(`- Date: ${r.date}`);
+  L.push(`- Date: ${r.date}, commit ${r.commit}`);
   L.push(`- Machine: ${m.nproc} × ${m.cpu} (nproc ${m.nproc}), ${m.memGiB} GiB RAM, ${m.os}; load average ${m.loadavgBefore.map((x) => x.toFixed(2)).join(" ")} at the start, ${m.loadavgAfter.map((x) => x.toFixed(2)).join(" ")} at the end`);
   L.push(`- Browser: headless Chromium ${m.chromium} (/usr/bin/chromium via playwright-core), node ${m.node}`);
   L.push(`- Server: chat-devserver (release build), pages served by it (same origin)`);
