@@ -66,7 +66,12 @@ function storageKey(namespace, chatId) {
  */
 export function createTransportClass(load) {
   let factory;
-  const ready = () => (factory ??= load());
+  // A failed load (the .wasm not reachable) is retried by the next call, not cached.
+  const ready = () =>
+    (factory ??= load().catch((error) => {
+      factory = undefined;
+      throw error;
+    }));
 
   return class TriggerChatTransport {
     /** A reconnect replays the turn in flight from its start; the AI SDK replaces, not appends. */
@@ -137,6 +142,9 @@ export function createTransportClass(load) {
         if (this.#disposed) d.dispose(Date.now());
         this.#flush();
         return d;
+      });
+      this.#loading.catch(() => {
+        if (!this.#d) this.#loading = null; // try again at the next call
       });
       return this.#loading;
     }

@@ -430,3 +430,21 @@ async fn an_action_can_open_a_fresh_chat() {
     let chunks = ok(read_all(&ok(t.send_messages(&request)).await)).await;
     assert_eq!(text_of(&chunks), r#"Action received: {"type":"ping"}"#);
 }
+
+#[wasm_bindgen_test]
+async fn a_module_that_failed_to_load_is_loaded_again_by_the_next_call() {
+    let chat = new_chat_id("reload-module");
+    let made = make_options(SERVER, &JsValue::UNDEFINED);
+    let t = transport_of(&flaky_transport_class(), &get(&made, "options"));
+    let request = send_request(
+        &chat,
+        &array(&[user_message("u1", "hi")]),
+        &JsValue::UNDEFINED,
+    );
+    let error = rejected(t.send_messages(&request)).await;
+    let message = get(&error, "message").as_string().unwrap_or_default();
+    assert!(message.contains("could not be fetched"), "{message}");
+    // Back online: the same transport works.
+    let chunks = ok(read_all(&ok(t.send_messages(&request)).await)).await;
+    assert_eq!(text_of(&chunks), "You said: hi");
+}

@@ -261,6 +261,34 @@ pub fn transport_with(options: &JsValue) -> Transport {
     CLASS.with(|class| new_transport(class, options))
 }
 
+/// A `TriggerChatTransport` class whose first attempt to load the module fails (offline).
+pub fn flaky_transport_class() -> JsValue {
+    let factory =
+        Closure::<dyn FnMut(String, f64) -> JsValue>::new(|options: String, seed: f64| {
+            match WasmDriver::new(&options, seed) {
+                Ok(driver) => JsValue::from(driver),
+                Err(error) => wasm_bindgen::throw_val(error),
+            }
+        })
+        .into_js_value();
+    let mut attempts = 0;
+    let load = Closure::<dyn FnMut() -> JsValue>::new(move || {
+        attempts += 1;
+        if attempts == 1 {
+            Promise::reject(&js_sys::Error::new("the module could not be fetched")).into()
+        } else {
+            Promise::resolve(&factory).into()
+        }
+    })
+    .into_js_value();
+    create_transport_class(load.unchecked_ref())
+}
+
+/// A transport of `class` (see [`flaky_transport_class`]).
+pub fn transport_of(class: &JsValue, options: &JsValue) -> Transport {
+    new_transport(class, options)
+}
+
 /// `obj[key]`.
 pub fn get(obj: &JsValue, key: &str) -> JsValue {
     Reflect::get(obj, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
