@@ -9,6 +9,7 @@
 const DEFAULT_BASE_URL = "https://api.trigger.dev";
 const STORAGE_VERSION = 1;
 const TAB_CHANNEL = "trigger-chat-tab-coord";
+const READ_SLICE = 64 * 1024;
 
 function partId() {
   const c = globalThis.crypto;
@@ -367,14 +368,29 @@ export function createTransportClass(load) {
       const entry = this.#fetches.get(id);
       if (!entry?.reader) return;
       try {
-        const { done, value } = await entry.reader.read();
-        if (this.#fetches.get(id) !== entry) return;
-        if (done) {
-          this.#fetches.delete(id);
-          this.#run((d) => d.fetchEnd(id, Date.now()));
+        let value = entry.rest;
+        entry.rest = null;
+        if (value) {
+          // The rest of a large chunk: yield once so the page stays responsive between slices.
+          await null;
+          if (this.#fetches.get(id) !== entry) return;
         } else {
-          this.#run((d) => d.fetchBytes(id, value, Date.now()));
+          const r = await entry.reader.read();
+          if (this.#fetches.get(id) !== entry) return;
+          if (r.done) {
+            this.#fetches.delete(id);
+            this.#run((d) => d.fetchEnd(id, Date.now()));
+            return;
+          }
+          value = r.value;
         }
+        // A chunk is copied into wasm memory whole, and that memory never shrinks: hand over at
+        // most READ_SLICE bytes at a time so a multi-megabyte network chunk cannot grow it for good.
+        if (value.length > READ_SLICE) {
+          entry.rest = value.subarray(READ_SLICE);
+          value = value.subarray(0, READ_SLICE);
+        }
+        this.#run((d) => d.fetchBytes(id, value, Date.now()));
       } catch (e) {
         if (this.#fetches.get(id) !== entry) return;
         this.#fetches.delete(id);

@@ -267,3 +267,50 @@ async fn malformed_stream_data_is_a_protocol_error_not_a_dead_module() {
         "You said: again"
     );
 }
+
+#[wasm_bindgen_test]
+async fn a_network_chunk_larger_than_a_read_slice_decodes_whole() {
+    let chat = new_chat_id("hugechunk");
+    // One 500 KB body chunk (several read slices) holding 2000 records of multi-byte text,
+    // so slice boundaries fall inside records and inside UTF-8 sequences.
+    let made = make_options(SERVER, &JsValue::UNDEFINED);
+    let options = get(&made, "options");
+    let huge = js_sys::Function::new_with_args(
+        "url, init, ctx",
+        "if (ctx.endpoint !== 'out') return fetch(url, init);
+         const records = [];
+         for (let i = 0; i < 2000; i++) {
+           const delta = 'é🚀' + String(i).padStart(4, '0') + 'ü'.repeat(100);
+           const body = JSON.stringify({ data: { type: 'text-delta', id: 't', delta }, id: 'p' + i });
+           records.push({ seq_num: i, timestamp: 1, body, headers: [] });
+         }
+         records.push({ seq_num: 2000, timestamp: 1, body: '',
+           headers: [['trigger-control', 'turn-complete']] });
+         const text = 'event: batch\\ndata: ' + JSON.stringify({ records, tail: { seq_num: 2001, timestamp: 1 } }) + '\\n\\n';
+         const bytes = new TextEncoder().encode(text);
+         globalThis.__hugeChunkBytes = bytes.length;
+         const body = new ReadableStream({ start(c) { c.enqueue(bytes); } });
+         return Promise.resolve(new Response(body, { status: 200, headers: { 'content-type': 'text/event-stream' } }));",
+    );
+    js_sys::Reflect::set(&options, &"fetch".into(), &huge).unwrap();
+    let t = transport_with(&options);
+    let request = send_request(
+        &chat,
+        &array(&[user_message("u1", "hi")]),
+        &JsValue::UNDEFINED,
+    );
+    let stream = ok(t.send_messages(&request)).await;
+    let chunks = ok(read_all(&stream)).await;
+    let bytes = js_sys::Reflect::get(&js_sys::global(), &"__hugeChunkBytes".into())
+        .unwrap()
+        .as_f64()
+        .unwrap();
+    assert!(
+        bytes > 4.0 * 65536.0,
+        "the chunk spans several slices ({bytes} bytes)"
+    );
+    let expected: String = (0..2000)
+        .map(|i| format!("é🚀{i:04}{}", "ü".repeat(100)))
+        .collect();
+    assert_eq!(text_of(&chunks), expected);
+}
