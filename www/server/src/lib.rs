@@ -90,7 +90,13 @@ pub async fn serve(
     app: Arc<app::App>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
     let router = app::router(app);
+    // SSE writes are small and latency-bound: without TCP_NODELAY, Nagle holds a record back
+    // until the previous one is acknowledged (tens of milliseconds on loopback).
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
