@@ -241,3 +241,16 @@ fn a_large_batch_parses_quickly() {
         started.elapsed()
     );
 }
+
+#[test]
+fn integers_are_written_in_decimal_at_every_digit_boundary() {
+    use trigger_chat_wasm::proto::json::u64_string;
+    for value in [0, 1, 9, 10, 11, 99, 100, 101, 1_000_000, 4_294_967_296] {
+        assert_eq!(u64_string(value), value.to_string());
+    }
+    assert_eq!(u64_string(u64::MAX), "18446744073709551615");
+    assert_eq!(
+        u64_string(10_000_000_000_000_000_000),
+        "10000000000000000000"
+    );
+}

@@ -216,19 +216,18 @@ impl From<i64> for Json {
 }
 
 /// Appends the decimal digits of `value` (without `core::fmt`, which is large in wasm).
-pub fn push_u64(out: &mut String, mut value: u64) {
-    let mut digits = [0u8; 20];
-    let mut start = digits.len();
+pub fn push_u64(out: &mut String, value: u64) {
+    // Most significant digit first; no digit buffer, so nothing to index (see proto::table).
+    let mut divisor = 1u64;
+    while value / divisor >= 10 {
+        divisor *= 10;
+    }
     loop {
-        start -= 1;
-        digits[start] = b'0' + (value % 10) as u8;
-        value /= 10;
-        if value == 0 {
+        out.push(char::from(b'0' + (value / divisor % 10) as u8));
+        if divisor == 1 {
             break;
         }
-    }
-    for &digit in &digits[start..] {
-        out.push(digit as char);
+        divisor /= 10;
     }
 }
 

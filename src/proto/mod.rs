@@ -18,7 +18,8 @@
 //! - [`append`]: the retry policy of one `.in/append`;
 //! - [`reconnect`]: the reconnect policy of one `.out` subscription;
 //! - [`headers`]: case-insensitive request header lists;
-//! - [`ids`]: client-made identifiers.
+//! - [`ids`]: client-made identifiers;
+//! - [`table`]: a `Vec` for rows addressed by position, failing without `core::fmt`.
 
 #[allow(unused_imports)]
 use crate::prelude::*;
@@ -34,6 +35,7 @@ pub mod records;
 pub mod retry;
 pub mod session;
 pub mod sse;
+pub mod table;
 pub mod tabs;
 pub mod turn;
 pub mod url;

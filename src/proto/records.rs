@@ -200,11 +200,10 @@ pub fn decode_batch(data: &str) -> Result<Batch, Error> {
     let Some(Json::Array(raw_records)) = root.remove("records") else {
         return Err(Error::protocol("batch without a records array"));
     };
-    let records = raw_records
-        .into_iter()
-        .enumerate()
-        .map(|(index, raw)| decode_record(index, raw))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut records = Vec::with_capacity(raw_records.len());
+    for (index, raw) in raw_records.into_iter().enumerate() {
+        records.push(decode_record(index, raw)?);
+    }
     Ok(Batch { records, tail })
 }
 
@@ -332,6 +331,19 @@ fn parse_decimal_u64(text: &str) -> Option<u64> {
     text.parse().ok()
 }
 
+/// Whether `body` has a JSON string starting `trigger:` (a quote followed by `trigger:`). A quote
+/// scan rather than `str::contains`, whose substring searcher is 2 KB of wasm.
+fn mentions_trigger_string(body: &str) -> bool {
+    let mut rest = body.as_bytes();
+    while let Some(quote) = rest.iter().position(|&b| b == b'"') {
+        rest = rest.get(quote + 1..).unwrap_or_default();
+        if rest.starts_with(b"trigger:") {
+            return true;
+        }
+    }
+    false
+}
+
 /// Data record, or the legacy control form ("Prior wire shape" in client-protocol.mdx):
 /// `{"data":{"type":"trigger:turn-complete", ...}}`. The body is only parsed when it contains
 /// `"trigger:`, so ordinary chunks cost one substring scan.
@@ -339,7 +351,7 @@ fn classify_data(body: String) -> RecordKind {
     if body.trim().is_empty() {
         return RecordKind::Skip;
     }
-    if !body.contains("\"trigger:") {
+    if !mentions_trigger_string(&body) {
         return RecordKind::Data { body };
     }
     let Ok(parsed) = Json::parse(&body) else {

@@ -37,6 +37,7 @@ pub use stream::{json_string, Wake};
 use crate::proto::chat::ChatState;
 use crate::proto::json::Json;
 use crate::proto::session::PersistedSession;
+use crate::proto::table::Table;
 use crate::proto::Error;
 use auth::TokenCall;
 use events::EventBuilder;
@@ -75,9 +76,9 @@ pub enum Stored<'a> {
 pub struct Driver {
     config: Config,
     client_data: Option<Json>,
-    chats: Vec<Chat>,
-    ops: Vec<Op>,
-    subs: Vec<Sub>,
+    chats: Table<Chat>,
+    ops: Table<Op>,
+    subs: Table<Sub>,
     actions: Vec<Action>,
     next_id: u32,
     rng: u64,
@@ -94,9 +95,9 @@ impl Driver {
         let mut driver = Driver {
             client_data: config.client_data.take(),
             config,
-            chats: Vec::new(),
-            ops: Vec::new(),
-            subs: Vec::new(),
+            chats: Table::new(),
+            ops: Table::new(),
+            subs: Table::new(),
             actions: Vec::new(),
             next_id: 1,
             rng: seed | 1,

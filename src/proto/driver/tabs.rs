@@ -154,8 +154,9 @@ impl Driver {
         if tabs.coordinator.has_claim(chat_id) {
             tabs.coordinator.release(chat_id);
         }
-        if let Some(i) = tabs.held.iter().position(|c| c == chat_id) {
-            tabs.held.swap_remove(i);
+        let held = tabs.held.len();
+        tabs.held.retain(|c| c != chat_id);
+        if tabs.held.len() != held {
             self.actions.push(Action::LockRelease {
                 name: writer_lock_name(chat_id),
                 chat_id: chat_id.into(),

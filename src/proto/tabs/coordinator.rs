@@ -8,6 +8,7 @@ use super::{CLAIM_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS};
 #[allow(unused_imports)]
 use crate::prelude::*;
 use crate::proto::json::Json;
+use crate::proto::table::Table;
 use crate::proto::Error;
 
 /// A heartbeat is due this much before its interval ends, so a timer that fires a little early
@@ -51,7 +52,7 @@ struct ChatEntry {
 #[derive(Clone, Debug)]
 pub struct TabCoordinator {
     tab_id: String,
-    chats: Vec<ChatEntry>,
+    chats: Table<ChatEntry>,
     effects: Vec<Effect>,
 }
 
@@ -61,7 +62,7 @@ impl TabCoordinator {
     pub fn new(tab_id: &str) -> TabCoordinator {
         let mut coordinator = TabCoordinator {
             tab_id: tab_id.to_owned(),
-            chats: Vec::new(),
+            chats: Table::new(),
             effects: Vec::new(),
         };
         coordinator.who(None);
@@ -444,7 +445,7 @@ impl TabCoordinator {
 
 /// The entry for `chat_id`, created if new. When full, the oldest unowned entry is forgotten,
 /// else the oldest claim of another tab (a flood of claims cannot grow the table).
-fn entry_for<'a>(chats: &'a mut Vec<ChatEntry>, chat_id: &str) -> &'a mut ChatEntry {
+fn entry_for<'a>(chats: &'a mut Table<ChatEntry>, chat_id: &str) -> &'a mut ChatEntry {
     let index = match chats.iter().position(|entry| entry.chat_id == chat_id) {
         Some(index) => index,
         None => {

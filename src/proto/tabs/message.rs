@@ -323,7 +323,13 @@ pub(super) fn check_messages(messages: &Json) -> Result<(), Error> {
 pub(super) fn fits_id(id: &str) -> bool {
     !id.is_empty()
         && (id.len() <= MAX_ID_CHARS
-            || (id.len() <= 4 * MAX_ID_CHARS && id.chars().count() <= MAX_ID_CHARS))
+            || (id.len() <= 4 * MAX_ID_CHARS && char_count(id) <= MAX_ID_CHARS))
+}
+
+/// `text.chars().count()` as a plain loop: the count of bytes that start a character. (The std
+/// version is a 900-byte vectorised routine, wasted on ids of at most a few hundred bytes.)
+fn char_count(text: &str) -> usize {
+    text.bytes().filter(|&b| b & 0xc0 != 0x80).count()
 }
 
 /// The member `key`, with `null` counted as absent.
