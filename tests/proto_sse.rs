@@ -192,6 +192,34 @@ fn events_before_an_overlong_line_are_kept_and_reset_recovers() {
 }
 
 #[test]
+fn an_event_whose_data_lines_pass_the_cap_is_a_protocol_error_in_any_split() {
+    // Short lines, each under the cap, that never end their event: the joined data is capped
+    // too, so a server that never sends the blank line cannot grow memory without bound.
+    let stream = [
+        b"data: ok\n\n".as_slice(),
+        &b"data: 0123456789\n".repeat(10),
+    ]
+    .concat();
+    for split in [stream.len(), 7, 1] {
+        let mut decoder = SseDecoder::with_max_line_bytes(64);
+        let results: Vec<_> = stream.chunks(split).map(|c| decoder.push(c)).collect();
+        let err = results
+            .into_iter()
+            .find_map(Result::err)
+            .expect("over the cap");
+        assert_eq!(err.code(), "protocol");
+        assert!(err.to_string().contains("event data"), "{err}");
+        assert_eq!(datas(&drain(&mut decoder)), ["ok"]);
+    }
+    // Lines adding up to exactly the cap (each counted with its joining newline) are fine:
+    // 5 × ("0123456789" + 1) = 55, + "abcdefgh" + 1 = 64.
+    let mut decoder = SseDecoder::with_max_line_bytes(64);
+    let exact = [&b"data: 0123456789\n".repeat(5)[..], b"data: abcdefgh\n\n"].concat();
+    decoder.push(&exact).unwrap();
+    assert_eq!(datas(&drain(&mut decoder))[0].len(), 63);
+}
+
+#[test]
 fn large_data_line_in_many_small_pushes() {
     let payload = "y".repeat(300_000);
     let stream = format!("event: batch\ndata: {payload}\n\n");

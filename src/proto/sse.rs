@@ -13,8 +13,9 @@ use alloc::collections::VecDeque;
 
 use super::error::Error;
 
-/// Default cap on one line, in bytes (2 MiB). A batch event's `data:` line holds many records;
-/// the S2 read batches are far smaller than this, so a longer line means a broken stream.
+/// Default cap on one line, and on one event's joined `data`, in bytes (2 MiB). A batch event's
+/// `data:` line holds many records; the S2 read batches are far smaller than this, so a longer
+/// line (or many `data:` lines that never end their event) means a broken stream.
 pub const DEFAULT_MAX_LINE_BYTES: usize = 2 * 1024 * 1024;
 
 /// A line buffer larger than this is not kept for reuse after the line completes.
@@ -65,7 +66,7 @@ pub struct SseDecoder {
     retry_ms: Option<u64>,
     block_retry_ms: Option<u64>,
     events: VecDeque<SseEvent>,
-    /// A line broke the cap; pushes fail until `finish` or `reset`.
+    /// A line or an event's data broke the cap; pushes fail until `finish` or `reset`.
     failed: bool,
 }
 
@@ -81,7 +82,8 @@ impl SseDecoder {
         Self::with_max_line_bytes(DEFAULT_MAX_LINE_BYTES)
     }
 
-    /// A decoder that rejects any line longer than `max_line_bytes` (terminator excluded).
+    /// A decoder that rejects any line longer than `max_line_bytes` (terminator excluded), and
+    /// any event whose `data` lines add up to more than that (one `\n` per line included).
     pub fn with_max_line_bytes(max_line_bytes: usize) -> Self {
         SseDecoder {
             max_line_bytes,
@@ -100,12 +102,13 @@ impl SseDecoder {
 
     /// Feed the next bytes of the stream. Completed events queue up for [`Self::next_event`].
     ///
-    /// A line longer than the cap is [`Error::Protocol`], whatever the split; the events before
-    /// it stay queued, and further pushes fail until [`Self::finish`] or [`Self::reset`].
+    /// A line longer than the cap, or an event whose data grows past it, is
+    /// [`Error::Protocol`], whatever the split; the events before it stay queued, and further
+    /// pushes fail until [`Self::finish`] or [`Self::reset`].
     pub fn push(&mut self, bytes: &[u8]) -> Result<(), Error> {
         if self.failed {
             return Err(Error::protocol(
-                "event stream line too long (decoder not reset)",
+                "event stream line or event too long (decoder not reset)",
             ));
         }
         let mut bytes = self.strip_bom(bytes);
@@ -133,7 +136,7 @@ impl SseDecoder {
             bytes = after;
         }
         if self.line.len() + bytes.len() > self.max_line_bytes {
-            return Err(self.fail());
+            return Err(self.fail("line"));
         }
         self.line.extend_from_slice(bytes);
         Ok(())
@@ -174,10 +177,13 @@ impl SseDecoder {
         *self = Self::with_max_line_bytes(self.max_line_bytes);
     }
 
-    fn fail(&mut self) -> Error {
+    fn fail(&mut self, what: &str) -> Error {
         self.failed = true;
         self.line = Vec::new();
-        let mut message = String::from("event stream line longer than ");
+        self.data = String::new();
+        let mut message = String::from("event stream ");
+        message.push_str(what);
+        message.push_str(" longer than ");
         crate::proto::json::push_u64(&mut message, self.max_line_bytes as u64);
         message.push_str(" bytes");
         Error::protocol(message)
@@ -206,32 +212,36 @@ impl SseDecoder {
     /// `segment` ends a line; the line is the buffered bytes plus `segment`.
     fn complete_line(&mut self, segment: &[u8]) -> Result<(), Error> {
         if self.line.len() + segment.len() > self.max_line_bytes {
-            return Err(self.fail());
+            return Err(self.fail("line"));
         }
-        if self.line.is_empty() {
-            self.process_line(segment);
+        let within_cap = if self.line.is_empty() {
+            self.process_line(segment)
         } else {
             self.line.extend_from_slice(segment);
             let mut line = core::mem::take(&mut self.line);
-            self.process_line(&line);
+            let within_cap = self.process_line(&line);
             if line.capacity() <= KEEP_LINE_CAPACITY_BYTES {
                 line.clear();
                 self.line = line;
             }
+            within_cap
+        };
+        if !within_cap {
+            return Err(self.fail("event data"));
         }
         Ok(())
     }
 
-    /// §9.2.6, the four cases for a line.
-    fn process_line(&mut self, line: &[u8]) {
+    /// §9.2.6, the four cases for a line. `false` when the event's data would pass the cap.
+    fn process_line(&mut self, line: &[u8]) -> bool {
         // "If the line is empty (a blank line): Dispatch the event."
         if line.is_empty() {
             self.dispatch();
-            return;
+            return true;
         }
         // "If the line starts with a U+003A COLON character (:): Ignore the line."
         if line.first() == Some(&b':') {
-            return;
+            return true;
         }
         // "If the line contains a U+003A COLON character: collect the characters on the line
         // before the first colon [as field], ... after the first colon [as value]. If value
@@ -245,14 +255,18 @@ impl SseDecoder {
             }
             None => (line, &[][..]),
         };
-        self.process_field(field, value);
+        self.process_field(field, value)
     }
 
-    /// §9.2.6 "process the field".
-    fn process_field(&mut self, field: &[u8], value: &[u8]) {
+    /// §9.2.6 "process the field". `false` when the event's data would pass the cap.
+    fn process_field(&mut self, field: &[u8], value: &[u8]) -> bool {
         match field {
             b"event" => self.event_type = String::from_utf8_lossy(value).into_owned(),
             b"data" => {
+                // Counted in input bytes (a lossy decode can only grow invalid input).
+                if self.data.len() + value.len() + 1 > self.max_line_bytes {
+                    return false;
+                }
                 self.data.push_str(&String::from_utf8_lossy(value));
                 self.data.push('\n');
             }
@@ -275,6 +289,7 @@ impl SseDecoder {
             // "Otherwise: The field is ignored."
             _ => {}
         }
+        true
     }
 
     /// §9.2.6 "dispatch the event".
