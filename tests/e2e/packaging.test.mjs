@@ -1,9 +1,10 @@
 // Packaging smoke test: `npm pack` the built pkg/, install the tarball into a clean Vite + React
 // app (from the npm registry, like a user would), type-check and bundle it, import it under
 // Node as a server renderer would, and finally run the bundle in Chromium against chat-devserver.
+// The demo app (www/) and a Next.js app are built against the same tarball.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
@@ -62,6 +63,7 @@ test("npm pack ships the package files, and every module they import", { timeout
     }
   }
   assert.ok(shipped.has("trigger_chat_wasm_bg.wasm"), "the .wasm ships");
+  assert.ok(shipped.has("README.md") && shipped.has("LICENSE"), "the README and the licence ship");
   assert.equal(manifest.sideEffects, false);
   // Nothing but the declared files (plus what npm always adds).
   for (const file of shipped) {
@@ -197,6 +199,25 @@ test("the tarball installs into a clean Vite app, type-checks and bundles", { ti
 
   await run(join(app, "node_modules", ".bin", "vite"), ["build", "--logLevel", "warn"], { cwd: app });
   const assets = readdirSync(join(app, "dist", "assets"));
+  assert.ok(assets.some((f) => f.endsWith(".wasm")), `the .wasm is emitted as an asset: ${assets}`);
+});
+
+test("the demo app (www/) type-checks and builds against the tarball", { timeout: 240_000 }, async (t) => {
+  if (!tarball) return t.skip("npm pack failed");
+  // The demo's own sources and config, with its link to ../pkg replaced by the tarball.
+  const demo = join(dir, "demo");
+  for (const entry of ["index.html", "tsconfig.json", "vite.config.ts", "src"]) {
+    cpSync(join(ROOT, "www", entry), join(demo, entry), { recursive: true });
+  }
+  const manifest = { ...www, dependencies: { ...www.dependencies, "trigger-chat-wasm": `file:${tarball}` } };
+  writeFileSync(join(demo, "package.json"), JSON.stringify(manifest, null, 2));
+  await npm(["install", "--prefer-offline"], demo);
+  assert.ok(
+    readdirSync(join(demo, "node_modules", "trigger-chat-wasm")).includes("trigger_chat_wasm_bg.wasm"),
+    "installed from the tarball (a copy, not a link)",
+  );
+  await npm(["run", "build"], demo); // tsc --noEmit, then vite build
+  const assets = readdirSync(join(demo, "dist", "assets"));
   assert.ok(assets.some((f) => f.endsWith(".wasm")), `the .wasm is emitted as an asset: ${assets}`);
 });
 

@@ -73,6 +73,53 @@ test("useTriggerChatTransport survives StrictMode, keeps options live and dispos
   await page.close();
 });
 
+test("useTriggerChatTransport keeps accessToken, startSession, fetch and onSessionChange live", { timeout: 45_000 }, async () => {
+  const page = await openHarness();
+  const chatId = newChatId("live");
+  const faults = (body) =>
+    fetch(`${server.url}/__admin/chats/${encodeURIComponent(chatId)}/faults`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+    });
+  const callsSince = async (n) => (await page.evaluate(() => harness.calls())).slice(n);
+  await page.evaluate((id) => harness.mount(id), chatId);
+  await page.waitForTimeout(100);
+
+  await page.evaluate(() => harness.send("one"));
+  await eventually(async () => (await lastText(page)) === "assistant: You said: one", { message: "echo 1" });
+  const first = await callsSince(0);
+  for (const name of ["startSession", "fetch", "onSessionChange"]) {
+    assert.ok(first.includes(`first:${name}`), `the first render's ${name} was used: ${first}`);
+  }
+
+  // New functions; then a 401 on the next append makes the transport ask for a token.
+  await page.evaluate(() => harness.update({ tag: "second" }));
+  let mark = (await page.evaluate(() => harness.calls())).length;
+  assert.equal((await faults({ appendFailures: { status: 401, count: 1 } })).status, 200);
+  await page.evaluate(() => harness.send("two"));
+  await eventually(async () => (await lastText(page)) === "assistant: You said: two", { message: "echo 2" });
+  let later = await callsSince(mark);
+  for (const name of ["accessToken", "fetch", "onSessionChange"]) {
+    assert.ok(later.includes(`second:${name}`), `the new ${name} was used: ${later}`);
+  }
+  assert.ok(!later.some((c) => c.startsWith("first:")), `no old callback was called: ${later}`);
+
+  // And a 404 on the append makes it recreate the session with the newest startSession.
+  await page.evaluate(() => harness.update({ tag: "third" }));
+  mark = (await page.evaluate(() => harness.calls())).length;
+  assert.equal((await faults({ appendFailures: { status: 404, count: 1 } })).status, 200);
+  await page.evaluate(() => harness.send("three"));
+  await eventually(async () => (await lastText(page)) === "assistant: You said: three", { message: "echo 3" });
+  later = await callsSince(mark);
+  assert.ok(later.includes("third:startSession"), `the new startSession was used: ${later}`);
+  assert.ok(!later.some((c) => /^(first|second):/.test(c)), `no old callback was called: ${later}`);
+
+  assert.equal((await page.evaluate(() => harness.info())).transports, 1, "one transport throughout");
+  assert.deepEqual(page.pageErrors, []);
+  await page.close();
+});
+
 test("useChatActions sends the action through useChat and the reply streams in", { timeout: 30_000 }, async () => {
   const page = await openHarness();
   const chatId = newChatId("actions");

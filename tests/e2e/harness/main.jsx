@@ -17,15 +17,27 @@ TriggerChatTransport.prototype.dispose = function dispose() {
 const post = async (path) =>
   (await fetch(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: "{}" })).json();
 
-const state = { transports: new Set(), current: null, renders: 0, events: [] };
+const state = { transports: new Set(), current: null, renders: 0, events: [], calls: [] };
 
-function Probe({ chatId, clientData, sendInLayoutEffect, onEventTag }) {
+function Probe({ chatId, clientData, sendInLayoutEffect, onEventTag, tag }) {
   state.renders++;
   const transport = useTriggerChatTransport({
     task: "ai-chat",
     baseURL: location.origin,
-    startSession: ({ chatId }) => post(`/api/chat/${encodeURIComponent(chatId)}/start`),
-    accessToken: async ({ chatId }) => (await post(`/api/chat/${encodeURIComponent(chatId)}/token`)).publicAccessToken,
+    // New functions every render, tagged by the `tag` prop: the transport must call the latest.
+    startSession: ({ chatId }) => {
+      state.calls.push(`${tag}:startSession`);
+      return post(`/api/chat/${encodeURIComponent(chatId)}/start`);
+    },
+    accessToken: async ({ chatId }) => {
+      state.calls.push(`${tag}:accessToken`);
+      return (await post(`/api/chat/${encodeURIComponent(chatId)}/token`)).publicAccessToken;
+    },
+    fetch: (url, init) => {
+      state.calls.push(`${tag}:fetch`);
+      return fetch(url, init);
+    },
+    onSessionChange: () => state.calls.push(`${tag}:onSessionChange`),
     clientData,
     // A new function every render, tagged by the prop: the transport must call the latest one.
     onEvent: (event) => state.events.push(`${onEventTag}:${event.type}`),
@@ -59,7 +71,7 @@ function render() {
 window.harness = {
   mount(chatId) {
     root = createRoot(document.getElementById("root"));
-    props = { chatId, clientData: { v: 1 }, sendInLayoutEffect: undefined, onEventTag: "first" };
+    props = { chatId, clientData: { v: 1 }, sendInLayoutEffect: undefined, onEventTag: "first", tag: "first" };
     render();
   },
   update(patch) {
@@ -81,6 +93,7 @@ window.harness = {
   },
   status: () => state.chat.status,
   events: () => state.events.slice(),
+  calls: () => state.calls.slice(),
   info() {
     return {
       transports: state.transports.size,
