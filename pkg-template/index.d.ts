@@ -39,6 +39,7 @@ export type ChatTransportSendSource =
   | "steer"
   | "action"
   | "stop"
+  /** In the JS transport's union; never emitted here (`headStart` is not supported). */
   | "head-start";
 
 /** The input boundary that settled one `sendAction` call (see `ChatActionOptions.onSettled`). */
@@ -85,7 +86,6 @@ export type TriggerChatErrorCode =
   | "read_only_tab"
   | "invalid_option"
   | "stream_stalled"
-  | "output_lost"
   | "missing_callback";
 
 /**
@@ -292,7 +292,7 @@ export type TriggerChatTransportOptions<TClientData = Record<string, unknown>> =
   /** Lifecycle events; see `ChatTransportEvent`. */
   onEvent?: (event: ChatTransportEvent) => void;
   /** Extra headers on every request (the transport's own `Authorization` always wins). */
-  headers?: Record<string, string>;
+  headers?: Record<string, string> | Headers;
   /** Sent as `Timeout-Seconds` on every `.out` request. @default 120 */
   streamTimeoutSeconds?: number;
   /** Default metadata merged under each send's `metadata`; also passed to `startSession`. */
@@ -315,7 +315,7 @@ export type TriggerChatTransportOptions<TClientData = Record<string, unknown>> =
   persistence?: ChatSessionPersistence;
   /**
    * (trigger-chat-wasm) Reconnect a stream that delivered nothing (not even a ping) for this
-   * long. At least 1000. @default 60000
+   * long. At least 1000. @default 30000
    */
   stallTimeoutMs?: number;
 };
@@ -434,6 +434,11 @@ export declare class TriggerChatTransport<
   isReadOnly: (chatId: string) => boolean;
   /** (multiTab) Whether this tab currently owns this chat (it is sending or streaming a turn). */
   hasClaim: (chatId: string) => boolean;
+  /**
+   * (trigger-chat-wasm, multiTab) How many messages on the tab channel this transport could not
+   * read and ignored (malformed, hostile, or of an unknown type). Diagnostics; never throws.
+   */
+  ignoredTabMessages: () => number;
   /** (multiTab) Called when another tab takes or releases a chat. */
   addReadOnlyListener: (listener: (chatId: string, isReadOnly: boolean) => void) => void;
   removeReadOnlyListener: (listener: (chatId: string, isReadOnly: boolean) => void) => void;

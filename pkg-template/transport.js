@@ -109,7 +109,10 @@ export function createTransportClass(load) {
     // ---- driver plumbing ----
 
     async #ready() {
-      if (this.#d) return this.#d;
+      if (this.#d) {
+        if (this.#disposed) this.#revive();
+        return this.#d;
+      }
       this.#loading ??= ready().then((make) => {
         const o = this.#o;
         const types = {};
@@ -137,6 +140,7 @@ export function createTransportClass(load) {
           throw typeof e === "string" ? makeError(JSON.parse(e)) : e;
         }
         this.#d = d;
+        this.#multiTab = config.multiTab;
         if (config.multiTab) this.#openChannel();
         for (const [name, value] of this.#pending) this[name](value);
         this.#pending.clear();
@@ -539,6 +543,7 @@ export function createTransportClass(load) {
     // ---- multi-tab (BroadcastChannel + Web Locks) ----
 
     #channel = null;
+    #multiTab = false;
     #locks = new Map();
     #offPageHide = null;
 
@@ -560,6 +565,12 @@ export function createTransportClass(load) {
         window.addEventListener("pagehide", onPageHide);
         this.#offPageHide = () => window.removeEventListener("pagehide", onPageHide);
       }
+    }
+
+    // Used again after `dispose()`: the tab coordination comes back with the first call.
+    #revive() {
+      this.#disposed = false;
+      if (this.#multiTab && !this.#channel) this.#openChannel();
     }
 
     #broadcast(message) {
@@ -609,6 +620,11 @@ export function createTransportClass(load) {
     /** `multiTab`: whether this tab owns the chat. */
     hasClaim(chatId) {
       return this.#d ? this.#d.hasClaim(chatId) : false;
+    }
+
+    /** `multiTab`: how many channel messages this tab could not read and ignored. */
+    ignoredTabMessages() {
+      return this.#d ? this.#d.ignoredTabMessages() : 0;
     }
 
     /** `multiTab`: `fn(chatId, isReadOnly)` on every change. */

@@ -663,3 +663,34 @@ fn a_session_the_server_forgot_is_recreated_and_read_from_its_start() {
     assert_eq!(texts(&host.chunks), "fresh");
     assert!(host.failed.is_empty());
 }
+
+#[test]
+fn unreadable_tab_messages_are_counted_and_change_nothing() {
+    let options = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":false,"tabId":"tab-a"}"#;
+    let mut host = Host::new(options);
+    assert_eq!(host.d.ignored_tab_messages(), 0);
+    for junk in [
+        "7",
+        "\"claim\"",
+        "not json",
+        r#"{"type":"claim"}"#,
+        r#"{"type":"claim","chatId":1,"tabId":"x"}"#,
+        r#"{"type":"messages","chatId":"c1","tabId":"x","messages":"nope"}"#,
+    ] {
+        host.d.tab_message(junk, host.now);
+    }
+    assert_eq!(host.d.ignored_tab_messages(), 6);
+    assert!(!host.d.is_read_only("c1"));
+    // A well-formed claim is not counted, and takes effect.
+    let claim = format!(
+        r#"{{"type":"claim","chatId":"c1","tabId":"tab-b","timestamp":{}}}"#,
+        host.now
+    );
+    host.d.tab_message(&claim, host.now);
+    assert_eq!(host.d.ignored_tab_messages(), 6);
+    assert!(host.d.is_read_only("c1"));
+    // Without multiTab nothing is read, so nothing is counted.
+    let mut single = Host::new(r#"{"task":"chat","types":{"startSession":"function"}}"#);
+    single.d.tab_message("7", single.now);
+    assert_eq!(single.d.ignored_tab_messages(), 0);
+}

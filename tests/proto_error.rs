@@ -142,7 +142,6 @@ fn every_variant_has_a_distinct_code_and_a_message() {
         Error::StreamStalled {
             idle_ms: Some(60_000),
         },
-        Error::OutputLost,
         Error::MissingCallback {
             name: "startSession".into(),
         },

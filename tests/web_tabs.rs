@@ -256,7 +256,8 @@ async fn a_crashed_tabs_claim_expires_and_hostile_messages_are_ignored() {
     let _seen = listen(&ours);
     started(&ours).await;
     let post = js_sys::Function::from(js_sys::Reflect::get(&js, &"post".into()).unwrap());
-    // Garbage on the channel: ignored, never thrown.
+    // Garbage on the channel: ignored and counted, never thrown.
+    let ignored_before = ours.ignored_tab_messages();
     for junk in [
         JsValue::from(7),
         JsValue::from_str("claim"),
@@ -275,6 +276,14 @@ async fn a_crashed_tabs_claim_expires_and_hostile_messages_are_ignored() {
     ] {
         post.call1(&js, &junk).unwrap();
     }
+    let ours1 = ours.clone();
+    assert!(
+        eventually(1_000, move || ours1.ignored_tab_messages()
+            == ignored_before + 5)
+        .await,
+        "5 junk messages counted, got {}",
+        ours.ignored_tab_messages() - ignored_before
+    );
     let claim = js_sys::Function::from(js_sys::Reflect::get(&js, &"claim".into()).unwrap());
     claim.call1(&js, &chat.as_str().into()).unwrap();
     let ours2 = ours.clone();
@@ -296,4 +305,31 @@ async fn a_crashed_tabs_claim_expires_and_hostile_messages_are_ignored() {
     ))
     .await;
     assert_eq!(text_of(&reply), "You said: free");
+}
+
+#[wasm_bindgen_test]
+async fn a_disposed_tab_coordinates_again_when_used_again() {
+    let chat = new_chat_id("revive");
+    let (a, _) = tab();
+    let (b, _) = tab();
+    started(&a).await;
+    started(&b).await;
+    // dispose() closes A's channel; A's next send must claim the chat where B can see it.
+    a.dispose();
+    let stream = ok(a.send_messages(&message(&chat, "a1", "slow after dispose"))).await;
+    ok(read_n(&stream, 3)).await;
+    assert!(a.has_claim(&chat));
+    let b2 = b.clone();
+    let chat2 = chat.clone();
+    assert!(
+        eventually(1_000, move || b2.is_read_only(&chat2)).await,
+        "B sees the claim of a transport used again after dispose()"
+    );
+    ok(read_all(&stream)).await;
+    let b3 = b.clone();
+    let chat3 = chat.clone();
+    assert!(
+        eventually(1_000, move || !b3.is_read_only(&chat3)).await,
+        "and its release"
+    );
 }

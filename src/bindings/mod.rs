@@ -371,6 +371,12 @@ impl WasmDriver {
         self.inner.is_read_only(chat)
     }
 
+    /// `ignoredTabMessages()`.
+    #[wasm_bindgen(js_name = ignoredTabMessages)]
+    pub fn ignored_tab_messages(&self) -> u32 {
+        self.inner.ignored_tab_messages()
+    }
+
     /// `hasClaim(chatId)`.
     #[wasm_bindgen(js_name = hasClaim)]
     pub fn has_claim(&self, chat: &str) -> bool {

@@ -109,8 +109,6 @@ pub enum Error {
         /// How long the stream was silent, when known.
         idle_ms: Option<u64>,
     },
-    /// The output of a turn was swallowed while skipping a stopped turn; the user should retry.
-    OutputLost,
     /// A callback the operation needs was not configured (e.g. `startSession`).
     MissingCallback {
         /// The callback's option name.
@@ -137,7 +135,6 @@ impl Error {
             Error::ReadOnlyTab => "read_only_tab",
             Error::InvalidOption { .. } => "invalid_option",
             Error::StreamStalled { .. } => "stream_stalled",
-            Error::OutputLost => "output_lost",
             Error::MissingCallback { .. } => "missing_callback",
         }
     }
@@ -322,7 +319,6 @@ impl Error {
                     out.push_str(" ms");
                 }
             }
-            Error::OutputLost => out.push_str("the previous turn's output was lost; try again"),
             Error::MissingCallback { name } => {
                 out.push('`');
                 out.push_str(name);

@@ -59,6 +59,8 @@ extern "C" {
     pub fn is_read_only(this: &Transport, chat_id: &str) -> bool;
     #[wasm_bindgen(method, js_name = hasClaim)]
     pub fn has_claim(this: &Transport, chat_id: &str) -> bool;
+    #[wasm_bindgen(method, js_name = ignoredTabMessages)]
+    pub fn ignored_tab_messages(this: &Transport) -> u32;
     #[wasm_bindgen(method, js_name = broadcastMessages)]
     pub fn broadcast_messages(this: &Transport, chat_id: &str, messages: &JsValue);
 }

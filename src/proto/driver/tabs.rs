@@ -35,6 +35,8 @@ pub(super) struct Tabs {
     pub(super) waiting: Vec<PendingTurn>,
     /// Chats whose writer lock this tab holds.
     held: Vec<String>,
+    /// Channel messages that could not be read (malformed, or a type this tab does not know).
+    ignored: u32,
 }
 
 impl Tabs {
@@ -50,6 +52,7 @@ impl Tabs {
             querying: None,
             waiting: Vec::new(),
             held: Vec::new(),
+            ignored: 0,
         }
     }
 }
@@ -181,12 +184,13 @@ impl Driver {
     }
 
     /// A message from another tab (`BroadcastChannel`), as JSON text. Malformed ones are
-    /// ignored (and never throw).
+    /// counted ([`Self::ignored_tab_messages`]) and ignored; nothing here throws.
     pub fn tab_message(&mut self, text: &str, now_ms: u64) {
         let Some(tabs) = self.tabs.as_mut() else {
             return;
         };
         let Ok(message) = Message::parse_text(text) else {
+            tabs.ignored = tabs.ignored.saturating_add(1);
             return;
         };
         tabs.coordinator.receive(message, now_ms);
@@ -230,6 +234,12 @@ impl Driver {
                 .broadcast_session(&chat_id, &cursor, consumed, now_ms);
             self.tab_effects(now_ms);
         }
+    }
+
+    /// `ignoredTabMessages()`: how many channel messages this tab could not read and ignored
+    /// (malformed or hostile ones, or a type it does not know). 0 without `multiTab`.
+    pub fn ignored_tab_messages(&self) -> u32 {
+        self.tabs.as_ref().map_or(0, |t| t.ignored)
     }
 
     /// `isReadOnly(chatId)`: another tab owns the chat.
