@@ -150,6 +150,19 @@ impl Turn {
         }
     }
 
+    /// The session was replaced (`startSession` after a 404) and is read again from its start.
+    /// What was known of consumed inputs came from the old session, and what is held or
+    /// deferred are its records: forget both. (`startSession` may well return the same session —
+    /// it is idempotent — and its earlier turns then replay; they must not pass as this send's.)
+    /// Data already delivered stays delivered.
+    pub fn restart_session(&mut self) {
+        self.consumed = None;
+        self.held.clear();
+        self.held_bytes = 0;
+        self.deferred.clear();
+        self.holding = self.by_seq && !self.delivered_data && !self.clear();
+    }
+
     /// Whether this send's boundary has been accepted (or the session closed).
     pub fn is_finished(&self) -> bool {
         self.finished
@@ -405,6 +418,33 @@ mod tests {
         turn.on_record(boundary(34, Some(9)), &mut out);
         assert_eq!(delivered(&out), vec![33]);
         assert!(turn.is_finished());
+    }
+
+    #[test]
+    fn a_replaced_session_forgets_the_old_sessions_consumed_inputs() {
+        // Held for input 2 with input 1 known consumed; then the session is replaced and read
+        // from its start: it turns out to be the same session (startSession is idempotent), so
+        // turns 0 and 1 replay. Neither may pass as ours.
+        let mut turn = Turn::new(InputSeq::Pending, Hold::BySeq { consumed: Some(1) });
+        let mut out = Vec::new();
+        turn.on_record(data(20, "stale"), &mut out);
+        turn.restart_session();
+        turn.on_record(data(1, "one"), &mut out);
+        turn.on_record(boundary(2, Some(0)), &mut out);
+        turn.on_record(data(3, "two"), &mut out);
+        turn.on_record(boundary(4, Some(1)), &mut out);
+        turn.set_input_seq(Some(2), &mut out);
+        turn.on_record(data(5, "three"), &mut out);
+        turn.on_record(boundary(6, Some(2)), &mut out);
+        assert_eq!(delivered(&out), vec![5]);
+        assert!(matches!(out.last(), Some(Outcome::TurnComplete(_))));
+        // A new session (the send is its input 0) streams at once.
+        let mut turn = Turn::new(InputSeq::Pending, Hold::BySeq { consumed: Some(1) });
+        let mut out = Vec::new();
+        turn.restart_session();
+        turn.set_input_seq(Some(0), &mut out);
+        turn.on_record(data(1, "fresh"), &mut out);
+        assert_eq!(delivered(&out), vec![1]);
     }
 
     #[test]

@@ -110,6 +110,8 @@ test("useTriggerChatTransport keeps accessToken, startSession, fetch and onSessi
   mark = (await page.evaluate(() => harness.calls())).length;
   assert.equal((await faults({ appendFailures: { status: 404, count: 1 } })).status, 200);
   await page.evaluate(() => harness.send("three"));
+  // startSession returns the same session (it is idempotent): its earlier turns replay from the
+  // start, and none of their text may show up in this reply.
   await eventually(async () => (await lastText(page)) === "assistant: You said: three", { message: "echo 3" });
   later = await callsSince(mark);
   assert.ok(later.includes("third:startSession"), `the new startSession was used: ${later}`);

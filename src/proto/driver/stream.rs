@@ -815,11 +815,13 @@ impl Driver {
         }
     }
 
-    /// A subscription reads a (new) session from its beginning.
+    /// A subscription reads a (new) session from its beginning, knowing nothing of its inputs.
     fn reset_cursor(&mut self, id: u32) {
         if let Some(i) = self.sub_index(id) {
-            self.subs[i].cursor = Cursor::default();
-            self.subs[i].start = Cursor::default();
+            let sub = &mut self.subs[i];
+            sub.cursor = Cursor::default();
+            sub.start = Cursor::default();
+            sub.turn.restart_session();
         }
     }
 
