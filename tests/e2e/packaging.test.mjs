@@ -216,7 +216,11 @@ test("the demo app (www/) type-checks and builds against the tarball", { timeout
     readdirSync(join(demo, "node_modules", "trigger-chat-wasm")).includes("trigger_chat_wasm_bg.wasm"),
     "installed from the tarball (a copy, not a link)",
   );
-  await npm(["run", "build"], demo); // tsc --noEmit, then vite build
+  try {
+    await npm(["run", "build"], demo); // tsc --noEmit, then vite build
+  } catch (e) {
+    assert.fail(`npm run build failed:\n${e.stdout}\n${e.stderr}`);
+  }
   const assets = readdirSync(join(demo, "dist", "assets"));
   assert.ok(assets.some((f) => f.endsWith(".wasm")), `the .wasm is emitted as an asset: ${assets}`);
 });
