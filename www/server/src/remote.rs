@@ -4,7 +4,7 @@
 //! claims are then signed locally with the secret key.
 //!
 //! Nothing here can be tested against real Trigger.dev from this repository; the Rust tests point
-//! it at a second emulator instead (`tests/remote_mode.rs`).
+//! it at a second emulator instead (`tests/customer.rs`, `real_mode_talks_to_the_configured_trigger_api`).
 
 use reqwest::StatusCode;
 use serde_json::{json, Map, Value};
