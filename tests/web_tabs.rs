@@ -47,6 +47,12 @@ async fn eventually(ms: u32, f: impl Fn() -> bool + 'static) -> bool {
     ok(until(function, ms)).await.as_bool() == Some(true)
 }
 
+/// Waits up to `ms` for `t.isReadOnly(chat)` to become `read_only`.
+async fn read_only_within(ms: u32, t: &Transport, chat: &str, read_only: bool) -> bool {
+    let (t, chat) = (t.clone(), chat.to_owned());
+    eventually(ms, move || t.is_read_only(&chat) == read_only).await
+}
+
 #[wasm_bindgen_test]
 async fn two_tabs_sending_at_once_put_exactly_one_turn_on_the_server() {
     let chat = new_chat_id("race");
@@ -84,10 +90,8 @@ async fn the_other_tab_is_read_only_while_one_streams_and_can_send_after() {
     let stream = ok(a.send_messages(&message(&chat, "a1", "slow from a"))).await;
     ok(read_n(&stream, 3)).await;
     assert!(a.has_claim(&chat));
-    let b2 = b.clone();
-    let chat2 = chat.clone();
     assert!(
-        eventually(1_000, move || b2.is_read_only(&chat2)).await,
+        read_only_within(1_000, &b, &chat, true).await,
         "B sees A's claim"
     );
     // A's messages reach B live (what useMultiTabChat broadcasts).
@@ -109,10 +113,8 @@ async fn the_other_tab_is_read_only_while_one_streams_and_can_send_after() {
     );
     assert_eq!(appends(&chat).await, 1);
     ok(read_all(&stream)).await;
-    let b3 = b.clone();
-    let chat3 = chat.clone();
     assert!(
-        eventually(1_000, move || !b3.is_read_only(&chat3)).await,
+        read_only_within(1_000, &b, &chat, false).await,
         "released at turn end"
     );
     let reply = ok(read_all(
@@ -155,9 +157,7 @@ async fn a_failed_send_releases_the_claim() {
         !a.has_claim(&chat),
         "no claim leaked (the JS coordinator's M4)"
     );
-    let b2 = b.clone();
-    let chat2 = chat.clone();
-    assert!(eventually(1_000, move || !b2.is_read_only(&chat2)).await);
+    assert!(read_only_within(1_000, &b, &chat, false).await);
     let reply = ok(read_all(
         &ok(b.send_messages(&message(&chat, "b1", "ok"))).await,
     ))
@@ -173,10 +173,8 @@ async fn a_late_tab_learns_the_claim_within_a_second() {
     ok(read_n(&stream, 2)).await;
     let (c, _) = tab();
     let _seen = listen(&c); // starts the tab: it asks who owns what
-    let c2 = c.clone();
-    let chat2 = chat.clone();
     assert!(
-        eventually(1_000, move || c2.is_read_only(&chat2)).await,
+        read_only_within(1_000, &c, &chat, true).await,
         "a late joiner is not blind (M3)"
     );
     ok(a.stop_generation(&chat)).await;
@@ -195,9 +193,7 @@ async fn a_js_transport_tab_and_ours_respect_each_others_claims() {
     js_sys::Function::from(claim)
         .call1(&js, &chat.as_str().into())
         .unwrap();
-    let ours2 = ours.clone();
-    let chat2 = chat.clone();
-    assert!(eventually(1_000, move || ours2.is_read_only(&chat2)).await);
+    assert!(read_only_within(1_000, &ours, &chat, true).await);
     let error = rejected(ours.send_messages(&message(&chat, "o1", "no"))).await;
     assert_eq!(
         get(&error, "code").as_string().as_deref(),
@@ -208,9 +204,7 @@ async fn a_js_transport_tab_and_ours_respect_each_others_claims() {
     js_sys::Function::from(release)
         .call1(&js, &chat.as_str().into())
         .unwrap();
-    let ours3 = ours.clone();
-    let chat3 = chat.clone();
-    assert!(eventually(1_000, move || !ours3.is_read_only(&chat3)).await);
+    assert!(read_only_within(1_000, &ours, &chat, false).await);
     let stream = ok(ours.send_messages(&message(&chat, "o2", "now"))).await;
     let received = get(&js, "received");
     let chat4 = chat.clone();
@@ -241,9 +235,7 @@ async fn a_js_tabs_earlier_claim_is_learned_from_its_heartbeat() {
     // next heartbeat creates the claim here (its own tabs stay blind to it, M3).
     let (ours, _) = tab();
     let _seen = listen(&ours);
-    let ours2 = ours.clone();
-    let chat2 = chat.clone();
-    assert!(eventually(6_000, move || ours2.is_read_only(&chat2)).await);
+    assert!(read_only_within(6_000, &ours, &chat, true).await);
     let close = js_sys::Function::from(js_sys::Reflect::get(&js, &"close".into()).unwrap());
     close.call0(&js).unwrap();
 }
@@ -286,16 +278,12 @@ async fn a_crashed_tabs_claim_expires_and_hostile_messages_are_ignored() {
     );
     let claim = js_sys::Function::from(js_sys::Reflect::get(&js, &"claim".into()).unwrap());
     claim.call1(&js, &chat.as_str().into()).unwrap();
-    let ours2 = ours.clone();
-    let chat2 = chat.clone();
-    assert!(eventually(1_000, move || ours2.is_read_only(&chat2)).await);
+    assert!(read_only_within(1_000, &ours, &chat, true).await);
     let crash = js_sys::Function::from(js_sys::Reflect::get(&js, &"crash".into()).unwrap());
     crash.call0(&js).unwrap();
     let started = js_sys::Date::now();
-    let ours3 = ours.clone();
-    let chat3 = chat.clone();
     assert!(
-        eventually(16_000, move || !ours3.is_read_only(&chat3)).await,
+        read_only_within(16_000, &ours, &chat, false).await,
         "the crashed tab's claim expired"
     );
     let waited = js_sys::Date::now() - started;
@@ -319,17 +307,13 @@ async fn a_disposed_tab_coordinates_again_when_used_again() {
     let stream = ok(a.send_messages(&message(&chat, "a1", "slow after dispose"))).await;
     ok(read_n(&stream, 3)).await;
     assert!(a.has_claim(&chat));
-    let b2 = b.clone();
-    let chat2 = chat.clone();
     assert!(
-        eventually(1_000, move || b2.is_read_only(&chat2)).await,
+        read_only_within(1_000, &b, &chat, true).await,
         "B sees the claim of a transport used again after dispose()"
     );
     ok(read_all(&stream)).await;
-    let b3 = b.clone();
-    let chat3 = chat.clone();
     assert!(
-        eventually(1_000, move || !b3.is_read_only(&chat3)).await,
+        read_only_within(1_000, &b, &chat, false).await,
         "and its release"
     );
 }
