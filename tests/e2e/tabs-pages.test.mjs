@@ -99,21 +99,29 @@ const refused = (result) => ({ ok: result.ok, code: result.code });
 
 // ---- 1. the same tick ----------------------------------------------------------------------
 
-test("two tabs sending in the same tick: one turn reaches the agent, the other send is refused (read_only_tab)", { timeout: 30_000 }, async (t) => {
+test("two tabs sending in the same tick: one turn reaches the agent, the other send is refused (read_only_tab)", { timeout: 60_000 }, async (t) => {
   const context = await browser.newContext();
   const skews = [];
-  // A few rounds, each on a fresh chat, so a lucky ordering cannot pass for a guarantee.
+  // A few rounds, each on a fresh chat, so a lucky ordering cannot pass for a guarantee. Both
+  // tabs are told one instant to send at, and the prompts ask for the slow (4 s) reply: the
+  // winner's turn outlasts any skew between the two calls, so the other send always meets it
+  // (an instant echo could end before a late second call, which may then rightly be accepted).
   for (let round = 1; round <= 4; round++) {
     const chatId = newChatId(`same-tick-${round}`);
     const a = await openTab(context, "wasm", chatId);
     const b = await openTab(context, "wasm", chatId);
-    const texts = [`Hello from A (${round})`, `Hello from B (${round})`];
-    const results = await Promise.all([send(a, texts[0]), send(b, texts[1])]);
+    const texts = [`Slow hello from A (${round})`, `Slow hello from B (${round})`];
+    const at = Date.now() + 150;
+    const results = await Promise.all([send(a, texts[0], { at }), send(b, texts[1], { at })]);
     const sends = await Promise.all([a, b].map(async (p) => (await info(p)).sends[0]));
-    skews.push(Math.abs(sends[0].calledAt - sends[1].calledAt));
+    const skew = Math.abs(sends[0].calledAt - sends[1].calledAt);
+    skews.push(skew);
 
     const winners = results.flatMap((r, i) => (r.ok ? [i] : []));
-    assert.equal(winners.length, 1, `round ${round}: exactly one send accepted: ${JSON.stringify(results)}`);
+    const evidence = async () =>
+      `skew ${skew} ms; sends ${JSON.stringify(sends.map(({ text, calledAt, result }) => ({ text, calledAt, result })))}\n` +
+      `A's channel: ${JSON.stringify(await channel(a))}\nB's channel: ${JSON.stringify(await channel(b))}\n${await logLines(chatId)}`;
+    assert.equal(winners.length, 1, `round ${round}: exactly one send accepted: ${winners.length === 1 ? "" : await evidence()}`);
     const [w] = winners;
     const l = 1 - w;
     assert.deepEqual(refused(results[l]), READ_ONLY, `round ${round}: the other is refused: ${JSON.stringify(results[l])}`);
@@ -121,13 +129,14 @@ test("two tabs sending in the same tick: one turn reaches the agent, the other s
     const winner = [a, b][w];
     const loser = [a, b][l];
     const end = await turnEnd(winner);
-    assert.deepEqual([end.ok, end.text], [true, echo(texts[w])], `round ${round}: the winner's reply`);
+    assert.deepEqual([end.ok, end.text], [true, slowReply(texts[w])], `round ${round}: the winner's reply`);
     assert.deepEqual(await sentMessages(chatId), [texts[w]], `round ${round}: one message reached the agent:\n${await logLines(chatId)}`);
     const log = await chatLog(chatId);
     assert.equal(log.filter((e) => e.path.endsWith("/start")).length, 1, `round ${round}: the refused tab did not even start a session`);
     assert.equal((await chatState(chatId)).turns, 1, `round ${round}: one turn`);
-    assert.ok((await info(loser)).events.includes("message-send-failed(this chat is active in another tab)"));
-    assert.deepEqual([...a.pageErrors, ...b.pageErrors], []);
+    const loserEvents = (await info(loser)).events;
+    assert.ok(loserEvents.includes("message-send-failed(this chat is active in another tab)"), `round ${round}: the loser's events: ${loserEvents}`);
+    assert.deepEqual([...a.pageErrors, ...b.pageErrors], [], `round ${round}: no page errors`);
     await Promise.all([a.close(), b.close()]);
   }
   t.diagnostic(`sendMessages calls of the two tabs were ${skews.join(", ")} ms apart (page clocks)`);
