@@ -141,11 +141,10 @@ window.harness = {
   /**
    * A user sends `text`: resolves when `sendMessages` settles (the reply keeps streaming).
    * `{read: false}` leaves the reply unread until `readReply()` (a consumer that is slow to pull);
-   * `{at}` waits until that `Date.now()` first.
+   * `{at}` calls `sendMessages` at that `Date.now()`, so tabs given one instant send together
+   * whatever the delay of the evaluate calls that asked them to.
    */
   async send(text, { read = true, at } = {}) {
-    // `at`: call sendMessages at this `Date.now()` (tabs told the same instant send together,
-    // whatever the delay of the evaluate calls that asked them to).
     if (at !== undefined) await new Promise((r) => setTimeout(r, Math.max(0, at - Date.now())));
     tab.n += 1;
     const user = { id: `user-${tab.n}-${Math.random().toString(36).slice(2, 8)}`, role: "user", parts: [{ type: "text", text }] };
