@@ -379,6 +379,52 @@ fn a_401_on_a_reconnect_mid_stream_refreshes_the_token() {
     assert_eq!(Host::header(&headers, "last-event-id"), None);
 }
 
+/// The append and the stream are refused with the same token. The stream's 401 refreshes it;
+/// when the append's 401 arrives only after that refresh, the append uses the refreshed token
+/// instead of calling `accessToken` again — even when the refresh returned the very same
+/// text (JWTs minted in the same second with the same claims are byte-equal).
+#[test]
+fn a_second_401_after_a_refresh_that_returned_the_same_text_does_not_refresh_again() {
+    let mut host = Host::new(OPTIONS);
+    let op = host.send("c1", "hi", "part-1");
+    host.answer_call("tok-same");
+    let (append, _, _, _) = host.take_fetch(Endpoint::In);
+    let (out, _, _, _) = host.take_fetch(Endpoint::Out);
+    host.d.fetch_text(out, 401, "", None, host.now);
+    host.pump();
+    assert_eq!(host.calls.len(), 1);
+    assert_eq!(host.calls[0].1, Callback::AccessToken);
+    host.answer_call("tok-same");
+    let (out, _, headers, _) = host.take_fetch(Endpoint::Out);
+    assert_eq!(
+        Host::header(&headers, "authorization").as_deref(),
+        Some("Bearer tok-same")
+    );
+    // The append's 401, for the token from before the refresh, arrives now.
+    host.d.fetch_text(append, 401, "", None, host.now);
+    host.pump();
+    assert!(host.calls.is_empty(), "refreshed once: {:?}", host.calls);
+    let (retry, _, headers, _) = host.take_fetch(Endpoint::In);
+    assert_eq!(
+        Host::header(&headers, "authorization").as_deref(),
+        Some("Bearer tok-same")
+    );
+    // Still refused: both give up with a typed error instead of refreshing in a loop.
+    host.d.fetch_text(retry, 401, "", None, host.now);
+    host.d.fetch_text(out, 401, "", None, host.now);
+    host.pump();
+    assert!(host.calls.is_empty(), "{:?}", host.calls);
+    let (_, error) = host
+        .rejected
+        .iter()
+        .find(|(o, _)| *o == op)
+        .expect("the send is rejected");
+    assert!(
+        matches!(error, ErrorRef::Ours(e) if e.code() == "unauthorized"),
+        "{error:?}"
+    );
+}
+
 #[test]
 fn a_closed_session_rejects_with_its_code_and_is_remembered() {
     let mut host = Host::new(OPTIONS);

@@ -27,6 +27,22 @@ pub(super) enum TokenKind {
     Refresh,
 }
 
+/// The token a request carried, with the chat's token epoch at the time. Comparing texts alone
+/// is not enough to tell whether a refresh happened since: two JWTs minted in the same second
+/// with the same claims are byte-equal, so a refresh can hand back the very text that was just
+/// refused. The epoch counts the tokens our callbacks returned, and tells those apart.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct UsedToken {
+    text: String,
+    epoch: u32,
+}
+
+impl UsedToken {
+    pub(super) fn text(&self) -> &str {
+        &self.text
+    }
+}
+
 /// A callback call in flight.
 #[derive(Debug)]
 pub(super) struct TokenCall {
@@ -50,18 +66,32 @@ impl Driver {
         None
     }
 
+    /// `token`, as used now by a request for `chat`.
+    pub(super) fn use_token(&self, chat: usize, token: String) -> UsedToken {
+        UsedToken {
+            text: token,
+            epoch: self.chats.get(chat).map_or(0, |c| c.token_epoch),
+        }
+    }
+
+    /// The chat's token if it is newer than `used`: a different text (a turn-complete record,
+    /// another tab), or one a callback returned since `used` was taken.
+    pub(super) fn newer_token(&self, chat: usize, used: &UsedToken) -> Option<String> {
+        let c = self.chats.get(chat)?;
+        let current = c.state.token.as_ref()?;
+        (*current != used.text || c.token_epoch != used.epoch).then(|| current.clone())
+    }
+
     /// A fresh token because `stale` was refused, or `None` after asking for one. Another
     /// caller may have refreshed meanwhile: then the newer token is used at once.
     pub(super) fn refresh_token(
         &mut self,
         chat: usize,
-        stale: &str,
+        stale: &UsedToken,
         waiter: Waiter,
     ) -> Option<String> {
-        if let Some(current) = self.chats.get(chat).and_then(|c| c.state.token.clone()) {
-            if current != stale {
-                return Some(current);
-            }
+        if let Some(current) = self.newer_token(chat, stale) {
+            return Some(current);
         }
         // Without `accessToken`, `startSession` is idempotent and returns a fresh token.
         let kind = if self.config.has_access_token {
@@ -143,7 +173,9 @@ impl Driver {
             return;
         }
         {
-            let state = &mut self.chats[chat].state;
+            let c = &mut self.chats[chat];
+            c.token_epoch = c.token_epoch.wrapping_add(1);
+            let state = &mut c.state;
             match taken.kind {
                 TokenKind::Start { replace: true } => state.replace_session(token.into()),
                 TokenKind::Start { replace: false } => {

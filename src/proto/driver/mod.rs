@@ -53,6 +53,8 @@ struct Chat {
     active: Option<u32>,
     /// `startSession` / `accessToken` in flight.
     token_call: Option<TokenCall>,
+    /// How many tokens those callbacks have handed this chat (see [`auth::UsedToken`]).
+    token_epoch: u32,
     /// Message id and time of the last turn-producing send (event attribution).
     last_send: Option<(Option<String>, u64)>,
     storage_warned: bool,
@@ -296,6 +298,7 @@ impl Driver {
             state,
             active: None,
             token_call: None,
+            token_epoch: 0,
             last_send: None,
             storage_warned: false,
             stopped_turn: None,

@@ -3,7 +3,7 @@
 //! `proto::append`) and, for a turn, the subscription that streams the answer.
 
 use super::action::{Action, Endpoint, ErrorRef, Value};
-use super::auth::Waiter;
+use super::auth::{UsedToken, Waiter};
 use super::events::EventBuilder;
 use super::stream::{Kind, SubOptions};
 use super::Driver;
@@ -65,7 +65,7 @@ struct Append {
     headers: HeaderList,
     policy: AppendPolicy,
     started_ms: u64,
-    token: String,
+    token: UsedToken,
     fetch: Option<u32>,
     timer: Option<u32>,
 }
@@ -421,7 +421,7 @@ impl Driver {
                 headers,
                 policy: AppendPolicy::new(),
                 started_ms: now_ms,
-                token: String::new(),
+                token: UsedToken::default(),
                 fetch: None,
                 timer: None,
             });
@@ -465,9 +465,14 @@ impl Driver {
     fn append_attempt(&mut self, op: u32, token: String, now_ms: u64) {
         let fetch = self.next_id();
         let timer = self.next_id();
-        let Some(o) = self.ops.iter_mut().find(|o| o.id == op) else {
+        let Some(i) = self.op_index(op) else {
             return;
         };
+        let used = match self.chat_index(&self.ops[i].chat) {
+            Some(chat) => self.use_token(chat, token),
+            None => return,
+        };
+        let o = &mut self.ops[i];
         let chat_id = o.chat.clone();
         let Some(append) = o.append.as_mut() else {
             return;
@@ -476,11 +481,11 @@ impl Driver {
         headers.extend(&append.headers);
         headers.set("Content-Type", "application/json");
         let mut auth = String::from("Bearer ");
-        auth.push_str(&token);
+        auth.push_str(used.text());
         headers.set("Authorization", auth);
         headers.set("x-trigger-source", "sdk");
         headers.set("X-Part-Id", append.part_id.as_str());
-        append.token = token;
+        append.token = used;
         append.fetch = Some(fetch);
         append.timer = Some(timer);
         let body = append.body.clone();

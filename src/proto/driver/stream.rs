@@ -7,7 +7,7 @@
 //! `ReconnectPolicy`; a lifecycle wake (`online`, back to visible, `pageshow`) reconnects now.
 
 use super::action::{Action, Endpoint, ErrorRef};
-use super::auth::Waiter;
+use super::auth::{UsedToken, Waiter};
 use super::events::EventBuilder;
 use super::Driver;
 #[allow(unused_imports)]
@@ -132,7 +132,7 @@ pub(super) struct Sub {
     settle_op: Option<u32>,
     connected_once: bool,
     settled_seen: bool,
-    last_token: String,
+    last_token: UsedToken,
     /// A 404 already sent this subscription to repair the session once.
     repaired: bool,
 }
@@ -171,7 +171,7 @@ impl Driver {
             settle_op: options.settle_op,
             connected_once: false,
             settled_seen: false,
-            last_token: String::new(),
+            last_token: UsedToken::default(),
             repaired: false,
         });
         self.connect(id, now_ms);
@@ -339,12 +339,16 @@ impl Driver {
         let fetch = self.next_id();
         let timer = self.next_id();
         let Some(i) = self.sub_index(id) else { return };
+        let used = match self.chat_index(&self.subs[i].chat) {
+            Some(chat) => self.use_token(chat, token),
+            None => return,
+        };
         let sub = &mut self.subs[i];
         let mut headers = self.config.headers.clone();
         headers.extend(&sub.headers);
         headers.set("Accept", "text/event-stream");
         let mut auth = String::from("Bearer ");
-        auth.push_str(&token);
+        auth.push_str(used.text());
         headers.set("Authorization", auth);
         headers.set(
             "Timeout-Seconds",
@@ -356,7 +360,7 @@ impl Driver {
         if sub.peek_settled {
             headers.set("X-Peek-Settled", "1");
         }
-        sub.last_token = token;
+        sub.last_token = used;
         sub.conn = Conn::Connecting { fetch, timer };
         let chat_id = sub.chat.clone();
         self.actions.push(Action::Fetch {
@@ -759,8 +763,7 @@ impl Driver {
             let stale = sub.last_token.clone();
             let chat_id = sub.chat.clone();
             let chat = self.chat_mut(&chat_id);
-            let current = self.chats[chat].state.token.clone();
-            if current.as_deref().is_some_and(|t| t != stale) {
+            if self.newer_token(chat, &stale).is_some() {
                 self.reset_cursor(id);
                 self.connect(id, now_ms);
                 return;
