@@ -66,11 +66,12 @@ impl Driver {
         None
     }
 
-    /// `token`, as used now by a request for `chat`.
-    pub(super) fn use_token(&self, chat: usize, token: String) -> UsedToken {
+    /// `token`, as used now by a request for `chat_id`.
+    pub(super) fn use_token(&self, chat_id: &str, token: String) -> UsedToken {
+        let chat = self.chat_index(chat_id);
         UsedToken {
             text: token,
-            epoch: self.chats.get(chat).map_or(0, |c| c.token_epoch),
+            epoch: chat.map_or(0, |c| self.chats[c].token_epoch),
         }
     }
 

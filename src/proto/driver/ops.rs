@@ -468,10 +468,7 @@ impl Driver {
         let Some(i) = self.op_index(op) else {
             return;
         };
-        let used = match self.chat_index(&self.ops[i].chat) {
-            Some(chat) => self.use_token(chat, token),
-            None => return,
-        };
+        let used = self.use_token(&self.ops[i].chat, token);
         let o = &mut self.ops[i];
         let chat_id = o.chat.clone();
         let Some(append) = o.append.as_mut() else {

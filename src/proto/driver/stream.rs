@@ -339,10 +339,7 @@ impl Driver {
         let fetch = self.next_id();
         let timer = self.next_id();
         let Some(i) = self.sub_index(id) else { return };
-        let used = match self.chat_index(&self.subs[i].chat) {
-            Some(chat) => self.use_token(chat, token),
-            None => return,
-        };
+        let used = self.use_token(&self.subs[i].chat, token);
         let sub = &mut self.subs[i];
         let mut headers = self.config.headers.clone();
         headers.extend(&sub.headers);
