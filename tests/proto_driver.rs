@@ -133,6 +133,13 @@ impl Host {
             .map(|(_, v)| v.clone())
     }
 
+    /// The token an `Authorization: Bearer …` header carries.
+    fn bearer(headers: &[(String, String)]) -> Option<String> {
+        Host::header(headers, "authorization")?
+            .strip_prefix("Bearer ")
+            .map(str::to_owned)
+    }
+
     fn fire_timers(&mut self, advance_ms: u64) {
         self.now += advance_ms;
         let due: Vec<u32> = self
@@ -258,10 +265,7 @@ fn a_send_streams_its_reply_and_ends_on_its_own_boundary() {
     host.answer_call("tok-1");
     let (append, path, headers, body) = host.take_fetch(Endpoint::In);
     assert_eq!(path, "/realtime/v1/sessions/c1/in/append");
-    assert_eq!(
-        Host::header(&headers, "authorization").as_deref(),
-        Some("Bearer tok-1")
-    );
+    assert_eq!(Host::bearer(&headers).as_deref(), Some("tok-1"));
     assert_eq!(
         Host::header(&headers, "x-part-id").as_deref(),
         Some("part-1")
@@ -372,10 +376,7 @@ fn a_401_on_a_reconnect_mid_stream_refreshes_the_token() {
     );
     host.answer_call("tok-2");
     let (_, _, headers, _) = host.take_fetch(Endpoint::Out);
-    assert_eq!(
-        Host::header(&headers, "authorization").as_deref(),
-        Some("Bearer tok-2")
-    );
+    assert_eq!(Host::bearer(&headers).as_deref(), Some("tok-2"));
     assert_eq!(Host::header(&headers, "last-event-id"), None);
 }
 
@@ -396,19 +397,13 @@ fn a_second_401_after_a_refresh_that_returned_the_same_text_does_not_refresh_aga
     assert_eq!(host.calls[0].1, Callback::AccessToken);
     host.answer_call("tok-same");
     let (out, _, headers, _) = host.take_fetch(Endpoint::Out);
-    assert_eq!(
-        Host::header(&headers, "authorization").as_deref(),
-        Some("Bearer tok-same")
-    );
+    assert_eq!(Host::bearer(&headers).as_deref(), Some("tok-same"));
     // The append's 401, for the token from before the refresh, arrives now.
     host.d.fetch_text(append, 401, "", None, host.now);
     host.pump();
     assert!(host.calls.is_empty(), "refreshed once: {:?}", host.calls);
     let (retry, _, headers, _) = host.take_fetch(Endpoint::In);
-    assert_eq!(
-        Host::header(&headers, "authorization").as_deref(),
-        Some("Bearer tok-same")
-    );
+    assert_eq!(Host::bearer(&headers).as_deref(), Some("tok-same"));
     // Still refused: both give up with a typed error instead of refreshing in a loop.
     host.d.fetch_text(retry, 401, "", None, host.now);
     host.d.fetch_text(out, 401, "", None, host.now);
