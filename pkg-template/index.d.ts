@@ -307,7 +307,14 @@ export type TriggerChatTransportOptions<TClientData = Record<string, unknown>> =
    * @default false
    */
   multiTab?: boolean;
-  /** Not supported by trigger-chat-wasm yet: passing `true` throws `invalid_option`. */
+  /**
+   * Read-only viewer mode: `reconnectToStream` returns a stream for any open session (no turn
+   * need be in flight) that follows every turn from the resume cursor and stays open across
+   * turn boundaries until the session closes or the stream is cancelled; it reconnects through
+   * outages without giving up. A send still streams only its own turn (and ends the watcher's
+   * stream, as in the JS transport). Turns off `multiTab`.
+   * @default false
+   */
   watch?: boolean;
   /** Not supported by trigger-chat-wasm yet: passing a URL throws `invalid_option`. */
   headStart?: string;

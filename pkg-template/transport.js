@@ -127,7 +127,8 @@ export function createTransportClass(load) {
           stallTimeoutMs: o.stallTimeoutMs,
           clientData: o.clientData,
           sessions: o.sessions,
-          multiTab: !!o.multiTab && typeof BroadcastChannel === "function",
+          // A watcher only reads, so it takes no part in tab coordination (as in the JS transport).
+          multiTab: !!o.multiTab && !o.watch && typeof BroadcastChannel === "function",
           tabId: partId(),
           locks: typeof navigator !== "undefined" && typeof navigator.locks?.request === "function",
           watch: !!o.watch,

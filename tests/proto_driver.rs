@@ -126,6 +126,18 @@ impl Host {
         }
     }
 
+    /// Whether a request for `endpoint` is waiting (and takes it).
+    fn take_fetch_opt(&mut self, endpoint: Endpoint) -> Option<u32> {
+        let i = self
+            .fetches
+            .iter()
+            .position(|f| matches!(f, Action::Fetch { endpoint: e, .. } if *e == endpoint))?;
+        match self.fetches.remove(i) {
+            Action::Fetch { id, .. } => Some(id),
+            _ => None,
+        }
+    }
+
     fn header(headers: &[(String, String)], name: &str) -> Option<String> {
         headers
             .iter()
@@ -734,4 +746,172 @@ fn unreadable_tab_messages_are_counted_and_change_nothing() {
     let mut single = Host::new(r#"{"task":"chat","types":{"startSession":"function"}}"#);
     single.d.tab_message("7", single.now);
     assert_eq!(single.d.ignored_tab_messages(), 0);
+}
+
+const WATCH_OPTIONS: &str =
+    r#"{"task":"chat","types":{"startSession":"function","accessToken":"function"},"watch":true}"#;
+
+/// A record of [`mixed_batch`].
+enum Rec {
+    /// `seq`, text delta.
+    Delta(u64, &'static str),
+    /// `seq`, the `.in` seq the turn boundary consumed.
+    Boundary(u64, u64),
+}
+
+/// One SSE `batch` event holding `records` in order.
+fn mixed_batch(records: &[Rec]) -> Vec<u8> {
+    let mut items = Vec::new();
+    for record in records {
+        items.push(match record {
+            Rec::Delta(seq, delta) => {
+                let body = format!(r#"{{"data":{{"type":"text-delta","id":"t","delta":"{delta}"}}}}"#);
+                format!(
+                    r#"{{"seq_num":{seq},"timestamp":1,"body":{},"headers":[]}}"#,
+                    Json::from(body.as_str()).to_json_string()
+                )
+            }
+            Rec::Boundary(seq, in_id) => format!(
+                r#"{{"seq_num":{seq},"timestamp":1,"body":"","headers":[["trigger-control","turn-complete"],["public-access-token","tok-{seq}"],["session-in-event-id","{in_id}"]]}}"#
+            ),
+        });
+    }
+    format!(
+        "event: batch\ndata: {{\"records\":[{}]}}\n\n",
+        items.join(",")
+    )
+    .into_bytes()
+}
+
+fn count(kinds: &[String], kind: &str) -> usize {
+    kinds.iter().filter(|k| *k == kind).count()
+}
+
+#[test]
+fn watch_mode_follows_every_turn_on_one_stream_until_the_session_closes() {
+    let mut host = Host::new(WATCH_OPTIONS);
+    host.d.hydrate(
+        "w",
+        Stored::Shape(r#"{"publicAccessToken":"t","lastEventId":"9","isStreaming":false}"#),
+    );
+    let stream = host
+        .d
+        .reconnect("w", Default::default(), host.now)
+        .expect("a watcher needs no turn in flight");
+    host.pump();
+    let (out, _, headers, _) = host.take_fetch(Endpoint::Out);
+    assert_eq!(
+        Host::header(&headers, "last-event-id").as_deref(),
+        Some("9")
+    );
+    assert_eq!(
+        Host::header(&headers, "x-peek-settled"),
+        None,
+        "a watcher waits for turns"
+    );
+    host.d.fetch_open(out, false, host.now);
+    host.d.pull(stream, host.now);
+    host.pump();
+    // Turn 1 ends and turn 2 begins inside one batch; turn 2 ends in the next one.
+    host.d.fetch_bytes(
+        out,
+        &mixed_batch(&[
+            Rec::Delta(10, "one "),
+            Rec::Boundary(11, 1),
+            Rec::Delta(12, "two"),
+        ]),
+        host.now,
+    );
+    host.pump();
+    assert!(host.ended.is_empty(), "the boundary does not end a watcher");
+    let (_, state) = host.persisted.last().unwrap();
+    let state = state.as_ref().unwrap();
+    assert_eq!(state.get("lastEventId").and_then(Json::as_str), Some("11"));
+    assert_eq!(
+        state.get("publicAccessToken").and_then(Json::as_str),
+        Some("tok-11"),
+        "each boundary's token is adopted"
+    );
+    host.d.pull(stream, host.now);
+    host.pump();
+    host.d
+        .fetch_bytes(out, &mixed_batch(&[Rec::Boundary(13, 2)]), host.now);
+    host.pump();
+    assert_eq!(texts(&host.chunks), "one two");
+    let kinds = host.kinds();
+    assert_eq!(count(&kinds, "first-chunk"), 2, "{kinds:?}");
+    assert_eq!(count(&kinds, "turn-completed"), 2, "{kinds:?}");
+    assert_eq!(count(&kinds, "stream-connected"), 1, "{kinds:?}");
+
+    // The long poll ends: the watcher comes back from its cursor with the newest token.
+    host.d.fetch_end(out, host.now);
+    host.pump();
+    let (out, _, headers, _) = host.take_fetch(Endpoint::Out);
+    assert_eq!(
+        Host::header(&headers, "last-event-id").as_deref(),
+        Some("13")
+    );
+    assert_eq!(Host::bearer(&headers).as_deref(), Some("tok-13"));
+    // An outage far longer than a turn's patience: the watcher keeps trying, backing off.
+    let mut out = out;
+    for _ in 0..12 {
+        host.d.fetch_failed(out, "offline", host.now);
+        host.pump();
+        assert!(
+            host.take_fetch_opt(Endpoint::Out).is_none(),
+            "backs off first"
+        );
+        host.fire_timers(60_000);
+        out = host.take_fetch(Endpoint::Out).0;
+    }
+    assert!(host.failed.is_empty(), "{:?}", host.failed);
+    assert!(host.ended.is_empty());
+
+    // A closed session ends the watch, cleanly.
+    host.d.fetch_open(out, false, host.now);
+    host.d.pull(stream, host.now);
+    host.pump();
+    let closed = r#"event: batch
+data: {"records":[{"seq_num":14,"timestamp":1,"body":"","headers":[["trigger-control","session-closed"],["session-closed-reason","done"]]}]}
+
+"#;
+    host.d.fetch_bytes(out, closed.as_bytes(), host.now);
+    host.pump();
+    assert_eq!(host.ended, vec![stream], "the pending pull gets the end");
+    assert!(host.kinds().iter().any(|k| k == "session-closed"));
+    assert_eq!(host.d.reconnect("w", Default::default(), host.now), None);
+}
+
+#[test]
+fn in_watch_mode_a_send_still_ends_at_its_own_boundary() {
+    let mut host = Host::new(WATCH_OPTIONS);
+    host.d.hydrate("nobody", Stored::Nothing);
+    assert_eq!(
+        host.d.reconnect("nobody", Default::default(), host.now),
+        None,
+        "no session, nothing to watch"
+    );
+    let (stream, out) = sent(&mut host, "c", 4);
+    host.d.pull(stream, host.now);
+    host.pump();
+    host.d
+        .fetch_bytes(out, &batch(&[(0, "a")], Some((1, Some(4)))), host.now);
+    host.pump();
+    host.d.pull(stream, host.now);
+    host.pump();
+    assert_eq!(
+        host.ended,
+        vec![stream],
+        "useChat's send leaves `streaming` (the JS transport's never ends, W23)"
+    );
+    // Between turns the watcher attaches again and sees no peek: it waits for the next turn.
+    let watcher = host.d.reconnect("c", Default::default(), host.now);
+    host.pump();
+    assert!(watcher.is_some());
+    let (_, _, headers, _) = host.take_fetch(Endpoint::Out);
+    assert_eq!(Host::header(&headers, "x-peek-settled"), None);
+    assert_eq!(
+        Host::header(&headers, "last-event-id").as_deref(),
+        Some("1")
+    );
 }

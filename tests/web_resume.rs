@@ -265,3 +265,56 @@ async fn the_js_persistence_contract_works_and_reports_removal_with_null() {
     .await;
     assert_eq!(text_of(&chunks), "You said: still");
 }
+
+#[wasm_bindgen_test]
+async fn a_watcher_follows_every_turn_of_another_device_on_one_stream() {
+    let chat = new_chat_id("watch");
+    let (sender, _) = page(&new_chat_id("ns"));
+    let first = send(&sender, &chat, "u1", "hello", &JsValue::UNDEFINED).await;
+    ok(read_all(&first)).await;
+
+    // Another device: only the session state, and `watch: true`.
+    let sessions = object(&[(chat.as_str(), sender.get_session(&chat))]);
+    let extra = object(&[("watch", true.into()), ("sessions", sessions)]);
+    let made = make_options(SERVER, &extra);
+    let watcher = transport_with(&get(&made, "options"));
+    let stream = ok(watcher.reconnect_to_stream(&reconnect_request(&chat, &[]))).await;
+    assert!(
+        !stream.is_null(),
+        "a watcher needs no turn in flight (a plain resume would return null here)"
+    );
+
+    for (id, text) in [("u2", "second"), ("u3", "third")] {
+        let reply = send(&sender, &chat, id, text, &JsValue::UNDEFINED).await;
+        ok(read_all(&reply)).await;
+    }
+    let chunks = ok(read_until(&stream, "finish", 2)).await;
+    let text = text_of(&chunks);
+    assert!(
+        text.contains("second") && text.contains("third"),
+        "both later turns arrive on the one stream: {text}"
+    );
+    assert!(
+        !text.contains("hello"),
+        "it starts from the session's cursor: {text}"
+    );
+    let kinds = strings(&types(&chunks));
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "start").count(),
+        2,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        ok(state_after(&stream, 400)).await.as_string().as_deref(),
+        Some("open"),
+        "the stream stays open for the next turn"
+    );
+    let events = strings(&event_types(&get(&made, "calls")));
+    assert_eq!(
+        events.iter().filter(|e| *e == "turn-completed").count(),
+        2,
+        "{events:?}"
+    );
+    watcher.dispose();
+    sender.dispose();
+}

@@ -15,6 +15,11 @@
 //! - malformed data, 4xx other than auth and 429, a closed session → fail at once;
 //! - pings keep a connection alive but not a turn: no record at all for
 //!   [`TURN_IDLE_LIMIT_MS`] while the turn is open means the run is gone → fail.
+//!
+//! A standing subscription (`watch` mode: a viewer that follows every turn) has no turn of its
+//! own to finish or to time out: it reconnects after every end, backing off while the server
+//! is silent or failing, and fails only on errors a retry cannot fix (auth still refused after
+//! a refresh, a closed session, other 4xx, malformed data).
 
 use super::retry::Backoff;
 use super::Error;
@@ -76,6 +81,7 @@ pub struct ReconnectPolicy {
     silent: u32,
     just_refreshed: bool,
     last_record_ms: u64,
+    standing: bool,
 }
 
 impl ReconnectPolicy {
@@ -85,6 +91,15 @@ impl ReconnectPolicy {
             silent: 0,
             just_refreshed: false,
             last_record_ms: now_ms,
+            standing: false,
+        }
+    }
+
+    /// A policy for a standing subscription (`watch` mode), opened at `now_ms`.
+    pub fn standing(now_ms: u64) -> ReconnectPolicy {
+        ReconnectPolicy {
+            standing: true,
+            ..ReconnectPolicy::new(now_ms)
         }
     }
 
@@ -127,6 +142,16 @@ impl ReconnectPolicy {
                 _ => return Reconnect::Fail(error.clone()),
             }
         }
+        if self.standing {
+            if end == (ConnectionEnd::Ended { alive: true }) {
+                self.silent = 0;
+                return Reconnect::After { delay_ms: 0 };
+            }
+            self.silent = self.silent.saturating_add(1);
+            return Reconnect::After {
+                delay_ms: BACKOFF.delay_ms(self.silent, random01),
+            };
+        }
         if !turn_open {
             return Reconnect::Finish;
         }
@@ -158,6 +183,48 @@ impl ReconnectPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_standing_subscription_never_finishes_or_gives_up_on_silence() {
+        let mut policy = ReconnectPolicy::standing(0);
+        assert_eq!(
+            policy.after_end(ConnectionEnd::Ended { alive: true }, false, 0, 0.0),
+            Reconnect::After { delay_ms: 0 }
+        );
+        let day = 24 * 3_600_000;
+        let mut delays = Vec::new();
+        for _ in 0..50 {
+            let network = Error::Network {
+                message: "offline".into(),
+            };
+            match policy.after_end(ConnectionEnd::Failed(network), false, day, 0.0) {
+                Reconnect::After { delay_ms } => delays.push(delay_ms),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(delays[..3], [250, 500, 1_000]);
+        assert!(delays[10..].iter().all(|&d| d == 5_000), "{delays:?}");
+        assert!(matches!(
+            policy.after_end(ConnectionEnd::Stalled, true, day, 0.0),
+            Reconnect::After { .. }
+        ));
+        let closed = Error::SessionClosed {
+            closed_reason: None,
+        };
+        assert!(matches!(
+            policy.after_end(ConnectionEnd::Failed(closed), true, day, 0.0),
+            Reconnect::Fail(Error::SessionClosed { .. })
+        ));
+        let unauthorized = ConnectionEnd::Failed(Error::Unauthorized { message: None });
+        assert_eq!(
+            policy.after_end(unauthorized.clone(), true, day, 0.0),
+            Reconnect::RefreshToken
+        );
+        assert!(matches!(
+            policy.after_end(unauthorized, true, day, 0.0),
+            Reconnect::Fail(Error::Unauthorized { .. })
+        ));
+    }
 
     #[test]
     fn a_finished_turn_ends_the_stream() {

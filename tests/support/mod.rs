@@ -130,6 +130,29 @@ export async function readN(stream, n) {
   return chunks;
 }
 
+export async function readUntil(stream, type, count) {
+  const chunks = [];
+  const reader = stream.getReader();
+  let seen = 0;
+  while (seen < count) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    if (value.type === type) seen++;
+  }
+  reader.releaseLock();
+  return chunks;
+}
+
+// "open" when no read settles within `ms` (then cancels the stream), "done" or "chunk" otherwise.
+export async function stateAfter(stream, ms) {
+  const reader = stream.getReader();
+  const next = reader.read().then(({ done }) => (done ? "done" : "chunk"), () => "error");
+  const state = await Promise.race([next, new Promise((r) => setTimeout(() => r("open"), ms))]);
+  await reader.cancel();
+  return state;
+}
+
 export function textOf(chunks) {
   return chunks.filter((c) => c.type === "text-delta").map((c) => c.delta).join("");
 }
@@ -223,6 +246,12 @@ extern "C" {
     pub fn read_all(stream: &JsValue) -> Promise;
     #[wasm_bindgen(js_name = readN)]
     pub fn read_n(stream: &JsValue, n: u32) -> Promise;
+    /// Reads until `count` chunks of `type` arrived (or the stream ended).
+    #[wasm_bindgen(js_name = readUntil)]
+    pub fn read_until(stream: &JsValue, chunk_type: &str, count: u32) -> Promise;
+    /// `"open"` when nothing settles a read within `ms` (the stream is then cancelled).
+    #[wasm_bindgen(js_name = stateAfter)]
+    pub fn state_after(stream: &JsValue, ms: u32) -> Promise;
     #[wasm_bindgen(js_name = textOf)]
     pub fn text_of(chunks: &JsValue) -> String;
     pub fn types(chunks: &JsValue) -> js_sys::Array;

@@ -23,8 +23,10 @@ pub struct Config {
     pub stream_timeout_seconds: u64,
     /// No byte for this long → the connection is dead.
     pub stall_timeout_ms: u64,
-    /// `multiTab`.
+    /// `multiTab` (off in watch mode, like the JS transport).
     pub multi_tab: bool,
+    /// `watch`: a resumed stream stays open across turn boundaries (a read-only viewer).
+    pub watch: bool,
     /// This tab's id (the host makes it random).
     pub tab_id: String,
     /// The host has Web Locks.
@@ -108,14 +110,13 @@ impl Config {
             .and_then(Json::as_str)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| invalid("task", "is required (the chat agent's task id)"))?;
-        for unsupported in ["watch", "headStart"] {
-            if options.get(unsupported).and_then(Json::as_bool) == Some(true) {
-                return Err(invalid(
-                    unsupported,
-                    "is not supported by trigger-chat-wasm",
-                ));
-            }
+        if options.get("headStart").and_then(Json::as_bool) == Some(true) {
+            return Err(invalid(
+                "headStart",
+                "is not supported by trigger-chat-wasm",
+            ));
         }
+        let watch = options.get("watch").and_then(Json::as_bool) == Some(true);
         let has_access_token = optional_function(options, "accessToken")?;
         let has_start_session = optional_function(options, "startSession")?;
         for name in ["fetch", "onEvent", "onSessionChange"] {
@@ -161,7 +162,8 @@ impl Config {
                 1_000,
                 3_600_000,
             )?,
-            multi_tab: options.get("multiTab").and_then(Json::as_bool) == Some(true),
+            multi_tab: !watch && options.get("multiTab").and_then(Json::as_bool) == Some(true),
+            watch,
             tab_id: options
                 .get("tabId")
                 .and_then(Json::as_str)
@@ -203,6 +205,16 @@ mod tests {
         assert_eq!(config.stream_timeout_seconds, 120);
         assert_eq!(config.stall_timeout_ms, DEFAULT_STALL_TIMEOUT_MS);
         assert!(config.client_data.is_some());
+        assert!(!config.watch);
+    }
+
+    #[test]
+    fn watch_mode_turns_off_tab_coordination() {
+        let config = parse(
+            r#"{"task":"t","types":{"accessToken":"function"},"watch":true,"multiTab":true}"#,
+        )
+        .unwrap();
+        assert!(config.watch && !config.multi_tab);
     }
 
     #[test]
@@ -231,8 +243,8 @@ mod tests {
                 "sessions",
             ),
             (
-                r#"{"task":"t","types":{"accessToken":"function"},"watch":true}"#,
-                "watch",
+                r#"{"task":"t","types":{"accessToken":"function"},"headStart":true}"#,
+                "headStart",
             ),
         ] {
             assert_eq!(field_of(parse(text).unwrap_err()), field, "{text}");

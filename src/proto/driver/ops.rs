@@ -361,6 +361,9 @@ impl Driver {
                 peek_settled: false,
                 headers: headers.clone(),
                 settle_op: (source == Source::Action).then_some(op),
+                // A send's stream ends at its own boundary, in watch mode too (the JS
+                // transport's never ends there, W23).
+                standing: false,
             },
             now_ms,
         );

@@ -65,6 +65,8 @@ pub(super) struct SubOptions {
     pub headers: HeaderList,
     /// The `sendAction` operation whose `onSettled` the accepted boundary calls.
     pub settle_op: Option<u32>,
+    /// `watch` mode: follow every turn instead of ending at the first boundary.
+    pub standing: bool,
 }
 
 #[derive(Debug)]
@@ -135,6 +137,8 @@ pub(super) struct Sub {
     last_token: UsedToken,
     /// A 404 already sent this subscription to repair the session once.
     repaired: bool,
+    /// Follows every turn (`watch` mode): a boundary starts the next turn instead of ending.
+    standing: bool,
 }
 
 impl Sub {
@@ -159,7 +163,11 @@ impl Driver {
             cursor: options.start,
             start: options.start,
             turn: Turn::new(options.input_seq, options.hold),
-            policy: ReconnectPolicy::new(now_ms),
+            policy: if options.standing {
+                ReconnectPolicy::standing(now_ms)
+            } else {
+                ReconnectPolicy::new(now_ms)
+            },
             phase: Phase::Open,
             failure: None,
             conn: Conn::None,
@@ -173,6 +181,7 @@ impl Driver {
             settled_seen: false,
             last_token: UsedToken::default(),
             repaired: false,
+            standing: options.standing,
         });
         self.connect(id, now_ms);
         id
@@ -188,14 +197,24 @@ impl Driver {
 
     /// `reconnectToStream`: resumes the turn in flight from its start (the AI SDK replaces
     /// what it had, `resumeStreamIsReplay`), or `None` when nothing can be streaming.
+    ///
+    /// In `watch` mode the stream follows every turn of an open session from the cursor (the
+    /// turn in flight from its start) and stays open across boundaries until the session
+    /// closes or the consumer lets go; only a missing or closed session gives `None`.
     pub fn reconnect(&mut self, chat_id: &str, headers: HeaderList, now_ms: u64) -> Option<u32> {
+        let watch = self.config.watch;
         let chat = self.chat_mut(chat_id);
         let c = &self.chats[chat];
         let open = c
             .active
             .and_then(|a| self.sub_index(a))
             .is_some_and(|i| self.subs[i].phase == Phase::Open);
-        if !c.state.may_be_streaming() || open {
+        let available = if watch {
+            c.state.token.is_some() && !c.state.closed
+        } else {
+            c.state.may_be_streaming()
+        };
+        if !available || open {
             return None;
         }
         let active_input_seq = c.state.active_input_seq;
@@ -208,10 +227,11 @@ impl Driver {
                 input_seq: active_input_seq.map_or(InputSeq::Unknown, InputSeq::Known),
                 hold: Hold::Off,
                 // With a send known to be in flight its boundary is still to come: no fast
-                // close on a settled session.
-                peek_settled: active_input_seq.is_none(),
+                // close on a settled session. A watcher waits for turns to come anyway.
+                peek_settled: !watch && active_input_seq.is_none(),
                 headers,
                 settle_op: None,
+                standing: watch,
             },
             now_ms,
         ))
@@ -572,10 +592,10 @@ impl Driver {
             let tail = match decode_event(&event)? {
                 StreamEvent::Batch(batch) => {
                     *alive = true;
-                    let sub = &mut self.subs[i];
-                    sub.policy.on_record(now_ms);
+                    self.subs[i].policy.on_record(now_ms);
                     for record in batch.records {
-                        if sub.turn.is_finished() {
+                        let sub = &mut self.subs[i];
+                        if sub.turn.is_finished() || sub.phase != Phase::Open {
                             // Records after this send's boundary are the next turn's: the
                             // cursor must not pass them.
                             break;
@@ -583,11 +603,27 @@ impl Driver {
                         let seq = record.seq_num;
                         // Dedupe on this subscription's cursor (a resume replays the turn on
                         // purpose); the chat's cursor only moves forward.
-                        if sub.cursor.advance(seq) {
-                            sub.turn.on_record(record, &mut outcomes);
-                            if let Some(c) = chat.and_then(|c| self.chats.get_mut(c)) {
-                                c.state.cursor.advance(seq);
-                            }
+                        if !sub.cursor.advance(seq) {
+                            continue;
+                        }
+                        sub.turn.on_record(record, &mut outcomes);
+                        let next_turn = sub.standing
+                            && sub.turn.is_finished()
+                            && matches!(
+                                outcomes.last(),
+                                Some(Outcome::TurnComplete(c)) if !c.session_closed
+                            );
+                        if next_turn {
+                            // A watcher follows the next turn on the same connection.
+                            sub.turn = Turn::new(InputSeq::Unknown, Hold::Off);
+                        }
+                        if let Some(c) = chat.and_then(|c| self.chats.get_mut(c)) {
+                            c.state.cursor.advance(seq);
+                        }
+                        if next_turn {
+                            // The boundary is persisted with the cursor at the boundary, before
+                            // the next turn's records move it: a reload replays that turn whole.
+                            self.apply(i, core::mem::take(&mut outcomes), now_ms);
                         }
                     }
                     batch.tail.map(|t| t.seq_num)
@@ -658,7 +694,12 @@ impl Driver {
                     self.persist(chat);
                     self.broadcast_cursor(chat, now_ms);
                     self.settle_action(i, &control, cursor.as_deref());
-                    self.subs[i].phase = Phase::Finished;
+                    if self.subs[i].standing && !control.session_closed {
+                        // The next turn is nobody's send as far as this watcher knows.
+                        self.chats[chat].last_send = None;
+                    } else {
+                        self.subs[i].phase = Phase::Finished;
+                    }
                 }
                 Outcome::SkippedBoundary {
                     seq_num, consumed, ..
