@@ -132,7 +132,7 @@ export function createTransportClass(load) {
           tabId: partId(),
           locks: typeof navigator !== "undefined" && typeof navigator.locks?.request === "function",
           watch: !!o.watch,
-          headStart: !!o.headStart,
+          headStart: o.headStart,
         };
         let d;
         try {
@@ -343,13 +343,21 @@ export function createTransportClass(load) {
         signal: controller?.signal,
       };
       if (a.body !== undefined) init.body = a.body;
-      const url = this.#base(a.endpoint, a.chat) + a.path;
+      const headStart = a.endpoint === "head-start";
+      const url = headStart ? a.path : this.#base(a.endpoint, a.chat) + a.path;
       try {
         const f = this.#o.fetch;
         const res = await (f ? f(url, init, { endpoint: a.endpoint, chatId: a.chat }) : fetch(url, init));
         if (this.#fetches.get(a.id) !== entry) {
           res.body?.cancel().catch(() => {});
           return;
+        }
+        if (headStart && res.ok) {
+          entry.reader = res.body?.getReader() ?? null;
+          if (!entry.reader) throw new Error("the headStart response has no body");
+          const token = res.headers.get("X-Trigger-Chat-Access-Token") ?? "";
+          const pending = res.headers.get("X-Trigger-Chat-Pending-Version") === "1";
+          return this.#run((d) => d.headStartOpen(a.id, token, pending, Date.now()));
         }
         if (a.endpoint === "out" && res.status === 200) {
           entry.reader = res.body?.getReader() ?? null;
@@ -670,6 +678,8 @@ export function createTransportClass(load) {
         trigger,
         messageId,
         message: Array.isArray(messages) ? messages[messages.length - 1] : undefined,
+        // The whole history goes only to a `headStart` handler (a chat's first turn).
+        messages: this.#o.headStart && Array.isArray(messages) ? messages : undefined,
         body,
         metadata,
         headers: headerPairs(headers),

@@ -915,3 +915,216 @@ fn in_watch_mode_a_send_still_ends_at_its_own_boundary() {
         Some("1")
     );
 }
+
+const HEAD_START_OPTIONS: &str = r#"{"task":"chat","types":{"startSession":"function","accessToken":"function"},"headStart":"/api/chat","clientData":{"plan":"pro"}}"#;
+
+/// A first send with the whole history, as the host passes it when `headStart` is set.
+fn head_start_send(host: &mut Host, chat: &str) -> u32 {
+    let request = Json::parse(&format!(
+        r#"{{"chatId":"{chat}","trigger":"submit-message","messageId":"m2","messages":[{{"id":"u0","role":"user","parts":[]}},{{"id":"u1","role":"user","parts":[{{"type":"text","text":"hi"}}]}}],"message":{{"id":"u1","role":"user","parts":[{{"type":"text","text":"hi"}}]}},"body":{{"extra":1}},"metadata":{{"m":2}}}}"#
+    ))
+    .unwrap();
+    let op = host.d.send_messages(
+        SendRequest::from_json(&request).unwrap(),
+        "part-hs",
+        host.now,
+    );
+    host.pump();
+    op
+}
+
+fn sse_chunks(chunks: &[&str]) -> Vec<u8> {
+    chunks
+        .iter()
+        .map(|c| format!("data: {c}\n\n"))
+        .collect::<String>()
+        .into_bytes()
+}
+
+#[test]
+fn head_start_posts_the_first_turn_to_the_handler_and_later_turns_go_to_in() {
+    let mut host = Host::new(HEAD_START_OPTIONS);
+    let op = head_start_send(&mut host, "h");
+    assert!(host.calls.is_empty(), "the handler creates the session");
+    let (post, path, headers, body) = host.take_fetch(Endpoint::HeadStart);
+    assert_eq!(path, "/api/chat");
+    assert_eq!(Host::header(&headers, "authorization"), None);
+    assert_eq!(
+        Host::header(&headers, "content-type").as_deref(),
+        Some("application/json")
+    );
+    let body = Json::parse(&body.unwrap()).unwrap();
+    assert_eq!(body.get("extra").and_then(Json::as_u64), Some(1));
+    assert_eq!(body.get("chatId").and_then(Json::as_str), Some("h"));
+    assert_eq!(
+        body.get("trigger").and_then(Json::as_str),
+        Some("submit-message")
+    );
+    assert_eq!(body.get("messageId").and_then(Json::as_str), Some("m2"));
+    assert_eq!(
+        body.get("headStartMessages")
+            .and_then(Json::as_array)
+            .map(<[Json]>::len),
+        Some(2),
+        "the whole history"
+    );
+    let metadata = body.get("metadata").unwrap();
+    assert_eq!(metadata.get("plan").and_then(Json::as_str), Some("pro"));
+    assert_eq!(metadata.get("m").and_then(Json::as_u64), Some(2));
+    assert!(host.resolved.is_empty(), "settles with the response");
+
+    host.d.head_start_open(post, "tok-hs", true, host.now);
+    host.pump();
+    let stream = host.stream_of(op);
+    let (_, state) = host.persisted.last().unwrap();
+    let state = state.as_ref().unwrap();
+    assert_eq!(
+        state.get("publicAccessToken").and_then(Json::as_str),
+        Some("tok-hs")
+    );
+    assert_eq!(state.get("isStreaming").and_then(Json::as_bool), Some(true));
+    let sent = Json::parse(&host.events[0]).unwrap();
+    assert_eq!(
+        sent.get("type").and_then(Json::as_str),
+        Some("message-sent")
+    );
+    assert_eq!(
+        sent.get("source").and_then(Json::as_str),
+        Some("head-start")
+    );
+    assert_eq!(sent.get("messageId").and_then(Json::as_str), Some("m2"));
+    assert!(sent.get("partId").is_none());
+    assert!(host.kinds().iter().any(|k| k == "run-pending-version"));
+
+    host.d.pull(stream, host.now);
+    host.pump();
+    assert_eq!(host.reads, vec![post]);
+    host.d.fetch_bytes(
+        post,
+        &sse_chunks(&[
+            r#"{"type":"start","messageId":"a1"}"#,
+            r#"{"type":"text-delta","id":"t","delta":"Hi "}"#,
+            r#"{"type":"text-delta","id":"t","delta":"there"}"#,
+            r#"{"type":"trigger:turn-complete"}"#,
+            r#"{"type":"trigger:session-state","lastEventId":"7"}"#,
+        ]),
+        host.now,
+    );
+    host.pump();
+    assert_eq!(texts(&host.chunks), "Hi there");
+    let delivered: Vec<Json> = host
+        .chunks
+        .iter()
+        .flat_map(|c| Json::parse(c).unwrap().as_array().unwrap().to_vec())
+        .collect();
+    assert_eq!(delivered.len(), 3, "control chunks never reach the app");
+    host.d.fetch_end(post, host.now);
+    host.d.pull(stream, host.now);
+    host.pump();
+    assert_eq!(host.ended, vec![stream]);
+    let kinds = host.kinds();
+    for kind in ["stream-connected", "first-chunk", "turn-completed"] {
+        assert_eq!(count(&kinds, kind), 1, "{kind} in {kinds:?}");
+    }
+    let (_, state) = host.persisted.last().unwrap();
+    let state = state.as_ref().unwrap();
+    assert_eq!(state.get("lastEventId").and_then(Json::as_str), Some("7"));
+    assert_eq!(
+        state.get("isStreaming").and_then(Json::as_bool),
+        Some(false)
+    );
+
+    // Turn 2: straight to `.in` with the handler's token, `.out` from the handler's cursor.
+    host.send("h", "again", "part-2");
+    assert!(host.calls.is_empty());
+    let (_, path, headers, _) = host.take_fetch(Endpoint::In);
+    assert_eq!(path, "/realtime/v1/sessions/h/in/append");
+    assert_eq!(Host::bearer(&headers).as_deref(), Some("tok-hs"));
+    let (_, _, headers, _) = host.take_fetch(Endpoint::Out);
+    assert_eq!(
+        Host::header(&headers, "last-event-id").as_deref(),
+        Some("7")
+    );
+    assert!(host.take_fetch_opt(Endpoint::HeadStart).is_none());
+}
+
+#[test]
+fn a_failed_head_start_rejects_the_send_and_the_next_send_tries_again() {
+    let mut host = Host::new(HEAD_START_OPTIONS);
+    let op = head_start_send(&mut host, "h");
+    let (post, _, _, _) = host.take_fetch(Endpoint::HeadStart);
+    host.d.fetch_text(post, 500, "boom", None, host.now);
+    host.pump();
+    match host.rejected.as_slice() {
+        [(o, ErrorRef::Ours(e))] => {
+            assert_eq!(*o, op);
+            assert_eq!(e.status(), Some(500));
+        }
+        other => panic!("{other:?}"),
+    }
+    let failed = Json::parse(host.events.last().unwrap()).unwrap();
+    assert_eq!(
+        failed.get("type").and_then(Json::as_str),
+        Some("message-send-failed")
+    );
+    assert_eq!(
+        failed.get("source").and_then(Json::as_str),
+        Some("head-start")
+    );
+    assert!(!host.kinds().iter().any(|k| k == "stream-error"));
+
+    // No token header: a clear protocol error, and still no session.
+    let op = head_start_send(&mut host, "h");
+    let (post, _, _, _) = host.take_fetch(Endpoint::HeadStart);
+    host.d.head_start_open(post, "", false, host.now);
+    host.pump();
+    assert!(host.aborted.contains(&post));
+    match host.rejected.last() {
+        Some((o, ErrorRef::Ours(Error::Protocol { message }))) => {
+            assert_eq!(*o, op);
+            assert!(message.contains("X-Trigger-Chat-Access-Token"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // Aborted before the response: the request is cancelled and nothing lingers.
+    let op = head_start_send(&mut host, "h");
+    let (post, _, _, _) = host.take_fetch(Endpoint::HeadStart);
+    host.d.abort_op(op, host.now);
+    host.pump();
+    assert!(host.aborted.contains(&post));
+    assert!(matches!(
+        host.rejected.last(),
+        Some((o, ErrorRef::Ours(Error::Aborted))) if *o == op
+    ));
+    assert_eq!(host.d.reconnect("h", Default::default(), host.now), None);
+    head_start_send(&mut host, "h");
+    assert!(
+        host.take_fetch_opt(Endpoint::HeadStart).is_some(),
+        "still no session: the next first turn goes to the handler again"
+    );
+}
+
+#[test]
+fn a_head_start_turn_can_be_stopped_through_in() {
+    let mut host = Host::new(HEAD_START_OPTIONS);
+    let op = head_start_send(&mut host, "h");
+    let (post, _, _, _) = host.take_fetch(Endpoint::HeadStart);
+    host.d.head_start_open(post, "tok-hs", false, host.now);
+    host.pump();
+    let stream = host.stream_of(op);
+    assert_eq!(
+        host.d.reconnect("h", Default::default(), host.now),
+        None,
+        "no second subscription on top of the head-start stream (W21)"
+    );
+    host.d.pull(stream, host.now);
+    host.pump();
+    host.d.stop_generation("h", "part-stop", host.now);
+    host.pump();
+    assert!(host.ended.contains(&stream));
+    assert!(host.aborted.contains(&post));
+    let (_, _, headers, body) = host.take_fetch(Endpoint::In);
+    assert_eq!(Host::bearer(&headers).as_deref(), Some("tok-hs"));
+    assert_eq!(body.as_deref(), Some(r#"{"kind":"stop"}"#));
+}

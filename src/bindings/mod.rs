@@ -221,6 +221,14 @@ impl WasmDriver {
         self.inner.fetch_open(id, settled, now(now_ms));
     }
 
+    /// A 2xx `headStart` response arrived (`token`: its `X-Trigger-Chat-Access-Token`, empty
+    /// when missing).
+    #[wasm_bindgen(js_name = headStartOpen)]
+    pub fn head_start_open(&mut self, id: u32, token: &str, pending_version: bool, now_ms: f64) {
+        self.inner
+            .head_start_open(id, token, pending_version, now(now_ms));
+    }
+
     /// The next body chunk of a `.out` response.
     #[wasm_bindgen(js_name = fetchBytes)]
     pub fn fetch_bytes(&mut self, id: u32, bytes: &[u8], now_ms: f64) {

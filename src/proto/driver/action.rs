@@ -16,14 +16,18 @@ pub enum Endpoint {
     In,
     /// `GET …/out` (SSE).
     Out,
+    /// `POST <headStart URL>`: the first turn through the app's own route handler. The
+    /// request's `path` is that URL as given; no session token is ever sent there.
+    HeadStart,
 }
 
 impl Endpoint {
-    /// `"in"` / `"out"`.
+    /// `"in"` / `"out"` / `"head-start"`.
     pub fn as_str(self) -> &'static str {
         match self {
             Endpoint::In => "in",
             Endpoint::Out => "out",
+            Endpoint::HeadStart => "head-start",
         }
     }
 }

@@ -27,6 +27,9 @@ pub struct Config {
     pub multi_tab: bool,
     /// `watch`: a resumed stream stays open across turn boundaries (a read-only viewer).
     pub watch: bool,
+    /// `headStart`: the URL a chat's first turn is posted to (the app's `chat.headStart`
+    /// route handler) while the chat has no session.
+    pub head_start: Option<String>,
     /// This tab's id (the host makes it random).
     pub tab_id: String,
     /// The host has Web Locks.
@@ -110,12 +113,11 @@ impl Config {
             .and_then(Json::as_str)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| invalid("task", "is required (the chat agent's task id)"))?;
-        if options.get("headStart").and_then(Json::as_bool) == Some(true) {
-            return Err(invalid(
-                "headStart",
-                "is not supported by trigger-chat-wasm",
-            ));
-        }
+        let head_start = match options.get("headStart") {
+            None | Some(Json::Null) | Some(Json::Bool(false)) => None,
+            Some(Json::String(url)) if !url.is_empty() => Some(url.clone()),
+            Some(_) => return Err(invalid("headStart", "must be a URL string")),
+        };
         let watch = options.get("watch").and_then(Json::as_bool) == Some(true);
         let has_access_token = optional_function(options, "accessToken")?;
         let has_start_session = optional_function(options, "startSession")?;
@@ -164,6 +166,7 @@ impl Config {
             )?,
             multi_tab: !watch && options.get("multiTab").and_then(Json::as_bool) == Some(true),
             watch,
+            head_start,
             tab_id: options
                 .get("tabId")
                 .and_then(Json::as_str)
@@ -206,6 +209,11 @@ mod tests {
         assert_eq!(config.stall_timeout_ms, DEFAULT_STALL_TIMEOUT_MS);
         assert!(config.client_data.is_some());
         assert!(!config.watch);
+        assert_eq!(config.head_start, None);
+        let config =
+            parse(r#"{"task":"t","types":{"accessToken":"function"},"headStart":"/api/chat"}"#)
+                .unwrap();
+        assert_eq!(config.head_start.as_deref(), Some("/api/chat"));
     }
 
     #[test]
@@ -244,6 +252,10 @@ mod tests {
             ),
             (
                 r#"{"task":"t","types":{"accessToken":"function"},"headStart":true}"#,
+                "headStart",
+            ),
+            (
+                r#"{"task":"t","types":{"accessToken":"function"},"headStart":""}"#,
                 "headStart",
             ),
         ] {

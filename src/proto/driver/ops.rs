@@ -28,6 +28,7 @@ pub(super) enum Source {
     Steer,
     Action,
     Stop,
+    HeadStart,
 }
 
 impl Source {
@@ -38,6 +39,7 @@ impl Source {
             Source::Steer => "steer",
             Source::Action => "action",
             Source::Stop => "stop",
+            Source::HeadStart => "head-start",
         }
     }
 }
@@ -80,6 +82,8 @@ pub(super) struct PendingTurn {
     message_id: Option<String>,
     headers: HeaderList,
     part_id: String,
+    /// The `headStart` request body, when the chat had no session at the send.
+    head_start: Option<String>,
 }
 
 /// An operation in flight.
@@ -111,6 +115,8 @@ pub struct SendRequest {
     pub metadata: Option<Json>,
     /// `ChatRequestOptions.headers`.
     pub headers: HeaderList,
+    /// The whole history (`messages`): the host passes it only with `headStart` set.
+    pub messages: Option<Json>,
 }
 
 impl SendRequest {
@@ -134,6 +140,7 @@ impl SendRequest {
             body: some("body"),
             metadata: some("metadata"),
             headers: super::config::header_list(request.get("headers"), "headers")?,
+            messages: some("messages").filter(|m| m.as_array().is_some()),
         })
     }
 }
@@ -207,17 +214,40 @@ impl Driver {
         if let Some(Json::Object(members)) = body.as_mut() {
             members.retain(|(k, _)| k != "action");
         }
+        let trigger = if regenerate {
+            Trigger::RegenerateMessage
+        } else {
+            Trigger::SubmitMessage
+        };
+        let metadata = merge_metadata(self.client_data.as_ref(), request.metadata.as_ref());
+        // A chat without a session starts through the app's `headStart` handler, which gets
+        // the whole history (the JS transport's wire: the request body, then these fields).
+        let head_start = match (&self.config.head_start, &request.messages) {
+            (Some(_), Some(messages)) if self.chats[chat].state.token.is_none() => {
+                let mut wire = match &body {
+                    Some(object @ Json::Object(_)) => object.clone(),
+                    _ => Json::object(),
+                };
+                wire.set("headStartMessages", messages.clone());
+                wire.set("chatId", Json::String(request.chat_id.clone()));
+                wire.set("trigger", Json::String(trigger.as_str().into()));
+                if let Some(id) = &request.message_id {
+                    wire.set("messageId", Json::String(id.clone()));
+                }
+                if let Some(metadata) = &metadata {
+                    wire.set("metadata", metadata.clone());
+                }
+                Some(wire.to_json_string())
+            }
+            _ => None,
+        };
         let payload = WirePayload {
             body,
             message,
             chat_id: request.chat_id.clone(),
-            trigger: if regenerate {
-                Trigger::RegenerateMessage
-            } else {
-                Trigger::SubmitMessage
-            },
+            trigger,
             message_id: request.message_id.clone(),
-            metadata: merge_metadata(self.client_data.as_ref(), request.metadata.as_ref()),
+            metadata,
             action: None,
         };
         let source = if regenerate {
@@ -235,6 +265,7 @@ impl Driver {
             message_id,
             request.headers,
             part_id,
+            head_start,
             now_ms,
         );
         op
@@ -268,6 +299,7 @@ impl Driver {
             None,
             headers,
             part_id,
+            None,
             now_ms,
         );
         op
@@ -294,6 +326,7 @@ impl Driver {
         message_id: Option<String>,
         headers: HeaderList,
         part_id: &str,
+        head_start: Option<String>,
         now_ms: u64,
     ) {
         if let Err(error) = check_append_body_size(&body) {
@@ -317,6 +350,7 @@ impl Driver {
             message_id,
             headers,
             part_id: part_id.into(),
+            head_start,
         };
         if let Some(pending) = self.claim_for_send(pending, now_ms) {
             self.start_claimed_turn(pending, now_ms);
@@ -335,11 +369,21 @@ impl Driver {
             message_id,
             headers,
             part_id,
+            head_start,
         } = pending;
         let chat = self.chat_mut(&chat_id);
         if let Err(error) = self.refuse_if_closed(chat) {
             self.finish_op(op, Err(error.into()));
             self.release_if_idle(&chat_id, now_ms);
+            return;
+        }
+        if let Some(head_start) = head_start.filter(|_| self.chats[chat].state.token.is_none()) {
+            let stream =
+                self.open_head_start(chat, op, head_start, message_id.clone(), headers, now_ms);
+            if let Some(o) = self.ops.iter_mut().find(|o| o.id == op) {
+                o.kind = OpKind::Turn { stream };
+            }
+            self.chats[chat].last_send = Some((message_id, now_ms));
             return;
         }
         let (start, hold) = {
@@ -700,7 +744,7 @@ impl Driver {
     }
 
     /// Settles and forgets an operation (an aborted one was rejected already).
-    fn finish_op(&mut self, op: u32, result: Result<Value, ErrorRef>) {
+    pub(super) fn finish_op(&mut self, op: u32, result: Result<Value, ErrorRef>) {
         let Some(i) = self.op_index(op) else {
             return;
         };
@@ -715,7 +759,7 @@ impl Driver {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn send_event(
+    pub(super) fn send_event(
         &mut self,
         chat: usize,
         source: Source,
@@ -735,7 +779,7 @@ impl Driver {
             .str("source", source.as_str())
             .num("durationMs", duration_ms)
             .str_opt("messageId", message_id)
-            .str("partId", part_id)
+            .str_opt("partId", (!part_id.is_empty()).then_some(part_id))
             .num("bodyBytes", body_bytes as u64);
         if let Some(ErrorRef::Ours(e)) = &error {
             event.num_opt("status", e.status().map(u64::from));

@@ -6,16 +6,17 @@
 //! filling memory (the JS transport reads eagerly, W25). Connection ends go to
 //! `ReconnectPolicy`; a lifecycle wake (`online`, back to visible, `pageshow`) reconnects now.
 
-use super::action::{Action, Endpoint, ErrorRef};
+use super::action::{Action, Endpoint, ErrorRef, Value};
 use super::auth::{UsedToken, Waiter};
 use super::events::EventBuilder;
+use super::ops::Source;
 use super::Driver;
 #[allow(unused_imports)]
 use crate::prelude::*;
 use crate::proto::chat::Cursor;
 use crate::proto::headers::HeaderList;
 use crate::proto::json::{write_json_string, Json};
-use crate::proto::reconnect::{ConnectionEnd, Reconnect, ReconnectPolicy};
+use crate::proto::reconnect::{ConnectionEnd, Reconnect, ReconnectPolicy, TURN_IDLE_LIMIT_MS};
 use crate::proto::records::{decode_event, Control, StreamEvent};
 use crate::proto::sse::SseDecoder;
 use crate::proto::turn::{Hold, InputSeq, Outcome, Turn};
@@ -32,6 +33,18 @@ pub(super) enum Kind {
     Send,
     /// `reconnectToStream` after a reload or remount.
     Resume,
+    /// A first turn through the app's `headStart` handler: one POST whose response body is
+    /// the turn's UI message chunks as SSE, with the session token in a response header.
+    HeadStart,
+}
+
+/// A head-start send waiting for its response headers.
+#[derive(Debug)]
+struct HeadStartSend {
+    op: u32,
+    started_ms: u64,
+    body_bytes: usize,
+    message_id: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,6 +152,10 @@ pub(super) struct Sub {
     repaired: bool,
     /// Follows every turn (`watch` mode): a boundary starts the next turn instead of ending.
     standing: bool,
+    /// `Kind::HeadStart` before its response: the send to settle.
+    head_start: Option<HeadStartSend>,
+    /// `Kind::HeadStart`: a chunk reached the consumer.
+    delivered: bool,
 }
 
 impl Sub {
@@ -182,9 +199,223 @@ impl Driver {
             last_token: UsedToken::default(),
             repaired: false,
             standing: options.standing,
+            head_start: None,
+            delivered: false,
         });
-        self.connect(id, now_ms);
+        if options.kind != Kind::HeadStart {
+            self.connect(id, now_ms);
+        }
         id
+    }
+
+    /// Posts a chat's first turn to the `headStart` URL (the chat has no session yet) and
+    /// returns the stream of its answer; operation `op` settles when the response arrives. Only
+    /// the options' and the request's headers go there, never a session token.
+    pub(super) fn open_head_start(
+        &mut self,
+        chat: usize,
+        op: u32,
+        body: String,
+        message_id: Option<String>,
+        headers: HeaderList,
+        now_ms: u64,
+    ) -> u32 {
+        let id = self.open_sub(
+            chat,
+            SubOptions {
+                kind: Kind::HeadStart,
+                start: Cursor::default(),
+                input_seq: InputSeq::Unknown,
+                hold: Hold::Off,
+                peek_settled: false,
+                headers,
+                settle_op: None,
+                standing: false,
+            },
+            now_ms,
+        );
+        let (fetch, timer) = (self.next_id(), self.next_id());
+        let Some(i) = self.sub_index(id) else {
+            return id;
+        };
+        let mut request_headers = self.config.headers.clone();
+        request_headers.extend(&self.subs[i].headers);
+        request_headers.set("Content-Type", "application/json");
+        let sub = &mut self.subs[i];
+        sub.head_start = Some(HeadStartSend {
+            op,
+            started_ms: now_ms,
+            body_bytes: body.len(),
+            message_id,
+        });
+        sub.conn = Conn::Connecting { fetch, timer };
+        self.actions.push(Action::Fetch {
+            id: fetch,
+            path: self.config.head_start.clone().unwrap_or_default(),
+            chat_id: sub.chat.clone(),
+            endpoint: Endpoint::HeadStart,
+            headers: request_headers,
+            body: Some(body),
+        });
+        self.actions.push(Action::SetTimer {
+            id: timer,
+            ms: CONNECT_TIMEOUT_MS,
+        });
+        id
+    }
+
+    /// A 2xx `headStart` response arrived, with its `X-Trigger-Chat-Access-Token` (empty when
+    /// missing) and whether `X-Trigger-Chat-Pending-Version` is `1`. The chat now has its
+    /// session: later turns go to `.in` directly.
+    pub fn head_start_open(&mut self, fetch: u32, token: &str, pending_version: bool, now_ms: u64) {
+        let Some(i) = self.sub_by_fetch(fetch) else {
+            self.actions.push(Action::Abort { fetch });
+            return;
+        };
+        let Conn::Connecting { timer, .. } = self.subs[i].conn else {
+            return;
+        };
+        self.actions.push(Action::ClearTimer { id: timer });
+        let id = self.subs[i].id;
+        if token.is_empty() {
+            self.actions.push(Action::Abort { fetch });
+            self.subs[i].conn = Conn::None;
+            let error = Error::protocol(
+                "the headStart response has no X-Trigger-Chat-Access-Token header (a cross-origin \
+                 handler must expose it)",
+            );
+            self.head_start_failed(id, error.into(), now_ms);
+            return;
+        }
+        let Some(send) = self.subs[i].head_start.take() else {
+            return;
+        };
+        let sub = &mut self.subs[i];
+        sub.conn = Conn::Open {
+            fetch,
+            decoder: SseDecoder::new(),
+            settled: false,
+            alive: false,
+            reading: None,
+        };
+        sub.connected_once = true;
+        let chat_id = sub.chat.clone();
+        let chat = self.chat_mut(&chat_id);
+        let c = &mut self.chats[chat];
+        c.state.token = Some(token.into());
+        c.token_epoch = c.token_epoch.wrapping_add(1);
+        c.state.begin_turn(None, Cursor::default());
+        c.stopped_turn = None;
+        self.persist(chat);
+        self.send_event(
+            chat,
+            Source::HeadStart,
+            Ok(()),
+            now_ms.saturating_sub(send.started_ms),
+            send.message_id.as_deref(),
+            "",
+            send.body_bytes,
+        );
+        if pending_version {
+            let mut event = EventBuilder::new("run-pending-version", &chat_id);
+            event.str("source", "head-start");
+            self.emit(event, None);
+        }
+        let mut event = EventBuilder::new("stream-connected", &chat_id);
+        event
+            .flag("resumed", false)
+            .str_opt("messageId", send.message_id.as_deref());
+        self.emit(event, None);
+        self.finish_op(send.op, Ok(Value::Stream(id)));
+        self.service(id, now_ms);
+    }
+
+    /// The head-start send failed before its response: `message-send-failed`, the send rejects,
+    /// its stream is dropped.
+    fn head_start_failed(&mut self, id: u32, error: ErrorRef, now_ms: u64) {
+        let Some(i) = self.sub_index(id) else { return };
+        let Some(send) = self.subs[i].head_start.take() else {
+            return;
+        };
+        self.drop_conn(i);
+        if self.subs[i].phase == Phase::Open {
+            self.subs[i].phase = Phase::Closed;
+        }
+        let chat_id = self.subs[i].chat.clone();
+        let chat = self.chat_mut(&chat_id);
+        self.send_event(
+            chat,
+            Source::HeadStart,
+            Err(&error),
+            0,
+            send.message_id.as_deref(),
+            "",
+            send.body_bytes,
+        );
+        self.finish_op(send.op, Err(error));
+        // Nobody holds this stream: forget it (and free the chat).
+        if self.chats[chat].active == Some(id) {
+            self.chats[chat].active = None;
+        }
+        self.subs.swap_remove(i);
+        self.release_if_idle(&chat_id, now_ms);
+    }
+
+    /// The head-start response body: SSE `data:` frames of UI message chunks, plus the
+    /// handler's in-band `trigger:turn-complete` and `trigger:session-state` (`.out` cursor).
+    fn process_head_start(
+        &mut self,
+        i: usize,
+        decoder: &mut SseDecoder,
+        bytes: &[u8],
+        now_ms: u64,
+    ) -> Result<(), Error> {
+        decoder.push(bytes)?;
+        let chat_id = self.subs[i].chat.clone();
+        let chat = self.chat_mut(&chat_id);
+        while let Some(event) = decoder.next_event() {
+            if self.subs[i].phase != Phase::Open {
+                break;
+            }
+            let data = event.data.trim();
+            if data.is_empty() || data == "[DONE]" {
+                continue;
+            }
+            let chunk = Json::parse(data)?;
+            match chunk.get("type").and_then(Json::as_str) {
+                Some("trigger:turn-complete") => {
+                    self.chats[chat].state.complete_turn(None);
+                    let cursor = self.chats[chat].state.cursor.header_value();
+                    let mut event = EventBuilder::new("turn-completed", &chat_id);
+                    event.str_opt("lastEventId", cursor.as_deref());
+                    self.attribution(chat, &mut event, now_ms);
+                    self.emit(event, None);
+                    self.persist(chat);
+                }
+                Some("trigger:session-state") => {
+                    let seq = chunk
+                        .get("lastEventId")
+                        .and_then(Json::as_str)
+                        .and_then(|s| s.parse::<u64>().ok());
+                    if let Some(seq) = seq {
+                        if self.chats[chat].state.cursor.advance(seq) {
+                            self.persist(chat);
+                        }
+                    }
+                }
+                _ => {
+                    let mut body = String::from("{\"data\":");
+                    body.push_str(data);
+                    body.push('}');
+                    if !self.subs[i].delivered {
+                        self.subs[i].delivered = true;
+                        self.first_chunk_event(chat, &body, now_ms);
+                    }
+                    self.subs[i].ready.push(&body);
+                }
+            }
+        }
+        Ok(())
     }
 
     fn sub_index(&self, id: u32) -> Option<usize> {
@@ -297,7 +528,8 @@ impl Driver {
             let Some(i) = self.sub_index(id) else {
                 continue;
             };
-            if self.subs[i].phase != Phase::Open {
+            if self.subs[i].phase != Phase::Open || self.subs[i].kind == Kind::HeadStart {
+                // A head-start response cannot be asked for again.
                 continue;
             }
             match (&self.subs[i].conn, wake) {
@@ -578,6 +810,11 @@ impl Driver {
         bytes: &[u8],
         now_ms: u64,
     ) -> Result<bool, Error> {
+        if self.subs[i].kind == Kind::HeadStart {
+            return self
+                .process_head_start(i, decoder, bytes, now_ms)
+                .map(|()| false);
+        }
         decoder.push(bytes)?;
         let chat = self.chat_index(&self.subs[i].chat);
         let mut outcomes = Vec::new();
@@ -793,6 +1030,42 @@ impl Driver {
             self.service(id, now_ms);
             return;
         }
+        if sub.kind == Kind::HeadStart {
+            // One response, nothing to reconnect to.
+            if sub.head_start.is_some() {
+                let error = match end {
+                    ConnectionEnd::Failed(error) => error,
+                    _ => Error::Network {
+                        message: "no response from the headStart handler".into(),
+                    },
+                };
+                self.head_start_failed(id, error.into(), now_ms);
+                return;
+            }
+            match end {
+                ConnectionEnd::Ended { .. } => {
+                    // The handler closed the response: the first turn is over, whether or not
+                    // the agent took part (a pure-text first step writes no boundary).
+                    let chat_id = sub.chat.clone();
+                    let chat = self.chat_mut(&chat_id);
+                    let c = &mut self.chats[chat];
+                    if c.active == Some(id) && c.state.is_streaming == Some(true) {
+                        c.state.complete_turn(None);
+                        self.persist(chat);
+                    }
+                    self.subs[i].phase = Phase::Finished;
+                    self.service(id, now_ms);
+                }
+                ConnectionEnd::Stalled => {
+                    let error = Error::StreamStalled {
+                        idle_ms: Some(TURN_IDLE_LIMIT_MS),
+                    };
+                    self.fail_sub(id, error.into(), now_ms);
+                }
+                ConnectionEnd::Failed(error) => self.fail_sub(id, error.into(), now_ms),
+            }
+            return;
+        }
         if matches!(end, ConnectionEnd::Failed(Error::NotFound { .. })) && !sub.repaired {
             // The session is gone (a stored token outlived it). The append path recreates it
             // with `startSession`; wait for that (or start it) and read the new session from
@@ -872,7 +1145,7 @@ impl Driver {
         let ids: Vec<u32> = self
             .subs
             .iter()
-            .filter(|s| s.chat == chat_id && s.phase == Phase::Open)
+            .filter(|s| s.chat == chat_id && s.phase == Phase::Open && s.kind != Kind::HeadStart)
             .map(|s| s.id)
             .collect();
         for id in ids {
@@ -945,6 +1218,10 @@ impl Driver {
     fn service(&mut self, id: u32, now_ms: u64) {
         let Some(i) = self.sub_index(id) else { return };
         let phase = self.subs[i].phase;
+        if phase != Phase::Open && self.subs[i].head_start.is_some() {
+            // Closed (aborted, superseded, stopped, disposed) before the response came.
+            return self.head_start_failed(id, Error::Aborted.into(), now_ms);
+        }
         if phase != Phase::Open {
             self.drop_conn(i);
             let chat_id = self.subs[i].chat.clone();
@@ -969,7 +1246,12 @@ impl Driver {
         }
         match phase {
             Phase::Open => {
-                let stall_ms = self.config.stall_timeout_ms;
+                // A head-start handler sends no pings: only a turn's idle limit applies there.
+                let stall_ms = if sub.kind == Kind::HeadStart {
+                    TURN_IDLE_LIMIT_MS
+                } else {
+                    self.config.stall_timeout_ms
+                };
                 if let Conn::Open { fetch, reading, .. } = &mut sub.conn {
                     if reading.is_none() {
                         let fetch = *fetch;
