@@ -22,14 +22,15 @@ export type ChatTransportEndpointContext = {
 export type ChatBaseURLResolver = (ctx: ChatTransportEndpointContext) => string;
 
 /**
- * Replaces `fetch` for the transport's own requests (appends and the `.out` stream). Receives the
- * resolved URL, the `RequestInit` the transport built, and which endpoint it is for; must resolve
- * to a `Response` equivalent to what `globalThis.fetch(url, init)` would return.
+ * Replaces `fetch` for the transport's own requests (appends, the `.out` stream and the
+ * `headStart` POST, whose `ctx.endpoint` is `"head-start"`). Receives the resolved URL, the
+ * `RequestInit` the transport built, and which endpoint it is for; must resolve to a `Response`
+ * equivalent to what `globalThis.fetch(url, init)` would return.
  */
 export type ChatFetchOverride = (
   url: string,
   init: RequestInit,
-  ctx: ChatTransportEndpointContext,
+  ctx: { endpoint: ChatTransportEndpoint | "head-start"; chatId: string },
 ) => Promise<Response>;
 
 /** Which path a send-lifecycle event came from. */
@@ -39,7 +40,7 @@ export type ChatTransportSendSource =
   | "steer"
   | "action"
   | "stop"
-  /** In the JS transport's union; never emitted here (`headStart` is not supported). */
+  /** The first turn of a chat, posted to the `headStart` handler. */
   | "head-start";
 
 /** The input boundary that settled one `sendAction` call (see `ChatActionOptions.onSettled`). */
@@ -316,7 +317,13 @@ export type TriggerChatTransportOptions<TClientData = Record<string, unknown>> =
    * @default false
    */
   watch?: boolean;
-  /** Not supported by trigger-chat-wasm yet: passing a URL throws `invalid_option`. */
+  /**
+   * URL of the app's `chat.headStart` route handler. A send on a chat with no session posts its
+   * whole history there (never with a session token); the handler creates the session and
+   * streams the first turn, and its `X-Trigger-Chat-Access-Token` response header becomes the
+   * chat's session, so later turns go to the session directly. A cross-origin handler must
+   * expose that header (CORS).
+   */
   headStart?: string;
   /** (trigger-chat-wasm) Where session state persists. @default "localStorage" */
   persistence?: ChatSessionPersistence;

@@ -1028,24 +1028,46 @@ fn head_start_posts_the_first_turn_to_the_handler_and_later_turns_go_to_in() {
     }
     let (_, state) = host.persisted.last().unwrap();
     let state = state.as_ref().unwrap();
-    assert_eq!(state.get("lastEventId").and_then(Json::as_str), Some("7"));
+    assert_eq!(
+        state.get("lastEventId").and_then(Json::as_str),
+        Some("6"),
+        "one record before the turn's boundary (seq 7)"
+    );
     assert_eq!(
         state.get("isStreaming").and_then(Json::as_bool),
         Some(false)
     );
 
     // Turn 2: straight to `.in` with the handler's token, `.out` from the handler's cursor.
-    host.send("h", "again", "part-2");
+    let op = host.send("h", "again", "part-2");
     assert!(host.calls.is_empty());
-    let (_, path, headers, _) = host.take_fetch(Endpoint::In);
+    let (append, path, headers, _) = host.take_fetch(Endpoint::In);
     assert_eq!(path, "/realtime/v1/sessions/h/in/append");
     assert_eq!(Host::bearer(&headers).as_deref(), Some("tok-hs"));
-    let (_, _, headers, _) = host.take_fetch(Endpoint::Out);
+    let (out, _, headers, _) = host.take_fetch(Endpoint::Out);
     assert_eq!(
         Host::header(&headers, "last-event-id").as_deref(),
-        Some("7")
+        Some("6")
     );
     assert!(host.take_fetch_opt(Endpoint::HeadStart).is_none());
+    host.d
+        .fetch_text(append, 200, r#"{"ok":true,"seq":1}"#, None, host.now);
+    host.d.fetch_open(out, false, host.now);
+    host.pump();
+    let stream = host.stream_of(op);
+    host.chunks.clear();
+    host.d.pull(stream, host.now);
+    host.pump();
+    // Turn 1's boundary says it answered input 0, so turn 2's data streams before its own
+    // boundary.
+    host.d.fetch_bytes(
+        out,
+        &mixed_batch(&[Rec::Boundary(7, 0), Rec::Delta(8, "next")]),
+        host.now,
+    );
+    host.pump();
+    assert_eq!(texts(&host.chunks), "next");
+    assert!(!host.ended.contains(&stream));
 }
 
 #[test]

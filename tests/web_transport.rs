@@ -448,3 +448,51 @@ async fn a_module_that_failed_to_load_is_loaded_again_by_the_next_call() {
     let chunks = ok(read_all(&ok(t.send_messages(&request)).await)).await;
     assert_eq!(text_of(&chunks), "You said: hi");
 }
+
+#[wasm_bindgen_test]
+async fn head_start_streams_the_first_turn_and_later_turns_go_to_the_session() {
+    let chat = new_chat_id("head-start");
+    let url = format!("{SERVER}/api/chat/head-start");
+    let (t, calls) = transport(&object(&[("headStart", url.into())]));
+    let first = send_text(&t, &chat, "u1", "hello there").await;
+    assert_eq!(text_of(&first), "You said: hello there");
+    let kinds = strings(&types(&first));
+    assert!(
+        !kinds.iter().any(|k| k.starts_with("trigger:")),
+        "the handler's control chunks stay inside the transport: {kinds:?}"
+    );
+    assert_eq!(
+        get(&calls, "startSession").as_f64(),
+        Some(0.0),
+        "the handler created the session"
+    );
+    let session = t.get_session(&chat);
+    assert!(get(&session, "publicAccessToken").is_string());
+    assert_eq!(get(&session, "isStreaming").as_bool(), Some(false));
+    assert!(get(&session, "lastEventId").is_string());
+    let sources: Vec<String> = js_sys::Array::from(&get(&calls, "events"))
+        .iter()
+        .filter(|e| get(e, "type").as_string().as_deref() == Some("message-sent"))
+        .filter_map(|e| get(&e, "source").as_string())
+        .collect();
+    assert_eq!(sources, ["head-start"]);
+
+    // The second turn goes to `.in` with the handler's token and streams only its own reply.
+    let messages = array(&[
+        user_message("u1", "hello there"),
+        user_message("u2", "and again"),
+    ]);
+    let stream = ok(t.send_messages(&send_request(&chat, &messages, &JsValue::UNDEFINED))).await;
+    let second = ok(read_all(&stream)).await;
+    assert_eq!(text_of(&second), "You said: and again");
+    assert_eq!(get(&calls, "startSession").as_f64(), Some(0.0));
+    let appends = request_log(&chat)
+        .await
+        .into_iter()
+        .filter(is_append)
+        .count();
+    assert_eq!(
+        appends, 1,
+        "only the second turn was appended by the browser"
+    );
+}

@@ -397,8 +397,12 @@ impl Driver {
                         .get("lastEventId")
                         .and_then(Json::as_str)
                         .and_then(|s| s.parse::<u64>().ok());
-                    if let Some(seq) = seq {
-                        if self.chats[chat].state.cursor.advance(seq) {
+                    // `lastEventId` is the `.out` seq of the turn's boundary record. Resume one
+                    // record early: the next send's stream then reads that boundary, which names
+                    // the `.in` input the turn answered (the in-band chunk does not), and can
+                    // stream at once instead of holding its data until its own boundary.
+                    if let Some(cursor) = seq.and_then(|s| s.checked_sub(1)) {
+                        if self.chats[chat].state.cursor.advance(cursor) {
                             self.persist(chat);
                         }
                     }

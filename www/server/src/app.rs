@@ -20,7 +20,7 @@ use crate::error::{read_body, ApiError};
 use crate::remote::RemoteClient;
 use crate::reqlog::LoggedRequest;
 use crate::store::Store;
-use crate::{admin, clock, cors, in_route, out_route, sessions_api, static_files};
+use crate::{admin, clock, cors, head_start, in_route, out_route, sessions_api, static_files};
 
 /// Everything handlers share.
 #[derive(Debug)]
@@ -67,6 +67,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(chat_routes)
         .route("/api/v1/auth/jwt/claims", post(sessions_api::jwt_claims))
         .route("/api/chat/config", get(customer::config))
+        .route("/api/chat/head-start", post(head_start::head_start))
         .route("/api/{*rest}", any(no_route))
         .route("/realtime/{*rest}", any(no_route))
         .route("/__admin/{*rest}", any(no_route));

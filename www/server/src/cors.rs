@@ -12,7 +12,8 @@ pub const ALLOW_HEADERS: &str = "Authorization, Content-Type, Accept, Last-Event
     X-Peek-Settled, Timeout-Seconds, X-Part-Id, X-Trigger-Source, X-Trigger-Branch";
 /// Response headers a page may read.
 pub const EXPOSE_HEADERS: &str = "X-Session-Settled, X-Stream-Version, x-ratelimit-limit, \
-    x-ratelimit-remaining, x-ratelimit-reset, Retry-After, x-trigger-jwt, x-trigger-jwt-claims";
+    x-ratelimit-remaining, x-ratelimit-reset, Retry-After, x-trigger-jwt, x-trigger-jwt-claims, \
+    X-Trigger-Chat-Id, X-Trigger-Chat-Access-Token, X-Trigger-Chat-Pending-Version";
 const ALLOW_METHODS: &str = "GET, POST, PUT, PATCH, DELETE, OPTIONS";
 
 fn add_common(h: &mut HeaderMap, origin: Option<&HeaderValue>) {

@@ -21,7 +21,7 @@ use crate::clock::now_ms;
 use crate::error::{parse_json, read_body, ApiError};
 use crate::faults::FaultSet;
 use crate::ids;
-use crate::session::{InRecord, PART_ID_WINDOW_MS};
+use crate::session::{InRecord, Session, PART_ID_WINDOW_MS};
 use crate::store::{RateInfo, RATE_LIMIT};
 
 /// The append body cap, and the cap of the record it becomes.
@@ -66,6 +66,48 @@ fn validate(chunk: &Value) -> Result<(), ApiError> {
     }
 }
 
+/// Records a `ChatInputChunk` on the session's `.in` (idempotent on `part_id` for five
+/// minutes), wakes the agent, and gives a session whose run has exited a continuation run.
+/// Returns the input's seq.
+pub fn push_input(
+    app: &App,
+    session: &Arc<Session>,
+    chunk: Value,
+    part_id: String,
+    now: u64,
+) -> Result<u64, ApiError> {
+    let (seq, continuation) = {
+        let mut st = session.state();
+        if st.is_closed() {
+            return Err(ApiError::session_closed(
+                "Cannot append to a closed session",
+                st.closed_reason.as_deref(),
+            ));
+        }
+        st.part_ids
+            .retain(|_, (_, at)| now.saturating_sub(*at) < PART_ID_WINDOW_MS);
+        if let Some((seq, _)) = st.part_ids.get(&part_id) {
+            (*seq, false)
+        } else {
+            let seq = st.in_records.len() as u64;
+            st.in_records.push(InRecord {
+                seq,
+                part_id: part_id.clone(),
+                chunk,
+                at_ms: now,
+                consumed: false,
+            });
+            st.part_ids.insert(part_id, (seq, now));
+            (seq, agent::attach_continuation(&mut st))
+        }
+    };
+    if continuation {
+        agent::spawn_run(app.store.clone(), session.clone(), Boot::Idle);
+    }
+    session.wake();
+    Ok(seq)
+}
+
 pub async fn append(
     State(app): State<Arc<App>>,
     Path(name): Path<String>,
@@ -105,36 +147,7 @@ pub async fn append(
         return Err(ApiError::bad_request("X-Part-Id is too long"));
     }
     let part_id = part_id.unwrap_or_else(ids::part_id);
-
-    let (seq, continuation) = {
-        let mut st = session.state();
-        if st.is_closed() {
-            return Err(ApiError::session_closed(
-                "Cannot append to a closed session",
-                st.closed_reason.as_deref(),
-            ));
-        }
-        st.part_ids
-            .retain(|_, (_, at)| now.saturating_sub(*at) < PART_ID_WINDOW_MS);
-        if let Some((seq, _)) = st.part_ids.get(&part_id) {
-            (*seq, false)
-        } else {
-            let seq = st.in_records.len() as u64;
-            st.in_records.push(InRecord {
-                seq,
-                part_id: part_id.clone(),
-                chunk,
-                at_ms: now,
-                consumed: false,
-            });
-            st.part_ids.insert(part_id, (seq, now));
-            (seq, agent::attach_continuation(&mut st))
-        }
-    };
-    if continuation {
-        agent::spawn_run(app.store.clone(), session.clone(), Boot::Idle);
-    }
-    session.wake();
+    let seq = push_input(&app, &session, chunk, part_id, now)?;
     let mut response = Json(json!({ "ok": true, "seq": seq })).into_response();
     let h = response.headers_mut();
     for (name, value) in [

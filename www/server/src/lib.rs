@@ -22,6 +22,7 @@ pub mod cors;
 pub mod customer;
 pub mod error;
 pub mod faults;
+pub mod head_start;
 pub mod ids;
 pub mod in_route;
 pub mod jwt;

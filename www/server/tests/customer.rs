@@ -188,3 +188,76 @@ async fn real_mode_talks_to_the_configured_trigger_api() {
         "session_closed"
     );
 }
+
+#[tokio::test]
+async fn head_start_creates_the_session_and_streams_the_first_turn_with_the_handlers_framing() {
+    let server = start().await;
+    let url = server.url();
+    let res = post(
+        &url,
+        "/api/chat/head-start",
+        Some(json!({
+            "headStartMessages": [user_message("hello there")],
+            "chatId": "c-hs",
+            "trigger": "submit-message",
+            "metadata": {"userId": "u1"},
+        })),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let headers = res.headers().clone();
+    assert_eq!(headers["content-type"], "text/event-stream");
+    assert_eq!(headers["x-trigger-chat-id"], "c-hs");
+    let pat = headers["x-trigger-chat-access-token"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let text = tokio::time::timeout(std::time::Duration::from_secs(10), res.text())
+        .await
+        .expect("the response ends after the turn")
+        .unwrap();
+    let chunks: Vec<Value> = parse_events(&text).iter().map(Event::json).collect();
+    let types: Vec<&str> = chunks.iter().filter_map(|c| c["type"].as_str()).collect();
+    assert_eq!(types.first(), Some(&"start"), "{types:?}");
+    assert!(types.contains(&"text-delta"), "{types:?}");
+    let n = types.len();
+    assert_eq!(
+        types[n - 2..],
+        ["trigger:turn-complete", "trigger:session-state"]
+    );
+    let last_event_id: u64 = chunks[n - 1]["lastEventId"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    // The token works on `.in` and `.out`; the boundary at lastEventId names the handler's input.
+    let out = read_out(
+        &url,
+        "c-hs",
+        &pat,
+        &[],
+        std::time::Duration::from_secs(5),
+        turn_completes(1),
+    )
+    .await;
+    let boundary = out
+        .records()
+        .into_iter()
+        .find(|r| control(r).as_deref() == Some("turn-complete"))
+        .unwrap();
+    assert_eq!(boundary["seq_num"].as_u64(), Some(last_event_id));
+    assert_eq!(
+        header(&boundary, "session-in-event-id").as_deref(),
+        Some("0")
+    );
+    assert_eq!(say(&url, "c-hs", &pat, "and again").await, 1);
+
+    let bad = post(
+        &url,
+        "/api/chat/head-start",
+        Some(json!({"chatId": "c-hs2"})),
+    )
+    .await;
+    assert_eq!(bad.status(), 400);
+}
