@@ -70,6 +70,25 @@ pub struct SseDecoder {
     failed: bool,
 }
 
+/// Appends `bytes` decoded as UTF-8, each invalid sequence (and a truncated one at the end)
+/// replaced by U+FFFD — `String::from_utf8_lossy`'s result, without its iterator machinery
+/// (about 1 KB of wasm).
+fn push_lossy(out: &mut String, mut bytes: &[u8]) {
+    loop {
+        match core::str::from_utf8(bytes) {
+            Ok(text) => return out.push_str(text),
+            Err(error) => {
+                let (valid, rest) = bytes.split_at(error.valid_up_to());
+                out.push_str(core::str::from_utf8(valid).unwrap_or_default());
+                out.push(char::REPLACEMENT_CHARACTER);
+                bytes = rest
+                    .get(error.error_len().unwrap_or(rest.len())..)
+                    .unwrap_or_default();
+            }
+        }
+    }
+}
+
 impl Default for SseDecoder {
     fn default() -> Self {
         Self::new()
@@ -261,19 +280,23 @@ impl SseDecoder {
     /// §9.2.6 "process the field". `false` when the event's data would pass the cap.
     fn process_field(&mut self, field: &[u8], value: &[u8]) -> bool {
         match field {
-            b"event" => self.event_type = String::from_utf8_lossy(value).into_owned(),
+            b"event" => {
+                self.event_type.clear();
+                push_lossy(&mut self.event_type, value);
+            }
             b"data" => {
                 // Counted in input bytes (a lossy decode can only grow invalid input).
                 if self.data.len() + value.len() + 1 > self.max_line_bytes {
                     return false;
                 }
-                self.data.push_str(&String::from_utf8_lossy(value));
+                push_lossy(&mut self.data, value);
                 self.data.push('\n');
             }
             // "If the field value does not contain U+0000 NULL, then set the last event ID
             // buffer to the field value. Otherwise, ignore the field."
             b"id" if !value.contains(&0) => {
-                self.last_event_id = String::from_utf8_lossy(value).into_owned();
+                self.last_event_id.clear();
+                push_lossy(&mut self.last_event_id, value);
             }
             // "If the field value consists of only ASCII digits, then interpret the field value
             // as an integer in base ten, and set the event stream's reconnection time to that
@@ -317,5 +340,48 @@ impl SseDecoder {
             id: self.last_event_id.clone(),
             retry_ms,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::push_lossy;
+
+    #[test]
+    fn push_lossy_matches_from_utf8_lossy() {
+        // Every sequence of up to four bytes drawn from ASCII, continuation bytes, every kind of
+        // lead byte and the never-valid ones, plus longer mixed samples.
+        let alphabet = [
+            b'a', 0x00, 0x7F, 0x80, 0xBF, 0xC0, 0xC2, 0xDF, 0xE0, 0xED, 0xEF, 0xF0, 0xF4, 0xF5,
+            0xFF,
+        ];
+        let mut inputs: Vec<Vec<u8>> = vec![vec![]];
+        for _ in 0..4 {
+            let longer: Vec<Vec<u8>> = inputs
+                .iter()
+                .filter(|i| i.len() == inputs.last().map_or(0, Vec::len))
+                .flat_map(|i| {
+                    alphabet.iter().map(move |b| {
+                        let mut next = i.clone();
+                        next.push(*b);
+                        next
+                    })
+                })
+                .collect();
+            inputs.extend(longer);
+        }
+        inputs.push("héllo → 世界 🦀".as_bytes().to_vec());
+        inputs.push(b"ok\xF0\x9F\xA6trunc\xE2\x82".to_vec());
+        inputs.push(b"\xED\xA0\x80 surrogate \xF4\x90\x80\x80 too big".to_vec());
+        for input in &inputs {
+            let mut out = String::from("prefix:");
+            push_lossy(&mut out, input);
+            assert_eq!(
+                out,
+                format!("prefix:{}", String::from_utf8_lossy(input)),
+                "{input:02x?}"
+            );
+        }
+        assert!(inputs.len() > 50_000);
     }
 }
