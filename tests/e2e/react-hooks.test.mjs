@@ -142,3 +142,33 @@ test("useChatActions sends the action through useChat and the reply streams in",
   assert.deepEqual(page.pageErrors, []);
   await page.close();
 });
+
+test("headStart: useChat's first turn streams through the handler, the next goes to the session", { timeout: 30_000 }, async () => {
+  const page = await openHarness();
+  const chatId = newChatId("head-start");
+  await page.evaluate((id) => harness.mount(id, { headStart: "/api/chat/head-start" }), chatId);
+  await page.waitForTimeout(100); // StrictMode's simulated unmount/remount
+
+  await page.evaluate(() => harness.send("hello"));
+  await eventually(async () => (await lastText(page)) === "assistant: You said: hello", { message: "the first echo" });
+  await eventually(async () => (await page.evaluate(() => harness.status())) === "ready", { message: "ready after turn 1" });
+  const calls = await page.evaluate(() => harness.calls());
+  assert.ok(!calls.some((c) => c.endsWith(":startSession")), `the handler created the session: ${calls}`);
+  assert.ok(calls.some((c) => c.endsWith(":onSessionChange")), `the handler's session was stored: ${calls}`);
+
+  await page.evaluate(() => harness.send("again"));
+  await eventually(async () => (await lastText(page)) === "assistant: You said: again", { message: "the second echo" });
+  await eventually(async () => (await page.evaluate(() => harness.status())) === "ready", { message: "ready after turn 2" });
+  assert.deepEqual(await page.evaluate(() => harness.texts()), [
+    "user: hello",
+    "assistant: You said: hello",
+    "user: again",
+    "assistant: You said: again",
+  ]);
+  const state = await (await fetch(`${server.url}/__admin/chats/${chatId}/state`)).json();
+  const texts = state.inRecords.map((r) => r.body?.payload?.message?.parts?.[0]?.text);
+  assert.deepEqual(texts, ["hello", "again"], "the handler's input, then the browser's own append");
+  assert.ok(!(await page.evaluate(() => harness.events())).some((e) => e.endsWith(":stream-error")));
+  assert.deepEqual(page.pageErrors, []);
+  await page.close();
+});

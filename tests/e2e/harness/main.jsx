@@ -19,7 +19,7 @@ const post = async (path) =>
 
 const state = { transports: new Set(), current: null, renders: 0, events: [], calls: [] };
 
-function Probe({ chatId, clientData, sendInLayoutEffect, onEventTag, tag }) {
+function Probe({ chatId, clientData, sendInLayoutEffect, onEventTag, tag, headStart }) {
   state.renders++;
   const transport = useTriggerChatTransport({
     task: "ai-chat",
@@ -41,6 +41,7 @@ function Probe({ chatId, clientData, sendInLayoutEffect, onEventTag, tag }) {
     clientData,
     // A new function every render, tagged by the prop: the transport must call the latest one.
     onEvent: (event) => state.events.push(`${onEventTag}:${event.type}`),
+    headStart,
   });
   state.transports.add(transport);
   useEffect(() => {
@@ -69,9 +70,9 @@ function render() {
 }
 
 window.harness = {
-  mount(chatId) {
+  mount(chatId, extra = {}) {
     root = createRoot(document.getElementById("root"));
-    props = { chatId, clientData: { v: 1 }, sendInLayoutEffect: undefined, onEventTag: "first", tag: "first" };
+    props = { chatId, clientData: { v: 1 }, sendInLayoutEffect: undefined, onEventTag: "first", tag: "first", ...extra };
     render();
   },
   update(patch) {
