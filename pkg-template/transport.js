@@ -673,19 +673,19 @@ export function createTransportClass(load) {
     async sendMessages(options) {
       const d = await this.#ready();
       const { chatId, trigger, messageId, messages, body, metadata, headers, abortSignal } = options;
+      this.#ensure(chatId);
       const request = {
         chatId,
         trigger,
         messageId,
         message: Array.isArray(messages) ? messages[messages.length - 1] : undefined,
-        // The whole history goes only to a `headStart` handler (a chat's first turn).
-        messages: this.#o.headStart && Array.isArray(messages) ? messages : undefined,
+        // The whole history goes only to a `headStart` handler: a chat's first turn.
+        messages: this.#o.headStart && Array.isArray(messages) && d.getSession(chatId) === undefined ? messages : undefined,
         body,
         metadata,
         headers: headerPairs(headers),
       };
       const text = json(request, "messages");
-      this.#ensure(chatId);
       const op = { signal: abortSignal, stopTurn: true };
       return this.#op((d) => {
         const id = d.sendMessages(text, partId(), Date.now());

@@ -1150,3 +1150,93 @@ fn a_head_start_turn_can_be_stopped_through_in() {
     assert_eq!(Host::bearer(&headers).as_deref(), Some("tok-hs"));
     assert_eq!(body.as_deref(), Some(r#"{"kind":"stop"}"#));
 }
+
+#[test]
+fn a_watcher_that_attaches_again_mid_turn_replays_that_turn_from_its_start() {
+    let mut host = Host::new(WATCH_OPTIONS);
+    host.d.hydrate(
+        "w",
+        Stored::Shape(r#"{"publicAccessToken":"t","lastEventId":"9"}"#),
+    );
+    let stream = host.d.reconnect("w", Default::default(), host.now).unwrap();
+    host.pump();
+    let (out, _, _, _) = host.take_fetch(Endpoint::Out);
+    host.d.fetch_open(out, false, host.now);
+    host.d.pull(stream, host.now);
+    host.pump();
+    host.d.fetch_bytes(
+        out,
+        &mixed_batch(&[
+            Rec::Delta(10, "a"),
+            Rec::Boundary(11, 1),
+            Rec::Delta(12, "b"),
+        ]),
+        host.now,
+    );
+    host.pump();
+    // A remount (or React StrictMode) lets go of the stream mid-turn and attaches again.
+    host.d.cancel(stream, host.now);
+    host.pump();
+    assert!(host
+        .d
+        .reconnect("w", Default::default(), host.now)
+        .is_some());
+    host.pump();
+    let (_, _, headers, _) = host.take_fetch(Endpoint::Out);
+    assert_eq!(
+        Host::header(&headers, "last-event-id").as_deref(),
+        Some("11"),
+        "from the boundary, not from inside the next turn"
+    );
+    let session = host.d.get_session("w").unwrap();
+    assert_eq!(
+        session.get("lastEventId").and_then(Json::as_str),
+        Some("11")
+    );
+}
+
+#[test]
+fn a_send_made_while_the_head_start_request_waits_follows_it_through_in() {
+    let mut host = Host::new(HEAD_START_OPTIONS);
+    let first = head_start_send(&mut host, "h");
+    let (post, _, _, _) = host.take_fetch(Endpoint::HeadStart);
+    let second = head_start_send(&mut host, "h");
+    assert!(
+        host.take_fetch_opt(Endpoint::HeadStart).is_none() && !host.aborted.contains(&post),
+        "the first request keeps going; the second send waits"
+    );
+    assert!(host.calls.is_empty() && host.rejected.is_empty());
+    host.d.head_start_open(post, "tok-hs", false, host.now);
+    host.pump();
+    host.stream_of(first); // the first send resolved to its stream
+    let (_, path, headers, _) = host.take_fetch(Endpoint::In);
+    assert_eq!(path, "/realtime/v1/sessions/h/in/append");
+    assert_eq!(Host::bearer(&headers).as_deref(), Some("tok-hs"));
+    assert!(
+        host.calls.is_empty(),
+        "no startSession: the handler's session is used"
+    );
+    assert!(
+        host.aborted.contains(&post),
+        "once it has its session, the later send supersedes the first stream, as any later send does"
+    );
+    assert!(!host.rejected.iter().any(|(o, _)| *o == second));
+
+    // When the handler fails, the send that waited fails with its error.
+    let mut host = Host::new(HEAD_START_OPTIONS);
+    let first = head_start_send(&mut host, "h");
+    let (post, _, _, _) = host.take_fetch(Endpoint::HeadStart);
+    let second = head_start_send(&mut host, "h");
+    host.d.fetch_text(post, 503, "down", None, host.now);
+    host.pump();
+    let statuses: Vec<(u32, Option<u16>)> = host
+        .rejected
+        .iter()
+        .map(|(o, e)| match e {
+            ErrorRef::Ours(e) => (*o, e.status()),
+            _ => (*o, None),
+        })
+        .collect();
+    assert_eq!(statuses, vec![(first, Some(503)), (second, Some(503))]);
+    assert!(host.take_fetch_opt(Endpoint::In).is_none());
+}

@@ -155,6 +155,12 @@ impl ChatState {
         self.turn_start = None;
     }
 
+    /// A watcher passed this chat's turn boundary: until the next one, resuming and persisting
+    /// start here, so a re-attach or a reload replays the next turn whole.
+    pub fn pass_boundary(&mut self) {
+        self.turn_start = Some(self.cursor);
+    }
+
     /// A stop was sent. The turn's boundary is still to come, so `active_input_seq` stays set:
     /// the next send holds the stopped turn's remaining output back.
     pub fn stop_turn(&mut self) {

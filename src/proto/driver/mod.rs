@@ -60,6 +60,9 @@ struct Chat {
     storage_warned: bool,
     /// `activeInputSeq` of the turn a stop was already sent for.
     stopped_turn: Option<Option<u64>>,
+    /// Sends made while the chat's `headStart` request waits for its response (and the
+    /// session it brings): they follow it.
+    after_head_start: Vec<ops::PendingTurn>,
 }
 
 /// Where the stored state of a chat came from (see [`Driver::hydrate`]).
@@ -302,6 +305,7 @@ impl Driver {
             last_send: None,
             storage_warned: false,
             stopped_turn: None,
+            after_head_start: Vec::new(),
         });
         self.chats.len() - 1
     }

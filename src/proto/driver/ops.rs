@@ -361,6 +361,14 @@ impl Driver {
     /// is known, in parallel with the append (the cursor is known), so the first chunk is not a
     /// round trip late (W32).
     pub(super) fn start_claimed_turn(&mut self, pending: PendingTurn, now_ms: u64) {
+        if let Some(chat) = self.chat_index(&pending.chat_id) {
+            if self.head_start_pending(chat) {
+                // Superseding the chat's first turn now would drop the session its handler
+                // is creating: this send follows once the response is here.
+                self.chats[chat].after_head_start.push(pending);
+                return;
+            }
+        }
         let PendingTurn {
             op,
             chat_id,
@@ -420,21 +428,43 @@ impl Driver {
         );
     }
 
+    /// The chat's `headStart` request settled: the sends that waited for it go ahead with the
+    /// session it brought, or fail with its error. Those whose caller gave up are dropped.
+    pub(super) fn after_head_start(
+        &mut self,
+        chat: usize,
+        result: Result<(), ErrorRef>,
+        now_ms: u64,
+    ) {
+        let waiting = core::mem::take(&mut self.chats[chat].after_head_start);
+        for pending in waiting {
+            let aborted = self
+                .op_index(pending.op)
+                .is_none_or(|i| self.ops[i].aborted);
+            match &result {
+                _ if aborted => self.finish_op(pending.op, Err(Error::Aborted.into())),
+                Ok(()) => self.start_claimed_turn(pending, now_ms),
+                Err(error) => self.refuse_turn(pending, error.clone()),
+            }
+        }
+    }
+
     /// A send refused before anything was sent (`read_only_tab`): `message-send-failed`, then
     /// the rejection.
-    pub(super) fn refuse_turn(&mut self, pending: PendingTurn, error: Error) {
+    pub(super) fn refuse_turn(&mut self, pending: PendingTurn, error: impl Into<ErrorRef>) {
+        let error: ErrorRef = error.into();
         if let Some(chat) = self.chat_index(&pending.chat_id) {
             self.send_event(
                 chat,
                 pending.source,
-                Err(&error.clone().into()),
+                Err(&error),
                 0,
                 pending.message_id.as_deref(),
                 &pending.part_id,
                 pending.body.len(),
             );
         }
-        self.finish_op(pending.op, Err(error.into()));
+        self.finish_op(pending.op, Err(error));
     }
 
     /// Whether a send of this tab for `chat_id` is in flight or waiting.

@@ -328,6 +328,15 @@ impl Driver {
         self.emit(event, None);
         self.finish_op(send.op, Ok(Value::Stream(id)));
         self.service(id, now_ms);
+        self.after_head_start(chat, Ok(()), now_ms);
+    }
+
+    /// Whether the chat's `headStart` request is waiting for its response.
+    pub(super) fn head_start_pending(&self, chat: usize) -> bool {
+        self.chats[chat]
+            .active
+            .and_then(|a| self.sub_index(a))
+            .is_some_and(|i| self.subs[i].head_start.is_some())
     }
 
     /// The head-start send failed before its response: `message-send-failed`, the send rejects,
@@ -352,12 +361,13 @@ impl Driver {
             "",
             send.body_bytes,
         );
-        self.finish_op(send.op, Err(error));
+        self.finish_op(send.op, Err(error.clone()));
         // Nobody holds this stream: forget it (and free the chat).
         if self.chats[chat].active == Some(id) {
             self.chats[chat].active = None;
         }
         self.subs.swap_remove(i);
+        self.after_head_start(chat, Err(error), now_ms);
         self.release_if_idle(&chat_id, now_ms);
     }
 
@@ -391,6 +401,7 @@ impl Driver {
                     self.attribution(chat, &mut event, now_ms);
                     self.emit(event, None);
                     self.persist(chat);
+                    self.broadcast_cursor(chat, now_ms);
                 }
                 Some("trigger:session-state") => {
                     let seq = chunk
@@ -404,6 +415,7 @@ impl Driver {
                     if let Some(cursor) = seq.and_then(|s| s.checked_sub(1)) {
                         if self.chats[chat].state.cursor.advance(cursor) {
                             self.persist(chat);
+                            self.broadcast_cursor(chat, now_ms);
                         }
                     }
                 }
@@ -790,7 +802,11 @@ impl Driver {
                 self.subs[i].conn = Conn::None;
                 self.actions.push(Action::Abort { fetch });
                 let error = Error::Network {
-                    message: "no response from the stream".into(),
+                    message: if self.subs[i].kind == Kind::HeadStart {
+                        "no response from the headStart handler".into()
+                    } else {
+                        "no response from the stream".into()
+                    },
                 };
                 self.after_end(id, ConnectionEnd::Failed(error), false, now_ms);
             }
@@ -938,6 +954,7 @@ impl Driver {
                     if self.subs[i].standing && !control.session_closed {
                         // The next turn is nobody's send as far as this watcher knows.
                         self.chats[chat].last_send = None;
+                        self.chats[chat].state.pass_boundary();
                     } else {
                         self.subs[i].phase = Phase::Finished;
                     }

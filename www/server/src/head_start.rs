@@ -91,10 +91,10 @@ pub async fn head_start(State(app): State<Arc<App>>, body: Body) -> Result<Respo
         payload["messageId"] = id.clone();
     }
     let input = json!({ "kind": "message", "payload": payload });
-    push_input(&app, &session, input, ids::part_id(), now_ms())?;
+    let seq = push_input(&app, &session, input, ids::part_id(), now_ms())?;
 
     let (tx, rx) = mpsc::channel::<Chunk>(16);
-    tokio::spawn(relay(session, from, tx));
+    tokio::spawn(relay(session, from, seq, tx));
     let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|chunk| (chunk, rx))
     }));
@@ -135,9 +135,23 @@ fn chunk_of(record_json: &[u8]) -> Option<Value> {
     body.get("data").cloned()
 }
 
-/// Relays the turn's `.out` records from `cursor` until its boundary (or a closed session, the
-/// client leaving, or [`IDLE_LIMIT`] without a record).
-async fn relay(session: Arc<Session>, mut cursor: u64, tx: mpsc::Sender<Chunk>) {
+/// The `.in` seq a boundary record says its turn consumed.
+fn consumed_by(record_json: &[u8]) -> Option<u64> {
+    let record: Value = serde_json::from_slice(record_json).ok()?;
+    record
+        .get("headers")?
+        .as_array()?
+        .iter()
+        .find(|h| h.get(0).and_then(Value::as_str) == Some("session-in-event-id"))?
+        .get(1)?
+        .as_str()?
+        .parse()
+        .ok()
+}
+
+/// Relays `.out` records from `cursor` until the boundary of the turn that answers `.in` seq
+/// `input` (or a closed session, the client leaving, or [`IDLE_LIMIT`] without progress).
+async fn relay(session: Arc<Session>, mut cursor: u64, input: u64, tx: mpsc::Sender<Chunk>) {
     let mut tail_rx = session.out.subscribe();
     let mut deadline = Instant::now() + IDLE_LIMIT;
     loop {
@@ -146,9 +160,13 @@ async fn relay(session: Arc<Session>, mut cursor: u64, tx: mpsc::Sender<Chunk>) 
         for record in &batch.records {
             cursor = record.seq + 1;
             deadline = Instant::now() + IDLE_LIMIT;
+            // An earlier turn's boundary (the session already had a turn in flight) is not this
+            // turn's end.
+            let done = record.kind.is_turn_complete()
+                && consumed_by(&record.json).is_none_or(|consumed| consumed >= input);
             let frames = match &record.kind {
                 RecordKind::Data => chunk_of(&record.json).map(|c| vec![frame(&c)]),
-                RecordKind::Control(kind) if kind == "turn-complete" => Some(vec![
+                RecordKind::Control(_) if done => Some(vec![
                     frame(&json!({ "type": "trigger:turn-complete" })),
                     frame(&json!({
                         "type": "trigger:session-state",
@@ -158,10 +176,11 @@ async fn relay(session: Arc<Session>, mut cursor: u64, tx: mpsc::Sender<Chunk>) 
                 RecordKind::Control(kind) if kind == "session-closed" => return,
                 _ => None,
             };
-            let done = record.kind.is_turn_complete();
             for bytes in frames.into_iter().flatten() {
-                if tx.send(Ok(bytes)).await.is_err() {
-                    return;
+                // A client that stops reading holds the task no longer than the idle limit.
+                match tokio::time::timeout_at(deadline, tx.send(Ok(bytes))).await {
+                    Ok(Ok(())) => {}
+                    _ => return,
                 }
             }
             if done {
