@@ -127,6 +127,17 @@ const inferred = new TriggerChatTransport({
   persistence: { namespace: "my-app" },
 });
 inferred.setClientData({ tenant: "globex" });
+// headStart (a chat's first turn through the app's handler) and watch (a read-only viewer).
+const fastStart = new TriggerChatTransport({
+  task: "ai-chat",
+  accessToken: mintToken,
+  headStart: "/api/chat",
+  fetch: (url, init, ctx) => (ctx.endpoint === "head-start" ? fetch(url, init) : tracingFetch(url, init, ctx)),
+});
+const viewer = new TriggerChatTransport({ task: "ai-chat", accessToken: mintToken, watch: true });
+void [fastStart, viewer];
+// @ts-expect-error headStart is the handler's URL
+new TriggerChatTransport({ task: "ai-chat", accessToken: mintToken, headStart: true });
 // @ts-expect-error clientData keeps the shape the transport was created with
 inferred.setClientData({ tenant: 42 });
 const factory = createChatTransport({ task: "ai-chat", startSession: startChatSession, persistence: "none" });
