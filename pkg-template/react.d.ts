@@ -100,3 +100,49 @@ export declare function useChatActions(options: {
   /** Sends an action; resolves when `useChat` has finished the request. */
   sendAction: (action: unknown) => Promise<void>;
 };
+
+/** What a transcript loader (e.g. `chat.createLoadTranscriptAction`) returns. */
+export type LoadTranscriptResult<TUIMessage extends UIMessage = UIMessage> = {
+  messages: TUIMessage[];
+  /** Where the loaded history ends on the session's streams. */
+  cursors?: { lastOutEventId?: string; lastInEventId?: string };
+  /** Pass as `before` to load the page before this one. */
+  nextCursor?: string;
+};
+
+export type UseLoadTranscriptOptions = {
+  /** Seed this transport's resume cursor from the transcript, so the stream does not replay it. */
+  transport?: Pick<TriggerChatTransport, "seedResumeCursor">;
+  /** Passed to the loader. */
+  limit?: number;
+};
+
+/**
+ * Moves `transport`'s resume cursor for `chatId` to `cursors.lastOutEventId` (forward only; held
+ * until the session exists). Returns whether a cursor was given.
+ */
+export declare function seedTranscriptCursor(
+  transport: Pick<TriggerChatTransport, "seedResumeCursor">,
+  chatId: string,
+  cursors: { lastOutEventId?: string } | undefined,
+): boolean;
+
+/**
+ * Loads a chat's history to render before the chat connects, again when `chatId` or `limit`
+ * changes (`undefined` loads nothing); with `options.transport`, seeds its resume cursor.
+ *
+ * ```tsx
+ * const { messages, isLoading } = useLoadTranscript(chatId, loadTranscript, { transport });
+ * ```
+ */
+export declare function useLoadTranscript<TUIMessage extends UIMessage = UIMessage>(
+  chatId: string | undefined,
+  load: (params: { chatId: string; limit?: number }) => Promise<LoadTranscriptResult<TUIMessage>>,
+  options?: UseLoadTranscriptOptions,
+): {
+  messages: TUIMessage[];
+  isLoading: boolean;
+  error: Error | undefined;
+  /** Pass as `before` to load the page before this one. */
+  nextCursor: string | undefined;
+};

@@ -255,3 +255,73 @@ export function useChatActions({ sendMessage }) {
   );
   return useMemo(() => ({ sendAction }), [sendAction]);
 }
+
+/**
+ * Seeds the transport's resume cursor from a loaded transcript's `cursors.lastOutEventId`, so the
+ * chat's stream starts just after the history already on screen (held until the session exists
+ * when it does not yet). Returns whether the transcript carried a cursor.
+ */
+export function seedTranscriptCursor(transport, chatId, cursors) {
+  const lastOutEventId = cursors?.lastOutEventId;
+  if (lastOutEventId === undefined || lastOutEventId === null || lastOutEventId === "") return false;
+  transport.seedResumeCursor(chatId, String(lastOutEventId));
+  return true;
+}
+
+const noTranscript = (chatId, isLoading) => ({
+  chatId,
+  messages: [],
+  isLoading,
+  error: undefined,
+  nextCursor: undefined,
+});
+
+/**
+ * Loads a chat's history (e.g. through `chat.createLoadTranscriptAction`) to render before the
+ * chat connects; with `options.transport`, seeds its resume cursor from the transcript. Loads
+ * again when `chatId` or `options.limit` changes; `chatId` undefined loads nothing. A result
+ * for a chat that is no longer current is dropped, never shown.
+ */
+export function useLoadTranscript(chatId, load, options) {
+  const [state, setState] = useState(() => noTranscript(chatId, chatId !== undefined));
+  const latest = useRef({ load, transport: options?.transport });
+  latest.current = { load, transport: options?.transport };
+  const limit = options?.limit;
+  useEffect(() => {
+    if (chatId === undefined) {
+      setState(noTranscript(chatId, false));
+      return undefined;
+    }
+    let current = true;
+    setState(noTranscript(chatId, true));
+    const params = limit === undefined ? { chatId } : { chatId, limit };
+    Promise.resolve()
+      .then(() => latest.current.load(params))
+      .then(
+        (transcript) => {
+          if (!current) return;
+          const { transport } = latest.current;
+          if (transport) seedTranscriptCursor(transport, chatId, transcript?.cursors);
+          setState({
+            chatId,
+            messages: Array.isArray(transcript?.messages) ? transcript.messages : [],
+            isLoading: false,
+            error: undefined,
+            nextCursor: transcript?.nextCursor,
+          });
+        },
+        (cause) => {
+          if (!current) return;
+          const error = cause instanceof Error ? cause : new Error(String(cause));
+          setState({ ...noTranscript(chatId, false), error });
+        },
+      );
+    return () => {
+      current = false;
+    };
+  }, [chatId, limit]);
+  // Until the effect has run for a new chatId, report that chat as loading, not the old one.
+  return state.chatId === chatId
+    ? { messages: state.messages, isLoading: state.isLoading, error: state.error, nextCursor: state.nextCursor }
+    : { messages: [], isLoading: chatId !== undefined, error: undefined, nextCursor: undefined };
+}

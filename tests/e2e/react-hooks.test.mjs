@@ -172,3 +172,44 @@ test("headStart: useChat's first turn streams through the handler, the next goes
   assert.deepEqual(page.pageErrors, []);
   await page.close();
 });
+
+test("useLoadTranscript loads per chat, seeds the resume cursor, and reports failures", { timeout: 30_000 }, async () => {
+  const page = await openHarness();
+  const a = newChatId("transcript-a");
+  const b = newChatId("transcript-b");
+  await page.evaluate((id) => harness.mountTranscript(id), a);
+  let t = await page.evaluate(() => harness.transcript());
+  assert.equal(t.isLoading, true);
+  t = await eventually(async () => {
+    const now = await page.evaluate(() => harness.transcript());
+    return !now.isLoading && now;
+  }, { message: "chat A loaded" });
+  assert.deepEqual(t.texts, [`history of ${a}`]);
+  assert.equal(t.nextCursor, "page-2");
+  assert.deepEqual(t.loads.at(-1), { chatId: a, limit: 20 });
+  // The cursor was held until the session existed, then applied.
+  const session = await page.evaluate((id) => harness.transcriptSession(id), a);
+  assert.equal(session.lastEventId, "41");
+
+  // Switching chats never shows the previous chat's history.
+  await page.evaluate((id) => harness.updateTranscript({ chatId: id }), b);
+  t = await page.evaluate(() => harness.transcript());
+  assert.equal(t.isLoading, true);
+  assert.deepEqual(t.texts, []);
+  t = await eventually(async () => {
+    const now = await page.evaluate(() => harness.transcript());
+    return !now.isLoading && now;
+  }, { message: "chat B loaded" });
+  assert.deepEqual(t.texts, [`history of ${b}`]);
+
+  await page.evaluate((id) => harness.updateTranscript({ chatId: id, fail: true }), newChatId("transcript-c"));
+  t = await eventually(async () => {
+    const now = await page.evaluate(() => harness.transcript());
+    return now.error && now;
+  }, { message: "the failure" });
+  assert.match(t.error, /^no transcript for \S*transcript-c-/);
+  assert.equal(t.isLoading, false);
+  assert.deepEqual(t.texts, []);
+  assert.deepEqual(page.pageErrors, []);
+  await page.close();
+});

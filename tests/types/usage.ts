@@ -24,7 +24,14 @@ import {
   type TriggerChatError,
   type TriggerChatTransportOptions,
 } from "trigger-chat-wasm";
-import { useChatActions, useMultiTabChat, useTriggerChatTransport } from "trigger-chat-wasm/react";
+import {
+  seedTranscriptCursor,
+  useChatActions,
+  useLoadTranscript,
+  useMultiTabChat,
+  useTriggerChatTransport,
+  type LoadTranscriptResult,
+} from "trigger-chat-wasm/react";
 
 // A typed UI message, as `chat.withUIMessage<...>()` agents declare it.
 type MyMessage = UIMessage<
@@ -229,6 +236,14 @@ export function ChatPage({ chatId, initial }: { chatId: string; initial: MyMessa
   });
   const { isReadOnly } = useMultiTabChat(transport, chatId, messages, setMessages, { releaseGraceMs: 2000 });
   const { sendAction } = useChatActions({ sendMessage });
+  const loadTranscript = async ({ chatId, limit }: { chatId: string; limit?: number }): Promise<LoadTranscriptResult<MyMessage>> => ({
+    messages: initial.slice(-(limit ?? 50)),
+    cursors: { lastOutEventId: chatId.length > 0 ? "41" : undefined },
+  });
+  const history = useLoadTranscript(chatId, loadTranscript, { transport, limit: 50 });
+  const older: MyMessage[] = history.isLoading ? [] : history.messages;
+  const seeded: boolean = seedTranscriptCursor(transport, chatId, { lastOutEventId: history.nextCursor });
+  void [older, seeded, history.error?.message];
 
   for (const message of messages) {
     for (const part of message.parts) {

@@ -4,7 +4,7 @@ import { useChat } from "@ai-sdk/react";
 import { StrictMode, useEffect, useLayoutEffect } from "react";
 import { createRoot } from "react-dom/client";
 import { TriggerChatTransport } from "trigger-chat-wasm";
-import { useChatActions, useTriggerChatTransport } from "trigger-chat-wasm/react";
+import { useChatActions, useLoadTranscript, useTriggerChatTransport } from "trigger-chat-wasm/react";
 
 // Count dispose() per instance (methods are bound from the prototype at construction).
 const disposed = new Map();
@@ -59,6 +59,27 @@ function Probe({ chatId, clientData, sendInLayoutEffect, onEventTag, tag, headSt
   return null;
 }
 
+// useLoadTranscript with a scripted loader: "history of <chatId>", cursor 41, or a failure.
+const transcriptState = { loads: [], result: null, transport: null };
+function TranscriptProbe({ chatId, fail }) {
+  const transport = useTriggerChatTransport({
+    task: "ai-chat",
+    baseURL: location.origin,
+    persistence: "none",
+    startSession: ({ chatId }) => post(`/api/chat/${encodeURIComponent(chatId)}/start`),
+  });
+  transcriptState.transport = transport;
+  const load = async ({ chatId, limit }) => {
+    transcriptState.loads.push({ chatId, limit });
+    await new Promise((r) => setTimeout(r, 30));
+    if (fail) throw new Error(`no transcript for ${chatId}`);
+    const text = `history of ${chatId}`;
+    return { messages: [{ id: "h1", role: "user", parts: [{ type: "text", text }] }], cursors: { lastOutEventId: "41" }, nextCursor: "page-2" };
+  };
+  transcriptState.result = useLoadTranscript(chatId, load, { transport, limit: 20 });
+  return null;
+}
+
 let root = null;
 let props = null;
 function render() {
@@ -82,6 +103,37 @@ window.harness = {
   unmount() {
     root.unmount();
     root = null;
+  },
+  mountTranscript(chatId, fail = false) {
+    root = createRoot(document.getElementById("root"));
+    props = { chatId, fail };
+    root.render(
+      <StrictMode>
+        <TranscriptProbe {...props} />
+      </StrictMode>,
+    );
+  },
+  updateTranscript(patch) {
+    props = { ...props, ...patch };
+    root.render(
+      <StrictMode>
+        <TranscriptProbe {...props} />
+      </StrictMode>,
+    );
+  },
+  transcript() {
+    const r = transcriptState.result;
+    return {
+      texts: r.messages.map((m) => m.parts.map((p) => p.text).join("")),
+      isLoading: r.isLoading,
+      error: r.error?.message,
+      nextCursor: r.nextCursor,
+      loads: transcriptState.loads.slice(),
+    };
+  },
+  async transcriptSession(chatId) {
+    await transcriptState.transport.start(chatId);
+    return transcriptState.transport.getSession(chatId);
   },
   send(text) {
     return state.chat.sendMessage({ text });
