@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
 use serde_json::{json, Value};
@@ -38,6 +38,7 @@ use crate::in_route::push_input;
 use crate::records::RecordKind;
 use crate::session::Session;
 use crate::sessions_api::{create_session, MAX_API_BODY_BYTES};
+use crate::sse::event_stream_response;
 
 /// The handler gives up on a turn that writes nothing for this long.
 const IDLE_LIMIT: Duration = Duration::from_secs(600);
@@ -95,19 +96,8 @@ pub async fn head_start(State(app): State<Arc<App>>, body: Body) -> Result<Respo
 
     let (tx, rx) = mpsc::channel::<Chunk>(16);
     tokio::spawn(relay(session, from, seq, tx));
-    let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|chunk| (chunk, rx))
-    }));
-    let mut response = Response::new(body);
+    let mut response = event_stream_response(rx);
     let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("no-cache, no-transform"),
-    );
     h.insert(
         "x-vercel-ai-ui-message-stream",
         HeaderValue::from_static("v1"),

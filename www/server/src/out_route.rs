@@ -13,7 +13,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
@@ -27,7 +26,7 @@ use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::faults::FaultSet;
 use crate::session::Session;
-use crate::sse::{tiny_pieces, Framing};
+use crate::sse::{event_stream_response, tiny_pieces, Framing};
 
 /// Records per `batch` event at most…
 pub const MAX_BATCH_RECORDS: usize = 500;
@@ -89,19 +88,8 @@ pub async fn out(
         tx,
     };
     tokio::spawn(stream.run());
-    let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|chunk| (chunk, rx))
-    }));
-    let mut response = Response::new(body);
+    let mut response = event_stream_response(rx);
     let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("no-cache, no-transform"),
-    );
     h.insert("x-stream-version", HeaderValue::from_static("v2"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     if settled {

@@ -122,6 +122,28 @@ pub fn tiny_pieces(bytes: &Bytes) -> Vec<Bytes> {
     out
 }
 
+/// A `text/event-stream` response (no caching) whose body is what arrives on `rx`, in order.
+pub fn event_stream_response(
+    rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
+) -> axum::response::Response {
+    use axum::http::{header, HeaderValue};
+    let body =
+        axum::body::Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|chunk| (chunk, rx))
+        }));
+    let mut response = axum::response::Response::new(body);
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-transform"),
+    );
+    response
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
