@@ -395,13 +395,7 @@ impl Driver {
             match chunk.get("type").and_then(Json::as_str) {
                 Some("trigger:turn-complete") => {
                     self.chats[chat].state.complete_turn(None);
-                    let cursor = self.chats[chat].state.cursor.header_value();
-                    let mut event = EventBuilder::new("turn-completed", &chat_id);
-                    event.str_opt("lastEventId", cursor.as_deref());
-                    self.attribution(chat, &mut event, now_ms);
-                    self.emit(event, None);
-                    self.persist(chat);
-                    self.broadcast_cursor(chat, now_ms);
+                    self.turn_completed(chat, None, now_ms);
                 }
                 Some("trigger:session-state") => {
                     let seq = chunk
@@ -940,16 +934,11 @@ impl Driver {
                     if control.session_closed {
                         self.close_chat(chat, control.closed_reason.clone(), "stream");
                     }
-                    let cursor = self.chats[chat].state.cursor.header_value();
-                    let mut event = EventBuilder::new("turn-completed", &chat_id);
-                    event.str_opt("lastEventId", cursor.as_deref()).str_opt(
-                        "sessionInEventId",
+                    let cursor = self.turn_completed(
+                        chat,
                         control.session_in_event_id_raw.as_deref(),
+                        now_ms,
                     );
-                    self.attribution(chat, &mut event, now_ms);
-                    self.emit(event, None);
-                    self.persist(chat);
-                    self.broadcast_cursor(chat, now_ms);
                     self.settle_action(i, &control, cursor.as_deref());
                     if self.subs[i].standing && !control.session_closed {
                         // The next turn is nobody's send as far as this watcher knows.
@@ -983,6 +972,26 @@ impl Driver {
                 }
             }
         }
+    }
+
+    /// A turn of the chat completed (its state already says so): `turn-completed`, then the
+    /// state is saved and the cursor shared with the other tabs. Returns the cursor.
+    fn turn_completed(
+        &mut self,
+        chat: usize,
+        session_in_event_id: Option<&str>,
+        now_ms: u64,
+    ) -> Option<String> {
+        let cursor = self.chats[chat].state.cursor.header_value();
+        let mut event = EventBuilder::new("turn-completed", &self.chats[chat].id);
+        event
+            .str_opt("lastEventId", cursor.as_deref())
+            .str_opt("sessionInEventId", session_in_event_id);
+        self.attribution(chat, &mut event, now_ms);
+        self.emit(event, None);
+        self.persist(chat);
+        self.broadcast_cursor(chat, now_ms);
+        cursor
     }
 
     fn attribution(&self, chat: usize, event: &mut EventBuilder, now_ms: u64) {
