@@ -352,17 +352,17 @@ export function createTransportClass(load) {
           res.body?.cancel().catch(() => {});
           return;
         }
-        if (headStart && res.ok) {
+        // A body to read: a 2xx head-start response or a 200 `.out`.
+        if (headStart ? res.ok : a.endpoint === "out" && res.status === 200) {
           entry.reader = res.body?.getReader() ?? null;
-          if (!entry.reader) throw new Error("the headStart response has no body");
-          const token = res.headers.get("X-Trigger-Chat-Access-Token") ?? "";
-          const pending = res.headers.get("X-Trigger-Chat-Pending-Version") === "1";
-          return this.#run((d) => d.headStartOpen(a.id, token, pending, Date.now()));
-        }
-        if (a.endpoint === "out" && res.status === 200) {
-          entry.reader = res.body?.getReader() ?? null;
-          if (!entry.reader) throw new Error("the stream response has no body");
-          const settled = res.headers.get("X-Session-Settled") === "true";
+          if (!entry.reader) throw new Error(`the ${headStart ? "headStart" : "stream"} response has no body`);
+          const h = res.headers;
+          if (headStart) {
+            const token = h.get("X-Trigger-Chat-Access-Token") ?? "";
+            const pending = h.get("X-Trigger-Chat-Pending-Version") === "1";
+            return this.#run((d) => d.headStartOpen(a.id, token, pending, Date.now()));
+          }
+          const settled = h.get("X-Session-Settled") === "true";
           return this.#run((d) => d.fetchOpen(a.id, settled, Date.now()));
         }
         const text = await res.text().catch(() => "");
