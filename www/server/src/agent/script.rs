@@ -8,6 +8,10 @@ use super::Memory;
 /// Number of deltas in a `slow` reply, and the pause before each.
 pub const SLOW_DELTAS: usize = 40;
 pub const SLOW_INTERVAL_MS: u64 = 100;
+/// Batches a `research` sub-agent forwards (one text delta each, between the first and the last
+/// batch), and the pause before each.
+pub const SUB_AGENT_BATCHES: usize = 12;
+pub const SUB_AGENT_INTERVAL_MS: u64 = 100;
 /// Upper bounds for `stream N size K`.
 pub const MAX_STREAM_DELTAS: u64 = 10_000_000;
 pub const MAX_STREAM_DELTA_BYTES: usize = 512 << 10;
@@ -38,6 +42,9 @@ pub enum Plan {
     },
     /// A `getWeather` call that needs approval; the turn ends at the approval request.
     ToolCall { city: String },
+    /// A `research` tool that delegates to a sub-agent and forwards its reply as transient
+    /// `data-subagent` batches (`chat.forwardSubAgent`), then answers.
+    Research { topic: String },
     /// The approval-responded assistant message came back: run (or skip) the tool and answer.
     ToolResume {
         message_id: String,
@@ -130,6 +137,11 @@ pub fn plan(payload: &Value, memory: &mut Memory, base_payload: &Value) -> Plan 
     if lower.contains("weather") {
         return Plan::ToolCall {
             city: city_of(&user_text),
+        };
+    }
+    if lower.contains("research") {
+        return Plan::Research {
+            topic: topic_of(&user_text),
         };
     }
     if lower.contains("error") {
@@ -234,6 +246,28 @@ fn city_of(text: &str) -> String {
     }
 }
 
+/// The words after "research", else "agents".
+fn topic_of(text: &str) -> String {
+    let lower = text.to_ascii_lowercase();
+    let rest = lower
+        .find("research")
+        .map_or("", |at| &text[at + "research".len()..]);
+    let topic = rest.trim().trim_end_matches(['.', '?', '!']).trim();
+    if topic.is_empty() {
+        "agents".into()
+    } else {
+        topic.to_string()
+    }
+}
+
+/// The sub-agent's reply to `research <topic>`: [`SUB_AGENT_BATCHES`] − 2 numbered findings.
+pub fn research_text(topic: &str) -> String {
+    let findings: Vec<String> = (1..=SUB_AGENT_BATCHES - 2)
+        .map(|i| format!("finding {i}"))
+        .collect();
+    format!("Report on {topic}: {}.", findings.join(", "))
+}
+
 /// Splits a reply into word deltas (each keeps its trailing space), or into exactly `n` pieces.
 pub fn split_deltas(text: &str, pieces: Option<usize>) -> Vec<String> {
     let words: Vec<String> = text
@@ -298,6 +332,18 @@ mod tests {
             }
         );
         assert_eq!(plan_for(user("goodbye")), Plan::Goodbye);
+        assert_eq!(
+            plan_for(user("Research wasm size!")),
+            Plan::Research {
+                topic: "wasm size".into()
+            }
+        );
+        assert_eq!(
+            plan_for(user("research")),
+            Plan::Research {
+                topic: "agents".into()
+            }
+        );
         assert_eq!(
             plan_for(json!({"trigger":"preload","chatId":"c"})),
             Plan::Ignore

@@ -11,7 +11,9 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 use tokio::time::{sleep_until, Instant};
 
-use super::script::{plan, split_deltas, Pacing, Plan};
+use super::script::{
+    plan, research_text, split_deltas, Pacing, Plan, SUB_AGENT_BATCHES, SUB_AGENT_INTERVAL_MS,
+};
 use super::PendingTool;
 use crate::ids;
 use crate::records::{NewRecord, PUBLIC_ACCESS_TOKEN, SESSION_IN_EVENT_ID};
@@ -190,6 +192,7 @@ impl Turn<'_> {
                 self.emit(json!({"type":"finish","finishReason":"stop"}));
             }
             Plan::Stream { count, delta_bytes } => self.stream(count, delta_bytes).await?,
+            Plan::Research { topic } => self.research(&topic).await?,
             Plan::ToolCall { city } => {
                 let mid = self.new_id("msg");
                 let call = self.new_id("call");
@@ -260,6 +263,50 @@ impl Turn<'_> {
             Plan::Ignore => return Ok(End::Silent),
         }
         Ok(End::Done)
+    }
+
+    /// `research <topic>`: a tool whose `execute` runs a sub-agent and forwards its chunks with
+    /// `chat.forwardSubAgent` — transient `data-subagent` parts, `seq` from 0 per tool call —
+    /// then returns the sub-agent's final message as the tool's output.
+    async fn research(&mut self, topic: &str) -> Result<(), Interrupt> {
+        let mid = self.new_id("msg");
+        let call = self.new_id("call");
+        let sub_mid = self.new_id("sub");
+        let sub_text = self.new_id("txt");
+        let input = json!({ "topic": topic });
+        self.start(&mid, None);
+        self.emit(json!({"type":"start-step"}));
+        self.emit(json!({"type":"tool-input-start","toolCallId":call,"toolName":"research"}));
+        self.emit(json!({"type":"tool-input-available","toolCallId":call,"toolName":"research","input":input}));
+        let text = research_text(topic);
+        let mut batches = vec![vec![
+            json!({"type":"start","messageId":sub_mid}),
+            json!({"type":"start-step"}),
+            json!({"type":"text-start","id":sub_text}),
+        ]];
+        for delta in split_deltas(&text, Some(SUB_AGENT_BATCHES - 2)) {
+            batches.push(vec![
+                json!({"type":"text-delta","id":sub_text,"delta":delta}),
+            ]);
+        }
+        batches.push(vec![
+            json!({"type":"text-end","id":sub_text}),
+            json!({"type":"finish-step"}),
+            json!({"type":"finish","finishReason":"stop"}),
+        ]);
+        for (seq, chunks) in batches.into_iter().enumerate() {
+            self.pause(SUB_AGENT_INTERVAL_MS).await?;
+            let batch = json!({"toolCallId":call,"seq":seq,"chunks":chunks});
+            self.emit(json!({"type":"data-subagent","transient":true,"data":batch}));
+        }
+        let output = json!({"id":sub_mid,"role":"assistant","parts":[
+            {"type":"step-start"},{"type":"text","text":text,"state":"done"}]});
+        self.emit(json!({"type":"tool-output-available","toolCallId":call,"output":output}));
+        self.emit(json!({"type":"finish-step"}));
+        let answer = format!("The research on {topic} is done.");
+        self.text_step(&answer, Pacing::Instant).await?;
+        self.emit(json!({"type":"finish","finishReason":"stop"}));
+        Ok(())
     }
 
     /// `stream N [size K]`: deltas are generated group by group, never the whole reply at once,
