@@ -493,3 +493,54 @@ export type TriggerChatWasmSource =
 export declare function init(
   moduleOrPath?: TriggerChatWasmSource | Promise<TriggerChatWasmSource>,
 ): Promise<void>;
+
+/** The data part type that carries a sub-agent's chunks on the parent chat's stream. */
+export declare const SUB_AGENT_DATA_TYPE = "data-subagent";
+
+/** The payload of a forwarded `data-subagent` part. */
+export type SubAgentChunkBatch = {
+  /** The parent tool call the sub-agent runs inside. */
+  toolCallId: string;
+  /** This batch's position in the sub-agent's stream, from 0. */
+  seq: number;
+  /** The sub-agent's chunks, in stream order. */
+  chunks: UIMessageChunk[];
+};
+
+/** The transient data chunk `chat.forwardSubAgent` writes to the parent chat's stream. */
+export type SubAgentDataChunk = {
+  type: typeof SUB_AGENT_DATA_TYPE;
+  data: SubAgentChunkBatch;
+  transient: true;
+};
+
+/** Options of {@link createSubAgentMessages}. */
+export type SubAgentMessagesOptions = {
+  /**
+   * Minimum time between two updates of the messages `get` returns (and two `onChange` calls).
+   * Each chunk is reduced once as it arrives, whatever this is. @default 100
+   */
+  throttleMs?: number;
+  /** Called after one or more sub-agent messages changed. Exceptions are swallowed. */
+  onChange?: () => void;
+};
+
+/** Sub-agent messages rebuilt from forwarded chunks. See {@link createSubAgentMessages}. */
+export type SubAgentMessages<TUIMessage extends UIMessage = UIMessage> = {
+  /** Pass to `useChat({ onData })`, or call it with every data part you receive. */
+  onData: (part: { type: string; data?: unknown }) => void;
+  /** The sub-agent's message so far for a parent tool call; `undefined` before its first update. */
+  get: (toolCallId: string) => TUIMessage | undefined;
+  /** Stops the updates and drops every message. */
+  dispose: () => void;
+};
+
+/**
+ * Rebuilds the messages of sub-agents streamed with `chat.forwardSubAgent` from the transient
+ * `data-subagent` parts on the parent chat's stream, with the AI SDK's reducer. Batches a resumed
+ * stream replays are skipped by their `seq`, so a reload mid-turn does not duplicate content.
+ * React apps use `useSubAgentMessages` from `trigger-chat-wasm/react`.
+ */
+export declare function createSubAgentMessages<TUIMessage extends UIMessage = UIMessage>(
+  options?: SubAgentMessagesOptions,
+): SubAgentMessages<TUIMessage>;

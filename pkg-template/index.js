@@ -7,6 +7,8 @@
 import initWasm, { WasmDriver } from "./trigger_chat_wasm.js";
 import { createTransportClass } from "./transport.js";
 
+export { SUB_AGENT_DATA_TYPE, createSubAgentMessages } from "./subagents.js";
+
 let loading;
 
 /**

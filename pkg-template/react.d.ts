@@ -2,7 +2,12 @@
 // `@trigger.dev/sdk/chat/react` that apply to a browser transport.
 
 import type { UIMessage } from "ai";
-import type { TriggerChatTransport, TriggerChatTransportOptions } from "./index.js";
+import type {
+  SubAgentMessages,
+  SubAgentMessagesOptions,
+  TriggerChatTransport,
+  TriggerChatTransportOptions,
+} from "./index.js";
 
 export type {
   ChatTransportEvent,
@@ -146,3 +151,19 @@ export declare function useLoadTranscript<TUIMessage extends UIMessage = UIMessa
   /** Pass as `before` to load the page before this one. */
   nextCursor: string | undefined;
 };
+
+/**
+ * Renders sub-agents streamed with `chat.forwardSubAgent` while they run. Pass `onData` to
+ * `useChat`; `get(toolCallId)` is the sub-agent's message so far (fall back to the tool part's
+ * `output` for finished calls and reloaded history). Re-renders at most once per `throttleMs`
+ * (default 100).
+ *
+ * ```tsx
+ * const subAgents = useSubAgentMessages();
+ * const { messages } = useChat({ transport, onData: subAgents.onData });
+ * const message = subAgents.get(part.toolCallId) ?? part.output;
+ * ```
+ */
+export declare function useSubAgentMessages<TUIMessage extends UIMessage = UIMessage>(
+  options?: Pick<SubAgentMessagesOptions, "throttleMs">,
+): Pick<SubAgentMessages<TUIMessage>, "onData" | "get">;

@@ -5,6 +5,7 @@
 // time, and nothing touches a browser API outside effects and event callbacks.
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { TriggerChatTransport } from "./index.js";
+import { createSubAgentMessages } from "./subagents.js";
 
 // Options kept live without recreating the transport: callbacks are passed to the transport as
 // stable wrappers that call the latest value; the setter runs only when one appears or
@@ -324,4 +325,41 @@ export function useLoadTranscript(chatId, load, options) {
   return state.chatId === chatId
     ? { messages: state.messages, isLoading: state.isLoading, error: state.error, nextCursor: state.nextCursor }
     : { messages: [], isLoading: chatId !== undefined, error: undefined, nextCursor: undefined };
+}
+
+/**
+ * Sub-agents forwarded with `chat.forwardSubAgent`, rebuilt while they run: pass `onData` to
+ * `useChat`, read a sub-agent's message with `get(toolCallId)`. Re-renders at most once per
+ * `throttleMs`. One store per component instance, disposed on a real unmount (not on StrictMode's
+ * simulated one).
+ */
+export function useSubAgentMessages(options) {
+  const [, rerender] = useState(0);
+  const throttleMs = options?.throttleMs;
+  const ref = useRef(null);
+  if (ref.current === null || ref.current.disposed) {
+    const entry = { mounted: false, disposed: false, disposeTimer: undefined, store: null };
+    entry.store = createSubAgentMessages({
+      throttleMs,
+      onChange: () => {
+        if (entry.mounted) rerender((n) => n + 1);
+      },
+    });
+    ref.current = entry;
+  }
+  const entry = ref.current;
+  useEffect(() => {
+    entry.mounted = true;
+    clearTimeout(entry.disposeTimer);
+    return () => {
+      entry.mounted = false;
+      // StrictMode runs this cleanup and then the effect again on the same instance: wait a
+      // tick before deciding the unmount is real.
+      entry.disposeTimer = setTimeout(() => {
+        entry.disposed = true;
+        entry.store.dispose();
+      }, 0);
+    };
+  }, [entry]);
+  return useMemo(() => ({ onData: entry.store.onData, get: entry.store.get }), [entry]);
 }

@@ -1,7 +1,8 @@
 // Reports the shipped size of the built package, raw / gzip -9 / brotli q11:
 //   - the optimized .wasm;
-//   - the JavaScript as an app ships it: index.js + transport.js + the wasm-bindgen glue,
-//     bundled and minified with esbuild (what any bundler does), and also as published.
+//   - the JavaScript as an app ships it: index.js + transport.js + subagents.js + the wasm-bindgen
+//     glue, bundled and minified with esbuild (what any bundler does), and also as published.
+//     `ai` stays external: it is a peer dependency the app already ships for `useChat`.
 //
 //   node scripts/size.mjs pkg                 print a table
 //   node scripts/size.mjs pkg --json          print JSON
@@ -46,6 +47,7 @@ const bundled = await build({
   write: false,
   outdir: join(tmpdir(), "trigger-chat-wasm-size"),
   loader: { ".wasm": "file" },
+  external: ["ai"],
   logLevel: "silent",
 });
 const js = bundled.outputFiles.find((f) => f.path.endsWith(".js"));

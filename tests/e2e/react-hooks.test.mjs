@@ -213,3 +213,67 @@ test("useLoadTranscript loads per chat, seeds the resume cursor, and reports fai
   assert.deepEqual(page.pageErrors, []);
   await page.close();
 });
+
+const report = (topic) =>
+  `Report on ${topic}: ${Array.from({ length: 10 }, (_, i) => `finding ${i + 1}`).join(", ")}.`;
+
+test("useSubAgentMessages shows a sub-agent while it runs, and again after a reload mid-turn", { timeout: 45_000 }, async () => {
+  let page = await openHarness();
+  const chatId = newChatId("subagent");
+  await page.evaluate((id) => harness.mount(id), chatId);
+  await page.waitForTimeout(100); // StrictMode's simulated unmount/remount
+
+  // Not awaited: sendMessage resolves when the turn is over.
+  await page.evaluate(() => void harness.send("research live view"));
+  const full = report("live view");
+  // While the sub-agent runs, the card shows part of its reply and the tool has no output yet.
+  const running = await eventually(async () => {
+    const { cards } = await page.evaluate(() => harness.subAgents());
+    const card = cards[0];
+    return card?.state === "input-available" && card.live.length > 0 && card.live !== full && card;
+  }, { message: "a partial sub-agent message" });
+  assert.ok(full.startsWith(running.live), `a prefix of the reply: ${running.live}`);
+  const done = await eventually(async () => {
+    const { cards } = await page.evaluate(() => harness.subAgents());
+    return cards[0]?.state === "output-available" && cards[0].live === full && cards[0];
+  }, { message: "the finished sub-agent" });
+  assert.equal(done.output, full, "the tool's output is the same message");
+  await eventually(async () => (await lastText(page)) === "assistant: The research on live view is done.", {
+    message: "the parent's answer",
+  });
+  const { seen } = await page.evaluate(() => harness.subAgents());
+  const versions = seen[done.toolCallId];
+  assert.ok(versions.length >= 2, `it grew in steps: ${JSON.stringify(versions)}`);
+  versions.forEach((v, i) => assert.ok(i === 0 || v.startsWith(versions[i - 1]), `only ever appended: ${versions}`));
+  assert.deepEqual(page.pageErrors, []);
+
+  // A second research turn, and the page reloads in the middle of it: the resumed stream
+  // replays the turn and a fresh store rebuilds the sub-agent from it, with nothing doubled.
+  await page.evaluate(() => void harness.send("research after reload"));
+  await eventually(async () => {
+    const { cards } = await page.evaluate(() => harness.subAgents());
+    return cards.length === 2 && cards[1].live.length > 0;
+  }, { message: "the second sub-agent started" });
+  await page.reload();
+  await page.waitForFunction(() => typeof window.harness === "object");
+  page.pageErrors = [];
+  page.on("pageerror", (e) => page.pageErrors.push(e));
+  // `resume` is switched on after StrictMode's simulated unmount: @ai-sdk/react's cleanup stops
+  // the resume its first effect started, and its second effect then skips it (the chat is still
+  // "submitted") — a development-build artefact of useChat, whatever the transport.
+  await page.evaluate((id) => harness.mount(id), chatId);
+  await page.waitForTimeout(100);
+  await page.evaluate(() => harness.update({ resume: true }));
+  const second = report("after reload");
+  const resumed = await eventually(async () => {
+    const { cards } = await page.evaluate(() => harness.subAgents());
+    const card = cards.at(-1);
+    return card?.state === "output-available" && card.live === second && card;
+  }, { message: "the resumed sub-agent finished" });
+  assert.equal(resumed.output, second);
+  await eventually(async () => (await lastText(page)) === "assistant: The research on after reload is done.", {
+    message: "the resumed parent's answer",
+  });
+  assert.deepEqual(page.pageErrors, []);
+  await page.close();
+});

@@ -5,13 +5,14 @@
 //   TRANSPORTS=official,wasm        which ones to run (default: both)
 //   TRIGGER_CHAT_WASM_PKG=/dir      use a package built elsewhere (index.js + trigger_chat_wasm_bg.wasm)
 //
-// Each entry is `{ name, resumeStreamIsReplay, create(options) }`. `create` takes the official
-// transport's options; ours additionally gets `persistence: "none"` (Node has no localStorage;
-// the scenarios persist through `sessions` + `onSessionChange`, as an app with its own database).
+// Each entry is `{ name, resumeStreamIsReplay, create(options), createSubAgentMessages(options) }`.
+// `create` takes the official transport's options; ours additionally gets `persistence: "none"`
+// (Node has no localStorage; the scenarios persist through `sessions` + `onSessionChange`, as an
+// app with its own database). `createSubAgentMessages` is the package's sub-agent store.
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { TriggerChatTransport as OfficialTransport } from "@trigger.dev/sdk/chat";
+import { TriggerChatTransport as OfficialTransport, createSubAgentMessages } from "@trigger.dev/sdk/chat";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -20,6 +21,8 @@ export const official = {
   /** The official transport does not declare it (W26); `useChat` reads `undefined`. */
   resumeStreamIsReplay: false,
   create: (options) => new OfficialTransport(options),
+  /** The package's `createSubAgentMessages`. */
+  createSubAgentMessages,
 };
 
 // Load and instantiate ours once per test file. A failure is kept and rethrown by `create`, so it
@@ -47,6 +50,10 @@ export const wasm = {
   create(options) {
     if (wasmLoadError) throw wasmLoadError;
     return new wasmPkg.TriggerChatTransport({ persistence: "none", ...options });
+  },
+  createSubAgentMessages(options) {
+    if (wasmLoadError) throw wasmLoadError;
+    return wasmPkg.createSubAgentMessages(options);
   },
   /** `isTriggerChatError` of the package. */
   isError: (e) => wasmPkg?.isTriggerChatError(e) ?? false,

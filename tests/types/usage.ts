@@ -5,7 +5,9 @@ import { lastAssistantMessageIsCompleteWithApprovalResponses } from "ai";
 import type { ChatTransport, UIMessage, UIMessageChunk } from "ai";
 import {
   TriggerChatTransport,
+  SUB_AGENT_DATA_TYPE,
   createChatTransport,
+  createSubAgentMessages,
   init,
   isTriggerChatError,
   type AccessTokenParams,
@@ -21,6 +23,8 @@ import {
   type ChatTransportSendSource,
   type StartSessionParams,
   type StartSessionResult,
+  type SubAgentChunkBatch,
+  type SubAgentDataChunk,
   type TriggerChatError,
   type TriggerChatTransportOptions,
 } from "trigger-chat-wasm";
@@ -29,6 +33,7 @@ import {
   useChatActions,
   useLoadTranscript,
   useMultiTabChat,
+  useSubAgentMessages,
   useTriggerChatTransport,
   type LoadTranscriptResult,
 } from "trigger-chat-wasm/react";
@@ -227,8 +232,10 @@ export function ChatPage({ chatId, initial }: { chatId: string; initial: MyMessa
     },
     multiTab: true,
   });
+  const subAgents = useSubAgentMessages({ throttleMs: 50 });
   const { messages, setMessages, sendMessage, stop, status, error, addToolApprovalResponse } = useChat<MyMessage>({
     id: chatId,
+    onData: subAgents.onData,
     messages: initial,
     transport,
     resume: initial.length > 0,
@@ -255,6 +262,12 @@ export function ChatPage({ chatId, initial }: { chatId: string; initial: MyMessa
         console.log(temperature);
       }
       if (part.type === "data-status") console.log(part.data.text);
+      if (part.type === "tool-getWeather") {
+        const live: UIMessage | undefined = subAgents.get(part.toolCallId);
+        console.log(live?.parts.length);
+        // @ts-expect-error get takes the parent tool call's id, a string
+        subAgents.get(1);
+      }
     }
   }
 
@@ -270,3 +283,15 @@ export function ChatPage({ chatId, initial }: { chatId: string; initial: MyMessa
   void vanillaFlow;
   return { onStop, onSend, onUndo };
 }
+
+// Sub-agent messages without React.
+const subAgentStore = createSubAgentMessages({ throttleMs: 0, onChange: () => console.log("changed") });
+const batch: SubAgentChunkBatch = { toolCallId: "call_1", seq: 0, chunks: [{ type: "start", messageId: "m" }] };
+const forwarded: SubAgentDataChunk = { type: SUB_AGENT_DATA_TYPE, data: batch, transient: true };
+subAgentStore.onData(forwarded);
+const rebuilt: UIMessage | undefined = subAgentStore.get("call_1");
+void rebuilt;
+subAgentStore.dispose();
+// @ts-expect-error the data chunk's type is the literal "data-subagent"
+const wrongType: SubAgentDataChunk = { type: "data-other", data: batch, transient: true };
+void wrongType;

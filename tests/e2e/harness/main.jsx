@@ -4,7 +4,7 @@ import { useChat } from "@ai-sdk/react";
 import { StrictMode, useEffect, useLayoutEffect } from "react";
 import { createRoot } from "react-dom/client";
 import { TriggerChatTransport } from "trigger-chat-wasm";
-import { useChatActions, useLoadTranscript, useTriggerChatTransport } from "trigger-chat-wasm/react";
+import { useChatActions, useLoadTranscript, useSubAgentMessages, useTriggerChatTransport } from "trigger-chat-wasm/react";
 
 // Count dispose() per instance (methods are bound from the prototype at construction).
 const disposed = new Map();
@@ -17,9 +17,11 @@ TriggerChatTransport.prototype.dispose = function dispose() {
 const post = async (path) =>
   (await fetch(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: "{}" })).json();
 
-const state = { transports: new Set(), current: null, renders: 0, events: [], calls: [] };
+const state = { transports: new Set(), current: null, renders: 0, events: [], calls: [], subAgents: [], subAgentSeen: {} };
 
-function Probe({ chatId, clientData, sendInLayoutEffect, onEventTag, tag, headStart }) {
+const textOf = (message) => (message?.parts ?? []).map((p) => (p.type === "text" ? p.text : "")).join("");
+
+function Probe({ chatId, clientData, sendInLayoutEffect, onEventTag, tag, headStart, resume = false }) {
   state.renders++;
   const transport = useTriggerChatTransport({
     task: "ai-chat",
@@ -47,9 +49,25 @@ function Probe({ chatId, clientData, sendInLayoutEffect, onEventTag, tag, headSt
   useEffect(() => {
     state.current = transport; // the instance React committed
   }, [transport]);
-  const { messages, sendMessage, status } = useChat({ id: chatId, transport });
+  const subAgents = useSubAgentMessages({ throttleMs: 50 });
+  const { messages, sendMessage, status } = useChat({ id: chatId, transport, resume, onData: subAgents.onData });
   const { sendAction } = useChatActions({ sendMessage });
   state.chat = { messages, status, sendMessage, sendAction };
+  // What a tool card would show for each sub-agent call: live while it runs, then the output.
+  state.subAgents = messages.flatMap((m) =>
+    m.parts
+      .filter((p) => p.type === "tool-research")
+      .map((p) => ({
+        toolCallId: p.toolCallId,
+        state: p.state,
+        live: textOf(subAgents.get(p.toolCallId)),
+        output: textOf(p.output),
+      })),
+  );
+  for (const card of state.subAgents) {
+    const seen = (state.subAgentSeen[card.toolCallId] ??= []);
+    if (card.live && seen.at(-1) !== card.live) seen.push(card.live);
+  }
 
   // A send made right after the render that changed an option, before passive effects
   // (useEffect) run: it must already see the new option.
@@ -145,6 +163,7 @@ window.harness = {
     return state.chat.messages.map((m) => `${m.role}: ${m.parts.map((p) => (p.type === "text" ? p.text : "")).join("")}`);
   },
   status: () => state.chat.status,
+  subAgents: () => ({ cards: state.subAgents, seen: state.subAgentSeen }),
   events: () => state.events.slice(),
   calls: () => state.calls.slice(),
   info() {

@@ -1,0 +1,122 @@
+// Sub-agent messages: the chunks a parent agent forwards with `chat.forwardSubAgent` (transient
+// `data-subagent` parts, in batches numbered per tool call) rebuilt into the sub-agent's message
+// with the AI SDK's own reducer. Same names and shapes as `@trigger.dev/sdk/chat`.
+//
+// Each tool call gets one long-lived `readUIMessageStream`, fed batch by batch, so every chunk is
+// reduced once: the work grows with the length of the reply, not with the reply times the number
+// of rebuilds, and no chunk is kept after it has been reduced. Readers see the newest message at
+// most once per `throttleMs` (that is when `onChange` runs).
+import { readUIMessageStream } from "ai";
+
+/** The data part type that carries a sub-agent's chunks on the parent chat's stream. */
+export const SUB_AGENT_DATA_TYPE = "data-subagent";
+
+function batchOf(part) {
+  if (part === null || typeof part !== "object" || part.type !== SUB_AGENT_DATA_TYPE) return;
+  const batch = part.data;
+  if (batch === null || typeof batch !== "object") return;
+  const { toolCallId, seq, chunks } = batch;
+  if (typeof toolCallId !== "string" || !Number.isInteger(seq) || !Array.isArray(chunks)) return;
+  return batch;
+}
+
+/**
+ * A store of sub-agent messages keyed by the parent's tool call id. Pass every data part to
+ * `onData` (it ignores other types and malformed batches); a batch already applied (a replay
+ * after a reconnect or reload) or one that skips ahead of a missing batch is ignored.
+ */
+export function createSubAgentMessages(options = {}) {
+  const throttleMs = options.throttleMs ?? 100;
+  const onChange = options.onChange;
+  const agents = new Map();
+  let timer;
+  let disposed = false;
+
+  const publish = () => {
+    timer = undefined;
+    let changed = false;
+    for (const agent of agents.values()) {
+      if (agent.latest !== agent.message) {
+        agent.message = agent.latest;
+        changed = true;
+      }
+    }
+    if (changed && !disposed) {
+      try {
+        onChange?.();
+      } catch {
+        // The store must keep working when a listener throws.
+      }
+    }
+  };
+  const schedule = () => {
+    if (timer === undefined && !disposed) timer = setTimeout(publish, throttleMs);
+  };
+
+  const open = () => {
+    const agent = { next: 0, input: undefined, latest: undefined, message: undefined };
+    const source = new ReadableStream({
+      start(controller) {
+        agent.input = controller;
+      },
+    });
+    // A malformed chunk ends the reduction (the reducer reports it and closes the stream): the
+    // message stays as the chunks before it built it, and later batches have nowhere to go.
+    (async () => {
+      for await (const message of readUIMessageStream({ stream: source })) {
+        if (disposed) return;
+        agent.latest = message;
+        schedule();
+      }
+    })().catch(() => {});
+    return agent;
+  };
+
+  const feed = (agent, chunks) => {
+    if (agent.input === undefined) return;
+    try {
+      for (const chunk of chunks) {
+        // A copy: the reducer writes onto some chunks, and the part belongs to the caller.
+        if (chunk !== null && typeof chunk === "object") agent.input.enqueue({ ...chunk });
+        if (chunk?.type === "finish") {
+          agent.input.close();
+          agent.input = undefined;
+          return;
+        }
+      }
+    } catch {
+      agent.input = undefined; // the reduction already ended on an earlier malformed chunk
+    }
+  };
+
+  return {
+    onData(part) {
+      const batch = disposed ? undefined : batchOf(part);
+      if (batch === undefined) return;
+      let agent = agents.get(batch.toolCallId);
+      if (agent === undefined) {
+        agent = open();
+        agents.set(batch.toolCallId, agent);
+      }
+      if (batch.seq !== agent.next) return;
+      agent.next += 1;
+      feed(agent, batch.chunks);
+    },
+    get(toolCallId) {
+      return agents.get(toolCallId)?.message;
+    },
+    dispose() {
+      disposed = true;
+      clearTimeout(timer);
+      timer = undefined;
+      for (const agent of agents.values()) {
+        try {
+          agent.input?.close();
+        } catch {
+          // already closed by the reducer
+        }
+      }
+      agents.clear();
+    },
+  };
+}

@@ -1,0 +1,182 @@
+// Sub-agents forwarded with `chat.forwardSubAgent` (transient `data-subagent` parts) and each
+// package's `createSubAgentMessages`, for every transport (transports.mjs): the emulator's
+// `research <topic>` turn live, a resume in the middle of it, and the store's handling of
+// replayed, out-of-order, foreign and malformed parts.
+import assert from "node:assert/strict";
+import { after, before } from "node:test";
+import { makeTransport, newChatId, readUntil, scenario, send, sleep, startServer, userMessage } from "./helpers.mjs";
+
+let server;
+before(async () => {
+  server = await startServer();
+});
+after(() => server.stop());
+
+/** JSON equality: the AI SDK leaves `undefined` fields on what it builds. */
+const plain = (value) => (value === undefined ? undefined : JSON.parse(JSON.stringify(value)));
+const textOf = (message) => (message?.parts ?? []).filter((p) => p.type === "text").map((p) => p.text).join("");
+const THROTTLE_MS = 20;
+/** Long enough for the store's next update after its input stopped. */
+const settle = () => sleep(THROTTLE_MS * 5);
+
+const batch = (toolCallId, seq, chunks) => ({ type: "data-subagent", transient: true, data: { toolCallId, seq, chunks } });
+
+/** A sub-agent reply in batches: `start` … one delta per word … `finish`. */
+function reply(toolCallId, messageId, words) {
+  const text = { id: `t-${messageId}` };
+  return [
+    batch(toolCallId, 0, [{ type: "start", messageId }, { type: "start-step" }, { type: "text-start", ...text }]),
+    ...words.map((delta, i) => batch(toolCallId, i + 1, [{ type: "text-delta", ...text, delta }])),
+    batch(toolCallId, words.length + 1, [{ type: "text-end", ...text }, { type: "finish-step" }, { type: "finish" }]),
+  ];
+}
+
+const finished = (id, text) => ({
+  id,
+  role: "assistant",
+  parts: [{ type: "step-start" }, { type: "text", text, state: "done" }],
+});
+
+scenario("sub-agents: a research turn's forwarded chunks rebuild the tool's output, live", { timeout: 15_000 }, async (impl) => {
+  const chatId = newChatId("subagent");
+  const { transport } = makeTransport(impl, server.url);
+  let changes = 0;
+  const store = impl.createSubAgentMessages({ throttleMs: THROTTLE_MS, onChange: () => changes++ });
+  const reader = (await send(transport, chatId, [userMessage("research wasm size")])).getReader();
+
+  const head = await readUntil(reader, (c) => c.type === "data-subagent" && c.data.seq === 4);
+  const call = head.find((c) => c.type === "tool-input-available")?.toolCallId;
+  assert.equal(typeof call, "string", "the tool call came first");
+  head.forEach((c) => store.onData(c));
+  await settle();
+  const partial = store.get(call);
+  assert.ok(partial, "a message while the sub-agent runs");
+  assert.equal(partial.parts.find((p) => p.type === "text")?.state, "streaming");
+  assert.ok(partial.parts.length > 0 && textOf(partial).startsWith("Report on wasm size: "), textOf(partial));
+
+  const rest = await readUntil(reader, () => false);
+  rest.forEach((c) => store.onData(c));
+  const output = rest.find((c) => c.type === "tool-output-available" && c.toolCallId === call)?.output;
+  assert.ok(output, "the tool's output: the sub-agent's final message");
+  await settle();
+  assert.deepEqual(plain(store.get(call)), output);
+  assert.ok(changes >= 2, `onChange ran for the partial and the final message (${changes})`);
+  const transients = [...head, ...rest].filter((c) => c.type === "data-subagent");
+  assert.deepEqual(transients.map((c) => c.data.seq), [...Array(12).keys()]);
+  store.dispose();
+});
+
+scenario("sub-agents: a stream resumed mid-turn replays batches the store skips", { timeout: 15_000 }, async (impl) => {
+  const chatId = newChatId("subagent-resume");
+  const first = makeTransport(impl, server.url);
+  const store = impl.createSubAgentMessages({ throttleMs: THROTTLE_MS });
+  const reader = (await send(first.transport, chatId, [userMessage("research resumes")])).getReader();
+  const head = await readUntil(reader, (c) => c.type === "data-subagent" && c.data.seq === 3);
+  head.forEach((c) => store.onData(c));
+  const call = head.find((c) => c.type === "tool-input-available").toolCallId;
+
+  // A reloaded page: the session from the app's store, a fresh transport, and two stores — the
+  // one that saw the start (a resume in the same page) and a new one (the reloaded page's).
+  const second = makeTransport(impl, server.url, { sessions: { [chatId]: structuredClone(first.persisted[chatId]) } });
+  const fresh = impl.createSubAgentMessages({ throttleMs: THROTTLE_MS });
+  const resumed = await second.transport.reconnectToStream({ chatId });
+  assert.ok(resumed, "the turn is still streaming");
+  const replay = await readUntil(resumed.getReader(), () => false);
+  for (const chunk of replay) {
+    store.onData(chunk);
+    fresh.onData(chunk);
+  }
+  const output = replay.find((c) => c.type === "tool-output-available")?.output;
+  assert.ok(output, "the resumed stream reached the tool's output");
+  await settle();
+  assert.deepEqual(plain(store.get(call)), output, "no batch applied twice");
+  assert.deepEqual(plain(fresh.get(call)), output, "the reloaded page rebuilt it from the replay");
+  await reader.cancel();
+  store.dispose();
+  fresh.dispose();
+});
+
+scenario("sub-agents: replayed, early, foreign and malformed parts are skipped", { timeout: 5_000 }, async (impl) => {
+  const store = impl.createSubAgentMessages({ throttleMs: THROTTLE_MS });
+  const a = reply("call_a", "sub_a", ["one ", "two ", "three"]);
+  const b = reply("call_b", "sub_b", ["bee"]);
+  const feed = [
+    a[0], a[1], a[0], a[1], // a replay after a reconnect
+    a[3], // ahead of a missing batch: cannot be applied
+    { type: "data-other", data: { toolCallId: "call_a", seq: 2, chunks: [] } },
+    { type: "data-subagent", data: null },
+    { type: "data-subagent", data: { toolCallId: 7, seq: 0, chunks: [] } },
+    { type: "data-subagent", data: { toolCallId: "call_c", seq: 0, chunks: "nope" } },
+    { type: "text-delta", id: "x", delta: "y" },
+    b[0], a[2], b[1], a[3], b[2], a[4], a[4],
+  ];
+  for (const part of feed) store.onData(part);
+  await settle();
+  assert.deepEqual(plain(store.get("call_a")), finished("sub_a", "one two three"));
+  assert.deepEqual(plain(store.get("call_b")), finished("sub_b", "bee"));
+  assert.equal(store.get("call_c"), undefined);
+  assert.equal(store.get("unknown"), undefined);
+  // The parts passed in are the caller's: nothing is written onto them.
+  assert.deepEqual(a[0].data.chunks[0], { type: "start", messageId: "sub_a" });
+  store.dispose();
+  assert.equal(store.get("call_a"), undefined, "dispose drops the messages");
+});
+
+scenario("sub-agents: a sub-agent's own tool calls, and a malformed chunk keeps what came before", { timeout: 5_000 }, async (impl) => {
+  const store = impl.createSubAgentMessages({ throttleMs: THROTTLE_MS });
+  const tool = { toolCallId: "inner_1", toolName: "search" };
+  store.onData(batch("call_t", 0, [{ type: "start", messageId: "sub_t" }, { type: "start-step" }]));
+  store.onData(batch("call_t", 1, [
+    { type: "tool-input-start", ...tool },
+    { type: "tool-input-available", ...tool, input: { q: "wasm" } },
+    { type: "tool-output-available", toolCallId: "inner_1", output: { hits: 3 } },
+    { type: "finish-step" },
+  ]));
+  store.onData(batch("call_t", 2, [{ type: "finish" }]));
+
+  store.onData(batch("call_m", 0, [{ type: "start", messageId: "sub_m" }, { type: "text-start", id: "t" }, { type: "text-delta", id: "t", delta: "kept" }]));
+  store.onData(batch("call_m", 1, [{ type: "text-delta", id: "never-started", delta: "bad" }]));
+  store.onData(batch("call_m", 2, [{ type: "text-delta", id: "t", delta: " lost" }, { type: "finish" }]));
+  await settle();
+
+  const t = plain(store.get("call_t"));
+  assert.equal(t.id, "sub_t");
+  const part = t.parts.find((p) => p.type === "tool-search");
+  assert.deepEqual(
+    { state: part?.state, input: part?.input, output: part?.output },
+    { state: "output-available", input: { q: "wasm" }, output: { hits: 3 } },
+  );
+  const m = plain(store.get("call_m"));
+  assert.deepEqual(m.parts, [{ type: "text", text: "kept", state: "streaming" }]);
+  store.dispose();
+});
+
+scenario("sub-agents: onChange runs once per throttle window, and a throwing listener is survived", {
+  timeout: 5_000,
+  // The official store calls onChange inside its async rebuild without a catch: the exception
+  // becomes an unhandled rejection (it would fail this file), and the store still works.
+  skip: { official: "onChange's exception escapes as an unhandled rejection" },
+}, async (impl) => {
+  let calls = 0;
+  const store = impl.createSubAgentMessages({
+    throttleMs: 150,
+    onChange: () => {
+      calls++;
+      throw new Error("listener bug");
+    },
+  });
+  const parts = reply("call_x", "sub_x", ["a ", "b ", "c ", "d ", "e"]);
+  for (const part of parts.slice(0, 4)) store.onData(part);
+  await sleep(400);
+  assert.equal(calls, 1, "one update for a burst of batches");
+  assert.equal(textOf(store.get("call_x")), "a b c ");
+  for (const part of parts.slice(4)) store.onData(part);
+  await sleep(400);
+  assert.equal(calls, 2);
+  assert.deepEqual(plain(store.get("call_x")), finished("sub_x", "a b c d e"));
+  store.dispose();
+  store.onData(reply("call_y", "sub_y", ["z"])[0]);
+  await sleep(300);
+  assert.equal(calls, 2, "nothing after dispose");
+  assert.equal(store.get("call_y"), undefined);
+});
