@@ -34,6 +34,9 @@ pub struct Args {
     /// A run with nothing to do exits after this long; the next append starts a continuation.
     #[arg(long, default_value_t = 30_000)]
     pub run_idle_timeout_ms: u64,
+    /// How long records an S2 `trim` removed stay readable (S2 trims eventually); 0 trims at once.
+    #[arg(long, default_value_t = 5_000)]
+    pub trim_delay_ms: u64,
     /// Lifetime of minted session tokens.
     #[arg(long, default_value_t = 3600, allow_negative_numbers = true)]
     pub token_ttl_seconds: i64,
@@ -62,6 +65,8 @@ pub struct Config {
     pub secret_key: String,
     pub static_dir: Option<PathBuf>,
     pub run_idle_timeout_ms: u64,
+    /// Records before a trim point stay readable this long after the `trim` record.
+    pub trim_delay_ms: u64,
     pub token_ttl_seconds: i64,
     pub ping_interval_ms: u64,
     pub admin: bool,
@@ -77,6 +82,7 @@ impl Default for Config {
             secret_key: DEFAULT_SECRET_KEY.into(),
             static_dir: None,
             run_idle_timeout_ms: 30_000,
+            trim_delay_ms: 5_000,
             token_ttl_seconds: 3600,
             ping_interval_ms: 5_000,
             admin: true,
@@ -108,6 +114,7 @@ impl Config {
             secret_key: args.secret_key,
             static_dir,
             run_idle_timeout_ms: args.run_idle_timeout_ms,
+            trim_delay_ms: args.trim_delay_ms,
             token_ttl_seconds: args.token_ttl_seconds,
             ping_interval_ms: args.ping_interval_ms.max(1),
             admin: !args.no_admin,

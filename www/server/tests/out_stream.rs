@@ -259,7 +259,11 @@ async fn peek_settled_closes_fast_only_after_a_turn_complete() {
 
 #[tokio::test]
 async fn turns_trim_and_seq_continue_across_runs() {
-    let server = start().await;
+    let server = start_with(Config {
+        trim_delay_ms: 0,
+        ..Config::default()
+    })
+    .await;
     let url = server.url();
     let pat = token_for(&url, "c-seq", Some("first")).await;
     let t1 = read_out(&url, "c-seq", &pat, &[], SEC5, turn_completes(1))

@@ -12,6 +12,10 @@ pub const SLOW_INTERVAL_MS: u64 = 100;
 /// batch), and the pause before each.
 pub const SUB_AGENT_BATCHES: usize = 12;
 pub const SUB_AGENT_INTERVAL_MS: u64 = 100;
+/// `inspect`: how long its tool runs, then the summary's deltas and the pause before each.
+pub const INSPECT_TOOL_MS: u64 = 1500;
+pub const INSPECT_DELTAS: usize = 10;
+pub const INSPECT_INTERVAL_MS: u64 = 150;
 /// Upper bounds for `stream N size K`.
 pub const MAX_STREAM_DELTAS: u64 = 10_000_000;
 pub const MAX_STREAM_DELTA_BYTES: usize = 512 << 10;
@@ -45,6 +49,10 @@ pub enum Plan {
     /// A `research` tool that delegates to a sub-agent and forwards its reply as transient
     /// `data-subagent` batches (`chat.forwardSubAgent`), then answers.
     Research { topic: String },
+    /// An `inspectDocument` tool step, then a summary step; user messages that arrive on `.in`
+    /// meanwhile are injected at the step boundary (`pendingMessages` with `shouldInject: () =>
+    /// true`), later ones become the next turn.
+    Inspect { topic: String },
     /// The approval-responded assistant message came back: run (or skip) the tool and answer.
     ToolResume {
         message_id: String,
@@ -139,9 +147,14 @@ pub fn plan(payload: &Value, memory: &mut Memory, base_payload: &Value) -> Plan 
             city: city_of(&user_text),
         };
     }
+    if lower.contains("inspect") {
+        return Plan::Inspect {
+            topic: words_after(&user_text, "inspect", "the document"),
+        };
+    }
     if lower.contains("research") {
         return Plan::Research {
-            topic: topic_of(&user_text),
+            topic: words_after(&user_text, "research", "agents"),
         };
     }
     if lower.contains("error") {
@@ -246,15 +259,15 @@ fn city_of(text: &str) -> String {
     }
 }
 
-/// The words after "research", else "agents".
-fn topic_of(text: &str) -> String {
+/// The words after `keyword` (ASCII, matched case-insensitively), else `default`.
+fn words_after(text: &str, keyword: &str, default: &str) -> String {
     let lower = text.to_ascii_lowercase();
     let rest = lower
-        .find("research")
-        .map_or("", |at| &text[at + "research".len()..]);
+        .find(keyword)
+        .map_or("", |at| &text[at + keyword.len()..]);
     let topic = rest.trim().trim_end_matches(['.', '?', '!']).trim();
     if topic.is_empty() {
-        "agents".into()
+        default.into()
     } else {
         topic.to_string()
     }
@@ -336,6 +349,12 @@ mod tests {
             plan_for(user("Research wasm size!")),
             Plan::Research {
                 topic: "wasm size".into()
+            }
+        );
+        assert_eq!(
+            plan_for(user("Inspect the spec.")),
+            Plan::Inspect {
+                topic: "the spec".into()
             }
         );
         assert_eq!(

@@ -12,7 +12,8 @@ use tokio::sync::watch;
 use tokio::time::{sleep_until, Instant};
 
 use super::script::{
-    plan, research_text, split_deltas, Pacing, Plan, SUB_AGENT_BATCHES, SUB_AGENT_INTERVAL_MS,
+    message_text, plan, research_text, split_deltas, Pacing, Plan, INSPECT_DELTAS,
+    INSPECT_INTERVAL_MS, INSPECT_TOOL_MS, SUB_AGENT_BATCHES, SUB_AGENT_INTERVAL_MS,
 };
 use super::PendingTool;
 use crate::ids;
@@ -193,6 +194,7 @@ impl Turn<'_> {
             }
             Plan::Stream { count, delta_bytes } => self.stream(count, delta_bytes).await?,
             Plan::Research { topic } => self.research(&topic).await?,
+            Plan::Inspect { topic } => self.inspect(&topic).await?,
             Plan::ToolCall { city } => {
                 let mid = self.new_id("msg");
                 let call = self.new_id("call");
@@ -309,6 +311,76 @@ impl Turn<'_> {
         Ok(())
     }
 
+    /// `inspect <topic>`: a tool step, then the summary. At the step boundary the user messages
+    /// that arrived on `.in` during the turn are injected — consumed (so this turn's boundary
+    /// covers their seq) and confirmed with a `data-pending-message-injected` part — and the
+    /// summary says so; one that arrives after that boundary is answered as the next turn.
+    async fn inspect(&mut self, topic: &str) -> Result<(), Interrupt> {
+        let mid = self.new_id("msg");
+        let call = self.new_id("call");
+        let input = json!({ "topic": topic });
+        self.start(&mid, None);
+        self.emit(json!({"type":"start-step"}));
+        self.emit(
+            json!({"type":"tool-input-start","toolCallId":call,"toolName":"inspectDocument"}),
+        );
+        self.emit(json!({"type":"tool-input-available","toolCallId":call,"toolName":"inspectDocument","input":input}));
+        self.pause(INSPECT_TOOL_MS).await?;
+        let findings = "The document describes a chat application.";
+        let output = json!({ "topic": topic, "findings": findings });
+        self.emit(json!({"type":"tool-output-available","toolCallId":call,"output":output}));
+        self.emit(json!({"type":"finish-step"}));
+        let steered = self.take_pending_messages();
+        let mut summary = format!("Summary of {topic}: {findings}");
+        if !steered.is_empty() {
+            let ids: Vec<&str> = steered.iter().map(|(id, _)| id.as_str()).collect();
+            let messages: Vec<Value> = steered
+                .iter()
+                .map(|(id, text)| json!({ "id": id, "text": text }))
+                .collect();
+            let marker = self.new_id("inj");
+            self.emit(json!({"type":"data-pending-message-injected","id":marker,
+                "data":{"messageIds":ids,"messages":messages}}));
+            let texts: Vec<&str> = steered.iter().map(|(_, text)| text.as_str()).collect();
+            summary.push_str(&format!(" Steered by: {}.", texts.join("; ")));
+        }
+        let pacing = Pacing::Slow {
+            deltas: INSPECT_DELTAS,
+            interval_ms: INSPECT_INTERVAL_MS,
+        };
+        self.text_step(&summary, pacing).await?;
+        self.emit(json!({"type":"finish","finishReason":"stop"}));
+        Ok(())
+    }
+
+    /// The user messages waiting on `.in` (in order, up to the first other record), taken for
+    /// injection: `(message id, text)`.
+    fn take_pending_messages(&mut self) -> Vec<(String, String)> {
+        let mut st = self.session.state();
+        let mut taken = Vec::new();
+        for record in st.in_records.iter_mut().filter(|r| !r.consumed) {
+            let payload = record.chunk.get("payload");
+            let message = payload.and_then(|p| p.get("message"));
+            let steerable = !record.is_stop()
+                && payload
+                    .and_then(|p| p.get("trigger"))
+                    .and_then(Value::as_str)
+                    == Some("submit-message")
+                && message.and_then(|m| m.get("role")).and_then(Value::as_str) == Some("user");
+            let Some(message) = message.filter(|_| steerable) else {
+                break;
+            };
+            let id = message
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            taken.push((id, message_text(message)));
+            record.consumed = true;
+        }
+        taken
+    }
+
     /// `stream N [size K]`: deltas are generated group by group, never the whole reply at once,
     /// and built without a JSON serializer (ids and deltas are plain ASCII).
     async fn stream(&mut self, count: u64, delta_bytes: Option<usize>) -> Result<(), Interrupt> {
@@ -389,7 +461,18 @@ impl Turn<'_> {
         let boundary = out.append(NewRecord::control("turn-complete", headers));
         if let Some(previous) = st.last_turn_complete_seq {
             out.append(NewRecord::trim(previous));
-            out.trim_before(previous);
+            // S2 applies a trim eventually: a reader still in the previous turn (a next turn
+            // that completes at once, e.g. a queued message) reads it to its end meanwhile.
+            let delay = self.store.config.trim_delay_ms;
+            if delay == 0 {
+                out.trim_before(previous);
+            } else {
+                let session = self.session.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(delay)).await;
+                    session.out.trim_before(previous);
+                });
+            }
         }
         st.last_turn_complete_seq = Some(boundary);
         st.turn_active = false;
