@@ -1240,3 +1240,202 @@ fn a_send_made_while_the_head_start_request_waits_follows_it_through_in() {
     assert_eq!(statuses, vec![(first, Some(503)), (second, Some(503))]);
     assert!(host.take_fetch_opt(Endpoint::In).is_none());
 }
+
+/// `sendPendingMessage(chat, {id: "s1", …})`, answered with `.in` seq `seq`.
+fn steer(host: &mut Host, chat: &str, seq: u64) -> u32 {
+    let message =
+        Json::parse(r#"{"id":"s1","role":"user","parts":[{"type":"text","text":"in French"}]}"#)
+            .unwrap();
+    let op = host
+        .d
+        .send_pending_message(chat, message, None, "part-s", host.now);
+    host.pump();
+    let (append, _, _, body) = host.take_fetch(Endpoint::In);
+    assert!(body.unwrap().contains(r#""id":"s1""#));
+    host.d.fetch_text(
+        append,
+        200,
+        &format!(r#"{{"ok":true,"seq":{seq}}}"#),
+        None,
+        host.now,
+    );
+    host.pump();
+    assert!(
+        matches!(host.resolved.last(), Some((o, Value::Bool(true))) if *o == op),
+        "{:?}",
+        host.resolved
+    );
+    op
+}
+
+/// `sendMessages` whose last message is the steering message `s1`.
+fn send_steer_message(host: &mut Host, chat: &str) -> u32 {
+    let request = Json::parse(&format!(
+        r#"{{"chatId":"{chat}","trigger":"submit-message","message":{{"id":"s1","role":"user","parts":[{{"type":"text","text":"in French"}}]}}}}"#
+    ))
+    .unwrap();
+    let op = host.d.send_messages(
+        SendRequest::from_json(&request).unwrap(),
+        "part-2",
+        host.now,
+    );
+    host.pump();
+    op
+}
+
+fn last_persisted(host: &Host, key: &str) -> Option<Json> {
+    let (_, state) = host.persisted.last().unwrap();
+    state.as_ref().unwrap().get(key).cloned()
+}
+
+#[test]
+fn a_steering_message_the_turn_left_unconsumed_is_streamed_by_a_send_of_it_without_a_second_append()
+{
+    let mut host = Host::new(OPTIONS);
+    let (stream, out) = sent(&mut host, "c1", 4);
+    steer(&mut host, "c1", 5);
+    host.d.pull(stream, host.now);
+    host.pump();
+    // The turn ends having consumed input 4 only: the agent answers 5 with a turn of its own.
+    host.d
+        .fetch_bytes(out, &batch(&[(0, "Sure")], Some((1, Some(4)))), host.now);
+    host.d.pull(stream, host.now);
+    host.pump();
+    assert_eq!(
+        host.ended,
+        vec![stream],
+        "the send's stream ends at its boundary"
+    );
+    assert_eq!(
+        last_persisted(&host, "isStreaming"),
+        Some(Json::Bool(true)),
+        "the chat stays streaming for the steering message's turn"
+    );
+    assert_eq!(
+        last_persisted(&host, "activeInputSeq"),
+        Some(Json::from(5u64))
+    );
+    assert_eq!(last_persisted(&host, "lastEventId"), Some(Json::from("1")));
+
+    // useChat sends the message that was steered: nothing is appended again, and the stream
+    // reads the turn that answers it.
+    let sent_before = host.kinds().iter().filter(|k| *k == "message-sent").count();
+    let op = send_steer_message(&mut host, "c1");
+    assert!(
+        host.take_fetch_opt(Endpoint::In).is_none(),
+        "no second append"
+    );
+    let adopted = host.stream_of(op);
+    let (out, _, headers, _) = host.take_fetch(Endpoint::Out);
+    assert_eq!(
+        Host::header(&headers, "last-event-id").as_deref(),
+        Some("1")
+    );
+    host.d.fetch_open(out, false, host.now);
+    host.d.pull(adopted, host.now);
+    host.pump();
+    host.chunks.clear();
+    host.d.fetch_bytes(
+        out,
+        &batch(&[(2, "Bien "), (3, "sûr")], Some((4, Some(5)))),
+        host.now,
+    );
+    host.pump();
+    host.d.pull(adopted, host.now);
+    host.pump();
+    assert_eq!(texts(&host.chunks), "Bien sûr");
+    assert!(host.ended.contains(&adopted));
+    assert_eq!(
+        last_persisted(&host, "isStreaming"),
+        Some(Json::Bool(false))
+    );
+    assert_eq!(
+        host.kinds().iter().filter(|k| *k == "message-sent").count(),
+        sent_before,
+        "nothing was sent"
+    );
+
+    // Answered: the same message id again is an ordinary send.
+    send_steer_message(&mut host, "c1");
+    assert!(host.take_fetch_opt(Endpoint::In).is_some());
+}
+
+#[test]
+fn a_steering_message_consumed_by_the_turn_is_not_owed() {
+    let mut host = Host::new(OPTIONS);
+    let (stream, out) = sent(&mut host, "c1", 4);
+    steer(&mut host, "c1", 5);
+    host.d.pull(stream, host.now);
+    host.pump();
+    // Injected mid-turn: the boundary consumed 5 as well.
+    host.d
+        .fetch_bytes(out, &batch(&[(0, "Sure")], Some((1, Some(5)))), host.now);
+    host.d.pull(stream, host.now);
+    host.pump();
+    assert_eq!(host.ended, vec![stream]);
+    assert_eq!(
+        last_persisted(&host, "isStreaming"),
+        Some(Json::Bool(false))
+    );
+    assert_eq!(last_persisted(&host, "activeInputSeq"), None);
+    assert_eq!(host.d.reconnect("c1", Default::default(), host.now), None);
+    send_steer_message(&mut host, "c1");
+    assert!(
+        host.take_fetch_opt(Endpoint::In).is_some(),
+        "a consumed steering message is not adopted"
+    );
+}
+
+#[test]
+fn a_steering_message_after_the_turn_is_owed_and_reconnect_streams_its_turn() {
+    let mut host = Host::new(OPTIONS);
+    let (stream, out) = sent(&mut host, "c1", 4);
+    host.d.pull(stream, host.now);
+    host.pump();
+    host.d
+        .fetch_bytes(out, &batch(&[(0, "Sure")], Some((1, Some(4)))), host.now);
+    host.d.pull(stream, host.now);
+    host.pump();
+    assert_eq!(
+        last_persisted(&host, "isStreaming"),
+        Some(Json::Bool(false))
+    );
+
+    // Between turns, a steering message starts a turn of its own.
+    steer(&mut host, "c1", 5);
+    assert_eq!(last_persisted(&host, "isStreaming"), Some(Json::Bool(true)));
+    assert_eq!(
+        last_persisted(&host, "activeInputSeq"),
+        Some(Json::from(5u64))
+    );
+    let resumed = host
+        .d
+        .reconnect("c1", Default::default(), host.now)
+        .expect("the owed turn can be resumed");
+    host.pump();
+    let (out, _, headers, _) = host.take_fetch(Endpoint::Out);
+    assert_eq!(
+        Host::header(&headers, "x-peek-settled"),
+        None,
+        "its boundary is still to come, even if the session looks settled now"
+    );
+    assert_eq!(
+        Host::header(&headers, "last-event-id").as_deref(),
+        Some("1")
+    );
+    host.d.fetch_open(out, false, host.now);
+    host.d.pull(resumed, host.now);
+    host.pump();
+    host.chunks.clear();
+    host.d
+        .fetch_bytes(out, &batch(&[(2, "Oui")], Some((3, Some(5)))), host.now);
+    host.pump();
+    host.d.pull(resumed, host.now);
+    host.pump();
+    assert_eq!(texts(&host.chunks), "Oui");
+    assert!(host.ended.contains(&resumed));
+    assert_eq!(
+        last_persisted(&host, "isStreaming"),
+        Some(Json::Bool(false))
+    );
+}

@@ -496,3 +496,63 @@ async fn head_start_streams_the_first_turn_and_later_turns_go_to_the_session() {
         "only the second turn was appended by the browser"
     );
 }
+
+#[wasm_bindgen_test]
+async fn a_steering_message_too_late_for_the_turn_streams_through_a_send_of_it_without_a_second_append(
+) {
+    let chat = new_chat_id("steer");
+    let (t, _) = transport(&JsValue::UNDEFINED);
+    let ask = user_message("u1", "inspect the spec");
+    let stream = ok(t.send_messages(&send_request(
+        &chat,
+        &array(std::slice::from_ref(&ask)),
+        &JsValue::UNDEFINED,
+    )))
+    .await;
+    // While the tool runs (1.5 s): injected at the step boundary.
+    ok(read_until(&stream, "tool-input-available", 1)).await;
+    let early = user_message("s1", "answer in French");
+    assert_eq!(
+        ok(t.send_pending_message(&chat, &early)).await.as_bool(),
+        Some(true)
+    );
+    let head = ok(read_until(&stream, "text-delta", 1)).await;
+    let kinds = strings(&types(&head));
+    assert!(
+        kinds.iter().any(|k| k == "data-pending-message-injected"),
+        "{kinds:?}"
+    );
+    // The summary streams: too late for this turn, so the agent answers it next.
+    let late = user_message("s2", "and in German");
+    assert_eq!(
+        ok(t.send_pending_message(&chat, &late)).await.as_bool(),
+        Some(true)
+    );
+    let rest = ok(read_all(&stream)).await;
+    assert!(
+        text_of(&rest).ends_with("Steered by: answer in French."),
+        "{}",
+        text_of(&rest)
+    );
+    assert_eq!(
+        get(&t.get_session(&chat), "isStreaming").as_bool(),
+        Some(true)
+    );
+
+    let messages = array(&[ask, late]);
+    let follow = ok(t.send_messages(&send_request(&chat, &messages, &JsValue::UNDEFINED))).await;
+    assert_eq!(
+        text_of(&ok(read_all(&follow)).await),
+        "You said: and in German"
+    );
+    let appends = request_log(&chat)
+        .await
+        .into_iter()
+        .filter(is_append)
+        .count();
+    assert_eq!(appends, 3, "the question and each steering message once");
+    assert_eq!(
+        get(&t.get_session(&chat), "isStreaming").as_bool(),
+        Some(false)
+    );
+}

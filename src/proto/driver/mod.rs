@@ -63,6 +63,9 @@ struct Chat {
     /// Sends made while the chat's `headStart` request waits for its response (and the
     /// session it brings): they follow it.
     after_head_start: Vec<ops::PendingTurn>,
+    /// Steering messages of this tab (`sendPendingMessage`): message id and `.in` seq. One
+    /// that no boundary has consumed is answered by a turn of its own (see `owe_steer_turn`).
+    steers: Vec<(Option<String>, u64)>,
 }
 
 /// Where the stored state of a chat came from (see [`Driver::hydrate`]).
@@ -306,6 +309,7 @@ impl Driver {
             storage_warned: false,
             stopped_turn: None,
             after_head_start: Vec::new(),
+            steers: Vec::new(),
         });
         self.chats.len() - 1
     }

@@ -20,6 +20,9 @@ use crate::proto::wire::{
 };
 use crate::proto::Error;
 
+/// Steering messages remembered per chat (the oldest is forgotten first).
+const MAX_STEERS: usize = 32;
+
 /// The `source` of `message-sent` / `message-send-failed`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Source {
@@ -84,6 +87,9 @@ pub(super) struct PendingTurn {
     part_id: String,
     /// The `headStart` request body, when the chat had no session at the send.
     head_start: Option<String>,
+    /// The message is a steering message of this tab that the agent has not consumed yet (its
+    /// `.in` seq): it is already on `.in`, so this send only streams the turn answering it.
+    adopt: Option<u64>,
 }
 
 /// An operation in flight.
@@ -255,6 +261,10 @@ impl Driver {
         } else {
             Source::SubmitMessage
         };
+        let adopt = match (&last_id, regenerate) {
+            (Some(id), false) => self.owed_steer(chat, id),
+            _ => None,
+        };
         let message_id = request.message_id.or(last_id);
         let body = payload.to_input_chunk().to_json_string();
         self.start_turn(
@@ -265,7 +275,8 @@ impl Driver {
             message_id,
             request.headers,
             part_id,
-            head_start,
+            head_start.filter(|_| adopt.is_none()),
+            adopt,
             now_ms,
         );
         op
@@ -300,6 +311,7 @@ impl Driver {
             headers,
             part_id,
             None,
+            None,
             now_ms,
         );
         op
@@ -327,6 +339,7 @@ impl Driver {
         headers: HeaderList,
         part_id: &str,
         head_start: Option<String>,
+        adopt: Option<u64>,
         now_ms: u64,
     ) {
         if let Err(error) = check_append_body_size(&body) {
@@ -351,6 +364,7 @@ impl Driver {
             headers,
             part_id: part_id.into(),
             head_start,
+            adopt,
         };
         if let Some(pending) = self.claim_for_send(pending, now_ms) {
             self.start_claimed_turn(pending, now_ms);
@@ -378,6 +392,7 @@ impl Driver {
             headers,
             part_id,
             head_start,
+            adopt,
         } = pending;
         let chat = self.chat_mut(&chat_id);
         if let Err(error) = self.refuse_if_closed(chat) {
@@ -396,10 +411,13 @@ impl Driver {
         }
         let (start, hold) = {
             let state = &self.chats[chat].state;
-            // A stopped or unfinished turn of this tab is still unanswered input.
+            // A stopped or unfinished turn of this tab is still unanswered input (an adopted
+            // steering message is the turn this send streams).
             let consumed = match (state.consumed_input_seq, state.active_input_seq) {
-                (known, Some(outstanding)) => known.filter(|k| *k >= outstanding),
-                (known, None) => known,
+                (known, Some(outstanding)) if adopt != Some(outstanding) => {
+                    known.filter(|k| *k >= outstanding)
+                }
+                (known, _) => known,
             };
             (state.cursor, Hold::BySeq { consumed })
         };
@@ -423,9 +441,49 @@ impl Driver {
             o.kind = OpKind::Turn { stream };
         }
         self.chats[chat].last_send = Some((message_id.clone(), now_ms));
+        if let Some(seq) = adopt {
+            // Nothing to append: the agent has the message already.
+            self.chats[chat].state.begin_turn(Some(seq), start);
+            self.chats[chat].stopped_turn = None;
+            self.persist(chat);
+            self.sub_input_seq(stream, Some(seq), now_ms);
+            self.finish_op(op, Ok(Value::Stream(stream)));
+            return;
+        }
         self.begin_append(
             op, chat, source, body, message_id, headers, &part_id, now_ms,
         );
+    }
+
+    /// The `.in` seq of this tab's steering message `message_id` if no boundary has said the
+    /// agent consumed it.
+    fn owed_steer(&self, chat: usize, message_id: &str) -> Option<u64> {
+        let c = &self.chats[chat];
+        let consumed = c.state.consumed_input_seq;
+        c.steers
+            .iter()
+            .find(|(id, seq)| {
+                id.as_deref() == Some(message_id) && consumed.is_none_or(|k| *seq > k)
+            })
+            .map(|(_, seq)| *seq)
+    }
+
+    /// A turn of the chat is over (or none was in flight when a steering message landed): if a
+    /// steering message of this tab is still unconsumed, the agent answers it with a turn of its
+    /// own, so the chat stays streaming for that one — a reload or `reconnectToStream` (and a
+    /// send of that message, see `adopt`) picks the turn up from here. Without a consumed seq
+    /// on the boundaries nothing can be matched, and the steers are forgotten.
+    pub(super) fn owe_steer_turn(&mut self, chat: usize) {
+        let c = &mut self.chats[chat];
+        let Some(consumed) = c.state.consumed_input_seq else {
+            c.steers.clear();
+            return;
+        };
+        c.steers.retain(|(_, seq)| *seq > consumed);
+        if let Some(next) = c.steers.iter().map(|(_, seq)| *seq).min() {
+            let cursor = c.state.cursor;
+            c.state.begin_turn(Some(next), cursor);
+        }
     }
 
     /// The chat's `headStart` request settled: the sends that waited for it go ahead with the
@@ -762,6 +820,23 @@ impl Driver {
             (OpKind::Turn { stream }, Err(error)) => {
                 self.close_stream(stream, now_ms);
                 self.finish_op(op, Err(error));
+            }
+            (OpKind::Steer, Ok(response)) => {
+                if let Some(seq) = response.seq {
+                    let steers = &mut self.chats[chat].steers;
+                    if steers.len() == MAX_STEERS {
+                        steers.remove(0);
+                    }
+                    steers.push((append.message_id.clone(), seq));
+                    let idle = self.chats[chat].active.is_none()
+                        && self.chats[chat].state.is_streaming != Some(true);
+                    if idle {
+                        // No turn in flight to consume it: it starts one.
+                        self.owe_steer_turn(chat);
+                        self.persist(chat);
+                    }
+                }
+                self.finish_op(op, Ok(Value::Bool(true)));
             }
             (OpKind::Stop, result) | (OpKind::Steer, result) => {
                 if result.is_err() && kind == OpKind::Stop {

@@ -933,6 +933,8 @@ impl Driver {
                         .complete_turn(control.public_access_token.clone());
                     if control.session_closed {
                         self.close_chat(chat, control.closed_reason.clone(), "stream");
+                    } else if !self.subs[i].standing {
+                        self.owe_steer_turn(chat);
                     }
                     let cursor = self.turn_completed(
                         chat,
