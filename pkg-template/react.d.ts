@@ -1,7 +1,7 @@
 // Type declarations for trigger-chat-wasm/react (hand-written). Mirrors the hooks of
 // `@trigger.dev/sdk/chat/react` that apply to a browser transport.
 
-import type { UIMessage } from "ai";
+import type { ChatRequestOptions, UIMessage } from "ai";
 import type {
   SubAgentMessages,
   SubAgentMessagesOptions,
@@ -167,3 +167,68 @@ export declare function useLoadTranscript<TUIMessage extends UIMessage = UIMessa
 export declare function useSubAgentMessages<TUIMessage extends UIMessage = UIMessage>(
   options?: Pick<SubAgentMessagesOptions, "throttleMs">,
 ): Pick<SubAgentMessages<TUIMessage>, "onData" | "get">;
+
+/** A message `usePendingMessages` holds while the agent answers. */
+export type PendingMessage = {
+  id: string;
+  text: string;
+  /** `"steering"`: sent to the running turn; `"queued"`: waits for the next one. */
+  mode: "steering" | "queued";
+  /** The agent confirmed it injected the message (it then leaves the list). */
+  injected: boolean;
+};
+
+/** A message recorded in an injection point (`data-pending-message-injected` part). */
+export type InjectedMessage = { id: string; text: string };
+
+/** Options of `usePendingMessages` (the same as `@trigger.dev/sdk/chat/react`'s). */
+export type UsePendingMessagesOptions<TUIMessage extends UIMessage = UIMessage> = {
+  transport: Pick<TriggerChatTransport<any, any>, "sendPendingMessage">;
+  chatId: string;
+  /** `useChat`'s `status`. */
+  status: string;
+  /** `useChat`'s `messages`: injection points are read from them. */
+  messages: TUIMessage[];
+  /** `useChat`'s `setMessages` (accepted for compatibility; not needed). */
+  setMessages?: (messages: TUIMessage[] | ((previous: TUIMessage[]) => TUIMessage[])) => void;
+  /**
+   * `useChat`'s `sendMessage`. Called with `{ text }`, or with a steering message the agent did
+   * not inject (`{ id, role: "user", parts }`): the transport then streams the turn answering it
+   * instead of sending it again.
+   */
+  sendMessage: (
+    message: { text: string } | { id: string; role: "user"; parts: TUIMessage["parts"] },
+    options?: ChatRequestOptions,
+  ) => unknown;
+  /** Sent as the request metadata with every message the hook sends. */
+  metadata?: Record<string, unknown>;
+};
+
+export type UsePendingMessagesReturn = {
+  /** Messages waiting: steering ones not yet injected, and queued ones. */
+  pending: PendingMessage[];
+  /** While the agent answers, a steering message for the running turn; otherwise a send. */
+  steer: (text: string) => void;
+  /** While the agent answers, a message for the next turn; otherwise a send. */
+  queue: (text: string) => void;
+  /** Sends a queued message to the running turn now. */
+  promoteToSteering: (id: string) => void;
+  /** Whether an assistant message part is an injection point. */
+  isInjectionPoint: (part: unknown) => boolean;
+  /** The ids of the messages injected at an injection point. */
+  getInjectedMessageIds: (part: unknown) => string[];
+  /** The `{ id, text }` of the messages injected at an injection point. */
+  getInjectedMessages: (part: unknown) => InjectedMessage[];
+};
+
+/**
+ * Steering and queued messages while the agent answers (`pendingMessages` on the agent).
+ * `steer(text)` sends to the running turn through `transport.sendPendingMessage`; the agent
+ * injects it between steps (an injection point part in the reply) or answers it as the next
+ * turn, which the hook then shows through `sendMessage` without sending it again (the JS hook
+ * sends it a second time). `queue(text)` waits for the end of the turn; queued messages go out
+ * as one. A steering message that could not be delivered goes out as a queued one.
+ */
+export declare function usePendingMessages<TUIMessage extends UIMessage = UIMessage>(
+  options: UsePendingMessagesOptions<TUIMessage>,
+): UsePendingMessagesReturn;

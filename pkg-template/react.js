@@ -363,3 +363,159 @@ export function useSubAgentMessages(options) {
   }, [entry]);
   return useMemo(() => ({ onData: entry.store.onData, get: entry.store.get }), [entry]);
 }
+
+const INJECTED_TYPE = "data-pending-message-injected";
+
+/** Whether an assistant message part marks where steering messages were injected. */
+function isInjectionPoint(part) {
+  return part !== null && typeof part === "object" && part.type === INJECTED_TYPE;
+}
+
+/** The ids of the messages injected at an injection point (`[]` for any other part). */
+function getInjectedMessageIds(part) {
+  const ids = isInjectionPoint(part) ? part.data?.messageIds : undefined;
+  return Array.isArray(ids) ? ids.filter((id) => typeof id === "string") : [];
+}
+
+/** The `{ id, text }` of the messages injected at an injection point. */
+function getInjectedMessages(part) {
+  const messages = isInjectionPoint(part) ? part.data?.messages : undefined;
+  return Array.isArray(messages) ? messages.filter((m) => m !== null && typeof m === "object") : [];
+}
+
+function injectedIds(messages) {
+  const ids = new Set();
+  for (const message of messages ?? []) {
+    if (message?.role !== "assistant" || !Array.isArray(message.parts)) continue;
+    for (const part of message.parts) for (const id of getInjectedMessageIds(part)) ids.add(id);
+  }
+  return ids;
+}
+
+const messageText = (message) =>
+  message.parts
+    .filter((part) => part.type === "text")
+    .map((part) => part.text)
+    .join("");
+
+let idCounter = 0;
+function newMessageId() {
+  const uuid = globalThis.crypto?.randomUUID?.();
+  if (uuid) return uuid;
+  idCounter += 1;
+  return `pending-${Date.now().toString(36)}-${idCounter}-${Math.random().toString(36).slice(2, 10)}`;
+}
+
+const inTurn = (status) => status === "streaming" || status === "submitted";
+
+/**
+ * Messages typed while the agent answers: `steer(text)` sends one to the running turn
+ * (`transport.sendPendingMessage`; the agent injects it between steps or answers it next),
+ * `queue(text)` keeps one for the next turn. When the turn ends, a steering message the agent
+ * did not inject is shown through `sendMessage` with its own id — the transport recognises it and
+ * streams the turn that answers it instead of sending it again — and the queued ones go out as
+ * one message. A steering message that could not be delivered is sent as a queued one.
+ */
+export function usePendingMessages(options) {
+  const { chatId, status, messages } = options;
+  const [entries, setEntries] = useState([]);
+  const latest = useRef(options);
+  latest.current = options;
+  const entriesRef = useRef(entries);
+  entriesRef.current = entries;
+  const injected = useMemo(() => injectedIds(messages), [messages]);
+  const injectedRef = useRef(injected);
+  injectedRef.current = injected;
+  const promoted = useRef(new Set());
+  const previousStatus = useRef(status);
+  const flushing = useRef(false);
+
+  const requestOptions = () => {
+    const { metadata } = latest.current;
+    return metadata ? { metadata } : undefined;
+  };
+  const deliver = (message) => {
+    const { transport, chatId: id, metadata } = latest.current;
+    return Promise.resolve()
+      .then(() => transport.sendPendingMessage(id, message, metadata))
+      .then((sent) => sent === true, () => false);
+  };
+
+  // A new chat starts with an empty overlay.
+  useEffect(() => {
+    setEntries([]);
+    promoted.current.clear();
+  }, [chatId]);
+
+  // Injected messages leave the overlay as soon as the agent confirms them.
+  useEffect(() => {
+    if (entriesRef.current.some((e) => injected.has(e.id))) {
+      setEntries((current) => current.filter((e) => !injected.has(e.id)));
+    }
+  }, [injected]);
+
+  // At the end of a turn, one step of the follow-up: the next steering message the agent did not
+  // inject (its answer is the next turn), else the queued messages as one.
+  useEffect(() => {
+    const ended = inTurn(previousStatus.current) && status === "ready";
+    previousStatus.current = status;
+    if (!ended || flushing.current) return;
+    flushing.current = true;
+    (async () => {
+      const waiting = entriesRef.current.filter((e) => !injectedRef.current.has(e.id));
+      const undelivered = new Set();
+      for (const entry of waiting) {
+        if (entry.mode !== "steering") continue;
+        if (await entry.delivered) {
+          if (injectedRef.current.has(entry.id)) continue;
+          setEntries((current) => current.filter((e) => e.id !== entry.id));
+          return () => latest.current.sendMessage({ id: entry.id, role: "user", parts: entry.message.parts }, requestOptions());
+        }
+        undelivered.add(entry.id);
+      }
+      const queued = waiting.filter((e) => e.mode === "queued" || undelivered.has(e.id));
+      if (queued.length === 0) return undefined;
+      const ids = new Set(queued.map((e) => e.id));
+      setEntries((current) => current.filter((e) => !ids.has(e.id)));
+      const text = queued.map((e) => messageText(e.message)).join("\n");
+      return () => latest.current.sendMessage({ text }, requestOptions());
+    })()
+      .catch(() => undefined)
+      .then((send) => {
+        // Free for the end of the turn this send starts.
+        flushing.current = false;
+        // useChat reports a failed send through its `error`.
+        if (send) Promise.resolve(send()).catch(() => {});
+      });
+  }, [status]);
+
+  const add = (text, mode) => {
+    const message = { id: newMessageId(), role: "user", parts: [{ type: "text", text }] };
+    const entry = { id: message.id, message, mode, delivered: mode === "steering" ? deliver(message) : undefined };
+    setEntries((current) => [...current, entry]);
+  };
+  const sendNow = (text) => latest.current.sendMessage({ text }, requestOptions());
+
+  const steer = useCallback((text) => {
+    if (inTurn(latest.current.status)) add(text, "steering");
+    else void sendNow(text);
+  }, []); // eslint-disable-line react-hooks/exhaustive-deps
+  const queue = useCallback((text) => {
+    if (inTurn(latest.current.status)) add(text, "queued");
+    else void sendNow(text);
+  }, []); // eslint-disable-line react-hooks/exhaustive-deps
+  const promoteToSteering = useCallback((id) => {
+    const entry = entriesRef.current.find((e) => e.id === id);
+    if (!entry || entry.mode !== "queued" || promoted.current.has(id)) return;
+    promoted.current.add(id);
+    const delivered = deliver(entry.message);
+    setEntries((current) => current.map((e) => (e.id === id ? { ...e, mode: "steering", delivered } : e)));
+  }, []); // eslint-disable-line react-hooks/exhaustive-deps
+
+  const pending = useMemo(
+    () =>
+      entries.map((e) => ({ id: e.id, text: messageText(e.message), mode: e.mode, injected: injected.has(e.id) })),
+    [entries, injected],
+  );
+  return { pending, steer, queue, promoteToSteering, isInjectionPoint, getInjectedMessageIds, getInjectedMessages };
+}

@@ -277,3 +277,54 @@ test("useSubAgentMessages shows a sub-agent while it runs, and again after a rel
   assert.deepEqual(page.pageErrors, []);
   await page.close();
 });
+
+test("usePendingMessages: a steer injected mid-turn, a late one answered next without a second send, then the queue", { timeout: 45_000 }, async () => {
+  const page = await openHarness();
+  const chatId = newChatId("steer");
+  await page.evaluate((id) => harness.mount(id), chatId);
+  await page.waitForTimeout(100); // StrictMode's simulated unmount/remount
+
+  await page.evaluate(() => void harness.send("inspect the spec"));
+  await eventually(async () => (await page.evaluate(() => harness.status())) === "streaming", { message: "streaming" });
+  // The tool runs for 1.5 s: this one reaches the step boundary and is injected.
+  await page.evaluate(() => harness.steer("answer in French"));
+  let pending = await page.evaluate(() => harness.pending());
+  assert.deepEqual(pending.map((p) => [p.text, p.mode]), [["answer in French", "steering"]]);
+  await eventually(async () => (await lastText(page)).includes("[injected: answer in French]"), { message: "the injection point" });
+  await eventually(async () => (await page.evaluate(() => harness.pending())).length === 0, {
+    message: "the injected message leaves the overlay",
+  });
+
+  // Once the summary streams, the boundary has passed: a steer now is answered as the next turn.
+  await eventually(async () => (await lastText(page)).includes("Summary of"), { message: "the summary streams" });
+  assert.equal(await page.evaluate(() => harness.status()), "streaming");
+  await page.evaluate(() => {
+    harness.steer("and in German");
+    harness.queue("one more thing");
+  });
+  pending = await page.evaluate(() => harness.pending());
+  assert.deepEqual(pending.map((p) => [p.text, p.mode]), [["and in German", "steering"], ["one more thing", "queued"]]);
+
+  const expected = [
+    "user: inspect the spec",
+    "assistant: [injected: answer in French]Summary of the spec: The document describes a chat application. Steered by: answer in French.",
+    "user: and in German",
+    "assistant: You said: and in German",
+    "user: one more thing",
+    "assistant: You said: one more thing",
+  ];
+  await eventually(async () => {
+    const texts = await page.evaluate(() => harness.texts());
+    return texts.length === expected.length && (await page.evaluate(() => harness.status())) === "ready";
+  }, { message: "the steer's answer, then the queued message's", timeout: 20_000 });
+  assert.deepEqual(await page.evaluate(() => harness.texts()), expected);
+  assert.deepEqual(await page.evaluate(() => harness.pending()), []);
+
+  // Every message reached the agent exactly once (the JS hook sends a late steer twice, W29).
+  const state = await (await fetch(`${server.url}/__admin/chats/${chatId}/state`)).json();
+  const sent = state.inRecords.map((r) => r.body?.payload?.message?.parts?.[0]?.text);
+  assert.deepEqual(sent, ["inspect the spec", "answer in French", "and in German", "one more thing"]);
+  assert.ok(!(await page.evaluate(() => harness.events())).some((e) => e.endsWith(":stream-error")));
+  assert.deepEqual(page.pageErrors, []);
+  await page.close();
+});

@@ -33,9 +33,11 @@ import {
   useChatActions,
   useLoadTranscript,
   useMultiTabChat,
+  usePendingMessages,
   useSubAgentMessages,
   useTriggerChatTransport,
   type LoadTranscriptResult,
+  type PendingMessage,
 } from "trigger-chat-wasm/react";
 
 // A typed UI message, as `chat.withUIMessage<...>()` agents declare it.
@@ -243,6 +245,12 @@ export function ChatPage({ chatId, initial }: { chatId: string; initial: MyMessa
   });
   const { isReadOnly } = useMultiTabChat(transport, chatId, messages, setMessages, { releaseGraceMs: 2000 });
   const { sendAction } = useChatActions({ sendMessage });
+  const steering = usePendingMessages({ transport, chatId, status, messages, setMessages, sendMessage, metadata: { model: "m" } });
+  const waiting: PendingMessage[] = steering.pending.filter((p) => p.mode === "queued" && !p.injected);
+  const onSteer = (text: string) => (status === "streaming" ? steering.steer(text) : steering.queue(text));
+  // @ts-expect-error steer takes the text
+  steering.steer({ text: "x" });
+  void [waiting, onSteer, steering.promoteToSteering];
   const loadTranscript = async ({ chatId, limit }: { chatId: string; limit?: number }): Promise<LoadTranscriptResult<MyMessage>> => ({
     messages: initial.slice(-(limit ?? 50)),
     cursors: { lastOutEventId: chatId.length > 0 ? "41" : undefined },
@@ -262,6 +270,11 @@ export function ChatPage({ chatId, initial }: { chatId: string; initial: MyMessa
         console.log(temperature);
       }
       if (part.type === "data-status") console.log(part.data.text);
+      if (steering.isInjectionPoint(part)) {
+        for (const injected of steering.getInjectedMessages(part)) console.log(injected.id, injected.text);
+        const ids: string[] = steering.getInjectedMessageIds(part);
+        void ids;
+      }
       if (part.type === "tool-getWeather") {
         const live: UIMessage | undefined = subAgents.get(part.toolCallId);
         console.log(live?.parts.length);

@@ -4,7 +4,13 @@ import { useChat } from "@ai-sdk/react";
 import { StrictMode, useEffect, useLayoutEffect } from "react";
 import { createRoot } from "react-dom/client";
 import { TriggerChatTransport } from "trigger-chat-wasm";
-import { useChatActions, useLoadTranscript, useSubAgentMessages, useTriggerChatTransport } from "trigger-chat-wasm/react";
+import {
+  useChatActions,
+  useLoadTranscript,
+  usePendingMessages,
+  useSubAgentMessages,
+  useTriggerChatTransport,
+} from "trigger-chat-wasm/react";
 
 // Count dispose() per instance (methods are bound from the prototype at construction).
 const disposed = new Map();
@@ -50,9 +56,10 @@ function Probe({ chatId, clientData, sendInLayoutEffect, onEventTag, tag, headSt
     state.current = transport; // the instance React committed
   }, [transport]);
   const subAgents = useSubAgentMessages({ throttleMs: 50 });
-  const { messages, sendMessage, status } = useChat({ id: chatId, transport, resume, onData: subAgents.onData });
+  const { messages, setMessages, sendMessage, status } = useChat({ id: chatId, transport, resume, onData: subAgents.onData });
   const { sendAction } = useChatActions({ sendMessage });
-  state.chat = { messages, status, sendMessage, sendAction };
+  const pending = usePendingMessages({ transport, chatId, status, messages, setMessages, sendMessage });
+  state.chat = { messages, status, sendMessage, sendAction, pending };
   // What a tool card would show for each sub-agent call: live while it runs, then the output.
   state.subAgents = messages.flatMap((m) =>
     m.parts
@@ -160,8 +167,18 @@ window.harness = {
     return state.chat.sendAction(action);
   },
   texts() {
-    return state.chat.messages.map((m) => `${m.role}: ${m.parts.map((p) => (p.type === "text" ? p.text : "")).join("")}`);
+    const { pending } = state.chat;
+    const partText = (p) =>
+      p.type === "text"
+        ? p.text
+        : pending.isInjectionPoint(p)
+          ? `[injected: ${pending.getInjectedMessages(p).map((m) => m.text).join("; ")}]`
+          : "";
+    return state.chat.messages.map((m) => `${m.role}: ${m.parts.map(partText).join("")}`);
   },
+  steer: (text) => state.chat.pending.steer(text),
+  queue: (text) => state.chat.pending.queue(text),
+  pending: () => state.chat.pending.pending,
   status: () => state.chat.status,
   subAgents: () => ({ cards: state.subAgents, seen: state.subAgentSeen }),
   events: () => state.events.slice(),
