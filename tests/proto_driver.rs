@@ -1355,7 +1355,25 @@ fn a_steering_message_the_turn_left_unconsumed_is_streamed_by_a_send_of_it_witho
         "nothing was sent"
     );
 
-    // Answered: the same message id again is an ordinary send.
+    // Answered: a send of it again appends nothing and has nothing to stream.
+    let again = send_steer_message(&mut host, "c1");
+    assert!(
+        host.take_fetch_opt(Endpoint::In).is_none(),
+        "not sent twice"
+    );
+    assert!(host.take_fetch_opt(Endpoint::Out).is_none());
+    let empty = host.stream_of(again);
+    host.d.pull(empty, host.now);
+    host.pump();
+    assert!(host.ended.contains(&empty), "an empty stream");
+
+    // A new session (setSession) knows nothing of the old one's inputs: an ordinary send.
+    host.d
+        .set_session(
+            "c1",
+            &Json::parse(r#"{"publicAccessToken":"t2","isStreaming":false}"#).unwrap(),
+        )
+        .unwrap();
     send_steer_message(&mut host, "c1");
     assert!(host.take_fetch_opt(Endpoint::In).is_some());
 }
@@ -1379,11 +1397,35 @@ fn a_steering_message_consumed_by_the_turn_is_not_owed() {
     );
     assert_eq!(last_persisted(&host, "activeInputSeq"), None);
     assert_eq!(host.d.reconnect("c1", Default::default(), host.now), None);
-    send_steer_message(&mut host, "c1");
+    let op = send_steer_message(&mut host, "c1");
     assert!(
-        host.take_fetch_opt(Endpoint::In).is_some(),
-        "a consumed steering message is not adopted"
+        host.take_fetch_opt(Endpoint::In).is_none(),
+        "the agent has it already: not appended again"
     );
+    let empty = host.stream_of(op);
+    host.d.pull(empty, host.now);
+    host.pump();
+    assert!(host.ended.contains(&empty));
+}
+
+#[test]
+fn after_a_stop_a_send_of_an_unconsumed_steering_message_is_an_ordinary_send() {
+    let mut host = Host::new(OPTIONS);
+    let (stream, _) = sent(&mut host, "c1", 4);
+    steer(&mut host, "c1", 5);
+    host.d.pull(stream, host.now);
+    host.pump();
+    // Stopped before its boundary: turn 4 is outstanding, and its boundary (whatever it says
+    // about 5) must not pass for the steering message's own.
+    host.d.stop_generation("c1", "part-stop", host.now);
+    host.pump();
+    let (stop, _, _, body) = host.take_fetch(Endpoint::In);
+    assert_eq!(body.as_deref(), Some(r#"{"kind":"stop"}"#));
+    host.d
+        .fetch_text(stop, 200, r#"{"ok":true,"seq":6}"#, None, host.now);
+    host.pump();
+    send_steer_message(&mut host, "c1");
+    assert!(host.take_fetch_opt(Endpoint::In).is_some());
 }
 
 #[test]

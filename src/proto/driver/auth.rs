@@ -178,7 +178,11 @@ impl Driver {
             c.token_epoch = c.token_epoch.wrapping_add(1);
             let state = &mut c.state;
             match taken.kind {
-                TokenKind::Start { replace: true } => state.replace_session(token.into()),
+                TokenKind::Start { replace: true } => {
+                    // The old session's `.in` seqs mean nothing in the new one.
+                    state.replace_session(token.into());
+                    c.steers.clear();
+                }
                 TokenKind::Start { replace: false } => {
                     state.token = Some(token.into());
                     state.is_streaming.get_or_insert(false);

@@ -63,9 +63,9 @@ struct Chat {
     /// Sends made while the chat's `headStart` request waits for its response (and the
     /// session it brings): they follow it.
     after_head_start: Vec<ops::PendingTurn>,
-    /// Steering messages of this tab (`sendPendingMessage`): message id and `.in` seq. One
-    /// that no boundary has consumed is answered by a turn of its own (see `owe_steer_turn`).
-    steers: Vec<(Option<String>, u64)>,
+    /// Steering messages of this tab (`sendPendingMessage`). One that no boundary has consumed
+    /// is answered by a turn of its own (see `owe_steer_turn`).
+    steers: Vec<ops::Steer>,
 }
 
 /// Where the stored state of a chat came from (see [`Driver::hydrate`]).
@@ -196,6 +196,7 @@ impl Driver {
         let persisted = PersistedSession::from_json(session)?;
         let i = self.chat_mut(chat_id);
         self.chats[i].state = ChatState::from_persisted(&persisted);
+        self.chats[i].steers.clear();
         self.persist(i);
         Ok(())
     }
@@ -350,6 +351,7 @@ impl Driver {
         if !c.state.close(reason.clone()) {
             return;
         }
+        c.steers.clear();
         let id = c.id.clone();
         let mut event = EventBuilder::new("session-closed", &id);
         event.str_opt("reason", reason.as_deref());

@@ -20,8 +20,26 @@ use crate::proto::wire::{
 };
 use crate::proto::Error;
 
-/// Steering messages remembered per chat (the oldest is forgotten first).
+/// Steering messages remembered per chat (answered ones are forgotten first, then the oldest).
 const MAX_STEERS: usize = 32;
+
+/// A steering message this tab appended (`sendPendingMessage`).
+#[derive(Debug, Clone)]
+pub(super) struct Steer {
+    message_id: Option<String>,
+    seq: u64,
+    /// A boundary said the agent consumed it (injected, or answered by a turn).
+    answered: bool,
+}
+
+/// What a send of a steering message's id does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Adopt {
+    /// Streams the turn that answers the steering message with `.in` seq `seq`; appends nothing.
+    Owed(u64),
+    /// The agent already consumed it: nothing to append, nothing more to stream.
+    Answered,
+}
 
 /// The `source` of `message-sent` / `message-send-failed`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,9 +105,9 @@ pub(super) struct PendingTurn {
     part_id: String,
     /// The `headStart` request body, when the chat had no session at the send.
     head_start: Option<String>,
-    /// The message is a steering message of this tab that the agent has not consumed yet (its
-    /// `.in` seq): it is already on `.in`, so this send only streams the turn answering it.
-    adopt: Option<u64>,
+    /// The id of the message sent, when it may be a steering message of this tab (already on
+    /// `.in`: see [`Adopt`], decided when the send starts).
+    steer_id: Option<String>,
 }
 
 /// An operation in flight.
@@ -261,10 +279,7 @@ impl Driver {
         } else {
             Source::SubmitMessage
         };
-        let adopt = match (&last_id, regenerate) {
-            (Some(id), false) => self.owed_steer(chat, id),
-            _ => None,
-        };
+        let steer_id = last_id.clone().filter(|_| !regenerate);
         let message_id = request.message_id.or(last_id);
         let body = payload.to_input_chunk().to_json_string();
         self.start_turn(
@@ -275,8 +290,8 @@ impl Driver {
             message_id,
             request.headers,
             part_id,
-            head_start.filter(|_| adopt.is_none()),
-            adopt,
+            head_start,
+            steer_id,
             now_ms,
         );
         op
@@ -339,7 +354,7 @@ impl Driver {
         headers: HeaderList,
         part_id: &str,
         head_start: Option<String>,
-        adopt: Option<u64>,
+        steer_id: Option<String>,
         now_ms: u64,
     ) {
         if let Err(error) = check_append_body_size(&body) {
@@ -364,7 +379,7 @@ impl Driver {
             headers,
             part_id: part_id.into(),
             head_start,
-            adopt,
+            steer_id,
         };
         if let Some(pending) = self.claim_for_send(pending, now_ms) {
             self.start_claimed_turn(pending, now_ms);
@@ -392,7 +407,7 @@ impl Driver {
             headers,
             part_id,
             head_start,
-            adopt,
+            steer_id,
         } = pending;
         let chat = self.chat_mut(&chat_id);
         if let Err(error) = self.refuse_if_closed(chat) {
@@ -409,6 +424,18 @@ impl Driver {
             self.chats[chat].last_send = Some((message_id, now_ms));
             return;
         }
+        let adopt = steer_id.and_then(|id| self.adopt(chat, &id));
+        if adopt == Some(Adopt::Answered) {
+            // Its answer went by already; appending it again would have it answered twice.
+            let stream = self.next_id();
+            self.finish_op(op, Ok(Value::Stream(stream)));
+            self.release_if_idle(&chat_id, now_ms);
+            return;
+        }
+        let adopt = match adopt {
+            Some(Adopt::Owed(seq)) => Some(seq),
+            _ => None,
+        };
         let (start, hold) = {
             let state = &self.chats[chat].state;
             // A stopped or unfinished turn of this tab is still unanswered input (an adopted
@@ -455,17 +482,23 @@ impl Driver {
         );
     }
 
-    /// The `.in` seq of this tab's steering message `message_id` if no boundary has said the
-    /// agent consumed it.
-    fn owed_steer(&self, chat: usize, message_id: &str) -> Option<u64> {
+    /// Whether a send of `message_id` is one of this tab's steering messages. One still owed is
+    /// adopted only when no other input of this tab is outstanding but owed steering messages
+    /// (a stopped turn's boundary could otherwise pass for the steering message's).
+    fn adopt(&self, chat: usize, message_id: &str) -> Option<Adopt> {
         let c = &self.chats[chat];
-        let consumed = c.state.consumed_input_seq;
-        c.steers
+        let steer = c
+            .steers
             .iter()
-            .find(|(id, seq)| {
-                id.as_deref() == Some(message_id) && consumed.is_none_or(|k| *seq > k)
-            })
-            .map(|(_, seq)| *seq)
+            .find(|s| s.message_id.as_deref() == Some(message_id))?;
+        if steer.answered {
+            return Some(Adopt::Answered);
+        }
+        let free = c
+            .state
+            .active_input_seq
+            .is_none_or(|seq| c.steers.iter().any(|s| s.seq == seq && !s.answered));
+        free.then_some(Adopt::Owed(steer.seq))
     }
 
     /// A turn of the chat is over (or none was in flight when a steering message landed): if a
@@ -475,12 +508,15 @@ impl Driver {
     /// on the boundaries nothing can be matched, and the steers are forgotten.
     pub(super) fn owe_steer_turn(&mut self, chat: usize) {
         let c = &mut self.chats[chat];
-        let Some(consumed) = c.state.consumed_input_seq else {
+        let Some(consumed) = c.state.consumed_input_seq.filter(|_| !c.state.closed) else {
             c.steers.clear();
             return;
         };
-        c.steers.retain(|(_, seq)| *seq > consumed);
-        if let Some(next) = c.steers.iter().map(|(_, seq)| *seq).min() {
+        for steer in c.steers.iter_mut() {
+            steer.answered |= steer.seq <= consumed;
+        }
+        let owed = c.steers.iter().filter(|s| !s.answered).map(|s| s.seq).min();
+        if let Some(next) = owed {
             let cursor = c.state.cursor;
             c.state.begin_turn(Some(next), cursor);
         }
@@ -825,9 +861,14 @@ impl Driver {
                 if let Some(seq) = response.seq {
                     let steers = &mut self.chats[chat].steers;
                     if steers.len() == MAX_STEERS {
-                        steers.remove(0);
+                        let oldest = steers.iter().position(|s| s.answered).unwrap_or(0);
+                        steers.remove(oldest);
                     }
-                    steers.push((append.message_id.clone(), seq));
+                    steers.push(Steer {
+                        message_id: append.message_id.clone(),
+                        seq,
+                        answered: false,
+                    });
                     let idle = self.chats[chat].active.is_none()
                         && self.chats[chat].state.is_streaming != Some(true);
                     if idle {
