@@ -330,38 +330,29 @@ export function useLoadTranscript(chatId, load, options) {
 /**
  * Sub-agents forwarded with `chat.forwardSubAgent`, rebuilt while they run: pass `onData` to
  * `useChat`, read a sub-agent's message with `get(toolCallId)`. Re-renders at most once per
- * `throttleMs`. One store per component instance, disposed on a real unmount (not on StrictMode's
- * simulated one).
+ * `throttleMs`. One store per component instance; it is never disposed, so a component hidden
+ * and shown again (`<Activity>`, StrictMode) keeps its messages — it holds nothing but them.
  */
 export function useSubAgentMessages(options) {
   const [, rerender] = useState(0);
-  const throttleMs = options?.throttleMs;
-  const ref = useRef(null);
-  if (ref.current === null || ref.current.disposed) {
-    const entry = { mounted: false, disposed: false, disposeTimer: undefined, store: null };
-    entry.store = createSubAgentMessages({
-      throttleMs,
+  const mounted = useRef(false);
+  const store = useRef(null);
+  if (store.current === null) {
+    store.current = createSubAgentMessages({
+      throttleMs: options?.throttleMs,
       onChange: () => {
-        if (entry.mounted) rerender((n) => n + 1);
+        if (mounted.current) rerender((n) => n + 1);
       },
     });
-    ref.current = entry;
   }
-  const entry = ref.current;
   useEffect(() => {
-    entry.mounted = true;
-    clearTimeout(entry.disposeTimer);
+    mounted.current = true;
     return () => {
-      entry.mounted = false;
-      // StrictMode runs this cleanup and then the effect again on the same instance: wait a
-      // tick before deciding the unmount is real.
-      entry.disposeTimer = setTimeout(() => {
-        entry.disposed = true;
-        entry.store.dispose();
-      }, 0);
+      mounted.current = false;
     };
-  }, [entry]);
-  return useMemo(() => ({ onData: entry.store.onData, get: entry.store.get }), [entry]);
+  }, []);
+  const { onData, get } = store.current;
+  return useMemo(() => ({ onData, get }), [onData, get]);
 }
 
 const INJECTED_TYPE = "data-pending-message-injected";
@@ -407,6 +398,7 @@ function newMessageId() {
 }
 
 const inTurn = (status) => status === "streaming" || status === "submitted";
+const turnOver = (status) => status === "ready" || status === "error";
 
 /**
  * Messages typed while the agent answers: `steer(text)` sends one to the running turn
@@ -445,6 +437,7 @@ export function usePendingMessages(options) {
   useEffect(() => {
     setEntries([]);
     promoted.current.clear();
+    flushing.current = false;
   }, [chatId]);
 
   // Injected messages leave the overlay as soon as the agent confirms them.
@@ -457,10 +450,11 @@ export function usePendingMessages(options) {
   // At the end of a turn, one step of the follow-up: the next steering message the agent did not
   // inject (its answer is the next turn), else the queued messages as one.
   useEffect(() => {
-    const ended = inTurn(previousStatus.current) && status === "ready";
+    const ended = inTurn(previousStatus.current) && turnOver(status);
     previousStatus.current = status;
     if (!ended || flushing.current) return;
     flushing.current = true;
+    const flushedChat = chatId;
     (async () => {
       const waiting = entriesRef.current.filter((e) => !injectedRef.current.has(e.id));
       const undelivered = new Set();
@@ -482,12 +476,13 @@ export function usePendingMessages(options) {
     })()
       .catch(() => undefined)
       .then((send) => {
+        if (latest.current.chatId !== flushedChat) return; // reset by the chat switch
         // Free for the end of the turn this send starts.
         flushing.current = false;
         // useChat reports a failed send through its `error`.
         if (send) Promise.resolve(send()).catch(() => {});
       });
-  }, [status]);
+  }, [status]); // eslint-disable-line react-hooks/exhaustive-deps
 
   const add = (text, mode) => {
     const message = { id: newMessageId(), role: "user", parts: [{ type: "text", text }] };
@@ -496,17 +491,22 @@ export function usePendingMessages(options) {
   };
   const sendNow = (text) => latest.current.sendMessage({ text }, requestOptions());
 
+  // Steering goes to a turn that is streaming. Before that (its own message may not be on `.in`
+  // yet) and while the end-of-turn follow-up is being sent, a message waits for the next turn.
   const steer = useCallback((text) => {
-    if (inTurn(latest.current.status)) add(text, "steering");
+    const { status } = latest.current;
+    if (status === "streaming" && !flushing.current) add(text, "steering");
+    else if (inTurn(status) || flushing.current) add(text, "queued");
     else void sendNow(text);
   }, []); // eslint-disable-line react-hooks/exhaustive-deps
   const queue = useCallback((text) => {
-    if (inTurn(latest.current.status)) add(text, "queued");
+    if (inTurn(latest.current.status) || flushing.current) add(text, "queued");
     else void sendNow(text);
   }, []); // eslint-disable-line react-hooks/exhaustive-deps
   const promoteToSteering = useCallback((id) => {
     const entry = entriesRef.current.find((e) => e.id === id);
     if (!entry || entry.mode !== "queued" || promoted.current.has(id)) return;
+    if (latest.current.status !== "streaming" || flushing.current) return; // no turn to steer
     promoted.current.add(id);
     const delivered = deliver(entry.message);
     setEntries((current) => current.map((e) => (e.id === id ? { ...e, mode: "steering", delivered } : e)));

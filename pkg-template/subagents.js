@@ -3,10 +3,17 @@
 // with the AI SDK's own reducer. Same names and shapes as `@trigger.dev/sdk/chat`.
 //
 // Each tool call gets one long-lived `readUIMessageStream`, fed batch by batch, so every chunk is
-// reduced once: the work grows with the length of the reply, not with the reply times the number
-// of rebuilds, and no chunk is kept after it has been reduced. Readers see the newest message at
-// most once per `throttleMs` (that is when `onChange` runs).
-import { readUIMessageStream } from "ai";
+// reduced once and none is kept after that (the AI SDK still copies the message after each chunk:
+// ai@7 without its text, ai@5/6 whole). Readers see the newest message at most once per
+// `throttleMs` (that is when `onChange` runs).
+//
+// `ai` (a peer dependency) is imported on first use, so loading the package never loads it.
+let aiModule;
+const loadAi = () =>
+  (aiModule ??= import("ai").catch((error) => {
+    aiModule = undefined; // the next sub-agent tries again
+    throw error;
+  }));
 
 /** The data part type that carries a sub-agent's chunks on the parent chat's stream. */
 export const SUB_AGENT_DATA_TYPE = "data-subagent";
@@ -63,6 +70,7 @@ export function createSubAgentMessages(options = {}) {
     // A malformed chunk ends the reduction (the reducer reports it and closes the stream): the
     // message stays as the chunks before it built it, and later batches have nowhere to go.
     (async () => {
+      const { readUIMessageStream } = await loadAi();
       for await (const message of readUIMessageStream({ stream: source })) {
         if (disposed) return;
         agent.latest = message;

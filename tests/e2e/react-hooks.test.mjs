@@ -286,10 +286,14 @@ test("usePendingMessages: a steer injected mid-turn, a late one answered next wi
 
   await page.evaluate(() => void harness.send("inspect the spec"));
   await eventually(async () => (await page.evaluate(() => harness.status())) === "streaming", { message: "streaming" });
-  // The tool runs for 1.5 s: this one reaches the step boundary and is injected.
+  // The tool runs for 1.5 s: this one reaches its step boundary and is injected.
   await page.evaluate(() => harness.steer("answer in French"));
-  let pending = await page.evaluate(() => harness.pending());
-  assert.deepEqual(pending.map((p) => [p.text, p.mode]), [["answer in French", "steering"]]);
+  const overlay = (expected) =>
+    eventually(async () => {
+      const now = (await page.evaluate(() => harness.pending())).map((p) => [p.text, p.mode]);
+      return JSON.stringify(now) === JSON.stringify(expected) && now;
+    }, { message: `the overlay ${JSON.stringify(expected)}` });
+  await overlay([["answer in French", "steering"]]);
   await eventually(async () => (await lastText(page)).includes("[injected: answer in French]"), { message: "the injection point" });
   await eventually(async () => (await page.evaluate(() => harness.pending())).length === 0, {
     message: "the injected message leaves the overlay",
@@ -302,8 +306,7 @@ test("usePendingMessages: a steer injected mid-turn, a late one answered next wi
     harness.steer("and in German");
     harness.queue("one more thing");
   });
-  pending = await page.evaluate(() => harness.pending());
-  assert.deepEqual(pending.map((p) => [p.text, p.mode]), [["and in German", "steering"], ["one more thing", "queued"]]);
+  await overlay([["and in German", "steering"], ["one more thing", "queued"]]);
 
   const expected = [
     "user: inspect the spec",

@@ -4,7 +4,19 @@
 // replayed, out-of-order, foreign and malformed parts.
 import assert from "node:assert/strict";
 import { after, before } from "node:test";
-import { makeTransport, newChatId, readUntil, scenario, send, sleep, startServer, userMessage } from "./helpers.mjs";
+import { isDeepStrictEqual } from "node:util";
+import {
+  eventually,
+  makeTransport,
+  newChatId,
+  readUntil,
+  scenario,
+  send,
+  sleep,
+  startServer,
+  textOf,
+  userMessage,
+} from "./helpers.mjs";
 
 let server;
 before(async () => {
@@ -14,10 +26,14 @@ after(() => server.stop());
 
 /** JSON equality: the AI SDK leaves `undefined` fields on what it builds. */
 const plain = (value) => (value === undefined ? undefined : JSON.parse(JSON.stringify(value)));
-const textOf = (message) => (message?.parts ?? []).filter((p) => p.type === "text").map((p) => p.text).join("");
 const THROTTLE_MS = 20;
-/** Long enough for the store's next update after its input stopped. */
+/** Long enough for the store's next update after its input stopped (`ai` is loaded by then). */
 const settle = () => sleep(THROTTLE_MS * 5);
+/** Waits until the store's message for `toolCallId` equals `expected` (compared as JSON). */
+const rebuilt = (store, toolCallId, expected) =>
+  eventually(() => isDeepStrictEqual(plain(store.get(toolCallId)), expected)).catch(() => {
+    assert.deepEqual(plain(store.get(toolCallId)), expected);
+  });
 
 const batch = (toolCallId, seq, chunks) => ({ type: "data-subagent", transient: true, data: { toolCallId, seq, chunks } });
 
@@ -48,9 +64,8 @@ scenario("sub-agents: a research turn's forwarded chunks rebuild the tool's outp
   const call = head.find((c) => c.type === "tool-input-available")?.toolCallId;
   assert.equal(typeof call, "string", "the tool call came first");
   head.forEach((c) => store.onData(c));
-  await settle();
-  const partial = store.get(call);
-  assert.ok(partial, "a message while the sub-agent runs");
+  // The first part loads `ai`; then updates follow within the throttle.
+  const partial = await eventually(() => store.get(call)).catch(() => assert.fail("no message while the sub-agent runs"));
   assert.equal(partial.parts.find((p) => p.type === "text")?.state, "streaming");
   assert.ok(partial.parts.length > 0 && textOf(partial).startsWith("Report on wasm size: "), textOf(partial));
 
@@ -58,8 +73,7 @@ scenario("sub-agents: a research turn's forwarded chunks rebuild the tool's outp
   rest.forEach((c) => store.onData(c));
   const output = rest.find((c) => c.type === "tool-output-available" && c.toolCallId === call)?.output;
   assert.ok(output, "the tool's output: the sub-agent's final message");
-  await settle();
-  assert.deepEqual(plain(store.get(call)), output);
+  await rebuilt(store, call, output);
   assert.ok(changes >= 2, `onChange ran for the partial and the final message (${changes})`);
   const transients = [...head, ...rest].filter((c) => c.type === "data-subagent");
   assert.deepEqual(transients.map((c) => c.data.seq), [...Array(12).keys()]);
@@ -88,9 +102,8 @@ scenario("sub-agents: a stream resumed mid-turn replays batches the store skips"
   }
   const output = replay.find((c) => c.type === "tool-output-available")?.output;
   assert.ok(output, "the resumed stream reached the tool's output");
-  await settle();
-  assert.deepEqual(plain(store.get(call)), output, "no batch applied twice");
-  assert.deepEqual(plain(fresh.get(call)), output, "the reloaded page rebuilt it from the replay");
+  await rebuilt(store, call, output); // no batch applied twice
+  await rebuilt(fresh, call, output); // the reloaded page rebuilt it from the replay
   await reader.cancel();
   store.dispose();
   fresh.dispose();
@@ -111,9 +124,9 @@ scenario("sub-agents: replayed, early, foreign and malformed parts are skipped",
     b[0], a[2], b[1], a[3], b[2], a[4], a[4],
   ];
   for (const part of feed) store.onData(part);
+  await rebuilt(store, "call_a", finished("sub_a", "one two three"));
+  await rebuilt(store, "call_b", finished("sub_b", "bee"));
   await settle();
-  assert.deepEqual(plain(store.get("call_a")), finished("sub_a", "one two three"));
-  assert.deepEqual(plain(store.get("call_b")), finished("sub_b", "bee"));
   assert.equal(store.get("call_c"), undefined);
   assert.equal(store.get("unknown"), undefined);
   // The parts passed in are the caller's: nothing is written onto them.
@@ -137,6 +150,7 @@ scenario("sub-agents: a sub-agent's own tool calls, and a malformed chunk keeps 
   store.onData(batch("call_m", 0, [{ type: "start", messageId: "sub_m" }, { type: "text-start", id: "t" }, { type: "text-delta", id: "t", delta: "kept" }]));
   store.onData(batch("call_m", 1, [{ type: "text-delta", id: "never-started", delta: "bad" }]));
   store.onData(batch("call_m", 2, [{ type: "text-delta", id: "t", delta: " lost" }, { type: "finish" }]));
+  await eventually(() => store.get("call_t") && store.get("call_m"));
   await settle();
 
   const t = plain(store.get("call_t"));
@@ -167,6 +181,7 @@ scenario("sub-agents: onChange runs once per throttle window, and a throwing lis
   });
   const parts = reply("call_x", "sub_x", ["a ", "b ", "c ", "d ", "e"]);
   for (const part of parts.slice(0, 4)) store.onData(part);
+  await eventually(() => calls >= 1); // the first part loads `ai`
   await sleep(400);
   assert.equal(calls, 1, "one update for a burst of batches");
   assert.equal(textOf(store.get("call_x")), "a b c ");

@@ -11,11 +11,11 @@ pub const SLOW_INTERVAL_MS: u64 = 100;
 /// Batches a `research` sub-agent forwards (one text delta each, between the first and the last
 /// batch), and the pause before each.
 pub const SUB_AGENT_BATCHES: usize = 12;
-pub const SUB_AGENT_INTERVAL_MS: u64 = 100;
+pub const SUB_AGENT_INTERVAL_MS: u64 = 250;
 /// `inspect`: how long its tool runs, then the summary's deltas and the pause before each.
 pub const INSPECT_TOOL_MS: u64 = 1500;
 pub const INSPECT_DELTAS: usize = 10;
-pub const INSPECT_INTERVAL_MS: u64 = 150;
+pub const INSPECT_INTERVAL_MS: u64 = 250;
 /// Upper bounds for `stream N size K`.
 pub const MAX_STREAM_DELTAS: u64 = 10_000_000;
 pub const MAX_STREAM_DELTA_BYTES: usize = 512 << 10;
