@@ -470,16 +470,23 @@ impl Driver {
         self.chats[chat].last_send = Some((message_id.clone(), now_ms));
         if let Some(seq) = adopt {
             // Nothing to append: the agent has the message already.
-            self.chats[chat].state.begin_turn(Some(seq), start);
-            self.chats[chat].stopped_turn = None;
-            self.persist(chat);
-            self.sub_input_seq(stream, Some(seq), now_ms);
+            self.turn_accepted(chat, stream, Some(seq), now_ms);
             self.finish_op(op, Ok(Value::Stream(stream)));
             return;
         }
         self.begin_append(
             op, chat, source, body, message_id, headers, &part_id, now_ms,
         );
+    }
+
+    /// The turn of a send is on `.in` with seq `seq`: the chat streams it from where its
+    /// subscription started, and the subscription correlates its boundary.
+    fn turn_accepted(&mut self, chat: usize, stream: u32, seq: Option<u64>, now_ms: u64) {
+        let start = self.sub_start_cursor(stream).unwrap_or_default();
+        self.chats[chat].state.begin_turn(seq, start);
+        self.chats[chat].stopped_turn = None;
+        self.persist(chat);
+        self.sub_input_seq(stream, seq, now_ms);
     }
 
     /// Whether a send of `message_id` is one of this tab's steering messages. One still owed is
@@ -836,11 +843,7 @@ impl Driver {
         }
         match (kind, result) {
             (OpKind::Turn { stream }, Ok(response)) => {
-                let start = self.sub_start_cursor(stream).unwrap_or_default();
-                self.chats[chat].state.begin_turn(response.seq, start);
-                self.chats[chat].stopped_turn = None;
-                self.persist(chat);
-                self.sub_input_seq(stream, response.seq, now_ms);
+                self.turn_accepted(chat, stream, response.seq, now_ms);
                 if aborted {
                     // The caller gave up while the append was in flight, but it landed:
                     // stop the turn it started.
