@@ -155,6 +155,20 @@ impl Turn<'_> {
         }
     }
 
+    /// A message whose first step calls tool `name`: `start`, `start-step`, then the call's
+    /// input streamed in one delta and made available.
+    fn tool_call_start(&mut self, message_id: &str, call: &str, name: &str, input: &Value) {
+        self.start(message_id, None);
+        self.emit(json!({"type":"start-step"}));
+        self.emit(json!({"type":"tool-input-start","toolCallId":call,"toolName":name}));
+        self.emit(
+            json!({"type":"tool-input-delta","toolCallId":call,"inputTextDelta":input.to_string()}),
+        );
+        self.emit(
+            json!({"type":"tool-input-available","toolCallId":call,"toolName":name,"input":input}),
+        );
+    }
+
     async fn text_step(&mut self, text: &str, pacing: Pacing) -> Result<(), Interrupt> {
         let id = self.new_id("txt");
         self.emit(json!({"type":"start-step"}));
@@ -205,13 +219,7 @@ impl Turn<'_> {
                     .agent
                     .tools
                     .insert(call.clone(), PendingTool { city });
-                self.start(&mid, None);
-                self.emit(json!({"type":"start-step"}));
-                self.emit(
-                    json!({"type":"tool-input-start","toolCallId":call,"toolName":"getWeather"}),
-                );
-                self.emit(json!({"type":"tool-input-delta","toolCallId":call,"inputTextDelta":input.to_string()}));
-                self.emit(json!({"type":"tool-input-available","toolCallId":call,"toolName":"getWeather","input":input}));
+                self.tool_call_start(&mid, &call, "getWeather", &input);
                 self.emit(
                     json!({"type":"tool-approval-request","approvalId":approval,"toolCallId":call}),
                 );
@@ -275,11 +283,7 @@ impl Turn<'_> {
         let call = self.new_id("call");
         let sub_mid = self.new_id("sub");
         let sub_text = self.new_id("txt");
-        let input = json!({ "topic": topic });
-        self.start(&mid, None);
-        self.emit(json!({"type":"start-step"}));
-        self.emit(json!({"type":"tool-input-start","toolCallId":call,"toolName":"research"}));
-        self.emit(json!({"type":"tool-input-available","toolCallId":call,"toolName":"research","input":input}));
+        self.tool_call_start(&mid, &call, "research", &json!({ "topic": topic }));
         let text = research_text(topic);
         let mut batches = vec![vec![
             json!({"type":"start","messageId":sub_mid}),
@@ -318,13 +322,7 @@ impl Turn<'_> {
     async fn inspect(&mut self, topic: &str) -> Result<(), Interrupt> {
         let mid = self.new_id("msg");
         let call = self.new_id("call");
-        let input = json!({ "topic": topic });
-        self.start(&mid, None);
-        self.emit(json!({"type":"start-step"}));
-        self.emit(
-            json!({"type":"tool-input-start","toolCallId":call,"toolName":"inspectDocument"}),
-        );
-        self.emit(json!({"type":"tool-input-available","toolCallId":call,"toolName":"inspectDocument","input":input}));
+        self.tool_call_start(&mid, &call, "inspectDocument", &json!({ "topic": topic }));
         self.pause(INSPECT_TOOL_MS).await?;
         let findings = "The document describes a chat application.";
         let output = json!({ "topic": topic, "findings": findings });
