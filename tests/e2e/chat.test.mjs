@@ -307,3 +307,41 @@ test("the sidebar creates and switches chats, and each keeps its own transcript"
   assert.deepEqual(page.pageErrors, []);
   await context.close();
 });
+
+test("a research tool shows its sub-agent live; a message typed meanwhile steers an inspect turn", T, async () => {
+  const context = await newContext(browser);
+  const chatId = newChatId("agents");
+  const page = await openChat(context, chatId);
+
+  await send(page, "Research WebAssembly");
+  const report = `Report on WebAssembly: ${Array.from({ length: 10 }, (_, i) => `finding ${i + 1}`).join(", ")}.`;
+  const card = page.getByTestId("research-card");
+  const partial = await eventually(async () => {
+    if ((await card.count()) === 0 || (await card.getAttribute("data-state")) === "output-available") return false;
+    const text = await page.getByTestId("research-text").innerText();
+    return text.startsWith("Report on") && text !== report && text;
+  }, { message: "the sub-agent's reply while it runs" });
+  assert.ok(report.startsWith(partial), partial);
+  await eventually(async () => (await card.getAttribute("data-state")) === "output-available", { message: "the tool's output" });
+  assert.equal(await page.getByTestId("research-text").innerText(), report);
+  await eventually(async () => (await lastAssistantText(page)).includes("The research on WebAssembly is done."), {
+    message: "the parent's answer",
+  });
+  await eventually(() => isVisible(page, "send"), { message: "the composer" });
+
+  await send(page, "Inspect the design doc");
+  await eventually(() => isVisible(page, "inspect-card"), { message: "the tool runs" });
+  await send(page, "answer in French"); // Enter while the agent works: a steering message
+  await eventually(async () => /^Steering\s*answer in French$/.test(await page.getByTestId("pending").textContent()), {
+    message: "the pending steering message",
+  });
+  await eventually(async () => (await page.getByTestId("injected").count()) === 1, { message: "the injection point" });
+  assert.match(await page.getByTestId("injected").innerText(), /steered: answer in French/);
+  await eventually(async () => (await lastAssistantText(page)).endsWith("Steered by: answer in French."), {
+    message: "the steered summary",
+  });
+  assert.equal(await page.getByTestId("pending").count(), 0, "nothing left pending");
+  const inputs = (await chatState(chatId)).inRecords.map((r) => r.body?.payload?.message?.parts?.[0]?.text);
+  assert.deepEqual(inputs, ["Research WebAssembly", "Inspect the design doc", "answer in French"]);
+  await context.close();
+});

@@ -1,8 +1,8 @@
 import { useChat } from "@ai-sdk/react";
-import { lastAssistantMessageIsCompleteWithApprovalResponses } from "ai";
+import { lastAssistantMessageIsCompleteWithApprovalResponses, type UIMessage } from "ai";
 import { useCallback, useEffect, useLayoutEffect, useRef, useState, type FormEvent, type KeyboardEvent } from "react";
 import { isTriggerChatError, type TriggerChatTransport } from "trigger-chat-wasm";
-import { useMultiTabChat } from "trigger-chat-wasm/react";
+import { useMultiTabChat, usePendingMessages, useSubAgentMessages } from "trigger-chat-wasm/react";
 import { useConnectionStatus } from "./connection";
 import { MessageView } from "./MessageView";
 import { loadMessages, saveMessages, titleOf } from "./storage";
@@ -18,6 +18,8 @@ const SUGGESTIONS = [
   { label: "Say hello", text: "Hello there!" },
   { label: "A slow, streamed reply", text: "Tell me something slow" },
   { label: "Weather (needs approval)", text: "What's the weather in Lisbon?" },
+  { label: "Research (a sub-agent)", text: "Research WebAssembly" },
+  { label: "Inspect (steer it meanwhile)", text: "Inspect the design doc" },
   { label: "An agent error", text: "Please show me an error" },
   { label: "End the conversation", text: "goodbye" },
 ];
@@ -32,9 +34,22 @@ async function readText(stream: ReadableStream<{ type: string; delta?: string }>
   return text.trim();
 }
 
+/** The running sub-agents of a message's research calls, or undefined (keeps MessageView memoized). */
+function subAgentsOf(message: ChatMessage, get: (toolCallId: string) => UIMessage | undefined) {
+  let found: Record<string, UIMessage | undefined> | undefined;
+  for (const part of message.parts) {
+    if (part.type === "tool-research" && part.state !== "output-available") {
+      (found ??= {})[part.toolCallId] = get(part.toolCallId);
+    }
+  }
+  return found;
+}
+
 export function ChatView({ chatId, transport, onActivity }: Props) {
   // The transcript this tab saved; `resume` reconnects to a reply that was still streaming.
   const [initial] = useState(() => loadMessages(chatId));
+  // Sub-agents a tool forwards (the research tool) render live from their transient parts.
+  const subAgents = useSubAgentMessages();
   const { messages, setMessages, sendMessage, stop, status, error, clearError, addToolApprovalResponse } =
     useChat<ChatMessage>({
       id: chatId,
@@ -42,8 +57,11 @@ export function ChatView({ chatId, transport, onActivity }: Props) {
       transport,
       resume: initial.length > 0,
       sendAutomaticallyWhen: lastAssistantMessageIsCompleteWithApprovalResponses,
+      onData: subAgents.onData,
     });
   const { isReadOnly } = useMultiTabChat(transport, chatId, messages, setMessages);
+  // Messages written while the agent answers: steered into the turn, or queued for the next.
+  const pending = usePendingMessages({ transport, chatId, status, messages, setMessages, sendMessage });
   const connection = useConnectionStatus(chatId);
   const [input, setInput] = useState("");
   const [notice, setNotice] = useState<string>();
@@ -55,6 +73,7 @@ export function ChatView({ chatId, transport, onActivity }: Props) {
   const busy = status === "submitted" || status === "streaming";
   const canWrite = !isReadOnly && !closed;
   const canSend = canWrite && !busy && input.trim() !== "";
+  const canSteer = canWrite && busy && input.trim() !== "";
 
   // Persist the transcript (throttled while streaming; flushed when the tab goes away). A
   // read-only tab leaves it to the tab that owns the chat.
@@ -109,8 +128,18 @@ export function ChatView({ chatId, transport, onActivity }: Props) {
 
   const onSubmit = (e: FormEvent) => {
     e.preventDefault();
+    if (canSteer) {
+      pending.steer(input.trim()); // steers a streaming turn (queued until it streams)
+      setInput("");
+      return;
+    }
     if (!canSend) return;
     send(input.trim());
+    setInput("");
+  };
+  const onQueue = () => {
+    if (!canSteer) return;
+    pending.queue(input.trim());
     setInput("");
   };
 
@@ -217,6 +246,7 @@ export function ChatView({ chatId, transport, onActivity }: Props) {
               streaming={busy && i === messages.length - 1 && message.role === "assistant"}
               canRespond={canWrite && !busy}
               onApproval={onApproval}
+              subAgents={subAgentsOf(message, subAgents.get)}
             />
           ))
         )}
@@ -256,6 +286,22 @@ export function ChatView({ chatId, transport, onActivity }: Props) {
         </div>
       )}
 
+      {pending.pending.length > 0 && (
+        <ul className="pending" data-testid="pending">
+          {pending.pending.map((m) => (
+            <li key={m.id} data-mode={m.mode}>
+              <span className="pending-mode">{m.mode === "steering" ? "Steering" : "Queued"}</span>
+              {m.text}
+              {m.mode === "queued" && status === "streaming" && (
+                <button type="button" className="link" onClick={() => pending.promoteToSteering(m.id)}>
+                  Steer now
+                </button>
+              )}
+            </li>
+          ))}
+        </ul>
+      )}
+
       <form className="composer" onSubmit={onSubmit}>
         <textarea
           value={input}
@@ -268,9 +314,21 @@ export function ChatView({ chatId, transport, onActivity }: Props) {
           data-testid="composer"
         />
         {busy && !isReadOnly ? (
-          <button type="button" className="stop" onClick={onStop} data-testid="stop">
-            ■ Stop
-          </button>
+          <>
+            {input.trim() !== "" && (
+              <>
+                <button type="submit" className="send" disabled={!canSteer} data-testid="steer" title="Add this to the answer in progress">
+                  Steer
+                </button>
+                <button type="button" className="ghost" onClick={onQueue} disabled={!canSteer} data-testid="queue" title="Send after this answer">
+                  Queue
+                </button>
+              </>
+            )}
+            <button type="button" className="stop" onClick={onStop} data-testid="stop">
+              ■ Stop
+            </button>
+          </>
         ) : (
           <button type="submit" className="send" disabled={!canSend} data-testid="send">
             Send

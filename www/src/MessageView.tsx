@@ -1,15 +1,38 @@
 import { memo } from "react";
+import type { UIMessage } from "ai";
 import type { ChatMessage } from "./types";
 
 type Part = ChatMessage["parts"][number];
 type WeatherPart = Extract<Part, { type: "tool-getWeather" }>;
+type ResearchPart = Extract<Part, { type: "tool-research" }>;
 
 type Props = {
   message: ChatMessage;
   streaming: boolean;
   canRespond: boolean;
   onApproval: (approvalId: string, approved: boolean) => void;
+  /** A running sub-agent's message so far, by the parent's tool call id (useSubAgentMessages). */
+  subAgents?: Record<string, UIMessage | undefined>;
 };
+
+const textOf = (message: UIMessage | undefined) =>
+  (message?.parts ?? []).map((p) => (p.type === "text" ? p.text : "")).join("");
+
+/** A research tool call: the sub-agent's reply live while it runs, then the tool's output. */
+function ResearchCard({ part, live }: { part: ResearchPart; live: UIMessage | undefined }) {
+  const done = part.state === "output-available";
+  const text = textOf(done ? part.output : live);
+  return (
+    <div className="tool-card" data-testid="research-card" data-state={part.state}>
+      <div className="tool-name">
+        <span aria-hidden>⚙</span> research · {part.input?.topic ?? "…"} {done ? "" : "(sub-agent working)"}
+      </div>
+      <p className={done ? "tool-result" : "muted"} data-testid="research-text">
+        {text || "Starting the sub-agent…"}
+      </p>
+    </div>
+  );
+}
 
 function WeatherCard({ part, canRespond, onApproval }: { part: WeatherPart } & Omit<Props, "message" | "streaming">) {
   const city = part.input?.city ?? "…";
@@ -79,7 +102,7 @@ function WeatherCard({ part, canRespond, onApproval }: { part: WeatherPart } & O
   );
 }
 
-export const MessageView = memo(function MessageView({ message, streaming, canRespond, onApproval }: Props) {
+export const MessageView = memo(function MessageView({ message, streaming, canRespond, onApproval, subAgents }: Props) {
   const isUser = message.role === "user";
   return (
     <div className={`message ${message.role}`} data-testid="message" data-role={message.role} data-message-id={message.id}>
@@ -100,6 +123,28 @@ export const MessageView = memo(function MessageView({ message, streaming, canRe
           }
           if (part.type === "tool-getWeather") {
             return <WeatherCard key={i} part={part} canRespond={canRespond} onApproval={onApproval} />;
+          }
+          if (part.type === "tool-research") {
+            return <ResearchCard key={i} part={part} live={subAgents?.[part.toolCallId]} />;
+          }
+          if (part.type === "tool-inspectDocument") {
+            return (
+              <div key={i} className="tool-card" data-testid="inspect-card" data-state={part.state}>
+                <div className="tool-name">
+                  <span aria-hidden>⚙</span> inspectDocument · {part.input?.topic ?? "…"}
+                </div>
+                <p className="muted">
+                  {part.state === "output-available" ? part.output.findings : "Reading… (steer the agent meanwhile)"}
+                </p>
+              </div>
+            );
+          }
+          if (part.type === "data-pending-message-injected") {
+            return (
+              <p key={i} className="injected" data-testid="injected">
+                ↳ steered: {part.data.messages.map((m) => m.text).join("; ")}
+              </p>
+            );
           }
           return null;
         })}
