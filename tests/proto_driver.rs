@@ -1481,3 +1481,28 @@ fn a_steering_message_after_the_turn_is_owed_and_reconnect_streams_its_turn() {
         Some(Json::Bool(false))
     );
 }
+
+#[test]
+fn a_boundary_that_read_nothing_from_in_leaves_a_steering_message_owed() {
+    let mut host = Host::new(OPTIONS);
+    let (stream, out) = sent(&mut host, "c1", 0);
+    steer(&mut host, "c1", 1);
+    host.d.pull(stream, host.now);
+    host.pump();
+    // No `session-in-event-id` (a first turn the session started itself): nothing was consumed.
+    host.d
+        .fetch_bytes(out, &batch(&[(0, "Hi")], Some((1, None))), host.now);
+    host.d.pull(stream, host.now);
+    host.pump();
+    assert!(host.ended.contains(&stream));
+    assert_eq!(last_persisted(&host, "isStreaming"), Some(Json::Bool(true)));
+    assert_eq!(
+        last_persisted(&host, "activeInputSeq"),
+        Some(Json::from(1u64))
+    );
+    send_steer_message(&mut host, "c1");
+    assert!(
+        host.take_fetch_opt(Endpoint::In).is_none(),
+        "adopted, not sent again"
+    );
+}

@@ -511,16 +511,17 @@ impl Driver {
     /// A turn of the chat is over (or none was in flight when a steering message landed): if a
     /// steering message of this tab is still unconsumed, the agent answers it with a turn of its
     /// own, so the chat stays streaming for that one — a reload or `reconnectToStream` (and a
-    /// send of that message, see `adopt`) picks the turn up from here. Without a consumed seq
-    /// on the boundaries nothing can be matched, and the steers are forgotten.
+    /// send of that message, see `adopt`) picks the turn up from here. No boundary with a
+    /// `session-in-event-id` yet means nothing was read from `.in` (protocol-notes #3).
     pub(super) fn owe_steer_turn(&mut self, chat: usize) {
         let c = &mut self.chats[chat];
-        let Some(consumed) = c.state.consumed_input_seq.filter(|_| !c.state.closed) else {
+        if c.state.closed {
             c.steers.clear();
             return;
-        };
+        }
+        let consumed = c.state.consumed_input_seq;
         for steer in c.steers.iter_mut() {
-            steer.answered |= steer.seq <= consumed;
+            steer.answered |= consumed.is_some_and(|k| steer.seq <= k);
         }
         let owed = c.steers.iter().filter(|s| !s.answered).map(|s| s.seq).min();
         if let Some(next) = owed {
