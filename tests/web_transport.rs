@@ -545,6 +545,9 @@ async fn a_steering_message_too_late_for_the_turn_streams_through_a_send_of_it_w
         text_of(&ok(read_all(&follow)).await),
         "You said: and in German"
     );
+    // Answered now: the same message again streams nothing and is not sent.
+    let again = ok(t.send_messages(&send_request(&chat, &messages, &JsValue::UNDEFINED))).await;
+    assert_eq!(js_sys::Array::from(&ok(read_all(&again)).await).length(), 0);
     let appends = request_log(&chat)
         .await
         .into_iter()
