@@ -1241,6 +1241,17 @@ fn a_send_made_while_the_head_start_request_waits_follows_it_through_in() {
     assert!(host.take_fetch_opt(Endpoint::In).is_none());
 }
 
+/// The consumer pulls, `bytes` arrive on `.out`, and the consumer pulls again (past the end
+/// when they hold the turn's boundary).
+fn read_through(host: &mut Host, stream: u32, out: u32, bytes: &[u8]) {
+    host.d.pull(stream, host.now);
+    host.pump();
+    host.d.fetch_bytes(out, bytes, host.now);
+    host.pump();
+    host.d.pull(stream, host.now);
+    host.pump();
+}
+
 /// `sendPendingMessage(chat, {id: "s1", …})`, answered with `.in` seq `seq`.
 fn steer(host: &mut Host, chat: &str, seq: u64) -> u32 {
     let message =
@@ -1294,13 +1305,13 @@ fn a_steering_message_the_turn_left_unconsumed_is_streamed_by_a_send_of_it_witho
     let mut host = Host::new(OPTIONS);
     let (stream, out) = sent(&mut host, "c1", 4);
     steer(&mut host, "c1", 5);
-    host.d.pull(stream, host.now);
-    host.pump();
     // The turn ends having consumed input 4 only: the agent answers 5 with a turn of its own.
-    host.d
-        .fetch_bytes(out, &batch(&[(0, "Sure")], Some((1, Some(4)))), host.now);
-    host.d.pull(stream, host.now);
-    host.pump();
+    read_through(
+        &mut host,
+        stream,
+        out,
+        &batch(&[(0, "Sure")], Some((1, Some(4)))),
+    );
     assert_eq!(
         host.ended,
         vec![stream],
@@ -1332,17 +1343,13 @@ fn a_steering_message_the_turn_left_unconsumed_is_streamed_by_a_send_of_it_witho
         Some("1")
     );
     host.d.fetch_open(out, false, host.now);
-    host.d.pull(adopted, host.now);
-    host.pump();
     host.chunks.clear();
-    host.d.fetch_bytes(
+    read_through(
+        &mut host,
+        adopted,
         out,
         &batch(&[(2, "Bien "), (3, "sûr")], Some((4, Some(5)))),
-        host.now,
     );
-    host.pump();
-    host.d.pull(adopted, host.now);
-    host.pump();
     assert_eq!(texts(&host.chunks), "Bien sûr");
     assert!(host.ended.contains(&adopted));
     assert_eq!(
@@ -1383,13 +1390,13 @@ fn a_steering_message_consumed_by_the_turn_is_not_owed() {
     let mut host = Host::new(OPTIONS);
     let (stream, out) = sent(&mut host, "c1", 4);
     steer(&mut host, "c1", 5);
-    host.d.pull(stream, host.now);
-    host.pump();
     // Injected mid-turn: the boundary consumed 5 as well.
-    host.d
-        .fetch_bytes(out, &batch(&[(0, "Sure")], Some((1, Some(5)))), host.now);
-    host.d.pull(stream, host.now);
-    host.pump();
+    read_through(
+        &mut host,
+        stream,
+        out,
+        &batch(&[(0, "Sure")], Some((1, Some(5)))),
+    );
     assert_eq!(host.ended, vec![stream]);
     assert_eq!(
         last_persisted(&host, "isStreaming"),
@@ -1432,12 +1439,12 @@ fn after_a_stop_a_send_of_an_unconsumed_steering_message_is_an_ordinary_send() {
 fn a_steering_message_after_the_turn_is_owed_and_reconnect_streams_its_turn() {
     let mut host = Host::new(OPTIONS);
     let (stream, out) = sent(&mut host, "c1", 4);
-    host.d.pull(stream, host.now);
-    host.pump();
-    host.d
-        .fetch_bytes(out, &batch(&[(0, "Sure")], Some((1, Some(4)))), host.now);
-    host.d.pull(stream, host.now);
-    host.pump();
+    read_through(
+        &mut host,
+        stream,
+        out,
+        &batch(&[(0, "Sure")], Some((1, Some(4)))),
+    );
     assert_eq!(
         last_persisted(&host, "isStreaming"),
         Some(Json::Bool(false))
@@ -1466,14 +1473,13 @@ fn a_steering_message_after_the_turn_is_owed_and_reconnect_streams_its_turn() {
         Some("1")
     );
     host.d.fetch_open(out, false, host.now);
-    host.d.pull(resumed, host.now);
-    host.pump();
     host.chunks.clear();
-    host.d
-        .fetch_bytes(out, &batch(&[(2, "Oui")], Some((3, Some(5)))), host.now);
-    host.pump();
-    host.d.pull(resumed, host.now);
-    host.pump();
+    read_through(
+        &mut host,
+        resumed,
+        out,
+        &batch(&[(2, "Oui")], Some((3, Some(5)))),
+    );
     assert_eq!(texts(&host.chunks), "Oui");
     assert!(host.ended.contains(&resumed));
     assert_eq!(
@@ -1487,13 +1493,13 @@ fn a_boundary_that_read_nothing_from_in_leaves_a_steering_message_owed() {
     let mut host = Host::new(OPTIONS);
     let (stream, out) = sent(&mut host, "c1", 0);
     steer(&mut host, "c1", 1);
-    host.d.pull(stream, host.now);
-    host.pump();
     // No `session-in-event-id` (a first turn the session started itself): nothing was consumed.
-    host.d
-        .fetch_bytes(out, &batch(&[(0, "Hi")], Some((1, None))), host.now);
-    host.d.pull(stream, host.now);
-    host.pump();
+    read_through(
+        &mut host,
+        stream,
+        out,
+        &batch(&[(0, "Hi")], Some((1, None))),
+    );
     assert!(host.ended.contains(&stream));
     assert_eq!(last_persisted(&host, "isStreaming"), Some(Json::Bool(true)));
     assert_eq!(
