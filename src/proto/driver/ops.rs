@@ -33,7 +33,7 @@ pub(super) struct Steer {
 }
 
 /// What a send of a steering message's id does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 enum Adopt {
     /// Streams the turn that answers the steering message with `.in` seq `seq`; appends nothing.
     Owed(u64),
@@ -424,17 +424,16 @@ impl Driver {
             self.chats[chat].last_send = Some((message_id, now_ms));
             return;
         }
-        let adopt = steer_id.and_then(|id| self.adopt(chat, &id));
-        if adopt == Some(Adopt::Answered) {
-            // Its answer went by already; appending it again would have it answered twice.
-            let stream = self.next_id();
-            self.finish_op(op, Ok(Value::Stream(stream)));
-            self.release_if_idle(&chat_id, now_ms);
-            return;
-        }
-        let adopt = match adopt {
+        let adopt = match steer_id.and_then(|id| self.adopt(chat, &id)) {
             Some(Adopt::Owed(seq)) => Some(seq),
-            _ => None,
+            Some(Adopt::Answered) => {
+                // Its answer went by already; appending it again would have it answered twice.
+                let stream = self.next_id();
+                self.finish_op(op, Ok(Value::Stream(stream)));
+                self.release_if_idle(&chat_id, now_ms);
+                return;
+            }
+            None => None,
         };
         let (start, hold) = {
             let state = &self.chats[chat].state;
