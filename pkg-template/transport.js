@@ -34,6 +34,9 @@ export function makeError(d) {
   return e;
 }
 
+// What the browser says of the network; only a definite "offline" counts.
+const offline = () => globalThis.navigator?.onLine === false;
+
 function optionsError(name, message) {
   return makeError({ code: "invalid_option", message: `invalid option \`${name}\`: ${message}` });
 }
@@ -373,7 +376,7 @@ export function createTransportClass(load) {
       } catch (e) {
         if (this.#fetches.get(a.id) !== entry) return;
         this.#fetches.delete(a.id);
-        this.#run((d) => d.fetchFailed(a.id, String(e?.message ?? e), Date.now()));
+        this.#run((d) => d.fetchFailed(a.id, String(e?.message ?? e), offline(), Date.now()));
       }
     }
 
@@ -407,7 +410,7 @@ export function createTransportClass(load) {
       } catch (e) {
         if (this.#fetches.get(id) !== entry) return;
         this.#fetches.delete(id);
-        this.#run((d) => d.fetchFailed(id, String(e?.message ?? e), Date.now()));
+        this.#run((d) => d.fetchFailed(id, String(e?.message ?? e), offline(), Date.now()));
       }
     }
 
@@ -429,7 +432,7 @@ export function createTransportClass(load) {
         this.#run((d) => d.callbackOk(a.id, typeof token === "string" ? token : "", !!r?.pendingVersion, Date.now()));
       } catch (e) {
         const thrown = this.#keep(e);
-        this.#run((d) => d.callbackFailed(a.id, thrown, Date.now()));
+        this.#run((d) => d.callbackFailed(a.id, thrown, offline(), Date.now()));
       }
     }
 
@@ -525,6 +528,7 @@ export function createTransportClass(load) {
       let hiddenSince = 0;
       const wake = (kind) => this.#run((d) => d.wake(kind, Date.now()));
       const onOnline = () => wake(0);
+      const onOffline = () => wake(2);
       const onPageShow = (e) => e.persisted && wake(0);
       const onVisibility = () => {
         if (document.visibilityState === "hidden") return (hiddenSince = Date.now());
@@ -533,13 +537,16 @@ export function createTransportClass(load) {
         wake(away >= 30_000 ? 0 : 1);
       };
       window.addEventListener("online", onOnline);
+      window.addEventListener("offline", onOffline);
       window.addEventListener("pageshow", onPageShow);
       document.addEventListener("visibilitychange", onVisibility);
       this.#wake = () => {
         window.removeEventListener("online", onOnline);
+        window.removeEventListener("offline", onOffline);
         window.removeEventListener("pageshow", onPageShow);
         document.removeEventListener("visibilitychange", onVisibility);
       };
+      if (offline()) onOffline();
     }
 
     #unwatch() {

@@ -2,8 +2,9 @@
 //! the driver asks for is answered by the test, with a virtual clock.
 #![cfg(not(target_arch = "wasm32"))]
 
+use trigger_chat_wasm::proto::append::{OFFLINE_RECHECK_MS, RETRY_WINDOW_MS};
 use trigger_chat_wasm::proto::driver::{
-    Action, Callback, Driver, Endpoint, ErrorRef, SendRequest, Stored, Value,
+    Action, Callback, Driver, Endpoint, ErrorRef, SendRequest, Stored, Value, Wake,
 };
 use trigger_chat_wasm::proto::json::Json;
 use trigger_chat_wasm::proto::Error;
@@ -1511,4 +1512,219 @@ fn a_boundary_that_read_nothing_from_in_leaves_a_steering_message_owed() {
         host.take_fetch_opt(Endpoint::In).is_none(),
         "adopted, not sent again"
     );
+}
+
+/// The browser goes offline (`offline` event) and a request fails without a response.
+fn fail_offline(host: &mut Host, fetch: u32) {
+    host.d.wake(Wake::Offline, host.now);
+    host.d.set_offline(true);
+    host.d.fetch_failed(fetch, "Failed to fetch", host.now);
+    host.pump();
+}
+
+#[test]
+fn a_send_made_offline_waits_for_the_network_and_goes_out_once_it_is_back() {
+    let mut host = Host::new(OPTIONS);
+    let op = host.send("c1", "hi", "part-9");
+    host.answer_call("tok-1");
+    let (append, _, _, _) = host.take_fetch(Endpoint::In);
+    let (out, _, _, _) = host.take_fetch(Endpoint::Out);
+    fail_offline(&mut host, append);
+    fail_offline(&mut host, out);
+    // Two minutes offline: far past the ~10 s the retry budget lasts online. Every recheck
+    // tries again with the same part id, and none of it counts.
+    let mut part_ids = Vec::new();
+    for _ in 0..24 {
+        host.fire_timers(OFFLINE_RECHECK_MS);
+        let (again, _, headers, _) = host.take_fetch(Endpoint::In);
+        part_ids.push(Host::header(&headers, "x-part-id").unwrap());
+        fail_offline(&mut host, again);
+        if let Some(out) = host.take_fetch_opt(Endpoint::Out) {
+            fail_offline(&mut host, out);
+        }
+    }
+    assert!(part_ids.iter().all(|p| p == "part-9"), "{part_ids:?}");
+    assert!(host.rejected.is_empty(), "{:?}", host.rejected);
+    assert!(host.failed.is_empty(), "{:?}", host.failed);
+    assert!(!host.kinds().iter().any(|k| k == "message-send-failed"));
+    // `online`: both requests go out at once, without waiting for the recheck.
+    host.d.wake(Wake::Reconnect, host.now);
+    host.pump();
+    let (append, _, headers, _) = host.take_fetch(Endpoint::In);
+    assert_eq!(
+        Host::header(&headers, "x-part-id").as_deref(),
+        Some("part-9")
+    );
+    let (out, _, _, _) = host.take_fetch(Endpoint::Out);
+    host.d
+        .fetch_text(append, 200, r#"{"ok":true,"seq":0}"#, None, host.now);
+    host.pump();
+    let stream = host.stream_of(op);
+    host.d.fetch_open(out, false, host.now);
+    host.pump();
+    read_through(
+        &mut host,
+        stream,
+        out,
+        &batch(&[(0, "ok")], Some((1, Some(0)))),
+    );
+    assert_eq!(texts(&host.chunks), "ok");
+    assert_eq!(host.ended, vec![stream]);
+    let kinds = host.kinds();
+    assert_eq!(count(&kinds, "message-sent"), 1, "{kinds:?}");
+}
+
+#[test]
+fn a_stream_that_loses_the_network_mid_turn_waits_for_it_and_resumes_from_its_cursor() {
+    let mut host = Host::new(OPTIONS);
+    let (stream, out) = sent(&mut host, "c1", 0);
+    host.d.pull(stream, host.now);
+    host.pump();
+    host.d
+        .fetch_bytes(out, &batch(&[(0, "Hel")], None), host.now);
+    host.pump();
+    host.d.pull(stream, host.now);
+    host.pump();
+    fail_offline(&mut host, out);
+    // A minute offline: ten times the silent connections that fail a stream online.
+    for _ in 0..12 {
+        host.fire_timers(OFFLINE_RECHECK_MS);
+        let (again, _, _, _) = host.take_fetch(Endpoint::Out);
+        fail_offline(&mut host, again);
+    }
+    assert!(host.failed.is_empty(), "{:?}", host.failed);
+    host.d.wake(Wake::Reconnect, host.now);
+    host.pump();
+    let (again, _, headers, _) = host.take_fetch(Endpoint::Out);
+    assert_eq!(
+        Host::header(&headers, "last-event-id").as_deref(),
+        Some("0")
+    );
+    host.d.fetch_open(again, false, host.now);
+    host.pump();
+    read_through(
+        &mut host,
+        stream,
+        again,
+        &batch(&[(1, "lo")], Some((2, Some(0)))),
+    );
+    assert_eq!(texts(&host.chunks), "Hello");
+    assert_eq!(host.ended, vec![stream]);
+}
+
+#[test]
+fn a_send_whose_first_attempt_may_have_landed_is_not_retried_past_the_part_ids_claim() {
+    let mut host = Host::new(OPTIONS);
+    let op = host.send("c1", "hi", "part-3");
+    host.answer_call("tok-1");
+    // Sent while online; the answer is lost as the network goes.
+    let (append, _, _, _) = host.take_fetch(Endpoint::In);
+    let started = host.now;
+    fail_offline(&mut host, append);
+    while host.rejected.is_empty() {
+        host.fire_timers(OFFLINE_RECHECK_MS);
+        assert!(host.now <= started + RETRY_WINDOW_MS + OFFLINE_RECHECK_MS);
+        if let Some(again) = host.take_fetch_opt(Endpoint::In) {
+            assert!(
+                host.now <= started + RETRY_WINDOW_MS,
+                "a retry past the claim"
+            );
+            fail_offline(&mut host, again);
+        }
+        while let Some(out) = host.take_fetch_opt(Endpoint::Out) {
+            fail_offline(&mut host, out);
+        }
+    }
+    assert!(matches!(
+        host.rejected.last(),
+        Some((o, ErrorRef::Ours(Error::Network { .. }))) if *o == op
+    ));
+    assert_eq!(count(&host.kinds(), "message-send-failed"), 1);
+}
+
+#[test]
+fn a_first_send_offline_calls_start_session_again_once_the_network_is_back() {
+    let mut host = Host::new(OPTIONS);
+    host.d.wake(Wake::Offline, host.now);
+    let op = host.send("c1", "hi", "part-1");
+    // The app's startSession could not reach its server.
+    for _ in 0..3 {
+        let (call, callback) = host.calls.remove(0);
+        assert_eq!(callback, Callback::StartSession);
+        host.d.set_offline(true);
+        host.d.callback_failed(call, 1, host.now);
+        host.pump();
+        assert!(host.rejected.is_empty(), "{:?}", host.rejected);
+        assert!(host.calls.is_empty(), "no call before the recheck");
+        host.fire_timers(OFFLINE_RECHECK_MS);
+    }
+    let (call, _) = host.calls.remove(0);
+    host.d.set_offline(true);
+    host.d.callback_failed(call, 1, host.now);
+    host.pump();
+    // `online`: called again at once.
+    host.d.wake(Wake::Reconnect, host.now);
+    host.pump();
+    assert_eq!(host.calls.len(), 1);
+    host.answer_call("tok-1");
+    let (append, _, headers, _) = host.take_fetch(Endpoint::In);
+    assert_eq!(Host::bearer(&headers).as_deref(), Some("tok-1"));
+    host.d
+        .fetch_text(append, 200, r#"{"ok":true,"seq":0}"#, None, host.now);
+    host.pump();
+    host.stream_of(op);
+    // Online, a throwing callback still rejects at once.
+    let mut online = Host::new(OPTIONS);
+    let op = online.send("c2", "hi", "part-2");
+    let (call, _) = online.calls.remove(0);
+    online.d.set_offline(false);
+    online.d.callback_failed(call, 1, online.now);
+    online.pump();
+    assert!(matches!(online.rejected.last(), Some((o, ErrorRef::Thrown(1))) if *o == op));
+}
+
+#[test]
+fn aborting_or_disposing_a_send_that_never_left_ends_it_and_its_timers() {
+    // Abort: the message never reached the server, so nothing goes out and nothing is stopped.
+    let mut host = Host::new(OPTIONS);
+    let op = host.send("c1", "hi", "part-1");
+    // The `offline` event comes before the first attempt: none can reach the server.
+    host.d.wake(Wake::Offline, host.now);
+    host.answer_call("tok-1");
+    let (append, _, _, _) = host.take_fetch(Endpoint::In);
+    fail_offline(&mut host, append);
+    let (out, _, _, _) = host.take_fetch(Endpoint::Out);
+    fail_offline(&mut host, out);
+    host.fire_timers(OFFLINE_RECHECK_MS);
+    let (again, _, _, _) = host.take_fetch(Endpoint::In);
+    fail_offline(&mut host, again);
+    let (out, _, _, _) = host.take_fetch(Endpoint::Out);
+    fail_offline(&mut host, out);
+    host.d.abort_op(op, host.now);
+    host.pump();
+    assert!(matches!(host.rejected.last(), Some((o, ErrorRef::Ours(Error::Aborted))) if *o == op));
+    host.d.wake(Wake::Reconnect, host.now);
+    host.pump();
+    host.fire_timers(10 * OFFLINE_RECHECK_MS);
+    assert!(
+        host.fetches.is_empty(),
+        "no append, no stop, no stream: {:?}",
+        host.fetches
+    );
+    assert!(host.timers.is_empty(), "timers left: {:?}", host.timers);
+
+    // dispose: a send waiting for startSession and one waiting to append both end.
+    let mut host = Host::new(OPTIONS);
+    host.d.wake(Wake::Offline, host.now);
+    let first = host.send("c1", "hi", "part-1");
+    let (call, _) = host.calls.remove(0);
+    host.d.set_offline(true);
+    host.d.callback_failed(call, 1, host.now);
+    host.pump();
+    host.d.dispose(host.now);
+    host.pump();
+    assert!(host.rejected.iter().any(|(o, _)| *o == first));
+    assert!(host.timers.is_empty(), "timers left: {:?}", host.timers);
+    host.fire_timers(10 * OFFLINE_RECHECK_MS);
+    assert!(host.calls.is_empty() && host.fetches.is_empty());
 }

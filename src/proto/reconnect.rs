@@ -14,13 +14,18 @@
 //!   (W7); a second auth failure right after a refresh fails the stream;
 //! - malformed data, 4xx other than auth and 429, a closed session → fail at once;
 //! - pings keep a connection alive but not a turn: no record at all for
-//!   [`TURN_IDLE_LIMIT_MS`] while the turn is open means the run is gone → fail.
+//!   [`TURN_IDLE_LIMIT_MS`] while the turn is open means the run is gone → fail;
+//! - while the browser reports no network, a failed, stalled or silent connection says nothing
+//!   about the server: wait for the network (an `online` event, or
+//!   [`OFFLINE_RECHECK_MS`]) without counting it, so a tunnel or a closed lid does not fail
+//!   the stream; the idle limit still applies.
 //!
 //! A standing subscription (`watch` mode: a viewer that follows every turn) has no turn of its
 //! own to finish or to time out: it reconnects after every end, backing off while the server
 //! is silent or failing, and fails only on errors a retry cannot fix (auth still refused after
 //! a refresh, a closed session, other 4xx, malformed data).
 
+pub use super::append::OFFLINE_RECHECK_MS;
 use super::retry::Backoff;
 use super::Error;
 #[allow(unused_imports)]
@@ -121,11 +126,13 @@ impl ReconnectPolicy {
     }
 
     /// Decides after a connection ended. `turn_open` is false once the turn's boundary was
-    /// accepted, or when there is nothing to wait for (a settled session).
+    /// accepted, or when there is nothing to wait for (a settled session); `offline` is
+    /// whether the browser reports no network.
     pub fn after_end(
         &mut self,
         end: ConnectionEnd,
         turn_open: bool,
+        offline: bool,
         now_ms: u64,
         random01: f64,
     ) -> Reconnect {
@@ -142,7 +149,19 @@ impl ReconnectPolicy {
                 _ => return Reconnect::Fail(error.clone()),
             }
         }
+        let offline_wait = Reconnect::After {
+            delay_ms: OFFLINE_RECHECK_MS,
+        };
+        // A response (5xx, 429) proves a network; anything else while offline proves nothing.
+        let unanswered = !matches!(
+            end,
+            ConnectionEnd::Failed(Error::Server { .. } | Error::RateLimited { .. })
+                | ConnectionEnd::Ended { alive: true }
+        );
         if self.standing {
+            if offline && unanswered {
+                return offline_wait;
+            }
             if end == (ConnectionEnd::Ended { alive: true }) {
                 self.silent = 0;
                 return Reconnect::After { delay_ms: 0 };
@@ -164,6 +183,9 @@ impl ReconnectPolicy {
         if end == (ConnectionEnd::Ended { alive: true }) {
             self.silent = 0;
             return Reconnect::After { delay_ms: 0 };
+        }
+        if offline && unanswered {
+            return offline_wait;
         }
         self.silent += 1;
         if self.silent >= MAX_SILENT_CONNECTIONS {
@@ -188,7 +210,7 @@ mod tests {
     fn a_standing_subscription_never_finishes_or_gives_up_on_silence() {
         let mut policy = ReconnectPolicy::standing(0);
         assert_eq!(
-            policy.after_end(ConnectionEnd::Ended { alive: true }, false, 0, 0.0),
+            policy.after_end(ConnectionEnd::Ended { alive: true }, false, false, 0, 0.0),
             Reconnect::After { delay_ms: 0 }
         );
         let day = 24 * 3_600_000;
@@ -197,7 +219,7 @@ mod tests {
             let network = Error::Network {
                 message: "offline".into(),
             };
-            match policy.after_end(ConnectionEnd::Failed(network), false, day, 0.0) {
+            match policy.after_end(ConnectionEnd::Failed(network), false, false, day, 0.0) {
                 Reconnect::After { delay_ms } => delays.push(delay_ms),
                 other => panic!("{other:?}"),
             }
@@ -205,23 +227,23 @@ mod tests {
         assert_eq!(delays[..3], [250, 500, 1_000]);
         assert!(delays[10..].iter().all(|&d| d == 5_000), "{delays:?}");
         assert!(matches!(
-            policy.after_end(ConnectionEnd::Stalled, true, day, 0.0),
+            policy.after_end(ConnectionEnd::Stalled, true, false, day, 0.0),
             Reconnect::After { .. }
         ));
         let closed = Error::SessionClosed {
             closed_reason: None,
         };
         assert!(matches!(
-            policy.after_end(ConnectionEnd::Failed(closed), true, day, 0.0),
+            policy.after_end(ConnectionEnd::Failed(closed), true, false, day, 0.0),
             Reconnect::Fail(Error::SessionClosed { .. })
         ));
         let unauthorized = ConnectionEnd::Failed(Error::Unauthorized { message: None });
         assert_eq!(
-            policy.after_end(unauthorized.clone(), true, day, 0.0),
+            policy.after_end(unauthorized.clone(), true, false, day, 0.0),
             Reconnect::RefreshToken
         );
         assert!(matches!(
-            policy.after_end(unauthorized, true, day, 0.0),
+            policy.after_end(unauthorized, true, false, day, 0.0),
             Reconnect::Fail(Error::Unauthorized { .. })
         ));
     }
@@ -230,7 +252,7 @@ mod tests {
     fn a_finished_turn_ends_the_stream() {
         let mut policy = ReconnectPolicy::new(0);
         assert_eq!(
-            policy.after_end(ConnectionEnd::Ended { alive: true }, false, 0, 0.0),
+            policy.after_end(ConnectionEnd::Ended { alive: true }, false, false, 0, 0.0),
             Reconnect::Finish
         );
     }
@@ -240,7 +262,7 @@ mod tests {
         let mut policy = ReconnectPolicy::new(0);
         for _ in 0..100 {
             assert_eq!(
-                policy.after_end(ConnectionEnd::Ended { alive: true }, true, 0, 0.0),
+                policy.after_end(ConnectionEnd::Ended { alive: true }, true, false, 0, 0.0),
                 Reconnect::After { delay_ms: 0 }
             );
         }
@@ -251,14 +273,14 @@ mod tests {
         let mut policy = ReconnectPolicy::new(0);
         let mut delays = Vec::new();
         for _ in 1..MAX_SILENT_CONNECTIONS {
-            match policy.after_end(ConnectionEnd::Stalled, true, 0, 0.0) {
+            match policy.after_end(ConnectionEnd::Stalled, true, false, 0, 0.0) {
                 Reconnect::After { delay_ms } => delays.push(delay_ms),
                 other => panic!("{other:?}"),
             }
         }
         assert_eq!(delays, vec![250, 500, 1_000, 2_000, 4_000]);
         assert!(matches!(
-            policy.after_end(ConnectionEnd::Stalled, true, 0, 0.0),
+            policy.after_end(ConnectionEnd::Stalled, true, false, 0, 0.0),
             Reconnect::Fail(Error::StreamStalled { .. })
         ));
     }
@@ -272,7 +294,7 @@ mod tests {
                     message: "reset".into(),
                 };
                 assert!(matches!(
-                    policy.after_end(ConnectionEnd::Failed(network), true, 0, 0.5),
+                    policy.after_end(ConnectionEnd::Failed(network), true, false, 0, 0.5),
                     Reconnect::After { .. }
                 ));
             }
@@ -285,21 +307,21 @@ mod tests {
         let mut policy = ReconnectPolicy::new(0);
         let unauthorized = ConnectionEnd::Failed(Error::Unauthorized { message: None });
         assert_eq!(
-            policy.after_end(unauthorized.clone(), true, 0, 0.0),
+            policy.after_end(unauthorized.clone(), true, false, 0, 0.0),
             Reconnect::RefreshToken
         );
         assert!(matches!(
-            policy.after_end(unauthorized.clone(), true, 0, 0.0),
+            policy.after_end(unauthorized.clone(), true, false, 0, 0.0),
             Reconnect::Fail(Error::Unauthorized { .. })
         ));
         let mut policy = ReconnectPolicy::new(0);
         assert_eq!(
-            policy.after_end(unauthorized.clone(), true, 0, 0.0),
+            policy.after_end(unauthorized.clone(), true, false, 0, 0.0),
             Reconnect::RefreshToken
         );
         policy.on_connected();
         assert_eq!(
-            policy.after_end(unauthorized, true, 0, 0.0),
+            policy.after_end(unauthorized, true, false, 0, 0.0),
             Reconnect::RefreshToken,
             "an expiry later in the stream refreshes again (W7)"
         );
@@ -311,11 +333,17 @@ mod tests {
         policy.on_record(1_000);
         let alive = ConnectionEnd::Ended { alive: true };
         assert_eq!(
-            policy.after_end(alive.clone(), true, 1_000 + TURN_IDLE_LIMIT_MS - 1, 0.0),
+            policy.after_end(
+                alive.clone(),
+                true,
+                false,
+                1_000 + TURN_IDLE_LIMIT_MS - 1,
+                0.0
+            ),
             Reconnect::After { delay_ms: 0 }
         );
         assert_eq!(
-            policy.after_end(alive, true, 1_000 + TURN_IDLE_LIMIT_MS, 0.0),
+            policy.after_end(alive, true, false, 1_000 + TURN_IDLE_LIMIT_MS, 0.0),
             Reconnect::Fail(Error::StreamStalled {
                 idle_ms: Some(TURN_IDLE_LIMIT_MS)
             })
@@ -333,9 +361,81 @@ mod tests {
         ] {
             let mut policy = ReconnectPolicy::new(0);
             assert_eq!(
-                policy.after_end(ConnectionEnd::Failed(error.clone()), true, 0, 0.0),
+                policy.after_end(ConnectionEnd::Failed(error.clone()), true, false, 0, 0.0),
                 Reconnect::Fail(error)
             );
         }
+    }
+
+    #[test]
+    fn offline_ends_wait_for_the_network_without_counting() {
+        let network = || {
+            ConnectionEnd::Failed(Error::Network {
+                message: "Failed to fetch".into(),
+            })
+        };
+        let wait = Reconnect::After {
+            delay_ms: OFFLINE_RECHECK_MS,
+        };
+        let mut policy = ReconnectPolicy::new(0);
+        let mut now_ms = 0;
+        // Far more dead connections than the silent limit: offline, none of them counts.
+        for end in [
+            network(),
+            ConnectionEnd::Stalled,
+            ConnectionEnd::Ended { alive: false },
+        ]
+        .into_iter()
+        .cycle()
+        .take(3 * MAX_SILENT_CONNECTIONS as usize)
+        {
+            assert_eq!(policy.after_end(end, true, true, now_ms, 0.0), wait);
+            now_ms += OFFLINE_RECHECK_MS;
+        }
+        // Back online, the silent limit is whole again.
+        for _ in 1..MAX_SILENT_CONNECTIONS {
+            assert!(matches!(
+                policy.after_end(network(), true, false, now_ms, 0.0),
+                Reconnect::After { delay_ms } if delay_ms > 0
+            ));
+        }
+        assert!(matches!(
+            policy.after_end(network(), true, false, now_ms, 0.0),
+            Reconnect::Fail(Error::Network { .. })
+        ));
+        // The idle limit applies offline too, and a finished turn still finishes.
+        let mut idle = ReconnectPolicy::new(0);
+        assert!(matches!(
+            idle.after_end(network(), true, true, TURN_IDLE_LIMIT_MS, 0.0),
+            Reconnect::Fail(Error::StreamStalled { .. })
+        ));
+        assert_eq!(
+            idle.after_end(network(), false, true, 0, 0.0),
+            Reconnect::Finish
+        );
+        // A standing subscription waits the same way.
+        let mut standing = ReconnectPolicy::standing(0);
+        assert_eq!(standing.after_end(network(), false, true, 0, 0.0), wait);
+    }
+
+    #[test]
+    fn an_answer_from_the_server_counts_even_when_offline_is_reported() {
+        let mut policy = ReconnectPolicy::new(0);
+        let server = || {
+            ConnectionEnd::Failed(Error::Server {
+                status: 503,
+                message: None,
+            })
+        };
+        for _ in 1..MAX_SILENT_CONNECTIONS {
+            assert!(matches!(
+                policy.after_end(server(), true, true, 0, 0.0),
+                Reconnect::After { delay_ms } if delay_ms != OFFLINE_RECHECK_MS
+            ));
+        }
+        assert!(matches!(
+            policy.after_end(server(), true, true, 0, 0.0),
+            Reconnect::Fail(Error::Server { .. })
+        ));
     }
 }

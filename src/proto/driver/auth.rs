@@ -7,6 +7,7 @@ use super::events::EventBuilder;
 use super::Driver;
 #[allow(unused_imports)]
 use crate::prelude::*;
+use crate::proto::append::OFFLINE_RECHECK_MS;
 use crate::proto::Error;
 
 /// Who waits for a token.
@@ -46,9 +47,13 @@ impl UsedToken {
 /// A callback call in flight.
 #[derive(Debug)]
 pub(super) struct TokenCall {
+    /// The call's id (0 while none is in flight).
     id: u32,
     kind: TokenKind,
     waiters: Vec<Waiter>,
+    /// The callback failed while the browser was offline: it is called again when this timer
+    /// fires or the network is back.
+    retry: Option<u32>,
 }
 
 impl Driver {
@@ -110,8 +115,6 @@ impl Driver {
     }
 
     fn request_token(&mut self, chat: usize, kind: TokenKind, waiter: Waiter) {
-        let id = self.next_id();
-        let client_data = self.client_data.clone();
         let Some(c) = self.chats.get_mut(chat) else {
             return;
         };
@@ -123,11 +126,27 @@ impl Driver {
             return;
         }
         c.token_call = Some(TokenCall {
-            id,
+            id: 0,
             kind,
             waiters: vec![waiter],
+            retry: None,
         });
-        let callback = match kind {
+        self.call_token(chat);
+    }
+
+    /// Calls the app's callback for the chat's token call.
+    fn call_token(&mut self, chat: usize) {
+        let id = self.next_id();
+        let client_data = self.client_data.clone();
+        let Some(c) = self.chats.get_mut(chat) else {
+            return;
+        };
+        let Some(call) = c.token_call.as_mut() else {
+            return;
+        };
+        call.id = id;
+        call.retry = None;
+        let callback = match call.kind {
             TokenKind::Start { .. } => Callback::StartSession,
             TokenKind::Refresh => Callback::AccessToken,
         };
@@ -143,6 +162,47 @@ impl Driver {
                 Callback::AccessToken => None,
             },
         });
+    }
+
+    /// The retry timer of a token call that failed offline.
+    pub(super) fn token_timer(&mut self, timer: u32) -> bool {
+        let Some(chat) = self.chats.iter().position(|c| {
+            c.token_call
+                .as_ref()
+                .is_some_and(|t| t.retry == Some(timer))
+        }) else {
+            return false;
+        };
+        self.call_token(chat);
+        true
+    }
+
+    /// `dispose`: token calls waiting for the network end, and so do their waiters.
+    pub(super) fn drop_parked_calls(&mut self, now_ms: u64) {
+        for chat in 0..self.chats.len() {
+            let c = &mut self.chats[chat];
+            let Some(timer) = c.token_call.as_ref().and_then(|t| t.retry) else {
+                continue;
+            };
+            let Some(call) = c.token_call.take() else {
+                continue;
+            };
+            self.actions.push(Action::ClearTimer { id: timer });
+            for waiter in call.waiters {
+                self.resume(waiter, Err(Error::Aborted.into()), now_ms);
+            }
+        }
+    }
+
+    /// The network is back: token calls that failed offline are made again now.
+    pub(super) fn retry_parked_calls(&mut self) {
+        while let Some((chat, timer)) = self.chats.iter().enumerate().find_map(|(i, c)| {
+            let timer = c.token_call.as_ref()?.retry?;
+            Some((i, timer))
+        }) {
+            self.actions.push(Action::ClearTimer { id: timer });
+            self.call_token(chat);
+        }
     }
 
     fn take_call(&mut self, call: u32) -> Option<(usize, TokenCall)> {
@@ -206,7 +266,29 @@ impl Driver {
     }
 
     /// An app callback threw; the host keeps the thrown value as `thrown`.
+    /// While the browser is offline the failure is taken for the network's (`startSession` is
+    /// idempotent on the chat id, `accessToken` mints): the callback is called again when the
+    /// network is back, or every [`OFFLINE_RECHECK_MS`], and whoever waits keeps waiting.
     pub fn callback_failed(&mut self, call: u32, thrown: u32, now_ms: u64) {
+        if self.offline {
+            let timer = self.next_id();
+            let parked = self.chats.iter_mut().find_map(|c| {
+                let t = c
+                    .token_call
+                    .as_mut()
+                    .filter(|t| t.id == call && call != 0)?;
+                t.id = 0;
+                t.retry = Some(timer);
+                Some(())
+            });
+            if parked.is_some() {
+                self.actions.push(Action::SetTimer {
+                    id: timer,
+                    ms: OFFLINE_RECHECK_MS,
+                });
+                return;
+            }
+        }
         let Some((_, taken)) = self.take_call(call) else {
             return;
         };

@@ -92,6 +92,9 @@ pub struct Driver {
     rng: u64,
     disposed: bool,
     tabs: Option<tabs::Tabs>,
+    /// The browser reports no network (`navigator.onLine === false`): failures without a
+    /// response wait for it instead of counting (see `append` and `reconnect`).
+    offline: bool,
 }
 
 impl Driver {
@@ -111,6 +114,7 @@ impl Driver {
             rng: seed | 1,
             disposed: false,
             tabs: None,
+            offline: false,
         };
         if driver.config.multi_tab {
             driver.tabs = Some(tabs::Tabs::new(&driver.config.tab_id, driver.config.locks));
@@ -245,6 +249,9 @@ impl Driver {
         for id in ids {
             self.close_stream(id, now_ms);
         }
+        // What waits for the network and never left ends here, with its timers.
+        self.drop_unsent_appends(now_ms);
+        self.drop_parked_calls(now_ms);
         self.page_hide(now_ms);
     }
 
@@ -258,9 +265,16 @@ impl Driver {
         reset: Option<u64>,
         now_ms: u64,
     ) {
+        self.offline = false;
         if !self.append_response(fetch, status, text, reset, now_ms) {
             self.sub_http_error(fetch, status, text, reset, now_ms);
         }
+    }
+
+    /// What the browser says of the network (`navigator.onLine`), as the host last saw it;
+    /// the host tells before every `fetch_failed`. Coming back is [`Wake::Reconnect`].
+    pub fn set_offline(&mut self, offline: bool) {
+        self.offline = offline;
     }
 
     /// A request failed without a response, or a body read failed.
@@ -272,7 +286,7 @@ impl Driver {
 
     /// A timer set by `SetTimer` fired.
     pub fn timer(&mut self, id: u32, now_ms: u64) {
-        if !self.append_timer(id, now_ms) && !self.sub_timer(id, now_ms) {
+        if !self.append_timer(id, now_ms) && !self.sub_timer(id, now_ms) && !self.token_timer(id) {
             self.tabs_timer(id, now_ms);
         }
     }

@@ -91,6 +91,8 @@ struct Append {
     token: UsedToken,
     fetch: Option<u32>,
     timer: Option<u32>,
+    /// Waiting for the network: the `online` event retries at once.
+    parked: bool,
 }
 
 /// A turn-producing send waiting for its chat's ownership.
@@ -602,6 +604,7 @@ impl Driver {
                 token: UsedToken::default(),
                 fetch: None,
                 timer: None,
+                parked: false,
             });
         }
         if let Err(error) = self.refuse_if_closed(chat) {
@@ -663,8 +666,9 @@ impl Driver {
         append.token = used;
         append.fetch = Some(fetch);
         append.timer = Some(timer);
+        append.parked = false;
+        append.policy.on_attempt(self.offline, now_ms);
         let body = append.body.clone();
-        let _ = now_ms;
         self.actions.push(Action::Fetch {
             id: fetch,
             path: session_path("", &chat_id, SessionChannel::InAppend),
@@ -755,6 +759,19 @@ impl Driver {
         true
     }
 
+    /// The network is back: appends waiting for it go out now.
+    pub(super) fn retry_parked_appends(&mut self, now_ms: u64) {
+        // Each retry clears the append's timer, so this ends.
+        while let Some(timer) = self
+            .ops
+            .iter()
+            .find_map(|o| o.append.as_ref().filter(|a| a.parked)?.timer)
+        {
+            self.actions.push(Action::ClearTimer { id: timer });
+            self.append_timer(timer, now_ms);
+        }
+    }
+
     fn clear_append_request(&mut self, i: usize) {
         if let Some(append) = self.ops[i].append.as_mut() {
             append.fetch = None;
@@ -774,7 +791,7 @@ impl Driver {
             Some(append) => (
                 append
                     .policy
-                    .after_failure(error, can_recreate, now_ms, random),
+                    .after_failure(error, can_recreate, self.offline, now_ms, random),
                 append.token.clone(),
             ),
             None => return,
@@ -790,10 +807,12 @@ impl Driver {
                 }
             }
             NextStep::RecreateSession => self.recreate_session(chat, Waiter::Op(op)),
-            NextStep::RetryAfter { delay_ms } => {
+            NextStep::RetryAfter { delay_ms } | NextStep::WaitForNetwork { delay_ms } => {
+                let parked = matches!(step, NextStep::WaitForNetwork { .. });
                 let timer = self.next_id();
                 if let Some(append) = self.ops[i].append.as_mut() {
                     append.timer = Some(timer);
+                    append.parked = parked;
                 }
                 self.actions.push(Action::SetTimer {
                     id: timer,
@@ -1037,6 +1056,29 @@ impl Driver {
             self.close_stream(stream, now_ms);
         }
         self.reject_now(op, Error::Aborted.into());
+        self.drop_if_never_sent(op, now_ms);
+    }
+
+    /// `dispose`: every append that waits for the network and never left ends.
+    pub(super) fn drop_unsent_appends(&mut self, now_ms: u64) {
+        let ops: Vec<u32> = self.ops.iter().map(|o| o.id).collect();
+        for op in ops {
+            self.drop_if_never_sent(op, now_ms);
+        }
+    }
+
+    /// Ends `op`'s append if it is waiting for the network and no attempt of it can have
+    /// reached the server (an abort, `dispose`): nothing to stop, nothing left to learn.
+    pub(super) fn drop_if_never_sent(&mut self, op: u32, now_ms: u64) {
+        let idle = self.op_index(op).is_some_and(|i| {
+            self.ops[i]
+                .append
+                .as_ref()
+                .is_some_and(|a| a.parked && !a.policy.may_have_landed())
+        });
+        if idle {
+            self.append_done(op, Err(Error::Aborted.into()), now_ms);
+        }
     }
 
     /// An operation that failed before it started (e.g. an unreadable request): its promise is

@@ -66,6 +66,8 @@ pub enum Wake {
     Reconnect,
     /// Skip any backoff wait (visible again after a short absence).
     RetryNow,
+    /// The network is gone (`offline`): failures wait for it rather than count.
+    Offline,
 }
 
 /// Options of a new subscription.
@@ -526,7 +528,14 @@ impl Driver {
 
     /// A page lifecycle signal.
     pub fn wake(&mut self, wake: Wake, now_ms: u64) {
+        if wake == Wake::Offline {
+            self.offline = true;
+            return;
+        }
         if wake == Wake::Reconnect {
+            self.offline = false;
+            self.retry_parked_calls();
+            self.retry_parked_appends(now_ms);
             // Back from the bfcache or offline: ask who owns what again.
             if let Some(tabs) = self.tabs.as_mut() {
                 tabs.who();
@@ -645,6 +654,7 @@ impl Driver {
 
     /// A `.out` response with status 200 arrived (`settled`: `X-Session-Settled: true`).
     pub fn fetch_open(&mut self, fetch: u32, settled: bool, now_ms: u64) {
+        self.offline = false;
         let Some(i) = self.sub_by_fetch(fetch) else {
             self.actions.push(Action::Abort { fetch });
             return;
@@ -1119,7 +1129,10 @@ impl Driver {
         }
         let sub = &mut self.subs[i];
         let turn_open = !sub.turn.is_finished() && !sub.settled_seen;
-        match sub.policy.after_end(end, turn_open, now_ms, random) {
+        match sub
+            .policy
+            .after_end(end, turn_open, self.offline, now_ms, random)
+        {
             Reconnect::After { delay_ms: 0 } => self.connect(id, now_ms),
             Reconnect::After { delay_ms } => {
                 let timer = self.next_id();
