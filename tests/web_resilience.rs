@@ -314,3 +314,83 @@ async fn a_network_chunk_larger_than_a_read_slice_decodes_whole() {
         .collect();
     assert_eq!(text_of(&chunks), expected);
 }
+
+#[wasm_bindgen(inline_js = r#"
+// The page's view of the network, switchable: `navigator.onLine` and the `offline` / `online`
+// events as the browser reports them, and a `fetch` option that is refused the way a browser
+// refuses requests with no network (a TypeError, nothing reaches the server).
+export function offlineSwitch() {
+  const real = Object.getOwnPropertyDescriptor(Navigator.prototype, "onLine");
+  const net = { offline: false, refused: 0 };
+  Object.defineProperty(navigator, "onLine", {
+    configurable: true,
+    get: () => !net.offline && real.get.call(navigator),
+  });
+  net.fetch = (url, init) => {
+    if (!net.offline) return fetch(url, init);
+    net.refused++;
+    return Promise.reject(new TypeError("Failed to fetch"));
+  };
+  net.set = (offline) => {
+    net.offline = offline;
+    window.dispatchEvent(new Event(offline ? "offline" : "online"));
+  };
+  net.restore = () => delete navigator.onLine;
+  return net;
+}
+
+export function settledWithin(promise, ms) {
+  return Promise.race([
+    promise.then(() => "resolved", () => "rejected"),
+    new Promise((r) => setTimeout(() => r("pending"), ms)),
+  ]);
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(js_name = offlineSwitch)]
+    fn offline_switch() -> JsValue;
+    #[wasm_bindgen(js_name = settledWithin)]
+    fn settled_within(promise: &js_sys::Promise, ms: u32) -> js_sys::Promise;
+}
+
+fn set_offline(net: &JsValue, offline: bool) {
+    let set: js_sys::Function = get(net, "set").into();
+    set.call1(net, &offline.into()).unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn a_send_made_offline_waits_for_the_network_then_goes_out_once() {
+    let net = offline_switch();
+    let chat = new_chat_id("offline");
+    let (t, _) = transport(&object(&[("fetch", get(&net, "fetch"))]));
+    send_text(&t, &chat, "u0", "warm up").await;
+
+    set_offline(&net, true);
+    let messages = array(&[user_message("u1", "written offline")]);
+    let send = t.send_messages(&send_request(&chat, &messages, &JsValue::UNDEFINED));
+    // Longer than the retry budget lasts online (five backoffs, at most 9.3 s).
+    let state = ok(settled_within(&send, 10_000)).await;
+    assert_eq!(
+        state.as_string().as_deref(),
+        Some("pending"),
+        "the send waits"
+    );
+    assert!(get(&net, "refused").as_f64().unwrap() >= 2.0);
+
+    set_offline(&net, false);
+    let stream = ok(send).await;
+    let chunks = ok(read_all(&stream)).await;
+    assert_eq!(text_of(&chunks), "You said: written offline");
+    let appends: Vec<JsValue> = log_of(&chat)
+        .await
+        .into_iter()
+        .filter(|e| path_ends(e, "/in/append"))
+        .collect();
+    assert_eq!(
+        appends.len(),
+        2,
+        "one append per message reached the server"
+    );
+    let restore: js_sys::Function = get(&net, "restore").into();
+    restore.call0(&net).unwrap();
+}

@@ -225,6 +225,64 @@ test("a connection dropped mid-reply reconnects and the reply completes", T, asy
   await context.close();
 });
 
+// Chromium's own offline mode (navigator.onLine false, `offline`/`online` events, every request
+// refused). Online, the retry budget of an append lasts about ten seconds; offline it must not run.
+const OFFLINE_MS = 15_000;
+
+test("a message sent offline waits, then goes out once when the network is back", { timeout: 60_000 }, async () => {
+  const context = await newContext(browser);
+  const chatId = newChatId("offline-send");
+  const page = await openChat(context, chatId);
+  await send(page, "hello");
+  await eventually(async () => (await lastAssistantText(page)) === echo("hello"), { message: "the first reply" });
+
+  await context.setOffline(true);
+  await send(page, "Written in a tunnel");
+  await new Promise((r) => setTimeout(r, OFFLINE_MS));
+  assert.equal(await page.getByTestId("error-banner").count(), 0, "no error while offline");
+  assert.deepEqual(
+    (await transcript(page)).map((m) => m.text),
+    ["hello", echo("hello"), "Written in a tunnel"],
+    "the message waits in the transcript",
+  );
+
+  await context.setOffline(false);
+  await eventually(async () => (await lastAssistantText(page)) === echo("Written in a tunnel"), {
+    message: "the reply once online",
+  });
+  assert.equal((await transcript(page)).length, 4);
+  const inputs = (await chatState(chatId)).inRecords.map((r) => r.body?.payload?.message?.parts?.[0]?.text);
+  assert.deepEqual(inputs, ["hello", "Written in a tunnel"], "the agent got it exactly once");
+  assert.equal(await page.getByTestId("error-banner").count(), 0, "no error shown");
+  assert.deepEqual(page.pageErrors, []);
+  await context.close();
+});
+
+test("a reply that loses the network mid-stream completes when it is back", { timeout: 60_000 }, async () => {
+  const context = await newContext(browser);
+  const chatId = newChatId("offline-stream");
+  const page = await openChat(context, chatId);
+  // Offline mode leaves an open response alone; the server cuts it a little later, so the
+  // reconnects meet the missing network. (A reply takes 4 s, 100 ms per record.)
+  await setFaults(chatId, { dropAfterRecords: 15 });
+  await send(page, SLOW_PROMPT);
+  await eventually(async () => slowProgress(await lastAssistantText(page)) >= 3, { message: "a partial reply" });
+
+  await context.setOffline(true);
+  await new Promise((r) => setTimeout(r, OFFLINE_MS));
+  assert.equal(await page.getByTestId("error-banner").count(), 0, "no error while offline");
+  assert.ok(slowProgress(await lastAssistantText(page)) < 40, "the reply is not complete offline");
+
+  await context.setOffline(false);
+  await eventually(async () => (await lastAssistantText(page)) === slowReply(), { message: "the full reply" });
+  await assertOneExchange(page, SLOW_PROMPT, slowReply());
+  const outs = (await requestLog(chatId)).filter((r) => r.method === "GET" && r.path.endsWith("/out"));
+  assert.ok(outs.slice(1).some((r) => r.headers["last-event-id"]), "resumed from the cursor");
+  assert.equal(await page.getByTestId("error-banner").count(), 0, "no error shown");
+  assert.deepEqual(page.pageErrors, []);
+  await context.close();
+});
+
 test("an agent error is shown and the next message works", T, async () => {
   const context = await newContext(browser);
   const chatId = newChatId("error");
