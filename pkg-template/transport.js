@@ -86,6 +86,7 @@ export function createTransportClass(load) {
     #loading = null;
     #pending = new Map();
     #disposed = false;
+    #offline = false;
     #fetches = new Map();
     #timers = new Map();
     #ops = new Map();
@@ -160,8 +161,19 @@ export function createTransportClass(load) {
 
     #run(call) {
       if (!this.#d) return;
+      this.#net(this.#d);
       call(this.#d);
       this.#flush();
+    }
+
+    // The driver learns what the browser says of the network before any call that may start a
+    // request (a failure while offline waits for the network instead of counting).
+    #net(d) {
+      const off = offline();
+      if (off !== this.#offline) {
+        this.#offline = off;
+        d.setOffline(off, Date.now());
+      }
     }
 
     #flush() {
@@ -216,6 +228,7 @@ export function createTransportClass(load) {
     // An operation: the driver call returns its id; a later resolve/reject action settles it.
     #op(call, extra) {
       return new Promise((resolve, reject) => {
+        this.#net(this.#d);
         const id = call(this.#d);
         this.#ops.set(id, { resolve, reject, ...extra });
         this.#flush();
@@ -376,7 +389,7 @@ export function createTransportClass(load) {
       } catch (e) {
         if (this.#fetches.get(a.id) !== entry) return;
         this.#fetches.delete(a.id);
-        this.#run((d) => d.fetchFailed(a.id, String(e?.message ?? e), offline(), Date.now()));
+        this.#run((d) => d.fetchFailed(a.id, String(e?.message ?? e), Date.now()));
       }
     }
 
@@ -410,7 +423,7 @@ export function createTransportClass(load) {
       } catch (e) {
         if (this.#fetches.get(id) !== entry) return;
         this.#fetches.delete(id);
-        this.#run((d) => d.fetchFailed(id, String(e?.message ?? e), offline(), Date.now()));
+        this.#run((d) => d.fetchFailed(id, String(e?.message ?? e), Date.now()));
       }
     }
 
@@ -432,7 +445,7 @@ export function createTransportClass(load) {
         this.#run((d) => d.callbackOk(a.id, typeof token === "string" ? token : "", !!r?.pendingVersion, Date.now()));
       } catch (e) {
         const thrown = this.#keep(e);
-        this.#run((d) => d.callbackFailed(a.id, thrown, offline(), Date.now()));
+        this.#run((d) => d.callbackFailed(a.id, thrown, Date.now()));
       }
     }
 
@@ -528,7 +541,6 @@ export function createTransportClass(load) {
       let hiddenSince = 0;
       const wake = (kind) => this.#run((d) => d.wake(kind, Date.now()));
       const onOnline = () => wake(0);
-      const onOffline = () => wake(2);
       const onPageShow = (e) => e.persisted && wake(0);
       const onVisibility = () => {
         if (document.visibilityState === "hidden") return (hiddenSince = Date.now());
@@ -537,16 +549,13 @@ export function createTransportClass(load) {
         wake(away >= 30_000 ? 0 : 1);
       };
       window.addEventListener("online", onOnline);
-      window.addEventListener("offline", onOffline);
       window.addEventListener("pageshow", onPageShow);
       document.addEventListener("visibilitychange", onVisibility);
       this.#wake = () => {
         window.removeEventListener("online", onOnline);
-        window.removeEventListener("offline", onOffline);
         window.removeEventListener("pageshow", onPageShow);
         document.removeEventListener("visibilitychange", onVisibility);
       };
-      if (offline()) onOffline();
     }
 
     #unwatch() {
@@ -714,6 +723,7 @@ export function createTransportClass(load) {
       const d = await this.#ready();
       const { chatId, abortSignal, stopOnAbort, headers } = options;
       this.#ensure(chatId);
+      this.#net(d);
       const id = d.reconnect(chatId, json(headerPairs(headers), "headers"), Date.now());
       this.#flush();
       if (id === undefined) return null;

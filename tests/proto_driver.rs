@@ -1514,64 +1514,85 @@ fn a_boundary_that_read_nothing_from_in_leaves_a_steering_message_owed() {
     );
 }
 
-/// The browser goes offline (`offline` event) and a request fails without a response.
-fn fail_offline(host: &mut Host, fetch: u32) {
-    host.d.wake(Wake::Offline, host.now);
-    host.d.set_offline(true);
+/// What the host does: report `navigator.onLine === false` when it changes, before its next
+/// call into the driver.
+fn go_offline(host: &mut Host, offline: bool) {
+    host.d.set_offline(offline, host.now);
+    host.pump();
+}
+
+/// A request fails without a response (the browser refuses it offline).
+fn refuse(host: &mut Host, fetch: u32) {
     host.d.fetch_failed(fetch, "Failed to fetch", host.now);
     host.pump();
 }
 
-#[test]
-fn a_send_made_offline_waits_for_the_network_and_goes_out_once_it_is_back() {
-    let mut host = Host::new(OPTIONS);
-    let op = host.send("c1", "hi", "part-9");
-    host.answer_call("tok-1");
-    let (append, _, _, _) = host.take_fetch(Endpoint::In);
-    let (out, _, _, _) = host.take_fetch(Endpoint::Out);
-    fail_offline(&mut host, append);
-    fail_offline(&mut host, out);
-    // Two minutes offline: far past the ~10 s the retry budget lasts online. Every recheck
-    // tries again with the same part id, and none of it counts.
-    let mut part_ids = Vec::new();
-    for _ in 0..24 {
-        host.fire_timers(OFFLINE_RECHECK_MS);
-        let (again, _, headers, _) = host.take_fetch(Endpoint::In);
-        part_ids.push(Host::header(&headers, "x-part-id").unwrap());
-        fail_offline(&mut host, again);
-        if let Some(out) = host.take_fetch_opt(Endpoint::Out) {
-            fail_offline(&mut host, out);
-        }
+/// Refuses every request the driver asked for, and returns how many appends there were.
+fn refuse_all(host: &mut Host) -> usize {
+    let mut appends = 0;
+    while let Some(fetch) = host.take_fetch_opt(Endpoint::In) {
+        refuse(host, fetch);
+        appends += 1;
     }
-    assert!(part_ids.iter().all(|p| p == "part-9"), "{part_ids:?}");
+    while let Some(fetch) = host.take_fetch_opt(Endpoint::Out) {
+        refuse(host, fetch);
+    }
+    appends
+}
+
+/// A chat with one finished turn (session started, cursor known), then the network goes.
+fn offline_after_a_turn(host: &mut Host) {
+    let (stream, out) = sent(host, "c1", 0);
+    read_through(host, stream, out, &batch(&[(0, "a")], Some((1, Some(0)))));
+    assert_eq!(host.ended, vec![stream]);
+    host.chunks.clear();
+    go_offline(host, true);
+}
+
+#[test]
+fn a_message_written_offline_waits_as_long_as_the_network_is_gone_then_goes_out_once() {
+    let mut host = Host::new(OPTIONS);
+    offline_after_a_turn(&mut host);
+    let op = host.send("c1", "hi", "part-9");
+    // Ten minutes offline: far past the ~10 s the retry budget lasts online, and past the
+    // 4-minute window, which does not apply (no attempt could reach the server). A tab shown
+    // again meanwhile (`wake`) changes nothing.
+    let mut attempts = refuse_all(&mut host);
+    for round in 0..(10 * 60_000 / OFFLINE_RECHECK_MS) {
+        if round == 7 {
+            host.d.wake(Wake::Reconnect, host.now);
+            host.pump();
+        }
+        host.fire_timers(OFFLINE_RECHECK_MS);
+        attempts += refuse_all(&mut host);
+    }
+    assert!(attempts > 100, "{attempts} attempts");
     assert!(host.rejected.is_empty(), "{:?}", host.rejected);
     assert!(host.failed.is_empty(), "{:?}", host.failed);
     assert!(!host.kinds().iter().any(|k| k == "message-send-failed"));
-    // `online`: both requests go out at once, without waiting for the recheck.
-    host.d.wake(Wake::Reconnect, host.now);
-    host.pump();
+    // Back online: out at once, with the same part id, without waiting for the recheck.
+    go_offline(&mut host, false);
     let (append, _, headers, _) = host.take_fetch(Endpoint::In);
     assert_eq!(
         Host::header(&headers, "x-part-id").as_deref(),
         Some("part-9")
     );
-    let (out, _, _, _) = host.take_fetch(Endpoint::Out);
     host.d
-        .fetch_text(append, 200, r#"{"ok":true,"seq":0}"#, None, host.now);
+        .fetch_text(append, 200, r#"{"ok":true,"seq":1}"#, None, host.now);
     host.pump();
     let stream = host.stream_of(op);
+    host.fire_timers(OFFLINE_RECHECK_MS); // the stream's own recheck
+    let (out, _, _, _) = host.take_fetch(Endpoint::Out);
     host.d.fetch_open(out, false, host.now);
     host.pump();
     read_through(
         &mut host,
         stream,
         out,
-        &batch(&[(0, "ok")], Some((1, Some(0)))),
+        &batch(&[(2, "ok")], Some((3, Some(1)))),
     );
     assert_eq!(texts(&host.chunks), "ok");
-    assert_eq!(host.ended, vec![stream]);
-    let kinds = host.kinds();
-    assert_eq!(count(&kinds, "message-sent"), 1, "{kinds:?}");
+    assert_eq!(count(&host.kinds(), "message-sent"), 2, "one per message");
 }
 
 #[test]
@@ -1585,14 +1606,16 @@ fn a_stream_that_loses_the_network_mid_turn_waits_for_it_and_resumes_from_its_cu
     host.pump();
     host.d.pull(stream, host.now);
     host.pump();
-    fail_offline(&mut host, out);
+    go_offline(&mut host, true);
+    refuse(&mut host, out);
     // A minute offline: ten times the silent connections that fail a stream online.
     for _ in 0..12 {
         host.fire_timers(OFFLINE_RECHECK_MS);
-        let (again, _, _, _) = host.take_fetch(Endpoint::Out);
-        fail_offline(&mut host, again);
+        refuse_all(&mut host);
     }
     assert!(host.failed.is_empty(), "{:?}", host.failed);
+    // `online`: the host reports it, then wakes the streams.
+    go_offline(&mut host, false);
     host.d.wake(Wake::Reconnect, host.now);
     host.pump();
     let (again, _, headers, _) = host.take_fetch(Endpoint::Out);
@@ -1620,7 +1643,8 @@ fn a_send_whose_first_attempt_may_have_landed_is_not_retried_past_the_part_ids_c
     // Sent while online; the answer is lost as the network goes.
     let (append, _, _, _) = host.take_fetch(Endpoint::In);
     let started = host.now;
-    fail_offline(&mut host, append);
+    go_offline(&mut host, true);
+    refuse(&mut host, append);
     while host.rejected.is_empty() {
         host.fire_timers(OFFLINE_RECHECK_MS);
         assert!(host.now <= started + RETRY_WINDOW_MS + OFFLINE_RECHECK_MS);
@@ -1629,11 +1653,9 @@ fn a_send_whose_first_attempt_may_have_landed_is_not_retried_past_the_part_ids_c
                 host.now <= started + RETRY_WINDOW_MS,
                 "a retry past the claim"
             );
-            fail_offline(&mut host, again);
+            refuse(&mut host, again);
         }
-        while let Some(out) = host.take_fetch_opt(Endpoint::Out) {
-            fail_offline(&mut host, out);
-        }
+        refuse_all(&mut host);
     }
     assert!(matches!(
         host.rejected.last(),
@@ -1643,15 +1665,55 @@ fn a_send_whose_first_attempt_may_have_landed_is_not_retried_past_the_part_ids_c
 }
 
 #[test]
+fn a_token_refresh_that_waits_for_the_network_does_not_reopen_the_window() {
+    let mut host = Host::new(OPTIONS);
+    let op = host.send("c1", "hi", "part-4");
+    host.answer_call("tok-1");
+    let started = host.now;
+    // Online: the first attempt may land, but its answer is lost; the retry meets a 401.
+    let (append, _, _, _) = host.take_fetch(Endpoint::In);
+    refuse(&mut host, append);
+    host.fire_timers(1_000);
+    let (again, _, _, _) = host.take_fetch(Endpoint::In);
+    host.d.fetch_text(again, 401, "", None, host.now);
+    host.pump();
+    let (call, callback) = host.calls.remove(0);
+    assert_eq!(callback, Callback::AccessToken);
+    // The refresh fails offline and is made again until the network is back, six minutes on.
+    go_offline(&mut host, true);
+    host.d.callback_failed(call, 1, host.now);
+    host.pump();
+    while host.now < started + 6 * 60_000 {
+        host.fire_timers(OFFLINE_RECHECK_MS);
+        while !host.calls.is_empty() {
+            let (call, _) = host.calls.remove(0);
+            host.d.callback_failed(call, 1, host.now);
+            host.pump();
+        }
+        refuse_all(&mut host);
+    }
+    assert!(host.rejected.is_empty());
+    go_offline(&mut host, false);
+    host.answer_call("tok-2");
+    assert!(
+        host.take_fetch_opt(Endpoint::In).is_none(),
+        "the part id's claim may have expired: no second append"
+    );
+    assert!(matches!(
+        host.rejected.last(),
+        Some((o, ErrorRef::Ours(Error::Network { .. }))) if *o == op
+    ));
+}
+
+#[test]
 fn a_first_send_offline_calls_start_session_again_once_the_network_is_back() {
     let mut host = Host::new(OPTIONS);
-    host.d.wake(Wake::Offline, host.now);
+    go_offline(&mut host, true);
     let op = host.send("c1", "hi", "part-1");
     // The app's startSession could not reach its server.
     for _ in 0..3 {
         let (call, callback) = host.calls.remove(0);
         assert_eq!(callback, Callback::StartSession);
-        host.d.set_offline(true);
         host.d.callback_failed(call, 1, host.now);
         host.pump();
         assert!(host.rejected.is_empty(), "{:?}", host.rejected);
@@ -1659,12 +1721,10 @@ fn a_first_send_offline_calls_start_session_again_once_the_network_is_back() {
         host.fire_timers(OFFLINE_RECHECK_MS);
     }
     let (call, _) = host.calls.remove(0);
-    host.d.set_offline(true);
     host.d.callback_failed(call, 1, host.now);
     host.pump();
-    // `online`: called again at once.
-    host.d.wake(Wake::Reconnect, host.now);
-    host.pump();
+    // Back online: called again at once.
+    go_offline(&mut host, false);
     assert_eq!(host.calls.len(), 1);
     host.answer_call("tok-1");
     let (append, _, headers, _) = host.take_fetch(Endpoint::In);
@@ -1677,54 +1737,77 @@ fn a_first_send_offline_calls_start_session_again_once_the_network_is_back() {
     let mut online = Host::new(OPTIONS);
     let op = online.send("c2", "hi", "part-2");
     let (call, _) = online.calls.remove(0);
-    online.d.set_offline(false);
     online.d.callback_failed(call, 1, online.now);
     online.pump();
     assert!(matches!(online.rejected.last(), Some((o, ErrorRef::Thrown(1))) if *o == op));
 }
 
 #[test]
-fn aborting_or_disposing_a_send_that_never_left_ends_it_and_its_timers() {
-    // Abort: the message never reached the server, so nothing goes out and nothing is stopped.
+fn an_aborted_send_that_never_left_never_goes_out() {
+    // Aborted while its startSession waits for the network.
     let mut host = Host::new(OPTIONS);
+    go_offline(&mut host, true);
     let op = host.send("c1", "hi", "part-1");
-    // The `offline` event comes before the first attempt: none can reach the server.
-    host.d.wake(Wake::Offline, host.now);
-    host.answer_call("tok-1");
-    let (append, _, _, _) = host.take_fetch(Endpoint::In);
-    fail_offline(&mut host, append);
-    let (out, _, _, _) = host.take_fetch(Endpoint::Out);
-    fail_offline(&mut host, out);
-    host.fire_timers(OFFLINE_RECHECK_MS);
-    let (again, _, _, _) = host.take_fetch(Endpoint::In);
-    fail_offline(&mut host, again);
-    let (out, _, _, _) = host.take_fetch(Endpoint::Out);
-    fail_offline(&mut host, out);
+    let (call, _) = host.calls.remove(0);
+    host.d.callback_failed(call, 1, host.now);
+    host.pump();
     host.d.abort_op(op, host.now);
     host.pump();
     assert!(matches!(host.rejected.last(), Some((o, ErrorRef::Ours(Error::Aborted))) if *o == op));
-    host.d.wake(Wake::Reconnect, host.now);
-    host.pump();
+    assert!(host.timers.is_empty(), "timers left: {:?}", host.timers);
+    go_offline(&mut host, false);
     host.fire_timers(10 * OFFLINE_RECHECK_MS);
     assert!(
-        host.fetches.is_empty(),
-        "no append, no stop, no stream: {:?}",
+        host.calls.is_empty(),
+        "startSession again: {:?}",
+        host.calls
+    );
+    assert!(host.fetches.is_empty(), "{:?}", host.fetches);
+
+    // Aborted while an attempt made offline is in flight: it ends at that attempt's failure.
+    let mut host = Host::new(OPTIONS);
+    offline_after_a_turn(&mut host);
+    let op = host.send("c1", "hi", "part-2");
+    let (append, _, _, _) = host.take_fetch(Endpoint::In);
+    host.d.abort_op(op, host.now);
+    host.pump();
+    refuse(&mut host, append);
+    refuse_all(&mut host);
+    go_offline(&mut host, false);
+    host.fire_timers(10 * OFFLINE_RECHECK_MS);
+    assert!(
+        host.take_fetch_opt(Endpoint::In).is_none(),
+        "no append, no stop: {:?}",
         host.fetches
     );
     assert!(host.timers.is_empty(), "timers left: {:?}", host.timers);
+}
 
-    // dispose: a send waiting for startSession and one waiting to append both end.
+#[test]
+fn dispose_offline_ends_the_sends_that_never_left_with_their_timers() {
     let mut host = Host::new(OPTIONS);
-    host.d.wake(Wake::Offline, host.now);
-    let first = host.send("c1", "hi", "part-1");
+    offline_after_a_turn(&mut host);
+    // One send waits to append, one (in a new chat) for its startSession.
+    let parked = host.send("c1", "hi", "part-1");
+    refuse_all(&mut host);
+    let starting = host.send("c2", "hi", "part-2");
     let (call, _) = host.calls.remove(0);
-    host.d.set_offline(true);
     host.d.callback_failed(call, 1, host.now);
     host.pump();
     host.d.dispose(host.now);
     host.pump();
-    assert!(host.rejected.iter().any(|(o, _)| *o == first));
+    for op in [parked, starting] {
+        assert!(
+            matches!(
+                host.rejected.iter().find(|(o, _)| *o == op),
+                Some((_, ErrorRef::Ours(Error::Aborted)))
+            ),
+            "{op}: {:?}",
+            host.rejected
+        );
+    }
     assert!(host.timers.is_empty(), "timers left: {:?}", host.timers);
+    go_offline(&mut host, false);
     host.fire_timers(10 * OFFLINE_RECHECK_MS);
     assert!(host.calls.is_empty() && host.fetches.is_empty());
 }

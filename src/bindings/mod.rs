@@ -205,12 +205,12 @@ impl WasmDriver {
         self.inner.abort_stream(id, stop_turn, part_id, now(now_ms));
     }
 
-    /// A lifecycle signal: 0 reconnect now (also: back online), 1 retry now, 2 offline.
+    /// A lifecycle signal: 0 reconnect now, 1 retry now.
     pub fn wake(&mut self, kind: u8, now_ms: f64) {
-        let wake = match kind {
-            0 => Wake::Reconnect,
-            2 => Wake::Offline,
-            _ => Wake::RetryNow,
+        let wake = if kind == 0 {
+            Wake::Reconnect
+        } else {
+            Wake::RetryNow
         };
         self.inner.wake(wake, now(now_ms));
     }
@@ -248,11 +248,16 @@ impl WasmDriver {
         self.inner.fetch_text(id, status, text, reset, now(now_ms));
     }
 
-    /// A request or body read failed; `offline` is `navigator.onLine === false` at that moment.
+    /// A request or body read failed.
     #[wasm_bindgen(js_name = fetchFailed)]
-    pub fn fetch_failed(&mut self, id: u32, message: &str, offline: bool, now_ms: f64) {
-        self.inner.set_offline(offline);
+    pub fn fetch_failed(&mut self, id: u32, message: &str, now_ms: f64) {
         self.inner.fetch_failed(id, message, now(now_ms));
+    }
+
+    /// `navigator.onLine === false` changed (reported before the next call).
+    #[wasm_bindgen(js_name = setOffline)]
+    pub fn set_offline(&mut self, offline: bool, now_ms: f64) {
+        self.inner.set_offline(offline, now(now_ms));
     }
 
     /// Timer `id` fired.
@@ -269,8 +274,7 @@ impl WasmDriver {
 
     /// An app callback threw (the glue keeps the value as `thrown`).
     #[wasm_bindgen(js_name = callbackFailed)]
-    pub fn callback_failed(&mut self, call: u32, thrown: u32, offline: bool, now_ms: f64) {
-        self.inner.set_offline(offline);
+    pub fn callback_failed(&mut self, call: u32, thrown: u32, now_ms: f64) {
         self.inner.callback_failed(call, thrown, now(now_ms));
     }
 

@@ -101,6 +101,13 @@ impl AppendPolicy {
         self.reachable_since_ms.is_some()
     }
 
+    /// Whether an attempt at `now_ms` could append the message a second time: the part id's
+    /// claim on the server may have expired since the first attempt that may have landed.
+    pub fn expired(&self, now_ms: u64) -> bool {
+        self.reachable_since_ms
+            .is_some_and(|t| now_ms > t.saturating_add(RETRY_WINDOW_MS))
+    }
+
     /// Decides after a failed attempt. `can_recreate` says whether `startSession` is
     /// configured; `offline` whether the browser reports no network; `now_ms` and `random01`
     /// feed the rate-limit wait and the backoff jitter.
@@ -138,11 +145,7 @@ impl AppendPolicy {
             }
             _ => return NextStep::GiveUp(error),
         };
-        // Past the part id's claim, a retry could append the message a second time.
-        let deadline_ms = self
-            .reachable_since_ms
-            .map_or(u64::MAX, |t| t.saturating_add(RETRY_WINDOW_MS));
-        if now_ms.saturating_add(delay_ms) > deadline_ms {
+        if self.expired(now_ms.saturating_add(delay_ms)) {
             NextStep::GiveUp(error)
         } else if offline && matches!(error, Error::Network { .. }) {
             NextStep::WaitForNetwork { delay_ms }

@@ -18,7 +18,7 @@
 //! - while the browser reports no network, a failed, stalled or silent connection says nothing
 //!   about the server: wait for the network (an `online` event, or
 //!   [`OFFLINE_RECHECK_MS`]) without counting it, so a tunnel or a closed lid does not fail
-//!   the stream; the idle limit still applies.
+//!   the stream; time offline does not count toward the idle limit either.
 //!
 //! A standing subscription (`watch` mode: a viewer that follows every turn) has no turn of its
 //! own to finish or to time out: it reconnects after every end, backing off while the server
@@ -149,19 +149,20 @@ impl ReconnectPolicy {
                 _ => return Reconnect::Fail(error.clone()),
             }
         }
-        let offline_wait = Reconnect::After {
-            delay_ms: OFFLINE_RECHECK_MS,
-        };
-        // A response (5xx, 429) proves a network; anything else while offline proves nothing.
+        // A response (5xx, 429) proves a network; anything else while offline proves nothing,
+        // and the time offline counts toward no limit (the idle one included).
         let unanswered = !matches!(
             end,
             ConnectionEnd::Failed(Error::Server { .. } | Error::RateLimited { .. })
                 | ConnectionEnd::Ended { alive: true }
         );
+        if offline && unanswered && (self.standing || turn_open) {
+            self.last_record_ms = now_ms;
+            return Reconnect::After {
+                delay_ms: OFFLINE_RECHECK_MS,
+            };
+        }
         if self.standing {
-            if offline && unanswered {
-                return offline_wait;
-            }
             if end == (ConnectionEnd::Ended { alive: true }) {
                 self.silent = 0;
                 return Reconnect::After { delay_ms: 0 };
@@ -183,9 +184,6 @@ impl ReconnectPolicy {
         if end == (ConnectionEnd::Ended { alive: true }) {
             self.silent = 0;
             return Reconnect::After { delay_ms: 0 };
-        }
-        if offline && unanswered {
-            return offline_wait;
         }
         self.silent += 1;
         if self.silent >= MAX_SILENT_CONNECTIONS {
@@ -403,10 +401,17 @@ mod tests {
             policy.after_end(network(), true, false, now_ms, 0.0),
             Reconnect::Fail(Error::Network { .. })
         ));
-        // The idle limit applies offline too, and a finished turn still finishes.
+        // Time offline does not count toward the idle limit: an hour offline, then online,
+        // the limit is still whole; a finished turn still finishes.
         let mut idle = ReconnectPolicy::new(0);
+        let hour = 3_600_000;
+        assert_eq!(idle.after_end(network(), true, true, hour, 0.0), wait);
         assert!(matches!(
-            idle.after_end(network(), true, true, TURN_IDLE_LIMIT_MS, 0.0),
+            idle.after_end(network(), true, false, hour + TURN_IDLE_LIMIT_MS - 1, 0.0),
+            Reconnect::After { .. }
+        ));
+        assert!(matches!(
+            idle.after_end(network(), true, false, hour + TURN_IDLE_LIMIT_MS, 0.0),
             Reconnect::Fail(Error::StreamStalled { .. })
         ));
         assert_eq!(

@@ -177,20 +177,30 @@ impl Driver {
         true
     }
 
-    /// `dispose`: token calls waiting for the network end, and so do their waiters.
-    pub(super) fn drop_parked_calls(&mut self, now_ms: u64) {
+    /// `waiter` no longer wants a token (an aborted send that never left). A call waiting for
+    /// the network that no open stream or pending operation still wants is dropped with its
+    /// timer.
+    pub(super) fn forget_waiter(&mut self, waiter: Waiter) {
         for chat in 0..self.chats.len() {
-            let c = &mut self.chats[chat];
-            let Some(timer) = c.token_call.as_ref().and_then(|t| t.retry) else {
+            let Some(mut call) = self.chats[chat].token_call.take() else {
                 continue;
             };
-            let Some(call) = c.token_call.take() else {
-                continue;
-            };
-            self.actions.push(Action::ClearTimer { id: timer });
-            for waiter in call.waiters {
-                self.resume(waiter, Err(Error::Aborted.into()), now_ms);
+            call.waiters
+                .retain(|w| *w != waiter && self.wants_token(*w));
+            match call.retry {
+                Some(timer) if call.waiters.is_empty() => {
+                    self.actions.push(Action::ClearTimer { id: timer });
+                }
+                _ => self.chats[chat].token_call = Some(call),
             }
+        }
+    }
+
+    /// Whether `waiter`'s stream is still open, or its operation pending.
+    fn wants_token(&self, waiter: Waiter) -> bool {
+        match waiter {
+            Waiter::Op(id) => self.op_index(id).is_some(),
+            Waiter::Sub(id) => self.sub_open(id),
         }
     }
 
@@ -268,9 +278,15 @@ impl Driver {
     /// An app callback threw; the host keeps the thrown value as `thrown`.
     /// While the browser is offline the failure is taken for the network's (`startSession` is
     /// idempotent on the chat id, `accessToken` mints): the callback is called again when the
-    /// network is back, or every [`OFFLINE_RECHECK_MS`], and whoever waits keeps waiting.
+    /// network is back, or every [`OFFLINE_RECHECK_MS`], and whoever waits keeps waiting (a
+    /// call no one waits for any more is not made again).
     pub fn callback_failed(&mut self, call: u32, thrown: u32, now_ms: u64) {
-        if self.offline {
+        let wanted = self.chats.iter().any(|c| {
+            c.token_call
+                .as_ref()
+                .is_some_and(|t| t.id == call && t.waiters.iter().any(|w| self.wants_token(*w)))
+        });
+        if self.offline && wanted {
             let timer = self.next_id();
             let parked = self.chats.iter_mut().find_map(|c| {
                 let t = c

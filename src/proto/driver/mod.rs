@@ -249,9 +249,10 @@ impl Driver {
         for id in ids {
             self.close_stream(id, now_ms);
         }
-        // What waits for the network and never left ends here, with its timers.
-        self.drop_unsent_appends(now_ms);
-        self.drop_parked_calls(now_ms);
+        if self.offline {
+            // Sends that wait for the network and never left end here, with their timers.
+            self.abort_unsent(now_ms);
+        }
         self.page_hide(now_ms);
     }
 
@@ -265,16 +266,21 @@ impl Driver {
         reset: Option<u64>,
         now_ms: u64,
     ) {
-        self.offline = false;
         if !self.append_response(fetch, status, text, reset, now_ms) {
             self.sub_http_error(fetch, status, text, reset, now_ms);
         }
     }
 
-    /// What the browser says of the network (`navigator.onLine`), as the host last saw it;
-    /// the host tells before every `fetch_failed`. Coming back is [`Wake::Reconnect`].
-    pub fn set_offline(&mut self, offline: bool) {
+    /// What the browser says of the network (`navigator.onLine === false`); the host reports
+    /// every change before its next call. Back online, whatever waited for the network goes
+    /// at once.
+    pub fn set_offline(&mut self, offline: bool, now_ms: u64) {
+        let back = self.offline && !offline;
         self.offline = offline;
+        if back {
+            self.retry_parked_calls();
+            self.retry_parked_appends(now_ms);
+        }
     }
 
     /// A request failed without a response, or a body read failed.

@@ -188,7 +188,7 @@ impl Driver {
         self.actions.push(Action::Reject { op, error });
     }
 
-    fn op_index(&self, op: u32) -> Option<usize> {
+    pub(super) fn op_index(&self, op: u32) -> Option<usize> {
         self.ops.iter().position(|o| o.id == op)
     }
 
@@ -643,7 +643,32 @@ impl Driver {
         }
     }
 
+    /// Ends `op` instead of another attempt when none may go out: it was aborted and nothing of
+    /// it can have reached the server, or the part id's claim may have expired since.
+    fn unsendable(&mut self, op: u32, now_ms: u64) -> bool {
+        let Some(i) = self.op_index(op) else {
+            return true;
+        };
+        let Some(a) = self.ops[i].append.as_ref() else {
+            return true;
+        };
+        let error = if self.ops[i].aborted && !a.policy.may_have_landed() {
+            Error::Aborted
+        } else if a.policy.expired(now_ms) {
+            Error::Network {
+                message: "no answer from the server within the retry window".into(),
+            }
+        } else {
+            return false;
+        };
+        self.append_done(op, Err(error.into()), now_ms);
+        true
+    }
+
     fn append_attempt(&mut self, op: u32, token: String, now_ms: u64) {
+        if self.unsendable(op, now_ms) {
+            return;
+        }
         let fetch = self.next_id();
         let timer = self.next_id();
         let Some(i) = self.op_index(op) else {
@@ -782,6 +807,9 @@ impl Driver {
     }
 
     fn append_failed(&mut self, op: u32, error: Error, now_ms: u64) {
+        if self.unsendable(op, now_ms) {
+            return;
+        }
         let random = self.random();
         let Some(i) = self.op_index(op) else {
             return;
@@ -1056,28 +1084,36 @@ impl Driver {
             self.close_stream(stream, now_ms);
         }
         self.reject_now(op, Error::Aborted.into());
-        self.drop_if_never_sent(op, now_ms);
-    }
-
-    /// `dispose`: every append that waits for the network and never left ends.
-    pub(super) fn drop_unsent_appends(&mut self, now_ms: u64) {
-        let ops: Vec<u32> = self.ops.iter().map(|o| o.id).collect();
-        for op in ops {
-            self.drop_if_never_sent(op, now_ms);
-        }
-    }
-
-    /// Ends `op`'s append if it is waiting for the network and no attempt of it can have
-    /// reached the server (an abort, `dispose`): nothing to stop, nothing left to learn.
-    pub(super) fn drop_if_never_sent(&mut self, op: u32, now_ms: u64) {
-        let idle = self.op_index(op).is_some_and(|i| {
+        // Nothing of it can have reached the server and no attempt is in flight: it ends here
+        // rather than at its next attempt, and stops waiting for a token.
+        let unsent = self.op_index(op).is_some_and(|i| {
             self.ops[i]
                 .append
                 .as_ref()
-                .is_some_and(|a| a.parked && !a.policy.may_have_landed())
+                .is_some_and(|a| a.fetch.is_none() && !a.policy.may_have_landed())
         });
-        if idle {
+        if unsent {
+            self.forget_waiter(Waiter::Op(op));
             self.append_done(op, Err(Error::Aborted.into()), now_ms);
+        }
+    }
+
+    /// `dispose` while offline: the sends none of whose attempts can have reached the server
+    /// are aborted.
+    pub(super) fn abort_unsent(&mut self, now_ms: u64) {
+        // Each abort marks its operation, so this ends.
+        while let Some(op) = self
+            .ops
+            .iter()
+            .find(|o| {
+                !o.aborted
+                    && o.append
+                        .as_ref()
+                        .is_some_and(|a| !a.policy.may_have_landed())
+            })
+            .map(|o| o.id)
+        {
+            self.abort_op(op, now_ms);
         }
     }
 

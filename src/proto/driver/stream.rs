@@ -66,8 +66,6 @@ pub enum Wake {
     Reconnect,
     /// Skip any backoff wait (visible again after a short absence).
     RetryNow,
-    /// The network is gone (`offline`): failures wait for it rather than count.
-    Offline,
 }
 
 /// Options of a new subscription.
@@ -434,6 +432,12 @@ impl Driver {
         self.subs.iter().position(|s| s.id == id)
     }
 
+    /// Whether stream `id` is still open.
+    pub(super) fn sub_open(&self, id: u32) -> bool {
+        self.sub_index(id)
+            .is_some_and(|i| self.subs[i].phase == Phase::Open)
+    }
+
     pub(super) fn sub_start_cursor(&self, id: u32) -> Option<Cursor> {
         self.sub_index(id).map(|i| self.subs[i].start)
     }
@@ -528,14 +532,7 @@ impl Driver {
 
     /// A page lifecycle signal.
     pub fn wake(&mut self, wake: Wake, now_ms: u64) {
-        if wake == Wake::Offline {
-            self.offline = true;
-            return;
-        }
         if wake == Wake::Reconnect {
-            self.offline = false;
-            self.retry_parked_calls();
-            self.retry_parked_appends(now_ms);
             // Back from the bfcache or offline: ask who owns what again.
             if let Some(tabs) = self.tabs.as_mut() {
                 tabs.who();
@@ -654,7 +651,6 @@ impl Driver {
 
     /// A `.out` response with status 200 arrived (`settled`: `X-Session-Settled: true`).
     pub fn fetch_open(&mut self, fetch: u32, settled: bool, now_ms: u64) {
-        self.offline = false;
         let Some(i) = self.sub_by_fetch(fetch) else {
             self.actions.push(Action::Abort { fetch });
             return;
