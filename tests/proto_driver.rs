@@ -1811,3 +1811,41 @@ fn dispose_offline_ends_the_sends_that_never_left_with_their_timers() {
     host.fire_timers(10 * OFFLINE_RECHECK_MS);
     assert!(host.calls.is_empty() && host.fetches.is_empty());
 }
+
+#[test]
+fn an_aborted_send_gives_its_writer_lock_back_and_sends_nothing_it_had_not_sent() {
+    let options = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":true,"tabId":"tab-a"}"#;
+    let lock_released = |host: &Host| {
+        host.other.iter().any(
+            |a| matches!(a, Action::LockRelease { name, .. } if name == "trigger-chat:c1:writer"),
+        )
+    };
+    // Aborted while `startSession` runs (online): no append, no stop, the claim is given back.
+    let mut host = Host::new(options);
+    let op = host.send("c1", "hi", "p1");
+    host.d.lock_result("c1", true, host.now);
+    host.pump();
+    assert!(host.d.has_claim("c1"));
+    host.d.abort_op(op, host.now);
+    host.pump();
+    assert!(matches!(host.rejected.last(), Some((o, ErrorRef::Ours(Error::Aborted))) if *o == op));
+    assert!(!host.d.has_claim("c1"), "another tab may send now");
+    assert!(lock_released(&host));
+    host.answer_call("tok");
+    host.fire_timers(60_000);
+    assert!(
+        host.take_fetch_opt(Endpoint::In).is_none(),
+        "nothing was sent, so nothing to append or stop"
+    );
+
+    // Aborted while it waits for the lock: when the lock comes, it is given back at once.
+    let mut host = Host::new(options);
+    let op = host.send("c1", "hi", "p2");
+    host.d.abort_op(op, host.now);
+    host.pump();
+    host.d.lock_result("c1", true, host.now);
+    host.pump();
+    assert!(host.calls.is_empty(), "no startSession for an aborted send");
+    assert!(!host.d.has_claim("c1"));
+    assert!(lock_released(&host));
+}

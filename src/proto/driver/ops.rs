@@ -188,6 +188,11 @@ impl Driver {
         self.actions.push(Action::Reject { op, error });
     }
 
+    /// Whether operation `op` was aborted (or is gone).
+    pub(super) fn op_aborted(&self, op: u32) -> bool {
+        self.op_index(op).is_none_or(|i| self.ops[i].aborted)
+    }
+
     pub(super) fn op_index(&self, op: u32) -> Option<usize> {
         self.ops.iter().position(|o| o.id == op)
     }
@@ -541,9 +546,7 @@ impl Driver {
     ) {
         let waiting = core::mem::take(&mut self.chats[chat].after_head_start);
         for pending in waiting {
-            let aborted = self
-                .op_index(pending.op)
-                .is_none_or(|i| self.ops[i].aborted);
+            let aborted = self.op_aborted(pending.op);
             match &result {
                 _ if aborted => self.finish_op(pending.op, Err(Error::Aborted.into())),
                 Ok(()) => self.start_claimed_turn(pending, now_ms),
@@ -645,7 +648,9 @@ impl Driver {
 
     /// Ends `op` instead of another attempt when none may go out: it was aborted and nothing of
     /// it can have reached the server, or the part id's claim may have expired since.
-    fn unsendable(&mut self, op: u32, now_ms: u64) -> bool {
+    /// `window`: also check the claim (before an attempt; after a failure, the server's answer
+    /// comes first).
+    fn unsendable(&mut self, op: u32, window: bool, now_ms: u64) -> bool {
         let Some(i) = self.op_index(op) else {
             return true;
         };
@@ -654,7 +659,7 @@ impl Driver {
         };
         let error = if self.ops[i].aborted && !a.policy.may_have_landed() {
             Error::Aborted
-        } else if a.policy.expired(now_ms) {
+        } else if window && a.policy.expired(now_ms) {
             Error::Network {
                 message: "no answer from the server within the retry window".into(),
             }
@@ -666,7 +671,7 @@ impl Driver {
     }
 
     fn append_attempt(&mut self, op: u32, token: String, now_ms: u64) {
-        if self.unsendable(op, now_ms) {
+        if self.unsendable(op, true, now_ms) {
             return;
         }
         let fetch = self.next_id();
@@ -729,6 +734,10 @@ impl Driver {
         };
         let op = self.ops[i].id;
         self.clear_append_request(i);
+        if let Some(append) = self.ops[i].append.as_mut() {
+            // The server saw it, whatever `navigator.onLine` said.
+            append.policy.on_attempt(false, now_ms);
+        }
         if (200..300).contains(&status) {
             self.append_done(op, Ok(AppendResponse::parse(text)), now_ms);
             return true;
@@ -807,7 +816,7 @@ impl Driver {
     }
 
     fn append_failed(&mut self, op: u32, error: Error, now_ms: u64) {
-        if self.unsendable(op, now_ms) {
+        if self.unsendable(op, false, now_ms) {
             return;
         }
         let random = self.random();
@@ -906,6 +915,8 @@ impl Driver {
             (OpKind::Turn { stream }, Err(error)) => {
                 self.close_stream(stream, now_ms);
                 self.finish_op(op, Err(error));
+                // The stream closed while the send was still pending: the claim outlived it.
+                self.release_if_idle(&chat_id, now_ms);
             }
             (OpKind::Steer, Ok(response)) => {
                 if let Some(seq) = response.seq {
@@ -1107,6 +1118,7 @@ impl Driver {
             .iter()
             .find(|o| {
                 !o.aborted
+                    && matches!(o.kind, OpKind::Turn { .. })
                     && o.append
                         .as_ref()
                         .is_some_and(|a| !a.policy.may_have_landed())

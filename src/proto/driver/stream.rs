@@ -1231,6 +1231,8 @@ impl Driver {
         let Some(i) = self.sub_index(id) else { return };
         if self.subs[i].phase == Phase::Open {
             self.subs[i].phase = Phase::Closed;
+            // A token call that waits for the network only for this stream ends with it.
+            self.forget_waiter(Waiter::Sub(id));
         }
         self.service(id, now_ms);
     }

@@ -128,11 +128,15 @@ impl Driver {
             self.release_claim(chat_id, now_ms);
         }
         for pending in waiting {
+            let aborted = self.op_aborted(pending.op);
             match &claimed {
+                _ if aborted => self.finish_op(pending.op, Err(Error::Aborted.into())),
                 Ok(()) => self.start_claimed_turn(pending, now_ms),
                 Err(error) => self.refuse_turn(pending, error.clone()),
             }
         }
+        // A send aborted while it waited for the lock leaves nothing to hold it for.
+        self.release_if_idle(chat_id, now_ms);
     }
 
     /// Releases this tab's claim (and writer lock) on `chat_id`, unless a turn of it is still
