@@ -1599,13 +1599,7 @@ fn a_message_written_offline_waits_as_long_as_the_network_is_gone_then_goes_out_
 fn a_stream_that_loses_the_network_mid_turn_waits_for_it_and_resumes_from_its_cursor() {
     let mut host = Host::new(OPTIONS);
     let (stream, out) = sent(&mut host, "c1", 0);
-    host.d.pull(stream, host.now);
-    host.pump();
-    host.d
-        .fetch_bytes(out, &batch(&[(0, "Hel")], None), host.now);
-    host.pump();
-    host.d.pull(stream, host.now);
-    host.pump();
+    read_through(&mut host, stream, out, &batch(&[(0, "Hel")], None));
     go_offline(&mut host, true);
     refuse(&mut host, out);
     // A minute offline: ten times the silent connections that fail a stream online.
