@@ -15,9 +15,9 @@
 //!
 //! Waiting for the network has one bound: the server keeps an `X-Part-Id` claim for five
 //! minutes, so no attempt goes out later than [`RETRY_WINDOW_MS`] after the first attempt that
-//! may have reached it (one started while the browser was online). A message written offline
-//! waits as long as the browser stays offline; one whose request may have landed is given up
-//! rather than risk being appended twice.
+//! may have reached it (one started while the browser was online, or one it answered). A
+//! message written offline waits as long as the browser stays offline; one whose request may
+//! have landed is given up rather than risk being appended twice.
 
 use super::retry::{rate_limit_wait_ms, Backoff};
 use super::Error;
