@@ -1843,3 +1843,55 @@ fn an_aborted_send_gives_its_writer_lock_back_and_sends_nothing_it_had_not_sent(
     assert!(!host.d.has_claim("c1"));
     assert!(lock_released(&host));
 }
+
+#[test]
+fn a_head_start_request_sent_offline_goes_again_once_the_network_is_back_and_never_twice() {
+    let mut host = Host::new(HEAD_START_OPTIONS);
+    go_offline(&mut host, true);
+    let op = head_start_send(&mut host, "h");
+    let (post, _, _, first_body) = host.take_fetch(Endpoint::HeadStart);
+    refuse(&mut host, post);
+    // A minute offline: the request reached no one, so it is sent again, never failed.
+    for _ in 0..12 {
+        host.fire_timers(OFFLINE_RECHECK_MS);
+        let (again, _, _, body) = host.take_fetch(Endpoint::HeadStart);
+        assert_eq!(body, first_body, "the same request");
+        refuse(&mut host, again);
+    }
+    assert!(host.rejected.is_empty(), "{:?}", host.rejected);
+    // Back online: it goes out at once and is answered.
+    go_offline(&mut host, false);
+    let (post, _, _, _) = host.take_fetch(Endpoint::HeadStart);
+    host.d.head_start_open(post, "tok-h", false, host.now);
+    host.pump();
+    host.stream_of(op);
+    assert!(host.timers.iter().all(|(_, at)| *at > host.now));
+
+    // Sent online and unanswered, it may have reached the handler: it fails rather than run
+    // the first turn twice, offline or not.
+    let mut host = Host::new(HEAD_START_OPTIONS);
+    let op = head_start_send(&mut host, "h2");
+    let (post, _, _, _) = host.take_fetch(Endpoint::HeadStart);
+    go_offline(&mut host, true);
+    refuse(&mut host, post);
+    assert!(
+        matches!(host.rejected.last(), Some((o, ErrorRef::Ours(Error::Network { .. }))) if *o == op)
+    );
+    host.fire_timers(10 * OFFLINE_RECHECK_MS);
+    go_offline(&mut host, false);
+    assert!(host.take_fetch_opt(Endpoint::HeadStart).is_none());
+
+    // Aborted while it waits: nothing is sent and no timer is left.
+    let mut host = Host::new(HEAD_START_OPTIONS);
+    go_offline(&mut host, true);
+    let op = head_start_send(&mut host, "h3");
+    let (post, _, _, _) = host.take_fetch(Endpoint::HeadStart);
+    refuse(&mut host, post);
+    host.d.abort_op(op, host.now);
+    host.pump();
+    assert!(matches!(host.rejected.last(), Some((o, ErrorRef::Ours(Error::Aborted))) if *o == op));
+    go_offline(&mut host, false);
+    host.fire_timers(10 * OFFLINE_RECHECK_MS);
+    assert!(host.take_fetch_opt(Endpoint::HeadStart).is_none());
+    assert!(host.timers.is_empty(), "timers left: {:?}", host.timers);
+}

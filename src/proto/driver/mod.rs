@@ -280,6 +280,7 @@ impl Driver {
         if back {
             self.retry_parked_calls();
             self.retry_parked_appends(now_ms);
+            self.retry_parked_head_starts();
         }
     }
 

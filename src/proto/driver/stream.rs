@@ -16,7 +16,9 @@ use crate::prelude::*;
 use crate::proto::chat::Cursor;
 use crate::proto::headers::HeaderList;
 use crate::proto::json::{write_json_string, Json};
-use crate::proto::reconnect::{ConnectionEnd, Reconnect, ReconnectPolicy, TURN_IDLE_LIMIT_MS};
+use crate::proto::reconnect::{
+    ConnectionEnd, Reconnect, ReconnectPolicy, OFFLINE_RECHECK_MS, TURN_IDLE_LIMIT_MS,
+};
 use crate::proto::records::{decode_event, Control, StreamEvent};
 use crate::proto::sse::SseDecoder;
 use crate::proto::turn::{Hold, InputSeq, Outcome, Turn};
@@ -45,6 +47,9 @@ struct HeadStartSend {
     started_ms: u64,
     body_bytes: usize,
     message_id: Option<String>,
+    /// The request, kept while it may be sent again: every attempt so far started offline, so
+    /// none can have reached the handler (a POST without an idempotency key).
+    request: Option<(String, HeaderList)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -234,34 +239,68 @@ impl Driver {
             },
             now_ms,
         );
-        let (fetch, timer) = (self.next_id(), self.next_id());
         let Some(i) = self.sub_index(id) else {
             return id;
         };
         let mut request_headers = self.config.headers.clone();
         request_headers.extend(&self.subs[i].headers);
         request_headers.set("Content-Type", "application/json");
-        let sub = &mut self.subs[i];
-        sub.head_start = Some(HeadStartSend {
+        self.subs[i].head_start = Some(HeadStartSend {
             op,
             started_ms: now_ms,
             body_bytes: body.len(),
             message_id,
+            request: Some((body, request_headers)),
         });
+        self.post_head_start(i);
+        id
+    }
+
+    /// The network is back: head-start requests that waited for it go out now.
+    pub(super) fn retry_parked_head_starts(&mut self) {
+        // Each pass takes the subscription out of `Backoff`, so this ends.
+        while let Some(i) = self
+            .subs
+            .iter()
+            .position(|s| s.kind == Kind::HeadStart && matches!(s.conn, Conn::Backoff { .. }))
+        {
+            if let Conn::Backoff { timer } = self.subs[i].conn {
+                self.actions.push(Action::ClearTimer { id: timer });
+            }
+            self.subs[i].conn = Conn::None;
+            self.post_head_start(i);
+        }
+    }
+
+    /// Sends the head-start request of subscription `i`. One started online may reach the
+    /// handler: it is not kept for another attempt.
+    fn post_head_start(&mut self, i: usize) {
+        let (fetch, timer) = (self.next_id(), self.next_id());
+        let offline = self.offline;
+        let sub = &mut self.subs[i];
+        let Some(send) = sub.head_start.as_mut() else {
+            return;
+        };
+        let Some((body, headers)) = (if offline {
+            send.request.clone()
+        } else {
+            send.request.take()
+        }) else {
+            return;
+        };
         sub.conn = Conn::Connecting { fetch, timer };
         self.actions.push(Action::Fetch {
             id: fetch,
             path: self.config.head_start.clone().unwrap_or_default(),
             chat_id: sub.chat.clone(),
             endpoint: Endpoint::HeadStart,
-            headers: request_headers,
+            headers,
             body: Some(body),
         });
         self.actions.push(Action::SetTimer {
             id: timer,
             ms: CONNECT_TIMEOUT_MS,
         });
-        id
     }
 
     /// A 2xx `headStart` response arrived, with its `X-Trigger-Chat-Access-Token` (empty when
@@ -544,8 +583,12 @@ impl Driver {
             let Some(i) = self.sub_index(id) else {
                 continue;
             };
-            if self.subs[i].phase != Phase::Open || self.subs[i].kind == Kind::HeadStart {
-                // A head-start response cannot be asked for again.
+            let head_start = self.subs[i].kind == Kind::HeadStart;
+            if self.subs[i].phase != Phase::Open
+                || (head_start && !matches!(self.subs[i].conn, Conn::Backoff { .. }))
+            {
+                // A head-start response cannot be asked for again (one that waits for the
+                // network was never sent).
                 continue;
             }
             match (&self.subs[i].conn, wake) {
@@ -569,6 +612,10 @@ impl Driver {
         let Some(i) = self.sub_index(id) else { return };
         if self.subs[i].phase != Phase::Open {
             return;
+        }
+        if self.subs[i].kind == Kind::HeadStart {
+            // Only a head-start request that waited for the network is sent again.
+            return self.post_head_start(i);
         }
         let chat_id = self.subs[i].chat.clone();
         let Some(chat) = self.chat_index(&chat_id) else {
@@ -1069,7 +1116,23 @@ impl Driver {
             return;
         }
         if sub.kind == Kind::HeadStart {
-            // One response, nothing to reconnect to.
+            // One response, nothing to reconnect to; but a request sent offline that got no
+            // answer reached no one: it is sent again when the network is back.
+            let resend = sub.head_start.as_ref().is_some_and(|s| s.request.is_some());
+            let unanswered = matches!(
+                end,
+                ConnectionEnd::Failed(Error::Network { .. }) | ConnectionEnd::Stalled
+            );
+            if self.offline && resend && unanswered {
+                let timer = self.next_id();
+                self.subs[i].conn = Conn::Backoff { timer };
+                self.actions.push(Action::SetTimer {
+                    id: timer,
+                    ms: OFFLINE_RECHECK_MS,
+                });
+                return;
+            }
+            let sub = &mut self.subs[i];
             if sub.head_start.is_some() {
                 let error = match end {
                     ConnectionEnd::Failed(error) => error,
