@@ -96,7 +96,13 @@ impl AppendPolicy {
         }
     }
 
-    /// Whether an attempt may have reached the server (one started online).
+    /// The server answered an attempt (any status): it may have landed, whatever the browser
+    /// said of the network.
+    pub fn on_answer(&mut self, now_ms: u64) {
+        self.on_attempt(false, now_ms);
+    }
+
+    /// Whether an attempt may have reached the server (one started online, or answered).
     pub fn may_have_landed(&self) -> bool {
         self.reachable_since_ms.is_some()
     }

@@ -215,11 +215,17 @@ impl Driver {
         }
     }
 
+    /// The chat whose token call in flight is `call` (0 is no call: a parked one).
+    fn call_chat(&self, call: u32) -> Option<usize> {
+        self.chats.iter().position(|c| {
+            c.token_call
+                .as_ref()
+                .is_some_and(|t| t.id == call && call != 0)
+        })
+    }
+
     fn take_call(&mut self, call: u32) -> Option<(usize, TokenCall)> {
-        let chat = self
-            .chats
-            .iter()
-            .position(|c| c.token_call.as_ref().is_some_and(|t| t.id == call))?;
+        let chat = self.call_chat(call)?;
         let taken = self.chats[chat].token_call.take()?;
         Some((chat, taken))
     }
@@ -281,31 +287,26 @@ impl Driver {
     /// network is back, or every [`OFFLINE_RECHECK_MS`], and whoever waits keeps waiting (a
     /// call no one waits for any more is not made again).
     pub fn callback_failed(&mut self, call: u32, thrown: u32, now_ms: u64) {
-        let wanted = self.chats.iter().any(|c| {
-            c.token_call
-                .as_ref()
-                .is_some_and(|t| t.id == call && t.waiters.iter().any(|w| self.wants_token(*w)))
-        });
+        let Some(chat) = self.call_chat(call) else {
+            return;
+        };
+        let wanted = self.chats[chat]
+            .token_call
+            .as_ref()
+            .is_some_and(|t| t.waiters.iter().any(|w| self.wants_token(*w)));
         if self.offline && wanted {
             let timer = self.next_id();
-            let parked = self.chats.iter_mut().find_map(|c| {
-                let t = c
-                    .token_call
-                    .as_mut()
-                    .filter(|t| t.id == call && call != 0)?;
+            if let Some(t) = self.chats[chat].token_call.as_mut() {
                 t.id = 0;
                 t.retry = Some(timer);
-                Some(())
-            });
-            if parked.is_some() {
-                self.actions.push(Action::SetTimer {
-                    id: timer,
-                    ms: OFFLINE_RECHECK_MS,
-                });
-                return;
             }
+            self.actions.push(Action::SetTimer {
+                id: timer,
+                ms: OFFLINE_RECHECK_MS,
+            });
+            return;
         }
-        let Some((_, taken)) = self.take_call(call) else {
+        let Some(taken) = self.chats[chat].token_call.take() else {
             return;
         };
         for waiter in taken.waiters {

@@ -735,8 +735,7 @@ impl Driver {
         let op = self.ops[i].id;
         self.clear_append_request(i);
         if let Some(append) = self.ops[i].append.as_mut() {
-            // The server saw it, whatever `navigator.onLine` said.
-            append.policy.on_attempt(false, now_ms);
+            append.policy.on_answer(now_ms);
         }
         if (200..300).contains(&status) {
             self.append_done(op, Ok(AppendResponse::parse(text)), now_ms);
