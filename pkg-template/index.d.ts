@@ -202,7 +202,36 @@ export type ChatTransportEvent =
       chatId: string;
       timestamp: number;
       error: Error;
+    }
+  | {
+      /**
+       * (trigger-chat-wasm) The chat's connection state changed, or how many of its sends wait
+       * for the server (see `ChatConnectionState`).
+       */
+      type: "connection-state";
+      chatId: string;
+      timestamp: number;
+      state: ChatConnectionState["state"];
+      previous: ChatConnectionState["state"];
+      pendingSends: number;
     };
+
+/**
+ * (trigger-chat-wasm) What a chat is doing on the network, for a status line
+ * (`connectionState(chatId)`, `addConnectionListener`, the `connection-state` event).
+ */
+export type ChatConnectionState = {
+  /**
+   * - `idle`: nothing in flight;
+   * - `connecting`: a send is on its way or a stream is opening, nothing has failed;
+   * - `live`: a stream is open and reading;
+   * - `reconnecting`: a connection or a send failed and is being retried;
+   * - `offline`: the browser reports no network; a send or stream waits for it.
+   */
+  state: "idle" | "connecting" | "live" | "reconnecting" | "offline";
+  /** Sends, actions, steering messages and stops the server has not acknowledged yet. */
+  pendingSends: number;
+};
 
 /** Arguments of the `accessToken` callback. */
 export type AccessTokenParams = {
@@ -464,6 +493,11 @@ export declare class TriggerChatTransport<
   /** (multiTab) Called with another tab's messages of a chat (never with stale ones). */
   addMessagesListener: (listener: (chatId: string, messages: UI_MESSAGE[]) => void) => void;
   removeMessagesListener: (listener: (chatId: string, messages: UI_MESSAGE[]) => void) => void;
+  /** (trigger-chat-wasm) What the chat is doing on the network now. */
+  connectionState: (chatId: string) => ChatConnectionState;
+  /** (trigger-chat-wasm) Called on every change of a chat's `connectionState`. */
+  addConnectionListener: (listener: (chatId: string, state: ChatConnectionState) => void) => void;
+  removeConnectionListener: (listener: (chatId: string, state: ChatConnectionState) => void) => void;
 
   /** Closes every open stream and releases tab coordination. Sessions stay stored. */
   dispose: () => void;

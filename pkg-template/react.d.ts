@@ -3,6 +3,7 @@
 
 import type { ChatRequestOptions, UIMessage } from "ai";
 import type {
+  ChatConnectionState,
   SubAgentMessages,
   SubAgentMessagesOptions,
   TriggerChatTransport,
@@ -10,6 +11,7 @@ import type {
 } from "./index.js";
 
 export type {
+  ChatConnectionState,
   ChatTransportEvent,
   ChatTransportSendSource,
   TriggerChatTransportOptions,
@@ -232,3 +234,13 @@ export type UsePendingMessagesReturn = {
 export declare function usePendingMessages<TUIMessage extends UIMessage = UIMessage>(
   options: UsePendingMessagesOptions<TUIMessage>,
 ): UsePendingMessagesReturn;
+
+/**
+ * (trigger-chat-wasm) The chat's connection state, kept current: `{ state, pendingSends }` (see
+ * `ChatConnectionState`). For a status line such as "Offline: 1 message waiting" or
+ * "Reconnecting…". `idle` without a transport or chat id.
+ */
+export declare function useConnectionState(
+  transport: Pick<TriggerChatTransport, "connectionState" | "addConnectionListener" | "removeConnectionListener"> | null | undefined,
+  chatId: string | null | undefined,
+): ChatConnectionState;

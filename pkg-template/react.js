@@ -519,3 +519,29 @@ export function usePendingMessages(options) {
   );
   return { pending, steer, queue, promoteToSteering, isInjectionPoint, getInjectedMessageIds, getInjectedMessages };
 }
+
+const IDLE = { state: "idle", pendingSends: 0 };
+
+function sameConnection(a, b) {
+  return a.state === b.state && a.pendingSends === b.pendingSends;
+}
+
+/** The chat's `connectionState`, kept current by the transport's connection listener. */
+export function useConnectionState(transport, chatId) {
+  const [value, setValue] = useState(() => (transport && chatId ? transport.connectionState(chatId) : IDLE));
+  useEffect(() => {
+    const update = (next) => setValue((current) => (sameConnection(current, next) ? current : next));
+    if (!transport || !chatId) {
+      update(IDLE);
+      return undefined;
+    }
+    const onChange = (id, next) => {
+      if (id === chatId) update(next);
+    };
+    transport.addConnectionListener(onChange);
+    // Whatever changed between the render and this effect.
+    update(transport.connectionState(chatId));
+    return () => transport.removeConnectionListener(onChange);
+  }, [transport, chatId]);
+  return value;
+}

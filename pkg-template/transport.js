@@ -96,6 +96,9 @@ export function createTransportClass(load) {
     #wake = null;
     #readOnlyListeners = new Set();
     #messagesListeners = new Set();
+    #connectionListeners = new Set();
+    // The last `connection-state` of each chat that is not idle.
+    #links = new Map();
 
     constructor(options) {
       if (options === null || typeof options !== "object") {
@@ -294,6 +297,18 @@ export function createTransportClass(load) {
             this.#o.onEvent?.(event);
           } catch {
             // The app's observer never breaks the transport.
+          }
+          if (event.type === "connection-state") {
+            const state = { state: event.state, pendingSends: event.pendingSends };
+            if (state.state === "idle" && !state.pendingSends) this.#links.delete(event.chatId);
+            else this.#links.set(event.chatId, state);
+            for (const fn of this.#connectionListeners) {
+              try {
+                fn(event.chatId, state);
+              } catch {
+                // Listener errors stay with the listener.
+              }
+            }
           }
           return;
         }
@@ -682,6 +697,24 @@ export function createTransportClass(load) {
 
     removeMessagesListener(fn) {
       this.#messagesListeners.delete(fn);
+    }
+
+    /**
+     * The chat's connection: `{ state, pendingSends }`, `state` one of `idle`, `connecting`,
+     * `live`, `reconnecting`, `offline`; `pendingSends` counts sends, actions and stops not yet
+     * acknowledged by the server.
+     */
+    connectionState(chatId) {
+      return { ...(this.#links.get(chatId) ?? { state: "idle", pendingSends: 0 }) };
+    }
+
+    /** `fn(chatId, { state, pendingSends })` on every change (the `connection-state` event). */
+    addConnectionListener(fn) {
+      this.#connectionListeners.add(fn);
+    }
+
+    removeConnectionListener(fn) {
+      this.#connectionListeners.delete(fn);
     }
 
     // ---- the ChatTransport API ----

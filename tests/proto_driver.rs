@@ -20,6 +20,8 @@ struct Host {
     resolved: Vec<(u32, Value)>,
     rejected: Vec<(u32, ErrorRef)>,
     events: Vec<String>,
+    /// `connection-state` events, as `"<state>/<pendingSends>"` (kept apart from `events`).
+    links: Vec<String>,
     persisted: Vec<(String, Option<Json>)>,
     chunks: Vec<String>,
     ended: Vec<u32>,
@@ -44,6 +46,7 @@ impl Host {
             resolved: vec![],
             rejected: vec![],
             events: vec![],
+            links: vec![],
             persisted: vec![],
             chunks: vec![],
             ended: vec![],
@@ -72,6 +75,12 @@ impl Host {
                 }
                 Action::End { stream } => self.ended.push(stream),
                 Action::Fail { stream, error } => self.failed.push((stream, error)),
+                Action::Event { json, .. } if json.contains(r#""type":"connection-state""#) => {
+                    let event = Json::parse(&json).unwrap();
+                    let state = event.get("state").and_then(Json::as_str).unwrap();
+                    let pending = event.get("pendingSends").and_then(Json::as_u64).unwrap();
+                    self.links.push(format!("{state}/{pending}"));
+                }
                 Action::Event { json, .. } => self.events.push(json),
                 Action::Persist { chat_id, state } => self.persisted.push((chat_id, state)),
                 other => self.other.push(other),
@@ -1894,4 +1903,122 @@ fn a_head_start_request_sent_offline_goes_again_once_the_network_is_back_and_nev
     host.fire_timers(10 * OFFLINE_RECHECK_MS);
     assert!(host.take_fetch_opt(Endpoint::HeadStart).is_none());
     assert!(host.timers.is_empty(), "timers left: {:?}", host.timers);
+}
+
+#[test]
+fn the_connection_state_follows_a_send_from_connecting_to_live_to_idle() {
+    let mut host = Host::new(OPTIONS);
+    let op = host.send("c1", "hi", "part-1");
+    assert_eq!(host.links, ["connecting/1"], "startSession is under way");
+    host.answer_call("tok-1");
+    let (append, _, _, _) = host.take_fetch(Endpoint::In);
+    host.d
+        .fetch_text(append, 200, r#"{"ok":true,"seq":0}"#, None, host.now);
+    host.pump();
+    assert_eq!(host.links, ["connecting/1", "connecting/0"], "acknowledged");
+    let stream = host.stream_of(op);
+    let (out, _, _, _) = host.take_fetch(Endpoint::Out);
+    host.d.fetch_open(out, false, host.now);
+    host.pump();
+    assert_eq!(host.links.last().unwrap(), "live/0");
+    read_through(
+        &mut host,
+        stream,
+        out,
+        &batch(&[(0, "a")], Some((1, Some(0)))),
+    );
+    assert_eq!(host.ended, vec![stream]);
+    assert_eq!(
+        host.links,
+        ["connecting/1", "connecting/0", "live/0", "idle/0"]
+    );
+}
+
+#[test]
+fn a_stream_is_reconnecting_only_after_a_failure_not_when_it_renews_a_connection() {
+    let mut host = Host::new(OPTIONS);
+    let (stream, out) = sent(&mut host, "c1", 0);
+    read_through(&mut host, stream, out, &batch(&[(0, "a")], None));
+    host.links.clear();
+    // The long poll ends after delivering: renewed at once, still live.
+    host.d.fetch_end(out, host.now);
+    host.pump();
+    let (renewed, _, _, _) = host.take_fetch(Endpoint::Out);
+    assert!(host.links.is_empty(), "{:?}", host.links);
+    // A connection that fails: backing off, then reopening, then live again.
+    refuse(&mut host, renewed);
+    assert_eq!(host.links, ["reconnecting/0"]);
+    host.fire_timers(10_000);
+    let (again, _, _, _) = host.take_fetch(Endpoint::Out);
+    assert_eq!(
+        host.links,
+        ["reconnecting/0"],
+        "still reconnecting while it reopens"
+    );
+    host.d.fetch_open(again, false, host.now);
+    host.pump();
+    assert_eq!(host.links, ["reconnecting/0", "live/0"]);
+}
+
+#[test]
+fn a_send_retrying_after_a_server_error_is_reconnecting_with_one_pending_send() {
+    let mut host = Host::new(OPTIONS);
+    host.send("c1", "hi", "part-7");
+    host.answer_call("tok");
+    let (first, _, _, _) = host.take_fetch(Endpoint::In);
+    host.d
+        .fetch_text(first, 503, r#"{"ok":false,"error":"busy"}"#, None, host.now);
+    host.pump();
+    assert_eq!(host.links, ["connecting/1", "reconnecting/1"]);
+    host.fire_timers(5_000);
+    let (second, _, _, _) = host.take_fetch(Endpoint::In);
+    host.d
+        .fetch_text(second, 200, r#"{"ok":true,"seq":0}"#, None, host.now);
+    host.pump();
+    // The `.out` request opened in parallel has not answered yet.
+    assert_eq!(
+        host.links,
+        ["connecting/1", "reconnecting/1", "connecting/0"]
+    );
+}
+
+#[test]
+fn a_send_made_offline_reports_offline_until_the_network_is_back() {
+    let mut host = Host::new(OPTIONS);
+    offline_after_a_turn(&mut host);
+    host.links.clear();
+    let op = host.send("c1", "hi", "part-9");
+    refuse_all(&mut host);
+    host.fire_timers(OFFLINE_RECHECK_MS);
+    refuse_all(&mut host);
+    assert_eq!(host.links, ["offline/1"]);
+    // `online`: the host reports it and wakes the streams, then takes the actions.
+    host.d.set_offline(false, host.now);
+    host.d.wake(Wake::Reconnect, host.now);
+    host.pump();
+    assert_eq!(host.links, ["offline/1", "connecting/1"]);
+    let (append, _, _, _) = host.take_fetch(Endpoint::In);
+    host.d
+        .fetch_text(append, 200, r#"{"ok":true,"seq":1}"#, None, host.now);
+    host.pump();
+    let stream = host.stream_of(op);
+    let (out, _, _, _) = host.take_fetch(Endpoint::Out);
+    host.d.fetch_open(out, false, host.now);
+    host.pump();
+    read_through(
+        &mut host,
+        stream,
+        out,
+        &batch(&[(2, "ok")], Some((3, Some(1)))),
+    );
+    assert_eq!(
+        host.links,
+        [
+            "offline/1",
+            "connecting/1",
+            "connecting/0",
+            "live/0",
+            "idle/0"
+        ]
+    );
 }

@@ -362,7 +362,7 @@ fn set_offline(net: &JsValue, offline: bool) {
 async fn a_send_made_offline_waits_for_the_network_then_goes_out_once() {
     let net = offline_switch();
     let chat = new_chat_id("offline");
-    let (t, _) = transport(&object(&[("fetch", get(&net, "fetch"))]));
+    let (t, calls) = transport(&object(&[("fetch", get(&net, "fetch"))]));
     send_text(&t, &chat, "u0", "warm up").await;
 
     set_offline(&net, true);
@@ -376,11 +376,32 @@ async fn a_send_made_offline_waits_for_the_network_then_goes_out_once() {
         "the send waits"
     );
     assert!(get(&net, "refused").as_f64().unwrap() >= 2.0);
+    let link = t.connection_state(&chat);
+    assert_eq!(get(&link, "state").as_string().as_deref(), Some("offline"));
+    assert_eq!(get(&link, "pendingSends").as_f64(), Some(1.0));
 
     set_offline(&net, false);
     let stream = ok(send).await;
     let chunks = ok(read_all(&stream)).await;
     assert_eq!(text_of(&chunks), "You said: written offline");
+    let link = t.connection_state(&chat);
+    assert_eq!(get(&link, "state").as_string().as_deref(), Some("idle"));
+    // The same story as events, in order, ending idle.
+    let states: Vec<String> = js_sys::Array::from(&get(&calls, "events"))
+        .iter()
+        .filter(|e| get(e, "type").as_string().as_deref() == Some("connection-state"))
+        .filter_map(|e| get(&e, "state").as_string())
+        .collect();
+    let offline = states
+        .iter()
+        .position(|s| s == "offline")
+        .expect("offline reported");
+    assert!(states[offline..].iter().any(|s| s == "live"), "{states:?}");
+    assert_eq!(
+        states.last().map(String::as_str),
+        Some("idle"),
+        "{states:?}"
+    );
     let appends: Vec<JsValue> = log_of(&chat)
         .await
         .into_iter()

@@ -108,6 +108,11 @@ impl ReconnectPolicy {
         }
     }
 
+    /// How many connections in a row failed or delivered nothing (0 while all is well).
+    pub fn failures(&self) -> u32 {
+        self.silent
+    }
+
     /// A ping arrived: the server is alive.
     pub fn on_ping(&mut self) {
         self.silent = 0;

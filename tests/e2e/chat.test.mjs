@@ -245,12 +245,16 @@ test("a message sent offline waits, then goes out once when the network is back"
     ["hello", echo("hello"), "Written in a tunnel"],
     "the message waits in the transcript",
   );
+  const badge = page.getByTestId("connection");
+  assert.equal(await badge.getAttribute("data-state"), "offline", "useConnectionState says offline");
+  assert.match(await badge.innerText(), /Offline · 1 send waiting for the server/);
 
   await context.setOffline(false);
   await eventually(async () => (await lastAssistantText(page)) === echo("Written in a tunnel"), {
     message: "the reply once online",
   });
   assert.equal((await transcript(page)).length, 4);
+  await eventually(async () => (await badge.count()) === 0, { message: "the connection badge goes once idle" });
   const inputs = (await chatState(chatId)).inRecords.map((r) => r.body?.payload?.message?.parts?.[0]?.text);
   assert.deepEqual(inputs, ["hello", "Written in a tunnel"], "the agent got it exactly once");
   assert.equal(await page.getByTestId("error-banner").count(), 0, "no error shown");
@@ -272,6 +276,9 @@ test("a reply that loses the network mid-stream completes when it is back", { ti
   await new Promise((r) => setTimeout(r, OFFLINE_MS));
   assert.equal(await page.getByTestId("error-banner").count(), 0, "no error while offline");
   assert.ok(slowProgress(await lastAssistantText(page)) < 40, "the reply is not complete offline");
+  await eventually(async () => (await page.getByTestId("connection").getAttribute("data-state")) === "offline", {
+    message: "the stream reports it waits for the network",
+  });
 
   await context.setOffline(false);
   await eventually(async () => (await lastAssistantText(page)) === slowReply(), { message: "the full reply" });

@@ -61,6 +61,8 @@ extern "C" {
     pub fn has_claim(this: &Transport, chat_id: &str) -> bool;
     #[wasm_bindgen(method, js_name = ignoredTabMessages)]
     pub fn ignored_tab_messages(this: &Transport) -> u32;
+    #[wasm_bindgen(method, js_name = connectionState)]
+    pub fn connection_state(this: &Transport, chat_id: &str) -> JsValue;
     #[wasm_bindgen(method, js_name = broadcastMessages)]
     pub fn broadcast_messages(this: &Transport, chat_id: &str, messages: &JsValue);
 }

@@ -11,6 +11,7 @@ import {
   init,
   isTriggerChatError,
   type AccessTokenParams,
+  type ChatConnectionState,
   type ChatActionOptions,
   type ChatActionSettlement,
   type ChatBaseURLResolver,
@@ -33,6 +34,7 @@ import {
   useChatActions,
   useLoadTranscript,
   useMultiTabChat,
+  useConnectionState,
   usePendingMessages,
   useSubAgentMessages,
   useTriggerChatTransport,
@@ -84,6 +86,8 @@ function describe(event: ChatTransportEvent): string {
       return `waiting for deployment (${event.source})`;
     case "storage-error":
       return `storage: ${event.error.message}`;
+    case "connection-state":
+      return `${event.previous} -> ${event.state} (${event.pendingSends} waiting)`;
     default: {
       const unreachable: never = event;
       return unreachable;
@@ -257,6 +261,15 @@ export function ChatPage({ chatId, initial }: { chatId: string; initial: MyMessa
   });
   const history = useLoadTranscript(chatId, loadTranscript, { transport, limit: 50 });
   const older: MyMessage[] = history.isLoading ? [] : history.messages;
+  const link: ChatConnectionState = useConnectionState(transport, chatId);
+  const offlineWithSends: boolean = link.state === "offline" && link.pendingSends > 0;
+  // @ts-expect-error not a state
+  const unknownState: ChatConnectionState["state"] = "disconnected";
+  const fromMethod: ChatConnectionState = transport.connectionState(chatId);
+  const onLink = (id: string, state: ChatConnectionState) => console.log(id, state.state);
+  transport.addConnectionListener(onLink);
+  transport.removeConnectionListener(onLink);
+  void [offlineWithSends, unknownState, fromMethod, useConnectionState(null, undefined)];
   const seeded: boolean = seedTranscriptCursor(transport, chatId, { lastOutEventId: history.nextCursor });
   void [older, seeded, history.error?.message];
 

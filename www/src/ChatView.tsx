@@ -2,7 +2,7 @@ import { useChat } from "@ai-sdk/react";
 import { lastAssistantMessageIsCompleteWithApprovalResponses, type UIMessage } from "ai";
 import { useCallback, useEffect, useLayoutEffect, useRef, useState, type FormEvent, type KeyboardEvent } from "react";
 import { isTriggerChatError, type TriggerChatTransport } from "trigger-chat-wasm";
-import { useMultiTabChat, usePendingMessages, useSubAgentMessages } from "trigger-chat-wasm/react";
+import { useConnectionState, useMultiTabChat, usePendingMessages, useSubAgentMessages } from "trigger-chat-wasm/react";
 import { useConnectionStatus } from "./connection";
 import { MessageView } from "./MessageView";
 import { loadMessages, saveMessages, titleOf } from "./storage";
@@ -23,6 +23,13 @@ const SUGGESTIONS = [
   { label: "An agent error", text: "Please show me an error" },
   { label: "End the conversation", text: "goodbye" },
 ];
+
+const LINK_TEXT = {
+  connecting: "Connecting…",
+  live: "Live",
+  reconnecting: "Reconnecting…",
+  offline: "Offline",
+} as const;
 
 /** Concatenates the text of a response stream (used for an action's short answer). */
 async function readText(stream: ReadableStream<{ type: string; delta?: string }>): Promise<string> {
@@ -63,6 +70,8 @@ export function ChatView({ chatId, transport, onActivity }: Props) {
   // Messages written while the agent answers: steered into the turn, or queued for the next.
   const pending = usePendingMessages({ transport, chatId, status, messages, setMessages, sendMessage });
   const connection = useConnectionStatus(chatId);
+  // What the transport is doing on the network (offline, reconnecting, sends not yet acknowledged).
+  const link = useConnectionState(transport, chatId);
   const [input, setInput] = useState("");
   const [notice, setNotice] = useState<string>();
   const [undoing, setUndoing] = useState(false);
@@ -193,6 +202,13 @@ export function ChatView({ chatId, transport, onActivity }: Props) {
           <div className={`status-line tone-${connection.tone}`} data-testid="status-line">
             <span className="dot" aria-hidden />
             {connection.text}
+            {link.state !== "idle" && (
+              <span className={`link link-${link.state}`} data-testid="connection" data-state={link.state}>
+                {LINK_TEXT[link.state]}
+                {link.pendingSends > 0 &&
+                  ` · ${link.pendingSends} ${link.pendingSends === 1 ? "send" : "sends"} waiting for the server`}
+              </span>
+            )}
           </div>
         </div>
         <button

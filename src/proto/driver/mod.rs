@@ -23,6 +23,7 @@ mod action;
 mod auth;
 mod config;
 mod events;
+mod link;
 mod ops;
 mod stream;
 mod tabs;
@@ -66,6 +67,8 @@ struct Chat {
     /// Steering messages of this tab (`sendPendingMessage`). One that no boundary has consumed
     /// is answered by a turn of its own (see `owe_steer_turn`).
     steers: Vec<ops::Steer>,
+    /// The connection state last reported (`connection-state`).
+    link: link::Report,
 }
 
 /// Where the stored state of a chat came from (see [`Driver::hydrate`]).
@@ -128,6 +131,7 @@ impl Driver {
 
     /// The actions to perform, in order.
     pub fn drain(&mut self) -> Vec<Action> {
+        self.report_links();
         core::mem::take(&mut self.actions)
     }
 
@@ -332,6 +336,7 @@ impl Driver {
             stopped_turn: None,
             after_head_start: Vec::new(),
             steers: Vec::new(),
+            link: link::Report::default(),
         });
         self.chats.len() - 1
     }

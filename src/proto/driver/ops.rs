@@ -5,6 +5,7 @@
 use super::action::{Action, Endpoint, ErrorRef, Value};
 use super::auth::{UsedToken, Waiter};
 use super::events::EventBuilder;
+use super::link::Link;
 use super::stream::{Kind, SubOptions};
 use super::Driver;
 #[allow(unused_imports)]
@@ -168,6 +169,31 @@ impl SendRequest {
             headers: super::config::header_list(request.get("headers"), "headers")?,
             messages: some("messages").filter(|m| m.as_array().is_some()),
         })
+    }
+}
+
+impl Op {
+    pub(super) fn chat_id(&self) -> &str {
+        &self.chat
+    }
+
+    /// What this operation adds to its chat's connection state (see `link`), and whether it
+    /// counts as a pending send (`start` / `preload` does not).
+    pub(super) fn link(&self) -> (Link, bool) {
+        let link = match &self.append {
+            // Waiting for a token, the chat's ownership or a head start.
+            None => Link::Connecting,
+            // Waiting to retry (its timer is then a backoff, not a request timeout), or retrying.
+            Some(a)
+                if a.parked
+                    || (a.fetch.is_none() && a.timer.is_some())
+                    || a.policy.retries() > 0 =>
+            {
+                Link::Reconnecting
+            }
+            Some(_) => Link::Connecting,
+        };
+        (link, self.kind != OpKind::Start && !self.aborted)
     }
 }
 

@@ -9,6 +9,7 @@
 use super::action::{Action, Endpoint, ErrorRef, Value};
 use super::auth::{UsedToken, Waiter};
 use super::events::EventBuilder;
+use super::link::Link;
 use super::ops::Source;
 use super::Driver;
 #[allow(unused_imports)]
@@ -166,6 +167,27 @@ pub(super) struct Sub {
 impl Sub {
     pub(super) fn id(&self) -> u32 {
         self.id
+    }
+
+    pub(super) fn chat_id(&self) -> &str {
+        &self.chat
+    }
+
+    /// What this subscription adds to its chat's connection state (see `link`).
+    pub(super) fn link(&self) -> Link {
+        if self.phase != Phase::Open {
+            return Link::Idle;
+        }
+        match self.conn {
+            Conn::Open { .. } => Link::Live,
+            Conn::Backoff { .. } => Link::Reconnecting,
+            _ if self.policy.failures() > 0 => Link::Reconnecting,
+            // A token refresh mid-stream (a 401 on a reconnect).
+            Conn::Token if self.connected_once => Link::Reconnecting,
+            // Renewing a connection that ended after delivering: no gap the app should see.
+            _ if self.connected_once => Link::Live,
+            _ => Link::Connecting,
+        }
     }
 }
 
