@@ -402,6 +402,30 @@ const tabs = async (impl) => {
   }
 };
 
+/**
+ * A reload after a long reply, replayed through the AI SDK's Chat (harness `replay`): ours as it
+ * ships (deltas that arrive together are merged), ours with one chunk per record
+ * (`coalesceDeltas: false`), and the official transport.
+ */
+const replay = (count) => async (impl) => {
+  const [dir, query] = { ours: ["ours", "?coalesce"], "ours-per-record": ["ours", ""] }[impl] ?? [impl, ""];
+  return withPage(
+    dir,
+    async (page, ctx) => {
+      await call(page, "replay", { chatId: newChat("warm"), text: "stream 2000" });
+      const cpu = await cpuMeter(ctx, page);
+      const c0 = await cpu();
+      const r = await call(page, "replay", { chatId: newChat("replay"), text: `stream ${count}` });
+      const c1 = await cpu();
+      if (r.errors.length || r.status !== "ready" || r.roles.join() !== "user,assistant") {
+        throw new Error(`replay: status ${r.status}, messages ${r.roles.join()}, errors ${r.errors.join("; ")}`);
+      }
+      return { ...r, mainThreadCpuMs: c1.task - c0.task };
+    },
+    { query },
+  );
+};
+
 const CASES = {
   throughput100k: { impls: ALL, rounds: ROUNDS, fn: throughput(100_000) },
   throughput4k: { impls: ALL, rounds: ROUNDS, fn: throughput(10_000, 4096) },
@@ -412,6 +436,7 @@ const CASES = {
   memoryTurns: { impls: TRANSPORTS, rounds: HEAVY_ROUNDS, fn: memoryTurns },
   slowConsumer: { impls: ALL, rounds: HEAVY_ROUNDS, fn: slowConsumer },
   tabs: { impls: TRANSPORTS, rounds: SLOW_ROUNDS, fn: tabs },
+  replay5k: { impls: ["ours", "ours-per-record", "official"], rounds: HEAVY_ROUNDS, fn: replay(5_000) },
 };
 
 // ---------------------------------------------------------------- machine
@@ -591,6 +616,19 @@ function summarize({ results, sizes }) {
       };
     }
   }
+  if (R.replay5k) {
+    s.replay5k = {};
+    for (const [impl, runs] of Object.entries(R.replay5k)) {
+      s.replay5k[impl] = {
+        totalMs: stat(pick(runs, (r) => r.totalMs)),
+        mainThreadCpuMs: stat(pick(runs, (r) => r.mainThreadCpuMs)),
+        updates: stat(pick(runs, (r) => r.updates)),
+        renders: stat(pick(runs, (r) => r.renders)),
+        renderedChars: stat(pick(runs, (r) => r.renderedChars)),
+        longTaskMaxMs: stat(pick(runs, (r) => r.longTasks?.maxMs)),
+      };
+    }
+  }
   // Targets.
   const t = [];
   // Two decimals, or three when two would round across the threshold.
@@ -733,6 +771,17 @@ function markdown(r) {
     L.push("|---|---:|---:|");
     for (const [impl, v] of Object.entries(s.tabs)) {
       L.push(`| ${names[impl]} | ${fmt(v.idleMax)} / ${fmt(v.idleRequests)} | ${fmt(v.resumedMax)} / ${fmt(v.resumedRequests)} |`);
+    }
+    L.push("");
+  }
+  if (s.replay5k) {
+    L.push("#### Reload after a 5 000-delta reply, replayed through the AI SDK's `Chat` (`useChat({ resume: true })`; every render writes the reply's text into the page)");
+    L.push("");
+    L.push("| | time to the full reply (ms) | main-thread CPU (ms) | message updates | renders | longest task (ms) | characters shown |");
+    L.push("|---|---:|---:|---:|---:|---:|---:|");
+    const replayNames = { ...names, ours: "trigger-chat-wasm (as shipped: deltas that arrive together are merged)", "ours-per-record": "trigger-chat-wasm, `coalesceDeltas: false`" };
+    for (const [impl, v] of Object.entries(s.replay5k)) {
+      L.push(`| ${replayNames[impl]} | ${fmt(v.totalMs)} | ${fmt(v.mainThreadCpuMs)} | ${fmt(v.updates)} | ${fmt(v.renders)} | ${fmt(v.longTaskMaxMs)} | ${fmt(v.renderedChars)} |`);
     }
     L.push("");
   }

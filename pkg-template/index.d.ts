@@ -361,6 +361,14 @@ export type TriggerChatTransportOptions<TClientData = Record<string, unknown>> =
    * long. At least 1000. @default 30000
    */
   stallTimeoutMs?: number;
+  /**
+   * (trigger-chat-wasm) Merge consecutive deltas of one part that arrive together (a replay
+   * after a reload, a reconnect, a reader that fell behind) into one chunk, so `useChat` renders
+   * a catch-up a few times instead of once per token. The reply is the same; live tokens, which
+   * arrive one by one, are delivered as they come. Only the plain delta shapes are merged.
+   * @default true
+   */
+  coalesceDeltas?: boolean;
 };
 
 /** The request `useChat` passes to `sendMessages`. */

@@ -37,6 +37,45 @@ export function makeError(d) {
 // What the browser says of the network; only a definite "offline" counts.
 const offline = () => globalThis.navigator?.onLine === false;
 
+// The text field of a delta chunk that may be merged with the next one of its part: only the
+// plain shape (anything more, such as `providerMetadata`, is delivered as sent).
+function deltaField(c) {
+  if (c === null || typeof c !== "object" || Object.keys(c).length !== 3) return undefined;
+  switch (c.type) {
+    case "text-delta":
+    case "reasoning-delta":
+      return typeof c.id === "string" && typeof c.delta === "string" ? "delta" : undefined;
+    case "tool-input-delta":
+      return typeof c.toolCallId === "string" && typeof c.inputTextDelta === "string" ? "inputTextDelta" : undefined;
+  }
+  return undefined;
+}
+
+/**
+ * Merges each run of consecutive deltas of one part (`text-delta` / `reasoning-delta` with the
+ * same `id`, `tool-input-delta` with the same `toolCallId`) into one chunk. The AI SDK's reducer
+ * ends in the same state; it just has one update to make instead of many.
+ */
+export function mergeDeltas(chunks) {
+  const out = [];
+  let lastField; // the text field of out's last chunk when it is a mergeable delta
+  let copied = false; // out's last chunk is our copy, extended in place
+  for (const c of chunks) {
+    const field = deltaField(c);
+    const last = out[out.length - 1];
+    if (field !== undefined && field === lastField && last.type === c.type && last.id === c.id && last.toolCallId === c.toolCallId) {
+      if (!copied) out[out.length - 1] = { ...last };
+      copied = true;
+      out[out.length - 1][field] += c[field];
+      continue;
+    }
+    out.push(c);
+    lastField = field;
+    copied = false;
+  }
+  return out;
+}
+
 function optionsError(name, message) {
   return makeError({ code: "invalid_option", message: `invalid option \`${name}\`: ${message}` });
 }
@@ -536,17 +575,18 @@ export function createTransportClass(load) {
         s.controller.error(makeError({ code: "protocol", message: "protocol error: a record body is not JSON" }));
         return s.done?.();
       }
-      let enqueued = 0;
+      let chunks = [];
       for (let i = 0; i < bodies.length; i++) {
         const b = bodies[i];
         const chunk = b !== null && typeof b === "object" ? b.data : undefined;
-        if (chunk != null) {
-          s.controller.enqueue(chunk);
-          enqueued++;
-        }
+        if (chunk != null) chunks.push(chunk);
       }
+      // Deltas that arrived together (a backlog: a resume, a reconnect, a slow consumer) are
+      // merged, so the app renders a catch-up once per read rather than once per token.
+      if (this.#o.coalesceDeltas !== false) chunks = mergeDeltas(chunks);
+      for (const chunk of chunks) s.controller.enqueue(chunk);
       // A pull must deliver something or end, or a waiting reader would hang.
-      if (enqueued === 0) return queueMicrotask(() => this.#run((d) => d.pull(id, Date.now())));
+      if (chunks.length === 0) return queueMicrotask(() => this.#run((d) => d.pull(id, Date.now())));
       s.done?.();
     }
 

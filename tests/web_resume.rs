@@ -318,3 +318,122 @@ async fn a_watcher_follows_every_turn_of_another_device_on_one_stream() {
     watcher.dispose();
     sender.dispose();
 }
+
+/// A transport that starts from `saved` (the app's stored session), persisting nothing.
+fn reloaded(chat: &str, saved: &JsValue, extra: &[(&str, JsValue)]) -> (Transport, JsValue) {
+    let mut pairs = vec![
+        ("persistence", JsValue::from_str("none")),
+        ("sessions", object(&[(chat, saved.clone())])),
+    ];
+    pairs.extend(extra.iter().cloned());
+    let made = make_options(SERVER, &object(&pairs));
+    (transport_with(&get(&made, "options")), get(&made, "calls"))
+}
+
+async fn replay_all(t: &Transport, chat: &str) -> JsValue {
+    let resumed = ok(t.reconnect_to_stream(&reconnect_request(chat, &[]))).await;
+    assert!(
+        !resumed.is_null(),
+        "the stored session says a turn is in flight"
+    );
+    ok(read_all(&resumed)).await
+}
+
+fn count_of(kinds: &[String], kind: &str) -> usize {
+    kinds.iter().filter(|k| *k == kind).count()
+}
+
+#[wasm_bindgen_test]
+async fn a_replay_merges_the_deltas_that_arrive_together_and_shows_the_same_reply() {
+    let chat = new_chat_id("coalesce");
+    let (a, _) = page(&new_chat_id("ns"));
+    let stream = send(&a, &chat, "u1", "stream 400", &JsValue::UNDEFINED).await;
+    // What the app had stored when the send returned: the turn in flight, cursor at its start.
+    let saved = a.get_session(&chat);
+    assert_eq!(get(&saved, "isStreaming").as_bool(), Some(true));
+    ok(read_all(&stream)).await;
+
+    // Reloads after the reply finished: the whole turn is replayed, as fast as it can be read.
+    let (merged, _) = reloaded(&chat, &saved, &[]);
+    let merged = replay_all(&merged, &chat).await;
+    let (one_by_one, _) = reloaded(&chat, &saved, &[("coalesceDeltas", false.into())]);
+    let one_by_one = replay_all(&one_by_one, &chat).await;
+
+    assert_eq!(text_of(&merged), text_of(&one_by_one), "the same reply");
+    let merged_kinds = strings(&types(&merged));
+    let single_kinds = strings(&types(&one_by_one));
+    assert_eq!(
+        count_of(&single_kinds, "text-delta"),
+        400,
+        "one chunk per record when off"
+    );
+    let deltas = count_of(&merged_kinds, "text-delta");
+    assert!(
+        (1..=100).contains(&deltas),
+        "{deltas} text-deltas: the replay arrives in a few reads"
+    );
+    let others = |kinds: &[String]| -> Vec<String> {
+        kinds
+            .iter()
+            .filter(|k| *k != "text-delta")
+            .cloned()
+            .collect()
+    };
+    assert_eq!(
+        others(&merged_kinds),
+        others(&single_kinds),
+        "every other chunk as sent"
+    );
+}
+
+#[wasm_bindgen_test]
+fn only_consecutive_plain_deltas_of_one_part_are_merged() {
+    let input = js_sys::JSON::parse(
+        r#"[
+          {"type":"text-start","id":"t1"},
+          {"type":"text-delta","id":"t1","delta":"a"},
+          {"type":"text-delta","id":"t1","delta":"b"},
+          {"type":"text-delta","id":"t2","delta":"x"},
+          {"type":"text-delta","id":"t2","delta":"y","providerMetadata":{"p":{}}},
+          {"type":"text-delta","id":"t2","delta":"z"},
+          {"type":"reasoning-delta","id":"t2","delta":"r1"},
+          {"type":"reasoning-delta","id":"t2","delta":"r2"},
+          {"type":"tool-input-delta","toolCallId":"c1","inputTextDelta":"{\"a\""},
+          {"type":"tool-input-delta","toolCallId":"c1","inputTextDelta":":1}"},
+          {"type":"tool-input-delta","toolCallId":"c2","inputTextDelta":"{}"},
+          {"type":"text-delta","id":"t1","delta":5},
+          {"type":"text-delta","id":"t1","delta":"c"},
+          null,
+          {"type":"text-delta","id":"t1","delta":"d"},
+          {"type":"text-end","id":"t1"}
+        ]"#,
+    )
+    .unwrap();
+    let merged = merge_deltas(&input);
+    let expected = js_sys::JSON::parse(
+        r#"[
+          {"type":"text-start","id":"t1"},
+          {"type":"text-delta","id":"t1","delta":"ab"},
+          {"type":"text-delta","id":"t2","delta":"x"},
+          {"type":"text-delta","id":"t2","delta":"y","providerMetadata":{"p":{}}},
+          {"type":"text-delta","id":"t2","delta":"z"},
+          {"type":"reasoning-delta","id":"t2","delta":"r1r2"},
+          {"type":"tool-input-delta","toolCallId":"c1","inputTextDelta":"{\"a\":1}"},
+          {"type":"tool-input-delta","toolCallId":"c2","inputTextDelta":"{}"},
+          {"type":"text-delta","id":"t1","delta":5},
+          {"type":"text-delta","id":"t1","delta":"c"},
+          null,
+          {"type":"text-delta","id":"t1","delta":"d"},
+          {"type":"text-end","id":"t1"}
+        ]"#,
+    )
+    .unwrap();
+    let text = |v: &JsValue| String::from(js_sys::JSON::stringify(v).unwrap());
+    assert_eq!(text(&merged), text(&expected));
+    let first = js_sys::Array::from(&input).get(1);
+    assert_eq!(
+        get(&first, "delta").as_string().as_deref(),
+        Some("a"),
+        "the input is left alone"
+    );
+}

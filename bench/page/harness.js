@@ -8,9 +8,12 @@
 //   reconnect?(chatId) → Promise<ReadableStream | null>                    useChat({ resume })
 //   wasmBytes() → number | null                                            linear memory size
 //   transport?                                                             the transport object
+//   create?(options) → a new transport with these extra options            a reload's new page
 // }
 //
 // Every consumer below reads the returned ReadableStream with one reader, as `useChat` does.
+
+import { AbstractChat } from "ai";
 
 const now = () => performance.now();
 const wall = () => performance.timeOrigin + performance.now();
@@ -184,6 +187,62 @@ export function install(impl) {
     return { n, chunks, totalMs, before, peak, after: mem() };
   }
 
+  /**
+   * A reload after a long reply, through the AI SDK's `Chat` (what `useChat` drives): one turn of
+   * `text` is read to its end on a first transport; a second one, hydrated with the session as it
+   * was persisted when the send returned (turn in flight), resumes it as `useChat({ resume: true })`
+   * does, replaying the whole turn. The chat's state renders like React's `useChat`: every
+   * message update schedules a render, and the renders scheduled in one microtask checkpoint are
+   * one (React flushes `useSyncExternalStore` updates in a microtask); a render writes the
+   * reply's text into the page.
+   */
+  async function replay({ chatId, text, options = {} }) {
+    let saved = null;
+    const first = impl.create({
+      ...options,
+      onSessionChange: (id, session) => {
+        if (id === chatId && session?.isStreaming && saved === null) saved = structuredClone(session);
+      },
+    });
+    const user = userMessage(text);
+    const stream = await first.sendMessages({
+      trigger: "submit-message",
+      chatId,
+      messageId: undefined,
+      messages: [user],
+      abortSignal: undefined,
+    });
+    const reader = stream.getReader();
+    while (!(await reader.read()).done);
+    if (saved === null) throw new Error("no in-flight session was persisted");
+    const second = impl.create({ ...options, sessions: { [chatId]: saved } });
+    const view = document.body.appendChild(document.createElement("pre"));
+    const state = new RenderedChatState([user], (messages) => {
+      const last = messages[messages.length - 1];
+      view.textContent = last.parts.map((p) => (p.type === "text" ? p.text : "")).join("");
+    });
+    const errors = [];
+    const chat = new ReplayChat({ id: chatId, transport: second, state, onError: (e) => errors.push(String(e?.message ?? e)) });
+    const t0 = now();
+    await chat.resumeStream();
+    await Promise.resolve(); // the last scheduled render
+    const t1 = now();
+    const rendered = view.textContent.length;
+    view.remove();
+    first.dispose?.();
+    second.dispose?.();
+    return {
+      totalMs: t1 - t0,
+      updates: state.updates,
+      renders: state.renders,
+      renderedChars: rendered,
+      roles: chat.messages.map((m) => m.role),
+      status: chat.status,
+      errors,
+      longTasks: longTasksBetween(t0, t1),
+    };
+  }
+
   // ---- multi-tab: a tab as an app with useChat({ resume: true }) + multiTab has it ----
   const tab = { reading: 0, chunks: 0, errors: [] };
   const drain = async (stream) => {
@@ -237,6 +296,7 @@ export function install(impl) {
     tabOpen,
     tabSend,
     tabStatus,
+    replay,
     env: () => ({
       userAgent: navigator.userAgent,
       preciseMemory: !!performance.memory,
@@ -245,3 +305,42 @@ export function install(impl) {
     }),
   };
 }
+
+/** `@ai-sdk/react`'s chat state, with its renders counted (see `replay`). */
+class RenderedChatState {
+  constructor(messages, render) {
+    this.messages = messages;
+    this.status = "ready";
+    this.error = undefined;
+    this.updates = 0;
+    this.renders = 0;
+    this.scheduled = false;
+    this.render = render;
+  }
+  #changed() {
+    this.updates++;
+    if (this.scheduled) return;
+    this.scheduled = true;
+    queueMicrotask(() => {
+      this.scheduled = false;
+      this.renders++;
+      this.render(this.messages);
+    });
+  }
+  pushMessage = (message) => {
+    this.messages = this.messages.concat(message);
+    this.#changed();
+  };
+  popMessage = () => {
+    this.messages = this.messages.slice(0, -1);
+    this.#changed();
+  };
+  replaceMessage = (index, message) => {
+    this.messages = [...this.messages.slice(0, index), this.snapshot(message), ...this.messages.slice(index + 1)];
+    this.#changed();
+  };
+  // What @ai-sdk/react stores: a copy of the message and of each part.
+  snapshot = (m) => (m && Array.isArray(m.parts) ? { ...m, parts: m.parts.map((p) => ({ ...p })) } : m);
+}
+
+class ReplayChat extends AbstractChat {}

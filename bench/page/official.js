@@ -36,4 +36,5 @@ install({
   send: (chatId, text, signal) => sendWith(transport, chatId, text, signal),
   reconnect: (chatId) => transport.reconnectToStream({ chatId }),
   wasmBytes: () => null,
+  create: (extra) => new TriggerChatTransport({ ...appCallbacks(location.origin), ...extra }),
 });

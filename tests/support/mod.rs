@@ -21,6 +21,9 @@ pub const SERVER: &str = match option_env!("CHAT_SERVER_URL") {
 extern "C" {
     #[wasm_bindgen(js_name = createTransportClass)]
     fn create_transport_class(load: &js_sys::Function) -> JsValue;
+    /// How the host merges the deltas of one read (`coalesceDeltas`).
+    #[wasm_bindgen(js_name = mergeDeltas)]
+    pub fn merge_deltas(chunks: &JsValue) -> JsValue;
 }
 
 /// The package's `TriggerChatTransport`, as JS sees it.
