@@ -3,7 +3,7 @@
 // `@trigger.dev/sdk/chat/react`, without its lifecycle and multi-tab weaknesses (see react.d.ts
 // for the contracts). Safe to import during server-side rendering: nothing here runs at import
 // time, and nothing touches a browser API outside effects and event callbacks.
-import { useCallback, useEffect, useMemo, useRef, useState } from "react";
+import { useCallback, useEffect, useMemo, useRef, useState, useSyncExternalStore } from "react";
 import { TriggerChatTransport } from "./index.js";
 import { createSubAgentMessages } from "./subagents.js";
 
@@ -520,28 +520,23 @@ export function usePendingMessages(options) {
   return { pending, steer, queue, promoteToSteering, isInjectionPoint, getInjectedMessageIds, getInjectedMessages };
 }
 
-const IDLE = { state: "idle", pendingSends: 0 };
-
-function sameConnection(a, b) {
-  return a.state === b.state && a.pendingSends === b.pendingSends;
-}
+const IDLE = Object.freeze({ state: "idle", pendingSends: 0 });
+const noop = () => {};
 
 /** The chat's `connectionState`, kept current by the transport's connection listener. */
 export function useConnectionState(transport, chatId) {
-  const [value, setValue] = useState(() => (transport && chatId ? transport.connectionState(chatId) : IDLE));
-  useEffect(() => {
-    const update = (next) => setValue((current) => (sameConnection(current, next) ? current : next));
-    if (!transport || !chatId) {
-      update(IDLE);
-      return undefined;
-    }
-    const onChange = (id, next) => {
-      if (id === chatId) update(next);
-    };
-    transport.addConnectionListener(onChange);
-    // Whatever changed between the render and this effect.
-    update(transport.connectionState(chatId));
-    return () => transport.removeConnectionListener(onChange);
-  }, [transport, chatId]);
-  return value;
+  const subscribe = useCallback(
+    (onChange) => {
+      if (!transport || !chatId) return noop;
+      const listener = (id) => {
+        if (id === chatId) onChange();
+      };
+      transport.addConnectionListener(listener);
+      return () => transport.removeConnectionListener(listener);
+    },
+    [transport, chatId],
+  );
+  // `connectionState` returns the same frozen object until the state changes.
+  const read = () => (transport && chatId ? transport.connectionState(chatId) : IDLE);
+  return useSyncExternalStore(subscribe, read, () => IDLE);
 }

@@ -35,6 +35,8 @@ export function makeError(d) {
 }
 
 // What the browser says of the network; only a definite "offline" counts.
+const IDLE_LINK = Object.freeze({ state: "idle", pendingSends: 0 });
+
 const offline = () => globalThis.navigator?.onLine === false;
 
 // The text field of a delta chunk that may be merged with the next one of its part: only the
@@ -136,8 +138,9 @@ export function createTransportClass(load) {
     #readOnlyListeners = new Set();
     #messagesListeners = new Set();
     #connectionListeners = new Set();
-    // The last `connection-state` of each chat that is not idle.
+    // The last `connection-state` of each chat that is not idle (frozen: handed out as is).
     #links = new Map();
+    #flushing = false;
 
     constructor(options) {
       if (options === null || typeof options !== "object") {
@@ -219,17 +222,25 @@ export function createTransportClass(load) {
     }
 
     #flush() {
+      // An app callback that calls the transport lands here again: the running loop performs
+      // what that call added after what it is performing, so actions keep the driver's order.
+      if (this.#flushing) return;
+      this.#flushing = true;
       const d = this.#d;
-      for (;;) {
-        const text = d.drain();
-        if (text === "[]") return;
-        for (const a of JSON.parse(text)) {
-          try {
-            this.#perform(a);
-          } catch {
-            // An action must never break the loop (app callbacks are guarded below too).
+      try {
+        for (;;) {
+          const text = d.drain();
+          if (text === "[]") return;
+          for (const a of JSON.parse(text)) {
+            try {
+              this.#perform(a);
+            } catch {
+              // An action must never break the loop (app callbacks are guarded below too).
+            }
           }
         }
+      } finally {
+        this.#flushing = false;
       }
     }
 
@@ -332,18 +343,20 @@ export function createTransportClass(load) {
           const event = a.event;
           event.timestamp = Date.now();
           if (a.error) event.error = this.#error(a.error);
+          const link = event.type === "connection-state" && Object.freeze({ state: event.state, pendingSends: event.pendingSends });
+          if (link) {
+            if (link.state === "idle" && !link.pendingSends) this.#links.delete(event.chatId);
+            else this.#links.set(event.chatId, link);
+          }
           try {
             this.#o.onEvent?.(event);
           } catch {
             // The app's observer never breaks the transport.
           }
-          if (event.type === "connection-state") {
-            const state = { state: event.state, pendingSends: event.pendingSends };
-            if (state.state === "idle" && !state.pendingSends) this.#links.delete(event.chatId);
-            else this.#links.set(event.chatId, state);
+          if (link) {
             for (const fn of this.#connectionListeners) {
               try {
-                fn(event.chatId, state);
+                fn(event.chatId, link);
               } catch {
                 // Listener errors stay with the listener.
               }
@@ -742,10 +755,10 @@ export function createTransportClass(load) {
     /**
      * The chat's connection: `{ state, pendingSends }`, `state` one of `idle`, `connecting`,
      * `live`, `reconnecting`, `offline`; `pendingSends` counts sends, actions and stops not yet
-     * acknowledged by the server.
+     * acknowledged by the server. Frozen, and the same object until the state changes.
      */
     connectionState(chatId) {
-      return { ...(this.#links.get(chatId) ?? { state: "idle", pendingSends: 0 }) };
+      return this.#links.get(chatId) ?? IDLE_LINK;
     }
 
     /** `fn(chatId, { state, pendingSends })` on every change (the `connection-state` event). */

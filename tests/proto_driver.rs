@@ -1216,6 +1216,11 @@ fn a_send_made_while_the_head_start_request_waits_follows_it_through_in() {
         "the first request keeps going; the second send waits"
     );
     assert!(host.calls.is_empty() && host.rejected.is_empty());
+    assert_eq!(
+        host.links.last().map(String::as_str),
+        Some("connecting/2"),
+        "both sends are pending"
+    );
     host.d.head_start_open(post, "tok-hs", false, host.now);
     host.pump();
     host.stream_of(first); // the first send resolved to its stream
@@ -2021,4 +2026,67 @@ fn a_send_made_offline_reports_offline_until_the_network_is_back() {
             "idle/0"
         ]
     );
+}
+
+#[test]
+fn a_stream_waiting_for_the_network_stays_offline_until_it_is_back() {
+    let mut host = Host::new(OPTIONS);
+    let (stream, out) = sent(&mut host, "c1", 0);
+    read_through(&mut host, stream, out, &batch(&[(0, "Hel")], None));
+    host.links.clear();
+    go_offline(&mut host, true);
+    refuse(&mut host, out);
+    // A minute of rechecks, each one a connection attempt the browser refuses.
+    for _ in 0..12 {
+        host.fire_timers(OFFLINE_RECHECK_MS);
+        refuse_all(&mut host);
+    }
+    assert_eq!(host.links, ["offline/0"], "one change, no flapping");
+    host.d.set_offline(false, host.now);
+    host.d.wake(Wake::Reconnect, host.now);
+    host.pump();
+    let (again, _, _, _) = host.take_fetch(Endpoint::Out);
+    assert_eq!(host.links, ["offline/0", "reconnecting/0"]);
+    host.d.fetch_open(again, false, host.now);
+    host.pump();
+    assert_eq!(host.links, ["offline/0", "reconnecting/0", "live/0"]);
+}
+
+#[test]
+fn removing_a_session_ends_its_sends_and_reports_it_idle() {
+    let mut host = Host::new(OPTIONS);
+    let op = host.send("c1", "hi", "part-1");
+    let (old_call, _) = host.calls.remove(0);
+    assert_eq!(host.links, ["connecting/1"], "waiting for startSession");
+    host.d.remove_session("c1", host.now);
+    host.pump();
+    assert_eq!(host.links, ["connecting/1", "idle/0"]);
+    assert!(
+        matches!(host.rejected.as_slice(), [(o, ErrorRef::Ours(Error::Aborted))] if *o == op),
+        "{:?}",
+        host.rejected
+    );
+    // The app's late answer to the forgotten call changes nothing.
+    host.d.callback_ok(old_call, "tok-old", false, host.now);
+    host.pump();
+    assert!(host.fetches.is_empty(), "{:?}", host.fetches);
+    // The same chat id again starts from nothing and ends idle.
+    let again = host.send("c1", "hi", "part-2");
+    host.answer_call("tok-2");
+    let (append, _, headers, _) = host.take_fetch(Endpoint::In);
+    assert_eq!(Host::bearer(&headers).as_deref(), Some("tok-2"));
+    host.d
+        .fetch_text(append, 200, r#"{"ok":true,"seq":0}"#, None, host.now);
+    host.pump();
+    let stream = host.stream_of(again);
+    let (out, _, _, _) = host.take_fetch(Endpoint::Out);
+    host.d.fetch_open(out, false, host.now);
+    host.pump();
+    read_through(
+        &mut host,
+        stream,
+        out,
+        &batch(&[(0, "a")], Some((1, Some(0)))),
+    );
+    assert_eq!(host.links.last().map(String::as_str), Some("idle/0"));
 }

@@ -60,21 +60,30 @@ impl Driver {
         (link, pending)
     }
 
+    /// A chat about to be forgotten (`removeSession`) ends `idle`, if it was not already.
+    pub(super) fn report_removed(&mut self, chat: usize) {
+        self.report(chat, Report::default());
+    }
+
     /// Emits `connection-state` for every chat whose state or pending count changed since the
     /// last report. Runs before each drain, so it sees the outcome of the whole call.
     pub(super) fn report_links(&mut self) {
         for i in 0..self.chats.len() {
             let now = self.link_of(&self.chats[i].id);
-            let before = core::mem::replace(&mut self.chats[i].link, now);
-            if now == before {
-                continue;
-            }
-            let mut event = EventBuilder::new("connection-state", &self.chats[i].id);
-            event
-                .str("state", now.0.as_str())
-                .str("previous", before.0.as_str())
-                .num("pendingSends", u64::from(now.1));
-            self.emit(event, None);
+            self.report(i, now);
         }
+    }
+
+    fn report(&mut self, chat: usize, now: Report) {
+        let before = core::mem::replace(&mut self.chats[chat].link, now);
+        if now == before {
+            return;
+        }
+        let mut event = EventBuilder::new("connection-state", &self.chats[chat].id);
+        event
+            .str("state", now.0.as_str())
+            .str("previous", before.0.as_str())
+            .num("pendingSends", u64::from(now.1));
+        self.emit(event, None);
     }
 }

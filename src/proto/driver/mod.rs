@@ -209,12 +209,15 @@ impl Driver {
         Ok(())
     }
 
-    /// `removeSession`: forgets the chat, closes its stream and reports `null` (W16).
+    /// `removeSession`: forgets the chat, ends its sends (`aborted`) and its stream, and reports
+    /// `null` (W16).
     pub fn remove_session(&mut self, chat_id: &str, now_ms: u64) {
+        self.end_ops_of(chat_id, now_ms);
         if let Some(active) = self.chat_index(chat_id).and_then(|i| self.chats[i].active) {
             self.close_stream(active, now_ms);
         }
         if let Some(i) = self.chat_index(chat_id) {
+            self.report_removed(i);
             self.chats.swap_remove(i);
         }
         self.actions.push(Action::Persist {

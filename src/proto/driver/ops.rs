@@ -123,6 +123,8 @@ pub(super) struct Op {
     /// The caller aborted: its promise is already rejected; a turn that lands anyway is
     /// stopped.
     aborted: bool,
+    /// A send, action, steering message or stop (`pendingSends` counts it), not a `start`.
+    send: bool,
 }
 
 /// `sendMessages` as the host passes it (`messages.at(-1)` only).
@@ -193,12 +195,12 @@ impl Op {
             }
             Some(_) => Link::Connecting,
         };
-        (link, self.kind != OpKind::Start && !self.aborted)
+        (link, self.send && !self.aborted)
     }
 }
 
 impl Driver {
-    fn new_op(&mut self, chat: &str, kind: OpKind) -> u32 {
+    fn new_op(&mut self, chat: &str, kind: OpKind, send: bool) -> u32 {
         let id = self.next_id();
         self.ops.push(Op {
             id,
@@ -206,6 +208,7 @@ impl Driver {
             kind,
             append: None,
             aborted: false,
+            send,
         });
         id
     }
@@ -243,7 +246,7 @@ impl Driver {
                 now_ms,
             );
         }
-        let op = self.new_op(&request.chat_id, OpKind::Start);
+        let op = self.new_op(&request.chat_id, OpKind::Start, true);
         if let Err(error) = self.refuse_if_closed(chat) {
             self.finish_op(op, Err(error.into()));
             return op;
@@ -341,7 +344,7 @@ impl Driver {
         now_ms: u64,
     ) -> u32 {
         let chat = self.chat_mut(chat_id);
-        let op = self.new_op(chat_id, OpKind::Start);
+        let op = self.new_op(chat_id, OpKind::Start, true);
         if let Err(error) = self.refuse_if_closed(chat) {
             self.finish_op(op, Err(error.into()));
             return op;
@@ -1024,7 +1027,7 @@ impl Driver {
     /// sent (or already had been for this turn).
     pub fn stop_generation(&mut self, chat_id: &str, part_id: &str, now_ms: u64) -> u32 {
         let chat = self.chat_mut(chat_id);
-        let op = self.new_op(chat_id, OpKind::Stop);
+        let op = self.new_op(chat_id, OpKind::Stop, true);
         let active = self.chats[chat].active.take();
         if let Some(stream) = active {
             self.close_stream(stream, now_ms);
@@ -1069,7 +1072,7 @@ impl Driver {
         now_ms: u64,
     ) -> u32 {
         let chat = self.chat_mut(chat_id);
-        let op = self.new_op(chat_id, OpKind::Steer);
+        let op = self.new_op(chat_id, OpKind::Steer, true);
         if self.chats[chat].state.token.is_none() {
             self.finish_op(op, Ok(Value::Bool(false)));
             return op;
@@ -1099,7 +1102,7 @@ impl Driver {
     /// `start` / `preload`: resolves to the session state once the session exists.
     pub fn start(&mut self, chat_id: &str, now_ms: u64) -> u32 {
         let chat = self.chat_mut(chat_id);
-        let op = self.new_op(chat_id, OpKind::Start);
+        let op = self.new_op(chat_id, OpKind::Start, false);
         if self.token_for(chat, Waiter::Op(op)).is_some() {
             self.op_token_ready(op, Ok(()), now_ms);
         }
@@ -1132,6 +1135,28 @@ impl Driver {
             self.forget_waiter(Waiter::Op(op));
             self.append_done(op, Err(Error::Aborted.into()), now_ms);
         }
+    }
+
+    /// `removeSession`: the chat's operations end now with `aborted` (an append in flight is
+    /// abandoned; it may still land), and so does the wait for a token or a turn of the chat.
+    pub(super) fn end_ops_of(&mut self, chat_id: &str, now_ms: u64) {
+        while let Some(i) = self.ops.iter().position(|o| o.chat == chat_id) {
+            let op = self.ops[i].id;
+            if let Some(append) = self.ops[i].append.take() {
+                if let Some(fetch) = append.fetch {
+                    self.actions.push(Action::Abort { fetch });
+                }
+                if let Some(timer) = append.timer {
+                    self.actions.push(Action::ClearTimer { id: timer });
+                }
+            }
+            if let OpKind::Turn { stream } = self.ops[i].kind {
+                self.close_stream(stream, now_ms);
+            }
+            self.forget_waiter(Waiter::Op(op));
+            self.finish_op(op, Err(Error::Aborted.into()));
+        }
+        self.release_if_idle(chat_id, now_ms);
     }
 
     /// `dispose` while offline: the sends none of whose attempts can have reached the server

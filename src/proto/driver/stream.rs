@@ -162,6 +162,9 @@ pub(super) struct Sub {
     head_start: Option<HeadStartSend>,
     /// `Kind::HeadStart`: a chunk reached the consumer.
     delivered: bool,
+    /// The last connection ended after delivering and the next one follows at once (a long
+    /// poll's routine end): still live as far as the app can tell.
+    renewing: bool,
 }
 
 impl Sub {
@@ -181,11 +184,11 @@ impl Sub {
         match self.conn {
             Conn::Open { .. } => Link::Live,
             Conn::Backoff { .. } => Link::Reconnecting,
-            _ if self.policy.failures() > 0 => Link::Reconnecting,
             // A token refresh mid-stream (a 401 on a reconnect).
             Conn::Token if self.connected_once => Link::Reconnecting,
             // Renewing a connection that ended after delivering: no gap the app should see.
-            _ if self.connected_once => Link::Live,
+            _ if self.renewing => Link::Live,
+            _ if self.connected_once || self.policy.failures() > 0 => Link::Reconnecting,
             _ => Link::Connecting,
         }
     }
@@ -228,6 +231,7 @@ impl Driver {
             standing: options.standing,
             head_start: None,
             delivered: false,
+            renewing: false,
         });
         if options.kind != Kind::HeadStart {
             self.connect(id, now_ms);
@@ -352,6 +356,7 @@ impl Driver {
             return;
         };
         let sub = &mut self.subs[i];
+        sub.renewing = false;
         sub.conn = Conn::Open {
             fetch,
             decoder: SseDecoder::new(),
@@ -728,6 +733,7 @@ impl Driver {
             self.actions.push(Action::ClearTimer { id: timer });
         }
         let sub = &mut self.subs[i];
+        sub.renewing = false;
         sub.conn = Conn::Open {
             fetch,
             decoder: SseDecoder::new(),
@@ -1130,6 +1136,7 @@ impl Driver {
         let Some(i) = self.sub_index(id) else { return };
         let sub = &mut self.subs[i];
         sub.conn = Conn::None;
+        sub.renewing = end == (ConnectionEnd::Ended { alive: true });
         if settled {
             sub.settled_seen = true;
         }
