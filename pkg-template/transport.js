@@ -34,23 +34,19 @@ export function makeError(d) {
   return e;
 }
 
-// What the browser says of the network; only a definite "offline" counts.
 const IDLE_LINK = Object.freeze({ state: "idle", pendingSends: 0 });
 
+// What the browser says of the network; only a definite "offline" counts.
 const offline = () => globalThis.navigator?.onLine === false;
 
 // The text field of a delta chunk that may be merged with the next one of its part: only the
 // plain shape (anything more, such as `providerMetadata`, is delivered as sent).
 function deltaField(c) {
-  if (c === null || typeof c !== "object" || Object.keys(c).length !== 3) return undefined;
-  switch (c.type) {
-    case "text-delta":
-    case "reasoning-delta":
-      return typeof c.id === "string" && typeof c.delta === "string" ? "delta" : undefined;
-    case "tool-input-delta":
-      return typeof c.toolCallId === "string" && typeof c.inputTextDelta === "string" ? "inputTextDelta" : undefined;
-  }
-  return undefined;
+  const field =
+    c?.type === "text-delta" || c?.type === "reasoning-delta"
+      ? typeof c.id === "string" && "delta"
+      : c?.type === "tool-input-delta" && typeof c.toolCallId === "string" && "inputTextDelta";
+  return field && typeof c[field] === "string" && Object.keys(c).length === 3 ? field : undefined;
 }
 
 /**
@@ -141,6 +137,7 @@ export function createTransportClass(load) {
     // The last `connection-state` of each chat that is not idle (frozen: handed out as is).
     #links = new Map();
     #flushing = false;
+    #afterFlush = null;
 
     constructor(options) {
       if (options === null || typeof options !== "object") {
@@ -241,6 +238,9 @@ export function createTransportClass(load) {
         }
       } finally {
         this.#flushing = false;
+        const after = this.#afterFlush;
+        this.#afterFlush = null;
+        after?.();
       }
     }
 
@@ -584,6 +584,7 @@ export function createTransportClass(load) {
       } catch {
         this.#streams.delete(id);
         s.cleanup?.();
+        this.#unwatch();
         this.#run((d) => d.cancel(id, Date.now()));
         s.controller.error(makeError({ code: "protocol", message: "protocol error: a record body is not JSON" }));
         return s.done?.();
@@ -663,6 +664,7 @@ export function createTransportClass(load) {
     // Used again after `dispose()`: the tab coordination comes back with the first call.
     #revive() {
       this.#disposed = false;
+      this.#afterFlush = null;
       if (this.#multiTab && !this.#channel) this.#openChannel();
     }
 
@@ -980,9 +982,14 @@ export function createTransportClass(load) {
     dispose() {
       this.#disposed = true;
       this.#run((d) => d.dispose(Date.now()));
-      this.#offPageHide?.();
-      this.#channel?.close();
-      this.#channel = null;
+      const close = () => {
+        this.#offPageHide?.();
+        this.#channel?.close();
+        this.#channel = null;
+      };
+      // Called from an app callback mid-flush: the claim releases it queued go out first.
+      if (this.#flushing) this.#afterFlush = close;
+      else close();
     }
 
     /** `ChatTransport.close` (ai@7): the same as `dispose()`. */

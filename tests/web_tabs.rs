@@ -317,3 +317,24 @@ async fn a_disposed_tab_coordinates_again_when_used_again() {
         "and its release"
     );
 }
+
+#[wasm_bindgen_test]
+async fn a_tab_disposed_from_its_own_event_callback_still_gives_its_claim_back() {
+    let chat = new_chat_id("dispose-in-callback");
+    let (a, _) = tab();
+    started(&a).await;
+    let other = js_tab("other-tab");
+    dispose_on(&a, "first-chunk");
+    let stream = ok(a.send_messages(&message(&chat, "a1", "slow please"))).await;
+    // The stream ends with the dispose (closed or errored: either is fine here).
+    let _ = wasm_bindgen_futures::JsFuture::from(read_all(&stream)).await;
+    assert!(
+        saw_message(&other, "claim", &chat),
+        "the send claimed the chat"
+    );
+    let (watcher, chat_id) = (other.clone(), chat.clone());
+    assert!(
+        eventually(2_000, move || saw_message(&watcher, "release", &chat_id)).await,
+        "the release was broadcast before the channel closed"
+    );
+}

@@ -205,6 +205,19 @@ export async function until(predicate, ms) {
   return predicate();
 }
 
+// An app whose `onEvent` disposes the transport when an event of `type` arrives (a callback
+// that calls back into the transport mid-flush).
+export function disposeOn(t, type) {
+  t.setOnEvent((event) => {
+    if (event.type === type) t.dispose();
+  });
+}
+
+// Whether a raw tab (jsTab) received a `type` message about `chatId`.
+export function sawMessage(tab, type, chatId) {
+  return tab.received.some((m) => m?.type === type && m?.chatId === chatId);
+}
+
 // A raw BroadcastChannel speaking the JS coordinator's messages (a tab running the official
 // transport): `{type, chatId, tabId}`; `received` collects what our tabs post.
 export function jsTab(tabId) {
@@ -234,8 +247,10 @@ export function jsTab(tabId) {
   };
 }
 
+// The ChatTransportEvent types in order, without `connection-state` (which changes alongside
+// the others; tests of it read `calls.events` directly).
 export function eventTypes(calls) {
-  return calls.events.map((e) => e.type);
+  return calls.events.map((e) => e.type).filter((t) => t !== "connection-state");
 }
 "#)]
 extern "C" {
@@ -274,6 +289,10 @@ extern "C" {
     pub fn until(predicate: &js_sys::Function, ms: u32) -> Promise;
     #[wasm_bindgen(js_name = jsTab)]
     pub fn js_tab(tab_id: &str) -> JsValue;
+    #[wasm_bindgen(js_name = disposeOn)]
+    pub fn dispose_on(t: &Transport, event_type: &str);
+    #[wasm_bindgen(js_name = sawMessage)]
+    pub fn saw_message(tab: &JsValue, message_type: &str, chat_id: &str) -> bool;
 }
 
 thread_local! {
