@@ -273,6 +273,22 @@ export type ChatSessionPersistedState = {
    * send stream at once. Keep it when you store the state; the JS transport ignores it.
    */
   consumedInputSeq?: number;
+  /**
+   * (trigger-chat-wasm) A send the server had not acknowledged when this was saved (one made
+   * offline, say). The next page's `reconnectToStream` sends it again with the same part id and
+   * streams its turn. Keep it when you store the state; the JS transport ignores it.
+   */
+  pendingSend?: {
+    partId: string;
+    /** The append body, as JSON text. */
+    body: string;
+    source: "submit-message" | "regenerate-message" | "action";
+    messageId?: string;
+    /** When the send was made (ms since the epoch). */
+    createdAt: number;
+    /** When an attempt that may have reached the server first started (ms since the epoch). */
+    reachableSince?: number;
+  };
 };
 
 /**

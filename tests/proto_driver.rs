@@ -2090,3 +2090,189 @@ fn removing_a_session_ends_its_sends_and_reports_it_idle() {
     );
     assert_eq!(host.links.last().map(String::as_str), Some("idle/0"));
 }
+
+/// The chat's last persisted state, as JSON text (what the next page loads).
+fn stored_state(host: &Host, chat: &str) -> String {
+    let (_, state) = host
+        .persisted
+        .iter()
+        .rev()
+        .find(|(c, _)| c == chat)
+        .expect("persisted");
+    state.as_ref().expect("not removed").to_json_string()
+}
+
+#[test]
+fn a_send_the_page_took_with_it_is_sent_again_by_the_next_page_once() {
+    let mut page1 = Host::new(OPTIONS);
+    offline_after_a_turn(&mut page1);
+    page1.send("c1", "written in a tunnel", "part-9");
+    let (first, _, _, sent_body) = page1.take_fetch(Endpoint::In);
+    refuse(&mut page1, first);
+    refuse_all(&mut page1);
+    let saved = stored_state(&page1, "c1");
+    let state = Json::parse(&saved).unwrap();
+    let pending = state.get("pendingSend").expect("the send is saved");
+    assert_eq!(pending.get("partId").and_then(Json::as_str), Some("part-9"));
+    assert_eq!(
+        pending.get("body").and_then(Json::as_str),
+        sent_body.as_deref()
+    );
+    assert!(
+        pending.get("reachableSince").is_none(),
+        "no attempt could land"
+    );
+
+    // The page goes away; the next one loads the chat and resumes it, online.
+    let mut page2 = Host::new(OPTIONS);
+    page2.now = page1.now + 3_600_000;
+    page2.d.hydrate("c1", Stored::Shape(&saved));
+    let stream = page2
+        .d
+        .reconnect("c1", Default::default(), page2.now)
+        .expect("the saved send's stream");
+    page2.pump();
+    let (append, _, headers, body) = page2.take_fetch(Endpoint::In);
+    assert_eq!(
+        Host::header(&headers, "x-part-id").as_deref(),
+        Some("part-9")
+    );
+    assert_eq!(body, sent_body, "the same body");
+    page2
+        .d
+        .fetch_text(append, 200, r#"{"ok":true,"seq":1}"#, None, page2.now);
+    page2.pump();
+    let (out, _, _, _) = page2.take_fetch(Endpoint::Out);
+    page2.d.fetch_open(out, false, page2.now);
+    page2.pump();
+    read_through(
+        &mut page2,
+        stream,
+        out,
+        &batch(&[(2, "ok")], Some((3, Some(1)))),
+    );
+    assert_eq!(texts(&page2.chunks), "ok");
+    assert_eq!(page2.ended, vec![stream]);
+    let last = Json::parse(&stored_state(&page2, "c1")).unwrap();
+    assert!(last.get("pendingSend").is_none(), "acknowledged: forgotten");
+    let sent = page2
+        .events
+        .iter()
+        .map(|e| Json::parse(e).unwrap())
+        .find(|e| e.get("type").and_then(Json::as_str) == Some("message-sent"))
+        .expect("message-sent");
+    assert_eq!(sent.get("partId").and_then(Json::as_str), Some("part-9"));
+    // A third page finds nothing to send.
+    let mut page3 = Host::new(OPTIONS);
+    page3
+        .d
+        .hydrate("c1", Stored::Shape(&stored_state(&page2, "c1")));
+    assert_eq!(page3.d.reconnect("c1", Default::default(), page3.now), None);
+    page3.pump();
+    assert!(page3.take_fetch_opt(Endpoint::In).is_none());
+}
+
+#[test]
+fn a_saved_send_that_may_have_landed_is_dropped_after_the_retry_window() {
+    let mut page1 = Host::new(OPTIONS);
+    let (stream, out) = sent(&mut page1, "c1", 0);
+    read_through(
+        &mut page1,
+        stream,
+        out,
+        &batch(&[(0, "a")], Some((1, Some(0)))),
+    );
+    // Online: the attempt may land; the saved copy says since when.
+    page1.send("c1", "hi", "part-5");
+    page1.take_fetch(Endpoint::In);
+    let saved = stored_state(&page1, "c1");
+    let pending = Json::parse(&saved).unwrap();
+    let since = pending
+        .get("pendingSend")
+        .and_then(|p| p.get("reachableSince"))
+        .and_then(Json::as_u64);
+    assert_eq!(since, Some(page1.now));
+
+    // Within the window a later page sends it again (the server dedupes the part id)...
+    let mut soon = Host::new(OPTIONS);
+    soon.now = page1.now + 60_000;
+    soon.d.hydrate("c1", Stored::Shape(&saved));
+    assert!(soon
+        .d
+        .reconnect("c1", Default::default(), soon.now)
+        .is_some());
+    soon.pump();
+    assert!(soon.take_fetch_opt(Endpoint::In).is_some());
+
+    // ...after it, a second copy could be appended: it is reported and dropped.
+    let mut late = Host::new(OPTIONS);
+    late.now = page1.now + RETRY_WINDOW_MS + 1;
+    late.d.hydrate("c1", Stored::Shape(&saved));
+    assert_eq!(late.d.reconnect("c1", Default::default(), late.now), None);
+    late.pump();
+    assert!(late.take_fetch_opt(Endpoint::In).is_none());
+    let failed = Json::parse(late.events.last().unwrap()).unwrap();
+    assert_eq!(
+        failed.get("type").and_then(Json::as_str),
+        Some("message-send-failed")
+    );
+    assert_eq!(failed.get("partId").and_then(Json::as_str), Some("part-5"));
+    let last = Json::parse(&stored_state(&late, "c1")).unwrap();
+    assert!(last.get("pendingSend").is_none());
+}
+
+#[test]
+fn with_multi_tab_a_saved_send_waits_for_the_chat_and_stays_saved_if_another_tab_has_it() {
+    let options = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":true,"tabId":"tab-b"}"#;
+    let saved = r#"{"publicAccessToken":"t","lastEventId":"1","isStreaming":false,"pendingSend":{"partId":"p","body":"{\"kind\":\"message\",\"payload\":{}}","source":"submit-message","createdAt":1}}"#;
+    // Another tab holds the chat's writer lock: nothing is sent, the stream ends quietly, and
+    // the send stays saved.
+    let mut host = Host::new(options);
+    host.d.hydrate("c1", Stored::Shape(saved));
+    let stream = host
+        .d
+        .reconnect("c1", Default::default(), host.now)
+        .expect("a stream for the saved send");
+    host.pump();
+    assert!(host.other.iter().any(
+        |a| matches!(a, Action::LockRequest { name, .. } if name == "trigger-chat:c1:writer")
+    ));
+    host.d.lock_result("c1", false, host.now);
+    host.pump();
+    host.d.pull(stream, host.now);
+    host.pump();
+    assert_eq!(host.ended, vec![stream]);
+    assert!(host.failed.is_empty() && host.take_fetch_opt(Endpoint::In).is_none());
+    assert!(!host.kinds().iter().any(|k| k == "message-send-failed"));
+    assert!(host
+        .persisted
+        .iter()
+        .all(|(_, s)| s.as_ref().is_some_and(|s| s.get("pendingSend").is_some())));
+
+    // This tab gets the lock: the saved send goes, on the stream returned at once.
+    let mut host = Host::new(options);
+    host.d.hydrate("c1", Stored::Shape(saved));
+    let stream = host
+        .d
+        .reconnect("c1", Default::default(), host.now)
+        .expect("a stream for the saved send");
+    host.pump();
+    host.d.lock_result("c1", true, host.now);
+    host.pump();
+    let (append, _, headers, _) = host.take_fetch(Endpoint::In);
+    assert_eq!(Host::header(&headers, "x-part-id").as_deref(), Some("p"));
+    host.d
+        .fetch_text(append, 200, r#"{"ok":true,"seq":4}"#, None, host.now);
+    host.pump();
+    let (out, _, _, _) = host.take_fetch(Endpoint::Out);
+    host.d.fetch_open(out, false, host.now);
+    host.pump();
+    read_through(
+        &mut host,
+        stream,
+        out,
+        &batch(&[(2, "ok")], Some((3, Some(4)))),
+    );
+    assert_eq!(texts(&host.chunks), "ok");
+    assert_eq!(host.ended, vec![stream]);
+}

@@ -1,7 +1,9 @@
 //! Persisted session state: the JS `ChatSessionPersistedState` shape and our storage record.
 
 use trigger_chat_wasm::proto::json::Json;
-use trigger_chat_wasm::proto::session::{storage_key, PersistedSession, DEFAULT_STORAGE_NAMESPACE};
+use trigger_chat_wasm::proto::session::{
+    storage_key, PendingSend, PersistedSession, DEFAULT_STORAGE_NAMESPACE,
+};
 
 fn full() -> PersistedSession {
     PersistedSession {
@@ -12,6 +14,7 @@ fn full() -> PersistedSession {
         closed: true,
         closed_reason: Some("user-ended".into()),
         consumed_input_seq: None,
+        pending_send: None,
     }
 }
 
@@ -133,4 +136,40 @@ fn storage_keys_are_namespaced_versioned_and_encoded() {
     );
     assert_eq!(storage_key("app", "a:b/c d"), "app:v1:a%3Ab%2Fc%20d");
     assert_ne!(storage_key("app", "a:b"), storage_key("app:a", "b"));
+}
+
+#[test]
+fn a_pending_send_round_trips_and_an_unusable_one_reads_as_none() {
+    let mut session = PersistedSession::new("tok");
+    session.pending_send = Some(PendingSend {
+        part_id: "p-1".into(),
+        body: r#"{"kind":"message","payload":{"message":{"id":"u1"}}}"#.into(),
+        source: "submit-message".into(),
+        message_id: None,
+        created_ms: 1_700_000_000_000,
+        reachable_since_ms: Some(1_700_000_000_500),
+    });
+    let json = session.to_js_shape_json();
+    assert_eq!(
+        json.to_json_string(),
+        r#"{"publicAccessToken":"tok","pendingSend":{"partId":"p-1","body":"{\"kind\":\"message\",\"payload\":{\"message\":{\"id\":\"u1\"}}}","source":"submit-message","createdAt":1700000000000,"reachableSince":1700000000500}}"#
+    );
+    assert_eq!(PersistedSession::from_json(&json).unwrap(), session);
+    for bad in [
+        r#"{"partId":"p","body":"not json","source":"submit-message","createdAt":1}"#,
+        r#"{"partId":"","body":"{}","source":"submit-message","createdAt":1}"#,
+        r#"{"partId":"p","body":"{}","source":"stop","createdAt":1}"#,
+        r#"{"partId":"p","body":"{}","source":"action"}"#,
+        r#""p""#,
+    ] {
+        let value = Json::parse(&format!(
+            r#"{{"publicAccessToken":"tok","pendingSend":{bad}}}"#
+        ))
+        .unwrap();
+        assert_eq!(
+            PersistedSession::from_json(&value).unwrap(),
+            PersistedSession::new("tok"),
+            "{bad}"
+        );
+    }
 }

@@ -339,6 +339,15 @@ export function offlineSwitch() {
   return net;
 }
 
+// A page that freezes (as one closed or discarded by the browser): from `freeze()` on, its
+// requests never leave.
+export function freezable(fetchFn) {
+  const page = { frozen: false };
+  page.fetch = (url, init) => (page.frozen ? new Promise(() => {}) : fetchFn(url, init));
+  page.freeze = () => (page.frozen = true);
+  return page;
+}
+
 export function settledWithin(promise, ms) {
   return Promise.race([
     promise.then(() => "resolved", () => "rejected"),
@@ -351,6 +360,7 @@ extern "C" {
     fn offline_switch() -> JsValue;
     #[wasm_bindgen(js_name = settledWithin)]
     fn settled_within(promise: &js_sys::Promise, ms: u32) -> js_sys::Promise;
+    fn freezable(fetch: &JsValue) -> JsValue;
 }
 
 fn set_offline(net: &JsValue, offline: bool) {
@@ -411,6 +421,50 @@ async fn a_send_made_offline_waits_for_the_network_then_goes_out_once() {
         appends.len(),
         2,
         "one append per message reached the server"
+    );
+    let restore: js_sys::Function = get(&net, "restore").into();
+    restore.call0(&net).unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn a_send_left_waiting_by_a_page_that_went_away_is_sent_by_the_next_page_once() {
+    let net = offline_switch();
+    let chat = new_chat_id("outbox");
+    let storage = object(&[("namespace", new_chat_id("ns").into())]);
+    let page1 = freezable(&get(&net, "fetch"));
+    let (a, _) = transport(&object(&[
+        ("fetch", get(&page1, "fetch")),
+        ("persistence", storage.clone()),
+    ]));
+    send_text(&a, &chat, "u0", "warm up").await;
+
+    set_offline(&net, true);
+    let messages = array(&[user_message("u1", "written offline")]);
+    let send = a.send_messages(&send_request(&chat, &messages, &JsValue::UNDEFINED));
+    let state = ok(settled_within(&send, 1_500)).await;
+    assert_eq!(state.as_string().as_deref(), Some("pending"));
+    // The page goes away with its send; later the browser is online again.
+    let freeze: js_sys::Function = get(&page1, "freeze").into();
+    freeze.call0(&page1).unwrap();
+    set_offline(&net, false);
+
+    let (b, calls) = transport(&object(&[("persistence", storage)]));
+    let request = object(&[("chatId", chat.clone().into())]);
+    let stream = ok(b.reconnect_to_stream(&request)).await;
+    assert!(!stream.is_null(), "the saved send's turn");
+    let chunks = ok(read_all(&stream)).await;
+    assert_eq!(text_of(&chunks), "You said: written offline");
+    let appends = log_of(&chat)
+        .await
+        .into_iter()
+        .filter(|e| path_ends(e, "/in/append"))
+        .count();
+    assert_eq!(appends, 2, "the warm-up and the saved send, once");
+    assert!(strings(&event_types(&calls)).contains(&"message-sent".to_string()));
+    let stored = b.get_session(&chat);
+    assert!(
+        get(&stored, "pendingSend").is_undefined(),
+        "acknowledged: forgotten"
     );
     let restore: js_sys::Function = get(&net, "restore").into();
     restore.call0(&net).unwrap();

@@ -102,6 +102,18 @@ impl AppendPolicy {
         self.on_attempt(false, now_ms);
     }
 
+    /// When the first attempt that may have reached the server started.
+    pub fn reachable_since(&self) -> Option<u64> {
+        self.reachable_since_ms
+    }
+
+    /// An earlier page saved this append with `reachable_since_ms`: the earliest time counts.
+    pub fn restore_reachable_since(&mut self, reachable_since_ms: Option<u64>) {
+        if let Some(t) = reachable_since_ms {
+            self.reachable_since_ms = Some(self.reachable_since_ms.map_or(t, |own| own.min(t)));
+        }
+    }
+
     /// Whether an attempt may have reached the server (one started online, or answered).
     pub fn may_have_landed(&self) -> bool {
         self.reachable_since_ms.is_some()

@@ -9,7 +9,7 @@
 //! - An outstanding turn (sent, no boundary seen yet — including one that was stopped) makes
 //!   the next subscription hold data until that turn's boundary has passed (see `turn`).
 
-use super::session::PersistedSession;
+use super::session::{PendingSend, PersistedSession};
 #[allow(unused_imports)]
 use crate::prelude::*;
 
@@ -70,6 +70,8 @@ pub struct ChatState {
     /// The highest `.in` seq the agent is known to have consumed (`session-in-event-id` of the
     /// boundaries seen here or reported by another tab).
     pub consumed_input_seq: Option<u64>,
+    /// The send not yet acknowledged, kept across reloads (see [`PendingSend`]).
+    pub pending_send: Option<PendingSend>,
 }
 
 impl ChatState {
@@ -86,6 +88,7 @@ impl ChatState {
             closed: p.closed,
             closed_reason: p.closed_reason.clone(),
             consumed_input_seq: p.consumed_input_seq,
+            pending_send: p.pending_send.clone(),
         }
     }
 
@@ -101,6 +104,7 @@ impl ChatState {
             closed: self.closed,
             closed_reason: self.closed_reason.clone(),
             consumed_input_seq: self.consumed_input_seq,
+            pending_send: self.pending_send.clone(),
         })
     }
 
@@ -224,6 +228,7 @@ mod tests {
             closed: false,
             closed_reason: None,
             consumed_input_seq: None,
+            pending_send: None,
         }
     }
 

@@ -36,6 +36,66 @@ pub struct PersistedSession {
     /// the JS transport's state; it lets the next send know whether an earlier turn may still
     /// be writing.
     pub consumed_input_seq: Option<u64>,
+    /// A send whose append the server had not acknowledged (the outbox of one): a later page
+    /// sends it again, with the same part id, from `reconnectToStream`. Not in the JS
+    /// transport's state.
+    pub pending_send: Option<PendingSend>,
+}
+
+/// A send saved until the server acknowledges it (`pendingSend`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PendingSend {
+    /// Its `X-Part-Id` (the server's idempotency key).
+    pub part_id: String,
+    /// The append body, as JSON text.
+    pub body: String,
+    /// `submit-message`, `regenerate-message` or `action`.
+    pub source: String,
+    /// The AI SDK's `messageId`, when it had one.
+    pub message_id: Option<String>,
+    /// When the send was made (ms since the epoch).
+    pub created_ms: u64,
+    /// When its first attempt that may have reached the server started, if any: no attempt
+    /// goes out later than the retry window after it (the server's claim on the part id).
+    pub reachable_since_ms: Option<u64>,
+}
+
+impl PendingSend {
+    fn to_json(&self) -> Json {
+        let mut members = vec![
+            ("partId".to_owned(), Json::from(self.part_id.as_str())),
+            ("body".to_owned(), Json::from(self.body.as_str())),
+            ("source".to_owned(), Json::from(self.source.as_str())),
+        ];
+        if let Some(id) = &self.message_id {
+            members.push(("messageId".to_owned(), Json::from(id.as_str())));
+        }
+        members.push(("createdAt".to_owned(), Json::from(self.created_ms)));
+        if let Some(ms) = self.reachable_since_ms {
+            members.push(("reachableSince".to_owned(), Json::from(ms)));
+        }
+        Json::Object(members)
+    }
+
+    /// Reads one back; anything unusable reads as none (it is never worth failing the session).
+    fn from_json(value: &Json) -> Option<PendingSend> {
+        let text = |key: &str| value.get(key).and_then(Json::as_str).map(str::to_owned);
+        let source = text("source")?;
+        if !matches!(
+            source.as_str(),
+            "submit-message" | "regenerate-message" | "action"
+        ) {
+            return None;
+        }
+        Some(PendingSend {
+            part_id: text("partId").filter(|p| !p.is_empty())?,
+            body: text("body").filter(|b| Json::parse(b).is_ok())?,
+            source,
+            message_id: text("messageId"),
+            created_ms: value.get("createdAt").and_then(Json::as_u64)?,
+            reachable_since_ms: value.get("reachableSince").and_then(Json::as_u64),
+        })
+    }
 }
 
 impl PersistedSession {
@@ -84,6 +144,9 @@ impl PersistedSession {
         if let Some(seq) = self.consumed_input_seq {
             members.push(("consumedInputSeq".to_owned(), Json::from(seq)));
         }
+        if let Some(pending) = &self.pending_send {
+            members.push(("pendingSend".to_owned(), pending.to_json()));
+        }
         Json::Object(members)
     }
 
@@ -125,6 +188,7 @@ impl PersistedSession {
                 .and_then(Json::as_str)
                 .map(str::to_owned),
             consumed_input_seq: value.get("consumedInputSeq").and_then(Json::as_u64),
+            pending_send: value.get("pendingSend").and_then(PendingSend::from_json),
         })
     }
 

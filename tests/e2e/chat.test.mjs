@@ -262,6 +262,47 @@ test("a message sent offline waits, then goes out once when the network is back"
   await context.close();
 });
 
+test("a message written offline in a page that is then closed is sent by the next page, once", { timeout: 60_000 }, async () => {
+  const context = await newContext(browser);
+  const chatId = newChatId("offline-outbox");
+  const page = await openChat(context, chatId);
+  await send(page, "hello");
+  await eventually(async () => (await lastAssistantText(page)) === echo("hello"), { message: "the first reply" });
+
+  await context.setOffline(true);
+  await send(page, "Written before closing the tab");
+  await eventually(async () => (await page.getByTestId("connection").getAttribute("data-state")) === "offline", {
+    message: "the send waits for the network",
+  });
+  await new Promise((r) => setTimeout(r, 500)); // the demo saves its transcript (150 ms throttle)
+  await page.close();
+  assert.deepEqual(
+    (await chatState(chatId)).inRecords.map((r) => r.body?.payload?.message?.parts?.[0]?.text),
+    ["hello"],
+    "nothing reached the agent while offline",
+  );
+
+  // Later, online: the chat is opened again (useChat({ resume: true }) calls reconnectToStream).
+  await context.setOffline(false);
+  const again = await openChat(context, chatId);
+  await eventually(async () => (await lastAssistantText(again)) === echo("Written before closing the tab"), {
+    message: "the reply to the saved message",
+  });
+  assert.deepEqual(
+    (await transcript(again)).map((m) => m.text),
+    ["hello", echo("hello"), "Written before closing the tab", echo("Written before closing the tab")],
+  );
+  const inputs = (await chatState(chatId)).inRecords.map((r) => r.body?.payload?.message?.parts?.[0]?.text);
+  assert.deepEqual(inputs, ["hello", "Written before closing the tab"], "the agent got it exactly once");
+  // A reload afterwards sends nothing more.
+  await reload(again, chatId);
+  await new Promise((r) => setTimeout(r, 1000));
+  assert.equal((await chatState(chatId)).inRecords.length, 2);
+  assert.equal(await again.getByTestId("error-banner").count(), 0, "no error shown");
+  assert.deepEqual(again.pageErrors, []);
+  await context.close();
+});
+
 test("a reply that loses the network mid-stream completes when it is back", { timeout: 60_000 }, async () => {
   const context = await newContext(browser);
   const chatId = newChatId("offline-stream");

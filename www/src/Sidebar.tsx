@@ -65,7 +65,7 @@ export function Sidebar({ chats, activeId, online, onCreate, onSelect, onDelete 
       </nav>
       <footer className="sidebar-footer">
         <span className={`dot ${online ? "ok" : "error"}`} aria-hidden />
-        {online ? "Online" : "Offline — messages wait and replies resume when you reconnect"}
+        {online ? "Online" : "Offline — messages wait (even if you close the tab) and replies resume when you reconnect"}
       </footer>
     </aside>
   );

@@ -10,9 +10,10 @@ use super::stream::{Kind, SubOptions};
 use super::Driver;
 #[allow(unused_imports)]
 use crate::prelude::*;
-use crate::proto::append::{AppendPolicy, NextStep, APPEND_TIMEOUT_MS};
+use crate::proto::append::{AppendPolicy, NextStep, APPEND_TIMEOUT_MS, RETRY_WINDOW_MS};
 use crate::proto::headers::HeaderList;
 use crate::proto::json::Json;
+use crate::proto::session::PendingSend;
 use crate::proto::turn::{Hold, InputSeq};
 use crate::proto::url::{session_path, SessionChannel};
 use crate::proto::wire::{
@@ -20,6 +21,9 @@ use crate::proto::wire::{
     Trigger, WirePayload,
 };
 use crate::proto::Error;
+
+/// The largest append body saved for a later page (`pendingSend`): localStorage is small.
+const MAX_SAVED_BODY: usize = 256 * 1024;
 
 /// Steering messages remembered per chat (answered ones are forgotten first, then the oldest).
 const MAX_STEERS: usize = 32;
@@ -54,6 +58,16 @@ pub(super) enum Source {
 }
 
 impl Source {
+    /// The sources a saved send can have (see `PendingSend`).
+    fn of_saved(name: &str) -> Option<Source> {
+        match name {
+            "submit-message" => Some(Source::SubmitMessage),
+            "regenerate-message" => Some(Source::RegenerateMessage),
+            "action" => Some(Source::Action),
+            _ => None,
+        }
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             Source::SubmitMessage => "submit-message",
@@ -125,6 +139,11 @@ pub(super) struct Op {
     aborted: bool,
     /// A send, action, steering message or stop (`pendingSends` counts it), not a `start`.
     send: bool,
+    /// A saved send that `reconnectToStream` sent again: nobody holds its promise, so a failure
+    /// fails its stream.
+    replay: bool,
+    /// A saved send's creation time and `reachableSince`, for its append.
+    saved: Option<(u64, Option<u64>)>,
 }
 
 /// `sendMessages` as the host passes it (`messages.at(-1)` only).
@@ -209,6 +228,8 @@ impl Driver {
             append: None,
             aborted: false,
             send,
+            replay: false,
+            saved: None,
         });
         id
     }
@@ -447,6 +468,9 @@ impl Driver {
         } = pending;
         let chat = self.chat_mut(&chat_id);
         if let Err(error) = self.refuse_if_closed(chat) {
+            if let Some(stream) = self.replay_stream(op) {
+                self.fail_sub(stream, error.clone().into(), now_ms);
+            }
             self.finish_op(op, Err(error.into()));
             self.release_if_idle(&chat_id, now_ms);
             return;
@@ -471,34 +495,15 @@ impl Driver {
             }
             None => None,
         };
-        let (start, hold) = {
-            let state = &self.chats[chat].state;
-            // A stopped or unfinished turn of this tab is still unanswered input (an adopted
-            // steering message is the turn this send streams).
-            let consumed = match (state.consumed_input_seq, state.active_input_seq) {
-                (known, Some(outstanding)) if adopt != Some(outstanding) => {
-                    known.filter(|k| *k >= outstanding)
-                }
-                (known, _) => known,
-            };
-            (state.cursor, Hold::BySeq { consumed })
+        // A saved send's stream was opened when `reconnectToStream` asked for it.
+        let opened = self.op_index(op).and_then(|i| match self.ops[i].kind {
+            OpKind::Turn { stream } if self.sub_open(stream) => Some(stream),
+            _ => None,
+        });
+        let stream = match opened {
+            Some(stream) => stream,
+            None => self.open_send_sub(chat, op, source, adopt, headers.clone(), now_ms),
         };
-        let stream = self.open_sub(
-            chat,
-            SubOptions {
-                kind: Kind::Send,
-                start,
-                input_seq: InputSeq::Pending,
-                hold,
-                peek_settled: false,
-                headers: headers.clone(),
-                settle_op: (source == Source::Action).then_some(op),
-                // A send's stream ends at its own boundary, in watch mode too (the JS
-                // transport's never ends there, W23).
-                standing: false,
-            },
-            now_ms,
-        );
         if let Some(o) = self.ops.iter_mut().find(|o| o.id == op) {
             o.kind = OpKind::Turn { stream };
         }
@@ -512,6 +517,47 @@ impl Driver {
         self.begin_append(
             op, chat, source, body, message_id, headers, &part_id, now_ms,
         );
+    }
+
+    /// Opens the subscription that streams a send's turn (`adopt`: the `.in` seq of the
+    /// steering message whose turn it is, when it appends nothing).
+    fn open_send_sub(
+        &mut self,
+        chat: usize,
+        op: u32,
+        source: Source,
+        adopt: Option<u64>,
+        headers: HeaderList,
+        now_ms: u64,
+    ) -> u32 {
+        let (start, hold) = {
+            let state = &self.chats[chat].state;
+            // A stopped or unfinished turn of this tab is still unanswered input (an adopted
+            // steering message is the turn this send streams).
+            let consumed = match (state.consumed_input_seq, state.active_input_seq) {
+                (known, Some(outstanding)) if adopt != Some(outstanding) => {
+                    known.filter(|k| *k >= outstanding)
+                }
+                (known, _) => known,
+            };
+            (state.cursor, Hold::BySeq { consumed })
+        };
+        self.open_sub(
+            chat,
+            SubOptions {
+                kind: Kind::Send,
+                start,
+                input_seq: InputSeq::Pending,
+                hold,
+                peek_settled: false,
+                headers,
+                settle_op: (source == Source::Action).then_some(op),
+                // A send's stream ends at its own boundary, in watch mode too (the JS
+                // transport's never ends there, W23).
+                standing: false,
+            },
+            now_ms,
+        )
     }
 
     /// The turn of a send is on `.in` with seq `seq`: the chat streams it from where its
@@ -579,15 +625,27 @@ impl Driver {
             match &result {
                 _ if aborted => self.finish_op(pending.op, Err(Error::Aborted.into())),
                 Ok(()) => self.start_claimed_turn(pending, now_ms),
-                Err(error) => self.refuse_turn(pending, error.clone()),
+                Err(error) => self.refuse_turn(pending, error.clone(), now_ms),
             }
         }
     }
 
     /// A send refused before anything was sent (`read_only_tab`): `message-send-failed`, then
     /// the rejection.
-    pub(super) fn refuse_turn(&mut self, pending: PendingTurn, error: impl Into<ErrorRef>) {
+    pub(super) fn refuse_turn(
+        &mut self,
+        pending: PendingTurn,
+        error: impl Into<ErrorRef>,
+        now_ms: u64,
+    ) {
         let error: ErrorRef = error.into();
+        if let Some(stream) = self.replay_stream(pending.op) {
+            // A saved send that cannot go now (another tab has the chat): it stays saved for a
+            // later page, and the stream asked for ends quietly.
+            self.finish_op(pending.op, Err(error));
+            self.close_stream(stream, now_ms);
+            return;
+        }
         if let Some(chat) = self.chat_index(&pending.chat_id) {
             self.send_event(
                 chat,
@@ -625,20 +683,28 @@ impl Driver {
         now_ms: u64,
     ) {
         if let Some(o) = self.ops.iter_mut().find(|o| o.id == op) {
+            let mut policy = AppendPolicy::new();
+            let mut started_ms = now_ms;
+            if let Some((created_ms, reachable_since_ms)) = o.saved.take() {
+                // A saved send keeps its age and its window.
+                started_ms = created_ms;
+                policy.restore_reachable_since(reachable_since_ms);
+            }
             o.append = Some(Append {
                 body,
                 part_id: part_id.into(),
                 source,
                 message_id,
                 headers,
-                policy: AppendPolicy::new(),
-                started_ms: now_ms,
+                policy,
+                started_ms,
                 token: UsedToken::default(),
                 fetch: None,
                 timer: None,
                 parked: false,
             });
         }
+        self.keep_pending_send(op);
         if let Err(error) = self.refuse_if_closed(chat) {
             self.append_done(op, Err(error.into()), now_ms);
             return;
@@ -726,8 +792,14 @@ impl Driver {
         append.fetch = Some(fetch);
         append.timer = Some(timer);
         append.parked = false;
+        let before = append.policy.reachable_since();
         append.policy.on_attempt(self.offline, now_ms);
+        let changed = append.policy.reachable_since() != before;
         let body = append.body.clone();
+        if changed {
+            // Saved before it goes: a later page must know this attempt may land.
+            self.keep_pending_send(op);
+        }
         self.actions.push(Action::Fetch {
             id: fetch,
             path: session_path("", &chat_id, SessionChannel::InAppend),
@@ -770,6 +842,7 @@ impl Driver {
             self.append_done(op, Ok(AppendResponse::parse(text)), now_ms);
             return true;
         }
+        self.keep_pending_send(op);
         let mut error = Error::from_http_status(status, text);
         if let Error::RateLimited { reset_epoch_ms } = &mut error {
             *reset_epoch_ms = reset;
@@ -907,7 +980,13 @@ impl Driver {
         let chat_id = self.ops[i].chat.clone();
         let kind = self.ops[i].kind;
         let aborted = self.ops[i].aborted;
+        let replay = self.ops[i].replay;
         let chat = self.chat_mut(&chat_id);
+        let saved = &mut self.chats[chat].state.pending_send;
+        let unsaved = saved.as_ref().is_some_and(|p| p.part_id == append.part_id);
+        if unsaved {
+            *saved = None;
+        }
         let duration_ms = now_ms.saturating_sub(append.started_ms);
         self.send_event(
             chat,
@@ -941,6 +1020,13 @@ impl Driver {
                 self.finish_op(op, Ok(Value::Stream(stream)));
             }
             (OpKind::Turn { stream }, Err(error)) => {
+                if unsaved {
+                    self.persist(chat);
+                }
+                if replay {
+                    // Its stream is all the app has of it.
+                    self.fail_sub(stream, error.clone(), now_ms);
+                }
                 self.close_stream(stream, now_ms);
                 self.finish_op(op, Err(error));
                 // The stream closed while the send was still pending: the claim outlived it.
@@ -1135,6 +1221,144 @@ impl Driver {
             self.forget_waiter(Waiter::Op(op));
             self.append_done(op, Err(Error::Aborted.into()), now_ms);
         }
+    }
+
+    /// The stream of a saved send that `reconnectToStream` replays (see `replay_pending_send`).
+    fn replay_stream(&self, op: u32) -> Option<u32> {
+        let o = &self.ops[self.op_index(op)?];
+        match o.kind {
+            OpKind::Turn { stream } if o.replay => Some(stream),
+            _ => None,
+        }
+    }
+
+    /// Saves a turn's append in the chat's state until the server acknowledges it
+    /// (`pendingSend`), or brings the saved copy up to date (when an attempt that may land
+    /// starts). Bodies over [`MAX_SAVED_BODY`] stay in memory only.
+    fn keep_pending_send(&mut self, op: u32) {
+        let Some(o) = self.op_index(op).map(|i| &self.ops[i]) else {
+            return;
+        };
+        let Some(a) = o.append.as_ref() else { return };
+        let saved_source = Source::of_saved(a.source.as_str()).is_some();
+        if !matches!(o.kind, OpKind::Turn { .. }) || !saved_source || a.body.len() > MAX_SAVED_BODY
+        {
+            return;
+        }
+        let Some(chat) = self.chat_index(&o.chat) else {
+            return;
+        };
+        let reachable_since_ms = a.policy.reachable_since();
+        let previous = self.chats[chat].state.pending_send.take();
+        if let Some(p) = previous.as_ref().filter(|p| p.part_id != a.part_id) {
+            // Another page's send that nobody sent again: this newer one replaces it.
+            let dropped = !self
+                .ops
+                .iter()
+                .any(|o| o.append.as_ref().is_some_and(|x| x.part_id == p.part_id));
+            if dropped {
+                let error = Error::Aborted;
+                self.report_unsent(chat, p, error);
+            }
+        }
+        let Some(a) = self.op_index(op).and_then(|i| self.ops[i].append.as_ref()) else {
+            return;
+        };
+        let entry = PendingSend {
+            part_id: a.part_id.clone(),
+            body: a.body.clone(),
+            source: a.source.as_str().into(),
+            message_id: a.message_id.clone(),
+            created_ms: a.started_ms,
+            reachable_since_ms,
+        };
+        let unchanged = previous.as_ref() == Some(&entry);
+        self.chats[chat].state.pending_send = Some(entry);
+        if !unchanged {
+            self.persist(chat);
+        }
+    }
+
+    /// `message-send-failed` for a saved send that will not be sent.
+    fn report_unsent(&mut self, chat: usize, saved: &PendingSend, error: Error) {
+        let source = Source::of_saved(&saved.source).unwrap_or(Source::SubmitMessage);
+        let body_bytes = saved.body.len();
+        self.send_event(
+            chat,
+            source,
+            Err(&error.into()),
+            0,
+            saved.message_id.as_deref(),
+            &saved.part_id,
+            body_bytes,
+        );
+    }
+
+    /// `reconnectToStream` on a chat with a saved send the server never acknowledged (the page
+    /// that made it went away first): it goes out again with its part id, and its turn is the
+    /// stream returned. One whose first attempt that may have landed is older than the retry
+    /// window is dropped instead (a second copy could be appended): `message-send-failed`.
+    pub(super) fn replay_pending_send(
+        &mut self,
+        chat: usize,
+        headers: &HeaderList,
+        now_ms: u64,
+    ) -> Option<u32> {
+        let c = &self.chats[chat];
+        let saved = c.state.pending_send.clone()?;
+        if c.state.closed || c.state.token.is_none() {
+            return None;
+        }
+        let in_flight = self.ops.iter().any(|o| {
+            o.append
+                .as_ref()
+                .is_some_and(|a| a.part_id == saved.part_id)
+        });
+        if in_flight {
+            return None;
+        }
+        let source = Source::of_saved(&saved.source)?;
+        if self.is_read_only(&c.id) {
+            // The tab that owns the chat goes first; a later page sends it.
+            return None;
+        }
+        if saved
+            .reachable_since_ms
+            .is_some_and(|t| now_ms > t.saturating_add(RETRY_WINDOW_MS))
+        {
+            self.chats[chat].state.pending_send = None;
+            self.persist(chat);
+            let error = Error::Network {
+                message:
+                    "not sent: the page that made it went away and its retry window has passed"
+                        .into(),
+            };
+            self.report_unsent(chat, &saved, error);
+            return None;
+        }
+        let chat_id = self.chats[chat].id.clone();
+        let op = self.new_op(&chat_id, OpKind::Start, true);
+        // Its stream now (the app is waiting for one); its append once the chat is this tab's.
+        let stream = self.open_send_sub(chat, op, source, None, headers.clone(), now_ms);
+        if let Some(i) = self.op_index(op) {
+            let o = &mut self.ops[i];
+            o.replay = true;
+            o.saved = Some((saved.created_ms, saved.reachable_since_ms));
+            o.kind = OpKind::Turn { stream };
+        }
+        self.start_turn(
+            op,
+            chat,
+            source,
+            saved.body,
+            saved.message_id,
+            headers.clone(),
+            &saved.part_id,
+            None,
+            None,
+            now_ms,
+        );
+        Some(stream)
     }
 
     /// `removeSession`: the chat's operations end now with `aborted` (an append in flight is

@@ -522,12 +522,22 @@ impl Driver {
             .active
             .and_then(|a| self.sub_index(a))
             .is_some_and(|i| self.subs[i].phase == Phase::Open);
+        if open {
+            return None;
+        }
+        if !watch {
+            // A send an earlier page saved and the server never acknowledged goes out now.
+            if let Some(stream) = self.replay_pending_send(chat, &headers, now_ms) {
+                return Some(stream);
+            }
+        }
+        let c = &self.chats[chat];
         let available = if watch {
             c.state.token.is_some() && !c.state.closed
         } else {
             c.state.may_be_streaming()
         };
-        if !available || open {
+        if !available {
             return None;
         }
         let active_input_seq = c.state.active_input_seq;
@@ -1297,7 +1307,7 @@ impl Driver {
     }
 
     /// Fails the stream: `stream-error`, and the error reaches the consumer at its pull.
-    fn fail_sub(&mut self, id: u32, error: ErrorRef, now_ms: u64) {
+    pub(super) fn fail_sub(&mut self, id: u32, error: ErrorRef, now_ms: u64) {
         let Some(i) = self.sub_index(id) else { return };
         if self.subs[i].phase != Phase::Open {
             return;

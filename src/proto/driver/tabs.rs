@@ -77,7 +77,7 @@ impl Driver {
         // than wait for the claim to time out.
         let owner_locked = tabs.locks && tabs.coordinator.owner_has_lock(&chat_id);
         if tabs.coordinator.is_read_only(&chat_id) && !owner_locked {
-            self.refuse_turn(pending, Error::ReadOnlyTab);
+            self.refuse_turn(pending, Error::ReadOnlyTab, now_ms);
             return None;
         }
         if tabs.locks {
@@ -96,7 +96,7 @@ impl Driver {
         match claimed {
             Ok(()) => Some(pending),
             Err(error) => {
-                self.refuse_turn(pending, error);
+                self.refuse_turn(pending, error, now_ms);
                 None
             }
         }
@@ -132,7 +132,7 @@ impl Driver {
             match &claimed {
                 _ if aborted => self.finish_op(pending.op, Err(Error::Aborted.into())),
                 Ok(()) => self.start_claimed_turn(pending, now_ms),
-                Err(error) => self.refuse_turn(pending, error.clone()),
+                Err(error) => self.refuse_turn(pending, error.clone(), now_ms),
             }
         }
         // A send aborted while it waited for the lock leaves nothing to hold it for.
