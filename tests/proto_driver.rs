@@ -1818,6 +1818,18 @@ fn dispose_offline_ends_the_sends_that_never_left_with_their_timers() {
     go_offline(&mut host, false);
     host.fire_timers(10 * OFFLINE_RECHECK_MS);
     assert!(host.calls.is_empty() && host.fetches.is_empty());
+    // The page went away, not the message: it stays saved for the chat's next resume.
+    assert!(stored_state(&host, "c1").contains(r#""partId":"part-1""#));
+    assert!(host
+        .d
+        .reconnect("c1", Default::default(), host.now)
+        .is_some());
+    host.pump();
+    let (_, _, headers, _) = host.take_fetch(Endpoint::In);
+    assert_eq!(
+        Host::header(&headers, "x-part-id").as_deref(),
+        Some("part-1")
+    );
 }
 
 #[test]
@@ -2275,4 +2287,100 @@ fn with_multi_tab_a_saved_send_waits_for_the_chat_and_stays_saved_if_another_tab
     );
     assert_eq!(texts(&host.chunks), "ok");
     assert_eq!(host.ended, vec![stream]);
+}
+
+/// A persisted state carrying a saved send `p`, as another page left it.
+const SAVED_SEND: &str = r#"{"publicAccessToken":"t","lastEventId":"1","isStreaming":false,"pendingSend":{"partId":"p","body":"{\"kind\":\"message\",\"payload\":{}}","source":"submit-message","createdAt":1}}"#;
+
+#[test]
+fn a_tab_that_only_loaded_a_saved_send_never_writes_it_back_once_another_tab_has_the_chat() {
+    let options = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":false,"tabId":"tab-b"}"#;
+    let mut host = Host::new(options);
+    host.d.hydrate("c1", Stored::Shape(SAVED_SEND));
+    // Tab A (which made the send) owns the chat: this tab leaves the send to it...
+    let claim = format!(
+        r#"{{"type":"claim","chatId":"c1","tabId":"tab-a","timestamp":{}}}"#,
+        host.now
+    );
+    host.d.tab_message(&claim, host.now);
+    host.pump();
+    assert!(host.d.is_read_only("c1"));
+    assert_eq!(host.d.reconnect("c1", Default::default(), host.now), None);
+    host.pump();
+    assert!(host.take_fetch_opt(Endpoint::In).is_none());
+    // ...and when it saves the chat later (A's turn moved the cursor), the send is not in it:
+    // written back, it would be sent a second time by a page long after A acknowledged it.
+    let done = r#"{"type":"session","chatId":"c1","tabId":"tab-a","session":{"lastEventId":"9"}}"#;
+    host.d.tab_message(done, host.now);
+    host.pump();
+    let saved = stored_state(&host, "c1");
+    assert!(saved.contains(r#""lastEventId":"9""#), "{saved}");
+    assert!(!saved.contains("pendingSend"), "{saved}");
+}
+
+#[test]
+fn aborting_a_send_forgets_its_saved_copy_and_a_newer_send_does_not_replace_one_in_flight() {
+    let mut host = Host::new(OPTIONS);
+    let (stream, out) = sent(&mut host, "c1", 0);
+    read_through(
+        &mut host,
+        stream,
+        out,
+        &batch(&[(0, "a")], Some((1, Some(0)))),
+    );
+    let op = host.send("c1", "first", "part-1");
+    host.take_fetch(Endpoint::In); // in flight, no answer yet
+    assert!(stored_state(&host, "c1").contains(r#""partId":"part-1""#));
+    // A newer send while the first is in flight: the first stays the one saved.
+    host.send("c1", "second", "part-2");
+    assert!(stored_state(&host, "c1").contains(r#""partId":"part-1""#));
+    assert!(!host.kinds().iter().any(|k| k == "message-send-failed"));
+    // The app aborts the first: a later page must not send it.
+    host.d.abort_op(op, host.now);
+    host.pump();
+    assert!(!stored_state(&host, "c1").contains(r#""partId":"part-1""#));
+}
+
+#[test]
+fn a_saved_send_waits_while_a_turn_is_in_flight_and_survives_a_session_recreated_for_it() {
+    // A turn streams: the reload resumes it; the saved send stays for later.
+    let streaming = SAVED_SEND.replace(r#""isStreaming":false"#, r#""isStreaming":true"#);
+    let mut host = Host::new(OPTIONS);
+    host.d.hydrate("c1", Stored::Shape(&streaming));
+    assert!(host
+        .d
+        .reconnect("c1", Default::default(), host.now)
+        .is_some());
+    host.pump();
+    assert!(
+        host.take_fetch_opt(Endpoint::In).is_none(),
+        "no append: a resume"
+    );
+    assert!(host.take_fetch_opt(Endpoint::Out).is_some());
+
+    // The session is gone (404): it is recreated for the send, which stays saved meanwhile.
+    let mut host = Host::new(OPTIONS);
+    host.d.hydrate("c1", Stored::Shape(SAVED_SEND));
+    host.d
+        .reconnect("c1", Default::default(), host.now)
+        .unwrap();
+    host.pump();
+    let (append, _, _, _) = host.take_fetch(Endpoint::In);
+    host.d
+        .fetch_text(append, 404, r#"{"error":"not found"}"#, None, host.now);
+    host.pump();
+    assert_eq!(host.calls.len(), 1, "startSession recreates it");
+    host.answer_call("tok-new");
+    let saved = stored_state(&host, "c1");
+    assert!(
+        saved.contains(r#""publicAccessToken":"tok-new""#),
+        "{saved}"
+    );
+    assert!(saved.contains(r#""partId":"p""#), "{saved}");
+    let (again, _, headers, _) = host.take_fetch(Endpoint::In);
+    assert_eq!(Host::header(&headers, "x-part-id").as_deref(), Some("p"));
+    host.d
+        .fetch_text(again, 200, r#"{"ok":true,"seq":0}"#, None, host.now);
+    host.pump();
+    assert!(!stored_state(&host, "c1").contains("pendingSend"));
 }

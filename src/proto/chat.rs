@@ -72,6 +72,9 @@ pub struct ChatState {
     pub consumed_input_seq: Option<u64>,
     /// The send not yet acknowledged, kept across reloads (see [`PendingSend`]).
     pub pending_send: Option<PendingSend>,
+    /// `pending_send` was loaded from storage and no send of this tab has taken it over: another
+    /// tab may be sending it.
+    pub pending_loaded: bool,
 }
 
 impl ChatState {
@@ -89,6 +92,7 @@ impl ChatState {
             closed_reason: p.closed_reason.clone(),
             consumed_input_seq: p.consumed_input_seq,
             pending_send: p.pending_send.clone(),
+            pending_loaded: p.pending_send.is_some(),
         }
     }
 
@@ -198,6 +202,9 @@ impl ChatState {
     pub fn replace_session(&mut self, token: String) {
         *self = ChatState {
             token: Some(token),
+            // The send that found the session gone is still to be acknowledged.
+            pending_send: self.pending_send.take(),
+            pending_loaded: self.pending_loaded,
             ..ChatState::default()
         };
     }

@@ -203,7 +203,18 @@ impl Driver {
     pub fn set_session(&mut self, chat_id: &str, session: &Json) -> Result<(), Error> {
         let persisted = PersistedSession::from_json(session)?;
         let i = self.chat_mut(chat_id);
-        self.chats[i].state = ChatState::from_persisted(&persisted);
+        let mut state = ChatState::from_persisted(&persisted);
+        let own = self.chats[i]
+            .state
+            .pending_send
+            .take()
+            .filter(|p| self.ops.iter().any(|o| o.sends_part(&p.part_id)));
+        if state.pending_send.is_none() && own.is_some() {
+            // A send of this tab still in flight stays saved.
+            state.pending_send = own;
+            state.pending_loaded = false;
+        }
+        self.chats[i].state = state;
         self.chats[i].steers.clear();
         self.persist(i);
         Ok(())

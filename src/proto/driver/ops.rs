@@ -144,6 +144,8 @@ pub(super) struct Op {
     replay: bool,
     /// A saved send's creation time and `reachableSince`, for its append.
     saved: Option<(u64, Option<u64>)>,
+    /// Ended by `dispose` (not by its caller): its saved copy stays for a later page.
+    keep_saved: bool,
 }
 
 /// `sendMessages` as the host passes it (`messages.at(-1)` only).
@@ -198,6 +200,11 @@ impl Op {
         &self.chat
     }
 
+    /// Whether this operation appends (or will append) the part `part_id`.
+    pub(super) fn sends_part(&self, part_id: &str) -> bool {
+        self.append.as_ref().is_some_and(|a| a.part_id == part_id)
+    }
+
     /// What this operation adds to its chat's connection state (see `link`), and whether it
     /// counts as a pending send (`start` / `preload` does not).
     pub(super) fn link(&self) -> (Link, bool) {
@@ -230,6 +237,7 @@ impl Driver {
             send,
             replay: false,
             saved: None,
+            keep_saved: false,
         });
         id
     }
@@ -502,6 +510,13 @@ impl Driver {
         });
         let stream = match opened {
             Some(stream) => stream,
+            None if self.replay_stream(op).is_some() => {
+                // Nobody reads it any more (cancelled while it waited for the chat): it stays
+                // saved for a later page.
+                self.finish_op(op, Err(Error::Aborted.into()));
+                self.release_if_idle(&chat_id, now_ms);
+                return;
+            }
             None => self.open_send_sub(chat, op, source, adopt, headers.clone(), now_ms),
         };
         if let Some(o) = self.ops.iter_mut().find(|o| o.id == op) {
@@ -640,8 +655,10 @@ impl Driver {
     ) {
         let error: ErrorRef = error.into();
         if let Some(stream) = self.replay_stream(pending.op) {
-            // A saved send that cannot go now (another tab has the chat): it stays saved for a
-            // later page, and the stream asked for ends quietly.
+            // A saved send that cannot go now (another tab has the chat): this tab leaves it to
+            // that tab and stays out of the way (it neither sends it nor writes it back), and
+            // the stream asked for ends quietly.
+            self.forget_loaded_send(&pending.chat_id);
             self.finish_op(pending.op, Err(error));
             self.close_stream(stream, now_ms);
             return;
@@ -704,13 +721,14 @@ impl Driver {
                 parked: false,
             });
         }
-        self.keep_pending_send(op);
         if let Err(error) = self.refuse_if_closed(chat) {
             self.append_done(op, Err(error.into()), now_ms);
             return;
         }
-        if let Some(token) = self.token_for(chat, Waiter::Op(op)) {
-            self.append_attempt(op, token, now_ms);
+        match self.token_for(chat, Waiter::Op(op)) {
+            Some(token) => self.append_attempt(op, token, now_ms),
+            // Saved now rather than at its first attempt, which waits for a token.
+            None => self.keep_pending_send(op),
         }
     }
 
@@ -792,14 +810,11 @@ impl Driver {
         append.fetch = Some(fetch);
         append.timer = Some(timer);
         append.parked = false;
-        let before = append.policy.reachable_since();
         append.policy.on_attempt(self.offline, now_ms);
-        let changed = append.policy.reachable_since() != before;
         let body = append.body.clone();
-        if changed {
-            // Saved before it goes: a later page must know this attempt may land.
-            self.keep_pending_send(op);
-        }
+        // Saved (or brought up to date) before it goes: a later page must know it, and whether
+        // this attempt may land.
+        self.keep_pending_send(op);
         self.actions.push(Action::Fetch {
             id: fetch,
             path: session_path("", &chat_id, SessionChannel::InAppend),
@@ -981,9 +996,10 @@ impl Driver {
         let kind = self.ops[i].kind;
         let aborted = self.ops[i].aborted;
         let replay = self.ops[i].replay;
+        let keep_saved = self.ops[i].keep_saved;
         let chat = self.chat_mut(&chat_id);
         let saved = &mut self.chats[chat].state.pending_send;
-        let unsaved = saved.as_ref().is_some_and(|p| p.part_id == append.part_id);
+        let unsaved = !keep_saved && saved.as_ref().is_some_and(|p| p.part_id == append.part_id);
         if unsaved {
             *saved = None;
         }
@@ -1198,6 +1214,12 @@ impl Driver {
     /// The caller aborted operation `op` (a send whose append is in flight): its promise is
     /// rejected with an abort at once; if the append lands anyway, that turn is stopped.
     pub fn abort_op(&mut self, op: u32, now_ms: u64) {
+        self.abort(op, true, now_ms);
+    }
+
+    /// Aborts `op`; `unsave`: also forget its saved copy (the caller gave it up, rather than the
+    /// page going away).
+    fn abort(&mut self, op: u32, unsave: bool, now_ms: u64) {
         let Some(i) = self.op_index(op) else {
             return;
         };
@@ -1207,6 +1229,12 @@ impl Driver {
         self.ops[i].aborted = true;
         if let OpKind::Turn { stream } = self.ops[i].kind {
             self.close_stream(stream, now_ms);
+        }
+        if unsave {
+            // The caller gave it up: a later page must not send it again.
+            self.unsave(op);
+        } else {
+            self.ops[i].keep_saved = true;
         }
         self.reject_now(op, Error::Aborted.into());
         // Nothing of it can have reached the server and no attempt is in flight: it ends here
@@ -1223,6 +1251,14 @@ impl Driver {
         }
     }
 
+    /// The replayed send whose stream is `stream`, while it is not acknowledged.
+    pub(super) fn replay_op_of(&self, stream: u32) -> Option<u32> {
+        self.ops
+            .iter()
+            .find(|o| o.replay && o.kind == OpKind::Turn { stream })
+            .map(|o| o.id)
+    }
+
     /// The stream of a saved send that `reconnectToStream` replays (see `replay_pending_send`).
     fn replay_stream(&self, op: u32) -> Option<u32> {
         let o = &self.ops[self.op_index(op)?];
@@ -1234,14 +1270,18 @@ impl Driver {
 
     /// Saves a turn's append in the chat's state until the server acknowledges it
     /// (`pendingSend`), or brings the saved copy up to date (when an attempt that may land
-    /// starts). Bodies over [`MAX_SAVED_BODY`] stay in memory only.
+    /// starts). One send is saved per chat: a newer one does not replace one still in flight.
+    /// Bodies over [`MAX_SAVED_BODY`] stay in memory only; a watcher saves nothing.
     fn keep_pending_send(&mut self, op: u32) {
         let Some(o) = self.op_index(op).map(|i| &self.ops[i]) else {
             return;
         };
         let Some(a) = o.append.as_ref() else { return };
         let saved_source = Source::of_saved(a.source.as_str()).is_some();
-        if !matches!(o.kind, OpKind::Turn { .. }) || !saved_source || a.body.len() > MAX_SAVED_BODY
+        if !matches!(o.kind, OpKind::Turn { .. })
+            || !saved_source
+            || a.body.len() > MAX_SAVED_BODY
+            || self.config.watch
         {
             return;
         }
@@ -1249,21 +1289,16 @@ impl Driver {
             return;
         };
         let reachable_since_ms = a.policy.reachable_since();
-        let previous = self.chats[chat].state.pending_send.take();
-        if let Some(p) = previous.as_ref().filter(|p| p.part_id != a.part_id) {
-            // Another page's send that nobody sent again: this newer one replaces it.
-            let dropped = !self
-                .ops
-                .iter()
-                .any(|o| o.append.as_ref().is_some_and(|x| x.part_id == p.part_id));
-            if dropped {
-                let error = Error::Aborted;
-                self.report_unsent(chat, p, error);
+        let state = &self.chats[chat].state;
+        if let Some(p) = state.pending_send.as_ref() {
+            if p.part_id == a.part_id {
+                if p.reachable_since_ms == reachable_since_ms && !state.pending_loaded {
+                    return; // up to date
+                }
+            } else if self.ops.iter().any(|x| x.sends_part(&p.part_id)) {
+                return; // that one is still in flight: it stays the one saved
             }
         }
-        let Some(a) = self.op_index(op).and_then(|i| self.ops[i].append.as_ref()) else {
-            return;
-        };
         let entry = PendingSend {
             part_id: a.part_id.clone(),
             body: a.body.clone(),
@@ -1272,10 +1307,49 @@ impl Driver {
             created_ms: a.started_ms,
             reachable_since_ms,
         };
-        let unchanged = previous.as_ref() == Some(&entry);
-        self.chats[chat].state.pending_send = Some(entry);
-        if !unchanged {
+        let part_id = entry.part_id.clone();
+        let state = &mut self.chats[chat].state;
+        state.pending_loaded = false;
+        if let Some(p) = state.pending_send.replace(entry) {
+            if p.part_id != part_id {
+                // An earlier page's send that nobody sent again: this newer one replaces it.
+                self.report_unsent(chat, &p, Error::Aborted);
+            }
+        }
+        self.persist(chat);
+    }
+
+    /// Forgets the saved copy of `op`'s append (and says so to storage).
+    fn unsave(&mut self, op: u32) {
+        let Some(o) = self.op_index(op).map(|i| &self.ops[i]) else {
+            return;
+        };
+        let Some(part) = o.append.as_ref().map(|a| a.part_id.as_str()) else {
+            return;
+        };
+        let Some(chat) = self.chat_index(&o.chat) else {
+            return;
+        };
+        let state = &mut self.chats[chat].state;
+        if state
+            .pending_send
+            .as_ref()
+            .is_some_and(|p| p.part_id == part)
+        {
+            state.pending_send = None;
             self.persist(chat);
+        }
+    }
+
+    /// Another tab has the chat: a saved send this tab only loaded is that tab's to send (or was
+    /// sent already); this tab must not write it back.
+    pub(super) fn forget_loaded_send(&mut self, chat_id: &str) {
+        if let Some(chat) = self.chat_index(chat_id) {
+            let state = &mut self.chats[chat].state;
+            if state.pending_loaded {
+                state.pending_send = None;
+                state.pending_loaded = false;
+            }
         }
     }
 
@@ -1306,15 +1380,25 @@ impl Driver {
     ) -> Option<u32> {
         let c = &self.chats[chat];
         let saved = c.state.pending_send.clone()?;
-        if c.state.closed || c.state.token.is_none() {
+        if c.state.token.is_none() || c.state.is_streaming == Some(true) {
+            // A turn is in flight: resume it; the saved send waits for a later page.
             return None;
         }
-        let in_flight = self.ops.iter().any(|o| {
-            o.append
-                .as_ref()
-                .is_some_and(|a| a.part_id == saved.part_id)
-        });
+        let in_flight = self
+            .ops
+            .iter()
+            .any(|o| o.sends_part(&saved.part_id) || (o.replay && o.chat == c.id));
         if in_flight {
+            return None;
+        }
+        if c.state.closed {
+            self.chats[chat].state.pending_send = None;
+            self.persist(chat);
+            let reason = self.chats[chat].state.closed_reason.clone();
+            let error = Error::SessionClosed {
+                closed_reason: reason,
+            };
+            self.report_unsent(chat, &saved, error);
             return None;
         }
         let source = Source::of_saved(&saved.source)?;
@@ -1384,7 +1468,7 @@ impl Driver {
     }
 
     /// `dispose` while offline: the sends none of whose attempts can have reached the server
-    /// are aborted.
+    /// are aborted (a saved copy stays: the chat's next `reconnectToStream` sends it).
     pub(super) fn abort_unsent(&mut self, now_ms: u64) {
         // Each abort marks its operation, so this ends.
         while let Some(op) = self
@@ -1399,7 +1483,7 @@ impl Driver {
             })
             .map(|o| o.id)
         {
-            self.abort_op(op, now_ms);
+            self.abort(op, false, now_ms);
         }
     }
 

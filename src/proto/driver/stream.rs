@@ -599,6 +599,14 @@ impl Driver {
         }
         let chat_id = self.subs[i].chat.clone();
         let active = self.chat_index(&chat_id).and_then(|c| self.chats[c].active) == Some(id);
+        if stop_turn {
+            // A saved send replayed for this stream is given up with it, as an aborted send
+            // is (a turn it lands anyway is stopped).
+            if let Some(op) = self.replay_op_of(id) {
+                self.abort_op(op, now_ms);
+                return;
+            }
+        }
         if stop_turn && active {
             self.stop_generation(&chat_id, part_id, now_ms);
         } else {

@@ -312,6 +312,9 @@ impl Driver {
                     message: message.into_json(),
                 }),
                 Effect::ReadOnlyChanged { chat_id, read_only } => {
+                    if read_only {
+                        self.forget_loaded_send(&chat_id);
+                    }
                     self.actions.push(Action::ReadOnly { chat_id, read_only })
                 }
                 Effect::Messages {
