@@ -1267,6 +1267,18 @@ fn read_through(host: &mut Host, stream: u32, out: u32, bytes: &[u8]) {
     host.pump();
 }
 
+/// The server accepts append `append` as `.in` seq `seq`; `stream`'s `.out` opens and reads
+/// `bytes`.
+fn accept_and_read(host: &mut Host, append: u32, seq: u64, stream: u32, bytes: &[u8]) {
+    let accepted = format!(r#"{{"ok":true,"seq":{seq}}}"#);
+    host.d.fetch_text(append, 200, &accepted, None, host.now);
+    host.pump();
+    let (out, _, _, _) = host.take_fetch(Endpoint::Out);
+    host.d.fetch_open(out, false, host.now);
+    host.pump();
+    read_through(host, stream, out, bytes);
+}
+
 /// `sendPendingMessage(chat, {id: "s1", …})`, answered with `.in` seq `seq`.
 fn steer(host: &mut Host, chat: &str, seq: u64) -> u32 {
     let message =
@@ -2150,17 +2162,11 @@ fn a_send_the_page_took_with_it_is_sent_again_by_the_next_page_once() {
         Some("part-9")
     );
     assert_eq!(body, sent_body, "the same body");
-    page2
-        .d
-        .fetch_text(append, 200, r#"{"ok":true,"seq":1}"#, None, page2.now);
-    page2.pump();
-    let (out, _, _, _) = page2.take_fetch(Endpoint::Out);
-    page2.d.fetch_open(out, false, page2.now);
-    page2.pump();
-    read_through(
+    accept_and_read(
         &mut page2,
+        append,
+        1,
         stream,
-        out,
         &batch(&[(2, "ok")], Some((3, Some(1)))),
     );
     assert_eq!(texts(&page2.chunks), "ok");
@@ -2273,18 +2279,8 @@ fn with_multi_tab_a_saved_send_waits_for_the_chat_and_stays_saved_if_another_tab
     host.pump();
     let (append, _, headers, _) = host.take_fetch(Endpoint::In);
     assert_eq!(Host::header(&headers, "x-part-id").as_deref(), Some("p"));
-    host.d
-        .fetch_text(append, 200, r#"{"ok":true,"seq":4}"#, None, host.now);
-    host.pump();
-    let (out, _, _, _) = host.take_fetch(Endpoint::Out);
-    host.d.fetch_open(out, false, host.now);
-    host.pump();
-    read_through(
-        &mut host,
-        stream,
-        out,
-        &batch(&[(2, "ok")], Some((3, Some(4)))),
-    );
+    let read = batch(&[(2, "ok")], Some((3, Some(4))));
+    accept_and_read(&mut host, append, 4, stream, &read);
     assert_eq!(texts(&host.chunks), "ok");
     assert_eq!(host.ended, vec![stream]);
 }
