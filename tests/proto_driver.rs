@@ -1568,11 +1568,16 @@ fn refuse_all(host: &mut Host) -> usize {
 
 /// A chat with one finished turn (session started, cursor known), then the network goes.
 fn offline_after_a_turn(host: &mut Host) {
+    after_a_turn(host);
+    go_offline(host, true);
+}
+
+/// A chat "c1" with one finished turn (session started, cursor known).
+fn after_a_turn(host: &mut Host) {
     let (stream, out) = sent(host, "c1", 0);
     read_through(host, stream, out, &batch(&[(0, "a")], Some((1, Some(0)))));
     assert_eq!(host.ended, vec![stream]);
     host.chunks.clear();
-    go_offline(host, true);
 }
 
 #[test]
@@ -2193,13 +2198,7 @@ fn a_send_the_page_took_with_it_is_sent_again_by_the_next_page_once() {
 #[test]
 fn a_saved_send_that_may_have_landed_is_dropped_after_the_retry_window() {
     let mut page1 = Host::new(OPTIONS);
-    let (stream, out) = sent(&mut page1, "c1", 0);
-    read_through(
-        &mut page1,
-        stream,
-        out,
-        &batch(&[(0, "a")], Some((1, Some(0)))),
-    );
+    after_a_turn(&mut page1);
     // Online: the attempt may land; the saved copy says since when.
     page1.send("c1", "hi", "part-5");
     page1.take_fetch(Endpoint::In);
@@ -2317,13 +2316,7 @@ fn a_tab_that_only_loaded_a_saved_send_never_writes_it_back_once_another_tab_has
 #[test]
 fn aborting_a_send_forgets_its_saved_copy_and_a_newer_send_does_not_replace_one_in_flight() {
     let mut host = Host::new(OPTIONS);
-    let (stream, out) = sent(&mut host, "c1", 0);
-    read_through(
-        &mut host,
-        stream,
-        out,
-        &batch(&[(0, "a")], Some((1, Some(0)))),
-    );
+    after_a_turn(&mut host);
     let op = host.send("c1", "first", "part-1");
     host.take_fetch(Endpoint::In); // in flight, no answer yet
     assert!(stored_state(&host, "c1").contains(r#""partId":"part-1""#));

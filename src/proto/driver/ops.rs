@@ -10,7 +10,7 @@ use super::stream::{Kind, SubOptions};
 use super::Driver;
 #[allow(unused_imports)]
 use crate::prelude::*;
-use crate::proto::append::{AppendPolicy, NextStep, APPEND_TIMEOUT_MS, RETRY_WINDOW_MS};
+use crate::proto::append::{AppendPolicy, NextStep, APPEND_TIMEOUT_MS};
 use crate::proto::headers::HeaderList;
 use crate::proto::json::Json;
 use crate::proto::session::PendingSend;
@@ -1277,7 +1277,10 @@ impl Driver {
             return;
         };
         let Some(a) = o.append.as_ref() else { return };
-        let saved_source = Source::of_saved(a.source.as_str()).is_some();
+        let saved_source = matches!(
+            a.source,
+            Source::SubmitMessage | Source::RegenerateMessage | Source::Action
+        );
         if !matches!(o.kind, OpKind::Turn { .. })
             || !saved_source
             || a.body.len() > MAX_SAVED_BODY
@@ -1406,10 +1409,9 @@ impl Driver {
             // The tab that owns the chat goes first; a later page sends it.
             return None;
         }
-        if saved
-            .reachable_since_ms
-            .is_some_and(|t| now_ms > t.saturating_add(RETRY_WINDOW_MS))
-        {
+        let mut window = AppendPolicy::new();
+        window.restore_reachable_since(saved.reachable_since_ms);
+        if window.expired(now_ms) {
             self.chats[chat].state.pending_send = None;
             self.persist(chat);
             let error = Error::Network {
