@@ -30,7 +30,8 @@ export type UseTriggerChatTransportOptions<
 /**
  * Creates one `TriggerChatTransport` per component instance and keeps it for the component's
  * lifetime. It is disposed when the component really unmounts (not by React StrictMode's
- * simulated unmount).
+ * simulated unmount). A reply streaming when the component unmounts is detached, not stopped:
+ * the agent finishes it and the chat's next mount resumes it (`useChat({ resume: true })`).
  *
  * ```tsx
  * const transport = useTriggerChatTransport<MyMessage>({
@@ -244,3 +245,20 @@ export declare function useConnectionState(
   transport: Pick<TriggerChatTransport, "connectionState" | "addConnectionListener" | "removeConnectionListener"> | null | undefined,
   chatId: string | null | undefined,
 ): ChatConnectionState;
+
+/**
+ * (trigger-chat-wasm) Leaving a chat keeps its reply going. Call it right after `useChat` in the
+ * component that shows `chatId`, when the transport is shared (created higher up): unmounting
+ * that component, or switching its `useChat` to another chat id, makes useChat call
+ * `chat.stop()`; with this hook that detaches the reply instead of stopping the agent, and the
+ * chat's next mount resumes it. The stop button still stops the agent.
+ *
+ * ```tsx
+ * const { messages, stop } = useChat({ id: chatId, transport, resume: true });
+ * useDetachOnLeave(transport, chatId);
+ * ```
+ */
+export declare function useDetachOnLeave(
+  transport: TriggerChatTransport<any, any> | null | undefined,
+  chatId: string | null | undefined,
+): void;

@@ -3,7 +3,7 @@
 // `@trigger.dev/sdk/chat/react`, without its lifecycle and multi-tab weaknesses (see react.d.ts
 // for the contracts). Safe to import during server-side rendering: nothing here runs at import
 // time, and nothing touches a browser API outside effects and event callbacks.
-import { useCallback, useEffect, useMemo, useRef, useState, useSyncExternalStore } from "react";
+import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState, useSyncExternalStore } from "react";
 import { TriggerChatTransport } from "./index.js";
 import { createSubAgentMessages } from "./subagents.js";
 
@@ -17,6 +17,11 @@ const LIVE_CALLBACKS = [
   ["startSession", "setStartSession"],
   ["fetch", "setFetch"],
 ];
+
+// See transport.js: while set, an aborted stream detaches instead of stopping the agent.
+const DETACH_ABORTS = Symbol.for("trigger-chat-wasm.detachAborts");
+// Layout effects do nothing during server rendering (and React 18 warns about them there).
+const useIsomorphicLayoutEffect = typeof window === "undefined" ? useEffect : useLayoutEffect;
 
 function clientDataKey(value) {
   if (value === undefined) return undefined;
@@ -94,7 +99,37 @@ export function useTriggerChatTransport(options) {
     };
   }, [entry]);
 
+  // On unmount, useChat calls `chat.stop()`, which aborts the reply's signal. That is a user
+  // leaving the chat (navigating away), not pressing stop: the agent goes on, and the chat's next
+  // mount resumes the reply, as after a reload (W14: the JS transport stops the agent). Layout
+  // effect cleanups run before every passive one, so the flag is up before useChat's cleanup;
+  // StrictMode's simulated unmount puts it down again when it re-runs the effect.
+  useIsomorphicLayoutEffect(() => {
+    entry.transport[DETACH_ABORTS]?.(null, false);
+    return () => entry.transport[DETACH_ABORTS]?.(null, true);
+  }, [entry]);
+
   return entry.transport;
+}
+
+/**
+ * Leaving a chat keeps its reply going: call it right after `useChat` in the component that shows
+ * `chatId`. When that component unmounts, or its `useChat` switches to another chat id, useChat
+ * calls `chat.stop()`; between this hook's layout cleanup (before every passive one) and its
+ * passive cleanup (after useChat's, being declared later) the transport treats that abort of
+ * `chatId`'s reply as a detach: the agent finishes the reply and the chat's next mount resumes it
+ * (`useChat({ resume: true })`). The stop button (`stop()` at any other time) still stops the
+ * agent. Not needed when the transport comes from `useTriggerChatTransport` in the same component.
+ */
+export function useDetachOnLeave(transport, chatId) {
+  useIsomorphicLayoutEffect(() => {
+    if (typeof transport?.[DETACH_ABORTS] !== "function" || chatId == null) return undefined;
+    return () => transport[DETACH_ABORTS](chatId, true);
+  }, [transport, chatId]);
+  useEffect(() => {
+    if (typeof transport?.[DETACH_ABORTS] !== "function" || chatId == null) return undefined;
+    return () => transport[DETACH_ABORTS](chatId, false);
+  }, [transport, chatId]);
 }
 
 function hasMultiTab(transport) {

@@ -105,6 +105,9 @@ function storageKey(namespace, chatId) {
  * The `TriggerChatTransport` class, given `load`, which resolves to a function making a driver
  * from the options JSON and a random seed (the package passes the wasm-bindgen `WasmDriver`).
  */
+// The React hook's handle on `#detachAborts` (a registered symbol: not part of the public API).
+const DETACH_ABORTS = Symbol.for("trigger-chat-wasm.detachAborts");
+
 export function createTransportClass(load) {
   let factory;
   // A failed load (the .wasm not reachable) is retried by the next call, not cached.
@@ -138,6 +141,11 @@ export function createTransportClass(load) {
     #links = new Map();
     #flushing = false;
     #afterFlush = null;
+    // Raised by the React hooks while a chat's component unmounts (or switches chats): the
+    // `chat.stop()` that useChat calls then detaches the stream instead of stopping the agent
+    // (W14). `#detachAll` for every chat; `#detaching` counts per chat id.
+    #detachAll = false;
+    #detaching = new Map();
 
     constructor(options) {
       if (options === null || typeof options !== "object") {
@@ -316,7 +324,7 @@ export function createTransportClass(load) {
           this.#ops.delete(a.op);
           if (!op) return;
           op.cleanup?.();
-          if (a.stream !== undefined) return op.resolve(this.#stream(a.stream, op.signal, op.stopTurn));
+          if (a.stream !== undefined) return op.resolve(this.#stream(a.stream, op.signal, op.stopTurn, op.chatId));
           return op.resolve(a.value);
         }
         case "reject": {
@@ -544,12 +552,15 @@ export function createTransportClass(load) {
 
     // A ReadableStream<UIMessageChunk> pulled from driver stream `id`: each pull delivers the
     // data of one batch of records; nothing is read from the network until the consumer asks.
-    #stream(id, signal, stopTurn) {
+    #stream(id, signal, stopTurn, chatId) {
       const s = { controller: null, done: null, cleanup: null };
       this.#streams.set(id, s);
       this.#watch();
       if (signal) {
-        const onAbort = () => this.#run((d) => d.abortStream(id, !!stopTurn, partId(), Date.now()));
+        const onAbort = () => {
+          const stop = !!stopTurn && !this.#detachAll && !this.#detaching.has(chatId);
+          this.#run((d) => d.abortStream(id, stop, partId(), Date.now()));
+        };
         if (signal.aborted) queueMicrotask(onAbort);
         else {
           signal.addEventListener("abort", onAbort, { once: true });
@@ -790,7 +801,7 @@ export function createTransportClass(load) {
         headers: headerPairs(headers),
       };
       const text = json(request, "messages");
-      const op = { signal: abortSignal, stopTurn: true };
+      const op = { signal: abortSignal, stopTurn: true, chatId };
       return this.#op((d) => {
         const id = d.sendMessages(text, partId(), Date.now());
         this.#abortable(id, abortSignal, op);
@@ -815,7 +826,7 @@ export function createTransportClass(load) {
       const id = d.reconnect(chatId, json(headerPairs(headers), "headers"), Date.now());
       this.#flush();
       if (id === undefined) return null;
-      return this.#stream(id, abortSignal, !!stopOnAbort);
+      return this.#stream(id, abortSignal, !!stopOnAbort, chatId);
     }
 
     async sendAction(chatId, action, options = {}) {
@@ -823,7 +834,7 @@ export function createTransportClass(load) {
       const { abortSignal, metadata, headers, onSettled } = options;
       const texts = [json(action, "action"), json(metadata, "metadata"), json(headerPairs(headers), "headers")];
       this.#ensure(chatId);
-      const op = { signal: abortSignal, stopTurn: true };
+      const op = { signal: abortSignal, stopTurn: true, chatId };
       return this.#op((d) => {
         const id = d.sendAction(chatId, texts[0] || "null", texts[1], texts[2], partId(), Date.now());
         if (typeof onSettled === "function") this.#settlers.set(id, onSettled);
@@ -976,6 +987,18 @@ export function createTransportClass(load) {
     /** Replaces `fetch`. */
     setFetch(callback) {
       this.#set("setFetch", callback);
+    }
+
+    // (chatId, true) raises the flag for one chat, (chatId, false) lowers it (counted: two
+    // components may show one chat); (null, on) sets it for every chat.
+    [DETACH_ABORTS](chatId, on) {
+      if (chatId == null) {
+        this.#detachAll = !!on;
+        return;
+      }
+      const n = (this.#detaching.get(chatId) ?? 0) + (on ? 1 : -1);
+      if (n > 0) this.#detaching.set(chatId, n);
+      else this.#detaching.delete(chatId);
     }
 
     /** Closes every stream this transport has open and gives up its tab claims. */

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { OUT_DIR, eventually, launchBrowser, newChatId, serve } from "./helpers.mjs";
+import { OUT_DIR, SLOW_PROMPT, eventually, launchBrowser, newChatId, serve, slowProgress, slowReply } from "./helpers.mjs";
 
 let browser;
 let server;
@@ -29,6 +29,8 @@ async function openHarness() {
 }
 
 const lastText = async (page) => (await page.evaluate(() => harness.texts())).at(-1) ?? "";
+// How far a slow reply got, from a "role: text" line.
+const progress = (line) => slowProgress(line.replace(/^\w+: /, ""));
 
 test("useTriggerChatTransport survives StrictMode, keeps options live and disposes on unmount", { timeout: 45_000 }, async () => {
   const page = await openHarness();
@@ -69,6 +71,96 @@ test("useTriggerChatTransport survives StrictMode, keeps options live and dispos
   await eventually(async () => (await page.evaluate(() => harness.info())).currentDisposed === 1, {
     message: "dispose on the real unmount",
   });
+  assert.deepEqual(page.pageErrors, []);
+  await page.close();
+});
+
+// The harness's own server (not E2E_URL): what reached the agent.
+async function serverChat(chatId) {
+  const res = await fetch(`${server.url}/__admin/chats/${encodeURIComponent(chatId)}/state`);
+  assert.ok(res.ok, `admin state: ${res.status}`);
+  return res.json();
+}
+
+test("unmounting mid-reply leaves the agent running, and the next mount resumes the reply (W14)", { timeout: 45_000 }, async () => {
+  const page = await openHarness();
+  const chatId = newChatId("unmount");
+  await page.evaluate((id) => harness.mount(id, { resume: true }), chatId);
+  await page.waitForTimeout(100); // StrictMode's unmount/remount (its chat.stop() would abort a send)
+  await page.evaluate((text) => void harness.send(text), SLOW_PROMPT); // resolves at the reply's end
+  await eventually(async () => progress(await lastText(page)) >= 3, { message: "the reply under way" });
+
+  // Navigating away: the component unmounts and useChat calls chat.stop() on its way out.
+  await page.evaluate(() => harness.unmount());
+  await eventually(async () => (await page.evaluate(() => harness.info())).currentDisposed === 1, {
+    message: "the transport disposed with its component",
+  });
+  let state = await serverChat(chatId);
+  assert.equal(state.currentTurnActive, true, "the agent is still generating after the unmount");
+  assert.deepEqual(state.inRecords.map((r) => r.kind), ["message"], "no stop reached .in");
+
+  // Coming back: a new component (and transport) resumes the reply that went on meanwhile.
+  await page.evaluate((id) => harness.mount(id, { resume: true, strict: false }), chatId);
+  await eventually(async () => (await lastText(page)) === `assistant: ${slowReply()}`, {
+    message: "the whole reply after the remount",
+    timeout: 30_000,
+  });
+  state = await serverChat(chatId);
+  assert.deepEqual(state.inRecords.map((r) => r.kind), ["message"], "still no stop, and one message");
+  assert.equal(state.turns, 1);
+  await page.evaluate(() => harness.unmount());
+  assert.deepEqual(page.pageErrors, []);
+  await page.close();
+});
+
+const paneText = async (page) => (await page.evaluate(() => harness.pane())).texts.at(-1) ?? "";
+const inKinds = async (chatId) => (await serverChat(chatId)).inRecords.map((r) => r.kind);
+
+test("a shared transport: useDetachOnLeave keeps a reply going when the pane switches chats or closes; stop still stops", { timeout: 60_000 }, async () => {
+  const page = await openHarness();
+  const [a, b, c] = [newChatId("leave-a"), newChatId("leave-b"), newChatId("leave-c")];
+  await page.evaluate((id) => harness.mountShared(id, { detach: true }), a);
+  await page.waitForTimeout(100);
+
+  // Switching the pane to another chat mid-reply: the agent goes on; switching back resumes.
+  await page.evaluate((text) => void harness.paneSend(text), SLOW_PROMPT);
+  await eventually(async () => progress(await paneText(page)) >= 3, { message: "a's reply under way" });
+  await page.evaluate((id) => harness.update({ chatId: id }), b);
+  await page.waitForTimeout(300);
+  assert.equal((await serverChat(a)).currentTurnActive, true, "a's agent still generating");
+  assert.deepEqual(await inKinds(a), ["message"], "no stop for a");
+  await page.evaluate((id) => harness.update({ chatId: id }), a);
+  await eventually(async () => (await paneText(page)) === `assistant: ${slowReply()}`, {
+    message: "a's whole reply after switching back",
+    timeout: 30_000,
+  });
+
+  // Closing the pane mid-reply (the shared transport stays): the same.
+  await page.evaluate((text) => void harness.paneSend(text), SLOW_PROMPT);
+  await eventually(async () => progress(await paneText(page)) >= 3, { message: "a's second reply" });
+  await page.evaluate(() => harness.update({ showPane: false }));
+  await page.waitForTimeout(300);
+  assert.equal((await serverChat(a)).currentTurnActive, true, "still generating after the pane closed");
+  assert.deepEqual(await inKinds(a), ["message", "message"], "no stop for a");
+  await page.evaluate(() => harness.update({ showPane: true }));
+  await eventually(async () => (await serverChat(a)).turns === 2, { message: "a's second turn completed", timeout: 30_000 });
+
+  // The stop button still stops the agent.
+  await page.evaluate((id) => harness.update({ chatId: id }), c);
+  await page.evaluate((text) => void harness.paneSend(text), SLOW_PROMPT);
+  await eventually(async () => progress(await paneText(page)) >= 3, { message: "c's reply" });
+  await page.evaluate(() => harness.paneStop());
+  await eventually(async () => (await inKinds(c)).includes("stop"), { message: "stop reached c's .in" });
+
+  // Without the hook, leaving mid-reply stops the agent (the JavaScript transport's behaviour).
+  await page.evaluate(() => harness.update({ detach: false }));
+  await page.evaluate((text) => void harness.paneSend(text), SLOW_PROMPT);
+  await eventually(async () => progress(await paneText(page)) >= 3, { message: "c's second reply" });
+  await page.evaluate((id) => harness.update({ chatId: id }), b);
+  await eventually(async () => (await inKinds(c)).filter((k) => k === "stop").length === 2, {
+    message: "leaving without the hook stopped c",
+  });
+  await page.evaluate(() => harness.unmount());
   assert.deepEqual(page.pageErrors, []);
   await page.close();
 });

@@ -35,6 +35,7 @@ import {
   useLoadTranscript,
   useMultiTabChat,
   useConnectionState,
+  useDetachOnLeave,
   usePendingMessages,
   useSubAgentMessages,
   useTriggerChatTransport,
@@ -270,6 +271,11 @@ export function ChatPage({ chatId, initial }: { chatId: string; initial: MyMessa
   transport.addConnectionListener(onLink);
   transport.removeConnectionListener(onLink);
   void [offlineWithSends, unknownState, fromMethod, useConnectionState(null, undefined)];
+  const detached: void = useDetachOnLeave(transport, chatId);
+  useDetachOnLeave(null, undefined);
+  // @ts-expect-error the chat id is a string
+  useDetachOnLeave(transport, 42);
+  void detached;
   const seeded: boolean = seedTranscriptCursor(transport, chatId, { lastOutEventId: history.nextCursor });
   void [older, seeded, history.error?.message];
 

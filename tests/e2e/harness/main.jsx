@@ -6,6 +6,7 @@ import { createRoot } from "react-dom/client";
 import { TriggerChatTransport } from "trigger-chat-wasm";
 import {
   useChatActions,
+  useDetachOnLeave,
   useLoadTranscript,
   usePendingMessages,
   useSubAgentMessages,
@@ -105,19 +106,53 @@ function TranscriptProbe({ chatId, fail }) {
   return null;
 }
 
+// A transport shared by the chat panes below it (created once near the top of an app), and a
+// pane that shows one chat: `useDetachOnLeave` when `detach` is set.
+const shared = { transport: null, pane: null };
+function SharedShell({ chatId, showPane = true, detach = false }) {
+  const transport = useTriggerChatTransport({
+    task: "ai-chat",
+    baseURL: location.origin,
+    startSession: ({ chatId }) => post(`/api/chat/${encodeURIComponent(chatId)}/start`),
+    accessToken: async ({ chatId }) => (await post(`/api/chat/${encodeURIComponent(chatId)}/token`)).publicAccessToken,
+  });
+  shared.transport = transport;
+  return showPane ? <Pane transport={transport} chatId={chatId} detach={detach} /> : null;
+}
+function Pane({ transport, chatId, detach }) {
+  const { messages, sendMessage, status, stop } = useChat({ id: chatId, transport, resume: true });
+  useDetachOnLeave(detach ? transport : null, chatId);
+  shared.pane = { chatId, messages, sendMessage, status, stop };
+  return null;
+}
+
 let root = null;
 let props = null;
+let View = Probe;
 function render() {
-  root.render(
-    <StrictMode>
-      <Probe {...props} />
-    </StrictMode>,
-  );
+  // `strict: false`: as a production build runs (no double effects). The AI SDK's automatic
+  // resume does not survive StrictMode's simulated unmount when it happens inside a live page:
+  // its second registration sees the first resume still `submitted` and skips.
+  const view = <View {...props} />;
+  root.render(props.strict === false ? view : <StrictMode>{view}</StrictMode>);
 }
 
 window.harness = {
+  mountShared(chatId, extra = {}) {
+    root = createRoot(document.getElementById("root"));
+    View = SharedShell;
+    props = { chatId, ...extra };
+    render();
+  },
+  pane() {
+    const p = shared.pane;
+    return { chatId: p.chatId, status: p.status, texts: p.messages.map((m) => `${m.role}: ${textOf(m)}`) };
+  },
+  paneSend: (text) => shared.pane.sendMessage({ text }),
+  paneStop: () => shared.pane.stop(),
   mount(chatId, extra = {}) {
     root = createRoot(document.getElementById("root"));
+    View = Probe;
     props = { chatId, clientData: { v: 1 }, sendInLayoutEffect: undefined, onEventTag: "first", tag: "first", ...extra };
     render();
   },
