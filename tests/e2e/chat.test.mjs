@@ -368,6 +368,32 @@ test("a conversation the agent closed says so and cannot be written to, even aft
   await context.close();
 });
 
+test("opening another chat mid-reply leaves the agent running; coming back shows the whole reply", T, async () => {
+  const context = await newContext(browser);
+  const first = newChatId("leave");
+  const page = await openChat(context, first);
+  await send(page, SLOW_PROMPT);
+  await eventually(async () => slowProgress(await lastAssistantText(page)) >= 5, { message: "a partial reply" });
+
+  await page.getByTestId("new-chat").click();
+  await eventually(async () => (await page.getByTestId("chat").getAttribute("data-chat-id")) !== first, {
+    message: "a new chat",
+  });
+  await page.waitForTimeout(300);
+  let state = await chatState(first);
+  assert.equal(state.currentTurnActive, true, "the agent is still generating");
+  assert.deepEqual(state.inRecords.map((r) => r.kind), ["message"], "no stop reached .in");
+
+  await page.locator(`[data-testid="chat-item"][data-chat-id="${first}"] .chat-open`).click();
+  await eventually(async () => (await lastAssistantText(page)) === slowReply(), { message: "the whole reply" });
+  await assertOneExchange(page, SLOW_PROMPT, slowReply());
+  state = await chatState(first);
+  assert.deepEqual(state.inRecords.map((r) => r.kind), ["message"]);
+  assert.equal(state.turns, 1, "the agent answered once");
+  assert.deepEqual(page.pageErrors, []);
+  await context.close();
+});
+
 test("the sidebar creates and switches chats, and each keeps its own transcript", T, async () => {
   const context = await newContext(browser);
   const first = newChatId("list");

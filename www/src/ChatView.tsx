@@ -2,7 +2,13 @@ import { useChat } from "@ai-sdk/react";
 import { lastAssistantMessageIsCompleteWithApprovalResponses, type UIMessage } from "ai";
 import { useCallback, useEffect, useLayoutEffect, useRef, useState, type FormEvent, type KeyboardEvent } from "react";
 import { isTriggerChatError, type TriggerChatTransport } from "trigger-chat-wasm";
-import { useConnectionState, useMultiTabChat, usePendingMessages, useSubAgentMessages } from "trigger-chat-wasm/react";
+import {
+  useConnectionState,
+  useDetachOnLeave,
+  useMultiTabChat,
+  usePendingMessages,
+  useSubAgentMessages,
+} from "trigger-chat-wasm/react";
 import { useConnectionStatus } from "./connection";
 import { MessageView } from "./MessageView";
 import { loadMessages, saveMessages, titleOf } from "./storage";
@@ -66,6 +72,8 @@ export function ChatView({ chatId, transport, onActivity }: Props) {
       sendAutomaticallyWhen: lastAssistantMessageIsCompleteWithApprovalResponses,
       onData: subAgents.onData,
     });
+  // Opening another chat mid-reply leaves this one's agent running; coming back resumes it.
+  useDetachOnLeave(transport, chatId);
   const { isReadOnly } = useMultiTabChat(transport, chatId, messages, setMessages);
   // Messages written while the agent answers: steered into the turn, or queued for the next.
   const pending = usePendingMessages({ transport, chatId, status, messages, setMessages, sendMessage });
