@@ -31,7 +31,8 @@ export type UseTriggerChatTransportOptions<
  * Creates one `TriggerChatTransport` per component instance and keeps it for the component's
  * lifetime. It is disposed when the component really unmounts (not by React StrictMode's
  * simulated unmount). A reply streaming when the component unmounts is detached, not stopped:
- * the agent finishes it and the chat's next mount resumes it (`useChat({ resume: true })`).
+ * the agent finishes it and the chat's next mount resumes it (`useChat({ resume: true })`). For a
+ * `useChat` that switches chat ids without unmounting, add `useDetachOnLeave`.
  *
  * ```tsx
  * const transport = useTriggerChatTransport<MyMessage>({
@@ -251,7 +252,8 @@ export declare function useConnectionState(
  * component that shows `chatId`, when the transport is shared (created higher up): unmounting
  * that component, or switching its `useChat` to another chat id, makes useChat call
  * `chat.stop()`; with this hook that detaches the reply instead of stopping the agent, and the
- * chat's next mount resumes it. The stop button still stops the agent.
+ * chat's next mount resumes it. The stop button still stops the agent (for a resumed reply, have
+ * it call `transport.stopGeneration(chatId)` too: `stop()` only detaches a resumed stream).
  *
  * ```tsx
  * const { messages, stop } = useChat({ id: chatId, transport, resume: true });

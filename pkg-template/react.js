@@ -119,16 +119,34 @@ export function useTriggerChatTransport(options) {
  * passive cleanup (after useChat's, being declared later) the transport treats that abort of
  * `chatId`'s reply as a detach: the agent finishes the reply and the chat's next mount resumes it
  * (`useChat({ resume: true })`). The stop button (`stop()` at any other time) still stops the
- * agent. Not needed when the transport comes from `useTriggerChatTransport` in the same component.
+ * agent. A transport from `useTriggerChatTransport` detaches by itself when its own component
+ * unmounts; this hook is for the chat id changing, or the chat's component going, without it.
  */
 export function useDetachOnLeave(transport, chatId) {
+  // The flag this instance raised and has not lowered yet: { transport, chatId }.
+  const raised = useRef(null);
+  const lower = () => {
+    const r = raised.current;
+    raised.current = null;
+    r?.transport[DETACH_ABORTS](r.chatId, false);
+  };
   useIsomorphicLayoutEffect(() => {
     if (typeof transport?.[DETACH_ABORTS] !== "function" || chatId == null) return undefined;
-    return () => transport[DETACH_ABORTS](chatId, true);
+    // Shown again by a Suspense boundary that hid it: React ran the layout cleanup (the flag went
+    // up) but neither the passive cleanup nor useChat's, so nothing else lowers it. (After a
+    // change of transport or chat id the raised flag is another one, lowered by the passive
+    // cleanup that follows.)
+    const r = raised.current;
+    if (r && r.transport === transport && r.chatId === chatId) lower();
+    return () => {
+      lower();
+      transport[DETACH_ABORTS](chatId, true);
+      raised.current = { transport, chatId };
+    };
   }, [transport, chatId]);
   useEffect(() => {
     if (typeof transport?.[DETACH_ABORTS] !== "function" || chatId == null) return undefined;
-    return () => transport[DETACH_ABORTS](chatId, false);
+    return lower;
   }, [transport, chatId]);
 }
 
@@ -454,7 +472,8 @@ export function usePendingMessages(options) {
   const injectedRef = useRef(injected);
   injectedRef.current = injected;
   const promoted = useRef(new Set());
-  const previousStatus = useRef(status);
+  // The status last seen and the chat it belonged to (a switch is not the end of a turn).
+  const previousStatus = useRef({ chatId, status });
   const flushing = useRef(false);
 
   const requestOptions = () => {
@@ -471,6 +490,7 @@ export function usePendingMessages(options) {
   // A new chat starts with an empty overlay.
   useEffect(() => {
     setEntries([]);
+    entriesRef.current = []; // before the effects below look at it in this same commit
     promoted.current.clear();
     flushing.current = false;
   }, [chatId]);
@@ -485,8 +505,9 @@ export function usePendingMessages(options) {
   // At the end of a turn, one step of the follow-up: the next steering message the agent did not
   // inject (its answer is the next turn), else the queued messages as one.
   useEffect(() => {
-    const ended = inTurn(previousStatus.current) && turnOver(status);
-    previousStatus.current = status;
+    const previous = previousStatus.current;
+    const ended = previous.chatId === chatId && inTurn(previous.status) && turnOver(status);
+    previousStatus.current = { chatId, status };
     if (!ended || flushing.current) return;
     flushing.current = true;
     const flushedChat = chatId;
@@ -517,7 +538,7 @@ export function usePendingMessages(options) {
         // useChat reports a failed send through its `error`.
         if (send) Promise.resolve(send()).catch(() => {});
       });
-  }, [status]); // eslint-disable-line react-hooks/exhaustive-deps
+  }, [status, chatId]); // eslint-disable-line react-hooks/exhaustive-deps
 
   const add = (text, mode) => {
     const message = { id: newMessageId(), role: "user", parts: [{ type: "text", text }] };

@@ -558,7 +558,7 @@ export function createTransportClass(load) {
       this.#watch();
       if (signal) {
         const onAbort = () => {
-          const stop = !!stopTurn && !this.#detachAll && !this.#detaching.has(chatId);
+          const stop = !!stopTurn && !this.#leaving(chatId);
           this.#run((d) => d.abortStream(id, stop, partId(), Date.now()));
         };
         if (signal.aborted) queueMicrotask(onAbort);
@@ -809,10 +809,20 @@ export function createTransportClass(load) {
       }, op);
     }
 
-    // While the send's append is in flight, its abort rejects at once (W6).
+    // Whether an abort of `chatId`'s stream now is the app leaving the chat (see #detachAll).
+    #leaving(chatId) {
+      return this.#detachAll || this.#detaching.has(chatId);
+    }
+
+    // While the send's append is in flight, its abort rejects at once (W6). When the abort is the
+    // app leaving the chat, the send goes on instead (the message is not lost) and its stream is
+    // detached as it arrives.
     #abortable(id, signal, op) {
       if (!signal) return;
-      const onAbort = () => this.#run((d) => d.abortOp(id, Date.now()));
+      const onAbort = () => {
+        if (this.#leaving(op.chatId)) op.stopTurn = false;
+        else this.#run((d) => d.abortOp(id, Date.now()));
+      };
       if (signal.aborted) return queueMicrotask(onAbort);
       signal.addEventListener("abort", onAbort, { once: true });
       op.cleanup = () => signal.removeEventListener("abort", onAbort);

@@ -113,6 +113,39 @@ test("unmounting mid-reply leaves the agent running, and the next mount resumes 
   await page.close();
 });
 
+test("unmounting while the message is still on its way sends it anyway, and the next mount shows the reply", { timeout: 45_000 }, async () => {
+  const page = await openHarness();
+  const chatId = newChatId("unmount-send");
+  // Every request of this chat waits 1 s at the server: the append is in flight at the unmount.
+  const res = await fetch(`${server.url}/__admin/chats/${encodeURIComponent(chatId)}/faults`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ latencyMs: 1000 }),
+  });
+  assert.ok(res.ok);
+  await page.evaluate((id) => harness.mount(id, { resume: true }), chatId);
+  await page.waitForTimeout(100);
+  await page.evaluate((text) => void harness.send(text), SLOW_PROMPT);
+  await page.waitForTimeout(300);
+  await page.evaluate(() => harness.unmount());
+  await eventually(async () => (await serverChat(chatId)).inRecords.length > 0, { message: "the message on .in" });
+  await page.waitForTimeout(1500);
+  let state = await serverChat(chatId);
+  assert.deepEqual(state.inRecords.map((r) => r.kind), ["message"], "the message landed and no stop followed");
+  assert.equal(state.currentTurnActive, true, "the agent is answering it");
+
+  await page.evaluate((id) => harness.mount(id, { resume: true, strict: false }), chatId);
+  await eventually(async () => (await lastText(page)) === `assistant: ${slowReply()}`, {
+    message: "the reply after the remount",
+    timeout: 30_000,
+  });
+  state = await serverChat(chatId);
+  assert.deepEqual(state.inRecords.map((r) => r.kind), ["message"]);
+  await page.evaluate(() => harness.unmount());
+  assert.deepEqual(page.pageErrors, []);
+  await page.close();
+});
+
 const paneText = async (page) => (await page.evaluate(() => harness.pane())).texts.at(-1) ?? "";
 const inKinds = async (chatId) => (await serverChat(chatId)).inRecords.map((r) => r.kind);
 
@@ -145,8 +178,17 @@ test("a shared transport: useDetachOnLeave keeps a reply going when the pane swi
   await page.evaluate(() => harness.update({ showPane: true }));
   await eventually(async () => (await serverChat(a)).turns === 2, { message: "a's second turn completed", timeout: 30_000 });
 
-  // The stop button still stops the agent.
-  await page.evaluate((id) => harness.update({ chatId: id }), c);
+  // Hidden by a Suspense boundary and shown again (React cleans up layout effects only): the stop
+  // button still stops the agent afterwards.
+  // (Without StrictMode, which re-runs the effects of content shown again and would hide a leak.)
+  await page.evaluate((id) => harness.update({ chatId: id, strict: false }), c);
+  await page.waitForTimeout(100);
+  const cleanups = await page.evaluate(() => harness.layoutCleanups());
+  await page.evaluate(() => harness.update({ suspend: true }));
+  await page.waitForTimeout(100);
+  assert.equal(await page.evaluate(() => harness.layoutCleanups()), cleanups + 1, "the boundary hid the pane");
+  await page.evaluate(() => harness.update({ suspend: false }));
+  await page.waitForTimeout(100);
   await page.evaluate((text) => void harness.paneSend(text), SLOW_PROMPT);
   await eventually(async () => progress(await paneText(page)) >= 3, { message: "c's reply" });
   await page.evaluate(() => harness.paneStop());
@@ -420,6 +462,27 @@ test("usePendingMessages: a steer injected mid-turn, a late one answered next wi
   const sent = state.inRecords.map((r) => r.body?.payload?.message?.parts?.[0]?.text);
   assert.deepEqual(sent, ["inspect the spec", "answer in French", "and in German", "one more thing"]);
   assert.ok(!(await page.evaluate(() => harness.events())).some((e) => e.endsWith(":stream-error")));
+  assert.deepEqual(page.pageErrors, []);
+  await page.close();
+});
+
+test("usePendingMessages: a message queued in one chat is not sent into the chat switched to", { timeout: 45_000 }, async () => {
+  const page = await openHarness();
+  const [a, b] = [newChatId("queue-a"), newChatId("queue-b")];
+  await page.evaluate((id) => harness.mount(id), a);
+  await page.waitForTimeout(100);
+  await page.evaluate((text) => void harness.send(text), SLOW_PROMPT);
+  await eventually(async () => progress(await lastText(page)) >= 3, { message: "a's reply under way" });
+  await page.evaluate(() => harness.queue("meant for a"));
+  assert.equal((await page.evaluate(() => harness.pending())).length, 1);
+
+  // The same component switches to chat b: b's status is `ready`, which is not a's turn ending.
+  await page.evaluate((id) => harness.update({ chatId: id }), b);
+  await page.waitForTimeout(1000);
+  assert.deepEqual(await page.evaluate(() => harness.pending()), [], "b starts with an empty overlay");
+  assert.deepEqual((await serverChat(b)).inRecords, [], "nothing was sent to b");
+  assert.deepEqual(await page.evaluate(() => harness.texts()), []);
+  await page.evaluate(() => harness.unmount());
   assert.deepEqual(page.pageErrors, []);
   await page.close();
 });

@@ -1,7 +1,7 @@
 // Test harness for trigger-chat-wasm/react under React StrictMode (development build). The test
 // drives it through `window.harness`; nothing here is part of the demo.
 import { useChat } from "@ai-sdk/react";
-import { StrictMode, useEffect, useLayoutEffect } from "react";
+import { StrictMode, Suspense, useEffect, useLayoutEffect } from "react";
 import { createRoot } from "react-dom/client";
 import { TriggerChatTransport } from "trigger-chat-wasm";
 import {
@@ -108,8 +108,14 @@ function TranscriptProbe({ chatId, fail }) {
 
 // A transport shared by the chat panes below it (created once near the top of an app), and a
 // pane that shows one chat: `useDetachOnLeave` when `detach` is set.
-const shared = { transport: null, pane: null };
-function SharedShell({ chatId, showPane = true, detach = false }) {
+const shared = { transport: null, pane: null, layoutCleanups: 0 };
+// Suspends forever while rendered: its Suspense boundary hides the content already shown (layout
+// effects are cleaned up, passive ones are not) until it is gone.
+const never = new Promise(() => {});
+function Suspender() {
+  throw never;
+}
+function SharedShell({ chatId, showPane = true, detach = false, suspend = false }) {
   const transport = useTriggerChatTransport({
     task: "ai-chat",
     baseURL: location.origin,
@@ -117,12 +123,20 @@ function SharedShell({ chatId, showPane = true, detach = false }) {
     accessToken: async ({ chatId }) => (await post(`/api/chat/${encodeURIComponent(chatId)}/token`)).publicAccessToken,
   });
   shared.transport = transport;
-  return showPane ? <Pane transport={transport} chatId={chatId} detach={detach} /> : null;
+  if (!showPane) return null;
+  return (
+    <Suspense fallback={null}>
+      <Pane transport={transport} chatId={chatId} detach={detach} />
+      {suspend && <Suspender />}
+    </Suspense>
+  );
 }
 function Pane({ transport, chatId, detach }) {
   const { messages, sendMessage, status, stop } = useChat({ id: chatId, transport, resume: true });
   useDetachOnLeave(detach ? transport : null, chatId);
   shared.pane = { chatId, messages, sendMessage, status, stop };
+  // How often React cleaned up the pane's layout effects (hidden by Suspense, unmounted, ...).
+  useLayoutEffect(() => () => void shared.layoutCleanups++, []);
   return null;
 }
 
@@ -150,6 +164,7 @@ window.harness = {
   },
   paneSend: (text) => shared.pane.sendMessage({ text }),
   paneStop: () => shared.pane.stop(),
+  layoutCleanups: () => shared.layoutCleanups,
   mount(chatId, extra = {}) {
     root = createRoot(document.getElementById("root"));
     View = Probe;
