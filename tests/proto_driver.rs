@@ -6,6 +6,7 @@ use trigger_chat_wasm::proto::append::{OFFLINE_RECHECK_MS, RETRY_WINDOW_MS};
 use trigger_chat_wasm::proto::driver::{
     Action, Callback, Driver, Endpoint, ErrorRef, SendRequest, Stored, Value, Wake,
 };
+use trigger_chat_wasm::proto::headers::HeaderList;
 use trigger_chat_wasm::proto::json::Json;
 use trigger_chat_wasm::proto::Error;
 
@@ -378,6 +379,31 @@ fn server_errors_are_retried_with_the_same_part_id_after_a_backoff() {
 }
 
 #[test]
+fn a_429_on_out_reconnects_no_sooner_than_its_reset() {
+    let mut host = Host::new(OPTIONS);
+    host.now = 1_700_000_000_000; // a real clock: the reset is epoch milliseconds
+    let (stream, out) = sent(&mut host, "c1", 0);
+    host.d.pull(stream, host.now);
+    host.pump();
+    host.d.fetch_failed(out, "connection reset", host.now);
+    host.pump();
+    host.fire_timers(1_000);
+    let (reconnect, _, _, _) = host.take_fetch(Endpoint::Out);
+    // Rate limited until 8 s from now: the backoff alone would be under 5 s.
+    let reset = host.now + 8_000;
+    host.d.fetch_text(reconnect, 429, "", Some(reset), host.now);
+    host.pump();
+    host.fire_timers(5_000);
+    assert_eq!(
+        host.take_fetch_opt(Endpoint::Out),
+        None,
+        "not before the reset"
+    );
+    host.fire_timers(3_000);
+    assert!(host.take_fetch_opt(Endpoint::Out).is_some(), "at the reset");
+}
+
+#[test]
 fn a_401_on_a_reconnect_mid_stream_refreshes_the_token() {
     let mut host = Host::new(OPTIONS);
     let (stream, out) = sent(&mut host, "c1", 0);
@@ -467,6 +493,49 @@ fn a_closed_session_rejects_with_its_code_and_is_remembered() {
     let second = host.send("c1", "again", "p2");
     assert_eq!(host.fetches.len(), before, "refused without a request");
     assert!(host.rejected.iter().any(|(o, _)| *o == second));
+    // Every other path that appends is refused the same way (W39): an action, a steering
+    // message, a stop.
+    let action = host.d.send_action(
+        "c1",
+        Json::parse(r#"{"type":"undo"}"#).unwrap(),
+        None,
+        HeaderList::new(),
+        "p3",
+        host.now,
+    );
+    host.pump();
+    let closed = |host: &Host, op: u32| {
+        host.rejected
+            .iter()
+            .any(|(o, e)| *o == op && matches!(e, ErrorRef::Ours(Error::SessionClosed { .. })))
+    };
+    assert!(closed(&host, action), "the action: {:?}", host.rejected);
+    let message =
+        Json::parse(r#"{"id":"s1","role":"user","parts":[{"type":"text","text":"x"}]}"#).unwrap();
+    let steer = host
+        .d
+        .send_pending_message("c1", message, None, "p4", host.now);
+    host.pump();
+    assert!(
+        closed(&host, steer)
+            || host
+                .resolved
+                .iter()
+                .any(|(o, v)| *o == steer && matches!(v, Value::Bool(false))),
+        "the steering message is not delivered: {:?} {:?}",
+        host.rejected,
+        host.resolved
+    );
+    let stop = host.d.stop_generation("c1", "p5", host.now);
+    host.pump();
+    assert!(
+        !host
+            .resolved
+            .iter()
+            .any(|(o, v)| *o == stop && matches!(v, Value::Bool(true))),
+        "no stop is sent"
+    );
+    assert_eq!(host.fetches.len(), before, "none of them made a request");
 }
 
 #[test]

@@ -9,7 +9,8 @@
 //!   timer gave up after six quiet minutes, W8);
 //! - a failed or silent connection (network error, 5xx, 429, no bytes before the stall
 //!   timeout, end without any event) → back off; after [`MAX_SILENT_CONNECTIONS`] in a row,
-//!   fail the stream instead of retrying forever in silence (W9);
+//!   fail the stream instead of retrying forever in silence (W9); a 429 waits at least until
+//!   its `x-ratelimit-reset` (at most [`MAX_RATE_LIMIT_WAIT_MS`]), as an append does;
 //! - 401/403 → refresh the token and reconnect, on *every* connection, not only the first
 //!   (W7); a second auth failure right after a refresh fails the stream;
 //! - malformed data, 4xx other than auth and 429, a closed session → fail at once;
@@ -25,8 +26,9 @@
 //! is silent or failing, and fails only on errors a retry cannot fix (auth still refused after
 //! a refresh, a closed session, other 4xx, malformed data).
 
+use super::append::MAX_RATE_LIMIT_WAIT_MS;
 pub use super::append::OFFLINE_RECHECK_MS;
-use super::retry::Backoff;
+use super::retry::{rate_limit_wait_ms, Backoff};
 use super::Error;
 #[allow(unused_imports)]
 use crate::prelude::*;
@@ -154,6 +156,13 @@ impl ReconnectPolicy {
                 _ => return Reconnect::Fail(error.clone()),
             }
         }
+        // A 429 with a reset: no sooner than the server asked (the backoff is the floor).
+        let reset_wait_ms = match &end {
+            ConnectionEnd::Failed(Error::RateLimited {
+                reset_epoch_ms: reset @ Some(_),
+            }) => rate_limit_wait_ms(*reset, now_ms, 0, MAX_RATE_LIMIT_WAIT_MS),
+            _ => 0,
+        };
         // A response (5xx, 429) proves a network; anything else while offline proves nothing,
         // and the time offline counts toward no limit (the idle one included).
         let unanswered = !matches!(
@@ -174,7 +183,7 @@ impl ReconnectPolicy {
             }
             self.silent = self.silent.saturating_add(1);
             return Reconnect::After {
-                delay_ms: BACKOFF.delay_ms(self.silent, random01),
+                delay_ms: BACKOFF.delay_ms(self.silent, random01).max(reset_wait_ms),
             };
         }
         if !turn_open {
@@ -200,7 +209,7 @@ impl ReconnectPolicy {
             });
         }
         Reconnect::After {
-            delay_ms: BACKOFF.delay_ms(self.silent, random01),
+            delay_ms: BACKOFF.delay_ms(self.silent, random01).max(reset_wait_ms),
         }
     }
 }
@@ -208,6 +217,62 @@ impl ReconnectPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_429_on_out_waits_for_its_reset_within_a_minute() {
+        let now = 1_700_000_000_000;
+        let limited = |reset| {
+            ConnectionEnd::Failed(Error::RateLimited {
+                reset_epoch_ms: reset,
+            })
+        };
+        let mut policy = ReconnectPolicy::new(now);
+        // Reset in 7 s (epoch milliseconds): the wait is the reset, not the 250 ms backoff.
+        assert_eq!(
+            policy.after_end(limited(Some(now + 7_000)), true, false, now, 0.5),
+            Reconnect::After { delay_ms: 7_000 }
+        );
+        // In epoch seconds, as the header often is.
+        let in_seconds = (now + 3_000) / 1_000;
+        assert_eq!(
+            policy.after_end(limited(Some(in_seconds)), true, false, now, 0.5),
+            Reconnect::After { delay_ms: 3_000 }
+        );
+        // Far away: capped at a minute. Past, or absent: the backoff alone.
+        assert_eq!(
+            policy.after_end(limited(Some(now + 3_600_000)), true, false, now, 0.5),
+            Reconnect::After {
+                delay_ms: MAX_RATE_LIMIT_WAIT_MS
+            }
+        );
+        let Reconnect::After { delay_ms: past } =
+            policy.after_end(limited(Some(now - 5)), true, false, now, 0.5)
+        else {
+            panic!("a 429 is retried");
+        };
+        let Reconnect::After { delay_ms: absent } =
+            policy.after_end(limited(None), true, false, now, 0.5)
+        else {
+            panic!("a 429 is retried");
+        };
+        assert!(
+            past > 0 && past <= 5_000 && absent > 0 && absent <= 5_000,
+            "{past} {absent}"
+        );
+        // They still count: the sixth silent connection fails the stream with the 429.
+        assert_eq!(
+            policy.after_end(limited(None), true, false, now, 0.5),
+            Reconnect::Fail(Error::RateLimited {
+                reset_epoch_ms: None
+            })
+        );
+        // A standing subscription waits for the reset too.
+        let mut standing = ReconnectPolicy::standing(now);
+        assert_eq!(
+            standing.after_end(limited(Some(now + 9_000)), false, false, now, 0.5),
+            Reconnect::After { delay_ms: 9_000 }
+        );
+    }
 
     #[test]
     fn a_standing_subscription_never_finishes_or_gives_up_on_silence() {
