@@ -86,6 +86,44 @@ scenario("a basic turn streams the echo and ends at turn-complete", { timeout: 1
   assert.equal(outs(log)[0].headers.accept, "text/event-stream");
 });
 
+// `crypto.randomUUID` exists only in secure contexts (https, localhost): a page served over plain
+// http elsewhere has none. Stubbed out for the scenario (counted: both transports run at once).
+let withoutUuid = 0;
+let uuidDescriptor;
+function hideRandomUUID() {
+  if (withoutUuid++ === 0) {
+    uuidDescriptor = Object.getOwnPropertyDescriptor(globalThis.crypto, "randomUUID");
+    Object.defineProperty(globalThis.crypto, "randomUUID", { value: undefined, configurable: true, writable: true });
+  }
+  return () => {
+    if (--withoutUuid === 0) {
+      if (uuidDescriptor) Object.defineProperty(globalThis.crypto, "randomUUID", uuidDescriptor);
+      else delete globalThis.crypto.randomUUID;
+    }
+  };
+}
+
+scenario(
+  "without crypto.randomUUID (not a secure context) a send still goes out, with a random v4 part id",
+  { timeout: 15_000, todo: { official: "W24: the official client calls crypto.randomUUID with no fallback" } },
+  async (impl) => {
+    const restore = hideRandomUUID();
+    try {
+      const chatId = newChatId("nouuid");
+      const { transport } = makeTransport(impl, server.url);
+      const first = await collect(await send(transport, chatId, [userMessage("no uuid here")]));
+      assert.equal(textOf(first.message), echo("no uuid here"));
+      await collect(await send(transport, chatId, [userMessage("nor here")]));
+      const ids = appends(await requestLog(server.url, chatId)).map((a) => a.headers["x-part-id"]);
+      assert.equal(ids.length, 2);
+      for (const id of ids) assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+      assert.notEqual(ids[0], ids[1]);
+    } finally {
+      restore();
+    }
+  },
+);
+
 scenario("two turns: the second stream carries only the second reply", { timeout: 15_000 }, async (impl) => {
   const chatId = newChatId("two");
   const { transport } = makeTransport(impl, server.url);
