@@ -1150,6 +1150,59 @@ fn head_start_posts_the_first_turn_to_the_handler_and_later_turns_go_to_in() {
 }
 
 #[test]
+fn with_multi_tab_a_head_start_turn_takes_the_writer_lock_and_gives_it_back_at_its_end() {
+    let options = r#"{"task":"chat","types":{"startSession":"function","accessToken":"function"},"headStart":"/api/chat","multiTab":true,"locks":true,"tabId":"tab-a"}"#;
+    let mut host = Host::new(options);
+    let op = head_start_send(&mut host, "h");
+    assert!(host
+        .other
+        .iter()
+        .any(|a| matches!(a, Action::LockRequest { name, .. } if name == "trigger-chat:h:writer")));
+    assert!(
+        host.take_fetch_opt(Endpoint::HeadStart).is_none(),
+        "nothing is posted before the lock"
+    );
+    host.d.lock_result("h", true, host.now);
+    host.pump();
+    assert!(host.d.has_claim("h"));
+    let (post, _, _, _) = host.take_fetch(Endpoint::HeadStart);
+    host.d.head_start_open(post, "tok-hs", false, host.now);
+    host.pump();
+    let stream = host.stream_of(op);
+    host.d.pull(stream, host.now);
+    host.pump();
+    host.d.fetch_bytes(
+        post,
+        &sse_chunks(&[
+            r#"{"type":"start","messageId":"a1"}"#,
+            r#"{"type":"text-delta","id":"t","delta":"Hi"}"#,
+        ]),
+        host.now,
+    );
+    host.pump();
+    assert!(host.d.has_claim("h"), "held while the turn streams");
+    host.other.clear();
+    host.d.pull(stream, host.now);
+    host.pump();
+    host.d.fetch_bytes(
+        post,
+        &sse_chunks(&[
+            r#"{"type":"trigger:turn-complete"}"#,
+            r#"{"type":"trigger:session-state","lastEventId":"7"}"#,
+        ]),
+        host.now,
+    );
+    host.d.fetch_end(post, host.now);
+    host.pump();
+    assert!(host.ended.contains(&stream));
+    assert!(!host.d.has_claim("h"), "released at the turn's end (M5)");
+    assert!(host
+        .other
+        .iter()
+        .any(|a| matches!(a, Action::LockRelease { name, .. } if name == "trigger-chat:h:writer")));
+}
+
+#[test]
 fn a_failed_head_start_rejects_the_send_and_the_next_send_tries_again() {
     let mut host = Host::new(HEAD_START_OPTIONS);
     let op = head_start_send(&mut host, "h");
