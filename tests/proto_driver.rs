@@ -2495,3 +2495,61 @@ fn a_saved_send_waits_while_a_turn_is_in_flight_and_survives_a_session_recreated
     host.pump();
     assert!(!stored_state(&host, "c1").contains("pendingSend"));
 }
+
+#[test]
+fn a_quiet_tool_call_kept_alive_by_pings_outlasts_six_minutes_on_one_connection() {
+    let mut host = Host::new(OPTIONS);
+    let (stream, out) = sent(&mut host, "c1", 0);
+    host.d.pull(stream, host.now);
+    host.pump();
+    host.d
+        .fetch_bytes(out, &batch(&[(1, "Let me check.")], None), host.now);
+    host.pump();
+    host.d.pull(stream, host.now);
+    host.pump();
+    // Eight minutes of nothing but the server's pings, one every 5 s: the JS transport's stall
+    // timer ignored pings and gave up after six quiet minutes (W8).
+    for _ in 0..(8 * 60 / 5) {
+        host.fire_timers(5_000);
+        host.d
+            .fetch_bytes(out, b"event: ping\ndata: {\"timestamp\":1}\n\n", host.now);
+        host.pump();
+    }
+    assert!(host.failed.is_empty(), "{:?}", host.failed);
+    assert!(!host.aborted.contains(&out), "the connection was kept");
+    assert_eq!(host.take_fetch_opt(Endpoint::Out), None, "and not replaced");
+    host.d
+        .fetch_bytes(out, &batch(&[(2, " Done.")], Some((3, Some(0)))), host.now);
+    host.pump();
+    host.d.pull(stream, host.now);
+    host.pump();
+    assert_eq!(texts(&host.chunks), "Let me check. Done.");
+    assert_eq!(host.ended, vec![stream]);
+}
+
+#[test]
+fn an_append_that_hangs_is_abandoned_after_30_s_and_sent_again_with_its_part_id() {
+    let mut host = Host::new(OPTIONS);
+    let op = host.send("c1", "hi", "part-9");
+    host.answer_call("tok");
+    let (first, _, h1, b1) = host.take_fetch(Endpoint::In);
+    host.fire_timers(29_000);
+    assert!(!host.aborted.contains(&first), "not before 30 s");
+    host.fire_timers(1_000);
+    assert!(
+        host.aborted.contains(&first),
+        "the hung request is aborted (W6)"
+    );
+    host.fire_timers(5_000); // the backoff
+    let (second, _, h2, b2) = host.take_fetch(Endpoint::In);
+    assert_eq!(
+        Host::header(&h1, "x-part-id"),
+        Host::header(&h2, "x-part-id")
+    );
+    assert_eq!(b1, b2);
+    host.d
+        .fetch_text(second, 200, r#"{"ok":true,"seq":0}"#, None, host.now);
+    host.pump();
+    let _ = host.stream_of(op);
+    assert!(host.rejected.is_empty(), "{:?}", host.rejected);
+}
