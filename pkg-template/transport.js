@@ -146,6 +146,9 @@ export function createTransportClass(load) {
     // (W14). `#detachAll` for every chat; `#detaching` counts per chat id.
     #detachAll = false;
     #detaching = new Map();
+    // Chats whose flag just went down, until the next task: an abort that reaches us through a
+    // microtask (a signal already aborted when a send got going) still counts as leaving.
+    #justLeft = new Set();
 
     constructor(options) {
       if (options === null || typeof options !== "object") {
@@ -324,6 +327,12 @@ export function createTransportClass(load) {
           this.#ops.delete(a.op);
           if (!op) return;
           op.cleanup?.();
+          if (a.stream !== undefined && op.left) {
+            // Sent after its page left the chat: nobody reads this stream. Let it go (the turn
+            // goes on; the chat's next reconnectToStream resumes it) and hand back an ended one.
+            this.#run((d) => d.cancel(a.stream, Date.now()));
+            return op.resolve(new ReadableStream({ start: (c) => c.close() }));
+          }
           if (a.stream !== undefined) return op.resolve(this.#stream(a.stream, op.signal, op.stopTurn, op.chatId));
           return op.resolve(a.value);
         }
@@ -811,7 +820,7 @@ export function createTransportClass(load) {
 
     // Whether an abort of `chatId`'s stream now is the app leaving the chat (see #detachAll).
     #leaving(chatId) {
-      return this.#detachAll || this.#detaching.has(chatId);
+      return this.#detachAll || this.#detaching.has(chatId) || this.#justLeft.has(chatId);
     }
 
     // While the send's append is in flight, its abort rejects at once (W6). When the abort is the
@@ -820,7 +829,7 @@ export function createTransportClass(load) {
     #abortable(id, signal, op) {
       if (!signal) return;
       const onAbort = () => {
-        if (this.#leaving(op.chatId)) op.stopTurn = false;
+        if (this.#leaving(op.chatId)) op.left = true;
         else this.#run((d) => d.abortOp(id, Date.now()));
       };
       if (signal.aborted) return queueMicrotask(onAbort);
@@ -1007,8 +1016,11 @@ export function createTransportClass(load) {
         return;
       }
       const n = (this.#detaching.get(chatId) ?? 0) + (on ? 1 : -1);
-      if (n > 0) this.#detaching.set(chatId, n);
-      else this.#detaching.delete(chatId);
+      if (n > 0) return void this.#detaching.set(chatId, n);
+      if (this.#detaching.delete(chatId)) {
+        this.#justLeft.add(chatId);
+        setTimeout(() => this.#justLeft.delete(chatId), 0);
+      }
     }
 
     /** Closes every stream this transport has open and gives up its tab claims. */

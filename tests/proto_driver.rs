@@ -393,7 +393,12 @@ fn a_429_on_out_reconnects_no_sooner_than_its_reset() {
     let reset = host.now + 8_000;
     host.d.fetch_text(reconnect, 429, "", Some(reset), host.now);
     host.pump();
-    host.fire_timers(5_000);
+    host.fire_timers(2_000);
+    // The tab comes back into view, the browser says online: neither cuts the wait short.
+    host.d.wake(Wake::RetryNow, host.now);
+    host.d.wake(Wake::Reconnect, host.now);
+    host.pump();
+    host.fire_timers(3_000);
     assert_eq!(
         host.take_fetch_opt(Endpoint::Out),
         None,

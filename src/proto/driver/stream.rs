@@ -165,6 +165,9 @@ pub(super) struct Sub {
     /// The last connection ended after delivering and the next one follows at once (a long
     /// poll's routine end): still live as far as the app can tell.
     renewing: bool,
+    /// A 429 asked for no new connection before this time: a page wake (`online`, a visible
+    /// tab) does not cut its wait short.
+    hold_until_ms: u64,
 }
 
 impl Sub {
@@ -232,6 +235,7 @@ impl Driver {
             head_start: None,
             delivered: false,
             renewing: false,
+            hold_until_ms: 0,
         });
         if options.kind != Kind::HeadStart {
             self.connect(id, now_ms);
@@ -637,6 +641,7 @@ impl Driver {
                 continue;
             }
             match (&self.subs[i].conn, wake) {
+                (Conn::Backoff { .. }, _) if now_ms < self.subs[i].hold_until_ms => {}
                 (Conn::Backoff { timer }, _) => {
                     let timer = *timer;
                     self.actions.push(Action::ClearTimer { id: timer });
@@ -1233,6 +1238,7 @@ impl Driver {
                 return;
             }
         }
+        let rate_limited = matches!(end, ConnectionEnd::Failed(Error::RateLimited { .. }));
         let sub = &mut self.subs[i];
         let turn_open = !sub.turn.is_finished() && !sub.settled_seen;
         match sub
@@ -1243,6 +1249,11 @@ impl Driver {
             Reconnect::After { delay_ms } => {
                 let timer = self.next_id();
                 self.subs[i].conn = Conn::Backoff { timer };
+                self.subs[i].hold_until_ms = if rate_limited {
+                    now_ms.saturating_add(delay_ms)
+                } else {
+                    0
+                };
                 self.actions.push(Action::SetTimer {
                     id: timer,
                     ms: delay_ms,
