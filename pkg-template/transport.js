@@ -294,7 +294,8 @@ export function createTransportClass(load) {
       return new Promise((resolve, reject) => {
         this.#net(this.#d);
         const id = call(this.#d);
-        this.#ops.set(id, { resolve, reject, ...extra });
+        // The op object itself (not a copy): an abort marks it (`left`) after this point.
+        this.#ops.set(id, Object.assign(extra ?? {}, { resolve, reject }));
         this.#flush();
       });
     }
@@ -327,6 +328,7 @@ export function createTransportClass(load) {
           this.#ops.delete(a.op);
           if (!op) return;
           op.cleanup?.();
+          op.markSettled?.();
           if (a.stream !== undefined && op.left) {
             // Sent after its page left the chat: nobody reads this stream. Let it go (the turn
             // goes on; the chat's next reconnectToStream resumes it) and hand back an ended one.
@@ -340,6 +342,7 @@ export function createTransportClass(load) {
           const op = this.#ops.get(a.op);
           this.#ops.delete(a.op);
           op?.cleanup?.();
+          op?.markSettled?.();
           return op?.reject(this.#error(a.error));
         }
         case "chunks":
@@ -829,7 +832,10 @@ export function createTransportClass(load) {
     #abortable(id, signal, op) {
       if (!signal) return;
       const onAbort = () => {
-        if (this.#leaving(op.chatId)) op.left = true;
+        if (this.#leaving(op.chatId)) {
+          op.left = true;
+          op.leftSettled ??= new Promise((r) => (op.markSettled = r));
+        }
         else this.#run((d) => d.abortOp(id, Date.now()));
       };
       if (signal.aborted) return queueMicrotask(onAbort);
@@ -844,7 +850,17 @@ export function createTransportClass(load) {
       this.#net(d);
       const id = d.reconnect(chatId, json(headerPairs(headers), "headers"), Date.now());
       this.#flush();
-      if (id === undefined) return null;
+      if (id === undefined) {
+        // The chat was left while its message was on its way, and that send is still going
+        // (offline, or being retried): its turn is what there is to resume, once it is sent.
+        const left = [...this.#ops.values()].find((o) => o.left && o.chatId === chatId);
+        if (!left || abortSignal?.aborted) return null;
+        const aborted = new Promise((r) => abortSignal?.addEventListener("abort", r, { once: true }));
+        if ((await Promise.race([left.leftSettled.then(() => false), aborted.then(() => true)])) || this.#disposed) {
+          return null;
+        }
+        return this.reconnectToStream(options);
+      }
       return this.#stream(id, abortSignal, !!stopOnAbort, chatId);
     }
 

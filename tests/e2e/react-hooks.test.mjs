@@ -207,6 +207,35 @@ test("a shared transport: useDetachOnLeave keeps a reply going when the pane swi
   await page.close();
 });
 
+test("a shared transport: leaving while the message is on its way and coming back before the server has it shows the reply", { timeout: 45_000 }, async () => {
+  const page = await openHarness();
+  const [d, other] = [newChatId("back-d"), newChatId("back-other")];
+  // Every request of chat d waits 1.5 s at the server: the message is still on its way when
+  // the pane switches away and back.
+  const res = await fetch(`${server.url}/__admin/chats/${encodeURIComponent(d)}/faults`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ latencyMs: 1500 }),
+  });
+  assert.ok(res.ok);
+  await page.evaluate((id) => harness.mountShared(id, { detach: true }), d);
+  await page.waitForTimeout(100);
+  await page.evaluate((text) => void harness.paneSend(text), SLOW_PROMPT);
+  await page.waitForTimeout(300);
+  await page.evaluate((id) => harness.update({ chatId: id }), other);
+  await page.waitForTimeout(200);
+  await page.evaluate((id) => harness.update({ chatId: id }), d);
+  assert.deepEqual((await serverChat(d)).inRecords, [], "back before the server has the message");
+  await eventually(async () => (await paneText(page)) === `assistant: ${slowReply()}`, {
+    message: "the whole reply after coming back",
+    timeout: 30_000,
+  });
+  assert.deepEqual(await inKinds(d), ["message"], "sent once, never stopped");
+  await page.evaluate(() => harness.unmount());
+  assert.deepEqual(page.pageErrors, []);
+  await page.close();
+});
+
 test("useTriggerChatTransport keeps accessToken, startSession, fetch and onSessionChange live", { timeout: 45_000 }, async () => {
   const page = await openHarness();
   const chatId = newChatId("live");
