@@ -82,6 +82,16 @@ async function serverChat(chatId) {
   return res.json();
 }
 
+/** Every request of `chatId` waits `ms` at the harness's server. */
+async function slowDown(chatId, ms) {
+  const res = await fetch(`${server.url}/__admin/chats/${encodeURIComponent(chatId)}/faults`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ latencyMs: ms }),
+  });
+  assert.ok(res.ok, `admin faults: ${res.status}`);
+}
+
 test("unmounting mid-reply leaves the agent running, and the next mount resumes the reply (W14)", { timeout: 45_000 }, async () => {
   const page = await openHarness();
   const chatId = newChatId("unmount");
@@ -117,12 +127,7 @@ test("unmounting while the message is still on its way sends it anyway, and the 
   const page = await openHarness();
   const chatId = newChatId("unmount-send");
   // Every request of this chat waits 1 s at the server: the append is in flight at the unmount.
-  const res = await fetch(`${server.url}/__admin/chats/${encodeURIComponent(chatId)}/faults`, {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ latencyMs: 1000 }),
-  });
-  assert.ok(res.ok);
+  await slowDown(chatId, 1000);
   await page.evaluate((id) => harness.mount(id, { resume: true }), chatId);
   await page.waitForTimeout(100);
   await page.evaluate((text) => void harness.send(text), SLOW_PROMPT);
@@ -212,12 +217,7 @@ test("a shared transport: leaving while the message is on its way and coming bac
   const [d, other] = [newChatId("back-d"), newChatId("back-other")];
   // Every request of chat d waits 1.5 s at the server: the message is still on its way when
   // the pane switches away and back.
-  const res = await fetch(`${server.url}/__admin/chats/${encodeURIComponent(d)}/faults`, {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ latencyMs: 1500 }),
-  });
-  assert.ok(res.ok);
+  await slowDown(d, 1500);
   await page.evaluate((id) => harness.mountShared(id, { detach: true }), d);
   await page.waitForTimeout(100);
   await page.evaluate((text) => void harness.paneSend(text), SLOW_PROMPT);
