@@ -101,13 +101,14 @@ function storageKey(namespace, chatId) {
   return `${namespace}:v${STORAGE_VERSION}:${encodeURIComponent(chatId)}`;
 }
 
+// How the React hooks reach `#detachAll` / `#detaching` (a registered symbol, so react.js needs
+// no import from here; not part of the public API).
+const DETACH_ABORTS = Symbol.for("trigger-chat-wasm.detachAborts");
+
 /**
  * The `TriggerChatTransport` class, given `load`, which resolves to a function making a driver
  * from the options JSON and a random seed (the package passes the wasm-bindgen `WasmDriver`).
  */
-// The React hook's handle on `#detachAborts` (a registered symbol: not part of the public API).
-const DETACH_ABORTS = Symbol.for("trigger-chat-wasm.detachAborts");
-
 export function createTransportClass(load) {
   let factory;
   // A failed load (the .wasm not reachable) is retried by the next call, not cached.
@@ -832,11 +833,9 @@ export function createTransportClass(load) {
     #abortable(id, signal, op) {
       if (!signal) return;
       const onAbort = () => {
-        if (this.#leaving(op.chatId)) {
-          op.left = true;
-          op.leftSettled ??= new Promise((r) => (op.markSettled = r));
-        }
-        else this.#run((d) => d.abortOp(id, Date.now()));
+        if (!this.#leaving(op.chatId)) return this.#run((d) => d.abortOp(id, Date.now()));
+        op.left = true;
+        op.leftSettled ??= new Promise((r) => (op.markSettled = r));
       };
       if (signal.aborted) return queueMicrotask(onAbort);
       signal.addEventListener("abort", onAbort, { once: true });

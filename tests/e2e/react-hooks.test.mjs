@@ -82,13 +82,17 @@ async function serverChat(chatId) {
   return res.json();
 }
 
-/** Every request of `chatId` waits `ms` at the harness's server. */
-async function slowDown(chatId, ms) {
-  const res = await fetch(`${server.url}/__admin/chats/${encodeURIComponent(chatId)}/faults`, {
+/** Sets the faults of `chatId` at the harness's server; resolves to the response. */
+const setFaults = (chatId, body) =>
+  fetch(`${server.url}/__admin/chats/${encodeURIComponent(chatId)}/faults`, {
     method: "POST",
     headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ latencyMs: ms }),
+    body: JSON.stringify(body),
   });
+
+/** Every request of `chatId` waits `ms` at the harness's server. */
+async function slowDown(chatId, ms) {
+  const res = await setFaults(chatId, { latencyMs: ms });
   assert.ok(res.ok, `admin faults: ${res.status}`);
 }
 
@@ -239,12 +243,7 @@ test("a shared transport: leaving while the message is on its way and coming bac
 test("useTriggerChatTransport keeps accessToken, startSession, fetch and onSessionChange live", { timeout: 45_000 }, async () => {
   const page = await openHarness();
   const chatId = newChatId("live");
-  const faults = (body) =>
-    fetch(`${server.url}/__admin/chats/${encodeURIComponent(chatId)}/faults`, {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify(body),
-    });
+  const faults = (body) => setFaults(chatId, body);
   const callsSince = async (n) => (await page.evaluate(() => harness.calls())).slice(n);
   await page.evaluate((id) => harness.mount(id), chatId);
   await page.waitForTimeout(100);
