@@ -354,6 +354,15 @@ export type TriggerChatTransportOptions<TClientData = Record<string, unknown>> =
    */
   multiTab?: boolean;
   /**
+   * (trigger-chat-wasm, multiTab) What a send does while another tab owns the chat:
+   * `"reject"` fails it with `read_only_tab` before anything is sent (the JS transport's
+   * behaviour); `"queue"` waits, in the order sends were made across the tabs, for that tab's
+   * turn to end, then sends (the writer Web Lock's queue; aborting the send's signal or
+   * `dispose()` gives up the place). `"queue"` needs Web Locks; without them sends are refused.
+   * @default "reject"
+   */
+  multiTabSend?: "reject" | "queue";
+  /**
    * Read-only viewer mode: `reconnectToStream` returns a stream for any open session (no turn
    * need be in flight) that follows every turn from the resume cursor and stays open across
    * turn boundaries until the session closes or the stream is cancelled; it reconnects through
@@ -497,8 +506,17 @@ export declare class TriggerChatTransport<
   /** Replaces the `fetch` override; the next request (and stream reconnect) uses it. */
   setFetch: (callback: ChatFetchOverride | undefined) => void;
 
-  /** (multiTab) Whether another tab currently owns this chat; sends from this tab then throw `read_only_tab`. */
+  /**
+   * (multiTab) Whether another tab currently owns this chat; sends from this tab then throw
+   * `read_only_tab` (or, with `multiTabSend: "queue"`, wait for that tab's turn to end).
+   */
   isReadOnly: (chatId: string) => boolean;
+  /**
+   * (trigger-chat-wasm) The id of the newest message this tab sent to `chatId` whose turn has
+   * not ended here (queued behind another tab, on its way, or streaming its reply); `null`
+   * otherwise. `useMultiTabChat` keeps that message when another tab's copy arrives.
+   */
+  sendingMessageId: (chatId: string) => string | null;
   /** (multiTab) Whether this tab currently owns this chat (it is sending or streaming a turn). */
   hasClaim: (chatId: string) => boolean;
   /**

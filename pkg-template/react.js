@@ -200,12 +200,20 @@ export function useMultiTabChat(transport, chatId, messages, setMessages, option
     const onReadOnly = (id, value) => {
       if (id !== chatId) return;
       setReadOnly({ chatId, value });
-      if (value) s.yieldOwnership(); // another tab owns the chat now
+      // Another tab owns the chat now. If this tab just finished a turn, its last copy goes out
+      // at once (the new owner takes it while its own send has no reply yet); this tab keeps
+      // sending its own last changes until the new owner's first copy arrives.
+      if (value) s.flush();
     };
     const onMessages = (id, received) => {
-      if (id !== chatId || transport.hasClaim(chatId)) return; // the owner is the source of truth
+      if (id !== chatId) return;
+      // The owner is the source of truth, except for what this tab is sending itself: a send
+      // queued behind another tab's turn, or one whose reply has just started.
+      const sending = transport.sendingMessageId?.(chatId) ?? null;
+      if (sending === null && transport.hasClaim(chatId)) return;
+      s.flush();
       s.yieldOwnership();
-      setMessagesRef.current(received);
+      setMessagesRef.current(keepSending(received, latestMessages.current, sending));
     };
     transport.addReadOnlyListener(onReadOnly);
     transport.addMessagesListener(onMessages);
@@ -223,6 +231,16 @@ export function useMultiTabChat(transport, chatId, messages, setMessages, option
   }, [transport, chatId, current, messages]);
 
   return { isReadOnly: readOnly.chatId === chatId ? readOnly.value : false };
+}
+
+// Another tab's copy of the conversation, with this tab's message `sending` (and whatever
+// follows it here: its reply so far) kept at the end.
+function keepSending(received, local, sending) {
+  const at = sending === null ? -1 : local.findIndex((m) => m?.id === sending);
+  if (at < 0 || !Array.isArray(received)) return received;
+  const tail = local.slice(at);
+  const ids = new Set(tail.map((m) => m?.id));
+  return [...received.filter((m) => !ids.has(m?.id)), ...tail];
 }
 
 function createSync(transport, chatId, latestMessages) {
@@ -251,6 +269,11 @@ function createSync(transport, chatId, latestMessages) {
     },
     mayBroadcast() {
       return s.held || (s.releasedAt !== 0 && Date.now() - s.releasedAt <= s.graceMs);
+    },
+    // Broadcasts now what this tab has not sent yet, if it may.
+    flush() {
+      s.observe();
+      if (s.mayBroadcast() && latestMessages.current !== s.lastSent) s.fire();
     },
     // Another tab is the writer: stop broadcasting at once (no grace).
     yieldOwnership() {

@@ -187,6 +187,7 @@ export function createTransportClass(load) {
           sessions: o.sessions,
           // A watcher only reads, so it takes no part in tab coordination (as in the JS transport).
           multiTab: !!o.multiTab && !o.watch && typeof BroadcastChannel === "function",
+          multiTabSend: o.multiTabSend,
           tabId: partId(),
           locks: typeof navigator !== "undefined" && typeof navigator.locks?.request === "function",
           watch: !!o.watch,
@@ -294,7 +295,13 @@ export function createTransportClass(load) {
     #op(call, extra) {
       return new Promise((resolve, reject) => {
         this.#net(this.#d);
-        const id = call(this.#d);
+        let id;
+        try {
+          id = call(this.#d);
+        } catch (error) {
+          extra?.untrack?.();
+          throw error;
+        }
         // The op object itself (not a copy): an abort marks it (`left`) after this point.
         this.#ops.set(id, Object.assign(extra ?? {}, { resolve, reject }));
         this.#flush();
@@ -330,13 +337,18 @@ export function createTransportClass(load) {
           if (!op) return;
           op.cleanup?.();
           op.markSettled?.();
+          if (a.stream === undefined || op.left) op.untrack?.();
           if (a.stream !== undefined && op.left) {
             // Sent after its page left the chat: nobody reads this stream. Let it go (the turn
             // goes on; the chat's next reconnectToStream resumes it) and hand back an ended one.
             this.#run((d) => d.cancel(a.stream, Date.now()));
             return op.resolve(new ReadableStream({ start: (c) => c.close() }));
           }
-          if (a.stream !== undefined) return op.resolve(this.#stream(a.stream, op.signal, op.stopTurn, op.chatId));
+          if (a.stream !== undefined) {
+            const stream = this.#stream(a.stream, op.signal, op.stopTurn, op.chatId);
+            this.#streams.get(a.stream).untrack = op.untrack;
+            return op.resolve(stream);
+          }
           return op.resolve(a.value);
         }
         case "reject": {
@@ -344,6 +356,7 @@ export function createTransportClass(load) {
           this.#ops.delete(a.op);
           op?.cleanup?.();
           op?.markSettled?.();
+          op?.untrack?.();
           return op?.reject(this.#error(a.error));
         }
         case "chunks":
@@ -354,6 +367,7 @@ export function createTransportClass(load) {
           if (!s) return;
           this.#streams.delete(a.stream);
           s.cleanup?.();
+          s.untrack?.();
           this.#unwatch();
           if (a.t === "end") s.controller?.close();
           else s.controller?.error(this.#error(a.error));
@@ -418,7 +432,7 @@ export function createTransportClass(load) {
           }
           return;
         case "lock":
-          return this.#lock(a.chat, a.name);
+          return this.#lock(a.chat, a.name, a.wait === 1);
         case "unlock":
           return this.#unlock(a.name);
         case "lockquery":
@@ -592,6 +606,7 @@ export function createTransportClass(load) {
         cancel: () => {
           this.#streams.delete(id);
           s.cleanup?.();
+          s.untrack?.();
           this.#unwatch();
           this.#run((d) => d.cancel(id, Date.now()));
         },
@@ -608,6 +623,7 @@ export function createTransportClass(load) {
       } catch {
         this.#streams.delete(id);
         s.cleanup?.();
+        s.untrack?.();
         this.#unwatch();
         this.#run((d) => d.cancel(id, Date.now()));
         s.controller.error(makeError({ code: "protocol", message: "protocol error: a record body is not JSON" }));
@@ -663,6 +679,7 @@ export function createTransportClass(load) {
     #channel = null;
     #multiTab = false;
     #locks = new Map();
+    #lockWaits = new Map(); // name → AbortController of a queued lock request
     #offPageHide = null;
 
     #openChannel() {
@@ -701,19 +718,31 @@ export function createTransportClass(load) {
     }
 
     // Holds the chat's writer lock until `unlock`: the browser releases it if the tab dies.
-    #lock(chat, name) {
+    // `wait` (multiTabSend: "queue"): queued behind the holder; `unlock` before the grant
+    // cancels the request, and a cancelled request reports nothing.
+    #lock(chat, name, wait) {
+      const cancel = wait ? new AbortController() : null;
+      if (cancel) this.#lockWaits.set(name, cancel);
       navigator.locks
-        .request(name, { ifAvailable: true }, (lock) => {
+        .request(name, cancel ? { signal: cancel.signal } : { ifAvailable: true }, (lock) => {
+          if (this.#lockWaits.get(name) === cancel) this.#lockWaits.delete(name);
           if (!lock) return this.#run((d) => d.lockResult(chat, false, Date.now()));
           return new Promise((release) => {
             this.#locks.set(name, release);
             this.#run((d) => d.lockResult(chat, true, Date.now()));
           });
         })
-        .catch(() => this.#run((d) => d.lockResult(chat, false, Date.now())));
+        .catch(() => {
+          if (cancel?.signal.aborted) return;
+          if (this.#lockWaits.get(name) === cancel) this.#lockWaits.delete(name);
+          this.#run((d) => d.lockResult(chat, false, Date.now()));
+        });
     }
 
     #unlock(name) {
+      const waiting = this.#lockWaits.get(name);
+      this.#lockWaits.delete(name);
+      waiting?.abort();
       const release = this.#locks.get(name);
       this.#locks.delete(name);
       release?.();
@@ -815,11 +844,40 @@ export function createTransportClass(load) {
       };
       const text = json(request, "messages");
       const op = { signal: abortSignal, stopTurn: true, chatId };
+      const sent = trigger === "submit-message" ? request.message?.id : undefined;
+      if (typeof sent === "string") op.untrack = this.#track(chatId, sent);
       return this.#op((d) => {
         const id = d.sendMessages(text, partId(), Date.now());
         this.#abortable(id, abortSignal, op);
         return id;
       }, op);
+    }
+
+    // chatId → the ids of the messages this tab sent whose turn has not ended here, oldest first.
+    #sending = new Map();
+
+    // Notes that `messageId` was sent to `chatId`; the returned function (idempotent) forgets it.
+    #track(chatId, messageId) {
+      const entry = { messageId };
+      const list = this.#sending.get(chatId) ?? [];
+      list.push(entry);
+      this.#sending.set(chatId, list);
+      return () => {
+        const at = list.indexOf(entry);
+        if (at >= 0) list.splice(at, 1);
+        if (list.length === 0 && this.#sending.get(chatId) === list) this.#sending.delete(chatId);
+      };
+    }
+
+    /**
+     * The id of the newest message this tab sent to `chatId` whose turn has not ended here:
+     * waiting for another tab's turn (`multiTabSend: "queue"`), on its way, or streaming its
+     * reply. `null` otherwise. `useMultiTabChat` keeps that message, and what follows it, when
+     * another tab's copy of the conversation arrives.
+     */
+    sendingMessageId(chatId) {
+      const list = this.#sending.get(chatId);
+      return list ? list[list.length - 1].messageId : null;
     }
 
     // Whether an abort of `chatId`'s stream now is the app leaving the chat (see #detachAll).

@@ -681,6 +681,180 @@ fn the_next_send_after_a_stop_drops_the_stopped_turns_output() {
     assert_eq!(texts(&host.chunks), "new");
 }
 
+const QUEUE_OPTIONS: &str = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":true,"tabId":"tab-b","multiTabSend":"queue"}"#;
+
+/// Another tab (`tab-a`) announces that it owns `c1` and holds its writer lock.
+fn claimed_by_another_tab(host: &mut Host) {
+    host.d.tab_message(
+        r#"{"type":"claim","chatId":"c1","tabId":"tab-a","at":1,"lock":true,"v":1}"#,
+        host.now,
+    );
+    host.pump();
+    assert!(host.d.is_read_only("c1"));
+}
+
+/// The writer-lock actions the driver asked for since the last call, oldest first:
+/// `"lock"` / `"lock-wait"` / `"unlock"`.
+fn lock_actions(host: &mut Host) -> Vec<&'static str> {
+    let mut kinds = vec![];
+    host.other.retain(|a| match a {
+        Action::LockRequest { wait, .. } => {
+            kinds.push(if *wait { "lock-wait" } else { "lock" });
+            false
+        }
+        Action::LockRelease { .. } => {
+            kinds.push("unlock");
+            false
+        }
+        _ => true,
+    });
+    kinds
+}
+
+#[test]
+fn with_multi_tab_send_queue_a_send_waits_for_the_owners_turn_instead_of_failing() {
+    let mut host = Host::new(QUEUE_OPTIONS);
+    claimed_by_another_tab(&mut host);
+    let op = host.send("c1", "hi", "p");
+    assert_eq!(lock_actions(&mut host), ["lock-wait"]);
+    assert!(
+        host.rejected.is_empty() && host.calls.is_empty(),
+        "waits, refused nothing"
+    );
+    assert!(!host.kinds().iter().any(|k| k == "message-send-failed"));
+    // The other tab's turn is long; heartbeats keep its claim alive; the send keeps waiting.
+    for _ in 0..6 {
+        host.d.tab_message(
+            r#"{"type":"heartbeat","chatId":"c1","tabId":"tab-a","v":1}"#,
+            host.now,
+        );
+        host.fire_timers(5_000);
+    }
+    assert!(host.rejected.is_empty() && host.calls.is_empty());
+    // Its turn ends and the browser hands the lock over: this tab owns the chat and sends.
+    host.d.lock_result("c1", true, host.now);
+    host.pump();
+    assert!(host.d.has_claim("c1") && !host.d.is_read_only("c1"));
+    host.answer_call("tok");
+    let (append, _, headers, _) = host.take_fetch(Endpoint::In);
+    assert_eq!(Host::header(&headers, "x-part-id").as_deref(), Some("p"));
+    host.d
+        .fetch_text(append, 200, r#"{"seq":4}"#, None, host.now);
+    host.pump();
+    assert!(
+        host.resolved.iter().any(|(o, _)| *o == op),
+        "the send resolves to its stream"
+    );
+
+    // Without the option the same send is refused at once, as the JS transport does.
+    let mut host = Host::new(&QUEUE_OPTIONS.replace(r#","multiTabSend":"queue""#, ""));
+    claimed_by_another_tab(&mut host);
+    let op = host.send("c1", "hi", "p");
+    assert_eq!(
+        lock_actions(&mut host),
+        ["lock"],
+        "only if the lock is free"
+    );
+    host.d.lock_result("c1", false, host.now);
+    host.pump();
+    assert!(
+        matches!(host.rejected.last(), Some((o, ErrorRef::Ours(Error::ReadOnlyTab))) if *o == op)
+    );
+    assert!(lock_actions(&mut host).is_empty(), "and not asked again");
+}
+
+#[test]
+fn a_queued_send_that_is_aborted_or_disposed_ends_at_once_and_gives_up_its_place() {
+    let mut host = Host::new(QUEUE_OPTIONS);
+    claimed_by_another_tab(&mut host);
+    let first = host.send("c1", "one", "p1");
+    let second = host.send("c1", "two", "p2");
+    assert_eq!(
+        lock_actions(&mut host),
+        ["lock-wait"],
+        "one request per chat"
+    );
+    host.d.abort_op(first, host.now);
+    host.pump();
+    assert!(
+        matches!(host.rejected.last(), Some((o, ErrorRef::Ours(Error::Aborted))) if *o == first)
+    );
+    assert!(
+        lock_actions(&mut host).is_empty(),
+        "the other send still waits"
+    );
+    host.d.abort_op(second, host.now);
+    host.pump();
+    assert!(
+        matches!(host.rejected.last(), Some((o, ErrorRef::Ours(Error::Aborted))) if *o == second)
+    );
+    assert_eq!(
+        lock_actions(&mut host),
+        ["unlock"],
+        "the request is cancelled"
+    );
+    // A grant that raced the cancel is handed straight back: no claim, nothing sent.
+    host.other.clear();
+    host.d.lock_result("c1", true, host.now);
+    host.pump();
+    assert_eq!(lock_actions(&mut host), ["unlock"]);
+    assert!(!host.d.has_claim("c1") && host.calls.is_empty());
+    assert!(
+        !host
+            .other
+            .iter()
+            .any(|a| matches!(a, Action::Broadcast { .. })),
+        "no claim broadcast"
+    );
+
+    // `dispose()` ends a queued send the same way.
+    let op = host.send("c1", "three", "p3");
+    assert_eq!(lock_actions(&mut host), ["lock-wait"]);
+    host.d.dispose(host.now);
+    host.pump();
+    assert!(matches!(host.rejected.last(), Some((o, ErrorRef::Ours(Error::Aborted))) if *o == op));
+    assert_eq!(lock_actions(&mut host), ["unlock"]);
+    assert!(host.calls.is_empty() && host.take_fetch_opt(Endpoint::In).is_none());
+}
+
+#[test]
+fn a_reloaded_saved_send_is_not_queued_but_a_send_beside_it_is() {
+    let mut host = Host::new(QUEUE_OPTIONS);
+    host.d.hydrate("c1", Stored::Shape(SAVED_SEND));
+    let stream = host
+        .d
+        .reconnect("c1", Default::default(), host.now)
+        .expect("a stream for the saved send");
+    host.pump();
+    assert_eq!(
+        lock_actions(&mut host),
+        ["lock"],
+        "the replay only asks if the lock is free"
+    );
+    let op = host.send("c1", "hi", "p2");
+    assert!(lock_actions(&mut host).is_empty());
+    // Another tab holds it: the replay is left to that tab, the user's send waits its turn.
+    host.d.lock_result("c1", false, host.now);
+    host.pump();
+    assert_eq!(lock_actions(&mut host), ["lock-wait"]);
+    host.d.pull(stream, host.now);
+    host.pump();
+    assert_eq!(host.ended, vec![stream]);
+    assert!(!host.rejected.iter().any(|(o, _)| *o == op));
+    host.d.lock_result("c1", true, host.now);
+    host.pump();
+    let (_, _, headers, _) = host.take_fetch(Endpoint::In);
+    assert_eq!(Host::header(&headers, "x-part-id").as_deref(), Some("p2"));
+    // A queued request that fails (not a busy lock: an error) refuses what waited on it.
+    let op = host.send("c2", "hi", "p3");
+    assert_eq!(lock_actions(&mut host), ["lock-wait"]);
+    host.d.lock_result("c2", false, host.now);
+    host.pump();
+    assert!(
+        matches!(host.rejected.last(), Some((o, ErrorRef::Ours(Error::ReadOnlyTab))) if *o == op)
+    );
+}
+
 #[test]
 fn with_web_locks_a_send_waits_for_the_writer_lock() {
     let options = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":true,"tabId":"tab-a"}"#;

@@ -132,6 +132,84 @@ async fn the_other_tab_is_read_only_while_one_streams_and_can_send_after() {
     );
 }
 
+fn queueing_tab() -> Transport {
+    let extra = object(&[("multiTab", true.into()), ("multiTabSend", "queue".into())]);
+    transport_with(&get(&make_options(SERVER, &extra), "options"))
+}
+
+/// `sendingMessageId(chatId)`, not bound in `support` (only this suite uses it).
+fn sending_message_id(t: &Transport, chat: &str) -> Option<String> {
+    let method = js_sys::Function::from(get(t, "sendingMessageId"));
+    method.call1(t, &chat.into()).unwrap().as_string()
+}
+
+#[wasm_bindgen_test]
+async fn with_multi_tab_send_queue_a_tab_sends_after_the_owners_turn_instead_of_failing() {
+    let chat = new_chat_id("queue");
+    let a = queueing_tab();
+    let b = queueing_tab();
+    let c = queueing_tab();
+    for t in [&a, &b, &c] {
+        started(t).await;
+    }
+    let stream = ok(a.send_messages(&message(&chat, "a1", "slow from a"))).await;
+    ok(read_n(&stream, 3)).await;
+    assert!(
+        read_only_within(1_000, &b, &chat, true).await,
+        "B sees A's claim"
+    );
+    // B's send waits for A's turn: nothing of it reaches the server meanwhile.
+    let queued = b.send_messages(&message(&chat, "b1", "queued by b"));
+    ok(sleep(300)).await;
+    assert_eq!(sending_message_id(&b, &chat).as_deref(), Some("b1"));
+    assert_eq!(appends(&chat).await, 1, "B's message waits");
+    // A's turn ends and B's goes, on B's stream, with nothing of A's reply in it.
+    let first = ok(read_all(&stream)).await;
+    assert!(
+        text_of(&first).starts_with("Slow reply to"),
+        "A's whole reply first"
+    );
+    let reply = ok(read_all(&ok(queued).await)).await;
+    assert_eq!(text_of(&reply), "You said: queued by b");
+    assert_eq!(appends(&chat).await, 2);
+    assert_eq!(
+        sending_message_id(&b, &chat),
+        None,
+        "forgotten at its turn's end"
+    );
+    assert!(
+        read_only_within(1_000, &a, &chat, false).await,
+        "B released the chat"
+    );
+
+    // A queued send whose signal is aborted gives up its place: it is never sent, and the
+    // tab behind it goes next.
+    let stream = ok(a.send_messages(&message(&chat, "a2", "slow again"))).await;
+    ok(read_n(&stream, 3)).await;
+    assert!(read_only_within(1_000, &b, &chat, true).await);
+    assert!(read_only_within(1_000, &c, &chat, true).await);
+    let controller = web_sys::AbortController::new().unwrap();
+    let extra = object(&[("abortSignal", controller.signal().into())]);
+    let request = send_request(&chat, &array(&[user_message("b2", "never")]), &extra);
+    let given_up = b.send_messages(&request);
+    let behind = c.send_messages(&message(&chat, "c1", "after a"));
+    ok(sleep(100)).await;
+    controller.abort();
+    let error = rejected(given_up).await;
+    assert_eq!(get(&error, "code").as_string().as_deref(), Some("aborted"));
+    assert_eq!(sending_message_id(&b, &chat), None);
+    ok(read_all(&stream)).await;
+    let reply = ok(read_all(&ok(behind).await)).await;
+    assert_eq!(text_of(&reply), "You said: after a");
+    ok(sleep(300)).await;
+    assert_eq!(
+        appends(&chat).await,
+        4,
+        "A's two, B's first and C's: not the aborted one"
+    );
+    assert!(!b.has_claim(&chat), "the aborted send left no claim behind");
+}
+
 #[wasm_bindgen_test]
 async fn a_failed_send_releases_the_claim() {
     let chat = new_chat_id("leak");

@@ -48,12 +48,13 @@ export async function newContext(browser) {
 export const newChatId = (label) => `e2e-${label}-${randomUUID().slice(0, 8)}`;
 
 /** Opens the demo on a chat and waits for it to be interactive. Page errors fail the test. */
-export async function openChat(context, chatId) {
+/** Opens the demo on `chatId`; `query` (e.g. `"?tabs=queue"`) sets the demo's options. */
+export async function openChat(context, chatId, query = "") {
   const page = await context.newPage();
   const errors = [];
   page.on("pageerror", (error) => errors.push(error));
   page.pageErrors = errors;
-  await page.goto(`${serverUrl()}/#/chat/${encodeURIComponent(chatId)}`);
+  await page.goto(`${serverUrl()}/${query}#/chat/${encodeURIComponent(chatId)}`);
   await page.waitForSelector(`[data-testid="chat"][data-chat-id="${chatId}"]`);
   return page;
 }

@@ -6,7 +6,9 @@ import { after, before, test } from "node:test";
 import {
   SLOW_PROMPT,
   chatState,
+  echo,
   eventually,
+  inRecords,
   isVisible,
   lastAssistantText,
   launchBrowser,
@@ -73,6 +75,52 @@ test("the second tab is read-only while the first replies, mirrors it live, then
   assert.deepEqual(await texts(a), all);
   assert.deepEqual(await texts(b), all);
   assert.equal((await chatState(chatId)).turns, 2, "two turns, no duplicate sends");
+  assert.deepEqual([...a.pageErrors, ...b.pageErrors], []);
+  await context.close();
+});
+
+test("with multiTabSend: \"queue\", a tab writes while the other replies: its message waits, then goes, and both tabs end with both exchanges", T, async () => {
+  const context = await newContext(browser);
+  const chatId = newChatId("tabs-queue");
+  const a = await openChat(context, chatId, "?tabs=queue");
+  const b = await openChat(context, chatId, "?tabs=queue");
+  await a.bringToFront();
+
+  await send(a, SLOW_PROMPT);
+  await eventually(() => isVisible(b, "read-only-banner"), { message: "the read-only banner in tab B" });
+  assert.ok(!(await b.getByTestId("composer").isDisabled()), "B may write meanwhile");
+  await eventually(async () => slowProgress(await lastAssistantText(b)) > 0, { message: "A's reply mirrored in B" });
+
+  const queued = "And a quick one from B";
+  await b.bringToFront();
+  await send(b, queued);
+  // B's message stays in B, after A's reply, while that reply keeps growing; nothing is sent yet.
+  const seen = await eventually(async () => {
+    const t = await texts(b);
+    const n = slowProgress(t.at(-2)?.[1] ?? "");
+    return t.at(-1)?.[1] === queued && n > 0 && n < 35 && n;
+  }, { message: "B's queued message under A's partial reply" });
+  await eventually(async () => {
+    const t = await texts(b);
+    return t.at(-1)?.[1] === queued && slowProgress(t.at(-2)?.[1] ?? "") > seen;
+  }, { message: "A's reply to keep growing in B above B's message" });
+  assert.equal((await inRecords(chatId)).length, 1, "B's message waits for A's turn");
+
+  // A's turn ends, B's message goes, and both tabs converge on the whole conversation.
+  const all = [
+    ["user", SLOW_PROMPT],
+    ["assistant", slowReply()],
+    ["user", queued],
+    ["assistant", echo(queued)],
+  ];
+  await eventually(async () => JSON.stringify(await texts(b)) === JSON.stringify(all), { message: "both exchanges in B" });
+  await eventually(async () => JSON.stringify(await texts(a)) === JSON.stringify(all), { message: "both exchanges in A" });
+  await eventually(async () => !(await isVisible(a, "read-only-banner")), { message: "A's banner to go" });
+  assert.equal((await chatState(chatId)).turns, 2, "two turns, each message once");
+  assert.equal((await inRecords(chatId)).length, 2);
+  await new Promise((r) => setTimeout(r, 1000));
+  assert.deepEqual(await texts(a), all);
+  assert.deepEqual(await texts(b), all);
   assert.deepEqual([...a.pageErrors, ...b.pageErrors], []);
   await context.close();
 });

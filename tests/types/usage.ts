@@ -135,6 +135,7 @@ const options: TriggerChatTransportOptions<ClientData> = {
   streamTimeoutSeconds: 60,
   stallTimeoutMs: 30_000,
   multiTab: true,
+  multiTabSend: "queue",
   persistence: store,
 };
 const vanilla = new TriggerChatTransport<MyMessage, ClientData>(options);
@@ -163,6 +164,8 @@ const factory = createChatTransport({ task: "ai-chat", startSession: startChatSe
 factory.setStartSession(startChatSession);
 // @ts-expect-error persistence is "localStorage" | "none" | {namespace} | {load, save, remove}
 new TriggerChatTransport({ task: "ai-chat", accessToken: mintToken, persistence: "sessionStorage" });
+// @ts-expect-error multiTabSend is "reject" | "queue"
+new TriggerChatTransport({ task: "ai-chat", accessToken: mintToken, multiTab: true, multiTabSend: "wait" });
 // @ts-expect-error `task` is required
 new TriggerChatTransport({ accessToken: mintToken });
 
@@ -195,6 +198,8 @@ async function vanillaFlow(): Promise<void> {
   await vanilla.preload("chat-4");
   vanilla.removeSession("chat-4");
   const readOnly: boolean = vanilla.isReadOnly("chat-1") || vanilla.hasClaim("chat-1");
+  const sending: string | null = vanilla.sendingMessageId("chat-1");
+  console.log(sending);
   const onReadOnly = (chatId: string, isReadOnly: boolean) => console.log(chatId, isReadOnly);
   vanilla.addReadOnlyListener(onReadOnly);
   vanilla.removeReadOnlyListener(onReadOnly);

@@ -50,6 +50,8 @@ function initialChats(): { chats: ChatSummary[]; activeId: string } {
   return { chats, activeId };
 }
 
+const QUEUE_SENDS = new URLSearchParams(window.location.search).get("tabs") === "queue";
+
 export function App() {
   const [{ chats, activeId }, setState] = useState(initialChats);
   const online = useOnline();
@@ -59,6 +61,8 @@ export function App() {
     task: "ai-chat",
     baseURL: window.location.origin,
     multiTab: true,
+    // `?tabs=queue`: a tab may write while another one's reply streams; its message goes next.
+    multiTabSend: QUEUE_SENDS ? "queue" : "reject",
     startSession,
     accessToken,
     onEvent: recordEvent,
@@ -151,7 +155,7 @@ export function App() {
         onSelect={selectChat}
         onDelete={deleteChat}
       />
-      <ChatView key={activeId} chatId={activeId} transport={transport} onActivity={touchChat} />
+      <ChatView key={activeId} chatId={activeId} transport={transport} onActivity={touchChat} queueSends={QUEUE_SENDS} />
     </div>
   );
 }

@@ -18,6 +18,8 @@ type Props = {
   chatId: string;
   transport: TriggerChatTransport<ChatMessage>;
   onActivity: (chatId: string, title: string | undefined) => void;
+  /** The transport was made with `multiTabSend: "queue"`. */
+  queueSends?: boolean;
 };
 
 const SUGGESTIONS = [
@@ -58,7 +60,7 @@ function subAgentsOf(message: ChatMessage, get: (toolCallId: string) => UIMessag
   return found;
 }
 
-export function ChatView({ chatId, transport, onActivity }: Props) {
+export function ChatView({ chatId, transport, onActivity, queueSends = false }: Props) {
   // The transcript this tab saved; `resume` reconnects to a reply that was still streaming.
   const [initial] = useState(() => loadMessages(chatId));
   // Sub-agents a tool forwards (the research tool) render live from their transient parts.
@@ -88,7 +90,9 @@ export function ChatView({ chatId, transport, onActivity }: Props) {
   const closed = connection.closed !== undefined || closedByError || transport.sessionStatus(chatId) === "closed";
   const closedReason = connection.closed?.reason ?? transport.sessionClosedReason(chatId);
   const busy = status === "submitted" || status === "streaming";
-  const canWrite = !isReadOnly && !closed;
+  // With `multiTabSend: "queue"` a read-only tab may still write: its message waits for the other
+  // tab's reply, then goes.
+  const canWrite = (!isReadOnly || queueSends) && !closed;
   const canSend = canWrite && !busy && input.trim() !== "";
   const canSteer = canWrite && busy && input.trim() !== "";
 
@@ -199,7 +203,9 @@ export function ChatView({ chatId, transport, onActivity }: Props) {
   const placeholder = closed
     ? "This conversation has ended"
     : isReadOnly
-      ? "Replying in another tab…"
+      ? queueSends
+        ? "Replying in another tab… a message written now is sent when it finishes"
+        : "Replying in another tab…"
       : "Message the agent (Enter to send, Shift+Enter for a new line)";
 
   return (
@@ -233,8 +239,12 @@ export function ChatView({ chatId, transport, onActivity }: Props) {
 
       {isReadOnly && (
         <div className="banner info" role="status" data-testid="read-only-banner">
-          This chat is active in another tab. Its reply appears here live; you can write again when it
-          finishes.
+          This chat is active in another tab. Its reply appears here live;{" "}
+          {queueSends && busy
+            ? "your message is sent when it finishes."
+            : queueSends
+              ? "a message you write now is sent when it finishes."
+              : "you can write again when it finishes."}
         </div>
       )}
 

@@ -193,14 +193,18 @@ pub enum Action {
         /// The UI messages array.
         messages: Json,
     },
-    /// `navigator.locks.request(name, { ifAvailable: true })`; report with `lock_result`.
+    /// `navigator.locks.request(name, { ifAvailable: true })`, or with `wait` queued behind the
+    /// holder (abortable: a `LockRelease` of a lock still waited for cancels the request);
+    /// report with `lock_result`.
     LockRequest {
         /// The chat whose writer lock to take.
         chat_id: String,
         /// The lock's name.
         name: String,
+        /// Wait for the lock (`multiTabSend: "queue"`) rather than give up when it is held.
+        wait: bool,
     },
-    /// Release a held writer lock.
+    /// Release a held writer lock, or cancel a waiting request for it.
     LockRelease {
         /// The chat.
         chat_id: String,
@@ -334,8 +338,15 @@ impl Action {
                     .str("chat", chat_id)
                     .json("messages", messages);
             }
-            Action::LockRequest { chat_id, name } => {
+            Action::LockRequest {
+                chat_id,
+                name,
+                wait,
+            } => {
                 w.str("t", "lock").str("chat", chat_id).str("name", name);
+                if *wait {
+                    w.num("wait", 1);
+                }
             }
             Action::LockRelease { chat_id, name } => {
                 w.str("t", "unlock").str("chat", chat_id).str("name", name);

@@ -25,6 +25,9 @@ pub struct Config {
     pub stall_timeout_ms: u64,
     /// `multiTab` (off in watch mode, like the JS transport).
     pub multi_tab: bool,
+    /// `multiTabSend: "queue"`: a send in a tab that does not own the chat waits for the owner's
+    /// turn to end (in the writer lock's queue) instead of failing with `read_only_tab`.
+    pub queue_sends: bool,
     /// `watch`: a resumed stream stays open across turn boundaries (a read-only viewer).
     pub watch: bool,
     /// `headStart`: the URL a chat's first turn is posted to (the app's `chat.headStart`
@@ -134,6 +137,12 @@ impl Config {
             "undefined" | "string" | "function" => {}
             _ => return Err(invalid("baseURL", "must be a string or a function")),
         }
+        let queue_sends = match options.get("multiTabSend") {
+            None | Some(Json::Null) => false,
+            Some(v) if v.as_str() == Some("reject") => false,
+            Some(v) if v.as_str() == Some("queue") => true,
+            Some(_) => return Err(invalid("multiTabSend", "must be \"reject\" or \"queue\"")),
+        };
         let mut sessions = Vec::new();
         match options.get("sessions") {
             None | Some(Json::Null) => {}
@@ -165,6 +174,7 @@ impl Config {
                 3_600_000,
             )?,
             multi_tab: !watch && options.get("multiTab").and_then(Json::as_bool) == Some(true),
+            queue_sends,
             watch,
             head_start,
             tab_id: options
@@ -210,6 +220,12 @@ mod tests {
         assert!(config.client_data.is_some());
         assert!(!config.watch);
         assert_eq!(config.head_start, None);
+        assert!(!config.queue_sends);
+        let config = parse(
+            r#"{"task":"t","types":{"accessToken":"function"},"multiTab":true,"multiTabSend":"queue"}"#,
+        )
+        .unwrap();
+        assert!(config.multi_tab && config.queue_sends);
         let config =
             parse(r#"{"task":"t","types":{"accessToken":"function"},"headStart":"/api/chat"}"#)
                 .unwrap();
@@ -257,6 +273,10 @@ mod tests {
             (
                 r#"{"task":"t","types":{"accessToken":"function"},"headStart":""}"#,
                 "headStart",
+            ),
+            (
+                r#"{"task":"t","types":{"accessToken":"function"},"multiTabSend":"wait"}"#,
+                "multiTabSend",
             ),
         ] {
             assert_eq!(field_of(parse(text).unwrap_err()), field, "{text}");

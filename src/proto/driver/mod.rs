@@ -271,6 +271,7 @@ impl Driver {
             // Sends that wait for the network and never left end here, with their timers.
             self.abort_unsent(now_ms);
         }
+        self.abort_queued_sends();
         self.page_hide(now_ms);
     }
 

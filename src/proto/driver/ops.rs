@@ -1237,6 +1237,7 @@ impl Driver {
             self.ops[i].keep_saved = true;
         }
         self.reject_now(op, Error::Aborted.into());
+        self.drop_waiting_send(op);
         // Nothing of it can have reached the server and no attempt is in flight: it ends here
         // rather than at its next attempt, and stops waiting for a token.
         let unsent = self.op_index(op).is_some_and(|i| {
@@ -1260,7 +1261,7 @@ impl Driver {
     }
 
     /// The stream of a saved send that `reconnectToStream` replays (see `replay_pending_send`).
-    fn replay_stream(&self, op: u32) -> Option<u32> {
+    pub(super) fn replay_stream(&self, op: u32) -> Option<u32> {
         let o = &self.ops[self.op_index(op)?];
         match o.kind {
             OpKind::Turn { stream } if o.replay => Some(stream),

@@ -33,6 +33,8 @@ pub(super) struct Tabs {
     querying: Option<u64>,
     /// Sends waiting for their chat's writer lock.
     pub(super) waiting: Vec<PendingTurn>,
+    /// Chats whose lock request waits in the lock's queue (`multiTabSend: "queue"`).
+    queued: Vec<String>,
     /// Chats whose writer lock this tab holds.
     held: Vec<String>,
     /// Channel messages that could not be read (malformed, or a type this tab does not know).
@@ -51,6 +53,7 @@ impl Tabs {
             timer: None,
             querying: None,
             waiting: Vec::new(),
+            queued: Vec::new(),
             held: Vec::new(),
             ignored: 0,
         }
@@ -66,6 +69,7 @@ impl Driver {
         pending: PendingTurn,
         now_ms: u64,
     ) -> Option<PendingTurn> {
+        let may_queue = self.config.queue_sends && self.replay_stream(pending.op).is_none();
         let Some(tabs) = self.tabs.as_mut() else {
             return Some(pending);
         };
@@ -76,17 +80,25 @@ impl Driver {
         // A lock-backed owner that died (a crashed tab) freed its lock at once: try it rather
         // than wait for the claim to time out.
         let owner_locked = tabs.locks && tabs.coordinator.owner_has_lock(&chat_id);
-        if tabs.coordinator.is_read_only(&chat_id) && !owner_locked {
+        // `multiTabSend: "queue"`: wait in the writer lock's queue for the owner's turn to end.
+        // Not a saved send replayed by a reload: that one is left to the tab that owns the chat.
+        let queue = tabs.locks && may_queue;
+        if tabs.coordinator.is_read_only(&chat_id) && !owner_locked && !queue {
             self.refuse_turn(pending, Error::ReadOnlyTab, now_ms);
             return None;
         }
         if tabs.locks {
+            if queue {
+                self.queue_for_lock(pending);
+                return None;
+            }
             let first = !tabs.waiting.iter().any(|p| p.chat_id == chat_id);
             tabs.waiting.push(pending);
             if first {
                 self.actions.push(Action::LockRequest {
                     name: writer_lock_name(&chat_id),
                     chat_id,
+                    wait: false,
                 });
             }
             return None;
@@ -117,6 +129,33 @@ impl Driver {
             .into_iter()
             .partition(|p| p.chat_id == chat_id);
         tabs.waiting = rest;
+        let queued = tabs.queued.len();
+        tabs.queued.retain(|c| c != chat_id);
+        let requeue = !granted && tabs.queued.len() == queued && self.config.queue_sends;
+        let mut refused = Vec::new();
+        for pending in waiting {
+            if self.op_aborted(pending.op) {
+                self.finish_op(pending.op, Err(Error::Aborted.into()));
+            } else if requeue && self.replay_stream(pending.op).is_none() {
+                // The lock was busy: a send that may queue waits for it now (it arrived while
+                // a reloaded saved send, which does not queue, asked whether it was free).
+                self.queue_for_lock(pending);
+            } else {
+                refused.push(pending);
+            }
+        }
+        if granted && refused.is_empty() {
+            // Nobody wants it any more (the sends were aborted while they waited).
+            self.actions.push(Action::LockRelease {
+                name: writer_lock_name(chat_id),
+                chat_id: chat_id.into(),
+            });
+            return;
+        }
+        let waiting = refused;
+        let Some(tabs) = self.tabs.as_mut() else {
+            return;
+        };
         let claimed = if granted {
             tabs.held.push(chat_id.into());
             tabs.coordinator.claim(chat_id, now_ms, true)
@@ -127,6 +166,35 @@ impl Driver {
         if claimed.is_err() {
             self.release_claim(chat_id, now_ms);
         }
+        self.end_waiting(waiting, claimed, now_ms);
+        // A send aborted while it waited for the lock leaves nothing to hold it for.
+        self.release_if_idle(chat_id, now_ms);
+    }
+
+    /// A send waits in the writer lock's queue of its chat (`multiTabSend: "queue"`); the first
+    /// one for the chat asks for the lock.
+    fn queue_for_lock(&mut self, pending: PendingTurn) {
+        let Some(tabs) = self.tabs.as_mut() else {
+            return;
+        };
+        let chat_id = pending.chat_id.clone();
+        // (One request per chat: a send that arrives while a reloaded saved send asks whether
+        // the lock is free waits for that answer, then queues.)
+        let first = !tabs.waiting.iter().any(|p| p.chat_id == chat_id);
+        tabs.waiting.push(pending);
+        if first {
+            tabs.queued.push(chat_id.clone());
+            self.actions.push(Action::LockRequest {
+                name: writer_lock_name(&chat_id),
+                chat_id,
+                wait: true,
+            });
+        }
+    }
+
+    /// Sends that waited for their chat's writer lock: each starts (`Ok`: this tab owns the
+    /// chat now) or is refused; an aborted one just ends.
+    fn end_waiting(&mut self, waiting: Vec<PendingTurn>, claimed: Result<(), Error>, now_ms: u64) {
         for pending in waiting {
             let aborted = self.op_aborted(pending.op);
             match &claimed {
@@ -135,8 +203,42 @@ impl Driver {
                 Err(error) => self.refuse_turn(pending, error.clone(), now_ms),
             }
         }
-        // A send aborted while it waited for the lock leaves nothing to hold it for.
-        self.release_if_idle(chat_id, now_ms);
+    }
+
+    /// An aborted send that waits in its chat's writer lock queue ends now, and a lock request
+    /// no send waits for any more is cancelled. (A send waiting for an `ifAvailable` answer
+    /// ends with that answer, which comes at once.)
+    pub(super) fn drop_waiting_send(&mut self, op: u32) {
+        let Some(tabs) = self.tabs.as_mut() else {
+            return;
+        };
+        let Some(i) = tabs.waiting.iter().position(|p| p.op == op) else {
+            return;
+        };
+        let chat_id = tabs.waiting[i].chat_id.clone();
+        if !tabs.queued.contains(&chat_id) {
+            return;
+        }
+        tabs.waiting.remove(i);
+        if !tabs.waiting.iter().any(|p| p.chat_id == chat_id) {
+            tabs.queued.retain(|c| *c != chat_id);
+            self.actions.push(Action::LockRelease {
+                name: writer_lock_name(&chat_id),
+                chat_id,
+            });
+        }
+        self.finish_op(op, Err(Error::Aborted.into()));
+    }
+
+    /// `dispose()`: sends queued behind another tab's turn end (aborted), and their lock
+    /// requests are cancelled.
+    pub(super) fn abort_queued_sends(&mut self) {
+        while let Some(op) = self.tabs.as_ref().and_then(|t| {
+            let p = t.waiting.iter().find(|p| t.queued.contains(&p.chat_id))?;
+            Some(p.op)
+        }) {
+            self.drop_waiting_send(op);
+        }
     }
 
     /// Releases this tab's claim (and writer lock) on `chat_id`, unless a turn of it is still
