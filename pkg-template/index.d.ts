@@ -356,9 +356,9 @@ export type TriggerChatTransportOptions<TClientData = Record<string, unknown>> =
   /**
    * (trigger-chat-wasm, multiTab) What a send does while another tab owns the chat:
    * `"reject"` fails it with `read_only_tab` before anything is sent (the JS transport's
-   * behaviour); `"queue"` waits, in the order sends were made across the tabs, for that tab's
-   * turn to end, then sends (the writer Web Lock's queue; aborting the send's signal or
-   * `dispose()` gives up the place). `"queue"` needs Web Locks; without them sends are refused.
+   * behaviour); `"queue"` waits for that tab's turn to end, then sends (the tabs take turns in
+   * the order they asked: the writer Web Lock's queue). Aborting the send's signal or
+   * `dispose()` gives up the place. `"queue"` needs Web Locks; without them sends are refused.
    * @default "reject"
    */
   multiTabSend?: "reject" | "queue";
@@ -512,7 +512,7 @@ export declare class TriggerChatTransport<
    */
   isReadOnly: (chatId: string) => boolean;
   /**
-   * (trigger-chat-wasm) The id of the newest message this tab sent to `chatId` whose turn has
+   * (trigger-chat-wasm) The id of the oldest message this tab sent to `chatId` whose turn has
    * not ended here (queued behind another tab, on its way, or streaming its reply); `null`
    * otherwise. `useMultiTabChat` keeps that message when another tab's copy arrives.
    */

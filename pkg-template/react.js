@@ -187,7 +187,7 @@ export function useMultiTabChat(transport, chatId, messages, setMessages, option
   const sync = useRef(null);
   // (The previous one's pending broadcast is cancelled by the effect cleanup below.)
   if (sync.current === null || sync.current.transport !== transport || sync.current.chatId !== chatId) {
-    sync.current = createSync(transport, chatId, latestMessages);
+    sync.current = createSync(transport, chatId, latestMessages, setMessagesRef);
   }
   const current = sync.current;
   current.graceMs = graceMs;
@@ -200,32 +200,38 @@ export function useMultiTabChat(transport, chatId, messages, setMessages, option
     const onReadOnly = (id, value) => {
       if (id !== chatId) return;
       setReadOnly({ chatId, value });
-      // Another tab owns the chat now. If this tab just finished a turn, its last copy goes out
-      // at once (the new owner takes it while its own send has no reply yet); this tab keeps
-      // sending its own last changes until the new owner's first copy arrives.
+      // Another tab owns the chat now. If this tab just finished a turn, its copy so far goes
+      // out at once, and its last changes follow until its grace period ends.
       if (value) s.flush();
     };
     const onMessages = (id, received) => {
-      if (id !== chatId) return;
+      if (id !== chatId || !Array.isArray(received)) return;
+      s.noteOwn();
       // The owner is the source of truth, except for what this tab is sending itself: a send
-      // queued behind another tab's turn, or one whose reply has just started.
-      const sending = transport.sendingMessageId?.(chatId) ?? null;
-      if (sending === null && transport.hasClaim(chatId)) return;
-      s.flush();
-      s.yieldOwnership();
-      setMessagesRef.current(keepSending(received, latestMessages.current, sending));
+      // queued behind another tab's turn, or one whose reply is streaming here.
+      if (transport.hasClaim(chatId) && s.live() === null) return;
+      s.observe();
+      if (!s.held && s.mayBroadcast()) {
+        // This tab's own turn just ended: React may not have rendered its last chunks yet, and
+        // replacing the messages now would make useChat add its reply a second time. The
+        // newest copy waits for the end of the grace period.
+        s.hold(received);
+        return;
+      }
+      s.apply(received);
     };
     transport.addReadOnlyListener(onReadOnly);
     transport.addMessagesListener(onMessages);
     return () => {
       transport.removeReadOnlyListener?.(onReadOnly);
       transport.removeMessagesListener?.(onMessages);
-      s.cancel();
+      s.dispose();
     };
   }, [transport, chatId, current]);
 
   useEffect(() => {
     if (!hasMultiTab(transport)) return;
+    current.noteOwn();
     current.observe();
     if (current.mayBroadcast()) current.schedule();
   }, [transport, chatId, current, messages]);
@@ -233,17 +239,32 @@ export function useMultiTabChat(transport, chatId, messages, setMessages, option
   return { isReadOnly: readOnly.chatId === chatId ? readOnly.value : false };
 }
 
-// Another tab's copy of the conversation, with this tab's message `sending` (and whatever
-// follows it here: its reply so far) kept at the end.
-function keepSending(received, local, sending) {
-  const at = sending === null ? -1 : local.findIndex((m) => m?.id === sending);
-  if (at < 0 || !Array.isArray(received)) return received;
+// Another tab's copy of the conversation with this tab's own exchange in it: the local
+// messages from `own` (this tab's message) on — its reply as this tab has it — replace theirs,
+// where that message is in the copy (the messages after it there stay after it), or at the end
+// (a message queued behind the other tab's turn).
+function keepOwn(received, local, own) {
+  const at = own === null ? -1 : local.findIndex((m) => m?.id === own);
+  if (at < 0) return received;
   const tail = local.slice(at);
   const ids = new Set(tail.map((m) => m?.id));
-  return [...received.filter((m) => !ids.has(m?.id)), ...tail];
+  const there = received.findIndex((m) => m?.id === own);
+  const before = there < 0 ? received : received.slice(0, there);
+  const after = there < 0 ? [] : received.slice(there).filter((m) => !ids.has(m?.id));
+  return [...before.filter((m) => !ids.has(m?.id)), ...tail, ...after];
 }
 
-function createSync(transport, chatId, latestMessages) {
+const WAITING_MESSAGE = Symbol.for("trigger-chat-wasm.waitingMessageId");
+
+// What this tab broadcasts: not a message of its own that waits for its turn behind another
+// tab's (nor what follows it).
+function withoutWaiting(messages, transport, chatId) {
+  const waiting = transport[WAITING_MESSAGE]?.(chatId) ?? null;
+  const at = waiting === null ? -1 : messages.findIndex((m) => m?.id === waiting);
+  return at < 0 ? messages : messages.slice(0, at);
+}
+
+function createSync(transport, chatId, latestMessages, setMessagesRef) {
   const s = {
     transport,
     chatId,
@@ -256,6 +277,43 @@ function createSync(transport, chatId, latestMessages) {
     timer: undefined,
     backstop: undefined,
     frame: undefined,
+    own: null, // this tab's message of its current or just-finished turn
+    waiting: undefined, // another tab's copy held until the grace period ends
+    holdTimer: undefined,
+
+    // The message of this tab's send in flight, if any.
+    live() {
+      return transport.sendingMessageId?.(chatId) ?? null;
+    },
+    noteOwn() {
+      const live = s.live();
+      if (live !== null) s.own = live;
+    },
+    hold(received) {
+      s.waiting = received;
+      if (s.holdTimer !== undefined) return;
+      const wait = Math.max(0, s.releasedAt + s.graceMs - Date.now()) + 1;
+      s.holdTimer = setTimeout(() => {
+        s.holdTimer = undefined;
+        const copy = s.waiting;
+        s.waiting = undefined;
+        s.observe();
+        if (copy === undefined || (s.held && s.live() === null)) return; // this tab owns it again
+        s.apply(copy);
+      }, wait);
+    },
+    // Applies another tab's copy, keeping this tab's own exchange; this tab stops broadcasting
+    // (after sending what it has not sent yet).
+    apply(received) {
+      if (!s.held) s.flush();
+      const live = s.live();
+      const own = live ?? s.own;
+      if (!s.held) {
+        s.yieldOwnership();
+        if (live === null) s.own = null; // the grace period is over: nothing of this tab's is in flight
+      }
+      setMessagesRef.current(keepOwn(received, latestMessages.current, own));
+    },
 
     // Updates `held` / `releasedAt` from the transport.
     observe() {
@@ -302,7 +360,7 @@ function createSync(transport, chatId, latestMessages) {
       s.lastSent = messages;
       s.lastSentAt = Date.now();
       try {
-        transport.broadcastMessages(chatId, messages);
+        transport.broadcastMessages(chatId, withoutWaiting(messages, transport, chatId));
       } catch {
         // A message that cannot be cloned: the other tabs catch up at the next broadcast.
       }
@@ -314,6 +372,12 @@ function createSync(transport, chatId, latestMessages) {
       clearTimeout(s.timer);
       clearTimeout(s.backstop);
       s.frame = s.timer = s.backstop = undefined;
+    },
+    // The component unmounts or switches chats.
+    dispose() {
+      s.cancel();
+      clearTimeout(s.holdTimer);
+      s.holdTimer = s.waiting = undefined;
     },
   };
   return s;

@@ -345,6 +345,7 @@ export function createTransportClass(load) {
             return op.resolve(new ReadableStream({ start: (c) => c.close() }));
           }
           if (a.stream !== undefined) {
+            if (op.sent) op.sent.started = true;
             const stream = this.#stream(a.stream, op.signal, op.stopTurn, op.chatId);
             this.#streams.get(a.stream).untrack = op.untrack;
             return op.resolve(stream);
@@ -844,8 +845,9 @@ export function createTransportClass(load) {
       };
       const text = json(request, "messages");
       const op = { signal: abortSignal, stopTurn: true, chatId };
-      const sent = trigger === "submit-message" ? request.message?.id : undefined;
-      if (typeof sent === "string") op.untrack = this.#track(chatId, sent);
+      // A new message (not an edit of an earlier one, which rewrites what follows it).
+      const sent = trigger === "submit-message" && messageId == null ? request.message?.id : undefined;
+      if (typeof sent === "string") [op.sent, op.untrack] = this.#track(chatId, sent);
       return this.#op((d) => {
         const id = d.sendMessages(text, partId(), Date.now());
         this.#abortable(id, abortSignal, op);
@@ -853,31 +855,40 @@ export function createTransportClass(load) {
       }, op);
     }
 
-    // chatId → the ids of the messages this tab sent whose turn has not ended here, oldest first.
+    // chatId → the messages this tab sent whose turn has not ended here, oldest first:
+    // `{ messageId, started }` (`started`: the send resolved to its turn's stream).
     #sending = new Map();
 
-    // Notes that `messageId` was sent to `chatId`; the returned function (idempotent) forgets it.
+    // Notes that `messageId` was sent to `chatId`: its entry, and a function (idempotent) that
+    // forgets it.
     #track(chatId, messageId) {
-      const entry = { messageId };
+      const entry = { messageId, started: false };
       const list = this.#sending.get(chatId) ?? [];
       list.push(entry);
       this.#sending.set(chatId, list);
-      return () => {
+      const untrack = () => {
         const at = list.indexOf(entry);
         if (at >= 0) list.splice(at, 1);
         if (list.length === 0 && this.#sending.get(chatId) === list) this.#sending.delete(chatId);
       };
+      return [entry, untrack];
     }
 
     /**
-     * The id of the newest message this tab sent to `chatId` whose turn has not ended here:
+     * The id of the oldest message this tab sent to `chatId` whose turn has not ended here:
      * waiting for another tab's turn (`multiTabSend: "queue"`), on its way, or streaming its
      * reply. `null` otherwise. `useMultiTabChat` keeps that message, and what follows it, when
      * another tab's copy of the conversation arrives.
      */
     sendingMessageId(chatId) {
-      const list = this.#sending.get(chatId);
-      return list ? list[list.length - 1].messageId : null;
+      return this.#sending.get(chatId)?.[0].messageId ?? null;
+    }
+
+    // (useMultiTabChat) The oldest message of this tab for `chatId` that waits for its turn
+    // while another tab owns the chat: not broadcast.
+    [Symbol.for("trigger-chat-wasm.waitingMessageId")](chatId) {
+      if (!this.#d || this.#d.hasClaim(chatId)) return null;
+      return this.#sending.get(chatId)?.find((e) => !e.started)?.messageId ?? null;
     }
 
     // Whether an abort of `chatId`'s stream now is the app leaving the chat (see #detachAll).

@@ -815,6 +815,25 @@ fn a_queued_send_that_is_aborted_or_disposed_ends_at_once_and_gives_up_its_place
     assert!(matches!(host.rejected.last(), Some((o, ErrorRef::Ours(Error::Aborted))) if *o == op));
     assert_eq!(lock_actions(&mut host), ["unlock"]);
     assert!(host.calls.is_empty() && host.take_fetch_opt(Endpoint::In).is_none());
+
+    // An answer that comes after every send it was for was aborted releases nothing: here the
+    // tab owns the chat meanwhile, and keeps it.
+    let mut host = Host::new(QUEUE_OPTIONS);
+    let op = host.send("c9", "x", "p9");
+    assert_eq!(lock_actions(&mut host), ["lock-wait"]);
+    host.d.abort_op(op, host.now);
+    host.pump();
+    assert_eq!(lock_actions(&mut host), ["unlock"]);
+    let owned = host.send("c9", "y", "p10");
+    assert_eq!(lock_actions(&mut host), ["lock-wait"]);
+    host.d.lock_result("c9", true, host.now);
+    host.pump();
+    assert!(host.d.has_claim("c9"));
+    host.d.lock_result("c9", false, host.now); // the first request's late answer
+    host.pump();
+    assert!(host.d.has_claim("c9"), "the running send keeps its claim");
+    assert!(lock_actions(&mut host).is_empty());
+    assert!(!host.rejected.iter().any(|(o, _)| *o == owned));
 }
 
 #[test]
@@ -845,6 +864,23 @@ fn a_reloaded_saved_send_is_not_queued_but_a_send_beside_it_is() {
     host.pump();
     let (_, _, headers, _) = host.take_fetch(Endpoint::In);
     assert_eq!(Host::header(&headers, "x-part-id").as_deref(), Some("p2"));
+    // A reload's saved send while this tab waits in the lock's queue is left to the owner.
+    host.d.hydrate("c3", Stored::Shape(SAVED_SEND));
+    let queued = host.send("c3", "hi", "p4");
+    assert_eq!(lock_actions(&mut host), ["lock-wait"]);
+    let replay = host
+        .d
+        .reconnect("c3", Default::default(), host.now)
+        .expect("a stream for the saved send");
+    host.pump();
+    assert!(
+        lock_actions(&mut host).is_empty(),
+        "it does not join the queue"
+    );
+    host.d.pull(replay, host.now);
+    host.pump();
+    assert!(host.ended.contains(&replay));
+    assert!(!host.rejected.iter().any(|(o, _)| *o == queued));
     // A queued request that fails (not a busy lock: an error) refuses what waited on it.
     let op = host.send("c2", "hi", "p3");
     assert_eq!(lock_actions(&mut host), ["lock-wait"]);

@@ -105,6 +105,7 @@ test("with multiTabSend: \"queue\", a tab writes while the other replies: its me
     return t.at(-1)?.[1] === queued && slowProgress(t.at(-2)?.[1] ?? "") > seen;
   }, { message: "A's reply to keep growing in B above B's message" });
   assert.equal((await inRecords(chatId)).length, 1, "B's message waits for A's turn");
+  assert.ok(!(await texts(a)).some(([, text]) => text === queued), "a waiting message is not broadcast");
 
   // A's turn ends, B's message goes, and both tabs converge on the whole conversation.
   const all = [

@@ -83,7 +83,9 @@ impl Driver {
         // `multiTabSend: "queue"`: wait in the writer lock's queue for the owner's turn to end.
         // Not a saved send replayed by a reload: that one is left to the tab that owns the chat.
         let queue = tabs.locks && may_queue;
-        if tabs.coordinator.is_read_only(&chat_id) && !owner_locked && !queue {
+        // (A replay while this tab waits in the lock's queue: another tab has the chat.)
+        let taken = tabs.coordinator.is_read_only(&chat_id) && !owner_locked;
+        if !queue && (taken || tabs.queued.contains(&chat_id)) {
             self.refuse_turn(pending, Error::ReadOnlyTab, now_ms);
             return None;
         }
@@ -131,6 +133,9 @@ impl Driver {
         tabs.waiting = rest;
         let queued = tabs.queued.len();
         tabs.queued.retain(|c| c != chat_id);
+        if waiting.is_empty() && !granted {
+            return; // an answer nobody waits for (the sends were aborted): nothing to release
+        }
         let requeue = !granted && tabs.queued.len() == queued && self.config.queue_sends;
         let mut refused = Vec::new();
         for pending in waiting {
