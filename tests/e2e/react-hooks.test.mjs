@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { OUT_DIR, SLOW_PROMPT, eventually, launchBrowser, newChatId, serve, slowProgress, slowReply } from "./helpers.mjs";
+import { OUT_DIR, SLOW_PROMPT, echo, eventually, launchBrowser, newChatId, serve, slowProgress, slowReply } from "./helpers.mjs";
 
 let browser;
 let server;
@@ -511,6 +511,33 @@ test("usePendingMessages: a message queued in one chat is not sent into the chat
   assert.deepEqual((await serverChat(b)).inRecords, [], "nothing was sent to b");
   assert.deepEqual(await page.evaluate(() => harness.texts()), []);
   await page.evaluate(() => harness.unmount());
+  assert.deepEqual(page.pageErrors, []);
+  await page.close();
+});
+
+test("useMultiTabChat with multiTabSend: \"queue\": a message queued in one tab goes after the other's reply, and neither tab shows a message twice", { timeout: 45_000 }, async () => {
+  // Both tabs live in one page here, so the handover between them (the lock, the claim, the
+  // first copies) takes microseconds rather than a cross-process hop: the tab whose turn just
+  // ended is still rendering its last chunks when the other one takes the chat.
+  const page = await openHarness();
+  const chatId = newChatId("tabs-handover");
+  await page.evaluate((id) => harness.mountTabs(id), chatId);
+  await new Promise((r) => setTimeout(r, 100));
+  const tab = (name) => page.evaluate((n) => harness.tab(n), name);
+  await page.evaluate(() => harness.tabSend("a", "Tell me something slow"));
+  await eventually(async () => (await tab("b")).isReadOnly, { message: "B read-only" });
+  await eventually(async () => progress((await tab("b")).texts.at(-1) ?? "") > 0, { message: "A's reply in B" });
+  const quick = "quick one from B";
+  await page.evaluate((text) => harness.tabSend("b", text), quick);
+  await eventually(async () => (await tab("b")).texts.at(-1) === `user: ${quick}`, { message: "B's message, waiting" });
+  const all = [`user: ${SLOW_PROMPT}`, `assistant: ${slowReply()}`, `user: ${quick}`, `assistant: ${echo(quick)}`];
+  await eventually(async () => JSON.stringify((await tab("a")).texts) === JSON.stringify(all), { message: "both exchanges in A" });
+  await eventually(async () => JSON.stringify((await tab("b")).texts) === JSON.stringify(all), { message: "both exchanges in B" });
+  await new Promise((r) => setTimeout(r, 2000)); // past every grace period
+  assert.deepEqual((await tab("a")).texts, all);
+  assert.deepEqual((await tab("b")).texts, all);
+  assert.deepEqual(await page.evaluate(() => harness.tabDuplicates()), [], "no state with a message twice");
+  assert.equal((await serverChat(chatId)).turns, 2);
   assert.deepEqual(page.pageErrors, []);
   await page.close();
 });

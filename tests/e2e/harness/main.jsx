@@ -8,6 +8,7 @@ import {
   useChatActions,
   useDetachOnLeave,
   useLoadTranscript,
+  useMultiTabChat,
   usePendingMessages,
   useSubAgentMessages,
   useTriggerChatTransport,
@@ -140,6 +141,35 @@ function Pane({ transport, chatId, detach }) {
   return null;
 }
 
+// Two "tabs" in one page (each transport has its own tab id and BroadcastChannel; Web Locks are
+// the origin's), both with multiTabSend: "queue" and useMultiTabChat, as two browser tabs are.
+const tabs = { a: null, b: null, duplicates: [] };
+function TabPane({ name, chatId }) {
+  const transport = useTriggerChatTransport({
+    task: "ai-chat",
+    baseURL: location.origin,
+    multiTab: true,
+    multiTabSend: "queue",
+    startSession: ({ chatId }) => post(`/api/chat/${encodeURIComponent(chatId)}/start`),
+    accessToken: async ({ chatId }) => (await post(`/api/chat/${encodeURIComponent(chatId)}/token`)).publicAccessToken,
+  });
+  const { messages, setMessages, sendMessage, status } = useChat({ id: chatId, transport });
+  const { isReadOnly } = useMultiTabChat(transport, chatId, messages, setMessages);
+  // Every state either tab ever rendered with one message twice.
+  const ids = messages.map((m) => m.id);
+  if (new Set(ids).size !== ids.length) tabs.duplicates.push(`${name}: ${ids.join(" ")}`);
+  tabs[name] = { messages, sendMessage, status, isReadOnly };
+  return null;
+}
+function TwoTabs({ chatId }) {
+  return (
+    <>
+      <TabPane name="a" chatId={chatId} />
+      <TabPane name="b" chatId={chatId} />
+    </>
+  );
+}
+
 let root = null;
 let props = null;
 let View = Probe;
@@ -152,6 +182,18 @@ function render() {
 }
 
 window.harness = {
+  mountTabs(chatId) {
+    root = createRoot(document.getElementById("root"));
+    View = TwoTabs;
+    props = { chatId };
+    render();
+  },
+  tab(name) {
+    const t = tabs[name];
+    return { status: t.status, isReadOnly: t.isReadOnly, texts: t.messages.map((m) => `${m.role}: ${textOf(m)}`) };
+  },
+  tabSend: (name, text) => void tabs[name].sendMessage({ text }),
+  tabDuplicates: () => tabs.duplicates.slice(),
   mountShared(chatId, extra = {}) {
     root = createRoot(document.getElementById("root"));
     View = SharedShell;
