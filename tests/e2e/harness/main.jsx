@@ -153,7 +153,8 @@ function TabPane({ name, chatId }) {
     startSession: ({ chatId }) => post(`/api/chat/${encodeURIComponent(chatId)}/start`),
     accessToken: async ({ chatId }) => (await post(`/api/chat/${encodeURIComponent(chatId)}/token`)).publicAccessToken,
   });
-  const { messages, setMessages, sendMessage, status } = useChat({ id: chatId, transport });
+  // Renders at most every 100 ms, as apps often set it: what a tab has rendered lags its chat.
+  const { messages, setMessages, sendMessage, status } = useChat({ id: chatId, transport, experimental_throttle: 100 });
   const { isReadOnly } = useMultiTabChat(transport, chatId, messages, setMessages);
   // Every state either tab ever rendered with one message twice.
   const ids = messages.map((m) => m.id);
