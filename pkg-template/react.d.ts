@@ -65,13 +65,22 @@ export type UseMultiTabChatOptions = {
  * hook is inert (`isReadOnly` stays false).
  *
  * - `isReadOnly` is true while another tab owns the chat (is sending or streaming a turn): disable
- *   the composer. Sends from a read-only tab reject with code `read_only_tab`.
+ *   the composer. Sends from a read-only tab reject with code `read_only_tab`, or with
+ *   `multiTabSend: "queue"` wait for that tab's turn (then keep the composer enabled).
  * - The owning tab broadcasts its messages (throttled to animation frames), and keeps doing so for
  *   a short grace period after its claim is released, so the final state of a reply reaches the
  *   others.
  * - Only a tab that held the claim broadcasts: a tab that becomes writable, or one that just
  *   opened, never pushes its own (possibly stale) copy over the owner's.
- * - Read-only tabs apply what they receive with `setMessages`; the owner ignores broadcasts.
+ * - Read-only tabs apply what they receive with `setMessages`; the owner ignores broadcasts
+ *   unless its own send is in flight (it then takes in the previous owner's last copy). A tab's
+ *   own message and reply stay in every copy it applies, and a message waiting for its turn
+ *   behind another tab is never broadcast.
+ * - When another tab takes the chat right after this tab's turn, this tab sends the chat's
+ *   current messages at once (not the last rendered ones), then stops broadcasting.
+ *
+ * `setMessages` must accept an updater function, as `useChat`'s and React's setters do: copies
+ * are merged into the chat's current messages.
  *
  * ```tsx
  * const { messages, setMessages } = useChat({ id: chatId, transport });
@@ -83,7 +92,7 @@ export declare function useMultiTabChat<T = UIMessage>(
   transport: TriggerChatTransport<any, any>,
   chatId: string,
   messages: T[],
-  setMessages: (messages: T[]) => void,
+  setMessages: (messages: T[] | ((messages: T[]) => T[])) => void,
   options?: UseMultiTabChatOptions,
 ): { isReadOnly: boolean };
 

@@ -171,9 +171,12 @@ const FRAME_BACKSTOP_MS = 100;
  *
  * Who broadcasts: only a tab that holds (or just released) the claim on the chat. It keeps
  * broadcasting for `releaseGraceMs` after the release, because the transport releases at the
- * turn-complete record, before React has rendered the last chunks (the JS hook loses them).
+ * turn-complete record, before React has rendered the last chunks (the JS hook loses them),
+ * until another tab takes the chat: then it sends the chat's current messages once and stops.
  * A tab that was read-only, or just opened, never broadcasts, so it cannot overwrite the owner's
  * copy with a stale one; the transport versions broadcasts so receivers drop reordered ones.
+ * A tab's own message in flight (`sendingMessageId`) and what follows it stay in every copy it
+ * applies; the owner applies copies only while such a message is in flight.
  */
 export function useMultiTabChat(transport, chatId, messages, setMessages, options) {
   const graceMs = options?.releaseGraceMs ?? DEFAULT_RELEASE_GRACE_MS;
@@ -198,40 +201,32 @@ export function useMultiTabChat(transport, chatId, messages, setMessages, option
     const s = current;
     setReadOnly({ chatId, value: transport.isReadOnly(chatId) });
     const onReadOnly = (id, value) => {
-      if (id !== chatId) return;
+      if (id !== chatId || sync.current !== s) return;
       setReadOnly({ chatId, value });
-      // Another tab owns the chat now. If this tab just finished a turn, its copy so far goes
-      // out at once, and its last changes follow until its grace period ends.
-      if (value) s.flush();
+      if (value) s.handOver(); // another tab owns the chat now
     };
     const onMessages = (id, received) => {
-      if (id !== chatId || !Array.isArray(received)) return;
-      s.noteOwn();
+      if (id !== chatId || sync.current !== s || !Array.isArray(received)) return;
       // The owner is the source of truth, except for what this tab is sending itself: a send
-      // queued behind another tab's turn, or one whose reply is streaming here.
-      if (transport.hasClaim(chatId) && s.live() === null) return;
-      s.observe();
-      if (!s.held && s.mayBroadcast()) {
-        // This tab's own turn just ended: React may not have rendered its last chunks yet, and
-        // replacing the messages now would make useChat add its reply a second time. The
-        // newest copy waits for the end of the grace period.
-        s.hold(received);
-        return;
-      }
-      s.apply(received);
+      // queued behind another tab's turn, or one whose reply is streaming here (the previous
+      // owner's last copy may still come in).
+      const own = transport.sendingMessageId?.(chatId) ?? null;
+      if (own === null && transport.hasClaim(chatId)) return;
+      if (!transport.hasClaim(chatId)) s.yieldOwnership();
+      // Against the chat's messages as they are now, not as last rendered.
+      setMessagesRef.current((local) => keepOwn(received, Array.isArray(local) ? local : [], own));
     };
     transport.addReadOnlyListener(onReadOnly);
     transport.addMessagesListener(onMessages);
     return () => {
       transport.removeReadOnlyListener?.(onReadOnly);
       transport.removeMessagesListener?.(onMessages);
-      s.dispose();
+      s.cancel();
     };
   }, [transport, chatId, current]);
 
   useEffect(() => {
     if (!hasMultiTab(transport)) return;
-    current.noteOwn();
     current.observe();
     if (current.mayBroadcast()) current.schedule();
   }, [transport, chatId, current, messages]);
@@ -239,10 +234,10 @@ export function useMultiTabChat(transport, chatId, messages, setMessages, option
   return { isReadOnly: readOnly.chatId === chatId ? readOnly.value : false };
 }
 
-// Another tab's copy of the conversation with this tab's own exchange in it: the local
-// messages from `own` (this tab's message) on — its reply as this tab has it — replace theirs,
-// where that message is in the copy (the messages after it there stay after it), or at the end
-// (a message queued behind the other tab's turn).
+// Another tab's copy of the conversation with this tab's own message `own` in it: the local
+// messages from `own` on (its reply as this tab has it) replace theirs, where that message is
+// in the copy (what follows it there stays after it), or at the end (a message waiting behind
+// the other tab's turn).
 function keepOwn(received, local, own) {
   const at = own === null ? -1 : local.findIndex((m) => m?.id === own);
   if (at < 0) return received;
@@ -255,6 +250,7 @@ function keepOwn(received, local, own) {
 }
 
 const WAITING_MESSAGE = Symbol.for("trigger-chat-wasm.waitingMessageId");
+const RELEASED_AT = Symbol.for("trigger-chat-wasm.releasedAt");
 
 // What this tab broadcasts: not a message of its own that waits for its turn behind another
 // tab's (nor what follows it).
@@ -271,69 +267,52 @@ function createSync(transport, chatId, latestMessages, setMessagesRef) {
     graceMs: DEFAULT_RELEASE_GRACE_MS,
     throttleMs: DEFAULT_THROTTLE_MS,
     held: false, // this tab held the claim when last checked
-    releasedAt: 0, // when this tab saw its claim go (0: not in a grace period)
+    releasedAt: 0, // when this tab's claim went (0: not in a grace period)
+    seenRelease: transport[RELEASED_AT]?.(chatId) ?? 0, // the last release of it already seen
     lastSent: undefined,
     lastSentAt: 0,
     timer: undefined,
     backstop: undefined,
     frame: undefined,
-    own: null, // this tab's message of its current or just-finished turn
-    waiting: undefined, // another tab's copy held until the grace period ends
-    holdTimer: undefined,
 
-    // The message of this tab's send in flight, if any.
-    live() {
-      return transport.sendingMessageId?.(chatId) ?? null;
-    },
-    noteOwn() {
-      const live = s.live();
-      if (live !== null) s.own = live;
-    },
-    hold(received) {
-      s.waiting = received;
-      if (s.holdTimer !== undefined) return;
-      const wait = Math.max(0, s.releasedAt + s.graceMs - Date.now()) + 1;
-      s.holdTimer = setTimeout(() => {
-        s.holdTimer = undefined;
-        const copy = s.waiting;
-        s.waiting = undefined;
-        s.observe();
-        if (copy === undefined || (s.held && s.live() === null)) return; // this tab owns it again
-        s.apply(copy);
-      }, wait);
-    },
-    // Applies another tab's copy, keeping this tab's own exchange; this tab stops broadcasting
-    // (after sending what it has not sent yet).
-    apply(received) {
-      if (!s.held) s.flush();
-      const live = s.live();
-      const own = live ?? s.own;
-      if (!s.held) {
-        s.yieldOwnership();
-        if (live === null) s.own = null; // the grace period is over: nothing of this tab's is in flight
-      }
-      setMessagesRef.current(keepOwn(received, latestMessages.current, own));
-    },
-
-    // Updates `held` / `releasedAt` from the transport.
+    // Updates `held` / `releasedAt` from the transport: also a turn that began and ended since
+    // the last look (a quick reply between two renders) starts a grace period, from its release.
     observe() {
       if (transport.hasClaim(chatId)) {
         s.held = true;
         s.releasedAt = 0;
-      } else if (s.held) {
-        s.held = false;
-        s.releasedAt = Date.now();
+        return;
       }
+      const released = transport[RELEASED_AT]?.(chatId) ?? 0;
+      if (s.held || released > s.seenRelease) s.releasedAt = released || Date.now();
+      s.held = false;
+      s.seenRelease = Math.max(s.seenRelease, released);
     },
     mayBroadcast() {
       return s.held || (s.releasedAt !== 0 && Date.now() - s.releasedAt <= s.graceMs);
     },
-    // Broadcasts now what this tab has not sent yet, if it may.
-    flush() {
+    // Another tab took the chat. If this tab's own turn just ended, the conversation as the chat
+    // has it now goes out at once, before the new owner's first copy: what React has rendered
+    // may lag the last chunks (useChat's throttle), and this tab broadcasts nothing after this.
+    handOver() {
       s.observe();
-      if (s.mayBroadcast() && latestMessages.current !== s.lastSent) s.fire();
+      if (s.mayBroadcast()) {
+        let live;
+        try {
+          // useChat's setMessages hands an updater the chat's current messages at once (a React
+          // state setter may call it later: then the rendered ones go).
+          setMessagesRef.current((now) => {
+            live ??= now;
+            return now;
+          });
+        } catch {
+          // Not a setter that takes an updater: the rendered messages go.
+        }
+        s.send(Array.isArray(live) ? live : latestMessages.current);
+      }
+      s.yieldOwnership();
     },
-    // Another tab is the writer: stop broadcasting at once (no grace).
+    // Stop broadcasting at once (no grace).
     yieldOwnership() {
       s.held = false;
       s.releasedAt = 0;
@@ -354,8 +333,9 @@ function createSync(transport, chatId, latestMessages, setMessagesRef) {
     fire() {
       s.cancel();
       s.observe();
-      if (!s.mayBroadcast()) return;
-      const messages = latestMessages.current;
+      if (s.mayBroadcast()) s.send(latestMessages.current);
+    },
+    send(messages) {
       if (messages === s.lastSent) return;
       s.lastSent = messages;
       s.lastSentAt = Date.now();
@@ -372,12 +352,6 @@ function createSync(transport, chatId, latestMessages, setMessagesRef) {
       clearTimeout(s.timer);
       clearTimeout(s.backstop);
       s.frame = s.timer = s.backstop = undefined;
-    },
-    // The component unmounts or switches chats.
-    dispose() {
-      s.cancel();
-      clearTimeout(s.holdTimer);
-      s.holdTimer = s.waiting = undefined;
     },
   };
   return s;

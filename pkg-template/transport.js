@@ -681,6 +681,13 @@ export function createTransportClass(load) {
     #multiTab = false;
     #locks = new Map();
     #lockWaits = new Map(); // name → AbortController of a queued lock request
+    #releases = new Map(); // chatId → when this tab last released its claim
+
+    // (useMultiTabChat) When this tab last released its claim on `chatId` (0: never): a turn can
+    // begin and end between two renders.
+    [Symbol.for("trigger-chat-wasm.releasedAt")](chatId) {
+      return this.#releases.get(chatId) ?? 0;
+    }
     #offPageHide = null;
 
     #openChannel() {
@@ -711,6 +718,8 @@ export function createTransportClass(load) {
     }
 
     #broadcast(message) {
+      // This tab gave a chat back (its claims and releases are the only ones it posts).
+      if (message?.type === "release") this.#releases.set(message.chatId, Date.now());
       try {
         this.#channel?.postMessage(message);
       } catch {

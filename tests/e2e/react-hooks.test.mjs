@@ -517,8 +517,10 @@ test("usePendingMessages: a message queued in one chat is not sent into the chat
 
 test("useMultiTabChat with multiTabSend: \"queue\": a message queued in one tab goes after the other's reply, and neither tab shows a message twice", { timeout: 45_000 }, async () => {
   // Both tabs live in one page here, so the handover between them (the lock, the claim, the
-  // first copies) takes microseconds rather than a cross-process hop: the tab whose turn just
-  // ended is still rendering its last chunks when the other one takes the chat.
+  // first copies) takes microseconds rather than a cross-process hop, and each renders at most
+  // every 100 ms (useChat's throttle): the tab whose turn just ended has not rendered its last
+  // chunks when the other takes the chat, and B's quick turn begins and ends between two of its
+  // renders (it must still broadcast it).
   const page = await openHarness();
   const chatId = newChatId("tabs-handover");
   await page.evaluate((id) => harness.mountTabs(id), chatId);
@@ -537,6 +539,7 @@ test("useMultiTabChat with multiTabSend: \"queue\": a message queued in one tab 
   assert.deepEqual((await tab("a")).texts, all);
   assert.deepEqual((await tab("b")).texts, all);
   assert.deepEqual(await page.evaluate(() => harness.tabDuplicates()), [], "no state with a message twice");
+  assert.deepEqual([(await tab("a")).sending, (await tab("b")).sending], [null, null], "no send left in flight");
   assert.equal((await serverChat(chatId)).turns, 2);
   assert.deepEqual(page.pageErrors, []);
   await page.close();

@@ -159,7 +159,7 @@ function TabPane({ name, chatId }) {
   // Every state either tab ever rendered with one message twice.
   const ids = messages.map((m) => m.id);
   if (new Set(ids).size !== ids.length) tabs.duplicates.push(`${name}: ${ids.join(" ")}`);
-  tabs[name] = { messages, sendMessage, status, isReadOnly };
+  tabs[name] = { messages, sendMessage, status, isReadOnly, transport, chatId };
   return null;
 }
 function TwoTabs({ chatId }) {
@@ -191,7 +191,12 @@ window.harness = {
   },
   tab(name) {
     const t = tabs[name];
-    return { status: t.status, isReadOnly: t.isReadOnly, texts: t.messages.map((m) => `${m.role}: ${textOf(m)}`) };
+    return {
+      status: t.status,
+      isReadOnly: t.isReadOnly,
+      sending: t.transport.sendingMessageId(t.chatId),
+      texts: t.messages.map((m) => `${m.role}: ${textOf(m)}`),
+    };
   },
   tabSend: (name, text) => void tabs[name].sendMessage({ text }),
   tabDuplicates: () => tabs.duplicates.slice(),
