@@ -182,39 +182,39 @@ export function useMultiTabChat(transport, chatId, messages, setMessages, option
   const graceMs = options?.releaseGraceMs ?? DEFAULT_RELEASE_GRACE_MS;
   const throttleMs = options?.throttleMs ?? DEFAULT_THROTTLE_MS;
   const [readOnly, setReadOnly] = useState({ chatId, value: false });
-  const setMessagesRef = useRef(setMessages);
-  setMessagesRef.current = setMessages;
-  const latestMessages = useRef(messages);
-  latestMessages.current = messages;
-  // Per (transport, chatId): ownership as this tab last saw it and the pending broadcast.
+  // Per (transport, chatId): ownership as this tab last saw it, the pending broadcast, and the
+  // chat's messages and setter as last committed (a render that is not committed changes
+  // nothing; the previous chat's sync keeps its own until its effects are cleaned up).
   const sync = useRef(null);
-  // (The previous one's pending broadcast is cancelled by the effect cleanup below.)
   if (sync.current === null || sync.current.transport !== transport || sync.current.chatId !== chatId) {
-    sync.current = createSync(transport, chatId, latestMessages, setMessagesRef);
+    sync.current = createSync(transport, chatId, messages, setMessages);
   }
   const current = sync.current;
-  current.graceMs = graceMs;
-  current.throttleMs = throttleMs;
+  useIsomorphicLayoutEffect(() => {
+    current.messages = messages;
+    current.setMessages = setMessages;
+    current.graceMs = graceMs;
+    current.throttleMs = throttleMs;
+  });
 
   useEffect(() => {
     if (!hasMultiTab(transport)) return undefined;
     const s = current;
     setReadOnly({ chatId, value: transport.isReadOnly(chatId) });
     const onReadOnly = (id, value) => {
-      if (id !== chatId || sync.current !== s) return;
+      if (id !== chatId) return;
       setReadOnly({ chatId, value });
       if (value) s.handOver(); // another tab owns the chat now
     };
     const onMessages = (id, received) => {
-      if (id !== chatId || sync.current !== s || !Array.isArray(received)) return;
+      if (id !== chatId || !Array.isArray(received)) return;
       // The owner is the source of truth, except for what this tab is sending itself: a send
       // queued behind another tab's turn, or one whose reply is streaming here (the previous
       // owner's last copy may still come in).
       const own = transport.sendingMessageId?.(chatId) ?? null;
       if (own === null && transport.hasClaim(chatId)) return;
       if (!transport.hasClaim(chatId)) s.yieldOwnership();
-      // Against the chat's messages as they are now, not as last rendered.
-      setMessagesRef.current((local) => keepOwn(received, Array.isArray(local) ? local : [], own));
+      s.merge(received, own);
     };
     transport.addReadOnlyListener(onReadOnly);
     transport.addMessagesListener(onMessages);
@@ -260,10 +260,12 @@ function withoutWaiting(messages, transport, chatId) {
   return at < 0 ? messages : messages.slice(0, at);
 }
 
-function createSync(transport, chatId, latestMessages, setMessagesRef) {
+function createSync(transport, chatId, messages, setMessages) {
   const s = {
     transport,
     chatId,
+    messages,
+    setMessages,
     graceMs: DEFAULT_RELEASE_GRACE_MS,
     throttleMs: DEFAULT_THROTTLE_MS,
     held: false, // this tab held the claim when last checked
@@ -284,7 +286,9 @@ function createSync(transport, chatId, latestMessages, setMessagesRef) {
         return;
       }
       const released = transport[RELEASED_AT]?.(chatId) ?? 0;
-      if (s.held || released > s.seenRelease) s.releasedAt = released || Date.now();
+      const fresh = released > s.seenRelease;
+      // (A claim taken over by another tab ends without a release of this tab's: now.)
+      if (s.held || fresh) s.releasedAt = fresh ? released : Date.now();
       s.held = false;
       s.seenRelease = Math.max(s.seenRelease, released);
     },
@@ -301,16 +305,25 @@ function createSync(transport, chatId, latestMessages, setMessagesRef) {
         try {
           // useChat's setMessages hands an updater the chat's current messages at once (a React
           // state setter may call it later: then the rendered ones go).
-          setMessagesRef.current((now) => {
+          s.setMessages((now) => {
             live ??= now;
             return now;
           });
         } catch {
           // Not a setter that takes an updater: the rendered messages go.
         }
-        s.send(Array.isArray(live) ? live : latestMessages.current);
+        s.send(Array.isArray(live) ? live : s.messages);
       }
       s.yieldOwnership();
+    },
+    // Applies another tab's copy with this tab's message `own` kept, merged into the chat's
+    // messages as they are now (an updater), or as rendered if the setter takes no updater.
+    merge(received, own) {
+      try {
+        s.setMessages((local) => keepOwn(received, Array.isArray(local) ? local : s.messages, own));
+      } catch {
+        s.setMessages(keepOwn(received, s.messages, own));
+      }
     },
     // Stop broadcasting at once (no grace).
     yieldOwnership() {
@@ -333,7 +346,7 @@ function createSync(transport, chatId, latestMessages, setMessagesRef) {
     fire() {
       s.cancel();
       s.observe();
-      if (s.mayBroadcast()) s.send(latestMessages.current);
+      if (s.mayBroadcast()) s.send(s.messages);
     },
     send(messages) {
       if (messages === s.lastSent) return;
