@@ -249,14 +249,18 @@ function keepOwn(received, local, own) {
   return [...before.filter((m) => !ids.has(m?.id)), ...tail, ...after];
 }
 
-const WAITING_MESSAGE = Symbol.for("trigger-chat-wasm.waitingMessageId");
+const UNSTARTED_MESSAGE = Symbol.for("trigger-chat-wasm.unstartedMessageId");
 const RELEASED_AT = Symbol.for("trigger-chat-wasm.releasedAt");
 
-// What this tab broadcasts: not a message of its own that waits for its turn behind another
-// tab's (nor what follows it).
-function withoutWaiting(messages, transport, chatId) {
-  const waiting = transport[WAITING_MESSAGE]?.(chatId) ?? null;
-  const at = waiting === null ? -1 : messages.findIndex((m) => m?.id === waiting);
+// What this tab broadcasts, or null for "not now". Not a message of its own that waits for its
+// turn behind another tab's (nor what follows it). And an owner whose new message the server
+// has not taken yet waits: the previous owner's last copy, which it takes in, comes first, and
+// a copy sent before it could make that one look stale.
+function forBroadcast(messages, transport, chatId) {
+  const unstarted = transport[UNSTARTED_MESSAGE]?.(chatId) ?? null;
+  if (unstarted === null) return messages;
+  if (transport.hasClaim(chatId)) return null;
+  const at = messages.findIndex((m) => m?.id === unstarted);
   return at < 0 ? messages : messages.slice(0, at);
 }
 
@@ -350,10 +354,12 @@ function createSync(transport, chatId, messages, setMessages) {
     },
     send(messages) {
       if (messages === s.lastSent) return;
+      const out = forBroadcast(messages, transport, chatId);
+      if (out === null) return;
       s.lastSent = messages;
       s.lastSentAt = Date.now();
       try {
-        transport.broadcastMessages(chatId, withoutWaiting(messages, transport, chatId));
+        transport.broadcastMessages(chatId, out);
       } catch {
         // A message that cannot be cloned: the other tabs catch up at the next broadcast.
       }

@@ -893,10 +893,9 @@ export function createTransportClass(load) {
       return this.#sending.get(chatId)?.[0].messageId ?? null;
     }
 
-    // (useMultiTabChat) The oldest message of this tab for `chatId` that waits for its turn
-    // while another tab owns the chat: not broadcast.
-    [Symbol.for("trigger-chat-wasm.waitingMessageId")](chatId) {
-      if (!this.#d || this.#d.hasClaim(chatId)) return null;
+    // (useMultiTabChat) The oldest message of this tab for `chatId` whose send has not started
+    // its turn yet (waiting for another tab's turn, or for the server to take it).
+    [Symbol.for("trigger-chat-wasm.unstartedMessageId")](chatId) {
       return this.#sending.get(chatId)?.find((e) => !e.started)?.messageId ?? null;
     }
 
