@@ -515,7 +515,7 @@ test("usePendingMessages: a message queued in one chat is not sent into the chat
   await page.close();
 });
 
-test("useMultiTabChat with multiTabSend: \"queue\": a message queued in one tab goes after the other's reply, and neither tab shows a message twice", { timeout: 45_000 }, async () => {
+async function handOver(arraySetter) {
   // Both tabs live in one page here, so the handover between them (the lock, the claim, the
   // first copies) takes microseconds rather than a cross-process hop, and each renders at most
   // every 100 ms (useChat's throttle): the tab whose turn just ended has not rendered its last
@@ -523,7 +523,7 @@ test("useMultiTabChat with multiTabSend: \"queue\": a message queued in one tab 
   // renders (it must still broadcast it).
   const page = await openHarness();
   const chatId = newChatId("tabs-handover");
-  await page.evaluate((id) => harness.mountTabs(id), chatId);
+  await page.evaluate(([id, setter]) => harness.mountTabs(id, setter), [chatId, arraySetter]);
   await new Promise((r) => setTimeout(r, 100));
   const tab = (name) => page.evaluate((n) => harness.tab(n), name);
   await page.evaluate(() => harness.tabSend("a", "Tell me something slow"));
@@ -543,4 +543,10 @@ test("useMultiTabChat with multiTabSend: \"queue\": a message queued in one tab 
   assert.equal((await serverChat(chatId)).turns, 2);
   assert.deepEqual(page.pageErrors, []);
   await page.close();
-});
+}
+
+test("useMultiTabChat with multiTabSend: \"queue\": a message queued in one tab goes after the other's reply, and neither tab shows a message twice", { timeout: 45_000 }, () =>
+  handOver(""));
+
+test("useMultiTabChat: the same with setters that only take arrays (merged with what was rendered)", { timeout: 45_000 }, () =>
+  handOver("ab"));

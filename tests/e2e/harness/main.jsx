@@ -144,7 +144,7 @@ function Pane({ transport, chatId, detach }) {
 // Two "tabs" in one page (each transport has its own tab id and BroadcastChannel; Web Locks are
 // the origin's), both with multiTabSend: "queue" and useMultiTabChat, as two browser tabs are.
 const tabs = { a: null, b: null, duplicates: [] };
-function TabPane({ name, chatId }) {
+function TabPane({ name, chatId, arraySetter }) {
   const transport = useTriggerChatTransport({
     task: "ai-chat",
     baseURL: location.origin,
@@ -155,18 +155,20 @@ function TabPane({ name, chatId }) {
   });
   // Renders at most every 100 ms, as apps often set it: what a tab has rendered lags its chat.
   const { messages, setMessages, sendMessage, status } = useChat({ id: chatId, transport, experimental_throttle: 100 });
-  const { isReadOnly } = useMultiTabChat(transport, chatId, messages, setMessages);
+  // `arraySetter`: a setter that only takes arrays (it throws on an updater), as some apps wrap.
+  const set = arraySetter ? (list) => setMessages([...list]) : setMessages;
+  const { isReadOnly } = useMultiTabChat(transport, chatId, messages, set);
   // Every state either tab ever rendered with one message twice.
   const ids = messages.map((m) => m.id);
   if (new Set(ids).size !== ids.length) tabs.duplicates.push(`${name}: ${ids.join(" ")}`);
   tabs[name] = { messages, sendMessage, status, isReadOnly, transport, chatId };
   return null;
 }
-function TwoTabs({ chatId }) {
+function TwoTabs({ chatId, arraySetter = "" }) {
   return (
     <>
-      <TabPane name="a" chatId={chatId} />
-      <TabPane name="b" chatId={chatId} />
+      <TabPane name="a" chatId={chatId} arraySetter={arraySetter.includes("a")} />
+      <TabPane name="b" chatId={chatId} arraySetter={arraySetter.includes("b")} />
     </>
   );
 }
@@ -183,10 +185,10 @@ function render() {
 }
 
 window.harness = {
-  mountTabs(chatId) {
+  mountTabs(chatId, arraySetter = "") {
     root = createRoot(document.getElementById("root"));
     View = TwoTabs;
-    props = { chatId };
+    props = { chatId, arraySetter };
     render();
   },
   tab(name) {
