@@ -682,12 +682,6 @@ export function createTransportClass(load) {
     #locks = new Map();
     #lockWaits = new Map(); // name → AbortController of a queued lock request
     #releases = new Map(); // chatId → when this tab last released its claim
-
-    // (useMultiTabChat) When this tab last released its claim on `chatId` (0: never): a turn can
-    // begin and end between two renders.
-    [Symbol.for("trigger-chat-wasm.releasedAt")](chatId) {
-      return this.#releases.get(chatId) ?? 0;
-    }
     #offPageHide = null;
 
     #openChannel() {
@@ -715,6 +709,12 @@ export function createTransportClass(load) {
       this.#disposed = false;
       this.#afterFlush = null;
       if (this.#multiTab && !this.#channel) this.#openChannel();
+    }
+
+    // (useMultiTabChat) When this tab last released its claim on `chatId` (0: never): a turn can
+    // begin and end between two renders.
+    [Symbol.for("trigger-chat-wasm.releasedAt")](chatId) {
+      return this.#releases.get(chatId) ?? 0;
     }
 
     #broadcast(message) {
