@@ -79,9 +79,9 @@ export type UseMultiTabChatOptions = {
  * - When another tab takes the chat right after this tab's turn, this tab sends the chat's
  *   current messages at once (not the last rendered ones), then stops broadcasting.
  *
- * `setMessages` should accept an updater function, as `useChat`'s and React's setters do: copies
- * are then merged into the chat's current messages (a setter that only takes arrays gets them
- * merged with the rendered messages).
+ * `setMessages` must accept an updater function, as `useChat`'s and React's setters do: copies
+ * are merged into the chat's current messages. Wrap a setter that only takes arrays:
+ * `(u) => set(typeof u === "function" ? u(get()) : u)`.
  *
  * ```tsx
  * const { messages, setMessages } = useChat({ id: chatId, transport });
@@ -93,7 +93,7 @@ export declare function useMultiTabChat<T = UIMessage>(
   transport: TriggerChatTransport<any, any>,
   chatId: string,
   messages: T[],
-  setMessages: ((messages: T[] | ((messages: T[]) => T[])) => void) | ((messages: T[]) => void),
+  setMessages: (messages: T[] | ((messages: T[]) => T[])) => void,
   options?: UseMultiTabChatOptions,
 ): { isReadOnly: boolean };
 

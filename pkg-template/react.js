@@ -185,11 +185,10 @@ export function useMultiTabChat(transport, chatId, messages, setMessages, option
   // Per (transport, chatId): ownership as this tab last saw it, the pending broadcast, and the
   // chat's messages and setter as last committed (a render that is not committed changes
   // nothing; the previous chat's sync keeps its own until its effects are cleaned up).
-  const sync = useRef(null);
-  if (sync.current === null || sync.current.transport !== transport || sync.current.chatId !== chatId) {
-    sync.current = createSync(transport, chatId, messages, setMessages);
-  }
-  const current = sync.current;
+  // (A memo, not a ref written during render: a render that is not committed, such as an
+  // interrupted transition to another chat, must not replace the committed chat's state.)
+  // eslint-disable-next-line react-hooks/exhaustive-deps
+  const current = useMemo(() => createSync(transport, chatId, messages, setMessages), [transport, chatId]);
   useIsomorphicLayoutEffect(() => {
     current.messages = messages;
     current.setMessages = setMessages;
@@ -216,11 +215,20 @@ export function useMultiTabChat(transport, chatId, messages, setMessages, option
       if (!transport.hasClaim(chatId)) s.yieldOwnership();
       s.merge(received, own);
     };
+    // A send taken by the server, failed or stopped, a claim taken or given back: none of these
+    // need a render, and each can make a broadcast due (or let a deferred one go).
+    const onConnection = (id) => {
+      if (id !== chatId) return;
+      s.observe();
+      if (s.mayBroadcast()) s.schedule();
+    };
     transport.addReadOnlyListener(onReadOnly);
     transport.addMessagesListener(onMessages);
+    transport.addConnectionListener?.(onConnection);
     return () => {
       transport.removeReadOnlyListener?.(onReadOnly);
       transport.removeMessagesListener?.(onMessages);
+      transport.removeConnectionListener?.(onConnection);
       s.cancel();
     };
   }, [transport, chatId, current]);
@@ -323,10 +331,17 @@ function createSync(transport, chatId, messages, setMessages) {
     // Applies another tab's copy with this tab's message `own` kept, merged into the chat's
     // messages as they are now (an updater), or as rendered if the setter takes no updater.
     merge(received, own) {
+      let merged = false;
       try {
-        s.setMessages((local) => keepOwn(received, Array.isArray(local) ? local : s.messages, own));
+        s.setMessages((local) => {
+          const next = keepOwn(received, Array.isArray(local) ? local : s.messages, own);
+          merged = true;
+          return next;
+        });
       } catch {
-        s.setMessages(keepOwn(received, s.messages, own));
+        // A setter that throws on an updater (or after running it): merge into the rendered
+        // messages, unless the updater already ran.
+        if (!merged) s.setMessages(keepOwn(received, s.messages, own));
       }
     },
     // Stop broadcasting at once (no grace).
@@ -355,7 +370,7 @@ function createSync(transport, chatId, messages, setMessages) {
     send(messages) {
       if (messages === s.lastSent) return;
       const out = forBroadcast(messages, transport, chatId);
-      if (out === null) return;
+      if (out === null) return; // not yet: the send's next connection change looks again
       s.lastSent = messages;
       s.lastSentAt = Date.now();
       try {

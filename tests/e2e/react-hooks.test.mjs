@@ -548,5 +548,26 @@ async function handOver(arraySetter) {
 test("useMultiTabChat with multiTabSend: \"queue\": a message queued in one tab goes after the other's reply, and neither tab shows a message twice", { timeout: 45_000 }, () =>
   handOver(""));
 
-test("useMultiTabChat: the same with setters that only take arrays (merged with what was rendered)", { timeout: 45_000 }, () =>
+test("useMultiTabChat: the same with setters that throw on an updater (merged with what was rendered)", { timeout: 45_000 }, () =>
   handOver("ab"));
+
+test("useMultiTabChat: an owner's message whose send fails before the server takes it still reaches the other tab", { timeout: 45_000 }, async () => {
+  // The owner holds its broadcast until the server takes its message; a send that fails first
+  // leaves no render behind to trigger one, so the hook must look again by itself.
+  const page = await openHarness();
+  const chatId = newChatId("tabs-failed-send");
+  await page.evaluate((id) => harness.mountTabs(id), chatId);
+  await new Promise((r) => setTimeout(r, 100));
+  const tab = (name) => page.evaluate((n) => harness.tab(n), name);
+  await page.evaluate(() => harness.tabSend("a", "hello"));
+  await eventually(async () => (await tab("b")).texts.length === 2, { message: "the first exchange in B" });
+  await new Promise((r) => setTimeout(r, 2000)); // past A's grace period
+  const res = await setFaults(chatId, { appendFailures: { status: 400, count: 1 } });
+  assert.ok(res.ok);
+  await page.evaluate(() => harness.tabSend("a", "this one is refused"));
+  await eventually(async () => (await tab("a")).status === "error", { message: "A's send to fail" });
+  await eventually(async () => (await tab("b")).texts.at(-1) === "user: this one is refused", { message: "A's message in B" });
+  assert.equal((await serverChat(chatId)).inRecords.length, 1, "only the first message reached the agent");
+  assert.deepEqual(page.pageErrors, []);
+  await page.close();
+});

@@ -155,7 +155,7 @@ function TabPane({ name, chatId, arraySetter }) {
   });
   // Renders at most every 100 ms, as apps often set it: what a tab has rendered lags its chat.
   const { messages, setMessages, sendMessage, status } = useChat({ id: chatId, transport, experimental_throttle: 100 });
-  // `arraySetter`: a setter that only takes arrays (it throws on an updater), as some apps wrap.
+  // `arraySetter`: a setter that throws on an updater (it spreads its argument).
   const set = arraySetter ? (list) => setMessages([...list]) : setMessages;
   const { isReadOnly } = useMultiTabChat(transport, chatId, messages, set);
   // Every state either tab ever rendered with one message twice.
