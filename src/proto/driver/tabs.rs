@@ -90,19 +90,7 @@ impl Driver {
             return None;
         }
         if tabs.locks {
-            if queue {
-                self.queue_for_lock(pending);
-                return None;
-            }
-            let first = !tabs.waiting.iter().any(|p| p.chat_id == chat_id);
-            tabs.waiting.push(pending);
-            if first {
-                self.actions.push(Action::LockRequest {
-                    name: writer_lock_name(&chat_id),
-                    chat_id,
-                    wait: false,
-                });
-            }
+            self.wait_for_lock(pending, queue);
             return None;
         }
         let claimed = tabs.coordinator.claim(&chat_id, now_ms, false);
@@ -137,19 +125,19 @@ impl Driver {
             return; // an answer nobody waits for (the sends were aborted): nothing to release
         }
         let requeue = !granted && tabs.queued.len() == queued && self.config.queue_sends;
-        let mut refused = Vec::new();
+        let mut answered = Vec::new();
         for pending in waiting {
             if self.op_aborted(pending.op) {
                 self.finish_op(pending.op, Err(Error::Aborted.into()));
             } else if requeue && self.replay_stream(pending.op).is_none() {
                 // The lock was busy: a send that may queue waits for it now (it arrived while
                 // a reloaded saved send, which does not queue, asked whether it was free).
-                self.queue_for_lock(pending);
+                self.wait_for_lock(pending, true);
             } else {
-                refused.push(pending);
+                answered.push(pending);
             }
         }
-        if granted && refused.is_empty() {
+        if granted && answered.is_empty() {
             // Nobody wants it any more (the sends were aborted while they waited).
             self.actions.push(Action::LockRelease {
                 name: writer_lock_name(chat_id),
@@ -157,7 +145,6 @@ impl Driver {
             });
             return;
         }
-        let waiting = refused;
         let Some(tabs) = self.tabs.as_mut() else {
             return;
         };
@@ -171,42 +158,36 @@ impl Driver {
         if claimed.is_err() {
             self.release_claim(chat_id, now_ms);
         }
-        self.end_waiting(waiting, claimed, now_ms);
+        for pending in answered {
+            match &claimed {
+                Ok(()) => self.start_claimed_turn(pending, now_ms),
+                Err(error) => self.refuse_turn(pending, error.clone(), now_ms),
+            }
+        }
         // A send aborted while it waited for the lock leaves nothing to hold it for.
         self.release_if_idle(chat_id, now_ms);
     }
 
-    /// A send waits in the writer lock's queue of its chat (`multiTabSend: "queue"`); the first
-    /// one for the chat asks for the lock.
-    fn queue_for_lock(&mut self, pending: PendingTurn) {
+    /// A send waits for its chat's writer lock; the first one for the chat asks for it: if it
+    /// is free (`ifAvailable`), or with `queue` (`multiTabSend: "queue"`) in the lock's queue.
+    /// (One request per chat: a send that arrives while a reloaded saved send asks whether the
+    /// lock is free waits for that answer, then queues.)
+    fn wait_for_lock(&mut self, pending: PendingTurn, queue: bool) {
         let Some(tabs) = self.tabs.as_mut() else {
             return;
         };
         let chat_id = pending.chat_id.clone();
-        // (One request per chat: a send that arrives while a reloaded saved send asks whether
-        // the lock is free waits for that answer, then queues.)
         let first = !tabs.waiting.iter().any(|p| p.chat_id == chat_id);
         tabs.waiting.push(pending);
         if first {
-            tabs.queued.push(chat_id.clone());
+            if queue {
+                tabs.queued.push(chat_id.clone());
+            }
             self.actions.push(Action::LockRequest {
                 name: writer_lock_name(&chat_id),
                 chat_id,
-                wait: true,
+                wait: queue,
             });
-        }
-    }
-
-    /// Sends that waited for their chat's writer lock: each starts (`Ok`: this tab owns the
-    /// chat now) or is refused; an aborted one just ends.
-    fn end_waiting(&mut self, waiting: Vec<PendingTurn>, claimed: Result<(), Error>, now_ms: u64) {
-        for pending in waiting {
-            let aborted = self.op_aborted(pending.op);
-            match &claimed {
-                _ if aborted => self.finish_op(pending.op, Err(Error::Aborted.into())),
-                Ok(()) => self.start_claimed_turn(pending, now_ms),
-                Err(error) => self.refuse_turn(pending, error.clone(), now_ms),
-            }
         }
     }
 
