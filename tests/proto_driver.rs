@@ -945,6 +945,77 @@ fn with_web_locks_a_send_waits_for_the_writer_lock() {
     ));
 }
 
+/// A `multiTab` tab (`tab-a`, Web Locks) whose send of `c1` holds the writer lock; the send's
+/// op and, once the append is accepted, its stream.
+fn owned_send(host: &mut Host, part: &str) -> u32 {
+    let op = host.send("c1", "hi", part);
+    host.d.lock_result("c1", true, host.now);
+    host.pump();
+    assert!(host.d.has_claim("c1"));
+    if !host.calls.is_empty() {
+        host.answer_call("tok");
+    }
+    op
+}
+
+#[test]
+fn a_stop_gives_the_chat_back_to_the_other_tabs() {
+    let options = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":true,"tabId":"tab-a"}"#;
+    // stopGeneration while the reply streams.
+    let mut host = Host::new(options);
+    let op = owned_send(&mut host, "p1");
+    let (append, _, _, _) = host.take_fetch(Endpoint::In);
+    host.d
+        .fetch_text(append, 200, r#"{"ok":true,"seq":1}"#, None, host.now);
+    host.pump();
+    let stream = host.stream_of(op);
+    host.other.clear();
+    host.d.stop_generation("c1", "stop-1", host.now);
+    host.pump();
+    assert!(!host.d.has_claim("c1"), "the stop released the claim");
+    assert_eq!(lock_actions(&mut host), ["unlock"]);
+    assert!(host.other.iter().any(
+        |a| matches!(a, Action::Broadcast { message } if message.get("type").and_then(Json::as_str) == Some("release"))
+    ));
+    let (stop, _, _, _) = host.take_fetch(Endpoint::In);
+    host.d
+        .fetch_text(stop, 200, r#"{"ok":true,"seq":2}"#, None, host.now);
+    host.pump();
+    // useChat's stop(): the send's signal aborts its stream, which stops the turn.
+    let op = owned_send(&mut host, "p2");
+    let (append, _, _, _) = host.take_fetch(Endpoint::In);
+    host.d
+        .fetch_text(append, 200, r#"{"ok":true,"seq":3}"#, None, host.now);
+    host.pump();
+    let second = host.stream_of(op);
+    assert_ne!(second, stream);
+    host.other.clear();
+    host.d.abort_stream(second, true, "stop-2", host.now);
+    host.pump();
+    assert!(!host.d.has_claim("c1"));
+    assert_eq!(lock_actions(&mut host), ["unlock"]);
+    let (stop, _, _, body) = host.take_fetch(Endpoint::In);
+    assert_eq!(body.as_deref(), Some(r#"{"kind":"stop"}"#));
+    host.d
+        .fetch_text(stop, 200, r#"{"ok":true,"seq":4}"#, None, host.now);
+    host.pump();
+    // A send aborted while its append was on the wire, which then lands: the turn it started
+    // is stopped, and the chat is free again.
+    let op = owned_send(&mut host, "p3");
+    host.other.clear();
+    let (append, _, _, _) = host.take_fetch(Endpoint::In);
+    host.d.abort_op(op, host.now);
+    host.pump();
+    assert!(host.d.has_claim("c1"), "the append may still land");
+    host.d
+        .fetch_text(append, 200, r#"{"ok":true,"seq":5}"#, None, host.now);
+    host.pump();
+    let (_, _, _, body) = host.take_fetch(Endpoint::In);
+    assert_eq!(body.as_deref(), Some(r#"{"kind":"stop"}"#));
+    assert!(!host.d.has_claim("c1"));
+    assert_eq!(lock_actions(&mut host), ["unlock"]);
+}
+
 #[test]
 fn a_session_the_server_forgot_is_recreated_and_read_from_its_start() {
     let mut host = Host::new(OPTIONS);

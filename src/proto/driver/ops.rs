@@ -1130,10 +1130,14 @@ impl Driver {
     pub fn stop_generation(&mut self, chat_id: &str, part_id: &str, now_ms: u64) -> u32 {
         let chat = self.chat_mut(chat_id);
         let op = self.new_op(chat_id, OpKind::Stop, true);
-        let active = self.chats[chat].active.take();
+        let active = self.chats[chat].active;
         if let Some(stream) = active {
             self.close_stream(stream, now_ms);
+            self.chats[chat].active = None;
         }
+        // A stopped turn frees the chat for other tabs (closing the stream does when it was the
+        // chat's; a turn whose stream ended before, e.g. an abort that landed late, here).
+        self.release_if_idle(chat_id, now_ms);
         let state = &self.chats[chat].state;
         let seq = state.active_input_seq;
         let nothing =
