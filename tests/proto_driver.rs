@@ -681,6 +681,88 @@ fn the_next_send_after_a_stop_drops_the_stopped_turns_output() {
     assert_eq!(texts(&host.chunks), "new");
 }
 
+/// A send of `c1` (session already known) accepted with `.in` seq `seq`: its stream, pulled,
+/// and its `.out` connection, open.
+fn accepted_send(host: &mut Host, part: &str, seq: u64) -> (u32, u32) {
+    let op = host.send("c1", "next", part);
+    let (append, _, _, _) = host.take_fetch(Endpoint::In);
+    host.d.fetch_text(
+        append,
+        200,
+        &format!(r#"{{"ok":true,"seq":{seq}}}"#),
+        None,
+        host.now,
+    );
+    host.pump();
+    let stream = host.stream_of(op);
+    let (out, _, _, _) = host.take_fetch(Endpoint::Out);
+    host.d.fetch_open(out, false, host.now);
+    host.d.pull(stream, host.now);
+    host.pump();
+    (stream, out)
+}
+
+#[test]
+fn after_a_stop_that_no_boundary_answers_the_next_reply_still_streams() {
+    // The stopped turn's boundary names the stopped message (2), not the stop (3): an agent
+    // that ended the turn before it read the stop, which it then skips between turns.
+    let mut host = Host::new(OPTIONS);
+    sent(&mut host, "c1", 2);
+    host.d.stop_generation("c1", "s", host.now);
+    host.pump();
+    let (stop, _, _, _) = host.take_fetch(Endpoint::In);
+    host.d
+        .fetch_text(stop, 200, r#"{"ok":true,"seq":3}"#, None, host.now);
+    host.pump();
+    let (_, out) = accepted_send(&mut host, "p2", 4);
+    host.chunks.clear();
+    host.d
+        .fetch_bytes(out, &batch(&[(5, "old")], Some((6, Some(2)))), host.now);
+    host.d
+        .fetch_bytes(out, &batch(&[(7, "new")], None), host.now);
+    host.pump();
+    assert_eq!(texts(&host.chunks), "new", "streamed before its boundary");
+    assert!(host.ended.is_empty());
+
+    // The same when the stop's response comes back after the next send's stream opened.
+    let mut host = Host::new(OPTIONS);
+    sent(&mut host, "c1", 2);
+    host.d.stop_generation("c1", "s", host.now);
+    host.pump();
+    let (stop, _, _, _) = host.take_fetch(Endpoint::In);
+    let op = host.send("c1", "next", "p2");
+    let (out, _, _, _) = host.take_fetch(Endpoint::Out);
+    host.d.fetch_open(out, false, host.now);
+    host.pump();
+    host.d
+        .fetch_text(stop, 200, r#"{"ok":true,"seq":3}"#, None, host.now);
+    let (append, _, _, _) = host.take_fetch(Endpoint::In);
+    host.d
+        .fetch_text(append, 200, r#"{"ok":true,"seq":4}"#, None, host.now);
+    host.pump();
+    let stream2 = host.stream_of(op);
+    host.d.pull(stream2, host.now);
+    host.chunks.clear();
+    host.d
+        .fetch_bytes(out, &batch(&[(5, "old")], Some((6, Some(2)))), host.now);
+    host.d
+        .fetch_bytes(out, &batch(&[(7, "new")], None), host.now);
+    host.pump();
+    assert_eq!(texts(&host.chunks), "new");
+}
+
+#[test]
+fn state_saved_without_consumed_input_seq_streams_the_next_reply_at_once() {
+    // What an app that stores the JavaScript transport's fields in its own database hands back.
+    let options = r#"{"task":"chat","types":{"accessToken":"function"},"sessions":{"c1":{"publicAccessToken":"t","lastEventId":"9","isStreaming":false}}}"#;
+    let mut host = Host::new(options);
+    let (_, out) = accepted_send(&mut host, "p1", 5);
+    host.d
+        .fetch_bytes(out, &batch(&[(10, "a"), (11, "b")], None), host.now);
+    host.pump();
+    assert_eq!(texts(&host.chunks), "ab", "streamed before its boundary");
+}
+
 const QUEUE_OPTIONS: &str = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":true,"tabId":"tab-b","multiTabSend":"queue"}"#;
 
 /// Another tab (`tab-a`) announces that it owns `c1` and holds its writer lock.

@@ -100,6 +100,9 @@ pub struct Turn {
     by_seq: bool,
     /// The highest `.in` seq known to be consumed.
     consumed: Option<u64>,
+    /// `.in` inputs that never get a boundary of their own (this tab's stops): the agent
+    /// answers them by ending the turn they stop, or skips them between turns.
+    unanswered: Vec<u64>,
     /// Data is currently held (the rule did not clear the stream yet).
     holding: bool,
     held: VecDeque<(u64, String)>,
@@ -120,6 +123,7 @@ impl Turn {
             input_seq,
             by_seq,
             consumed,
+            unanswered: Vec::new(),
             holding: by_seq,
             held: VecDeque::new(),
             held_bytes: 0,
@@ -139,7 +143,21 @@ impl Turn {
         match self.input_seq {
             InputSeq::Pending => false,
             InputSeq::Unknown | InputSeq::Known(0) => true,
-            InputSeq::Known(seq) => self.consumed.is_some_and(|k| k + 1 >= seq),
+            InputSeq::Known(seq) => self.consumed.is_some_and(|k| {
+                let mut next = k.saturating_add(1);
+                while next < seq && self.unanswered.contains(&next) {
+                    next += 1;
+                }
+                next >= seq
+            }),
+        }
+    }
+
+    /// `seq` is an input that no boundary will answer (a stop): it does not hold data back.
+    pub fn add_unanswered(&mut self, seq: u64, out: &mut Vec<Outcome>) {
+        self.unanswered.push(seq);
+        if !self.finished {
+            self.recheck(out);
         }
     }
 
@@ -519,6 +537,35 @@ mod tests {
             turn.on_record(data(1, "mine"), &mut out);
             assert_eq!(delivered(&out), vec![1], "seq {seq}, consumed {consumed:?}");
         }
+    }
+
+    #[test]
+    fn stops_between_the_consumed_input_and_the_send_hold_nothing() {
+        let mut turn = Turn::new(InputSeq::Known(6), Hold::BySeq { consumed: Some(2) });
+        let mut out = Vec::new();
+        turn.on_record(data(1, "held"), &mut out);
+        assert!(out.is_empty());
+        turn.add_unanswered(4, &mut out);
+        assert!(out.is_empty(), "3 and 5 are still unanswered");
+        turn.add_unanswered(3, &mut out);
+        turn.add_unanswered(5, &mut out);
+        assert_eq!(delivered(&out), vec![1]);
+    }
+
+    #[test]
+    fn a_huge_session_in_event_id_never_overflows() {
+        // The largest seq a header can carry: u64::MAX + 1 would trap the wasm module.
+        let mut turn = Turn::new(
+            InputSeq::Pending,
+            Hold::BySeq {
+                consumed: Some(u64::MAX),
+            },
+        );
+        let mut out = Vec::new();
+        turn.add_unanswered(u64::MAX, &mut out);
+        turn.set_input_seq(Some(5), &mut out);
+        turn.on_record(data(1, "mine"), &mut out);
+        assert_eq!(delivered(&out), vec![1]);
     }
 
     #[test]

@@ -67,6 +67,8 @@ struct Chat {
     /// Steering messages of this tab (`sendPendingMessage`). One that no boundary has consumed
     /// is answered by a turn of its own (see `owe_steer_turn`).
     steers: Vec<ops::Steer>,
+    /// `.in` seqs of this tab's latest stops: no boundary answers them (see `turn::Turn`).
+    stops: Vec<u64>,
     /// The connection state last reported (`connection-state`).
     link: link::Report,
 }
@@ -351,6 +353,7 @@ impl Driver {
             stopped_turn: None,
             after_head_start: Vec::new(),
             steers: Vec::new(),
+            stops: Vec::new(),
             link: link::Report::default(),
         });
         self.chats.len() - 1

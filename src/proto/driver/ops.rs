@@ -27,6 +27,8 @@ const MAX_SAVED_BODY: usize = 256 * 1024;
 
 /// Steering messages remembered per chat (answered ones are forgotten first, then the oldest).
 const MAX_STEERS: usize = 32;
+/// Stops remembered per chat (see `Chat::stops`); more than one per turn is never sent.
+const MAX_STOPS: usize = 8;
 
 /// A steering message this tab appended (`sendPendingMessage`).
 #[derive(Debug, Clone)]
@@ -555,9 +557,17 @@ impl Driver {
                 }
                 (known, _) => known,
             };
-            (state.cursor, Hold::BySeq { consumed })
+            // Nothing known of earlier inputs and no turn in flight (state saved in the JS
+            // transport's shape, without `consumedInputSeq`): no boundary before this send's own
+            // would say more, so holding would only delay the whole reply to its end.
+            let hold = if consumed.is_none() && !state.has_outstanding_turn() {
+                Hold::Off
+            } else {
+                Hold::BySeq { consumed }
+            };
+            (state.cursor, hold)
         };
-        self.open_sub(
+        let stream = self.open_sub(
             chat,
             SubOptions {
                 kind: Kind::Send,
@@ -572,7 +582,12 @@ impl Driver {
                 standing: false,
             },
             now_ms,
-        )
+        );
+        let chat_id = self.chats[chat].id.clone();
+        for seq in self.chats[chat].stops.clone() {
+            self.unanswered_input(&chat_id, Some(stream), seq, now_ms);
+        }
+        stream
     }
 
     /// The turn of a send is on `.in` with seq `seq`: the chat streams it from where its
@@ -1067,6 +1082,18 @@ impl Driver {
                         self.owe_steer_turn(chat);
                         self.persist(chat);
                     }
+                }
+                self.finish_op(op, Ok(Value::Bool(true)));
+            }
+            (OpKind::Stop, Ok(response)) => {
+                if let Some(seq) = response.seq {
+                    // No boundary will answer it: the chat's sends must not wait for one.
+                    let stops = &mut self.chats[chat].stops;
+                    if stops.len() == MAX_STOPS {
+                        stops.remove(0);
+                    }
+                    stops.push(seq);
+                    self.unanswered_input(&chat_id, None, seq, now_ms);
                 }
                 self.finish_op(op, Ok(Value::Bool(true)));
             }

@@ -1000,6 +1000,32 @@ impl Driver {
         Ok(ended)
     }
 
+    /// `seq` is an input of `chat_id` no boundary will answer (a stop): it holds none of the
+    /// data of the chat's streams (`only`: of that one).
+    pub(super) fn unanswered_input(
+        &mut self,
+        chat_id: &str,
+        only: Option<u32>,
+        seq: u64,
+        now_ms: u64,
+    ) {
+        let streams: Vec<u32> = self
+            .subs
+            .iter()
+            .filter(|s| s.chat == chat_id && only.is_none_or(|id| id == s.id))
+            .map(|s| s.id)
+            .collect();
+        for id in streams {
+            let Some(i) = self.sub_index(id) else {
+                continue;
+            };
+            let mut outcomes = Vec::new();
+            self.subs[i].turn.add_unanswered(seq, &mut outcomes);
+            self.apply(i, outcomes, now_ms);
+            self.service(id, now_ms);
+        }
+    }
+
     /// The append of the send this stream serves returned.
     pub(super) fn sub_input_seq(&mut self, id: u32, seq: Option<u64>, now_ms: u64) {
         let Some(i) = self.sub_index(id) else { return };
