@@ -763,6 +763,57 @@ fn state_saved_without_consumed_input_seq_streams_the_next_reply_at_once() {
     assert_eq!(texts(&host.chunks), "ab", "streamed before its boundary");
 }
 
+#[test]
+fn stop_generation_before_the_server_has_the_message_aborts_the_send_instead() {
+    // The chat's first message, while startSession runs: nothing goes out.
+    let mut host = Host::new(OPTIONS);
+    let op = host.send("c1", "hi", "p1");
+    assert_eq!(host.calls.len(), 1);
+    let stop = host.d.stop_generation("c1", "s1", host.now);
+    host.pump();
+    assert!(matches!(host.rejected.last(), Some((o, ErrorRef::Ours(Error::Aborted))) if *o == op));
+    assert!(host.resolved.contains(&(stop, Value::Bool(true))));
+    host.answer_call("tok");
+    assert!(
+        host.take_fetch_opt(Endpoint::In).is_none(),
+        "neither the message nor a stop"
+    );
+
+    // A message waiting to be sent again after a 500 (it may have landed): no stop overtakes it
+    // on `.in`; if it lands, its turn is stopped.
+    let mut host = Host::new(OPTIONS);
+    let (first, out) = sent(&mut host, "c1", 1);
+    host.d.pull(first, host.now);
+    host.d
+        .fetch_bytes(out, &batch(&[], Some((2, Some(1)))), host.now);
+    host.pump();
+    assert_eq!(host.ended, vec![first]);
+    let op = host.send("c1", "again", "p2");
+    let (append, _, _, _) = host.take_fetch(Endpoint::In);
+    host.d.fetch_text(append, 500, "", None, host.now);
+    host.pump();
+    let stop = host.d.stop_generation("c1", "s2", host.now);
+    host.pump();
+    assert!(
+        host.take_fetch_opt(Endpoint::In).is_none(),
+        "no stop before the message"
+    );
+    assert!(matches!(host.rejected.last(), Some((o, ErrorRef::Ours(Error::Aborted))) if *o == op));
+    assert!(host.resolved.contains(&(stop, Value::Bool(true))));
+    host.fire_timers(10_000);
+    let (retry, _, headers, _) = host.take_fetch(Endpoint::In);
+    assert_eq!(Host::header(&headers, "x-part-id").as_deref(), Some("p2"));
+    host.d
+        .fetch_text(retry, 200, r#"{"ok":true,"seq":3}"#, None, host.now);
+    host.pump();
+    let (_, _, headers, body) = host.take_fetch(Endpoint::In);
+    assert_eq!(body.as_deref(), Some(r#"{"kind":"stop"}"#));
+    assert_eq!(
+        Host::header(&headers, "x-part-id").as_deref(),
+        Some("p2-stop")
+    );
+}
+
 const QUEUE_OPTIONS: &str = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":true,"tabId":"tab-b","multiTabSend":"queue"}"#;
 
 /// Another tab (`tab-a`) announces that it owns `c1` and holds its writer lock.

@@ -1156,6 +1156,19 @@ impl Driver {
     /// sent (or already had been for this turn).
     pub fn stop_generation(&mut self, chat_id: &str, part_id: &str, now_ms: u64) -> u32 {
         let chat = self.chat_mut(chat_id);
+        // A send the server has not acknowledged has no turn to stop yet: it is aborted instead
+        // (a stop appended now could reach `.in` before it). One that may have landed is
+        // stopped when it does; one that cannot have is never sent.
+        let unacknowledged: Vec<u32> = self
+            .ops
+            .iter()
+            .filter(|o| o.chat == chat_id && !o.aborted && matches!(o.kind, OpKind::Turn { .. }))
+            .map(|o| o.id)
+            .collect();
+        let cancelled = !unacknowledged.is_empty();
+        for send in unacknowledged {
+            self.abort(send, true, now_ms);
+        }
         let op = self.new_op(chat_id, OpKind::Stop, true);
         let active = self.chats[chat].active;
         if let Some(stream) = active {
@@ -1170,7 +1183,7 @@ impl Driver {
         let nothing =
             active.is_none() && !state.has_outstanding_turn() && state.is_streaming == Some(false);
         if state.token.is_none() || state.closed || nothing {
-            self.finish_op(op, Ok(Value::Bool(false)));
+            self.finish_op(op, Ok(Value::Bool(cancelled)));
             return op;
         }
         if self.chats[chat].stopped_turn == Some(seq) {
