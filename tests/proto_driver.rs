@@ -778,6 +778,11 @@ fn stop_generation_before_the_server_has_the_message_aborts_the_send_instead() {
         host.take_fetch_opt(Endpoint::In).is_none(),
         "neither the message nor a stop"
     );
+    assert_eq!(
+        host.d.stream_count(),
+        0,
+        "the aborted send's stream is forgotten"
+    );
 
     // A message waiting to be sent again after a 500 (it may have landed): no stop overtakes it
     // on `.in`; if it lands, its turn is stopped.
@@ -812,6 +817,7 @@ fn stop_generation_before_the_server_has_the_message_aborts_the_send_instead() {
         Host::header(&headers, "x-part-id").as_deref(),
         Some("p2-stop")
     );
+    assert_eq!(host.d.stream_count(), 0);
 }
 
 const QUEUE_OPTIONS: &str = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":true,"tabId":"tab-b","multiTabSend":"queue"}"#;
@@ -1072,6 +1078,11 @@ fn with_web_locks_a_send_waits_for_the_writer_lock() {
         }
     }
     assert!(host.rejected.iter().any(|(o, _)| *o == op));
+    assert_eq!(
+        host.d.stream_count(),
+        0,
+        "the failed send's stream is forgotten"
+    );
     assert!(!host.d.has_claim("c1"));
     assert!(host.other.iter().any(
         |a| matches!(a, Action::LockRelease { name, .. } if name == "trigger-chat:c1:writer")

@@ -1113,6 +1113,12 @@ impl Driver {
             return;
         };
         let removed = self.ops.swap_remove(i);
+        if let OpKind::Turn { stream } = removed.kind {
+            if (removed.aborted || result.is_err()) && !removed.replay {
+                // The caller never gets this send's stream, so never reads or cancels it.
+                self.forget_stream(stream);
+            }
+        }
         if removed.aborted {
             return;
         }

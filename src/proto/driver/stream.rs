@@ -436,7 +436,7 @@ impl Driver {
         if self.chats[chat].active == Some(id) {
             self.chats[chat].active = None;
         }
-        self.subs.swap_remove(i);
+        self.forget_stream(id);
         self.after_head_start(chat, Err(error), now_ms);
         self.release_if_idle(&chat_id, now_ms);
     }
@@ -573,6 +573,22 @@ impl Driver {
         };
         self.subs[i].pull_pending = true;
         self.service(id, now_ms);
+    }
+
+    /// Forgets a closed stream no caller holds.
+    pub(super) fn forget_stream(&mut self, id: u32) {
+        if let Some(i) = self.sub_index(id) {
+            if self.subs[i].phase != Phase::Open {
+                self.drop_conn(i);
+                self.subs.swap_remove(i);
+            }
+        }
+    }
+
+    /// The number of streams the driver keeps (tests: none outlives its use).
+    #[doc(hidden)]
+    pub fn stream_count(&self) -> usize {
+        self.subs.len()
     }
 
     /// The consumer cancelled: close without stopping the agent (like the JS transport).
