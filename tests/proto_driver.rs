@@ -761,6 +761,21 @@ fn state_saved_without_consumed_input_seq_streams_the_next_reply_at_once() {
         .fetch_bytes(out, &batch(&[(10, "a"), (11, "b")], None), host.now);
     host.pump();
     assert_eq!(texts(&host.chunks), "ab", "streamed before its boundary");
+
+    // Without a cursor (a tab that got the token from startSession), `.out` is read from its
+    // start: the earlier turns replay first and are not this reply.
+    let mut host = Host::new(OPTIONS);
+    let (stream, out) = sent(&mut host, "c1", 2);
+    host.d.pull(stream, host.now);
+    host.d.fetch_bytes(
+        out,
+        &batch(&[(0, "old"), (1, "er")], Some((2, Some(1)))),
+        host.now,
+    );
+    host.d
+        .fetch_bytes(out, &batch(&[(3, "new")], None), host.now);
+    host.pump();
+    assert_eq!(texts(&host.chunks), "new");
 }
 
 #[test]

@@ -557,10 +557,12 @@ impl Driver {
                 }
                 (known, _) => known,
             };
-            // Nothing known of earlier inputs and no turn in flight (state saved in the JS
-            // transport's shape, without `consumedInputSeq`): no boundary before this send's own
-            // would say more, so holding would only delay the whole reply to its end.
-            let hold = if consumed.is_none() && !state.has_outstanding_turn() {
+            // Nothing known of earlier inputs, no turn in flight, and a cursor past the turns
+            // read before (state saved in the JS transport's shape, without `consumedInputSeq`):
+            // no boundary before this send's own would say more, so holding would only delay
+            // the whole reply to its end. (From the stream's start, earlier turns replay first.)
+            let known_past = state.cursor.get().is_some() && !state.has_outstanding_turn();
+            let hold = if consumed.is_none() && known_past {
                 Hold::Off
             } else {
                 Hold::BySeq { consumed }
