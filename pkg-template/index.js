@@ -10,6 +10,7 @@ import { createTransportClass } from "./transport.js";
 export { SUB_AGENT_DATA_TYPE, createSubAgentMessages } from "./subagents.js";
 
 let loading;
+let source; // where the app said the module is (init's argument), used by every later load
 
 /**
  * Instantiates the WebAssembly module (once per page). Transports call it themselves; call it
@@ -17,13 +18,17 @@ let loading;
  * elsewhere.
  */
 export function init(moduleOrPath) {
-  if (!loading) {
-    loading = initWasm(moduleOrPath === undefined ? undefined : { module_or_path: moduleOrPath });
-    loading.catch(() => {
-      loading = undefined;
-    });
-  }
-  return loading;
+  if (moduleOrPath !== undefined) source = moduleOrPath;
+  const load = () => initWasm(source === undefined ? undefined : { module_or_path: source });
+  if (!loading) loading = load();
+  // A transport built before this call may have started a load from the default place: should
+  // that one fail, this source is tried before anyone sees the failure.
+  else if (moduleOrPath !== undefined) loading = loading.catch(load);
+  const current = loading;
+  current.catch(() => {
+    if (loading === current) loading = undefined;
+  });
+  return current;
 }
 
 /**

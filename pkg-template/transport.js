@@ -39,6 +39,28 @@ const IDLE_LINK = Object.freeze({ state: "idle", pendingSends: 0 });
 // What the browser says of the network; only a definite "offline" counts.
 const offline = () => globalThis.navigator?.onLine === false;
 
+// Whether Web Locks work here: an opaque origin (a sandboxed iframe) or a site whose storage the
+// user blocked has `navigator.locks`, but it refuses every request (SecurityError). There a
+// `multiTab` tab coordinates by claims alone, as where Web Locks are missing.
+async function locksWork() {
+  if (typeof navigator?.locks?.request !== "function") return false;
+  try {
+    await navigator.locks.query();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// A BroadcastChannel, or null where the browser refuses one (then there is no `multiTab`).
+function openTabChannel() {
+  try {
+    return new BroadcastChannel(TAB_CHANNEL);
+  } catch {
+    return null;
+  }
+}
+
 // The text field of a delta chunk that may be merged with the next one of its part: only the
 // plain shape (anything more, such as `providerMetadata`, is delivered as sent).
 function deltaField(c) {
@@ -126,6 +148,7 @@ export function createTransportClass(load) {
     #d = null;
     #loading = null;
     #pending = new Map();
+    #sessions = new Map(); // setSession before the driver exists: chatId → state
     #disposed = false;
     #offline = false;
     #fetches = new Map();
@@ -171,8 +194,16 @@ export function createTransportClass(load) {
         if (this.#disposed) this.#revive();
         return this.#d;
       }
-      this.#loading ??= ready().then((make) => {
+      this.#loading ??= ready().then(async (make) => {
         const o = this.#o;
+        // A watcher only reads, so it takes no part in tab coordination (as in the JS transport).
+        let multiTab = !!o.multiTab && !o.watch && typeof BroadcastChannel === "function";
+        if (multiTab) {
+          const probe = openTabChannel();
+          probe?.close();
+          multiTab = !!probe;
+        }
+        const locks = multiTab && (await locksWork());
         const types = {};
         for (const k of ["accessToken", "startSession", "fetch", "onEvent", "onSessionChange", "baseURL"]) {
           types[k] = typeof o[k];
@@ -185,11 +216,10 @@ export function createTransportClass(load) {
           stallTimeoutMs: o.stallTimeoutMs,
           clientData: o.clientData,
           sessions: o.sessions,
-          // A watcher only reads, so it takes no part in tab coordination (as in the JS transport).
-          multiTab: !!o.multiTab && !o.watch && typeof BroadcastChannel === "function",
+          multiTab,
           multiTabSend: o.multiTabSend,
           tabId: partId(),
-          locks: typeof navigator !== "undefined" && typeof navigator.locks?.request === "function",
+          locks,
           watch: !!o.watch,
           headStart: o.headStart,
         };
@@ -201,9 +231,19 @@ export function createTransportClass(load) {
         }
         this.#d = d;
         this.#multiTab = config.multiTab;
-        if (config.multiTab) this.#openChannel();
-        for (const [name, value] of this.#pending) this[name](value);
+        // Disposed while the module loaded: the channel opens if the transport is used again.
+        if (config.multiTab && !this.#disposed) this.#openChannel();
+        const pending = [...this.#pending, ...[...this.#sessions].map(([chatId, session]) => ["setSession", [chatId, session]])];
         this.#pending.clear();
+        this.#sessions.clear();
+        for (const [name, value] of pending) {
+          try {
+            if (name === "setSession") this.setSession(...value);
+            else this[name](value);
+          } catch {
+            // Checked when it was called (setSession), or reported by the driver (clientData).
+          }
+        }
         if (this.#disposed) d.dispose(Date.now());
         this.#flush();
         return d;
@@ -337,7 +377,10 @@ export function createTransportClass(load) {
           if (!op) return;
           op.cleanup?.();
           op.markSettled?.();
-          if (a.stream === undefined || op.left) op.untrack?.();
+          if (a.stream === undefined || op.left) {
+            op.untrack?.();
+            this.#settlers.delete(a.op);
+          }
           if (a.stream !== undefined && op.left) {
             // Sent after its page left the chat: nobody reads this stream. Let it go (the turn
             // goes on; the chat's next reconnectToStream resumes it) and hand back an ended one.
@@ -347,7 +390,11 @@ export function createTransportClass(load) {
           if (a.stream !== undefined) {
             if (op.sent) op.sent.started = true;
             const stream = this.#stream(a.stream, op.signal, op.stopTurn, op.chatId);
-            this.#streams.get(a.stream).untrack = op.untrack;
+            // However the stream ends, its action's onSettled is not called after it.
+            this.#streams.get(a.stream).untrack = () => {
+              op.untrack?.();
+              this.#settlers.delete(a.op);
+            };
             return op.resolve(stream);
           }
           return op.resolve(a.value);
@@ -355,6 +402,7 @@ export function createTransportClass(load) {
         case "reject": {
           const op = this.#ops.get(a.op);
           this.#ops.delete(a.op);
+          this.#settlers.delete(a.op);
           op?.cleanup?.();
           op?.markSettled?.();
           op?.untrack?.();
@@ -463,8 +511,9 @@ export function createTransportClass(load) {
       };
       if (a.body !== undefined) init.body = a.body;
       const headStart = a.endpoint === "head-start";
-      const url = headStart ? a.path : this.#base(a.endpoint, a.chat) + a.path;
       try {
+        // (A `baseURL` function that throws fails this attempt, like a network error.)
+        const url = headStart ? a.path : this.#base(a.endpoint, a.chat) + a.path;
         const f = this.#o.fetch;
         const res = await (f ? f(url, init, { endpoint: a.endpoint, chatId: a.chat }) : fetch(url, init));
         if (this.#fetches.get(a.id) !== entry) {
@@ -685,7 +734,8 @@ export function createTransportClass(load) {
     #offPageHide = null;
 
     #openChannel() {
-      const channel = new BroadcastChannel(TAB_CHANNEL);
+      const channel = openTabChannel();
+      if (!channel) return;
       channel.unref?.(); // Node: an open channel must not keep the process alive
       channel.onmessage = (e) => {
         let text;
@@ -931,10 +981,11 @@ export function createTransportClass(load) {
         // (offline, or being retried): its turn is what there is to resume, once it is sent.
         const left = [...this.#ops.values()].find((o) => o.left && o.chatId === chatId);
         if (!left || abortSignal?.aborted) return null;
-        const aborted = new Promise((r) => abortSignal?.addEventListener("abort", r, { once: true }));
-        if ((await Promise.race([left.leftSettled.then(() => false), aborted.then(() => true)])) || this.#disposed) {
-          return null;
-        }
+        let onAbort;
+        const aborted = new Promise((r) => abortSignal?.addEventListener("abort", (onAbort = r), { once: true }));
+        const gaveUp = await Promise.race([left.leftSettled.then(() => false), aborted.then(() => true)]);
+        abortSignal?.removeEventListener("abort", onAbort);
+        if (gaveUp || this.#disposed) return null;
         return this.reconnectToStream(options);
       }
       return this.#stream(id, abortSignal, !!stopOnAbort, chatId);
@@ -987,6 +1038,7 @@ export function createTransportClass(load) {
     // Before the module is ready, a stored session can still be read.
     #storedSession(chatId) {
       const o = this.#o;
+      if (this.#sessions.has(chatId)) return this.#sessions.get(chatId);
       if (o.sessions?.[chatId]) return o.sessions[chatId];
       const p = o.persistence ?? "localStorage";
       try {
@@ -1003,8 +1055,13 @@ export function createTransportClass(load) {
     }
 
     setSession(chatId, session) {
+      // The driver's own check, made here too for a call that comes before the driver exists
+      // (queued: one bad state must not break the transport's construction).
+      if (typeof session?.publicAccessToken !== "string" || !session.publicAccessToken) {
+        throw makeError({ code: "invalid_option", message: "setSession: the session needs a publicAccessToken" });
+      }
       if (!this.#d) {
-        this.#o.sessions = { ...this.#o.sessions, [chatId]: session };
+        this.#sessions.set(chatId, session);
         return;
       }
       this.#ensure(chatId);

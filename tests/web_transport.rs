@@ -559,3 +559,30 @@ async fn a_steering_message_too_late_for_the_turn_streams_through_a_send_of_it_w
         Some(false)
     );
 }
+
+#[wasm_bindgen_test]
+async fn set_session_before_first_use_checks_its_argument_and_is_used() {
+    let chat = new_chat_id("set-session");
+    let (first, _) = transport(&JsValue::UNDEFINED);
+    send_text(&first, &chat, "u1", "one").await;
+    let session = first.get_session(&chat);
+    assert!(get(&session, "publicAccessToken").is_string());
+    first.dispose();
+
+    // A fresh transport whose driver does not exist yet (nothing was sent through it).
+    let (t, calls) = transport(&js_sys::JSON::parse(r#"{"persistence":"none"}"#).unwrap());
+    let bad = js_sys::JSON::parse(r#"{"publicAccessToken":""}"#).unwrap();
+    let error = t
+        .set_session(&chat, &bad)
+        .expect_err("a state without a token throws");
+    assert_eq!(
+        get(&error, "code").as_string().as_deref(),
+        Some("invalid_option")
+    );
+    t.set_session(&chat, &session)
+        .expect("a good state is taken");
+    // The bad call broke nothing: the next send uses the state that was set.
+    let chunks = send_text(&t, &chat, "u2", "two").await;
+    assert_eq!(text_of(&chunks), "You said: two");
+    assert_eq!(get(&calls, "startSession").as_f64(), Some(0.0));
+}

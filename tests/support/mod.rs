@@ -48,6 +48,8 @@ extern "C" {
     pub fn send_pending_message(this: &Transport, chat_id: &str, message: &JsValue) -> Promise;
     #[wasm_bindgen(method, js_name = getSession)]
     pub fn get_session(this: &Transport, chat_id: &str) -> JsValue;
+    #[wasm_bindgen(method, catch, js_name = setSession)]
+    pub fn set_session(this: &Transport, chat_id: &str, session: &JsValue) -> Result<(), JsValue>;
     #[wasm_bindgen(method, js_name = removeSession)]
     pub fn remove_session(this: &Transport, chat_id: &str);
     #[wasm_bindgen(method, js_name = sessionStatus)]

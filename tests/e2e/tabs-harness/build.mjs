@@ -1,6 +1,8 @@
 // Assembles the multi-tab harness into target/e2e/tabs-dist (tests/e2e/run calls it):
 //   index.html + harness.js        plain ES modules, no bundler
 //   pkg/                           a copy of the built package (harness.js imports ./pkg/index.js)
+//   pkg-moved/, elsewhere/         the package again, its .wasm moved to elsewhere/module.wasm
+//   sandboxed.html                 the harness in a sandboxed iframe (an opaque origin)
 //   official-chat.js               the official TriggerChatTransport (@trigger.dev/sdk/chat 4.8.3,
 //                                  installed in tests/official) bundled for the browser by esbuild
 // The official browser build needs `--external:node:*` (inventory W2: a dynamic `node:http2`
@@ -24,6 +26,11 @@ rmSync(out, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
 cpSync(join(here, "harness.js"), join(out, "harness.js"));
 cpSync(join(root, "pkg"), join(out, "pkg"), { recursive: true });
+// The package once more without its .wasm, which is served from elsewhere (init's argument).
+cpSync(join(root, "pkg"), join(out, "pkg-moved"), { recursive: true, filter: (src) => !src.endsWith(".wasm") });
+mkdirSync(join(out, "elsewhere"));
+cpSync(join(root, "pkg", "trigger_chat_wasm_bg.wasm"), join(out, "elsewhere", "module.wasm"));
+cpSync(join(here, "sandboxed.html"), join(out, "sandboxed.html"));
 
 await build({
   stdin: {

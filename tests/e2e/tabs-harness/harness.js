@@ -96,7 +96,7 @@ async function consume(stream, sendRecord) {
 
 window.harness = {
   /** Builds this tab's transport and starts its tab channel; resolves once it is listening. */
-  async create({ kind, chatId, persistence = "none" }) {
+  async create({ kind, chatId, persistence = "none", module = "./pkg/index.js", wasmAt }) {
     tab.kind = kind;
     tab.chatId = chatId;
     // A silent observer of the tab channel (evidence for a failing assertion; it never posts).
@@ -119,9 +119,16 @@ window.harness = {
       const { TriggerChatTransport } = await import("./official-chat.js");
       tab.transport = new TriggerChatTransport(common); // its coordinator starts in the constructor
     } else {
-      const { TriggerChatTransport, init } = await import("./pkg/index.js");
-      await init();
-      tab.transport = new TriggerChatTransport({ ...common, persistence });
+      const { TriggerChatTransport, init } = await import(module);
+      if (wasmAt === undefined) {
+        await init();
+        tab.transport = new TriggerChatTransport({ ...common, persistence });
+      } else {
+        // As an app whose .wasm is served elsewhere: the transport is built (during render),
+        // then `init` is told where the module is (in an effect).
+        tab.transport = new TriggerChatTransport({ ...common, persistence });
+        await init(new URL(wasmAt, location.href));
+      }
     }
     tab.createdAt = Date.now();
     tab.transport.addReadOnlyListener((id, value) => {
