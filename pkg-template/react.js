@@ -47,7 +47,6 @@ function createEntry(latest) {
     wrappers,
     present,
     clientData: clientDataKey(options.clientData),
-    disposed: false,
     disposeTimer: undefined,
   };
 }
@@ -61,7 +60,6 @@ export function useTriggerChatTransport(options) {
   const latest = useRef(options);
   latest.current = options;
   const entryRef = useRef(null);
-  const [, rerender] = useState(0);
   // Constructing during render is cheap and holds no browser resources until first use, so the
   // instance React StrictMode renders and throws away costs nothing.
   if (entryRef.current === null) entryRef.current = createEntry(latest);
@@ -82,18 +80,14 @@ export function useTriggerChatTransport(options) {
 
   useEffect(() => {
     // StrictMode runs cleanup + effect again right away: the deferred dispose is cancelled here.
+    // A component shown again after a real dispose (an <Activity> that was hidden, Next.js's
+    // cached routes) keeps its transport: dispose() is undone by the next call, and useChat,
+    // which holds this transport, resumes its reply through it in this same commit.
     clearTimeout(entry.disposeTimer);
     entry.disposeTimer = undefined;
-    if (entry.disposed) {
-      // The component came back after a real dispose (e.g. an <Activity> that was hidden):
-      // hand it a fresh transport.
-      entryRef.current = createEntry(latest);
-      rerender((n) => n + 1);
-    }
     return () => {
       entry.disposeTimer = setTimeout(() => {
         entry.disposeTimer = undefined;
-        entry.disposed = true;
         entry.transport.dispose();
       }, 0);
     };
@@ -436,35 +430,41 @@ export function useLoadTranscript(chatId, load, options) {
   const latest = useRef({ load, transport: options?.transport });
   latest.current = { load, transport: options?.transport };
   const limit = options?.limit;
+  // The chat id and limit of the transcript on show: a component hidden and shown again
+  // (<Activity>) runs this effect again, and keeps what it loaded.
+  const loaded = useRef(null);
   useEffect(() => {
     if (chatId === undefined) {
+      loaded.current = null;
       setState(noTranscript(chatId, false));
       return undefined;
     }
+    if (loaded.current?.chatId === chatId && loaded.current.limit === limit) return undefined;
+    loaded.current = null;
     let current = true;
     setState(noTranscript(chatId, true));
     const params = limit === undefined ? { chatId } : { chatId, limit };
     Promise.resolve()
-      .then(() => latest.current.load(params))
-      .then(
-        (transcript) => {
-          if (!current) return;
-          const { transport } = latest.current;
-          if (transport) seedTranscriptCursor(transport, chatId, transcript?.cursors);
-          setState({
-            chatId,
-            messages: Array.isArray(transcript?.messages) ? transcript.messages : [],
-            isLoading: false,
-            error: undefined,
-            nextCursor: transcript?.nextCursor,
-          });
-        },
-        (cause) => {
-          if (!current) return;
-          const error = cause instanceof Error ? cause : new Error(String(cause));
-          setState({ ...noTranscript(chatId, false), error });
-        },
-      );
+      // (Not called for a run StrictMode cleaned up at once.)
+      .then(() => (current ? latest.current.load(params) : undefined))
+      .then((transcript) => {
+        if (!current) return;
+        const { transport } = latest.current;
+        if (transport) seedTranscriptCursor(transport, chatId, transcript?.cursors);
+        loaded.current = { chatId, limit };
+        setState({
+          chatId,
+          messages: Array.isArray(transcript?.messages) ? transcript.messages : [],
+          isLoading: false,
+          error: undefined,
+          nextCursor: transcript?.nextCursor,
+        });
+      })
+      .catch((cause) => {
+        if (!current) return;
+        const error = cause instanceof Error ? cause : new Error(String(cause));
+        setState({ ...noTranscript(chatId, false), error });
+      });
     return () => {
       current = false;
     };
@@ -582,13 +582,26 @@ export function usePendingMessages(options) {
       .then((sent) => sent === true, () => false);
   };
 
-  // A new chat starts with an empty overlay.
+  // A new chat starts with an empty overlay (not a chat shown again by an <Activity>: its
+  // messages are still waiting).
+  const overlayChat = useRef(chatId);
   useEffect(() => {
+    if (overlayChat.current === chatId) return;
+    overlayChat.current = chatId;
     setEntries([]);
     entriesRef.current = []; // before the effects below look at it in this same commit
     promoted.current.clear();
     flushing.current = false;
   }, [chatId]);
+
+  // Hidden (<Activity>) or unmounted: the status changes meanwhile go unseen (useChat stops the
+  // reply when hidden), so the first status seen after is not the end of a turn.
+  useEffect(
+    () => () => {
+      previousStatus.current = { chatId: previousStatus.current.chatId, status: undefined };
+    },
+    [],
+  );
 
   // Injected messages leave the overlay as soon as the agent confirms them.
   useEffect(() => {

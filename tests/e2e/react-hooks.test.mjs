@@ -571,3 +571,53 @@ test("useMultiTabChat: an owner's message whose send fails before the server tak
   assert.deepEqual(page.pageErrors, []);
   await page.close();
 });
+
+// <Activity> (Next.js keeps a route it left this way): hidden, a component's effects are cleaned
+// up as on an unmount but its state stays; shown again, every effect runs again.
+test("a chat hidden by <Activity> mid-reply and shown again resumes the reply through its own transport", { timeout: 45_000 }, async () => {
+  const page = await openHarness();
+  const chatId = newChatId("activity");
+  await page.evaluate((id) => harness.mount(id, { resume: true, strict: false, hidden: false }), chatId);
+  await page.evaluate((text) => void harness.send(text), SLOW_PROMPT);
+  await eventually(async () => progress(await lastText(page)) >= 3, { message: "the reply under way" });
+  await page.evaluate(() => harness.queue("and then this"));
+
+  await page.evaluate(() => harness.update({ hidden: true }));
+  await eventually(async () => (await page.evaluate(() => harness.info())).currentDisposed === 1, {
+    message: "disposed while hidden",
+  });
+  let state = await serverChat(chatId);
+  assert.equal(state.currentTurnActive, true, "the agent goes on while the chat is hidden");
+
+  await page.evaluate(() => harness.update({ hidden: false }));
+  const expected = [`user: ${SLOW_PROMPT}`, `assistant: ${slowReply()}`, "user: and then this", `assistant: ${echo("and then this")}`];
+  await eventually(async () => JSON.stringify(await page.evaluate(() => harness.texts())) === JSON.stringify(expected), {
+    message: "the whole reply, then the message queued before hiding",
+    timeout: 30_000,
+  });
+  const info = await page.evaluate(() => harness.info());
+  assert.equal(info.transports, 1, "the same transport all along");
+  state = await serverChat(chatId);
+  assert.deepEqual(state.inRecords.map((r) => r.kind), ["message", "message"], "no stop, each message once");
+  assert.deepEqual(page.pageErrors, []);
+  await page.close();
+});
+
+test("useLoadTranscript loads once under StrictMode and keeps its transcript when hidden and shown again", { timeout: 30_000 }, async () => {
+  const page = await openHarness();
+  const chatId = newChatId("transcript-activity");
+  await page.evaluate((id) => harness.mountTranscript(id, false, { hidden: false }), chatId);
+  await eventually(async () => !(await page.evaluate(() => harness.transcript())).isLoading, { message: "loaded" });
+  await page.waitForTimeout(100);
+  assert.equal((await page.evaluate(() => harness.transcript())).loads.length, 1, "one load (StrictMode's first run is dropped)");
+  await page.evaluate(() => harness.updateTranscript({ hidden: true }));
+  await page.waitForTimeout(50);
+  await page.evaluate(() => harness.updateTranscript({ hidden: false }));
+  await page.waitForTimeout(100);
+  const t = await page.evaluate(() => harness.transcript());
+  assert.equal(t.isLoading, false);
+  assert.deepEqual(t.texts, [`history of ${chatId}`]);
+  assert.equal(t.loads.length, 1, "not loaded again");
+  assert.deepEqual(page.pageErrors, []);
+  await page.close();
+});

@@ -1,7 +1,7 @@
 // Test harness for trigger-chat-wasm/react under React StrictMode (development build). The test
 // drives it through `window.harness`; nothing here is part of the demo.
 import { useChat } from "@ai-sdk/react";
-import { StrictMode, Suspense, useEffect, useLayoutEffect } from "react";
+import { Activity, StrictMode, Suspense, useEffect, useLayoutEffect } from "react";
 import { createRoot } from "react-dom/client";
 import { TriggerChatTransport } from "trigger-chat-wasm";
 import {
@@ -180,8 +180,13 @@ function render() {
   // `strict: false`: as a production build runs (no double effects). The AI SDK's automatic
   // resume does not survive StrictMode's simulated unmount when it happens inside a live page:
   // its second registration sees the first resume still `submitted` and skips.
-  const view = <View {...props} />;
+  const view = hideable(<View {...props} />);
   root.render(props.strict === false ? view : <StrictMode>{view}</StrictMode>);
+}
+// With a `hidden` prop, the view sits in an <Activity> (how Next.js keeps a route it left):
+// hidden, its effects are cleaned up and its state kept; shown again, its effects run again.
+function hideable(view) {
+  return "hidden" in props ? <Activity mode={props.hidden ? "hidden" : "visible"}>{view}</Activity> : view;
 }
 
 window.harness = {
@@ -229,22 +234,14 @@ window.harness = {
     root.unmount();
     root = null;
   },
-  mountTranscript(chatId, fail = false) {
+  mountTranscript(chatId, fail = false, extra = {}) {
     root = createRoot(document.getElementById("root"));
-    props = { chatId, fail };
-    root.render(
-      <StrictMode>
-        <TranscriptProbe {...props} />
-      </StrictMode>,
-    );
+    props = { chatId, fail, ...extra };
+    root.render(<StrictMode>{hideable(<TranscriptProbe {...props} />)}</StrictMode>);
   },
   updateTranscript(patch) {
     props = { ...props, ...patch };
-    root.render(
-      <StrictMode>
-        <TranscriptProbe {...props} />
-      </StrictMode>,
-    );
+    root.render(<StrictMode>{hideable(<TranscriptProbe {...props} />)}</StrictMode>);
   },
   transcript() {
     const r = transcriptState.result;
