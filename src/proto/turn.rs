@@ -153,6 +153,11 @@ impl Turn {
         }
     }
 
+    /// Whether `seq` is known to be an input no boundary will answer.
+    pub fn is_unanswered(&self, seq: u64) -> bool {
+        self.unanswered.contains(&seq)
+    }
+
     /// `seq` is an input that no boundary will answer (a stop): it does not hold data back.
     pub fn add_unanswered(&mut self, seq: u64, out: &mut Vec<Outcome>) {
         self.unanswered.push(seq);

@@ -586,7 +586,8 @@ impl Driver {
             now_ms,
         );
         let chat_id = self.chats[chat].id.clone();
-        for seq in self.chats[chat].stops.clone() {
+        for k in 0..self.chats[chat].stops.len() {
+            let seq = self.chats[chat].stops[k];
             self.unanswered_input(&chat_id, Some(stream), seq, now_ms);
         }
         stream
@@ -1167,15 +1168,15 @@ impl Driver {
         // A send the server has not acknowledged has no turn to stop yet: it is aborted instead
         // (a stop appended now could reach `.in` before it). One that may have landed is
         // stopped when it does; one that cannot have is never sent.
-        let unacknowledged: Vec<u32> = self
+        let mut cancelled = false;
+        while let Some(send) = self
             .ops
             .iter()
-            .filter(|o| o.chat == chat_id && !o.aborted && matches!(o.kind, OpKind::Turn { .. }))
-            .map(|o| o.id)
-            .collect();
-        let cancelled = !unacknowledged.is_empty();
-        for send in unacknowledged {
+            .find(|o| o.chat == chat_id && !o.aborted && matches!(o.kind, OpKind::Turn { .. }))
+        {
+            let send = send.id;
             self.abort(send, true, now_ms);
+            cancelled = true;
         }
         let op = self.new_op(chat_id, OpKind::Stop, true);
         let active = self.chats[chat].active;

@@ -1025,16 +1025,10 @@ impl Driver {
         seq: u64,
         now_ms: u64,
     ) {
-        let streams: Vec<u32> = self
-            .subs
-            .iter()
-            .filter(|s| s.chat == chat_id && only.is_none_or(|id| id == s.id))
-            .map(|s| s.id)
-            .collect();
-        for id in streams {
-            let Some(i) = self.sub_index(id) else {
-                continue;
-            };
+        while let Some(i) = self.subs.iter().position(|s| {
+            s.chat == chat_id && only.is_none_or(|id| id == s.id) && !s.turn.is_unanswered(seq)
+        }) {
+            let id = self.subs[i].id;
             let mut outcomes = Vec::new();
             self.subs[i].turn.add_unanswered(seq, &mut outcomes);
             self.apply(i, outcomes, now_ms);
