@@ -756,11 +756,29 @@ fn state_saved_without_consumed_input_seq_streams_the_next_reply_at_once() {
     // What an app that stores the JavaScript transport's fields in its own database hands back.
     let options = r#"{"task":"chat","types":{"accessToken":"function"},"sessions":{"c1":{"publicAccessToken":"t","lastEventId":"9","isStreaming":false}}}"#;
     let mut host = Host::new(options);
-    let (_, out) = accepted_send(&mut host, "p1", 5);
+    let op = host.send("c1", "next", "p1");
+    let (out, _, headers, _) = host.take_fetch(Endpoint::Out);
+    // One record before the cursor: the last turn's boundary, which says what was consumed.
+    assert_eq!(
+        Host::header(&headers, "last-event-id").as_deref(),
+        Some("8")
+    );
+    let (append, _, _, _) = host.take_fetch(Endpoint::In);
+    host.d
+        .fetch_text(append, 200, r#"{"ok":true,"seq":5}"#, None, host.now);
+    host.d.fetch_open(out, false, host.now);
+    host.pump();
+    host.d.pull(host.stream_of(op), host.now);
+    host.d
+        .fetch_bytes(out, &batch(&[], Some((9, Some(4)))), host.now);
     host.d
         .fetch_bytes(out, &batch(&[(10, "a"), (11, "b")], None), host.now);
     host.pump();
     assert_eq!(texts(&host.chunks), "ab", "streamed before its boundary");
+    assert!(host.ended.is_empty());
+    // The turn starts at that boundary (what a reload replays from).
+    let state = host.d.get_session("c1").unwrap();
+    assert_eq!(state.get("lastEventId").and_then(Json::as_str), Some("9"));
 
     // Without a cursor (a tab that got the token from startSession), `.out` is read from its
     // start: the earlier turns replay first and are not this reply.
@@ -833,6 +851,58 @@ fn stop_generation_before_the_server_has_the_message_aborts_the_send_instead() {
         Some("p2-stop")
     );
     assert_eq!(host.d.stream_count(), 0);
+}
+
+#[test]
+fn a_send_aborted_in_flight_that_lands_late_stops_its_own_turn_not_the_next_message() {
+    let mut host = Host::new(OPTIONS);
+    let (first, out) = sent(&mut host, "c1", 1);
+    host.d.pull(first, host.now);
+    host.d
+        .fetch_bytes(out, &batch(&[], Some((2, Some(1)))), host.now);
+    host.pump();
+    let a = host.send("c1", "stopped", "pa");
+    let (append_a, _, _, _) = host.take_fetch(Endpoint::In);
+    host.d.abort_op(a, host.now);
+    host.pump();
+    // The user sends again while A's append is still on the wire.
+    let b = host.send("c1", "next", "pb");
+    let (append_b, _, _, _) = host.take_fetch(Endpoint::In);
+    host.d
+        .fetch_text(append_a, 200, r#"{"ok":true,"seq":3}"#, None, host.now);
+    host.pump();
+    let (stop, _, headers, body) = host.take_fetch(Endpoint::In);
+    assert_eq!(body.as_deref(), Some(r#"{"kind":"stop"}"#));
+    assert_eq!(
+        Host::header(&headers, "x-part-id").as_deref(),
+        Some("pa-stop")
+    );
+    assert!(!host.rejected.iter().any(|(o, _)| *o == b), "B goes on");
+    host.d
+        .fetch_text(stop, 200, r#"{"ok":true,"seq":4}"#, None, host.now);
+    host.d
+        .fetch_text(append_b, 200, r#"{"ok":true,"seq":5}"#, None, host.now);
+    host.pump();
+    let stream = host.stream_of(b);
+    assert!(host.take_fetch_opt(Endpoint::In).is_none(), "no stop for B");
+    // B's reply streams (A's stopped turn ends with its boundary first).
+    host.d.pull(stream, host.now);
+    host.chunks.clear();
+    // (A's `.out` request was aborted with its stream.)
+    let mut out_b = host.take_fetch(Endpoint::Out).0;
+    while host.aborted.contains(&out_b) {
+        out_b = host.take_fetch(Endpoint::Out).0;
+    }
+    host.d.fetch_open(out_b, false, host.now);
+    host.d
+        .fetch_bytes(out_b, &batch(&[(6, "x")], Some((7, Some(4)))), host.now);
+    host.d
+        .fetch_bytes(out_b, &batch(&[(8, "mine")], Some((9, Some(5)))), host.now);
+    host.pump();
+    assert_eq!(texts(&host.chunks), "mine");
+    host.d.pull(stream, host.now);
+    host.pump();
+    assert_eq!(host.ended, vec![first, stream]);
 }
 
 const QUEUE_OPTIONS: &str = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":true,"tabId":"tab-b","multiTabSend":"queue"}"#;
@@ -1131,15 +1201,21 @@ fn a_stop_gives_the_chat_back_to_the_other_tabs() {
     host.other.clear();
     host.d.stop_generation("c1", "stop-1", host.now);
     host.pump();
+    host.d.pull(stream, host.now);
+    host.pump();
+    assert_eq!(host.ended, vec![stream], "the stream closes at once");
+    // Until the agent has the stop, another tab's message could reach the turn it stops.
+    assert!(host.d.has_claim("c1"), "held while the stop is on its way");
+    assert!(lock_actions(&mut host).is_empty());
+    let (stop, _, _, _) = host.take_fetch(Endpoint::In);
+    host.d
+        .fetch_text(stop, 200, r#"{"ok":true,"seq":2}"#, None, host.now);
+    host.pump();
     assert!(!host.d.has_claim("c1"), "the stop released the claim");
     assert_eq!(lock_actions(&mut host), ["unlock"]);
     assert!(host.other.iter().any(
         |a| matches!(a, Action::Broadcast { message } if message.get("type").and_then(Json::as_str) == Some("release"))
     ));
-    let (stop, _, _, _) = host.take_fetch(Endpoint::In);
-    host.d
-        .fetch_text(stop, 200, r#"{"ok":true,"seq":2}"#, None, host.now);
-    host.pump();
     // useChat's stop(): the send's signal aborts its stream, which stops the turn.
     let op = owned_send(&mut host, "p2");
     let (append, _, _, _) = host.take_fetch(Endpoint::In);
@@ -1151,13 +1227,13 @@ fn a_stop_gives_the_chat_back_to_the_other_tabs() {
     host.other.clear();
     host.d.abort_stream(second, true, "stop-2", host.now);
     host.pump();
-    assert!(!host.d.has_claim("c1"));
-    assert_eq!(lock_actions(&mut host), ["unlock"]);
     let (stop, _, _, body) = host.take_fetch(Endpoint::In);
     assert_eq!(body.as_deref(), Some(r#"{"kind":"stop"}"#));
     host.d
         .fetch_text(stop, 200, r#"{"ok":true,"seq":4}"#, None, host.now);
     host.pump();
+    assert!(!host.d.has_claim("c1"));
+    assert_eq!(lock_actions(&mut host), ["unlock"]);
     // A send aborted while its append was on the wire, which then lands: the turn it started
     // is stopped, and the chat is free again.
     let op = owned_send(&mut host, "p3");
@@ -1169,8 +1245,11 @@ fn a_stop_gives_the_chat_back_to_the_other_tabs() {
     host.d
         .fetch_text(append, 200, r#"{"ok":true,"seq":5}"#, None, host.now);
     host.pump();
-    let (_, _, _, body) = host.take_fetch(Endpoint::In);
+    let (stop, _, _, body) = host.take_fetch(Endpoint::In);
     assert_eq!(body.as_deref(), Some(r#"{"kind":"stop"}"#));
+    host.d
+        .fetch_text(stop, 200, r#"{"ok":true,"seq":6}"#, None, host.now);
+    host.pump();
     assert!(!host.d.has_claim("c1"));
     assert_eq!(lock_actions(&mut host), ["unlock"]);
 }
@@ -1191,9 +1270,10 @@ fn a_session_the_server_forgot_is_recreated_and_read_from_its_start() {
         .send_messages(SendRequest::from_json(&request).unwrap(), "p", host.now);
     host.pump();
     let (out, _, out_headers, _) = host.take_fetch(Endpoint::Out);
+    // One record early: the state does not say what the agent consumed (see the test below).
     assert_eq!(
         Host::header(&out_headers, "last-event-id").as_deref(),
-        Some("41")
+        Some("40")
     );
     let (append, _, _, _) = host.take_fetch(Endpoint::In);
     // Both meet a 404; one startSession call repairs both.
@@ -1554,15 +1634,16 @@ fn head_start_posts_the_first_turn_to_the_handler_and_later_turns_go_to_in() {
     let state = state.as_ref().unwrap();
     assert_eq!(
         state.get("lastEventId").and_then(Json::as_str),
-        Some("6"),
-        "one record before the turn's boundary (seq 7)"
+        Some("7"),
+        "the turn's boundary"
     );
     assert_eq!(
         state.get("isStreaming").and_then(Json::as_bool),
         Some(false)
     );
 
-    // Turn 2: straight to `.in` with the handler's token, `.out` from the handler's cursor.
+    // Turn 2: straight to `.in` with the handler's token, `.out` from one record before the
+    // handler's cursor (nothing is known of consumed inputs: it reads the boundary).
     let op = host.send("h", "again", "part-2");
     assert!(host.calls.is_empty());
     let (append, path, headers, _) = host.take_fetch(Endpoint::In);

@@ -180,6 +180,7 @@ impl Turn {
     /// Data already delivered stays delivered.
     pub fn restart_session(&mut self) {
         self.consumed = None;
+        self.unanswered.clear();
         self.held.clear();
         self.held_bytes = 0;
         self.deferred.clear();
@@ -555,6 +556,21 @@ mod tests {
         turn.add_unanswered(3, &mut out);
         turn.add_unanswered(5, &mut out);
         assert_eq!(delivered(&out), vec![1]);
+    }
+
+    #[test]
+    fn a_new_session_forgets_the_old_ones_stops() {
+        // `.in` seqs start again in a new session: an old stop's seq may be a real input there.
+        let mut turn = Turn::new(InputSeq::Known(3), Hold::BySeq { consumed: Some(1) });
+        let mut out = Vec::new();
+        turn.add_unanswered(2, &mut out);
+        turn.restart_session();
+        assert!(!turn.is_unanswered(2));
+        turn.on_record(data(1, "old"), &mut out);
+        assert!(
+            delivered(&out).is_empty(),
+            "held: nothing is known of the new session"
+        );
     }
 
     #[test]

@@ -258,6 +258,7 @@ impl Driver {
                     // The old session's `.in` seqs mean nothing in the new one.
                     state.replace_session(token.into());
                     c.steers.clear();
+                    c.stops.clear();
                 }
                 TokenKind::Start { replace: false } => {
                     state.token = Some(token.into());

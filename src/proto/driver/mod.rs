@@ -218,6 +218,7 @@ impl Driver {
         }
         self.chats[i].state = state;
         self.chats[i].steers.clear();
+        self.chats[i].stops.clear();
         self.persist(i);
         Ok(())
     }

@@ -11,6 +11,7 @@ use super::Driver;
 #[allow(unused_imports)]
 use crate::prelude::*;
 use crate::proto::append::{AppendPolicy, NextStep, APPEND_TIMEOUT_MS};
+use crate::proto::chat::Cursor;
 use crate::proto::headers::HeaderList;
 use crate::proto::json::Json;
 use crate::proto::session::PendingSend;
@@ -557,17 +558,17 @@ impl Driver {
                 }
                 (known, _) => known,
             };
-            // Nothing known of earlier inputs, no turn in flight, and a cursor past the turns
-            // read before (state saved in the JS transport's shape, without `consumedInputSeq`):
-            // no boundary before this send's own would say more, so holding would only delay
-            // the whole reply to its end. (From the stream's start, earlier turns replay first.)
-            let known_past = state.cursor.get().is_some() && !state.has_outstanding_turn();
-            let hold = if consumed.is_none() && known_past {
-                Hold::Off
-            } else {
-                Hold::BySeq { consumed }
+            // Nothing known of earlier inputs (state saved in the JavaScript transport's shape,
+            // without `consumedInputSeq`) and no turn in flight: read from one record before the
+            // cursor, where the last boundary usually is, to learn what the agent consumed.
+            // Otherwise no boundary would come before this send's own, and the whole reply
+            // would be held to its end.
+            let idle = state.is_streaming == Some(false) && state.active_input_seq.is_none();
+            let start = match state.cursor.get() {
+                Some(seq) if consumed.is_none() && idle => Cursor::new(seq.checked_sub(1)),
+                _ => state.cursor,
             };
-            (state.cursor, hold)
+            (start, Hold::BySeq { consumed })
         };
         let stream = self.open_sub(
             chat,
@@ -698,7 +699,11 @@ impl Driver {
     /// Whether a send of this tab for `chat_id` is in flight or waiting.
     pub(super) fn turn_pending(&self, chat_id: &str) -> bool {
         self.ops.iter().any(|o| {
-            o.chat == chat_id && o.append.is_some() && matches!(o.kind, OpKind::Turn { .. })
+            // (A stop in flight too: the chat is not free before the agent has it, or another
+            // tab's message could reach the turn it stops.)
+            o.chat == chat_id
+                && o.append.is_some()
+                && matches!(o.kind, OpKind::Turn { .. } | OpKind::Stop)
         }) || self
             .tabs
             .as_ref()
@@ -1049,7 +1054,7 @@ impl Driver {
                         id.push_str("-stop");
                         id
                     };
-                    self.stop_generation(&chat_id, &part_id, now_ms);
+                    self.stop_turn(chat, &part_id, false, false, now_ms);
                 }
                 self.finish_op(op, Ok(Value::Stream(stream)));
             }
@@ -1099,12 +1104,15 @@ impl Driver {
                     self.unanswered_input(&chat_id, None, seq, now_ms);
                 }
                 self.finish_op(op, Ok(Value::Bool(true)));
+                // The agent has the stop: the chat is free for other tabs.
+                self.release_if_idle(&chat_id, now_ms);
             }
             (OpKind::Stop, result) | (OpKind::Steer, result) => {
                 if result.is_err() && kind == OpKind::Stop {
                     self.chats[chat].stopped_turn = None;
                 }
                 self.finish_op(op, Ok(Value::Bool(result.is_ok())));
+                self.release_if_idle(&chat_id, now_ms);
             }
             (OpKind::Start, _) => self.finish_op(op, Ok(Value::Unit)),
         }
@@ -1178,25 +1186,37 @@ impl Driver {
             self.abort(send, true, now_ms);
             cancelled = true;
         }
-        let op = self.new_op(chat_id, OpKind::Stop, true);
-        let active = self.chats[chat].active;
-        if let Some(stream) = active {
-            self.close_stream(stream, now_ms);
-            self.chats[chat].active = None;
-        }
-        // A stopped turn frees the chat for other tabs (closing the stream does when it was the
-        // chat's; a turn whose stream ended before, e.g. an abort that landed late, here).
-        self.release_if_idle(chat_id, now_ms);
+        self.stop_turn(chat, part_id, cancelled, true, now_ms)
+    }
+
+    /// Appends a stop for the chat's turn in flight (once per turn); `close`: the chat's stream
+    /// closes at once (not for a send aborted in flight that landed late: the chat's stream may
+    /// be a newer send's by then). The chat is freed for other tabs once the agent has the stop.
+    fn stop_turn(
+        &mut self,
+        chat: usize,
+        part_id: &str,
+        cancelled: bool,
+        close: bool,
+        now_ms: u64,
+    ) -> u32 {
+        let chat_id = self.chats[chat].id.clone();
+        let op = self.new_op(&chat_id, OpKind::Stop, true);
+        let active = if close { self.chats[chat].active } else { None };
         let state = &self.chats[chat].state;
         let seq = state.active_input_seq;
         let nothing =
             active.is_none() && !state.has_outstanding_turn() && state.is_streaming == Some(false);
-        if state.token.is_none() || state.closed || nothing {
-            self.finish_op(op, Ok(Value::Bool(cancelled)));
-            return op;
-        }
-        if self.chats[chat].stopped_turn == Some(seq) {
-            self.finish_op(op, Ok(Value::Bool(true)));
+        let done = if state.token.is_none() || state.closed || nothing {
+            Some(cancelled)
+        } else {
+            // The same turn is not stopped twice.
+            (self.chats[chat].stopped_turn == Some(seq)).then_some(true)
+        };
+        if let Some(sent) = done {
+            self.close_active(chat, active, now_ms);
+            self.finish_op(op, Ok(Value::Bool(sent)));
+            self.release_if_idle(&chat_id, now_ms);
             return op;
         }
         self.chats[chat].stopped_turn = Some(seq);
@@ -1213,7 +1233,17 @@ impl Driver {
             part_id,
             now_ms,
         );
+        // (After the append: the stream's end must not free the chat before the stop is in.)
+        self.close_active(chat, active, now_ms);
         op
+    }
+
+    /// Closes the chat's stream `active` (the one a stop ends) at once.
+    fn close_active(&mut self, chat: usize, active: Option<u32>, now_ms: u64) {
+        if let Some(stream) = active {
+            self.close_stream(stream, now_ms);
+            self.chats[chat].active = None;
+        }
     }
 
     /// `sendPendingMessage`: a steering message during a turn; resolves to whether it was

@@ -472,11 +472,11 @@ impl Driver {
                         .get("lastEventId")
                         .and_then(Json::as_str)
                         .and_then(|s| s.parse::<u64>().ok());
-                    // `lastEventId` is the `.out` seq of the turn's boundary record. Resume one
-                    // record early: the next send's stream then reads that boundary, which names
-                    // the `.in` input the turn answered (the in-band chunk does not), and can
-                    // stream at once instead of holding its data until its own boundary.
-                    if let Some(cursor) = seq.and_then(|s| s.checked_sub(1)) {
+                    // `lastEventId` is the `.out` seq of the turn's boundary record. Nothing is
+                    // known of consumed inputs (the in-band chunk does not say), so the next
+                    // send's stream starts one record early and reads that boundary, which names
+                    // the `.in` input the turn answered (see `open_send_sub`).
+                    if let Some(cursor) = seq {
                         if self.chats[chat].state.cursor.advance(cursor) {
                             self.persist(chat);
                             self.broadcast_cursor(chat, now_ms);
