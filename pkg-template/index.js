@@ -37,8 +37,15 @@ export function init(moduleOrPath) {
  * `@trigger.dev/sdk/chat`.
  */
 export const TriggerChatTransport = createTransportClass(() =>
-  init().then(() => (options, seed) => new WasmDriver(options, seed)),
+  loaded().then(() => (options, seed) => new WasmDriver(options, seed)),
 );
+
+// The module; a load that fails after `init(source)` was called meanwhile is followed by that
+// one (a transport built first, during render, already waits on the default load).
+function loaded() {
+  const current = init();
+  return current.catch((error) => (loading && loading !== current ? loaded() : Promise.reject(error)));
+}
 
 /** `new TriggerChatTransport(options)`. */
 export function createChatTransport(options) {

@@ -43,9 +43,10 @@ const offline = () => globalThis.navigator?.onLine === false;
 // user blocked has `navigator.locks`, but it refuses every request (SecurityError). There a
 // `multiTab` tab coordinates by claims alone, as where Web Locks are missing.
 async function locksWork() {
-  if (typeof navigator?.locks?.request !== "function") return false;
+  const locks = globalThis.navigator?.locks;
+  if (typeof locks?.request !== "function") return false;
   try {
-    await navigator.locks.query();
+    await locks.query();
     return true;
   } catch {
     return false;
@@ -194,6 +195,12 @@ export function createTransportClass(load) {
         if (this.#disposed) this.#revive();
         return this.#d;
       }
+      // A call made after dispose() while the module still loads uses the transport again too.
+      if (this.#disposed) return this.#loaded().then((d) => (this.#disposed && this.#revive(), d));
+      return this.#loaded();
+    }
+
+    #loaded() {
       this.#loading ??= ready().then(async (make) => {
         const o = this.#o;
         // A watcher only reads, so it takes no part in tab coordination (as in the JS transport).

@@ -73,10 +73,11 @@ test("init(url) after a transport was built loads the module from that url", { t
   await page.goto(`${server.url}/index.html`);
   await page.waitForFunction(() => typeof window.harness === "object");
   const chatId = newChatId("moved");
-  await page.evaluate(
+  const created = await page.evaluate(
     (chatId) => harness.create({ kind: "wasm", chatId, module: "./pkg-moved/index.js", wasmAt: "./elsewhere/module.wasm" }),
     chatId,
   );
+  assert.equal(created.early, "ok", "a call made before init(url) was not failed by the default load");
   const end = await sendAndRead(page, "hello");
   assert.equal(end.ok, true, JSON.stringify(end));
   assert.equal(end.text, echo("hello"));

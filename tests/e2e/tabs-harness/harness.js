@@ -127,7 +127,13 @@ window.harness = {
         // As an app whose .wasm is served elsewhere: the transport is built (during render),
         // then `init` is told where the module is (in an effect).
         tab.transport = new TriggerChatTransport({ ...common, persistence });
+        // A call made before `init` (useChat's resume on mount) waits for the module too.
+        const early = tab.transport.reconnectToStream({ chatId }).then(
+          () => "ok",
+          (e) => `failed: ${e?.message ?? e}`,
+        );
         await init(new URL(wasmAt, location.href));
+        tab.early = await early;
       }
     }
     tab.createdAt = Date.now();
@@ -142,7 +148,7 @@ window.harness = {
     // Ours opens its channel when the module is ready (addReadOnlyListener asked for it): wait
     // until it has, so the caller's clock starts with a listening tab.
     await new Promise((r) => setTimeout(r, 50));
-    return { createdAt: tab.createdAt, now: Date.now() };
+    return { createdAt: tab.createdAt, now: Date.now(), early: tab.early };
   },
 
   /**
