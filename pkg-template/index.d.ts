@@ -462,13 +462,17 @@ export declare class TriggerChatTransport<
 
   /**
    * Stops the agent's current turn (appends `{kind: "stop"}`) and ends the local stream. Works
-   * after a resume too, where `useChat`'s `stop()` cannot reach the agent. Resolves `false` when
-   * there is no session or the stop could not be sent.
+   * after a resume too, where `useChat`'s `stop()` cannot reach the agent. A message the server
+   * has not acknowledged yet is aborted instead (its send rejects with `aborted`). Resolves
+   * `false` when there is no session or the stop could not be sent.
    */
   stopGeneration: (chatId: string) => Promise<boolean>;
 
-  /** Creates the chat's session now (through `startSession`) and returns its state. */
-  start: (chatId: string) => Promise<ChatSessionPersistedState>;
+  /**
+   * Creates the chat's session now (through `startSession`) and returns its state
+   * (`undefined` if the chat was removed with `removeSession` meanwhile).
+   */
+  start: (chatId: string) => Promise<ChatSessionPersistedState | undefined>;
 
   /** `start(chatId)`, for warming up a chat before the first message. */
   preload: (chatId: string) => Promise<void>;

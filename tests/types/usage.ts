@@ -194,7 +194,7 @@ async function vanillaFlow(): Promise<void> {
   vanilla.seedResumeCursor("chat-1", "42");
   const status: "open" | "closed" = vanilla.sessionStatus("chat-1");
   const reason: string | undefined = vanilla.sessionClosedReason("chat-1");
-  const started: ChatSessionPersistedState = await vanilla.start("chat-3");
+  const started: ChatSessionPersistedState | undefined = await vanilla.start("chat-3");
   await vanilla.preload("chat-4");
   vanilla.removeSession("chat-4");
   const readOnly: boolean = vanilla.isReadOnly("chat-1") || vanilla.hasClaim("chat-1");
