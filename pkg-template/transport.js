@@ -191,13 +191,10 @@ export function createTransportClass(load) {
     // ---- driver plumbing ----
 
     async #ready() {
-      if (this.#d) {
-        if (this.#disposed) this.#revive();
-        return this.#d;
-      }
-      // A call made after dispose() while the module still loads uses the transport again too.
-      if (this.#disposed) return this.#loaded().then((d) => (this.#disposed && this.#revive(), d));
-      return this.#loaded();
+      // A call after dispose() uses the transport again (also while the module loads: a later
+      // dispose() then wins, as it would once loaded).
+      if (this.#disposed) this.#revive();
+      return this.#d ?? this.#loaded();
     }
 
     #loaded() {

@@ -780,6 +780,42 @@ fn state_saved_without_consumed_input_seq_streams_the_next_reply_at_once() {
     let state = host.d.get_session("c1").unwrap();
     assert_eq!(state.get("lastEventId").and_then(Json::as_str), Some("9"));
 
+    // The boundary read again has no `session-in-event-id` (a first turn started by session
+    // create reads nothing from `.in`): it is never taken for this send's own, and the reply
+    // streams at once, as the JavaScript transport's would.
+    for seq in [0, 5] {
+        let mut host = Host::new(options);
+        let op = host.send("c1", "next", "p1");
+        let (out, _, _, _) = host.take_fetch(Endpoint::Out);
+        let (append, _, _, _) = host.take_fetch(Endpoint::In);
+        host.d.fetch_text(
+            append,
+            200,
+            &format!(r#"{{"ok":true,"seq":{seq}}}"#),
+            None,
+            host.now,
+        );
+        host.d.fetch_open(out, false, host.now);
+        host.pump();
+        let stream = host.stream_of(op);
+        host.d.pull(stream, host.now);
+        host.d
+            .fetch_bytes(out, &batch(&[], Some((9, None))), host.now);
+        host.d
+            .fetch_bytes(out, &batch(&[(10, "a"), (11, "b")], None), host.now);
+        host.pump();
+        assert_eq!(texts(&host.chunks), "ab", "seq {seq}");
+        assert!(
+            host.ended.is_empty(),
+            "the old boundary did not end it (seq {seq})"
+        );
+        host.d
+            .fetch_bytes(out, &batch(&[], Some((12, Some(seq)))), host.now);
+        host.d.pull(stream, host.now);
+        host.pump();
+        assert_eq!(host.ended, vec![stream]);
+    }
+
     // Without a cursor (a tab that got the token from startSession), `.out` is read from its
     // start: the earlier turns replay first and are not this reply.
     let mut host = Host::new(OPTIONS);
@@ -854,7 +890,7 @@ fn stop_generation_before_the_server_has_the_message_aborts_the_send_instead() {
 }
 
 #[test]
-fn a_send_aborted_in_flight_that_lands_late_stops_its_own_turn_not_the_next_message() {
+fn a_send_aborted_in_flight_that_lands_after_a_newer_send_leaves_that_one_alone() {
     let mut host = Host::new(OPTIONS);
     let (first, out) = sent(&mut host, "c1", 1);
     host.d.pull(first, host.now);
@@ -865,27 +901,22 @@ fn a_send_aborted_in_flight_that_lands_late_stops_its_own_turn_not_the_next_mess
     let (append_a, _, _, _) = host.take_fetch(Endpoint::In);
     host.d.abort_op(a, host.now);
     host.pump();
-    // The user sends again while A's append is still on the wire.
+    // The user sends again while A's append is still on the wire; then A lands.
     let b = host.send("c1", "next", "pb");
     let (append_b, _, _, _) = host.take_fetch(Endpoint::In);
     host.d
-        .fetch_text(append_a, 200, r#"{"ok":true,"seq":3}"#, None, host.now);
+        .fetch_text(append_a, 200, r#"{"ok":true,"seq":2}"#, None, host.now);
     host.pump();
-    let (stop, _, headers, body) = host.take_fetch(Endpoint::In);
-    assert_eq!(body.as_deref(), Some(r#"{"kind":"stop"}"#));
-    assert_eq!(
-        Host::header(&headers, "x-part-id").as_deref(),
-        Some("pa-stop")
-    );
+    // Whichever of B and a stop the agent read first, a stop could end B's turn: none is sent,
+    // and B is neither aborted nor stopped.
+    assert!(host.take_fetch_opt(Endpoint::In).is_none(), "no stop");
     assert!(!host.rejected.iter().any(|(o, _)| *o == b), "B goes on");
     host.d
-        .fetch_text(stop, 200, r#"{"ok":true,"seq":4}"#, None, host.now);
-    host.d
-        .fetch_text(append_b, 200, r#"{"ok":true,"seq":5}"#, None, host.now);
+        .fetch_text(append_b, 200, r#"{"ok":true,"seq":3}"#, None, host.now);
     host.pump();
     let stream = host.stream_of(b);
     assert!(host.take_fetch_opt(Endpoint::In).is_none(), "no stop for B");
-    // B's reply streams (A's stopped turn ends with its boundary first).
+    // B's reply streams once A's turn has ended; A's reply is not shown as B's.
     host.d.pull(stream, host.now);
     host.chunks.clear();
     // (A's `.out` request was aborted with its stream.)
@@ -895,14 +926,28 @@ fn a_send_aborted_in_flight_that_lands_late_stops_its_own_turn_not_the_next_mess
     }
     host.d.fetch_open(out_b, false, host.now);
     host.d
-        .fetch_bytes(out_b, &batch(&[(6, "x")], Some((7, Some(4)))), host.now);
+        .fetch_bytes(out_b, &batch(&[(3, "a's")], Some((4, Some(2)))), host.now);
     host.d
-        .fetch_bytes(out_b, &batch(&[(8, "mine")], Some((9, Some(5)))), host.now);
+        .fetch_bytes(out_b, &batch(&[(5, "mine")], Some((6, Some(3)))), host.now);
     host.pump();
     assert_eq!(texts(&host.chunks), "mine");
     host.d.pull(stream, host.now);
     host.pump();
     assert_eq!(host.ended, vec![first, stream]);
+
+    // Without a newer send, the turn a late aborted send started is stopped.
+    let a2 = host.send("c1", "stopped too", "pa2");
+    let (append, _, _, _) = host.take_fetch(Endpoint::In);
+    host.d.abort_op(a2, host.now);
+    host.d
+        .fetch_text(append, 200, r#"{"ok":true,"seq":4}"#, None, host.now);
+    host.pump();
+    let (_, _, headers, body) = host.take_fetch(Endpoint::In);
+    assert_eq!(body.as_deref(), Some(r#"{"kind":"stop"}"#));
+    assert_eq!(
+        Host::header(&headers, "x-part-id").as_deref(),
+        Some("pa2-stop")
+    );
 }
 
 const QUEUE_OPTIONS: &str = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":true,"tabId":"tab-b","multiTabSend":"queue"}"#;

@@ -103,6 +103,9 @@ pub struct Turn {
     /// `.in` inputs that never get a boundary of their own (this tab's stops): the agent
     /// answers them by ending the turn they stop, or skips them between turns.
     unanswered: Vec<u64>,
+    /// Records up to this `.out` seq are read again only to learn what the agent consumed (see
+    /// [`Turn::look_back`]).
+    lookback: Option<u64>,
     /// Data is currently held (the rule did not clear the stream yet).
     holding: bool,
     held: VecDeque<(u64, String)>,
@@ -124,6 +127,7 @@ impl Turn {
             by_seq,
             consumed,
             unanswered: Vec::new(),
+            lookback: None,
             holding: by_seq,
             held: VecDeque::new(),
             held_bytes: 0,
@@ -153,6 +157,14 @@ impl Turn {
         }
     }
 
+    /// The send knows nothing of consumed inputs and its stream starts one record before the
+    /// chat's cursor `floor`, where the last boundary usually is: records up to `floor` only
+    /// tell what the agent consumed (never this send's data, never its boundary). If they tell
+    /// nothing, the stream delivers from `floor` on, as the JavaScript transport's does.
+    pub fn look_back(&mut self, floor: u64) {
+        self.lookback = Some(floor);
+    }
+
     /// Whether `seq` is known to be an input no boundary will answer.
     pub fn is_unanswered(&self, seq: u64) -> bool {
         self.unanswered.contains(&seq)
@@ -180,6 +192,7 @@ impl Turn {
     /// Data already delivered stays delivered.
     pub fn restart_session(&mut self) {
         self.consumed = None;
+        self.lookback = None;
         self.unanswered.clear();
         self.held.clear();
         self.held_bytes = 0;
@@ -211,6 +224,24 @@ impl Turn {
     pub fn on_record(&mut self, record: Record, out: &mut Vec<Outcome>) {
         if self.finished {
             return;
+        }
+        if let Some(floor) = self.lookback {
+            if record.seq_num <= floor {
+                if let RecordKind::Control(c) = &record.kind {
+                    if let (ControlKind::TurnComplete, Some(k)) = (&c.kind, c.session_in_event_id) {
+                        self.consumed = Some(self.consumed.map_or(k, |known| known.max(k)));
+                        out.push(Outcome::SkippedBoundary {
+                            discarded: 0,
+                            seq_num: record.seq_num,
+                            consumed: Some(k),
+                        });
+                    }
+                }
+                return;
+            }
+            self.lookback = None;
+            self.by_seq &= self.consumed.is_some();
+            self.holding = !self.clear();
         }
         if !self.deferred.is_empty() {
             self.deferred.push_back(record);

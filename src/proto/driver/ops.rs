@@ -548,7 +548,7 @@ impl Driver {
         headers: HeaderList,
         now_ms: u64,
     ) -> u32 {
-        let (start, hold) = {
+        let (start, early, hold) = {
             let state = &self.chats[chat].state;
             // A stopped or unfinished turn of this tab is still unanswered input (an adopted
             // steering message is the turn this send streams).
@@ -560,15 +560,18 @@ impl Driver {
             };
             // Nothing known of earlier inputs (state saved in the JavaScript transport's shape,
             // without `consumedInputSeq`) and no turn in flight: read from one record before the
-            // cursor, where the last boundary usually is, to learn what the agent consumed.
-            // Otherwise no boundary would come before this send's own, and the whole reply
-            // would be held to its end.
-            let idle = state.is_streaming == Some(false) && state.active_input_seq.is_none();
-            let start = match state.cursor.get() {
-                Some(seq) if consumed.is_none() && idle => Cursor::new(seq.checked_sub(1)),
-                _ => state.cursor,
+            // cursor, where the last boundary usually is, to learn what the agent consumed
+            // (`Turn::look_back`). Otherwise no boundary would come before this send's own, and
+            // the whole reply would be held to its end.
+            let early = state
+                .cursor
+                .get()
+                .filter(|_| consumed.is_none() && !state.has_outstanding_turn());
+            let start = match early {
+                Some(seq) => Cursor::new(seq.checked_sub(1)),
+                None => state.cursor,
             };
-            (start, Hold::BySeq { consumed })
+            (start, early, Hold::BySeq { consumed })
         };
         let stream = self.open_sub(
             chat,
@@ -586,6 +589,9 @@ impl Driver {
             },
             now_ms,
         );
+        if let Some(floor) = early {
+            self.look_back(stream, floor);
+        }
         let chat_id = self.chats[chat].id.clone();
         for k in 0..self.chats[chat].stops.len() {
             let seq = self.chats[chat].stops[k];
@@ -1045,10 +1051,18 @@ impl Driver {
         }
         match (kind, result) {
             (OpKind::Turn { stream }, Ok(response)) => {
-                self.turn_accepted(chat, stream, response.seq, now_ms);
-                if aborted {
-                    // The caller gave up while the append was in flight, but it landed:
-                    // stop the turn it started.
+                // The caller gave up while the append was in flight, but it landed. Unless a
+                // newer send of this tab is on its way or streaming (that one is the chat's turn
+                // now, and a stop could end it), the turn it started is stopped.
+                let newer = aborted
+                    && (self.chats[chat].active.is_some()
+                        || self.ops.iter().any(|o| {
+                            o.chat == chat_id && !o.aborted && matches!(o.kind, OpKind::Turn { .. })
+                        }));
+                if !newer {
+                    self.turn_accepted(chat, stream, response.seq, now_ms);
+                }
+                if aborted && !newer {
                     let part_id = {
                         let mut id = append.part_id.clone();
                         id.push_str("-stop");

@@ -1016,6 +1016,15 @@ impl Driver {
         Ok(ended)
     }
 
+    /// The send stream `id` starts one record before the chat's cursor `floor` to learn what the
+    /// agent consumed (`Turn::look_back`); its turn starts at `floor` all the same.
+    pub(super) fn look_back(&mut self, id: u32, floor: u64) {
+        if let Some(i) = self.sub_index(id) {
+            self.subs[i].turn.look_back(floor);
+            self.subs[i].start = Cursor::new(Some(floor));
+        }
+    }
+
     /// `seq` is an input of `chat_id` no boundary will answer (a stop): it holds none of the
     /// data of the chat's streams (`only`: of that one).
     pub(super) fn unanswered_input(
