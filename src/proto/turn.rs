@@ -157,10 +157,10 @@ impl Turn {
         }
     }
 
-    /// The send knows nothing of consumed inputs and its stream starts one record before the
+    /// The send knows nothing of consumed inputs and its stream starts a little before the
     /// chat's cursor `floor`, where the last boundary usually is: records up to `floor` only
     /// tell what the agent consumed (never this send's data, never its boundary). If they tell
-    /// nothing, the stream delivers from `floor` on, as the JavaScript transport's does.
+    /// nothing, data is held as before.
     pub fn look_back(&mut self, floor: u64) {
         self.lookback = Some(floor);
     }
@@ -240,7 +240,6 @@ impl Turn {
                 return;
             }
             self.lookback = None;
-            self.by_seq &= self.consumed.is_some();
             self.holding = !self.clear();
         }
         if !self.deferred.is_empty() {

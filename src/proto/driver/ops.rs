@@ -520,7 +520,7 @@ impl Driver {
                 self.release_if_idle(&chat_id, now_ms);
                 return;
             }
-            None => self.open_send_sub(chat, op, source, adopt, headers.clone(), now_ms),
+            None => self.open_send_sub(chat, op, source, adopt, false, headers.clone(), now_ms),
         };
         if let Some(o) = self.ops.iter_mut().find(|o| o.id == op) {
             o.kind = OpKind::Turn { stream };
@@ -538,13 +538,16 @@ impl Driver {
     }
 
     /// Opens the subscription that streams a send's turn (`adopt`: the `.in` seq of the
-    /// steering message whose turn it is, when it appends nothing).
+    /// steering message whose turn it is, when it appends nothing; `replay`: a saved send sent
+    /// again, whose turn may be over already).
+    #[allow(clippy::too_many_arguments)]
     fn open_send_sub(
         &mut self,
         chat: usize,
         op: u32,
         source: Source,
         adopt: Option<u64>,
+        replay: bool,
         headers: HeaderList,
         now_ms: u64,
     ) -> u32 {
@@ -559,16 +562,14 @@ impl Driver {
                 (known, _) => known,
             };
             // Nothing known of earlier inputs (state saved in the JavaScript transport's shape,
-            // without `consumedInputSeq`) and no turn in flight: read from one record before the
-            // cursor, where the last boundary usually is, to learn what the agent consumed
-            // (`Turn::look_back`). Otherwise no boundary would come before this send's own, and
-            // the whole reply would be held to its end.
-            let early = state
-                .cursor
-                .get()
-                .filter(|_| consumed.is_none() && !state.has_outstanding_turn());
+            // without `consumedInputSeq`): read from two records before the cursor, where the
+            // last boundary usually is (a trim record follows it), to learn what the agent
+            // consumed (`Turn::look_back`). Otherwise no boundary would come before this send's
+            // own, and the whole reply would be held to its end. (Not for a replayed saved send:
+            // the boundary there may be its own.)
+            let early = state.cursor.get().filter(|_| consumed.is_none() && !replay);
             let start = match early {
-                Some(seq) => Cursor::new(seq.checked_sub(1)),
+                Some(seq) => Cursor::new(seq.checked_sub(2)),
                 None => state.cursor,
             };
             (start, early, Hold::BySeq { consumed })
@@ -1055,7 +1056,7 @@ impl Driver {
                 // newer send of this tab is on its way or streaming (that one is the chat's turn
                 // now, and a stop could end it), the turn it started is stopped.
                 let newer = aborted
-                    && (self.chats[chat].active.is_some()
+                    && (self.streams_send(chat)
                         || self.ops.iter().any(|o| {
                             o.chat == chat_id && !o.aborted && matches!(o.kind, OpKind::Turn { .. })
                         }));
@@ -1523,7 +1524,7 @@ impl Driver {
         let chat_id = self.chats[chat].id.clone();
         let op = self.new_op(&chat_id, OpKind::Start, true);
         // Its stream now (the app is waiting for one); its append once the chat is this tab's.
-        let stream = self.open_send_sub(chat, op, source, None, headers.clone(), now_ms);
+        let stream = self.open_send_sub(chat, op, source, None, true, headers.clone(), now_ms);
         if let Some(i) = self.op_index(op) {
             let o = &mut self.ops[i];
             o.replay = true;
