@@ -263,6 +263,11 @@ fn sent(host: &mut Host, chat: &str, seq: u64) -> (u32, u32) {
     if !host.calls.is_empty() {
         host.answer_call("tok-1");
     }
+    acknowledged(host, op, seq)
+}
+
+/// Send `op`'s append is accepted with `.in` seq `seq`, and its `.out` opens: (stream, out).
+fn acknowledged(host: &mut Host, op: u32, seq: u64) -> (u32, u32) {
     let (append, _, _, _) = host.take_fetch(Endpoint::In);
     host.d.fetch_text(
         append,
@@ -685,18 +690,7 @@ fn the_next_send_after_a_stop_drops_the_stopped_turns_output() {
 /// and its `.out` connection, open.
 fn accepted_send(host: &mut Host, part: &str, seq: u64) -> (u32, u32) {
     let op = host.send("c1", "next", part);
-    let (append, _, _, _) = host.take_fetch(Endpoint::In);
-    host.d.fetch_text(
-        append,
-        200,
-        &format!(r#"{{"ok":true,"seq":{seq}}}"#),
-        None,
-        host.now,
-    );
-    host.pump();
-    let stream = host.stream_of(op);
-    let (out, _, _, _) = host.take_fetch(Endpoint::Out);
-    host.d.fetch_open(out, false, host.now);
+    let (stream, out) = acknowledged(host, op, seq);
     host.d.pull(stream, host.now);
     host.pump();
     (stream, out)
