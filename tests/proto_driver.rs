@@ -943,6 +943,31 @@ fn a_send_aborted_in_flight_that_lands_after_a_newer_send_leaves_that_one_alone(
     host.pump();
     assert_eq!(host.ended, vec![first, stream]);
 
+    // The same when the newer send was acknowledged first and its turn streams (through its
+    // own stream or, after the chat was left and shown again, a resumed one).
+    let a3 = host.send("c1", "stopped again", "pa3");
+    let (append_a3, _, _, _) = host.take_fetch(Endpoint::In);
+    host.d.abort_op(a3, host.now);
+    host.pump();
+    let b3 = host.send("c1", "newer", "pb3");
+    acknowledged(&mut host, b3, 5);
+    host.d
+        .fetch_text(append_a3, 200, r#"{"ok":true,"seq":4}"#, None, host.now);
+    host.pump();
+    assert!(host.take_fetch_opt(Endpoint::In).is_none(), "no stop");
+    let state = host.d.get_session("c1").unwrap();
+    assert_eq!(state.get("activeInputSeq").and_then(Json::as_u64), Some(5));
+    assert_eq!(state.get("isStreaming").and_then(Json::as_bool), Some(true));
+    // (A fresh start for the last case.)
+    host.d.remove_session("c1", host.now);
+    host.pump();
+    host.fetches.clear();
+    let (first, out) = sent(&mut host, "c1", 1);
+    host.d.pull(first, host.now);
+    host.d
+        .fetch_bytes(out, &batch(&[], Some((2, Some(1)))), host.now);
+    host.pump();
+
     // Without a newer send, the turn a late aborted send started is stopped.
     let a2 = host.send("c1", "stopped too", "pa2");
     let (append, _, _, _) = host.take_fetch(Endpoint::In);

@@ -1053,10 +1053,17 @@ impl Driver {
         match (kind, result) {
             (OpKind::Turn { stream }, Ok(response)) => {
                 // The caller gave up while the append was in flight, but it landed. Unless a
-                // newer send of this tab is on its way or streaming (that one is the chat's turn
-                // now, and a stop could end it), the turn it started is stopped.
+                // newer turn is the chat's now — a send of this tab on its way, another turn
+                // streaming (shown by its send's stream or a resumed one), any turn in `watch`
+                // mode — the turn it started is stopped: a stop then could end that other turn.
+                let state = &self.chats[chat].state;
+                let other_turn = state.is_streaming == Some(true)
+                    && state
+                        .active_input_seq
+                        .is_some_and(|s| Some(s) != response.seq);
                 let newer = aborted
-                    && (self.streams_send(chat)
+                    && (other_turn
+                        || self.config.watch
                         || self.ops.iter().any(|o| {
                             o.chat == chat_id && !o.aborted && matches!(o.kind, OpKind::Turn { .. })
                         }));

@@ -1016,14 +1016,6 @@ impl Driver {
         Ok(ended)
     }
 
-    /// Whether the chat's stream is the answer to a send of this tab.
-    pub(super) fn streams_send(&self, chat: usize) -> bool {
-        self.chats[chat]
-            .active
-            .and_then(|id| self.sub_index(id))
-            .is_some_and(|i| self.subs[i].kind == Kind::Send)
-    }
-
     /// The send stream `id` starts a little before the chat's cursor `floor` to learn what the
     /// agent consumed (`Turn::look_back`); its turn starts at `floor` all the same.
     pub(super) fn look_back(&mut self, id: u32, floor: u64) {
