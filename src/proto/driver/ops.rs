@@ -1069,14 +1069,14 @@ impl Driver {
                         }));
                 if !newer {
                     self.turn_accepted(chat, stream, response.seq, now_ms);
-                }
-                if aborted && !newer {
-                    let part_id = {
-                        let mut id = append.part_id.clone();
-                        id.push_str("-stop");
-                        id
-                    };
-                    self.stop_turn(chat, &part_id, false, false, now_ms);
+                    if aborted {
+                        let part_id = {
+                            let mut id = append.part_id.clone();
+                            id.push_str("-stop");
+                            id
+                        };
+                        self.stop_turn(chat, &part_id, false, false, now_ms);
+                    }
                 }
                 self.finish_op(op, Ok(Value::Stream(stream)));
             }
@@ -1192,7 +1192,7 @@ impl Driver {
 
     /// `stopGeneration`: stops the turn in flight. The local stream closes at once; the stop is
     /// appended with its own part id and the full retry path. Resolves to whether a stop was
-    /// sent (or already had been for this turn).
+    /// sent (or already had been for this turn) or a send not yet acknowledged was aborted.
     pub fn stop_generation(&mut self, chat_id: &str, part_id: &str, now_ms: u64) -> u32 {
         let chat = self.chat_mut(chat_id);
         // A send the server has not acknowledged has no turn to stop yet: it is aborted instead

@@ -474,7 +474,7 @@ impl Driver {
                         .and_then(|s| s.parse::<u64>().ok());
                     // `lastEventId` is the `.out` seq of the turn's boundary record. Nothing is
                     // known of consumed inputs (the in-band chunk does not say), so the next
-                    // send's stream starts one record early and reads that boundary, which names
+                    // send's stream starts a little early and reads that boundary, which names
                     // the `.in` input the turn answered (see `open_send_sub`).
                     if let Some(cursor) = seq {
                         if self.chats[chat].state.cursor.advance(cursor) {
