@@ -98,7 +98,8 @@ function TranscriptProbe({ chatId, fail }) {
   transcriptState.transport = transport;
   const load = async ({ chatId, limit }) => {
     transcriptState.loads.push({ chatId, limit });
-    await new Promise((r) => setTimeout(r, 30));
+    // Slow enough that a test sees it loading, however busy the machine (CI saw 30 ms pass).
+    await new Promise((r) => setTimeout(r, 300));
     if (fail) throw new Error(`no transcript for ${chatId}`);
     const text = `history of ${chatId}`;
     return { messages: [{ id: "h1", role: "user", parts: [{ type: "text", text }] }], cursors: { lastOutEventId: "41" }, nextCursor: "page-2" };
