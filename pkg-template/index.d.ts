@@ -104,7 +104,7 @@ export interface TriggerChatError extends Error {
   status?: number;
 }
 
-/** (trigger-chat-wasm) Whether `error` is an error produced by this package (has a string `code`). */
+/** (trigger-chat-wasm) Whether `error` is an error produced by this package (an `Error` whose `code` is a `TriggerChatErrorCode`). */
 export declare function isTriggerChatError(error: unknown): error is TriggerChatError;
 
 /**
@@ -313,6 +313,37 @@ export type ChatSessionPersistence = "localStorage" | "none" | { namespace: stri
 
 type ClientDataOf<TClientData> =
   TClientData extends Record<string, unknown> ? TClientData : Record<string, unknown>;
+
+/**
+ * The payload type of a Trigger.dev task type (`typeof myChat`), read structurally from its
+ * `trigger` method, so these declarations need no dependency on `@trigger.dev/sdk`.
+ */
+type TaskPayloadOf<TTask> = TTask extends { id: string; trigger: (payload: infer P, ...rest: any[]) => any }
+  ? P
+  : never;
+
+/**
+ * The UI message type of a chat agent task, as `@trigger.dev/sdk` infers it
+ * (`chat.withUIMessage<Msg>().agent(...)` gives `Msg`); `UIMessage` for any other type.
+ * ```ts
+ * import type { myChat } from "@/trigger/chat"; // a type-only import: nothing reaches the bundle
+ * type Msg = InferChatUIMessage<typeof myChat>;
+ * ```
+ */
+export type InferChatUIMessage<TTask> = [TaskPayloadOf<TTask>] extends [never]
+  ? UIMessage
+  : TaskPayloadOf<TTask> extends { message?: infer M }
+    ? Extract<M, UIMessage> extends never
+      ? UIMessage
+      : Extract<M, UIMessage>
+    : UIMessage;
+
+/** The `clientData` type of a chat agent task (its `clientDataSchema`'s input); `unknown` for any other type. */
+export type InferChatClientData<TTask> = [TaskPayloadOf<TTask>] extends [never]
+  ? unknown
+  : TaskPayloadOf<TTask> extends { metadata?: infer D }
+    ? D
+    : unknown;
 
 /** Options of `new TriggerChatTransport(options)`. */
 export type TriggerChatTransportOptions<TClientData = Record<string, unknown>> = {

@@ -4,6 +4,8 @@
 import type { ChatRequestOptions, UIMessage } from "ai";
 import type {
   ChatConnectionState,
+  InferChatClientData,
+  InferChatUIMessage,
   SubAgentMessages,
   SubAgentMessagesOptions,
   TriggerChatTransport,
@@ -13,19 +15,44 @@ import type {
 export type {
   ChatConnectionState,
   ChatTransportEvent,
+  InferChatUIMessage,
   ChatTransportSendSource,
   TriggerChatTransportOptions,
 } from "./index.js";
+
+/** A Trigger.dev task type (`typeof myChat`), told apart from a UI message type by its `trigger`. */
+type AnyTaskLike = { id: string; trigger: (...args: any[]) => any };
+
+/** The UI message type the hook's type parameter stands for. */
+type HookMessage<T> = T extends AnyTaskLike ? InferChatUIMessage<T> : T extends UIMessage ? T : UIMessage;
+
+/** The `clientData` type the hook's type parameter stands for (a plain record when it says none). */
+type HookClientData<T> = T extends AnyTaskLike
+  ? InferChatClientData<T> extends Record<string, unknown>
+    ? InferChatClientData<T>
+    : Record<string, unknown>
+  : Record<string, unknown>;
+
+/** The `task` option: the task's own id when the type parameter is a task type. */
+type HookTaskId<T> = T extends { id: infer Id extends string; trigger: (...args: any[]) => any } ? Id : string;
 
 /**
  * Options of `useTriggerChatTransport`: the transport's options. `onSessionChange`, `onEvent`,
  * `clientData`, `accessToken`, `startSession` and `fetch` are live (a new value is used by the
  * next send, even one made in the same tick as the render); the others are read once, when the
  * transport is created (remount with a new `key` to change them).
+ *
+ * @typeParam T - the agent's task type (`typeof myChat`, as with `@trigger.dev/sdk`: `task` must
+ *   then be its id, and `clientData` has its type), or your UI message type.
+ * @typeParam TClientData - the shape of `clientData` (from the task type when `T` is one).
  */
 export type UseTriggerChatTransportOptions<
-  TClientData extends Record<string, unknown> = Record<string, unknown>,
-> = TriggerChatTransportOptions<TClientData>;
+  T = UIMessage,
+  TClientData extends Record<string, unknown> = HookClientData<T>,
+> = Omit<TriggerChatTransportOptions<TClientData>, "task"> & {
+  /** The agent's task id; checked against the task type when `T` is one. */
+  task: HookTaskId<T>;
+};
 
 /**
  * Creates one `TriggerChatTransport` per component instance and keeps it for the component's
@@ -35,19 +62,25 @@ export type UseTriggerChatTransportOptions<
  * `useChat` that switches chat ids without unmounting, add `useDetachOnLeave`.
  *
  * ```tsx
- * const transport = useTriggerChatTransport<MyMessage>({
- *   task: "ai-chat",
+ * import type { myChat } from "@/trigger/chat"; // a type-only import: nothing reaches the bundle
+ * type Msg = InferChatUIMessage<typeof myChat>;
+ *
+ * const transport = useTriggerChatTransport<typeof myChat>({
+ *   task: "my-chat",                      // checked against the task's id
  *   startSession: ({ chatId, clientData }) => startChatSession(chatId, clientData),
  *   accessToken: ({ chatId }) => mintChatToken(chatId),
  *   clientData: { userId: user.id },      // live: the next send uses the new value
  * });
- * const { messages, sendMessage } = useChat<MyMessage>({ id: chatId, transport });
+ * const { messages, sendMessage } = useChat<Msg>({ id: chatId, transport });
  * ```
+ *
+ * Without the agent's type at hand, pass your UI message type and the `clientData` shape
+ * instead: `useTriggerChatTransport<MyMessage, { userId: string }>`.
  */
 export declare function useTriggerChatTransport<
-  UI_MESSAGE extends UIMessage = UIMessage,
-  TClientData extends Record<string, unknown> = Record<string, unknown>,
->(options: UseTriggerChatTransportOptions<TClientData>): TriggerChatTransport<UI_MESSAGE, TClientData>;
+  T = UIMessage,
+  TClientData extends Record<string, unknown> = HookClientData<T>,
+>(options: UseTriggerChatTransportOptions<T, TClientData>): TriggerChatTransport<HookMessage<T>, TClientData>;
 
 /** Options of `useMultiTabChat`. */
 export type UseMultiTabChatOptions = {

@@ -1,0 +1,74 @@
+// The typed usage `@trigger.dev/sdk`'s documentation shows (frontend.mdx), with only the import
+// changed, checked against the SDK's own task types: `typeof myChat` of a `chat.agent` is a
+// `Task<Id, ChatTaskWirePayload<Msg, ClientData>>`. The SDK is the side-by-side suite's pinned
+// devDependency (tests/official); this package itself does not depend on it.
+import { useChat } from "@ai-sdk/react";
+import type { UIMessage } from "ai";
+import type { Task } from "@trigger.dev/sdk";
+import type {
+  ChatTaskWirePayload,
+  InferChatClientData as SdkInferChatClientData,
+  InferChatUIMessage as SdkInferChatUIMessage,
+} from "@trigger.dev/sdk/chat";
+import type { InferChatClientData, TriggerChatTransport } from "trigger-chat-wasm";
+import { useTriggerChatTransport, type InferChatUIMessage } from "trigger-chat-wasm/react";
+
+type Msg = UIMessage<{ createdAt: number }, { weather: { city: string } }>;
+type ClientData = { userId: string; plan: "free" | "pro" };
+declare const myChat: Task<"my-chat", ChatTaskWirePayload<Msg, ClientData>, unknown>;
+declare const plainChat: Task<"plain-chat", ChatTaskWirePayload<UIMessage, unknown>, unknown>;
+
+// Exact type equality (not mere assignability).
+type Equal<A, B> = (<V>() => V extends A ? 1 : 2) extends <V>() => V extends B ? 1 : 2 ? true : false;
+function expectTrue<T extends true>(): T | void {}
+
+// The inference helpers agree with the SDK's.
+expectTrue<Equal<InferChatUIMessage<typeof myChat>, SdkInferChatUIMessage<typeof myChat>>>();
+expectTrue<Equal<InferChatUIMessage<typeof myChat>, Msg>>();
+expectTrue<Equal<InferChatUIMessage<typeof plainChat>, UIMessage>>();
+expectTrue<Equal<InferChatClientData<typeof myChat>, SdkInferChatClientData<typeof myChat>>>();
+expectTrue<Equal<InferChatClientData<typeof myChat>, ClientData>>();
+// Anything that is not a chat task.
+expectTrue<Equal<InferChatUIMessage<string>, UIMessage>>();
+expectTrue<Equal<InferChatClientData<Msg>, unknown>>();
+
+declare function startChatSession(chatId: string, clientData: ClientData): Promise<{ publicAccessToken: string }>;
+declare function mintChatToken(chatId: string): Promise<string>;
+
+export function ChatPage({ chatId, userId }: { chatId: string; userId: string }) {
+  const transport = useTriggerChatTransport<typeof myChat>({
+    task: "my-chat",
+    startSession: ({ chatId, clientData }) => startChatSession(chatId, clientData),
+    accessToken: ({ chatId }) => mintChatToken(chatId),
+    clientData: { userId, plan: "pro" },
+  });
+  expectTrue<Equal<typeof transport, TriggerChatTransport<Msg, ClientData>>>();
+  const { messages } = useChat<InferChatUIMessage<typeof myChat>>({ id: chatId, transport });
+  const first: Msg | undefined = messages[0];
+
+  // The task id is checked against the task type.
+  // @ts-expect-error not the task's id
+  useTriggerChatTransport<typeof myChat>({ task: "other-chat", accessToken: ({ chatId }) => mintChatToken(chatId) });
+  // So is clientData.
+  useTriggerChatTransport<typeof myChat>({
+    task: "my-chat",
+    accessToken: ({ chatId }) => mintChatToken(chatId),
+    // @ts-expect-error plan is "free" | "pro"
+    clientData: { userId, plan: "gold" },
+  });
+  // A task without a clientData schema takes any record; its messages are plain UIMessages.
+  const plain = useTriggerChatTransport<typeof plainChat>({
+    task: "plain-chat",
+    accessToken: ({ chatId }) => mintChatToken(chatId),
+    clientData: { anything: 1 },
+  });
+  expectTrue<Equal<typeof plain, TriggerChatTransport<UIMessage, Record<string, unknown>>>>();
+  // A message type as the parameter still works, and the task id is then any string.
+  const byMessage = useTriggerChatTransport<Msg, ClientData>({
+    task: "whatever",
+    accessToken: ({ chatId }) => mintChatToken(chatId),
+    clientData: { userId, plan: "free" },
+  });
+  expectTrue<Equal<typeof byMessage, TriggerChatTransport<Msg, ClientData>>>();
+  return first;
+}
