@@ -52,7 +52,17 @@ export function createChatTransport(options) {
   return new TriggerChatTransport(options);
 }
 
-/** Whether `error` came from this package (an `Error` with a string `code`). */
+// Every `code` an error of this package carries (`TriggerChatErrorCode` in index.d.ts).
+const CODES = [
+  "session_closed", "unauthorized", "forbidden", "not_found", "payload_too_large", "rate_limited",
+  "server", "http", "network", "protocol", "storage", "aborted", "read_only_tab", "invalid_option",
+  "stream_stalled", "missing_callback",
+];
+
+/**
+ * Whether `error` came from this package: an `Error` whose `code` is one of its codes (Node's and
+ * other libraries' errors carry string codes too).
+ */
 export function isTriggerChatError(error) {
-  return error instanceof Error && typeof error.code === "string";
+  return error instanceof Error && CODES.includes(error.code);
 }

@@ -150,6 +150,19 @@ fn every_variant_has_a_distinct_code_and_a_message() {
     codes.sort_unstable();
     codes.dedup();
     assert_eq!(codes.len(), all.len());
+    // The JavaScript side lists them too: `isTriggerChatError` and the `TriggerChatErrorCode` type.
+    let (js, dts) = (
+        include_str!("../pkg-template/index.js"),
+        include_str!("../pkg-template/index.d.ts"),
+    );
+    for code in &codes {
+        let quoted = format!("\"{code}\"");
+        assert!(js.contains(&quoted), "{code} missing from index.js");
+        assert!(
+            dts.contains(&format!("| {quoted}")),
+            "{code} missing from index.d.ts"
+        );
+    }
     assert!(all.iter().all(|e| !e.to_string().is_empty()));
     assert_eq!(
         Error::MissingCallback {

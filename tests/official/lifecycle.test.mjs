@@ -91,6 +91,11 @@ scenario("a closed session refuses sends with session_closed", { timeout: 15_000
     assert.equal(err.status, 409);
     assert.equal(err.code, "session_closed");
     assert.equal(err.closedReason, "user-ended");
+    if (impl.isError) {
+      assert.ok(impl.isError(err), "isTriggerChatError knows the package's error");
+      // Node's network errors carry a string code too; they are not this package's.
+      assert.ok(!impl.isError(Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" })));
+    }
     return true;
   });
   const closed = events.find((e) => e.type === "session-closed");
