@@ -479,6 +479,36 @@ fn a_second_401_after_a_refresh_that_returned_the_same_text_does_not_refresh_aga
 }
 
 #[test]
+fn start_resolves_to_the_state_or_rejects_when_the_chat_is_removed_meanwhile() {
+    let mut host = Host::new(OPTIONS);
+    let op = host.d.start("c1", host.now);
+    host.pump();
+    host.answer_call("tok-1");
+    let state = match host.resolved.iter().find(|(o, _)| *o == op) {
+        Some((_, Value::Session(state))) => state.clone(),
+        other => panic!("start not resolved to a state: {other:?}"),
+    };
+    assert_eq!(
+        state.get("publicAccessToken").and_then(Json::as_str),
+        Some("tok-1")
+    );
+
+    // Removed while `startSession` runs: no state to give, so the start is aborted (it never
+    // resolves to nothing), and the late token is not kept.
+    let op = host.d.start("c2", host.now);
+    host.pump();
+    host.d.remove_session("c2", host.now);
+    host.pump();
+    host.answer_call("tok-2");
+    assert!(host.resolved.iter().all(|(o, _)| *o != op));
+    assert!(matches!(
+        host.rejected.iter().find(|(o, _)| *o == op),
+        Some((_, ErrorRef::Ours(Error::Aborted)))
+    ));
+    assert_eq!(host.d.get_session("c2"), None);
+}
+
+#[test]
 fn a_closed_session_rejects_with_its_code_and_is_remembered() {
     let mut host = Host::new(OPTIONS);
     let op = host.send("c1", "hi", "p");

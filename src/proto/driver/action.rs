@@ -66,7 +66,7 @@ pub enum Value {
     /// Nothing (`preload`).
     Unit,
     /// The chat's `ChatSessionPersistedState` (`start`).
-    Session(Option<Json>),
+    Session(Json),
 }
 
 /// One thing for the host to do.
@@ -288,10 +288,9 @@ impl Action {
                         w.out.push_str(if *b { "true" } else { "false" });
                     }
                     Value::Unit => {}
-                    Value::Session(Some(state)) => {
+                    Value::Session(state) => {
                         w.json("value", state);
                     }
-                    Value::Session(None) => {}
                 }
             }
             Action::Reject { op, error } => {

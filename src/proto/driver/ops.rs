@@ -780,10 +780,12 @@ impl Driver {
             .chat_index(&chat)
             .and_then(|c| self.chats[c].state.token.clone());
         match (self.ops[i].kind, token) {
-            (OpKind::Start, _) => {
-                let session = self.get_session(&chat);
-                self.finish_op(op, Ok(Value::Session(session)));
-            }
+            // A chat removed while its session was being created has no state to give: the
+            // start ends as aborted (the type promises a state, as the JS transport's does).
+            (OpKind::Start, _) => match self.get_session(&chat) {
+                Some(session) => self.finish_op(op, Ok(Value::Session(session))),
+                None => self.finish_op(op, Err(Error::Aborted.into())),
+            },
             (_, Some(token)) => self.append_attempt(op, token, now_ms),
             (_, None) => self.append_done(op, Err(Error::Aborted.into()), now_ms),
         }
