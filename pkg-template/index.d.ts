@@ -500,10 +500,10 @@ export declare class TriggerChatTransport<
   stopGeneration: (chatId: string) => Promise<boolean>;
 
   /**
-   * Creates the chat's session now (through `startSession`) and returns its state
-   * (`undefined` if the chat was removed with `removeSession` meanwhile).
+   * Creates the chat's session now (through `startSession`) and returns its state; rejects with
+   * `aborted` if the chat is removed with `removeSession` meanwhile.
    */
-  start: (chatId: string) => Promise<ChatSessionPersistedState | undefined>;
+  start: (chatId: string) => Promise<ChatSessionPersistedState>;
 
   /** `start(chatId)`, for warming up a chat before the first message. */
   preload: (chatId: string) => Promise<void>;
@@ -516,6 +516,14 @@ export declare class TriggerChatTransport<
 
   /** (trigger-chat-wasm) Forgets a chat: closes its stream, removes its stored state, calls `onSessionChange(chatId, null)`. */
   removeSession: (chatId: string) => void;
+
+  /**
+   * @deprecated Does nothing; kept so code written for the JavaScript transport still runs. There,
+   * a stopped turn that never writes its turn-complete gates out later output until this is
+   * called (W12); here a stop gates nothing, and a reply behind such a turn arrives at the latest
+   * with its own turn-complete.
+   */
+  clearSupersedeGate: (chatId: string) => void;
 
   /** Sets the `.out` resume cursor from a loaded transcript; never moves a cursor back. */
   seedResumeCursor: (chatId: string, lastEventId: string) => void;

@@ -1082,6 +1082,11 @@ export function createTransportClass(load) {
       this.#run((d) => d.removeSession(chatId, Date.now()));
     }
 
+    // The JavaScript transport's escape for a stopped turn that never wrote its turn-complete
+    // (W12): there, later output stays gated out until this is called. Here a stop gates
+    // nothing, so there is nothing to clear; kept so code written for it still runs.
+    clearSupersedeGate(_chatId) {}
+
     seedResumeCursor(chatId, lastEventId) {
       if (!this.#d) return void this.#ready().then(() => this.seedResumeCursor(chatId, lastEventId), () => {});
       this.#ensure(chatId);

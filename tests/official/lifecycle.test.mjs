@@ -40,6 +40,10 @@ scenario("stopGeneration mid-turn, then a new turn", { timeout: 20_000 }, async 
   for (;;) if ((await reader.read()).done) break;
 
   await eventually(async () => !(await chatState(server.url, chatId)).currentTurnActive);
+  // Code written for the JS transport calls its W12 escape after a stop; here it must change
+  // nothing. (Called on the official transport at this point, its escape let the stopped turn's
+  // `abort` chunk into the next turn in 3 of 5 runs, so it is called on ours only.)
+  if (impl.name === "wasm") transport.clearSupersedeGate(chatId);
   const u2 = userMessage("after the stop");
   const partialMessage = { id: partial[0].messageId, role: "assistant", parts: [] };
   const { message, chunks } = await collect(await send(transport, chatId, [u1, partialMessage, u2]));

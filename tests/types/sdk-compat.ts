@@ -1,7 +1,8 @@
 // The typed usage `@trigger.dev/sdk`'s documentation shows (frontend.mdx), with only the import
 // changed, checked against the SDK's own task types: `typeof myChat` of a `chat.agent` is a
 // `Task<Id, ChatTaskWirePayload<Msg, ClientData>>`. The SDK is the side-by-side suite's pinned
-// devDependency (tests/official); this package itself does not depend on it.
+// devDependency (tests/official); this package itself does not depend on it. At the end: the
+// transport's whole surface against the SDK's.
 import { useChat } from "@ai-sdk/react";
 import type { UIMessage } from "ai";
 import type { Task } from "@trigger.dev/sdk";
@@ -9,8 +10,10 @@ import type {
   ChatTaskWirePayload,
   InferChatClientData as SdkInferChatClientData,
   InferChatUIMessage as SdkInferChatUIMessage,
+  TriggerChatTransport as SdkTransport,
+  TriggerChatTransportOptions as SdkTransportOptions,
 } from "@trigger.dev/sdk/chat";
-import type { InferChatClientData, TriggerChatTransport } from "trigger-chat-wasm";
+import { TriggerChatTransport, type InferChatClientData } from "trigger-chat-wasm";
 import { useTriggerChatTransport, type InferChatUIMessage } from "trigger-chat-wasm/react";
 
 type Msg = UIMessage<{ createdAt: number }, { weather: { city: string } }>;
@@ -72,3 +75,15 @@ export function ChatPage({ chatId, userId }: { chatId: string; userId: string })
   expectTrue<Equal<typeof byMessage, TriggerChatTransport<Msg, ClientData>>>();
   return first;
 }
+
+// --- The whole surface ---------------------------------------------------------------------
+// Options written for the SDK's transport are accepted by this one, and each public member of the
+// SDK's transport exists here with a type that can stand in for it. Two differences are deliberate:
+// `onEvent` / `setOnEvent` (this package adds the `storage-error` event, so a handler typed for
+// the SDK's union alone is not enough) and `fetch` / `setFetch` (the override is also told about
+// the `headStart` request, `ctx.endpoint === "head-start"`, which the SDK's type leaves out).
+declare const sdkOptions: Omit<SdkTransportOptions, "fetch" | "onEvent">;
+export const fromSdkOptions = new TriggerChatTransport(sdkOptions);
+export const asSdkTransport: { [K in Exclude<keyof SdkTransport, "setOnEvent" | "setFetch">]: SdkTransport[K] } =
+  fromSdkOptions;
+
