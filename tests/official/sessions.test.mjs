@@ -17,6 +17,9 @@ import {
   textOf,
   userMessage,
 } from "./helpers.mjs";
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { official } from "./transports.mjs";
 
 let server;
 before(async () => {
@@ -119,5 +122,30 @@ scenario(
     assert.ok(failure, `events: ${events.map((e) => e.type)}`);
     assert.equal(failure.chatId, chatId);
     assert.ok(failure.error instanceof Error);
+  },
+);
+
+scenario(
+  "every method of the official transport is a method here",
+  { skip: { official: "the official transport is the reference" } },
+  async (impl) => {
+    const options = { task: "chat", accessToken: async () => "t" };
+    const reference = official.create(options);
+    const ours = impl.create(options);
+    // Its TypeScript-private members exist at runtime too; its declarations say which they are.
+    const declarations = readFileSync(fileURLToPath(import.meta.resolve("@trigger.dev/sdk/chat")).replace(/\.js$/, ".d.ts"), "utf8");
+    const hidden = new Set([...declarations.matchAll(/^\s+private (?:readonly )?(\w+)/gm)].map((m) => m[1]));
+    assert.ok(hidden.size > 0, "the declarations were read");
+    const methods = new Set();
+    for (let o = reference; o && o !== Object.prototype; o = Object.getPrototypeOf(o)) {
+      for (const name of Object.getOwnPropertyNames(o)) {
+        if (name !== "constructor" && !hidden.has(name) && typeof reference[name] === "function") methods.add(name);
+      }
+    }
+    assert.ok(methods.has("sendMessages") && methods.has("clearSupersedeGate"), "the reference's methods were found");
+    const missing = [...methods].filter((name) => typeof ours[name] !== "function");
+    assert.deepEqual(missing, []);
+    reference.dispose?.();
+    ours.dispose();
   },
 );
