@@ -414,7 +414,9 @@ impl Driver {
                     consumed_input_seq,
                 } => {
                     // Another tab finished a turn: move this tab's cursor up (never back), and
-                    // learn which inputs that turn answered.
+                    // learn which inputs that turn answered. In memory only, as the JS
+                    // transport does: that tab has saved the newer state (token, `closed`), and
+                    // this tab's copy written now would put its older token back over it.
                     if let (Some(chat), Some(seq)) = (
                         self.chat_index(&chat_id),
                         Cursor::parse(Some(&last_event_id)).get(),
@@ -422,9 +424,7 @@ impl Driver {
                         if let Some(consumed) = consumed_input_seq {
                             self.chats[chat].state.note_consumed(consumed);
                         }
-                        if self.chats[chat].state.seed_cursor(seq) {
-                            self.persist(chat);
-                        }
+                        self.chats[chat].state.seed_cursor(seq);
                     }
                 }
                 Effect::LostClaim { chat_id } => lost.push(chat_id),
