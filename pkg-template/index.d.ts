@@ -374,8 +374,8 @@ export type TriggerChatTransportOptions<TClientData = Record<string, unknown>> =
   streamTimeoutSeconds?: number;
   /** Default metadata merged under each send's `metadata`; also passed to `startSession`. */
   clientData?: ClientDataOf<TClientData>;
-  /** Session state to start from, keyed by chat id (e.g. loaded from your database). */
-  sessions?: Record<string, ChatSessionPersistedState>;
+  /** Session state to start from, keyed by chat id (e.g. loaded from your database); `null`: none. */
+  sessions?: Record<string, ChatSessionPersistedState | null>;
   /** Called when a chat's session state changes; `null` when the session is removed or ended. */
   onSessionChange?: (chatId: string, session: ChatSessionPersistedState | null) => void;
   /**

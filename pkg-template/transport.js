@@ -149,7 +149,7 @@ export function createTransportClass(load) {
     #d = null;
     #loading = null;
     #pending = new Map();
-    #sessions = new Map(); // setSession before the driver exists: chatId → state
+    #sessions = new Map(); // setSession / removeSession before the driver exists: chatId → state | null
     #disposed = false;
     #offline = false;
     #fetches = new Map();
@@ -237,13 +237,14 @@ export function createTransportClass(load) {
         this.#multiTab = config.multiTab;
         // Disposed while the module loaded: the channel opens if the transport is used again.
         if (config.multiTab && !this.#disposed) this.#openChannel();
-        const pending = [...this.#pending, ...[...this.#sessions].map(([chatId, session]) => ["setSession", [chatId, session]])];
+        const pending = [...this.#pending, ...[...this.#sessions].map(([chatId, session]) => ["session", [chatId, session]])];
         this.#pending.clear();
         this.#sessions.clear();
         for (const [name, value] of pending) {
           try {
-            if (name === "setSession") this.setSession(...value);
-            else this[name](value);
+            if (name !== "session") this[name](value);
+            else if (value[1]) this.setSession(...value);
+            else this.removeSession(value[0]);
           } catch {
             // Checked when it was called (setSession), or reported by the driver (clientData).
           }
@@ -1042,8 +1043,11 @@ export function createTransportClass(load) {
     // Before the module is ready, a stored session can still be read.
     #storedSession(chatId) {
       const o = this.#o;
-      if (this.#sessions.has(chatId)) return this.#sessions.get(chatId);
-      if (o.sessions?.[chatId]) return o.sessions[chatId];
+      if (this.#sessions.has(chatId)) return this.#sessions.get(chatId) ?? undefined;
+      const given = o.sessions?.[chatId];
+      // As the driver will take it: `null` leaves the chat to storage; an entry without a token
+      // is no session.
+      if (given != null) return typeof given.publicAccessToken === "string" ? given : undefined;
       const p = o.persistence ?? "localStorage";
       try {
         if (p === "localStorage" || typeof p?.namespace === "string") {
@@ -1078,7 +1082,11 @@ export function createTransportClass(load) {
     }
 
     removeSession(chatId) {
-      if (!this.#d) return void this.#ready().then(() => this.removeSession(chatId), () => {});
+      if (!this.#d) {
+        // Queued with setSession's, so the later of the two wins whatever their order.
+        this.#sessions.set(chatId, null);
+        return void this.#ready().catch(() => {});
+      }
       this.#run((d) => d.removeSession(chatId, Date.now()));
     }
 

@@ -561,6 +561,77 @@ async fn a_steering_message_too_late_for_the_turn_streams_through_a_send_of_it_w
 }
 
 #[wasm_bindgen_test]
+async fn remove_and_set_session_before_first_use_apply_in_the_order_called() {
+    let chat = new_chat_id("early-remove");
+    let (first, _) = transport(&JsValue::UNDEFINED);
+    send_text(&first, &chat, "u1", "one").await;
+    let session = first.get_session(&chat);
+    first.dispose();
+    let none = js_sys::JSON::parse(r#"{"persistence":"none"}"#).unwrap();
+
+    // Removed, then set (a "reset to this state" before the module loaded): the state is used.
+    let (t, calls) = transport(&none);
+    t.remove_session(&chat);
+    t.set_session(&chat, &session).unwrap();
+    assert_eq!(
+        get(&t.get_session(&chat), "publicAccessToken"),
+        get(&session, "publicAccessToken")
+    );
+    let chunks = send_text(&t, &chat, "u2", "two").await;
+    assert_eq!(text_of(&chunks), "You said: two");
+    assert_eq!(get(&calls, "startSession").as_f64(), Some(0.0));
+    t.dispose();
+
+    // Set, then removed: the chat has no session, so the next send starts one.
+    let (t, calls) = transport(&none);
+    t.set_session(&chat, &session).unwrap();
+    t.remove_session(&chat);
+    assert!(t.get_session(&chat).is_undefined());
+    send_text(&t, &new_chat_id("early-remove-warmup"), "w", "warm up").await;
+    assert!(t.get_session(&chat).is_undefined());
+    let chunks = send_text(&t, &chat, "u3", "three").await;
+    assert_eq!(text_of(&chunks), "You said: three");
+    assert_eq!(get(&calls, "startSession").as_f64(), Some(2.0));
+}
+
+#[wasm_bindgen_test]
+async fn an_unreadable_sessions_entry_starts_that_chat_afresh_and_breaks_no_other() {
+    let chat = new_chat_id("bad-entry");
+    let (first, _) = transport(&JsValue::UNDEFINED);
+    send_text(&first, &chat, "u1", "one").await;
+    let session = first.get_session(&chat);
+    first.dispose();
+
+    let sessions = js_sys::Object::new();
+    js_sys::Reflect::set(&sessions, &chat.as_str().into(), &session).unwrap();
+    let other = new_chat_id("bad-entry-other");
+    let bad = js_sys::JSON::parse(r#"{"lastEventId":"3"}"#).unwrap();
+    js_sys::Reflect::set(&sessions, &other.as_str().into(), &bad).unwrap();
+    js_sys::Reflect::set(&sessions, &"removed".into(), &JsValue::NULL).unwrap();
+    let extra = object(&[
+        ("persistence", "none".into()),
+        ("sessions", sessions.into()),
+    ]);
+    let (t, calls) = transport(&extra);
+    assert!(
+        t.get_session(&other).is_undefined(),
+        "no session before the module loads"
+    );
+    let chunks = send_text(&t, &chat, "u2", "two").await;
+    assert_eq!(text_of(&chunks), "You said: two");
+    assert_eq!(get(&calls, "startSession").as_f64(), Some(0.0));
+    let events = strings(&event_types(&calls));
+    assert_eq!(
+        events.iter().filter(|e| *e == "storage-error").count(),
+        1,
+        "{events:?}"
+    );
+    let chunks = send_text(&t, &other, "u1", "fresh").await;
+    assert_eq!(text_of(&chunks), "You said: fresh");
+    assert_eq!(get(&calls, "startSession").as_f64(), Some(1.0));
+}
+
+#[wasm_bindgen_test]
 async fn set_session_before_first_use_checks_its_argument_and_is_used() {
     let chat = new_chat_id("set-session");
     let (first, _) = transport(&JsValue::UNDEFINED);

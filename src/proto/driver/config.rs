@@ -44,7 +44,7 @@ pub struct Config {
     /// `clientData`.
     pub client_data: Option<Json>,
     /// `sessions`: hydrated states, taking precedence over stored ones.
-    pub sessions: Vec<(String, PersistedSession)>,
+    pub sessions: Vec<(String, Result<PersistedSession, Error>)>,
 }
 
 fn invalid(name: &str, message: &str) -> Error {
@@ -146,12 +146,14 @@ impl Config {
         let mut sessions = Vec::new();
         match options.get("sessions") {
             None | Some(Json::Null) => {}
+            // `null` is "no session" (what `onSessionChange` reports for a removed chat, so an
+            // app saving those hands them back); an unreadable entry is kept as its error, for
+            // the chat to start empty with a `storage-error` rather than every chat failing.
             Some(Json::Object(members)) => {
                 for (chat_id, state) in members {
-                    let session = PersistedSession::from_json(state).map_err(|_| {
-                        invalid("sessions", "each entry needs a publicAccessToken string")
-                    })?;
-                    sessions.push((chat_id.clone(), session));
+                    if !matches!(state, Json::Null) {
+                        sessions.push((chat_id.clone(), PersistedSession::from_json(state)));
+                    }
                 }
             }
             Some(_) => return Err(invalid("sessions", "must be an object keyed by chat id")),
@@ -263,7 +265,7 @@ mod tests {
                 "headers",
             ),
             (
-                r#"{"task":"t","types":{"accessToken":"function"},"sessions":{"c":{}}}"#,
+                r#"{"task":"t","types":{"accessToken":"function"},"sessions":[]}"#,
                 "sessions",
             ),
             (

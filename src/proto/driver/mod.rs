@@ -126,7 +126,7 @@ impl Driver {
             driver.tab_effects(0);
         }
         for (chat_id, session) in sessions {
-            driver.insert_chat(&chat_id, ChatState::from_persisted(&session));
+            driver.loaded(&chat_id, session.map(Some));
         }
         Ok(driver)
     }
@@ -155,11 +155,21 @@ impl Driver {
                 .and_then(|json| PersistedSession::from_json(&json))
                 .map(Some),
         };
+        self.loaded(chat_id, decoded);
+    }
+
+    /// Takes in a chat's state as read from storage or from the `sessions` option: unreadable,
+    /// the chat starts empty and one `storage-error` says why.
+    fn loaded(&mut self, chat_id: &str, decoded: Result<Option<PersistedSession>, Error>) {
         let state = match decoded {
             Ok(Some(session)) => ChatState::from_persisted(&session),
             Ok(None) => ChatState::default(),
             Err(error) => {
-                let message = error.message();
+                // The reason without its kind ("storage error: " is added once, below).
+                let message = match error {
+                    Error::Storage { message } | Error::Protocol { message } => message,
+                    other => other.message(),
+                };
                 self.insert_chat(chat_id, ChatState::default());
                 self.storage_failed(chat_id, &message);
                 return;
@@ -206,6 +216,15 @@ impl Driver {
         let persisted = PersistedSession::from_json(session)?;
         let i = self.chat_mut(chat_id);
         let mut state = ChatState::from_persisted(&persisted);
+        // A cursor `seedResumeCursor` gave the chat before it had a session is kept when the
+        // state set says none (as the JS transport does): the stream then opens past the
+        // transcript already shown instead of replaying it.
+        let held = &self.chats[i].state;
+        if persisted.last_event_id.is_none() && held.token.is_none() {
+            if let Some(seq) = held.cursor.get() {
+                state.seed_cursor(seq);
+            }
+        }
         let own = self.chats[i]
             .state
             .pending_send
