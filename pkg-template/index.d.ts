@@ -538,7 +538,10 @@ export declare class TriggerChatTransport<
   setOnSessionChange: (callback: ((chatId: string, session: ChatSessionPersistedState | null) => void) | undefined) => void;
   /** Replaces `onEvent`; takes effect for the next event. */
   setOnEvent: (callback: ((event: ChatTransportEvent) => void) | undefined) => void;
-  /** Replaces `clientData`; the next send uses it. */
+  /**
+   * Replaces `clientData`; the next send uses it. Never throws: a value that cannot be sent as
+   * JSON (a `BigInt`, a cycle) fails the sends that would carry it with `invalid_option`.
+   */
   setClientData: (clientData: TClientData | undefined) => void;
   /** Replaces `accessToken`; the next token refresh uses it. */
   setAccessToken: (callback: ((params: AccessTokenParams) => string | Promise<string>) | undefined) => void;

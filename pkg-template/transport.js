@@ -149,6 +149,7 @@ export function createTransportClass(load) {
     #d = null;
     #loading = null;
     #pending = new Map();
+    #clientDataError; // the error of a `setClientData` value that cannot be sent, until a good one
     #sessions = new Map(); // setSession / removeSession before the driver exists: chatId → state | null
     #disposed = false;
     #offline = false;
@@ -189,6 +190,13 @@ export function createTransportClass(load) {
     }
 
     // ---- driver plumbing ----
+
+    // #ready() for the calls that send `clientData` (to the agent or to `startSession`).
+    async #forSend() {
+      const d = await this.#ready();
+      if (this.#clientDataError) throw this.#clientDataError;
+      return d;
+    }
 
     async #ready() {
       // A call after dispose() uses the transport again (also while the module loads: a later
@@ -893,7 +901,7 @@ export function createTransportClass(load) {
     // ---- the ChatTransport API ----
 
     async sendMessages(options) {
-      const d = await this.#ready();
+      const d = await this.#forSend();
       const { chatId, trigger, messageId, messages, body, metadata, headers, abortSignal } = options;
       this.#ensure(chatId);
       const request = {
@@ -997,7 +1005,7 @@ export function createTransportClass(load) {
     }
 
     async sendAction(chatId, action, options = {}) {
-      const d = await this.#ready();
+      const d = await this.#forSend();
       const { abortSignal, metadata, headers, onSettled } = options;
       const texts = [json(action, "action"), json(metadata, "metadata"), json(headerPairs(headers), "headers")];
       this.#ensure(chatId);
@@ -1011,7 +1019,7 @@ export function createTransportClass(load) {
     }
 
     async sendPendingMessage(chatId, message, metadata) {
-      const d = await this.#ready();
+      const d = await this.#forSend();
       const texts = [json(message, "message"), json(metadata, "metadata")];
       this.#ensure(chatId);
       return this.#op((d) => d.sendPendingMessage(chatId, texts[0], texts[1], partId(), Date.now()));
@@ -1024,7 +1032,7 @@ export function createTransportClass(load) {
     }
 
     async start(chatId) {
-      await this.#ready();
+      await this.#forSend();
       this.#ensure(chatId);
       return this.#op((d) => d.start(chatId, Date.now()));
     }
@@ -1133,11 +1141,14 @@ export function createTransportClass(load) {
           o.startSession = value;
           break;
         case "setClientData":
+          // Never throws (the JS transport's only stores it, and React hooks call this during
+          // render): a value that cannot be sent fails the sends that would carry it instead.
           o.clientData = value;
           try {
             this.#d.setClientData(json(value, "clientData"));
+            this.#clientDataError = undefined;
           } catch (e) {
-            throw typeof e === "string" ? makeError(JSON.parse(e)) : e;
+            this.#clientDataError = typeof e === "string" ? makeError(JSON.parse(e)) : e;
           }
           return;
       }

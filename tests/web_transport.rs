@@ -187,6 +187,20 @@ async fn client_data_is_merged_under_request_metadata() {
     t.set_client_data(&object(&[("user", "grace".into())]));
     let text = text_of(&send_text(&t, &chat, "u2", "whoami").await);
     assert!(text.contains(r#"metadata={"user":"grace"}"#), "{text}");
+
+    // A value that cannot be sent does not throw where it is set (a hook sets it during render):
+    // the sends that would carry it fail, until a good value replaces it.
+    t.set_client_data(&object(&[("n", js_sys::BigInt::from(1u32).into())]));
+    let messages = array(&[user_message("u3", "whoami")]);
+    let error =
+        rejected(t.send_messages(&send_request(&chat, &messages, &JsValue::UNDEFINED))).await;
+    assert_eq!(
+        get(&error, "code").as_string().as_deref(),
+        Some("invalid_option")
+    );
+    t.set_client_data(&object(&[("user", "lin".into())]));
+    let text = text_of(&send_text(&t, &chat, "u4", "whoami").await);
+    assert!(text.contains(r#"metadata={"user":"lin"}"#), "{text}");
 }
 
 #[wasm_bindgen_test]
