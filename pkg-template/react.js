@@ -482,25 +482,35 @@ export function useLoadTranscript(chatId, load, options) {
  * and shown again (`<Activity>`, StrictMode) keeps its messages — it holds nothing but them.
  */
 export function useSubAgentMessages(options) {
-  const [, rerender] = useState(0);
+  const [version, rerender] = useState(0);
   const mounted = useRef(false);
+  const missed = useRef(false);
   const store = useRef(null);
   if (store.current === null) {
     store.current = createSubAgentMessages({
       throttleMs: options?.throttleMs,
       onChange: () => {
         if (mounted.current) rerender((n) => n + 1);
+        else missed.current = true;
       },
     });
   }
   useEffect(() => {
     mounted.current = true;
+    // A change while hidden (<Activity>) is shown now, even if no chunk follows.
+    if (missed.current) {
+      missed.current = false;
+      rerender((n) => n + 1);
+    }
     return () => {
       mounted.current = false;
     };
   }, []);
   const { onData, get } = store.current;
-  return useMemo(() => ({ onData, get }), [onData, get]);
+  // A new object on each change, as the JS hook's: a memoised child or `useMemo` that depends on
+  // it sees that `get` has something new (sub-agent parts are transient: the message does not
+  // change).
+  return useMemo(() => ({ onData, get }), [onData, get, version]); // eslint-disable-line react-hooks/exhaustive-deps
 }
 
 const INJECTED_TYPE = "data-pending-message-injected";
@@ -644,7 +654,7 @@ export function usePendingMessages(options) {
         // Free for the end of the turn this send starts.
         flushing.current = false;
         // useChat reports a failed send through its `error`.
-        if (send) Promise.resolve(send()).catch(() => {});
+        if (send) Promise.resolve().then(send).catch(() => {});
       });
   }, [status, chatId]); // eslint-disable-line react-hooks/exhaustive-deps
 

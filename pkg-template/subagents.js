@@ -83,14 +83,16 @@ export function createSubAgentMessages(options = {}) {
   const feed = (agent, chunks) => {
     if (agent.input === undefined) return;
     try {
+      let finished = false;
       for (const chunk of chunks) {
         // A copy: the reducer writes onto some chunks, and the part belongs to the caller.
         if (chunk !== null && typeof chunk === "object") agent.input.enqueue({ ...chunk });
-        if (chunk?.type === "finish") {
-          agent.input.close();
-          agent.input = undefined;
-          return;
-        }
+        finished ||= chunk?.type === "finish";
+      }
+      // Ends after the whole batch that finished it (what follows `finish` in it still counts).
+      if (finished) {
+        agent.input.close();
+        agent.input = undefined;
       }
     } catch {
       agent.input = undefined; // the reduction already ended on an earlier malformed chunk

@@ -400,6 +400,10 @@ test("useSubAgentMessages shows a sub-agent while it runs, and again after a rel
     return cards[0]?.state === "output-available" && cards[0].live === full && cards[0];
   }, { message: "the finished sub-agent" });
   assert.equal(done.output, full, "the tool's output is the same message");
+  // A memoised card sees each change too: the store object is a new one after each.
+  await eventually(async () => (await page.evaluate(() => harness.subAgents())).memo[done.toolCallId] === full, {
+    message: "the memoised card shows the finished sub-agent",
+  });
   await eventually(async () => (await lastText(page)) === "assistant: The research on live view is done.", {
     message: "the parent's answer",
   });

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { after, before } from "node:test";
 import { isDeepStrictEqual } from "node:util";
+import { readUIMessageStream } from "ai";
 import {
   eventually,
   makeTransport,
@@ -162,6 +163,36 @@ scenario("sub-agents: a sub-agent's own tool calls, and a malformed chunk keeps 
   );
   const m = plain(store.get("call_m"));
   assert.deepEqual(m.parts, [{ type: "text", text: "kept", state: "streaming" }]);
+  store.dispose();
+});
+
+scenario("sub-agents: what follows `finish` in the batch that carries it still counts", { timeout: 5_000 }, async (impl) => {
+  // Two segments in one batch (an agent that merged two UI message streams without
+  // `sendFinish: false`): the message is what the AI SDK's reducer makes of all of it.
+  const chunks = [
+    { type: "start", messageId: "sub_f" },
+    { type: "text-start", id: "a" },
+    { type: "text-delta", id: "a", delta: "first" },
+    { type: "text-end", id: "a" },
+    { type: "finish" },
+    { type: "text-start", id: "b" },
+    { type: "text-delta", id: "b", delta: "second" },
+    { type: "text-end", id: "b" },
+    { type: "finish" },
+  ];
+  let expected;
+  const source = new ReadableStream({
+    start(controller) {
+      chunks.forEach((c) => controller.enqueue({ ...c }));
+      controller.close();
+    },
+  });
+  for await (const message of readUIMessageStream({ stream: source })) expected = plain(message);
+  assert.equal(textOf(expected), "firstsecond", "the reducer keeps both segments");
+
+  const store = impl.createSubAgentMessages({ throttleMs: THROTTLE_MS });
+  store.onData(batch("call_f", 0, chunks));
+  await rebuilt(store, "call_f", expected);
   store.dispose();
 });
 

@@ -1,7 +1,7 @@
 // Test harness for trigger-chat-wasm/react under React StrictMode (development build). The test
 // drives it through `window.harness`; nothing here is part of the demo.
 import { useChat } from "@ai-sdk/react";
-import { Activity, StrictMode, Suspense, useEffect, useLayoutEffect } from "react";
+import { Activity, StrictMode, Suspense, memo, useEffect, useLayoutEffect } from "react";
 import { createRoot } from "react-dom/client";
 import { TriggerChatTransport } from "trigger-chat-wasm";
 import {
@@ -25,7 +25,7 @@ TriggerChatTransport.prototype.dispose = function dispose() {
 const post = async (path) =>
   (await fetch(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: "{}" })).json();
 
-const state = { transports: new Set(), current: null, renders: 0, events: [], calls: [], subAgents: [], subAgentSeen: {} };
+const state = { transports: new Set(), current: null, renders: 0, events: [], calls: [], subAgents: [], subAgentSeen: {}, memoCards: {} };
 
 const textOf = (message) => (message?.parts ?? []).map((p) => (p.type === "text" ? p.text : "")).join("");
 
@@ -83,8 +83,16 @@ function Probe({ chatId, clientData, sendInLayoutEffect, onEventTag, tag, headSt
   useLayoutEffect(() => {
     if (sendInLayoutEffect) void sendMessage({ text: sendInLayoutEffect });
   }, [sendInLayoutEffect]); // eslint-disable-line react-hooks/exhaustive-deps
-  return null;
+  return state.subAgents.map((card) => <MemoCard key={card.toolCallId} subAgents={subAgents} toolCallId={card.toolCallId} />);
 }
+
+// A tool card as apps write one: memoised on its props (the store and the call id, neither of
+// which a sub-agent chunk changes in the message), so it renders again only if the store object
+// is a new one.
+const MemoCard = memo(function MemoCard({ subAgents, toolCallId }) {
+  state.memoCards[toolCallId] = textOf(subAgents.get(toolCallId));
+  return null;
+});
 
 // useLoadTranscript with a scripted loader: "history of <chatId>", cursor 41, or a failure.
 const transcriptState = { loads: [], result: null, transport: null };
@@ -278,7 +286,7 @@ window.harness = {
   queue: (text) => state.chat.pending.queue(text),
   pending: () => state.chat.pending.pending,
   status: () => state.chat.status,
-  subAgents: () => ({ cards: state.subAgents, seen: state.subAgentSeen }),
+  subAgents: () => ({ cards: state.subAgents, seen: state.subAgentSeen, memo: state.memoCards }),
   events: () => state.events.slice(),
   calls: () => state.calls.slice(),
   info() {
