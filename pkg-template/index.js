@@ -19,7 +19,9 @@ let source; // where the app said the module is (init's argument), used by every
  */
 export function init(moduleOrPath) {
   if (moduleOrPath !== undefined) source = moduleOrPath;
-  const load = () => initWasm(source === undefined ? undefined : { module_or_path: source });
+  // A promise of the source is awaited here: wasm-bindgen's loader tells a URL from bytes before
+  // it awaits, so it would take a promised URL for bytes.
+  const load = async () => initWasm(source === undefined ? undefined : { module_or_path: await source });
   if (!loading) loading = load();
   // A transport built before this call may have started a load from the default place: should
   // that one fail, this source is tried before anyone sees the failure.

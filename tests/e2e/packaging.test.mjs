@@ -104,12 +104,17 @@ const APP = {
     include: ["src"],
   }),
   // A whole chat in one file, written only against the package's public API.
-  "src/main.tsx": `import { useChat } from "@ai-sdk/react";
+  "src/main.tsx": `/// <reference types="vite/client" />
+import { useChat } from "@ai-sdk/react";
 import type { UIMessage } from "ai";
 import { useState } from "react";
 import { createRoot } from "react-dom/client";
-import { isTriggerChatError, type ChatTransportEvent } from "trigger-chat-wasm";
+import { init, isTriggerChatError, type ChatTransportEvent } from "trigger-chat-wasm";
 import { useMultiTabChat, useTriggerChatTransport } from "trigger-chat-wasm/react";
+// The .wasm through the package's exports, as an app that serves it itself does.
+import wasmUrl from "trigger-chat-wasm/trigger_chat_wasm_bg.wasm?url";
+
+void init(wasmUrl);
 
 type Msg = UIMessage<{ at?: number }>;
 const post = async (path: string) =>

@@ -398,7 +398,7 @@ test("multiTab in a sandboxed iframe, where Web Locks refuse every request, stil
   await page.close();
 });
 
-test("init(url) after a transport was built loads the module from that url", { timeout: 30_000 }, async () => {
+test("init(promise of a url) after a transport was built loads the module from that url", { timeout: 30_000 }, async () => {
   const page = await browser.newPage();
   const errors = [];
   page.on("pageerror", (e) => errors.push(e));

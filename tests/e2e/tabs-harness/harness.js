@@ -132,7 +132,8 @@ window.harness = {
           () => "ok",
           (e) => `failed: ${e?.message ?? e}`,
         );
-        await init(new URL(wasmAt, location.href));
+        // As a bundler hands it over (Vite's `?url` import, dynamic): a promise of a URL string.
+        await init(Promise.resolve(new URL(wasmAt, location.href).href));
         tab.early = await early;
       }
     }
