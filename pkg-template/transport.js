@@ -755,15 +755,24 @@ export function createTransportClass(load) {
         try {
           text = JSON.stringify(e.data);
         } catch {
-          return; // not JSON: not ours, ignored
+          // not JSON: not ours
         }
-        if (typeof text === "string") this.#run((d) => d.tabMessage(text, Date.now()));
+        // Not JSON, or longer than the driver takes (a 4 MiB conversation and its envelope):
+        // counted as ignored (an empty text is unreadable) without copying it into the module.
+        if (typeof text !== "string" || text.length > 4_300_000) text = "";
+        this.#run((d) => d.tabMessage(text, Date.now()));
       };
       this.#channel = channel;
       if (typeof window !== "undefined") {
         const onPageHide = () => this.#run((d) => d.pageHide(Date.now()));
+        // Back from the back/forward cache: what this tab knew of the others may be stale.
+        const onPageShow = (e) => e.persisted && this.#run((d) => d.rejoin(Date.now()));
         window.addEventListener("pagehide", onPageHide);
-        this.#offPageHide = () => window.removeEventListener("pagehide", onPageHide);
+        window.addEventListener("pageshow", onPageShow);
+        this.#offPageHide = () => {
+          window.removeEventListener("pagehide", onPageHide);
+          window.removeEventListener("pageshow", onPageShow);
+        };
       }
     }
 
@@ -771,7 +780,10 @@ export function createTransportClass(load) {
     #revive() {
       this.#disposed = false;
       this.#afterFlush = null;
-      if (this.#multiTab && !this.#channel) this.#openChannel();
+      if (this.#multiTab && !this.#channel) {
+        this.#openChannel();
+        if (this.#d) this.#run((d) => d.rejoin(Date.now()));
+      }
     }
 
     // (useMultiTabChat) When this tab last released its claim on `chatId` (0: never): a turn can
@@ -823,12 +835,12 @@ export function createTransportClass(load) {
 
     async #lockQuery() {
       const queriedAt = Date.now();
-      let names = [];
+      let names = null;
       try {
         const state = await navigator.locks.query();
         names = (state.held ?? []).map((l) => l.name);
       } catch {
-        // Unknown: report nothing held; claims then expire by heartbeat only.
+        // Unknown (null): no claim is dropped for it; claims then expire by heartbeat only.
       }
       this.#run((d) => d.lockStatus(JSON.stringify(names), queriedAt, Date.now()));
     }

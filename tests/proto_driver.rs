@@ -1305,6 +1305,110 @@ fn a_reloaded_saved_send_is_not_queued_but_a_send_beside_it_is() {
 }
 
 #[test]
+fn a_failed_lock_query_drops_no_claim() {
+    let options = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":true,"tabId":"tab-b"}"#;
+    let mut host = Host::new(options);
+    let claim = format!(
+        r#"{{"type":"claim","chatId":"c1","tabId":"tab-a","lock":true,"at":{}}}"#,
+        host.now - 10
+    );
+    host.d.tab_message(&claim, host.now);
+    host.pump();
+    assert!(host.d.is_read_only("c1"));
+    // A query made after the claim could not be answered (`navigator.locks.query()` rejected):
+    // nothing is known.
+    host.now += 100;
+    host.d.lock_status(None, host.now, host.now);
+    host.pump();
+    assert!(host.d.is_read_only("c1"), "the owner's claim stands");
+    // A later query that answers says the lock is gone: the chat is free.
+    host.now += 100;
+    host.d.lock_status(Some(&[]), host.now, host.now);
+    host.pump();
+    assert!(!host.d.is_read_only("c1"));
+}
+
+#[test]
+fn a_disposed_transport_polls_no_locks_and_asks_who_owns_what_when_used_again() {
+    let options = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":true,"tabId":"tab-b"}"#;
+    let mut host = Host::new(options);
+    let claim = format!(
+        r#"{{"type":"claim","chatId":"c1","tabId":"tab-a","lock":true,"at":{}}}"#,
+        host.now
+    );
+    host.d.tab_message(&claim, host.now);
+    host.pump();
+    assert!(!host.timers.is_empty(), "another tab's lock is watched");
+    host.d.dispose(host.now);
+    host.pump();
+    assert!(host.timers.is_empty(), "{:?}", host.timers);
+    host.other.clear();
+    host.fire_timers(60_000);
+    assert!(!host.other.iter().any(|a| matches!(a, Action::LockQuery)));
+
+    // Used again (or shown from the back/forward cache): it asks the others, and watches again.
+    host.d.rejoin(host.now);
+    host.pump();
+    let who = host.other.iter().any(|a| {
+        matches!(a, Action::Broadcast { message } if message.get("type").and_then(Json::as_str) == Some("who"))
+    });
+    assert!(who, "{:?}", host.other);
+    assert!(!host.timers.is_empty());
+}
+
+#[test]
+fn a_chat_id_too_long_to_announce_is_sent_uncoordinated() {
+    for locks in [false, true] {
+        let options = format!(
+            r#"{{"task":"chat","types":{{"startSession":"function"}},"multiTab":true,"locks":{locks},"tabId":"tab-a"}}"#
+        );
+        let mut host = Host::new(&options);
+        let long = "c".repeat(300);
+        host.send(&long, "hi", "p");
+        assert!(host.rejected.is_empty(), "{:?}", host.rejected);
+        assert_eq!(host.calls.len(), 1, "the send goes ahead (locks: {locks})");
+        assert!(!host.d.is_read_only(&long) && !host.d.has_claim(&long));
+    }
+}
+
+#[test]
+fn a_claim_lost_to_a_tab_without_locks_keeps_the_lock_until_the_turn_ends() {
+    let options = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":true,"tabId":"tab-b"}"#;
+    let mut host = Host::new(options);
+    let op = host.send("c1", "hi", "p");
+    host.d.lock_result("c1", true, host.now);
+    host.pump();
+    host.answer_call("tok");
+    let (stream, out) = acknowledged(&mut host, op, 1);
+    host.d.pull(stream, host.now);
+    host.other.clear();
+    // A tab without Web Locks (the JS transport) claimed the chat earlier: its claim wins.
+    let theirs = format!(
+        r#"{{"type":"claim","chatId":"c1","tabId":"js-tab","at":{}}}"#,
+        host.now - 1_000
+    );
+    host.d.tab_message(&theirs, host.now);
+    host.pump();
+    assert!(host.d.is_read_only("c1") && !host.d.has_claim("c1"));
+    let released = |host: &Host| {
+        host.other
+            .iter()
+            .any(|a| matches!(a, Action::LockRelease { .. }))
+    };
+    assert!(
+        !released(&host),
+        "the lock is kept while this tab's turn runs"
+    );
+    host.d
+        .fetch_bytes(out, &batch(&[(2, "ok")], Some((3, Some(1)))), host.now);
+    host.pump();
+    assert!(released(&host), "and given back when it ends");
+    host.d.pull(stream, host.now);
+    host.pump();
+    assert_eq!(host.ended, vec![stream]);
+}
+
+#[test]
 fn with_web_locks_a_send_waits_for_the_writer_lock() {
     let options = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":true,"tabId":"tab-a"}"#;
     let mut host = Host::new(options);

@@ -343,15 +343,24 @@ async fn a_crashed_tabs_claim_expires_and_hostile_messages_are_ignored() {
             ("tabId", "x".into()),
             ("messages", "nope".into()),
         ]),
+        // Not JSON at all (JSON.stringify throws on a BigInt).
+        object(&[("type", js_sys::BigInt::from(1u32).into())]),
+        // Far over the size a tab message may have (a 5 MB string): not even read.
+        object(&[
+            ("type", "messages".into()),
+            ("chatId", chat.as_str().into()),
+            ("tabId", "x".into()),
+            ("messages", "x".repeat(5_000_000).into()),
+        ]),
     ] {
         post.call1(&js, &junk).unwrap();
     }
     let ours1 = ours.clone();
     assert!(
         eventually(1_000, move || ours1.ignored_tab_messages()
-            == ignored_before + 5)
+            == ignored_before + 7)
         .await,
-        "5 junk messages counted, got {}",
+        "7 junk messages counted, got {}",
         ours.ignored_tab_messages() - ignored_before
     );
     let claim = js_sys::Function::from(js_sys::Reflect::get(&js, &"claim".into()).unwrap());

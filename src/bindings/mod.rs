@@ -343,28 +343,31 @@ impl WasmDriver {
         self.inner.lock_result(chat, granted, now(now_ms));
     }
 
-    /// `multiTab`: the answer to a `lockquery` action (held lock names as a JSON array).
+    /// `multiTab`: the answer to a `lockquery` action (held lock names as a JSON array, or
+    /// anything else when the query failed).
     #[wasm_bindgen(js_name = lockStatus)]
     pub fn lock_status(&mut self, held: &str, queried_at_ms: f64, now_ms: f64) {
-        let names: Vec<String> = json(held, "held")
-            .ok()
-            .flatten()
-            .and_then(|j| {
-                j.as_array().map(|a| {
-                    a.iter()
-                        .filter_map(|n| n.as_str().map(str::to_owned))
-                        .collect()
-                })
+        let names: Option<Vec<String>> = json(held, "held").ok().flatten().and_then(|j| {
+            j.as_array().map(|a| {
+                a.iter()
+                    .filter_map(|n| n.as_str().map(str::to_owned))
+                    .collect()
             })
-            .unwrap_or_default();
+        });
         self.inner
-            .lock_status(&names, now(queried_at_ms), now(now_ms));
+            .lock_status(names.as_deref(), now(queried_at_ms), now(now_ms));
     }
 
     /// `multiTab`: a BroadcastChannel message (JSON text).
     #[wasm_bindgen(js_name = tabMessage)]
     pub fn tab_message(&mut self, text: &str, now_ms: f64) {
         self.inner.tab_message(text, now(now_ms));
+    }
+
+    /// `multiTab`: the transport is used again after `dispose`, or the page is shown from the
+    /// back/forward cache (`pageshow` with `persisted`).
+    pub fn rejoin(&mut self, now_ms: f64) {
+        self.inner.rejoin(now(now_ms));
     }
 
     /// `multiTab`: `pagehide`.

@@ -295,6 +295,7 @@ impl Driver {
         }
         self.abort_queued_sends();
         self.page_hide(now_ms);
+        self.park_tabs();
     }
 
     /// A request finished with a whole body: an `.in/append` (any status), or a `.out` that

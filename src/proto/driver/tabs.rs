@@ -39,6 +39,8 @@ pub(super) struct Tabs {
     held: Vec<String>,
     /// Channel messages that could not be read (malformed, or a type this tab does not know).
     ignored: u32,
+    /// Disposed: no tick timer (no lock polling) until the transport is used again.
+    parked: bool,
 }
 
 impl Tabs {
@@ -56,6 +58,7 @@ impl Tabs {
             queued: Vec::new(),
             held: Vec::new(),
             ignored: 0,
+            parked: false,
         }
     }
 }
@@ -70,7 +73,13 @@ impl Driver {
         now_ms: u64,
     ) -> Option<PendingTurn> {
         let may_queue = self.config.queue_sends && self.replay_stream(pending.op).is_none();
-        let Some(tabs) = self.tabs.as_mut() else {
+        // A chat id too long for a tab message (over 256 characters) cannot be announced: that
+        // chat goes uncoordinated, as without `multiTab`, rather than refusing every send.
+        let Some(tabs) = self
+            .tabs
+            .as_mut()
+            .filter(|_| crate::proto::tabs::fits_id(&pending.chat_id))
+        else {
             return Some(pending);
         };
         let chat_id = pending.chat_id.clone();
@@ -275,6 +284,29 @@ impl Driver {
         self.tab_effects(now_ms);
     }
 
+    /// `dispose`, after [`Self::page_hide`]: the tick timer stops, so a transport nobody uses
+    /// polls no locks; [`Self::rejoin`] starts it again.
+    pub(super) fn park_tabs(&mut self) {
+        let Some(tabs) = self.tabs.as_mut() else {
+            return;
+        };
+        tabs.parked = true;
+        if let Some((timer, _)) = tabs.timer.take() {
+            self.actions.push(Action::ClearTimer { id: timer });
+        }
+    }
+
+    /// The tab is back (used again after `dispose`, or shown from the back/forward cache): what
+    /// it knew of the other tabs may be stale, so it asks them who owns what (`who`).
+    pub fn rejoin(&mut self, now_ms: u64) {
+        let Some(tabs) = self.tabs.as_mut() else {
+            return;
+        };
+        tabs.parked = false;
+        tabs.who();
+        self.tab_effects(now_ms);
+    }
+
     /// A message from another tab (`BroadcastChannel`), as JSON text. Malformed ones are
     /// counted ([`Self::ignored_tab_messages`]) and ignored; nothing here throws.
     pub fn tab_message(&mut self, text: &str, now_ms: u64) {
@@ -350,17 +382,21 @@ impl Driver {
 
     /// The host's answer to `LockQuery`: the names of the locks held (by any tab), issued at
     /// `queried_at_ms`.
-    pub fn lock_status(&mut self, held: &[String], queried_at_ms: u64, now_ms: u64) {
+    pub fn lock_status(&mut self, held: Option<&[String]>, queried_at_ms: u64, now_ms: u64) {
         let Some(tabs) = self.tabs.as_mut() else {
             return;
         };
         tabs.querying = None;
-        let checks: Vec<String> = tabs.coordinator.lock_checks().map(str::to_owned).collect();
-        for chat_id in checks {
-            let name = writer_lock_name(&chat_id);
-            let is_held = held.contains(&name);
-            tabs.coordinator
-                .lock_status(&chat_id, is_held, queried_at_ms);
+        // `None`: the query failed. Nothing is known of the locks, so no claim is dropped for
+        // want of one; claims still expire without heartbeats.
+        if let Some(held) = held {
+            let checks: Vec<String> = tabs.coordinator.lock_checks().map(str::to_owned).collect();
+            for chat_id in checks {
+                let name = writer_lock_name(&chat_id);
+                let is_held = held.contains(&name);
+                tabs.coordinator
+                    .lock_status(&chat_id, is_held, queried_at_ms);
+            }
         }
         tabs.coordinator.tick(now_ms);
         self.tab_effects(now_ms);
@@ -430,15 +466,17 @@ impl Driver {
                 Effect::LostClaim { chat_id } => lost.push(chat_id),
             }
         }
+        // A claim lost to a tab without Web Locks: this tab's turn (if one runs) goes on, so
+        // its writer lock is kept until the turn ends, and no tab waiting for it starts a third.
         for chat_id in lost {
-            self.release_claim(&chat_id, now_ms);
+            self.release_if_idle(&chat_id, now_ms);
         }
         self.schedule_tabs(now_ms);
     }
 
     fn schedule_tabs(&mut self, now_ms: u64) {
         let id = self.next_id;
-        let Some(tabs) = self.tabs.as_mut() else {
+        let Some(tabs) = self.tabs.as_mut().filter(|t| !t.parked) else {
             return;
         };
         let Some(mut due) = tabs.coordinator.next_tick_ms() else {

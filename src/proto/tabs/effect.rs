@@ -35,8 +35,8 @@ pub enum Effect {
         /// The highest `.in` seq the agent had consumed (sent by our tabs only).
         consumed_input_seq: Option<u64>,
     },
-    /// Another tab's claim beat ours after we made it: stop sending, give back the writer lock.
-    /// A [`Effect::ReadOnlyChanged`] follows.
+    /// Another tab's claim beat ours after we made it (only a tab without the writer lock can):
+    /// give the lock back once this tab's turn ends. A [`Effect::ReadOnlyChanged`] follows.
     LostClaim {
         /// The chat.
         chat_id: String,

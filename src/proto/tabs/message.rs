@@ -320,7 +320,7 @@ pub(super) fn check_messages(messages: &Json) -> Result<(), Error> {
 }
 
 /// Whether `id` is usable as a chat id, tab id or cursor.
-pub(super) fn fits_id(id: &str) -> bool {
+pub(crate) fn fits_id(id: &str) -> bool {
     !id.is_empty()
         && (id.len() <= MAX_ID_CHARS
             || (id.len() <= 4 * MAX_ID_CHARS && char_count(id) <= MAX_ID_CHARS))

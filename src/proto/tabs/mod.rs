@@ -16,7 +16,7 @@
 //!   [`Effect::Broadcast`] → `channel.postMessage(JSON.parse(message.into_json_text()))`,
 //!   swallowing errors; [`Effect::ReadOnlyChanged`] → read-only listeners;
 //!   [`Effect::Messages`] / [`Effect::Session`] → apply to this tab's chat;
-//!   [`Effect::LostClaim`] → release the chat's writer lock and stop sending on it.
+//!   [`Effect::LostClaim`] → release the chat's writer lock once this tab's turn on it ends.
 //! - Incoming: [`Message::parse_text`]`(JSON.stringify(event.data))`, then
 //!   [`TabCoordinator::receive`]. A parse error (or a throwing `stringify`) is counted and
 //!   dropped, never thrown.
@@ -62,6 +62,7 @@ mod owner;
 
 pub use coordinator::TabCoordinator;
 pub use effect::Effect;
+pub(crate) use message::fits_id;
 pub use message::{Claim, Message};
 
 /// The BroadcastChannel every tab of the origin shares (the JS transport's name).
