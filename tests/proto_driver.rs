@@ -1409,6 +1409,45 @@ fn a_claim_lost_to_a_tab_without_locks_keeps_the_lock_until_the_turn_ends() {
 }
 
 #[test]
+fn after_a_lost_claim_a_send_of_the_tab_that_still_holds_the_lock_does_not_wait_for_itself() {
+    let mut host = Host::new(QUEUE_OPTIONS);
+    let op = host.send("c1", "hi", "p");
+    host.d.lock_result("c1", true, host.now);
+    host.pump();
+    host.answer_call("tok");
+    let (stream, _out) = acknowledged(&mut host, op, 1);
+    host.d.pull(stream, host.now);
+    let theirs = format!(
+        r#"{{"type":"claim","chatId":"c1","tabId":"js-tab","at":{}}}"#,
+        host.now - 1_000
+    );
+    host.d.tab_message(&theirs, host.now);
+    host.pump();
+    assert!(host.d.is_read_only("c1"));
+    host.other.clear();
+    // The lock-less tab owns the chat: refused at once (a queue needs the lock), never parked
+    // behind this tab's own lock.
+    let second = host.send("c1", "again", "p2");
+    assert!(
+        matches!(host.rejected.last(), Some((o, ErrorRef::Ours(Error::ReadOnlyTab))) if *o == second)
+    );
+    assert!(!host
+        .other
+        .iter()
+        .any(|a| matches!(a, Action::LockRequest { .. })));
+    // Once it gives the chat back, a send goes ahead under the lock this tab holds.
+    host.d.tab_message(
+        r#"{"type":"release","chatId":"c1","tabId":"js-tab"}"#,
+        host.now,
+    );
+    host.pump();
+    let third = host.send("c1", "now", "p3");
+    assert!(host.rejected.iter().all(|(o, _)| *o != third));
+    assert!(host.d.has_claim("c1"));
+    assert!(host.take_fetch_opt(Endpoint::In).is_some(), "its append");
+}
+
+#[test]
 fn with_web_locks_a_send_waits_for_the_writer_lock() {
     let options = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":true,"tabId":"tab-a"}"#;
     let mut host = Host::new(options);

@@ -98,11 +98,14 @@ impl Driver {
             self.refuse_turn(pending, Error::ReadOnlyTab, now_ms);
             return None;
         }
-        if tabs.locks {
+        // This tab still holds the lock (its turn runs on after a lock-less tab's claim beat
+        // its own): asking for it again would wait behind itself, so it claims at once.
+        let held = tabs.held.contains(&chat_id);
+        if tabs.locks && !held {
             self.wait_for_lock(pending, queue);
             return None;
         }
-        let claimed = tabs.coordinator.claim(&chat_id, now_ms, false);
+        let claimed = tabs.coordinator.claim(&chat_id, now_ms, held);
         self.tab_effects(now_ms);
         match claimed {
             Ok(()) => Some(pending),
