@@ -150,7 +150,7 @@ export function createTransportClass(load) {
     #loading = null;
     #pending = new Map();
     #clientDataError; // the error of a `setClientData` value that cannot be sent, until a good one
-    #sessions = new Map(); // setSession / removeSession before the driver exists: chatId → state | null
+    #early = []; // setSession / removeSession / seedResumeCursor before the driver exists, in order
     #disposed = false;
     #offline = false;
     #fetches = new Map();
@@ -226,7 +226,6 @@ export function createTransportClass(load) {
           headers: headerPairs(o.headers),
           streamTimeoutSeconds: o.streamTimeoutSeconds,
           stallTimeoutMs: o.stallTimeoutMs,
-          clientData: o.clientData,
           sessions: o.sessions,
           multiTab,
           multiTabSend: o.multiTabSend,
@@ -237,24 +236,25 @@ export function createTransportClass(load) {
         };
         let d;
         try {
-          d = make(json(config, "clientData"), Math.random() * 2 ** 52);
+          d = make(json(config, "options"), Math.random() * 2 ** 52);
         } catch (e) {
           throw typeof e === "string" ? makeError(JSON.parse(e)) : e;
         }
         this.#d = d;
         this.#multiTab = config.multiTab;
+        // `clientData` as `setClientData` takes it (a value that cannot be sent fails the sends
+        // that would carry it, not the transport), unless a later one is queued below.
+        if (!this.#pending.has("setClientData")) this.#set("setClientData", o.clientData);
         // Disposed while the module loaded: the channel opens if the transport is used again.
         if (config.multiTab && !this.#disposed) this.#openChannel();
-        const pending = [...this.#pending, ...[...this.#sessions].map(([chatId, session]) => ["session", [chatId, session]])];
+        const pending = [...[...this.#pending].map(([name, value]) => [name, [value]]), ...this.#early];
         this.#pending.clear();
-        this.#sessions.clear();
-        for (const [name, value] of pending) {
+        this.#early = [];
+        for (const [name, args] of pending) {
           try {
-            if (name !== "session") this[name](value);
-            else if (value[1]) this.setSession(...value);
-            else this.removeSession(value[0]);
+            this[name](...args);
           } catch {
-            // Checked when it was called (setSession), or reported by the driver (clientData).
+            // Checked when it was called (setSession); setClientData does not throw.
           }
         }
         if (this.#disposed) d.dispose(Date.now());
@@ -780,10 +780,10 @@ export function createTransportClass(load) {
     #revive() {
       this.#disposed = false;
       this.#afterFlush = null;
-      if (this.#multiTab && !this.#channel) {
-        this.#openChannel();
-        if (this.#d) this.#run((d) => d.rejoin(Date.now()));
-      }
+      if (!this.#multiTab) return;
+      if (!this.#channel) this.#openChannel();
+      // (Also when the channel never closed: disposed and used again within one flush.)
+      this.#run((d) => d.rejoin(Date.now()));
     }
 
     // (useMultiTabChat) When this tab last released its claim on `chatId` (0: never): a turn can
@@ -1063,7 +1063,8 @@ export function createTransportClass(load) {
     // Before the module is ready, a stored session can still be read.
     #storedSession(chatId) {
       const o = this.#o;
-      if (this.#sessions.has(chatId)) return this.#sessions.get(chatId) ?? undefined;
+      const early = this.#early.findLast(([name, [id]]) => id === chatId && name !== "seedResumeCursor");
+      if (early) return early[1][1]; // the state set, or undefined once removed
       const given = o.sessions?.[chatId];
       // As the driver will take it: `null` leaves the chat to storage; an entry without a token
       // is no session.
@@ -1088,10 +1089,7 @@ export function createTransportClass(load) {
       if (typeof session?.publicAccessToken !== "string" || !session.publicAccessToken) {
         throw makeError({ code: "invalid_option", message: "setSession: the session needs a publicAccessToken" });
       }
-      if (!this.#d) {
-        this.#sessions.set(chatId, session);
-        return;
-      }
+      if (!this.#d) return void this.#early.push(["setSession", [chatId, session]]);
       this.#ensure(chatId);
       try {
         this.#d.setSession(chatId, json(session, "session"));
@@ -1102,11 +1100,8 @@ export function createTransportClass(load) {
     }
 
     removeSession(chatId) {
-      if (!this.#d) {
-        // Queued with setSession's, so the later of the two wins whatever their order.
-        this.#sessions.set(chatId, null);
-        return void this.#ready().catch(() => {});
-      }
+      // Queued with setSession's and seedResumeCursor's, applied in the order called.
+      if (!this.#d) return void (this.#early.push(["removeSession", [chatId]]), this.#ready().catch(() => {}));
       this.#run((d) => d.removeSession(chatId, Date.now()));
     }
 
@@ -1116,7 +1111,7 @@ export function createTransportClass(load) {
     clearSupersedeGate(_chatId) {}
 
     seedResumeCursor(chatId, lastEventId) {
-      if (!this.#d) return void this.#ready().then(() => this.seedResumeCursor(chatId, lastEventId), () => {});
+      if (!this.#d) return void (this.#early.push(["seedResumeCursor", [chatId, lastEventId]]), this.#ready().catch(() => {}));
       this.#ensure(chatId);
       this.#run((d) => d.seedResumeCursor(chatId, String(lastEventId)));
     }

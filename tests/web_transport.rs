@@ -204,6 +204,26 @@ async fn client_data_is_merged_under_request_metadata() {
 }
 
 #[wasm_bindgen_test]
+async fn client_data_that_cannot_be_sent_from_the_start_fails_only_the_sends_until_replaced() {
+    let chat = new_chat_id("bad-client-data");
+    let bad = object(&[("n", js_sys::BigInt::from(1u32).into())]);
+    let (t, _) = transport(&object(&[("clientData", bad)]));
+    let messages = array(&[user_message("u1", "whoami")]);
+    let error =
+        rejected(t.send_messages(&send_request(&chat, &messages, &JsValue::UNDEFINED))).await;
+    assert_eq!(
+        get(&error, "code").as_string().as_deref(),
+        Some("invalid_option")
+    );
+    // The rest of the transport works (nothing to stop here)...
+    assert_eq!(ok(t.stop_generation(&chat)).await.as_bool(), Some(false));
+    // ...and a good value set later is the one sent.
+    t.set_client_data(&object(&[("user", "ada".into())]));
+    let text = text_of(&send_text(&t, &chat, "u2", "whoami").await);
+    assert!(text.contains(r#"metadata={"user":"ada"}"#), "{text}");
+}
+
+#[wasm_bindgen_test]
 async fn headers_are_sent_but_cannot_replace_the_transports_own() {
     let chat = new_chat_id("headers");
     let extra = object(&[(
@@ -606,6 +626,18 @@ async fn remove_and_set_session_before_first_use_apply_in_the_order_called() {
     let chunks = send_text(&t, &chat, "u3", "three").await;
     assert_eq!(text_of(&chunks), "You said: three");
     assert_eq!(get(&calls, "startSession").as_f64(), Some(2.0));
+    t.dispose();
+
+    // A cursor seeded, then the chat removed, then set without a cursor: nothing of the seed is
+    // left (the removal came after it).
+    let (t, _) = transport(&none);
+    let fresh = new_chat_id("early-seed");
+    t.seed_resume_cursor(&fresh, "500");
+    t.remove_session(&fresh);
+    let token_only = object(&[("publicAccessToken", get(&session, "publicAccessToken"))]);
+    t.set_session(&fresh, &token_only).unwrap();
+    send_text(&t, &new_chat_id("early-seed-warmup"), "w", "warm up").await;
+    assert!(get(&t.get_session(&fresh), "lastEventId").is_undefined());
 }
 
 #[wasm_bindgen_test]

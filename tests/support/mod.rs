@@ -52,6 +52,8 @@ extern "C" {
     pub fn set_session(this: &Transport, chat_id: &str, session: &JsValue) -> Result<(), JsValue>;
     #[wasm_bindgen(method, js_name = removeSession)]
     pub fn remove_session(this: &Transport, chat_id: &str);
+    #[wasm_bindgen(method, js_name = seedResumeCursor)]
+    pub fn seed_resume_cursor(this: &Transport, chat_id: &str, last_event_id: &str);
     #[wasm_bindgen(method, js_name = sessionStatus)]
     pub fn session_status(this: &Transport, chat_id: &str) -> String;
     #[wasm_bindgen(method, js_name = setClientData)]
