@@ -109,7 +109,8 @@ export declare function isTriggerChatError(error: unknown): error is TriggerChat
 
 /**
  * Lifecycle events passed to `onEvent`. Same union as `@trigger.dev/sdk/chat`, plus
- * `storage-error` (trigger-chat-wasm). Exceptions thrown by the callback are swallowed.
+ * `storage-error` and `connection-state` (trigger-chat-wasm). Exceptions thrown by the callback
+ * are swallowed.
  */
 export type ChatTransportEvent =
   | {
@@ -338,12 +339,18 @@ export type InferChatUIMessage<TTask> = [TaskPayloadOf<TTask>] extends [never]
       : Extract<M, UIMessage>
     : UIMessage;
 
-/** The `clientData` type of a chat agent task (its `clientDataSchema`'s input); `unknown` for any other type. */
+/**
+ * The `clientData` type of a chat agent task (its `clientDataSchema`'s input), as
+ * `@trigger.dev/sdk/chat` infers it: `Record<string, unknown>` for a task without a schema, and
+ * for any other type.
+ */
 export type InferChatClientData<TTask> = [TaskPayloadOf<TTask>] extends [never]
-  ? unknown
+  ? Record<string, unknown>
   : TaskPayloadOf<TTask> extends { metadata?: infer D }
-    ? D
-    : unknown;
+    ? unknown extends D
+      ? Record<string, unknown>
+      : D
+    : Record<string, unknown>;
 
 /** Options of `new TriggerChatTransport(options)`. */
 export type TriggerChatTransportOptions<TClientData = Record<string, unknown>> = {
@@ -364,7 +371,7 @@ export type TriggerChatTransportOptions<TClientData = Record<string, unknown>> =
   baseURL?: string | ChatBaseURLResolver;
   /** @deprecated Use the function form of `baseURL`. Wins over `baseURL` for `.out`. */
   streamBaseURL?: string;
-  /** Replaces `fetch` for appends and the stream. */
+  /** Replaces `fetch` for appends, the stream and the `headStart` request. */
   fetch?: ChatFetchOverride;
   /** Lifecycle events; see `ChatTransportEvent`. */
   onEvent?: (event: ChatTransportEvent) => void;
@@ -376,7 +383,7 @@ export type TriggerChatTransportOptions<TClientData = Record<string, unknown>> =
   clientData?: ClientDataOf<TClientData>;
   /** Session state to start from, keyed by chat id (e.g. loaded from your database); `null`: none. */
   sessions?: Record<string, ChatSessionPersistedState | null>;
-  /** Called when a chat's session state changes; `null` when the session is removed or ended. */
+  /** Called when a chat's session state changes; `null` when the chat is removed (`removeSession`). */
   onSessionChange?: (chatId: string, session: ChatSessionPersistedState | null) => void;
   /**
    * Coordinate tabs of this browser: one tab at a time sends on a chat, the others are read-only
@@ -446,8 +453,8 @@ export type TriggerChatReconnectOptions = {
 
 /**
  * A `ChatTransport` for the AI SDK's `useChat` that talks to a Trigger.dev chat agent over
- * Sessions. Construction is synchronous and safe during server-side rendering; the WebAssembly
- * module is loaded on first use (or by `init()`).
+ * Sessions. Construction is synchronous and safe during server-side rendering; in a browser it
+ * starts loading the WebAssembly module (once per page; see `init()`).
  *
  * ```ts
  * const transport = new TriggerChatTransport({
@@ -608,9 +615,11 @@ export type TriggerChatWasmSource =
   | WebAssembly.Module;
 
 /**
- * (trigger-chat-wasm) Instantiates the WebAssembly module, once per page. Transports call it
- * themselves on first use; call it early to warm up, or to load the `.wasm` from another place
- * (a CDN URL, bytes, a precompiled module). Rejections do not stick: a later call retries.
+ * (trigger-chat-wasm) Instantiates the WebAssembly module, once per page. A transport built in a
+ * browser starts it from the default place; call it early to warm up, or to load the `.wasm`
+ * from another place (a CDN URL, bytes, a precompiled module, or a promise of one) — before
+ * building a transport, or a transport's load from the default place is used if it works.
+ * Rejections do not stick: a later call retries.
  */
 export declare function init(
   moduleOrPath?: TriggerChatWasmSource | Promise<TriggerChatWasmSource>,

@@ -31,9 +31,11 @@ expectTrue<Equal<InferChatUIMessage<typeof myChat>, Msg>>();
 expectTrue<Equal<InferChatUIMessage<typeof plainChat>, UIMessage>>();
 expectTrue<Equal<InferChatClientData<typeof myChat>, SdkInferChatClientData<typeof myChat>>>();
 expectTrue<Equal<InferChatClientData<typeof myChat>, ClientData>>();
+expectTrue<Equal<InferChatClientData<typeof plainChat>, SdkInferChatClientData<typeof plainChat>>>();
+expectTrue<Equal<InferChatClientData<typeof plainChat>, Record<string, unknown>>>();
 // Anything that is not a chat task.
 expectTrue<Equal<InferChatUIMessage<string>, UIMessage>>();
-expectTrue<Equal<InferChatClientData<Msg>, unknown>>();
+expectTrue<Equal<InferChatClientData<Msg>, Record<string, unknown>>>();
 
 declare function startChatSession(chatId: string, clientData: ClientData): Promise<{ publicAccessToken: string }>;
 declare function mintChatToken(chatId: string): Promise<string>;
