@@ -331,26 +331,30 @@ type TaskPayloadOf<TTask> = TTask extends { id: string; trigger: (payload: infer
  * type Msg = InferChatUIMessage<typeof myChat>;
  * ```
  */
-export type InferChatUIMessage<TTask> = [TaskPayloadOf<TTask>] extends [never]
-  ? UIMessage
-  : TaskPayloadOf<TTask> extends { message?: infer M }
-    ? Extract<M, UIMessage> extends never
-      ? UIMessage
-      : Extract<M, UIMessage>
-    : UIMessage;
+export type InferChatUIMessage<TTask> = TTask extends unknown // (one union member at a time)
+  ? [TaskPayloadOf<TTask>] extends [never]
+    ? UIMessage
+    : TaskPayloadOf<TTask> extends { message?: infer M }
+      ? Extract<M, UIMessage> extends never
+        ? UIMessage
+        : Extract<M, UIMessage>
+      : UIMessage
+  : never;
 
 /**
  * The `clientData` type of a chat agent task (its `clientDataSchema`'s input), as
  * `@trigger.dev/sdk/chat` infers it: `Record<string, unknown>` for a task without a schema, and
  * for any other type.
  */
-export type InferChatClientData<TTask> = [TaskPayloadOf<TTask>] extends [never]
-  ? Record<string, unknown>
-  : TaskPayloadOf<TTask> extends { metadata?: infer D }
-    ? unknown extends D
-      ? Record<string, unknown>
-      : D
-    : Record<string, unknown>;
+export type InferChatClientData<TTask> = TTask extends unknown // (one union member at a time)
+  ? [TaskPayloadOf<TTask>] extends [never]
+    ? Record<string, unknown>
+    : TaskPayloadOf<TTask> extends { metadata?: infer D }
+      ? unknown extends D
+        ? Record<string, unknown>
+        : D
+      : Record<string, unknown>
+  : never;
 
 /** Options of `new TriggerChatTransport(options)`. */
 export type TriggerChatTransportOptions<TClientData = Record<string, unknown>> = {

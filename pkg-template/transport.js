@@ -218,7 +218,9 @@ export function createTransportClass(load) {
         const locks = multiTab && (await locksWork());
         const types = {};
         for (const k of ["accessToken", "startSession", "fetch", "onEvent", "onSessionChange", "baseURL"]) {
-          types[k] = typeof o[k];
+          // A setter called before the module loaded counts (it is applied just after).
+          const setter = `set${k[0].toUpperCase()}${k.slice(1)}`;
+          types[k] = typeof (this.#pending.has(setter) ? this.#pending.get(setter) : o[k]);
         }
         const config = {
           task: o.task,
@@ -1063,8 +1065,10 @@ export function createTransportClass(load) {
     // Before the module is ready, a stored session can still be read.
     #storedSession(chatId) {
       const o = this.#o;
-      const early = this.#early.findLast(([name, [id]]) => id === chatId && name !== "seedResumeCursor");
-      if (early) return early[1][1]; // the state set, or undefined once removed
+      for (let i = this.#early.length - 1; i >= 0; i--) {
+        const [name, [id, state]] = this.#early[i];
+        if (id === chatId && name !== "seedResumeCursor") return state; // undefined once removed
+      }
       const given = o.sessions?.[chatId];
       // As the driver will take it: `null` leaves the chat to storage; an entry without a token
       // is no session.

@@ -1410,7 +1410,14 @@ fn a_claim_lost_to_a_tab_without_locks_keeps_the_lock_until_the_turn_ends() {
 
 #[test]
 fn after_a_lost_claim_a_send_of_the_tab_that_still_holds_the_lock_does_not_wait_for_itself() {
-    let mut host = Host::new(QUEUE_OPTIONS);
+    let reject = QUEUE_OPTIONS.replace(r#","multiTabSend":"queue""#, "");
+    for options in [QUEUE_OPTIONS, reject.as_str()] {
+        lost_claim_then_sends(options);
+    }
+}
+
+fn lost_claim_then_sends(options: &str) {
+    let mut host = Host::new(options);
     let op = host.send("c1", "hi", "p");
     host.d.lock_result("c1", true, host.now);
     host.pump();
@@ -1445,6 +1452,11 @@ fn after_a_lost_claim_a_send_of_the_tab_that_still_holds_the_lock_does_not_wait_
     assert!(host.rejected.iter().all(|(o, _)| *o != third));
     assert!(host.d.has_claim("c1"));
     assert!(host.take_fetch_opt(Endpoint::In).is_some(), "its append");
+    // The lock this tab holds was never given up meanwhile (another tab could have taken it).
+    assert!(!host
+        .other
+        .iter()
+        .any(|a| matches!(a, Action::LockRelease { .. })));
 }
 
 #[test]

@@ -224,6 +224,24 @@ async fn client_data_that_cannot_be_sent_from_the_start_fails_only_the_sends_unt
 }
 
 #[wasm_bindgen_test]
+async fn callbacks_given_by_setters_before_first_use_are_the_ones_used() {
+    // Options with neither `startSession` nor `accessToken`: alone they are refused.
+    let options = get(&make_options(SERVER, &JsValue::UNDEFINED), "options");
+    let start = get(&options, "startSession");
+    let token = get(&options, "accessToken");
+    for name in ["startSession", "accessToken"] {
+        js_sys::Reflect::delete_property(options.unchecked_ref::<js_sys::Object>(), &name.into())
+            .unwrap();
+    }
+    let t = transport_with(&options);
+    t.set_start_session(&start);
+    t.set_access_token(&token);
+    let chat = new_chat_id("setters");
+    let chunks = send_text(&t, &chat, "u1", "hello").await;
+    assert_eq!(text_of(&chunks), "You said: hello");
+}
+
+#[wasm_bindgen_test]
 async fn headers_are_sent_but_cannot_replace_the_transports_own() {
     let chat = new_chat_id("headers");
     let extra = object(&[(

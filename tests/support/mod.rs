@@ -52,6 +52,10 @@ extern "C" {
     pub fn set_session(this: &Transport, chat_id: &str, session: &JsValue) -> Result<(), JsValue>;
     #[wasm_bindgen(method, js_name = removeSession)]
     pub fn remove_session(this: &Transport, chat_id: &str);
+    #[wasm_bindgen(method, js_name = setStartSession)]
+    pub fn set_start_session(this: &Transport, callback: &JsValue);
+    #[wasm_bindgen(method, js_name = setAccessToken)]
+    pub fn set_access_token(this: &Transport, callback: &JsValue);
     #[wasm_bindgen(method, js_name = seedResumeCursor)]
     pub fn seed_resume_cursor(this: &Transport, chat_id: &str, last_event_id: &str);
     #[wasm_bindgen(method, js_name = sessionStatus)]

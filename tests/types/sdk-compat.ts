@@ -33,6 +33,14 @@ expectTrue<Equal<InferChatClientData<typeof myChat>, SdkInferChatClientData<type
 expectTrue<Equal<InferChatClientData<typeof myChat>, ClientData>>();
 expectTrue<Equal<InferChatClientData<typeof plainChat>, SdkInferChatClientData<typeof plainChat>>>();
 expectTrue<Equal<InferChatClientData<typeof plainChat>, Record<string, unknown>>>();
+// Unions, one member at a time (as the SDK's).
+expectTrue<
+  Equal<
+    InferChatClientData<typeof myChat | typeof plainChat>,
+    SdkInferChatClientData<typeof myChat | typeof plainChat>
+  >
+>();
+expectTrue<Equal<InferChatUIMessage<typeof myChat | typeof plainChat>, Msg | UIMessage>>();
 // Anything that is not a chat task.
 expectTrue<Equal<InferChatUIMessage<string>, UIMessage>>();
 expectTrue<Equal<InferChatClientData<Msg>, Record<string, unknown>>>();
