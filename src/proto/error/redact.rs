@@ -17,9 +17,20 @@ pub fn redact_secrets(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut copied_to = 0;
     let mut pos = 0;
+    // No JWT starts before this: a candidate that failed scanned a run of token characters, and
+    // any candidate starting inside that run would fail at the same place. (Without it, text
+    // like "eyJeyJeyJ…" costs quadratic time, and server bodies reach here.)
+    let mut no_jwt_before = 0;
     while pos < bytes.len() {
         let rest = bytes.get(pos..).unwrap_or_default();
-        let secret_len = jwt_len(rest)
+        let jwt = if pos < no_jwt_before {
+            None
+        } else {
+            jwt_len(rest)
+                .map_err(|scanned| no_jwt_before = pos + scanned)
+                .ok()
+        };
+        let secret_len = jwt
             .or_else(|| bearer_token_len(rest))
             .or_else(|| secret_key_len(rest));
         match secret_len {
@@ -46,18 +57,28 @@ fn run_len(bytes: &[u8], pred: impl Fn(u8) -> bool) -> usize {
 }
 
 /// `eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*` at the start of `bytes`:
-/// returns (bytes to keep before the redaction = 0, match length).
-fn jwt_len(bytes: &[u8]) -> Option<(usize, usize)> {
-    let rest = bytes.strip_prefix(b"eyJ")?;
+/// `Ok((bytes to keep before the redaction = 0, match length))`, or `Err(scanned)`: how many
+/// bytes were looked at before it failed (no JWT can start inside them).
+fn jwt_len(bytes: &[u8]) -> Result<(usize, usize), usize> {
+    let Some(rest) = bytes.strip_prefix(b"eyJ") else {
+        return Err(0);
+    };
     let header = run_len(rest, is_b64url);
-    let rest = rest.get(header..)?.strip_prefix(b".")?;
+    let scanned = 3 + header;
+    let rest = rest
+        .get(header..)
+        .and_then(|r| r.strip_prefix(b"."))
+        .filter(|_| header > 0)
+        .ok_or(scanned)?;
     let payload = run_len(rest, is_b64url);
-    if header == 0 || payload == 0 {
-        return None;
-    }
-    let rest = rest.get(payload..)?.strip_prefix(b".")?;
+    let scanned = scanned + 1 + payload;
+    let rest = rest
+        .get(payload..)
+        .and_then(|r| r.strip_prefix(b"."))
+        .filter(|_| payload > 0)
+        .ok_or(scanned)?;
     let signature = run_len(rest, is_b64url);
-    Some((0, 3 + header + 1 + payload + 1 + signature))
+    Ok((0, 3 + header + 1 + payload + 1 + signature))
 }
 
 /// `Bearer <token>`: keeps `Bearer `, redacts the token.
@@ -98,6 +119,22 @@ mod tests {
         let text = "bad eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.abc_DEF-1 and Bearer abc.def/ghi= and tr_dev_Xy12";
         let out = redact_secrets(text);
         assert_eq!(out, "bad [redacted] and Bearer [redacted] and [redacted]");
+    }
+
+    #[test]
+    fn a_long_run_of_jwt_starts_takes_linear_time_and_hides_what_follows() {
+        // 600 KB of "eyJ": each start used to rescan the rest (about 10^11 byte checks).
+        let mut text = "eyJ".repeat(200_000);
+        text.push_str(" then Bearer abc and eyJa.eyJb.c and tr_pat_k");
+        let out = redact_secrets(&text);
+        assert!(out.ends_with(" then Bearer [redacted] and [redacted] and [redacted]"));
+        // A failed candidate's payload run is skipped the same way, and a key inside a run
+        // of token characters is still found.
+        let text = format!("eyJa.{}tr_dev_x eyJh.eyJp.s", "eyJ".repeat(1000));
+        assert_eq!(
+            redact_secrets(&text),
+            format!("eyJa.{}[redacted] [redacted]", "eyJ".repeat(1000))
+        );
     }
 
     #[test]
