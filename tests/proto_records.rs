@@ -70,6 +70,27 @@ fn empty_header_name_later_in_the_list_is_not_a_command() {
 }
 
 #[test]
+fn a_closed_reason_is_kept_short_and_without_secrets() {
+    // It is saved with the chat and repeated in every later send's error.
+    let long = "x".repeat(100_000);
+    let headers = format!(
+        r#"[["trigger-control","turn-complete"],["session-closed","true"],["session-closed-reason","{long} eyJa.eyJb.c"]]"#
+    );
+    let reason = control_of(&headers).closed_reason.unwrap();
+    assert_eq!(
+        reason.chars().count(),
+        201,
+        "200 characters and an ellipsis"
+    );
+    let headers =
+        r#"[["trigger-control","turn-complete"],["session-closed-reason","leaked eyJa.eyJb.c"]]"#;
+    assert_eq!(
+        control_of(headers).closed_reason.as_deref(),
+        Some("leaked [redacted]")
+    );
+}
+
+#[test]
 fn turn_complete_carries_token_cursor_and_closed_flag() {
     let control = control_of(
         r#"[["trigger-control","turn-complete"],["public-access-token","tok-2"],["session-in-event-id","42"],["session-closed","true"],["session-closed-reason","done"]]"#,

@@ -338,7 +338,7 @@ impl fmt::Display for Error {
 impl core::error::Error for Error {}
 
 /// Redact, cut to [`MAX_MESSAGE_CHARS`] and trim a server-provided message.
-fn sanitize_message(text: &str) -> String {
+pub(crate) fn sanitize_message(text: &str) -> String {
     let redacted = redact_secrets(text.trim());
     match redacted.char_indices().nth(MAX_MESSAGE_CHARS) {
         Some((cut, _)) => {

@@ -316,7 +316,10 @@ fn classify(headers: &Headers, body: String) -> RecordKind {
             session_in_event_id: raw_in_id.as_deref().and_then(parse_decimal_u64),
             session_in_event_id_raw: raw_in_id,
             session_closed: headers.get(SESSION_CLOSED_HEADER) == Some("true"),
-            closed_reason: headers.get(SESSION_CLOSED_REASON_HEADER).map(str::to_owned),
+            // Kept and shown in errors: redacted and short, as a server error's text is.
+            closed_reason: headers
+                .get(SESSION_CLOSED_REASON_HEADER)
+                .map(crate::proto::error::sanitize_message),
             legacy: false,
         });
     }
