@@ -3125,6 +3125,71 @@ fn stored_state(host: &Host, chat: &str) -> String {
 }
 
 #[test]
+fn empty_batches_keep_a_connection_alive_but_not_a_turn() {
+    let mut host = Host::new(OPTIONS);
+    let (stream, mut out) = sent(&mut host, "c1", 1);
+    host.d.pull(stream, host.now);
+    host.pump();
+    // A minute apart, each connection brings an empty batch and ends: the server is there, the
+    // turn is not. It fails once no record came for the turn's idle limit (ten minutes).
+    let mut connections = 0;
+    while host.failed.is_empty() && connections < 30 {
+        connections += 1;
+        host.d.fetch_bytes(out, &batch(&[], None), host.now);
+        host.d.fetch_end(out, host.now);
+        host.pump();
+        host.fire_timers(60_000);
+        if let Some(next) = host.take_fetch_opt(Endpoint::Out) {
+            out = next;
+            host.d.fetch_open(out, false, host.now);
+            host.pump();
+        }
+    }
+    assert!(
+        matches!(host.failed.as_slice(), [(s, ErrorRef::Ours(Error::StreamStalled { .. }))] if *s == stream),
+        "{:?} after {connections} connections",
+        host.failed
+    );
+    assert!((10..=12).contains(&connections), "{connections}");
+}
+
+#[test]
+fn records_behind_a_boundary_that_waits_for_the_append_pause_the_reader() {
+    // A saved send replayed on reload: its stream is read before the append answers.
+    let mut host = Host::new(OPTIONS);
+    host.d.hydrate("c1", Stored::Shape(SAVED_SEND));
+    let stream = host
+        .d
+        .reconnect("c1", Default::default(), host.now)
+        .expect("the saved send's stream");
+    host.pump();
+    let (append, _, _, _) = host.take_fetch(Endpoint::In);
+    let (out, _, _, _) = host.take_fetch(Endpoint::Out);
+    host.d.fetch_open(out, false, host.now);
+    host.d.pull(stream, host.now);
+    host.pump();
+    assert_eq!(host.reads, vec![out]);
+    host.reads.clear();
+    // A boundary before the append's answer: which turn it ends is unknown until then, so it
+    // waits, and nothing more is read (what comes after would have to wait too, unbounded).
+    host.d
+        .fetch_bytes(out, &batch(&[], Some((2, Some(1)))), host.now);
+    host.pump();
+    assert!(host.reads.is_empty(), "paused: {:?}", host.reads);
+    host.d
+        .fetch_text(append, 200, r#"{"ok":true,"seq":3}"#, None, host.now);
+    host.pump();
+    assert_eq!(host.reads, vec![out], "reading again once the seq is known");
+    host.d
+        .fetch_bytes(out, &batch(&[(4, "mine")], Some((5, Some(3)))), host.now);
+    host.pump();
+    host.d.pull(stream, host.now);
+    host.pump();
+    assert_eq!(texts(&host.chunks), "mine");
+    assert_eq!(host.ended, vec![stream]);
+}
+
+#[test]
 fn a_send_the_page_took_with_it_is_sent_again_by_the_next_page_once() {
     let mut page1 = Host::new(OPTIONS);
     offline_after_a_turn(&mut page1);

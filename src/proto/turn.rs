@@ -265,6 +265,12 @@ impl Turn {
         }
     }
 
+    /// Whether records wait behind a boundary for [`Turn::set_input_seq`] (the reader pauses:
+    /// they are kept in full, unlike held data, so they must stay few).
+    pub fn awaits_input_seq(&self) -> bool {
+        !self.deferred.is_empty()
+    }
+
     /// The append returned: `Some(seq)` correlates, `None` (no seq in the response) accepts any
     /// boundary. Records deferred behind a boundary are processed now.
     pub fn set_input_seq(&mut self, seq: Option<u64>, out: &mut Vec<Outcome>) {

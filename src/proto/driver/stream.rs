@@ -963,7 +963,12 @@ impl Driver {
             let tail = match decode_event(&event)? {
                 StreamEvent::Batch(batch) => {
                     *alive = true;
-                    self.subs[i].policy.on_record(now_ms);
+                    // An empty batch shows the server alive, as a ping does, but not the turn.
+                    if batch.records.is_empty() {
+                        self.subs[i].policy.on_ping();
+                    } else {
+                        self.subs[i].policy.on_record(now_ms);
+                    }
                     for record in batch.records {
                         let sub = &mut self.subs[i];
                         if sub.turn.is_finished() || sub.phase != Phase::Open {
@@ -1461,8 +1466,11 @@ impl Driver {
                 } else {
                     self.config.stall_timeout_ms
                 };
+                // Records past a boundary that waits for this send's `.in` seq are kept until
+                // the append answers: nothing more is read meanwhile, so they stay few.
+                let paused = sub.turn.awaits_input_seq();
                 if let Conn::Open { fetch, reading, .. } = &mut sub.conn {
-                    if reading.is_none() {
+                    if reading.is_none() && !paused {
                         let fetch = *fetch;
                         let timer = self.next_id;
                         self.next_id = self.next_id.wrapping_add(1).max(1);
