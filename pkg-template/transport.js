@@ -548,7 +548,9 @@ export function createTransportClass(load) {
           const settled = h.get("X-Session-Settled") === "true";
           return this.#run((d) => d.fetchOpen(a.id, settled, Date.now()));
         }
-        const text = await res.text().catch(() => "");
+        // An append's answer or an error's text: small. More (a proxy's error page, a hostile
+        // server) is not copied into the module: the first 64 KiB say what went wrong.
+        const text = (await res.text().catch(() => "")).slice(0, 65536);
         if (this.#fetches.get(a.id) !== entry) return;
         this.#fetches.delete(a.id);
         const reset = Number(res.headers.get("x-ratelimit-reset") ?? NaN);
