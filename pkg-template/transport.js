@@ -218,9 +218,10 @@ export function createTransportClass(load) {
         const locks = multiTab && (await locksWork());
         const types = {};
         for (const k of ["accessToken", "startSession", "fetch", "onEvent", "onSessionChange", "baseURL"]) {
-          // A setter called before the module loaded counts (it is applied just after).
+          // A callback given by a setter before the module loaded counts (the setter is applied
+          // just after; one that removes a callback is too, as it would be once loaded).
           const setter = `set${k[0].toUpperCase()}${k.slice(1)}`;
-          types[k] = typeof (this.#pending.has(setter) ? this.#pending.get(setter) : o[k]);
+          types[k] = typeof this.#pending.get(setter) === "function" ? "function" : typeof o[k];
         }
         const config = {
           task: o.task,

@@ -127,6 +127,12 @@ impl ReconnectPolicy {
         self.last_record_ms = now_ms;
     }
 
+    /// The send's append landed: its turn starts now, whatever the stream saw before (the
+    /// idle limit counts from here).
+    pub fn on_turn_start(&mut self, now_ms: u64) {
+        self.last_record_ms = self.last_record_ms.max(now_ms);
+    }
+
     /// A connection was accepted (HTTP 200): the token works.
     pub fn on_connected(&mut self) {
         self.just_refreshed = false;
@@ -415,6 +421,21 @@ mod tests {
             Reconnect::Fail(Error::StreamStalled {
                 idle_ms: Some(TURN_IDLE_LIMIT_MS)
             })
+        );
+    }
+
+    #[test]
+    fn the_idle_limit_counts_from_the_turns_start() {
+        // A boundary read at 1 000, then the append took long to land (it waited for the
+        // network): the turn it starts is not idle from the start.
+        let mut policy = ReconnectPolicy::new(0);
+        policy.on_record(1_000);
+        let landed = 1_000 + 2 * TURN_IDLE_LIMIT_MS;
+        policy.on_turn_start(landed);
+        let alive = ConnectionEnd::Ended { alive: true };
+        assert_eq!(
+            policy.after_end(alive, true, false, landed + 1, 0.0),
+            Reconnect::After { delay_ms: 0 }
         );
     }
 

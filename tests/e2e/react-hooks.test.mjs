@@ -537,8 +537,14 @@ async function handOver(arraySetter) {
   await page.evaluate((text) => harness.tabSend("b", text), quick);
   await eventually(async () => (await tab("b")).texts.at(-1) === `user: ${quick}`, { message: "B's message, waiting" });
   const all = [`user: ${SLOW_PROMPT}`, `assistant: ${slowReply()}`, `user: ${quick}`, `assistant: ${echo(quick)}`];
-  await eventually(async () => JSON.stringify((await tab("a")).texts) === JSON.stringify(all), { message: "both exchanges in A" });
-  await eventually(async () => JSON.stringify((await tab("b")).texts) === JSON.stringify(all), { message: "both exchanges in B" });
+  // (A failure says what the tab showed; 30 s: the whole suite shares two cores in CI.)
+  const shows = (name) => async () => {
+    const t = await tab(name);
+    if (JSON.stringify(t.texts) === JSON.stringify(all)) return true;
+    throw new Error(`${name}: ${JSON.stringify({ texts: t.texts, isReadOnly: t.isReadOnly, sending: t.sending })}`);
+  };
+  await eventually(shows("a"), { message: "both exchanges in A", timeout: 30_000 });
+  await eventually(shows("b"), { message: "both exchanges in B", timeout: 30_000 });
   await new Promise((r) => setTimeout(r, 2000)); // past every grace period
   assert.deepEqual((await tab("a")).texts, all);
   assert.deepEqual((await tab("b")).texts, all);

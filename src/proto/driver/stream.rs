@@ -1053,6 +1053,7 @@ impl Driver {
     /// The append of the send this stream serves returned.
     pub(super) fn sub_input_seq(&mut self, id: u32, seq: Option<u64>, now_ms: u64) {
         let Some(i) = self.sub_index(id) else { return };
+        self.subs[i].policy.on_turn_start(now_ms);
         let mut outcomes = Vec::new();
         self.subs[i].turn.set_input_seq(seq, &mut outcomes);
         self.apply(i, outcomes, now_ms);
