@@ -1252,12 +1252,7 @@ fn a_queued_send_that_is_aborted_or_disposed_ends_at_once_and_gives_up_its_place
 #[test]
 fn a_reloaded_saved_send_is_not_queued_but_a_send_beside_it_is() {
     let mut host = Host::new(QUEUE_OPTIONS);
-    host.d.hydrate("c1", Stored::Shape(SAVED_SEND));
-    let stream = host
-        .d
-        .reconnect("c1", Default::default(), host.now)
-        .expect("a stream for the saved send");
-    host.pump();
+    let stream = replaying_saved_send(&mut host);
     assert_eq!(
         lock_actions(&mut host),
         ["lock"],
@@ -3157,12 +3152,7 @@ fn empty_batches_keep_a_connection_alive_but_not_a_turn() {
 fn records_behind_a_boundary_that_waits_for_the_append_pause_the_reader() {
     // A saved send replayed on reload: its stream is read before the append answers.
     let mut host = Host::new(OPTIONS);
-    host.d.hydrate("c1", Stored::Shape(SAVED_SEND));
-    let stream = host
-        .d
-        .reconnect("c1", Default::default(), host.now)
-        .expect("the saved send's stream");
-    host.pump();
+    let stream = replaying_saved_send(&mut host);
     let (append, _, _, _) = host.take_fetch(Endpoint::In);
     let (out, _, _, _) = host.take_fetch(Endpoint::Out);
     host.d.fetch_open(out, false, host.now);
@@ -3345,6 +3335,17 @@ fn with_multi_tab_a_saved_send_waits_for_the_chat_and_stays_saved_if_another_tab
 /// A persisted state carrying a saved send `p`, as another page left it.
 const SAVED_SEND: &str = r#"{"publicAccessToken":"t","lastEventId":"1","isStreaming":false,"pendingSend":{"partId":"p","body":"{\"kind\":\"message\",\"payload\":{}}","source":"submit-message","createdAt":1}}"#;
 
+/// A page that loaded [`SAVED_SEND`] resumes the chat: the stream of the send it replays.
+fn replaying_saved_send(host: &mut Host) -> u32 {
+    host.d.hydrate("c1", Stored::Shape(SAVED_SEND));
+    let stream = host
+        .d
+        .reconnect("c1", Default::default(), host.now)
+        .expect("the saved send's stream");
+    host.pump();
+    stream
+}
+
 #[test]
 fn a_tab_that_only_loaded_a_saved_send_never_writes_it_back_once_another_tab_has_the_chat() {
     let options = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":false,"tabId":"tab-b"}"#;
@@ -3411,11 +3412,7 @@ fn a_saved_send_waits_while_a_turn_is_in_flight_and_survives_a_session_recreated
 
     // The session is gone (404): it is recreated for the send, which stays saved meanwhile.
     let mut host = Host::new(OPTIONS);
-    host.d.hydrate("c1", Stored::Shape(SAVED_SEND));
-    host.d
-        .reconnect("c1", Default::default(), host.now)
-        .unwrap();
-    host.pump();
+    replaying_saved_send(&mut host);
     let (append, _, _, _) = host.take_fetch(Endpoint::In);
     host.d
         .fetch_text(append, 404, r#"{"error":"not found"}"#, None, host.now);

@@ -15,6 +15,15 @@ fn transport(extra: &JsValue) -> (Transport, JsValue) {
     (transport, get(&made, "calls"))
 }
 
+/// The session state of `chat` after one exchange, made through a transport of its own.
+async fn a_session(chat: &str) -> JsValue {
+    let (first, _) = transport(&JsValue::UNDEFINED);
+    send_text(&first, chat, "u1", "one").await;
+    let session = first.get_session(chat);
+    first.dispose();
+    session
+}
+
 #[wasm_bindgen_test]
 async fn a_message_streams_the_agents_reply_and_closes_on_its_turn_complete() {
     let chat = new_chat_id("basic");
@@ -615,10 +624,7 @@ async fn a_steering_message_too_late_for_the_turn_streams_through_a_send_of_it_w
 #[wasm_bindgen_test]
 async fn remove_and_set_session_before_first_use_apply_in_the_order_called() {
     let chat = new_chat_id("early-remove");
-    let (first, _) = transport(&JsValue::UNDEFINED);
-    send_text(&first, &chat, "u1", "one").await;
-    let session = first.get_session(&chat);
-    first.dispose();
+    let session = a_session(&chat).await;
     let none = js_sys::JSON::parse(r#"{"persistence":"none"}"#).unwrap();
 
     // Removed, then set (a "reset to this state" before the module loaded): the state is used.
@@ -661,10 +667,7 @@ async fn remove_and_set_session_before_first_use_apply_in_the_order_called() {
 #[wasm_bindgen_test]
 async fn an_unreadable_sessions_entry_starts_that_chat_afresh_and_breaks_no_other() {
     let chat = new_chat_id("bad-entry");
-    let (first, _) = transport(&JsValue::UNDEFINED);
-    send_text(&first, &chat, "u1", "one").await;
-    let session = first.get_session(&chat);
-    first.dispose();
+    let session = a_session(&chat).await;
 
     let sessions = js_sys::Object::new();
     js_sys::Reflect::set(&sessions, &chat.as_str().into(), &session).unwrap();
@@ -698,11 +701,8 @@ async fn an_unreadable_sessions_entry_starts_that_chat_afresh_and_breaks_no_othe
 #[wasm_bindgen_test]
 async fn set_session_before_first_use_checks_its_argument_and_is_used() {
     let chat = new_chat_id("set-session");
-    let (first, _) = transport(&JsValue::UNDEFINED);
-    send_text(&first, &chat, "u1", "one").await;
-    let session = first.get_session(&chat);
+    let session = a_session(&chat).await;
     assert!(get(&session, "publicAccessToken").is_string());
-    first.dispose();
 
     // A fresh transport whose driver does not exist yet (nothing was sent through it).
     let (t, calls) = transport(&js_sys::JSON::parse(r#"{"persistence":"none"}"#).unwrap());
