@@ -1366,9 +1366,10 @@ fn a_chat_id_too_long_to_announce_is_sent_uncoordinated() {
     }
 }
 
-#[test]
-fn a_claim_lost_to_a_tab_without_locks_keeps_the_lock_until_the_turn_ends() {
-    let options = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":true,"tabId":"tab-b"}"#;
+/// This tab streams a turn under the writer lock; then a tab without Web Locks (the JS
+/// transport) turns out to have claimed the chat earlier, and its claim wins:
+/// (host, stream, out).
+fn locked_turn_then_lost_claim(options: &str) -> (Host, u32, u32) {
     let mut host = Host::new(options);
     let op = host.send("c1", "hi", "p");
     host.d.lock_result("c1", true, host.now);
@@ -1377,13 +1378,19 @@ fn a_claim_lost_to_a_tab_without_locks_keeps_the_lock_until_the_turn_ends() {
     let (stream, out) = acknowledged(&mut host, op, 1);
     host.d.pull(stream, host.now);
     host.other.clear();
-    // A tab without Web Locks (the JS transport) claimed the chat earlier: its claim wins.
     let theirs = format!(
         r#"{{"type":"claim","chatId":"c1","tabId":"js-tab","at":{}}}"#,
         host.now - 1_000
     );
     host.d.tab_message(&theirs, host.now);
     host.pump();
+    (host, stream, out)
+}
+
+#[test]
+fn a_claim_lost_to_a_tab_without_locks_keeps_the_lock_until_the_turn_ends() {
+    let options = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":true,"tabId":"tab-b"}"#;
+    let (mut host, stream, out) = locked_turn_then_lost_claim(options);
     assert!(host.d.is_read_only("c1") && !host.d.has_claim("c1"));
     let released = |host: &Host| {
         host.other
@@ -1412,19 +1419,7 @@ fn after_a_lost_claim_a_send_of_the_tab_that_still_holds_the_lock_does_not_wait_
 }
 
 fn lost_claim_then_sends(options: &str) {
-    let mut host = Host::new(options);
-    let op = host.send("c1", "hi", "p");
-    host.d.lock_result("c1", true, host.now);
-    host.pump();
-    host.answer_call("tok");
-    let (stream, _out) = acknowledged(&mut host, op, 1);
-    host.d.pull(stream, host.now);
-    let theirs = format!(
-        r#"{{"type":"claim","chatId":"c1","tabId":"js-tab","at":{}}}"#,
-        host.now - 1_000
-    );
-    host.d.tab_message(&theirs, host.now);
-    host.pump();
+    let (mut host, _, _) = locked_turn_then_lost_claim(options);
     assert!(host.d.is_read_only("c1"));
     host.other.clear();
     // The lock-less tab owns the chat: refused at once (a queue needs the lock), never parked

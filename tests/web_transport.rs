@@ -15,6 +15,14 @@ fn transport(extra: &JsValue) -> (Transport, JsValue) {
     (transport, get(&made, "calls"))
 }
 
+/// The `code` of the error a send of `text` on `chat` rejects with.
+async fn send_fails_with(t: &Transport, chat: &str, id: &str, text: &str) -> Option<String> {
+    let messages = array(&[user_message(id, text)]);
+    let error =
+        rejected(t.send_messages(&send_request(chat, &messages, &JsValue::UNDEFINED))).await;
+    get(&error, "code").as_string()
+}
+
 /// The session state of `chat` after one exchange, made through a transport of its own.
 async fn a_session(chat: &str) -> JsValue {
     let (first, _) = transport(&JsValue::UNDEFINED);
@@ -200,11 +208,8 @@ async fn client_data_is_merged_under_request_metadata() {
     // A value that cannot be sent does not throw where it is set (a hook sets it during render):
     // the sends that would carry it fail, until a good value replaces it.
     t.set_client_data(&object(&[("n", js_sys::BigInt::from(1u32).into())]));
-    let messages = array(&[user_message("u3", "whoami")]);
-    let error =
-        rejected(t.send_messages(&send_request(&chat, &messages, &JsValue::UNDEFINED))).await;
     assert_eq!(
-        get(&error, "code").as_string().as_deref(),
+        send_fails_with(&t, &chat, "u3", "whoami").await.as_deref(),
         Some("invalid_option")
     );
     t.set_client_data(&object(&[("user", "lin".into())]));
@@ -217,11 +222,8 @@ async fn client_data_that_cannot_be_sent_from_the_start_fails_only_the_sends_unt
     let chat = new_chat_id("bad-client-data");
     let bad = object(&[("n", js_sys::BigInt::from(1u32).into())]);
     let (t, _) = transport(&object(&[("clientData", bad)]));
-    let messages = array(&[user_message("u1", "whoami")]);
-    let error =
-        rejected(t.send_messages(&send_request(&chat, &messages, &JsValue::UNDEFINED))).await;
     assert_eq!(
-        get(&error, "code").as_string().as_deref(),
+        send_fails_with(&t, &chat, "u1", "whoami").await.as_deref(),
         Some("invalid_option")
     );
     // The rest of the transport works (nothing to stop here)...
