@@ -3485,3 +3485,214 @@ fn an_append_that_hangs_is_abandoned_after_30_s_and_sent_again_with_its_part_id(
     let _ = host.stream_of(op);
     assert!(host.rejected.is_empty(), "{:?}", host.rejected);
 }
+
+/// A JWT (unsigned: the client reads, never verifies) whose `exp` is `exp_s`, told apart by `tag`.
+fn jwt(exp_s: u64, tag: &str) -> String {
+    fn b64url(bytes: &[u8]) -> String {
+        const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+            for i in 0..=chunk.len() {
+                out.push(char::from(ABC[(n >> (18 - 6 * i) & 63) as usize]));
+            }
+        }
+        out
+    }
+    let claims = format!(r#"{{"sub":"{tag}","exp":{exp_s}}}"#);
+    format!(
+        "{}.{}.c2ln",
+        b64url(br#"{"alg":"HS256","typ":"JWT"}"#),
+        b64url(claims.as_bytes())
+    )
+}
+
+/// The chat `chat` holds `token` (a state set by the app, as after a reload).
+fn holding(host: &mut Host, chat: &str, token: &str) {
+    let state = Json::parse(&format!(r#"{{"publicAccessToken":"{token}"}}"#)).unwrap();
+    host.d.set_session(chat, &state).unwrap();
+    host.pump();
+    host.persisted.clear();
+}
+
+#[test]
+fn the_jwt_helper_writes_what_the_driver_reads() {
+    use trigger_chat_wasm::proto::jwt::expires_at_ms;
+    assert_eq!(expires_at_ms(&jwt(1_234, "a")), Some(1_234_000));
+    assert_eq!(expires_at_ms(&jwt(99, "abcd")), Some(99_000));
+    assert_eq!(expires_at_ms("tok-1"), None);
+    assert_eq!(expires_at_ms("a.%%%.c"), None, "not base64url");
+    assert_eq!(expires_at_ms("a.e30.c"), None, "no exp in {{}}");
+    assert_eq!(expires_at_ms("a.b.c.d"), None, "four parts");
+    // {"exp":1700000000.75} and {"exp":-5}
+    assert_eq!(
+        expires_at_ms("a.eyJleHAiOjE3MDAwMDAwMDAuNzV9.c"),
+        Some(1_700_000_000_000)
+    );
+    assert_eq!(expires_at_ms("a.eyJleHAiOi01fQ.c"), None);
+    // {"exp":1.7e9}
+    assert_eq!(expires_at_ms("a.eyJleHAiOjEuN2U5fQ.c"), None);
+}
+
+#[test]
+fn a_token_about_to_expire_is_refreshed_before_a_send_uses_it_not_after_a_401() {
+    let mut host = Host::new(OPTIONS);
+    let now_s = host.now / 1000;
+    let old = jwt(now_s + 20, "old");
+    holding(&mut host, "c1", &old);
+    let op = host.send("c1", "hi", "part-1");
+    assert!(
+        host.take_fetch_opt(Endpoint::In).is_none(),
+        "nothing goes out with a token 20 s from its end"
+    );
+    assert_eq!(host.calls.len(), 1);
+    assert_eq!(host.calls[0].1, Callback::AccessToken);
+    let new = jwt(now_s + 3_600, "new");
+    host.answer_call(&new);
+    let (append, _, headers, _) = host.take_fetch(Endpoint::In);
+    assert_eq!(Host::bearer(&headers).as_deref(), Some(new.as_str()));
+    host.d
+        .fetch_text(append, 200, r#"{"ok":true,"seq":0}"#, None, host.now);
+    host.pump();
+    let _ = host.stream_of(op);
+    let (_, _, headers, _) = host.take_fetch(Endpoint::Out);
+    assert_eq!(Host::bearer(&headers).as_deref(), Some(new.as_str()));
+    assert!(host.calls.is_empty(), "an hour left: used as it is");
+    assert_eq!(
+        last_persisted(&host, "publicAccessToken")
+            .as_ref()
+            .and_then(Json::as_str),
+        Some(new.as_str()),
+        "the new token is saved"
+    );
+    // An hour on, that one is refreshed early in its turn.
+    host.now += 3_580_000;
+    host.d.start("c1", host.now);
+    host.pump();
+    assert_eq!(host.calls.len(), 1);
+    assert_eq!(host.calls[0].1, Callback::AccessToken);
+
+    // Tokens that say nothing of their end (not JWTs, or without `exp`) are used until refused.
+    for token in ["tok-opaque".to_owned(), "a.e30.c".to_owned()] {
+        let mut host = Host::new(OPTIONS);
+        holding(&mut host, "c1", &token);
+        host.send("c1", "hi", "part-1");
+        let (_, _, headers, _) = host.take_fetch(Endpoint::In);
+        assert_eq!(Host::bearer(&headers), Some(token));
+        assert!(host.calls.is_empty());
+    }
+    // Without `accessToken`, `startSession` (idempotent) gives the fresh token.
+    let mut host = Host::new(r#"{"task":"chat","types":{"startSession":"function"}}"#);
+    holding(&mut host, "c1", &old);
+    host.send("c1", "hi", "part-1");
+    assert_eq!(host.calls.len(), 1);
+    assert_eq!(host.calls[0].1, Callback::StartSession);
+}
+
+#[test]
+fn an_early_refresh_that_fails_or_hands_back_an_expiring_token_does_not_hold_the_send() {
+    // The refresh throws: the send goes ahead with the token held (it may still be good), and
+    // that token is not refreshed early again.
+    let mut host = Host::new(OPTIONS);
+    let now_s = host.now / 1000;
+    let old = jwt(now_s + 20, "old");
+    holding(&mut host, "c1", &old);
+    let op = host.send("c1", "hi", "part-1");
+    let (call, _) = host.calls.remove(0);
+    host.d.callback_failed(call, 1, host.now);
+    host.pump();
+    assert!(host.rejected.is_empty(), "{:?}", host.rejected);
+    let (append, _, headers, _) = host.take_fetch(Endpoint::In);
+    assert_eq!(Host::bearer(&headers).as_deref(), Some(old.as_str()));
+    host.d
+        .fetch_text(append, 200, r#"{"ok":true,"seq":0}"#, None, host.now);
+    host.pump();
+    let _ = host.stream_of(op);
+    let (_, _, headers, _) = host.take_fetch(Endpoint::Out);
+    assert_eq!(Host::bearer(&headers).as_deref(), Some(old.as_str()));
+    assert!(host.calls.is_empty(), "{:?}", host.calls);
+
+    // The refresh hands back a token that is itself about to expire (a clock that is off, or
+    // tokens shorter-lived than the margin): it is used, not refreshed in a loop.
+    let mut host = Host::new(OPTIONS);
+    holding(&mut host, "c1", &old);
+    let op = host.send("c1", "hi", "part-1");
+    let short = jwt(now_s + 5, "short");
+    host.answer_call(&short);
+    let (append, _, headers, _) = host.take_fetch(Endpoint::In);
+    assert_eq!(Host::bearer(&headers).as_deref(), Some(short.as_str()));
+    host.d
+        .fetch_text(append, 200, r#"{"ok":true,"seq":0}"#, None, host.now);
+    host.pump();
+    let _ = host.stream_of(op);
+    let (_, _, headers, _) = host.take_fetch(Endpoint::Out);
+    assert_eq!(Host::bearer(&headers).as_deref(), Some(short.as_str()));
+    assert!(host.calls.is_empty(), "{:?}", host.calls);
+}
+
+#[test]
+fn a_401_that_joins_an_early_refresh_makes_its_failure_an_error() {
+    let mut host = Host::new(OPTIONS);
+    let now_s = host.now / 1000;
+    holding(&mut host, "c1", &jwt(now_s + 3_600, "t"));
+    let op = host.send("c1", "hi", "part-1");
+    let (append, _, _, _) = host.take_fetch(Endpoint::In);
+    // An hour on, `start` finds the token about to expire and refreshes it early; meanwhile
+    // the append made with it is refused, and needs that refresh.
+    host.now += 3_590_000;
+    let start = host.d.start("c1", host.now);
+    host.pump();
+    assert_eq!(host.calls.len(), 1);
+    host.d.fetch_text(append, 401, "", None, host.now);
+    host.pump();
+    assert_eq!(host.calls.len(), 1, "one call, shared");
+    let (call, _) = host.calls.remove(0);
+    host.d.callback_failed(call, 1, host.now);
+    host.pump();
+    assert!(host.calls.is_empty(), "{:?}", host.calls);
+    assert!(
+        host.take_fetch_opt(Endpoint::In).is_none(),
+        "no retry with the refused token"
+    );
+    for op in [op, start] {
+        assert!(
+            matches!(
+                host.rejected.iter().find(|(o, _)| *o == op),
+                Some((_, ErrorRef::Thrown(1)))
+            ),
+            "op {op}: {:?}",
+            host.rejected
+        );
+    }
+}
+
+#[test]
+fn a_reconnect_refreshes_a_token_that_expired_while_the_stream_was_open() {
+    let mut host = Host::new(OPTIONS);
+    let now_s = host.now / 1000;
+    // A token of one minute (the same holds for an hour's, an hour on).
+    let first = jwt(now_s + 60, "first");
+    let op = host.send("c1", "hi", "part-1");
+    host.answer_call(&first);
+    let (stream, out) = acknowledged(&mut host, op, 0);
+    host.d.pull(stream, host.now);
+    host.pump();
+    // The connection drops 35 s on, with 25 s left on the token.
+    host.now += 35_000;
+    host.d.fetch_failed(out, "connection reset", host.now);
+    host.pump();
+    host.fire_timers(1_000);
+    assert!(
+        host.take_fetch_opt(Endpoint::Out).is_none(),
+        "no request with the old token"
+    );
+    assert_eq!(host.calls.len(), 1);
+    assert_eq!(host.calls[0].1, Callback::AccessToken);
+    let second = jwt(now_s + 7_300, "second");
+    host.answer_call(&second);
+    let (_, _, headers, _) = host.take_fetch(Endpoint::Out);
+    assert_eq!(Host::bearer(&headers).as_deref(), Some(second.as_str()));
+}

@@ -179,6 +179,35 @@ async fn a_token_that_expires_mid_stream_is_refreshed_on_reconnect() {
 }
 
 #[wasm_bindgen_test]
+async fn a_token_about_to_expire_is_refreshed_before_the_next_send_not_after_a_401() {
+    let chat = new_chat_id("nearexpiry");
+    let (t, calls) = transport(&JsValue::UNDEFINED);
+    // Tokens for this chat live 31 s: fresh at the first send, within 30 s of their end
+    // after a short wait.
+    faults(&chat, object(&[("tokenTtlSeconds", 31.into())])).await;
+    send_text(&t, &chat, "u1", "first").await;
+    assert_eq!(get(&calls, "accessToken").as_f64(), Some(0.0));
+    ok(sleep(2_500)).await;
+    assert_eq!(
+        text_of(&send_text(&t, &chat, "u2", "second").await),
+        "You said: second"
+    );
+    assert_eq!(
+        get(&calls, "accessToken").as_f64(),
+        Some(1.0),
+        "refreshed once, before it was used"
+    );
+    let refused: Vec<u16> = log_of(&chat)
+        .await
+        .iter()
+        .filter_map(|e| get(e, "status").as_f64())
+        .map(|s| s as u16)
+        .filter(|s| *s >= 400)
+        .collect();
+    assert!(refused.is_empty(), "no request was refused: {refused:?}");
+}
+
+#[wasm_bindgen_test]
 async fn a_dropped_connection_mid_reply_resumes_without_duplicates() {
     let (chat, t, _) = started("drop").await;
     let full = text_of(&send_text(&t, &chat, "u1", "slow reference").await);

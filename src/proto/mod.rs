@@ -19,6 +19,7 @@
 //! - [`reconnect`]: the reconnect policy of one `.out` subscription;
 //! - [`headers`]: case-insensitive request header lists;
 //! - [`ids`]: client-made identifiers;
+//! - [`jwt`]: when a token expires (its `exp` claim);
 //! - [`table`]: a `Vec` for rows addressed by position, failing without `core::fmt`.
 
 #[allow(unused_imports)]
@@ -30,6 +31,7 @@ pub mod error;
 pub mod headers;
 pub mod ids;
 pub mod json;
+pub mod jwt;
 pub mod reconnect;
 pub mod records;
 pub mod retry;

@@ -1,6 +1,8 @@
 //! Tokens: the app's `startSession` and `accessToken` callbacks, at most one call in flight per
 //! chat; everything that needs the token meanwhile waits for that call (the JS transport calls
-//! `accessToken` once per failure, W7).
+//! `accessToken` once per failure, W7). A JWT whose `exp` is less than [`EARLY_REFRESH_MS`]
+//! away is refreshed before it is used rather than after the server refuses it (F8): a page
+//! woken after an hour does not start every chat with a 401.
 
 use super::action::{Action, Callback, ErrorRef};
 use super::events::EventBuilder;
@@ -9,6 +11,15 @@ use super::Driver;
 use crate::prelude::*;
 use crate::proto::append::OFFLINE_RECHECK_MS;
 use crate::proto::Error;
+
+/// A token that expires sooner than this is refreshed before a request uses it.
+pub(super) const EARLY_REFRESH_MS: u64 = 30_000;
+
+/// Whether `token` is a JWT that expires within [`EARLY_REFRESH_MS`] of `now_ms`.
+fn expiring(token: &str, now_ms: u64) -> bool {
+    crate::proto::jwt::expires_at_ms(token)
+        .is_some_and(|exp| exp <= now_ms.saturating_add(EARLY_REFRESH_MS))
+}
 
 /// Who waits for a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,20 +65,38 @@ pub(super) struct TokenCall {
     /// The callback failed while the browser was offline: it is called again when this timer
     /// fires or the network is back.
     retry: Option<u32>,
+    /// Asked for only because the token is about to expire: if it fails, the waiters go ahead
+    /// with the token they have (it may still be good; the server decides).
+    early: bool,
 }
 
 impl Driver {
-    /// The chat's token, or `None` after asking for one (`waiter` resumes when it comes).
-    pub(super) fn token_for(&mut self, chat: usize, waiter: Waiter) -> Option<String> {
-        if let Some(token) = self.chats.get(chat).and_then(|c| c.state.token.clone()) {
-            return Some(token);
+    /// The chat's token, or `None` after asking for one (`waiter` resumes when it comes): when
+    /// the chat has none, or when its JWT expires within [`EARLY_REFRESH_MS`]. Not refreshed
+    /// early: a token whose early refresh failed, and one a callback handed over already
+    /// expiring; those are used, and a 401 refreshes them as usual.
+    pub(super) fn token_for(&mut self, chat: usize, waiter: Waiter, now_ms: u64) -> Option<String> {
+        let c = self.chats.get(chat)?;
+        if let Some(token) = c.state.token.clone() {
+            let expiring =
+                c.early_skip.as_deref() != Some(token.as_str()) && expiring(&token, now_ms);
+            let kind = if self.config.has_access_token {
+                TokenKind::Refresh
+            } else {
+                TokenKind::Start { replace: false }
+            };
+            if !expiring {
+                return Some(token);
+            }
+            self.request_token(chat, kind, waiter, true);
+            return None;
         }
         let kind = if self.config.has_start_session {
             TokenKind::Start { replace: false }
         } else {
             TokenKind::Refresh
         };
-        self.request_token(chat, kind, waiter);
+        self.request_token(chat, kind, waiter, false);
         None
     }
 
@@ -105,24 +134,27 @@ impl Driver {
         } else {
             TokenKind::Start { replace: false }
         };
-        self.request_token(chat, kind, waiter);
+        self.request_token(chat, kind, waiter, false);
         None
     }
 
     /// Asks `startSession` for a new session after a 404 (`waiter` resumes when it comes).
     pub(super) fn recreate_session(&mut self, chat: usize, waiter: Waiter) {
-        self.request_token(chat, TokenKind::Start { replace: true }, waiter);
+        self.request_token(chat, TokenKind::Start { replace: true }, waiter, false);
     }
 
-    fn request_token(&mut self, chat: usize, kind: TokenKind, waiter: Waiter) {
+    /// `early`: only because the token is about to expire (see [`TokenCall::early`]).
+    fn request_token(&mut self, chat: usize, kind: TokenKind, waiter: Waiter, early: bool) {
         let Some(c) = self.chats.get_mut(chat) else {
             return;
         };
         if let Some(call) = c.token_call.as_mut() {
-            // Whatever the call in flight returns is a fresh token: share it.
+            // Whatever the call in flight returns is a fresh token: share it. (Someone who
+            // needs it, not just prefers it, makes its failure an error.)
             if !call.waiters.contains(&waiter) {
                 call.waiters.push(waiter);
             }
+            call.early &= early;
             return;
         }
         c.token_call = Some(TokenCall {
@@ -130,6 +162,7 @@ impl Driver {
             kind,
             waiters: vec![waiter],
             retry: None,
+            early,
         });
         self.call_token(chat);
     }
@@ -252,6 +285,11 @@ impl Driver {
         {
             let c = &mut self.chats[chat];
             c.token_epoch = c.token_epoch.wrapping_add(1);
+            if expiring(token, now_ms) {
+                // Handed over about to expire (a clock that is off, or tokens shorter-lived
+                // than the margin): used as it is.
+                c.early_skip = Some(token.into());
+            }
             let state = &mut c.state;
             match taken.kind {
                 TokenKind::Start { replace: true } => {
@@ -310,8 +348,17 @@ impl Driver {
         let Some(taken) = self.chats[chat].token_call.take() else {
             return;
         };
+        let c = &mut self.chats[chat];
+        let result = if taken.early {
+            // The token held may still be good: the waiters use it, and it is not refreshed
+            // early again.
+            c.early_skip = c.state.token.clone();
+            Ok(())
+        } else {
+            Err(ErrorRef::Thrown(thrown))
+        };
         for waiter in taken.waiters {
-            self.resume(waiter, Err(ErrorRef::Thrown(thrown)), now_ms);
+            self.resume(waiter, result.clone(), now_ms);
         }
     }
 

@@ -56,6 +56,8 @@ struct Chat {
     token_call: Option<TokenCall>,
     /// How many tokens those callbacks have handed this chat (see [`auth::UsedToken`]).
     token_epoch: u32,
+    /// A token not to refresh early again (see [`Driver::token_for`]).
+    early_skip: Option<String>,
     /// Message id and time of the last turn-producing send (event attribution).
     last_send: Option<(Option<String>, u64)>,
     storage_warned: bool,
@@ -369,6 +371,7 @@ impl Driver {
             active: None,
             token_call: None,
             token_epoch: 0,
+            early_skip: None,
             last_send: None,
             storage_warned: false,
             stopped_turn: None,

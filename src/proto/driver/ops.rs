@@ -755,7 +755,7 @@ impl Driver {
             self.append_done(op, Err(error.into()), now_ms);
             return;
         }
-        match self.token_for(chat, Waiter::Op(op)) {
+        match self.token_for(chat, Waiter::Op(op), now_ms) {
             Some(token) => self.append_attempt(op, token, now_ms),
             // Saved now rather than at its first attempt, which waits for a token.
             None => self.keep_pending_send(op),
@@ -935,7 +935,7 @@ impl Driver {
         let Some(chat) = self.chat_index(&chat) else {
             return true;
         };
-        if let Some(token) = self.token_for(chat, Waiter::Op(op)) {
+        if let Some(token) = self.token_for(chat, Waiter::Op(op), now_ms) {
             self.append_attempt(op, token, now_ms);
         }
         true
@@ -1312,7 +1312,7 @@ impl Driver {
     pub fn start(&mut self, chat_id: &str, now_ms: u64) -> u32 {
         let chat = self.chat_mut(chat_id);
         let op = self.new_op(chat_id, OpKind::Start, false);
-        if self.token_for(chat, Waiter::Op(op)).is_some() {
+        if self.token_for(chat, Waiter::Op(op), now_ms).is_some() {
             self.op_token_ready(op, Ok(()), now_ms);
         }
         op

@@ -688,7 +688,7 @@ impl Driver {
             return;
         };
         self.subs[i].conn = Conn::Token;
-        if let Some(token) = self.token_for(chat, Waiter::Sub(id)) {
+        if let Some(token) = self.token_for(chat, Waiter::Sub(id), now_ms) {
             self.connect_with(id, token, now_ms);
         }
     }
