@@ -3144,6 +3144,64 @@ fn empty_batches_keep_a_connection_alive_but_not_a_turn() {
 }
 
 #[test]
+fn a_server_replaying_records_already_seen_keeps_a_connection_alive_but_not_a_turn() {
+    let mut host = Host::new(OPTIONS);
+    let (stream, mut out) = sent(&mut host, "c1", 1);
+    read_through(&mut host, stream, out, &batch(&[(1, "a")], None));
+    // Every connection, a minute apart, brings the same record again and ends.
+    let mut connections = 0;
+    while host.failed.is_empty() && connections < 30 {
+        connections += 1;
+        host.d.fetch_end(out, host.now);
+        host.pump();
+        host.fire_timers(60_000);
+        if let Some(next) = host.take_fetch_opt(Endpoint::Out) {
+            out = next;
+            host.d.fetch_open(out, false, host.now);
+            host.pump();
+            host.d.fetch_bytes(out, &batch(&[(1, "a")], None), host.now);
+            host.pump();
+        }
+    }
+    assert!(
+        matches!(host.failed.as_slice(), [(s, ErrorRef::Ours(Error::StreamStalled { .. }))] if *s == stream),
+        "{:?} after {connections} connections",
+        host.failed
+    );
+    assert!((10..=12).contains(&connections), "{connections}");
+}
+
+#[test]
+fn connections_that_end_right_after_a_ping_are_not_reopened_in_a_tight_loop() {
+    let mut host = Host::new(OPTIONS);
+    let (stream, mut out) = sent(&mut host, "c1", 1);
+    host.d.pull(stream, host.now);
+    host.pump();
+    let ping = b"event: ping\ndata: {}\n\n";
+    let mut opened = 0;
+    // Ten seconds of a server that pings and hangs up at once.
+    let until = host.now + 10_000;
+    while host.now < until {
+        host.d.fetch_bytes(out, ping, host.now);
+        host.d.fetch_end(out, host.now);
+        host.pump();
+        host.fire_timers(10);
+        while let Some(next) = host.take_fetch_opt(Endpoint::Out) {
+            opened += 1;
+            out = next;
+            host.d.fetch_open(out, false, host.now);
+            host.pump();
+        }
+    }
+    assert!(opened <= 8, "{opened} connections in 10 s");
+    assert!(
+        host.failed.is_empty(),
+        "backing off is not failing: {:?}",
+        host.failed
+    );
+}
+
+#[test]
 fn records_behind_a_boundary_that_waits_for_the_append_pause_the_reader() {
     // A saved send replayed on reload: its stream is read before the append answers.
     let mut host = Host::new(OPTIONS);
@@ -3172,6 +3230,48 @@ fn records_behind_a_boundary_that_waits_for_the_append_pause_the_reader() {
     host.pump();
     assert_eq!(texts(&host.chunks), "mine");
     assert_eq!(host.ended, vec![stream]);
+}
+
+#[test]
+fn records_behind_a_waiting_boundary_do_not_move_the_cursor_past_the_turn_it_ends() {
+    let mut host = Host::new(OPTIONS);
+    let stream = replaying_saved_send(&mut host);
+    let (append, _, _, _) = host.take_fetch(Endpoint::In);
+    let (out, _, _, _) = host.take_fetch(Endpoint::Out);
+    host.d.fetch_open(out, false, host.now);
+    host.d.pull(stream, host.now);
+    host.pump();
+    // The replayed send's turn had run already: its reply, its boundary, and the next turn's
+    // first record arrive before the append's answer.
+    host.d.fetch_bytes(
+        out,
+        &mixed_batch(&[
+            Rec::Delta(2, "mine"),
+            Rec::Boundary(3, 4),
+            Rec::Delta(4, "next"),
+        ]),
+        host.now,
+    );
+    host.pump();
+    host.d
+        .fetch_text(append, 200, r#"{"ok":true,"seq":4}"#, None, host.now);
+    host.pump();
+    host.d.pull(stream, host.now);
+    host.pump();
+    assert_eq!(texts(&host.chunks), "mine");
+    assert_eq!(host.ended, vec![stream]);
+    let state = host.d.get_session("c1").unwrap();
+    assert_eq!(
+        state.get("lastEventId").and_then(Json::as_str),
+        Some("3"),
+        "the next turn's record is still ahead of the cursor"
+    );
+    assert_eq!(
+        last_persisted(&host, "lastEventId")
+            .as_ref()
+            .and_then(Json::as_str),
+        Some("3")
+    );
 }
 
 #[test]
@@ -3695,4 +3795,21 @@ fn a_reconnect_refreshes_a_token_that_expired_while_the_stream_was_open() {
     host.answer_call(&second);
     let (_, _, headers, _) = host.take_fetch(Endpoint::Out);
     assert_eq!(Host::bearer(&headers).as_deref(), Some(second.as_str()));
+}
+
+#[test]
+fn a_callback_token_that_cannot_go_in_a_header_is_refused_with_a_clear_error() {
+    let mut host = Host::new(OPTIONS);
+    let op = host.send("c1", "hi", "part-1");
+    host.answer_call("tok\n1");
+    assert!(host.take_fetch_opt(Endpoint::In).is_none());
+    assert!(
+        matches!(
+            host.rejected.iter().find(|(o, _)| *o == op),
+            Some((_, ErrorRef::Ours(Error::InvalidOption { name, .. }))) if name == "startSession"
+        ),
+        "{:?}",
+        host.rejected
+    );
+    assert_eq!(host.d.get_session("c1"), None, "not kept");
 }

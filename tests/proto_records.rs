@@ -104,6 +104,16 @@ fn turn_complete_carries_token_cursor_and_closed_flag() {
 }
 
 #[test]
+fn a_token_that_cannot_go_in_a_header_is_not_adopted() {
+    for bad in ["tok 2", "tok\\n2", "tök", "tok\\u00002", ""] {
+        let control = control_of(&format!(
+            r#"[["trigger-control","turn-complete"],["public-access-token","{bad}"]]"#
+        ));
+        assert_eq!(control.public_access_token, None, "{bad:?}");
+    }
+}
+
+#[test]
 fn turn_complete_without_in_event_id_means_accept() {
     let control = control_of(r#"[["trigger-control","turn-complete"]]"#);
     assert_eq!(control.session_in_event_id, None);

@@ -1,6 +1,6 @@
 //! `SseDecoder` rules from WHATWG HTML §9.2.6, one behaviour per test.
 
-use trigger_chat_wasm::proto::sse::{SseDecoder, SseEvent};
+use trigger_chat_wasm::proto::sse::{SseDecoder, SseEvent, MAX_ID_BYTES};
 
 fn drain(decoder: &mut SseDecoder) -> Vec<SseEvent> {
     std::iter::from_fn(|| decoder.next_event()).collect()
@@ -132,6 +132,17 @@ fn last_event_id_persists_until_changed_and_nul_ids_are_ignored() {
     let ids: Vec<_> = drain(&mut decoder).into_iter().map(|e| e.id).collect();
     assert_eq!(ids, ["1", "1", "1", ""]);
     assert_eq!(decoder.last_event_id(), "");
+}
+
+#[test]
+fn an_overlong_id_is_ignored_so_events_do_not_each_copy_it() {
+    let mut decoder = SseDecoder::new();
+    let over = "9".repeat(MAX_ID_BYTES + 1);
+    let longest = "5".repeat(MAX_ID_BYTES);
+    let input = format!("id: 7\ndata: a\n\nid: {over}\ndata\n\nid: {longest}\ndata\n\n");
+    decoder.push(input.as_bytes()).unwrap();
+    let ids: Vec<_> = drain(&mut decoder).into_iter().map(|e| e.id).collect();
+    assert_eq!(ids, ["7", "7", longest.as_str()]);
 }
 
 #[test]

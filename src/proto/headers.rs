@@ -7,6 +7,15 @@
 
 #[allow(unused_imports)]
 use crate::prelude::*;
+
+/// Whether `token` can go out as `Authorization: Bearer {token}`: visible ASCII without spaces,
+/// as JWTs and API keys are. Anything else from a server or a callback is not adopted: `fetch`
+/// would refuse the header, and that failure would pass for the network's instead of an auth
+/// problem, on every request of the chat.
+pub fn is_bearer_token(token: &str) -> bool {
+    !token.is_empty() && token.bytes().all(|b| (0x21..=0x7e).contains(&b))
+}
+
 /// An ordered list of `(name, value)` pairs with case-insensitive names.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HeaderList(Vec<(String, String)>);

@@ -6,7 +6,10 @@
 //! - the turn is over (its boundary arrived, or the stream was settled or stopped) → finish;
 //! - a connection that showed the server alive (any record or ping) and then ended → reconnect
 //!   at once; the server is fine, the turn is just long (the JS transport's ping-blind stall
-//!   timer gave up after six quiet minutes, W8);
+//!   timer gave up after six quiet minutes, W8). Unless it brought no new record and lasted
+//!   under [`MIN_RENEWAL_MS`]: a server (or a proxy, or a crash-looping backend) that ends
+//!   every connection right after a ping or a replayed batch would otherwise be asked again in
+//!   a tight loop; those back off, without counting toward the failure limit;
 //! - a failed or silent connection (network error, 5xx, 429, no bytes before the stall
 //!   timeout, end without any event) → back off; after [`MAX_SILENT_CONNECTIONS`] in a row,
 //!   fail the stream instead of retrying forever in silence (W9); a 429 waits at least until
@@ -35,6 +38,10 @@ use crate::prelude::*;
 
 /// Consecutive connections without a sign of life before the stream fails.
 pub const MAX_SILENT_CONNECTIONS: u32 = 6;
+
+/// A connection that ends sooner than this with no new record is not a routine renewal of the
+/// long poll: the next one waits (see the module docs).
+pub const MIN_RENEWAL_MS: u64 = 1_000;
 
 /// A turn with no record for this long fails with `stream_stalled`, pings or not.
 pub const TURN_IDLE_LIMIT_MS: u64 = 10 * 60_000;
@@ -89,6 +96,12 @@ pub struct ReconnectPolicy {
     just_refreshed: bool,
     last_record_ms: u64,
     standing: bool,
+    /// When the current connection was accepted.
+    connected_ms: u64,
+    /// The current connection brought a new record.
+    fresh: bool,
+    /// Short connections in a row that brought nothing new (see [`MIN_RENEWAL_MS`]).
+    quick: u32,
 }
 
 impl ReconnectPolicy {
@@ -99,6 +112,9 @@ impl ReconnectPolicy {
             just_refreshed: false,
             last_record_ms: now_ms,
             standing: false,
+            connected_ms: now_ms,
+            fresh: false,
+            quick: 0,
         }
     }
 
@@ -121,10 +137,11 @@ impl ReconnectPolicy {
         self.just_refreshed = false;
     }
 
-    /// A record arrived: the server and the turn are alive.
+    /// A new record arrived (not one already seen): the server and the turn are alive.
     pub fn on_record(&mut self, now_ms: u64) {
         self.on_ping();
         self.last_record_ms = now_ms;
+        self.fresh = true;
     }
 
     /// The send's append landed: its turn starts now, whatever the stream saw before (the
@@ -133,9 +150,25 @@ impl ReconnectPolicy {
         self.last_record_ms = self.last_record_ms.max(now_ms);
     }
 
-    /// A connection was accepted (HTTP 200): the token works.
-    pub fn on_connected(&mut self) {
+    /// A connection was accepted (HTTP 200) at `now_ms`: the token works.
+    pub fn on_connected(&mut self, now_ms: u64) {
         self.just_refreshed = false;
+        self.connected_ms = now_ms;
+        self.fresh = false;
+    }
+
+    /// A connection that showed the server alive has ended: at once if it was a renewal of the
+    /// long poll, otherwise after a backoff.
+    fn renew(&mut self, now_ms: u64, random01: f64) -> Reconnect {
+        self.silent = 0;
+        if self.fresh || now_ms.saturating_sub(self.connected_ms) >= MIN_RENEWAL_MS {
+            self.quick = 0;
+            return Reconnect::After { delay_ms: 0 };
+        }
+        self.quick = self.quick.saturating_add(1);
+        Reconnect::After {
+            delay_ms: BACKOFF.delay_ms(self.quick, random01),
+        }
     }
 
     /// Decides after a connection ended. `turn_open` is false once the turn's boundary was
@@ -184,8 +217,7 @@ impl ReconnectPolicy {
         }
         if self.standing {
             if end == (ConnectionEnd::Ended { alive: true }) {
-                self.silent = 0;
-                return Reconnect::After { delay_ms: 0 };
+                return self.renew(now_ms, random01);
             }
             self.silent = self.silent.saturating_add(1);
             return Reconnect::After {
@@ -202,8 +234,7 @@ impl ReconnectPolicy {
             });
         }
         if end == (ConnectionEnd::Ended { alive: true }) {
-            self.silent = 0;
-            return Reconnect::After { delay_ms: 0 };
+            return self.renew(now_ms, random01);
         }
         self.silent += 1;
         if self.silent >= MAX_SILENT_CONNECTIONS {
@@ -284,7 +315,13 @@ mod tests {
     fn a_standing_subscription_never_finishes_or_gives_up_on_silence() {
         let mut policy = ReconnectPolicy::standing(0);
         assert_eq!(
-            policy.after_end(ConnectionEnd::Ended { alive: true }, false, false, 0, 0.0),
+            policy.after_end(
+                ConnectionEnd::Ended { alive: true },
+                false,
+                false,
+                MIN_RENEWAL_MS,
+                0.0
+            ),
             Reconnect::After { delay_ms: 0 }
         );
         let day = 24 * 3_600_000;
@@ -334,10 +371,66 @@ mod tests {
     #[test]
     fn a_live_server_is_reconnected_at_once_forever() {
         let mut policy = ReconnectPolicy::new(0);
-        for _ in 0..100 {
+        // The long poll ends after its timeout: each connection lasts a while, or brings news.
+        for k in 0..100 {
+            let now = k * 5_000;
+            policy.on_connected(now);
+            if k % 2 == 0 {
+                policy.on_record(now);
+            }
+            let end = now + if k % 2 == 0 { 10 } else { MIN_RENEWAL_MS };
             assert_eq!(
-                policy.after_end(ConnectionEnd::Ended { alive: true }, true, false, 0, 0.0),
+                policy.after_end(ConnectionEnd::Ended { alive: true }, true, false, end, 0.0),
                 Reconnect::After { delay_ms: 0 }
+            );
+        }
+    }
+
+    #[test]
+    fn connections_that_end_right_after_a_ping_back_off_without_failing() {
+        for mut policy in [ReconnectPolicy::new(0), ReconnectPolicy::standing(0)] {
+            let mut delays = Vec::new();
+            for k in 0..10 {
+                let now = k * 10_000;
+                policy.on_connected(now);
+                policy.on_ping();
+                match policy.after_end(
+                    ConnectionEnd::Ended { alive: true },
+                    true,
+                    false,
+                    now + 5,
+                    0.0,
+                ) {
+                    Reconnect::After { delay_ms } => delays.push(delay_ms),
+                    other => panic!("{other:?}"),
+                }
+            }
+            assert_eq!(delays[..4], [250, 500, 1_000, 2_000]);
+            assert!(delays[5..].iter().all(|&d| d == 5_000), "{delays:?}");
+            // A connection that brings a new record is news again: at once.
+            policy.on_connected(200_000);
+            policy.on_record(200_000);
+            assert_eq!(
+                policy.after_end(
+                    ConnectionEnd::Ended { alive: true },
+                    true,
+                    false,
+                    200_005,
+                    0.0
+                ),
+                Reconnect::After { delay_ms: 0 }
+            );
+            policy.on_connected(210_000);
+            assert_eq!(
+                policy.after_end(
+                    ConnectionEnd::Ended { alive: true },
+                    true,
+                    false,
+                    210_005,
+                    0.0
+                ),
+                Reconnect::After { delay_ms: 250 },
+                "the backoff starts over"
             );
         }
     }
@@ -393,7 +486,7 @@ mod tests {
             policy.after_end(unauthorized.clone(), true, false, 0, 0.0),
             Reconnect::RefreshToken
         );
-        policy.on_connected();
+        policy.on_connected(0);
         assert_eq!(
             policy.after_end(unauthorized, true, false, 0, 0.0),
             Reconnect::RefreshToken,

@@ -10,6 +10,7 @@
 //! Data bodies stay JSON text: the web layer hands them to the browser's `JSON.parse`.
 
 use super::error::Error;
+use super::headers::is_bearer_token;
 use super::json::Json;
 use super::sse::SseEvent;
 #[allow(unused_imports)]
@@ -311,7 +312,7 @@ fn classify(headers: &Headers, body: String) -> RecordKind {
             kind: ControlKind::from_header(subtype),
             public_access_token: headers
                 .get(PUBLIC_ACCESS_TOKEN_HEADER)
-                .filter(|token| !token.is_empty())
+                .filter(|token| is_bearer_token(token))
                 .map(str::to_owned),
             session_in_event_id: raw_in_id.as_deref().and_then(parse_decimal_u64),
             session_in_event_id_raw: raw_in_id,
@@ -379,7 +380,7 @@ fn classify_data(body: String) -> RecordKind {
             let token = chunk
                 .get("publicAccessToken")
                 .and_then(Json::as_str)
-                .filter(|token| !token.is_empty())
+                .filter(|token| is_bearer_token(token))
                 .map(str::to_owned);
             legacy_control(ControlKind::TurnComplete, token)
         }

@@ -18,6 +18,11 @@ use super::error::Error;
 /// line (or many `data:` lines that never end their event) means a broken stream.
 pub const DEFAULT_MAX_LINE_BYTES: usize = 2 * 1024 * 1024;
 
+/// Longest `id:` value kept; a longer one is ignored like one holding NUL. Every event carries a
+/// copy of the last id, so a server sending a 2 MiB id and then thousands of tiny events would
+/// otherwise make gigabytes of copies out of one read. (S2's ids are decimal sequence numbers.)
+pub const MAX_ID_BYTES: usize = 256;
+
 /// A line buffer larger than this is not kept for reuse after the line completes.
 const KEEP_LINE_CAPACITY_BYTES: usize = 64 * 1024;
 
@@ -293,8 +298,9 @@ impl SseDecoder {
                 self.data.push('\n');
             }
             // "If the field value does not contain U+0000 NULL, then set the last event ID
-            // buffer to the field value. Otherwise, ignore the field."
-            b"id" if !value.contains(&0) => {
+            // buffer to the field value. Otherwise, ignore the field." (Also ignored: a value
+            // over `MAX_ID_BYTES`.)
+            b"id" if !value.contains(&0) && value.len() <= MAX_ID_BYTES => {
                 self.last_event_id.clear();
                 push_lossy(&mut self.last_event_id, value);
             }

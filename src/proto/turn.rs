@@ -32,6 +32,10 @@ use alloc::collections::VecDeque;
 /// that outlives its hold is more likely ours than an earlier one's.
 pub const MAX_HELD_BYTES: usize = 4 * 1024 * 1024;
 
+/// What a held record costs besides its body (its slot, its allocation): counted so that a
+/// flood of tiny records cannot hold hundreds of megabytes under the cap.
+pub const HELD_RECORD_COST: usize = 64;
+
 /// What the subscription knows about the `.in` seq of the send it serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InputSeq {
@@ -111,6 +115,8 @@ pub struct Turn {
     held: VecDeque<(u64, String)>,
     held_bytes: usize,
     deferred: VecDeque<Record>,
+    /// The `.out` seq of the last record taken in (not deferred, not looked back at).
+    taken: Option<u64>,
     delivered_data: bool,
     finished: bool,
 }
@@ -132,6 +138,7 @@ impl Turn {
             held: VecDeque::new(),
             held_bytes: 0,
             deferred: VecDeque::new(),
+            taken: None,
             delivered_data: false,
             finished: false,
         };
@@ -247,22 +254,25 @@ impl Turn {
             return;
         }
         let seq_num = record.seq_num;
+        if self.input_seq == InputSeq::Pending
+            && matches!(&record.kind, RecordKind::Control(c) if c.kind == ControlKind::TurnComplete)
+        {
+            self.deferred.push_back(record);
+            return;
+        }
+        self.taken = Some(seq_num);
         match record.kind {
             RecordKind::Data { body } => self.on_data(seq_num, body, out),
-            RecordKind::Control(control) => {
-                if self.input_seq == InputSeq::Pending && control.kind == ControlKind::TurnComplete
-                {
-                    self.deferred.push_back(Record {
-                        seq_num,
-                        timestamp: record.timestamp,
-                        kind: RecordKind::Control(control),
-                    });
-                } else {
-                    self.on_control(seq_num, control, out);
-                }
-            }
+            RecordKind::Control(control) => self.on_control(seq_num, control, out),
             RecordKind::Command { .. } | RecordKind::Skip => {}
         }
+    }
+
+    /// The `.out` seq of the last record this turn took in: the chat's cursor may move up to
+    /// it, but not past it to records deferred behind a boundary, which the boundary may turn
+    /// out to end this turn before (they are then the next turn's).
+    pub fn taken(&self) -> Option<u64> {
+        self.taken
     }
 
     /// Whether records wait behind a boundary for [`Turn::set_input_seq`] (the reader pauses:
@@ -289,7 +299,7 @@ impl Turn {
 
     fn on_data(&mut self, seq_num: u64, body: String, out: &mut Vec<Outcome>) {
         if self.is_holding() {
-            self.held_bytes += body.len();
+            self.held_bytes += body.len() + HELD_RECORD_COST;
             self.held.push_back((seq_num, body));
             if self.held_bytes > MAX_HELD_BYTES {
                 self.release_held(out);
@@ -694,6 +704,21 @@ mod tests {
         assert!(out.is_empty());
         turn.on_record(data(3, &big), &mut out);
         assert_eq!(delivered(&out), vec![1, 2, 3]);
+        assert!(!turn.is_holding());
+    }
+
+    #[test]
+    fn tiny_held_records_count_what_they_cost_not_just_their_bodies() {
+        let mut turn = Turn::new(InputSeq::Known(2), Hold::BySeq { consumed: Some(0) });
+        let mut out = Vec::new();
+        let mut seq = 0;
+        while out.is_empty() && seq < 4_000_000 {
+            seq += 1;
+            turn.on_record(data(seq, ""), &mut out);
+        }
+        let most = (MAX_HELD_BYTES / HELD_RECORD_COST + 1) as u64;
+        assert!(seq <= most, "released after {seq} records, not ~4M");
+        assert_eq!(out.len() as u64, seq);
         assert!(!turn.is_holding());
     }
 }

@@ -268,14 +268,15 @@ impl Driver {
         let Some((chat, taken)) = self.take_call(call) else {
             return;
         };
-        if token.is_empty() {
+        if !crate::proto::headers::is_bearer_token(token) {
             let name = match taken.kind {
                 TokenKind::Start { .. } => "startSession",
                 TokenKind::Refresh => "accessToken",
             };
             let error = ErrorRef::Ours(Error::InvalidOption {
                 name: name.into(),
-                message: "the callback returned no token".into(),
+                message: "the callback returned no token, or one that cannot be sent in a header"
+                    .into(),
             });
             for waiter in taken.waiters {
                 self.resume(waiter, Err(error.clone()), now_ms);

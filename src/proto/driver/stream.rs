@@ -346,12 +346,12 @@ impl Driver {
         };
         self.actions.push(Action::ClearTimer { id: timer });
         let id = self.subs[i].id;
-        if token.is_empty() {
+        if !crate::proto::headers::is_bearer_token(token) {
             self.actions.push(Action::Abort { fetch });
             self.subs[i].conn = Conn::None;
             let error = Error::protocol(
-                "the headStart response has no X-Trigger-Chat-Access-Token header (a cross-origin \
-                 handler must expose it)",
+                "the headStart response has no usable X-Trigger-Chat-Access-Token header (a \
+                 cross-origin handler must expose it)",
             );
             self.head_start_failed(id, error.into(), now_ms);
             return;
@@ -780,7 +780,7 @@ impl Driver {
             alive: false,
             reading: None,
         };
-        sub.policy.on_connected();
+        sub.policy.on_connected(now_ms);
         let first = !sub.connected_once;
         sub.connected_once = true;
         let id = sub.id;
@@ -963,12 +963,9 @@ impl Driver {
             let tail = match decode_event(&event)? {
                 StreamEvent::Batch(batch) => {
                     *alive = true;
-                    // An empty batch shows the server alive, as a ping does, but not the turn.
-                    if batch.records.is_empty() {
-                        self.subs[i].policy.on_ping();
-                    } else {
-                        self.subs[i].policy.on_record(now_ms);
-                    }
+                    // An empty batch, or one of records already seen (a server replaying the
+                    // same ones), shows the server alive, as a ping does, but not the turn.
+                    self.subs[i].policy.on_ping();
                     for record in batch.records {
                         let sub = &mut self.subs[i];
                         if sub.turn.is_finished() || sub.phase != Phase::Open {
@@ -982,6 +979,7 @@ impl Driver {
                         if !sub.cursor.advance(seq) {
                             continue;
                         }
+                        sub.policy.on_record(now_ms);
                         sub.turn.on_record(record, &mut outcomes);
                         let next_turn = sub.standing
                             && sub.turn.is_finished()
@@ -993,7 +991,10 @@ impl Driver {
                             // A watcher follows the next turn on the same connection.
                             sub.turn = Turn::new(InputSeq::Unknown, Hold::Off);
                         }
-                        if let Some(c) = chat.and_then(|c| self.chats.get_mut(c)) {
+                        // (Not past a record that waits behind a boundary: see `Turn::taken`.)
+                        let taken = !sub.turn.awaits_input_seq();
+                        if let Some(c) = chat.and_then(|c| self.chats.get_mut(c)).filter(|_| taken)
+                        {
                             c.state.cursor.advance(seq);
                         }
                         if next_turn {
@@ -1056,6 +1057,13 @@ impl Driver {
         self.subs[i].policy.on_turn_start(now_ms);
         let mut outcomes = Vec::new();
         self.subs[i].turn.set_input_seq(seq, &mut outcomes);
+        // The records that waited behind a boundary are taken in (or dropped, past this turn's
+        // end): the chat's cursor follows those taken.
+        let taken = self.subs[i].turn.taken();
+        let chat = self.chat_index(&self.subs[i].chat);
+        if let (Some(seq), Some(c)) = (taken, chat) {
+            self.chats[c].state.cursor.advance(seq);
+        }
         self.apply(i, outcomes, now_ms);
         self.service(id, now_ms);
     }
