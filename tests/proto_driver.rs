@@ -74,7 +74,9 @@ impl Host {
                     let text = self.d.take_chunks(stream);
                     self.chunks.push(text);
                 }
-                Action::End { stream } => self.ended.push(stream),
+                // (As a host does: a stream already ended stays ended, once.)
+                Action::End { stream } if !self.ended.contains(&stream) => self.ended.push(stream),
+                Action::End { .. } => {}
                 Action::Fail { stream, error } => self.failed.push((stream, error)),
                 Action::Event { json, .. } if json.contains(r#""type":"connection-state""#) => {
                     let event = Json::parse(&json).unwrap();
@@ -707,6 +709,8 @@ fn a_reload_resumes_from_the_turn_start_and_an_idle_chat_peeks() {
     );
     host.d.cancel(stream, host.now);
     host.pump();
+    assert_eq!(host.ended, vec![stream], "a cancelled stream ends");
+    host.ended.clear();
 
     host.d.hydrate(
         "idle",
@@ -819,7 +823,7 @@ fn after_a_stop_that_no_boundary_answers_the_next_reply_still_streams() {
     host.d
         .fetch_text(stop, 200, r#"{"ok":true,"seq":3}"#, None, host.now);
     host.pump();
-    let (_, out) = accepted_send(&mut host, "p2", 4);
+    let (next, out) = accepted_send(&mut host, "p2", 4);
     host.chunks.clear();
     host.d
         .fetch_bytes(out, &batch(&[(5, "old")], Some((6, Some(2)))), host.now);
@@ -827,7 +831,14 @@ fn after_a_stop_that_no_boundary_answers_the_next_reply_still_streams() {
         .fetch_bytes(out, &batch(&[(7, "new")], None), host.now);
     host.pump();
     assert_eq!(texts(&host.chunks), "new", "streamed before its boundary");
-    assert!(host.ended.is_empty());
+    assert!(!host.ended.contains(&next));
+    // Saved at once: a reload now resumes from past the stopped turn's tail, not into it.
+    assert_eq!(
+        last_persisted(&host, "lastEventId")
+            .as_ref()
+            .and_then(Json::as_str),
+        Some("6")
+    );
 
     // The same when the stop's response comes back after the next send's stream opened.
     let mut host = Host::new(OPTIONS);
@@ -1052,7 +1063,10 @@ fn a_send_aborted_in_flight_that_lands_after_a_newer_send_leaves_that_one_alone(
     assert_eq!(texts(&host.chunks), "mine");
     host.d.pull(stream, host.now);
     host.pump();
-    assert_eq!(host.ended, vec![first, stream]);
+    // (A's stream, which nobody was given, ended when A was aborted.)
+    assert_eq!(host.ended.first(), Some(&first));
+    assert_eq!(host.ended.last(), Some(&stream));
+    assert_eq!(host.ended.len(), 3);
 
     // The same when the newer send was acknowledged first and its turn streams (through its
     // own stream or, after the chat was left and shown again, a resumed one).
@@ -2423,6 +2437,19 @@ fn a_steering_message_consumed_by_the_turn_is_not_owed() {
     host.d.pull(empty, host.now);
     host.pump();
     assert!(host.ended.contains(&empty));
+    // The user edits that message (`sendMessage({ text, messageId: "s1" })`): new text, sent.
+    let request = Json::parse(
+        r#"{"chatId":"c1","trigger":"submit-message","messageId":"s1","message":{"id":"s1","role":"user","parts":[{"type":"text","text":"in German"}]}}"#,
+    )
+    .unwrap();
+    host.d.send_messages(
+        SendRequest::from_json(&request).unwrap(),
+        "part-3",
+        host.now,
+    );
+    host.pump();
+    let (_, _, _, body) = host.take_fetch(Endpoint::In);
+    assert!(body.unwrap().contains("in German"), "the edit is appended");
 }
 
 #[test]
@@ -3812,4 +3839,96 @@ fn a_callback_token_that_cannot_go_in_a_header_is_refused_with_a_clear_error() {
         host.rejected
     );
     assert_eq!(host.d.get_session("c1"), None, "not kept");
+}
+
+#[test]
+fn a_replayed_send_whose_page_left_before_the_answer_keeps_its_turn_start() {
+    let mut host = Host::new(OPTIONS);
+    let stream = replaying_saved_send(&mut host);
+    let (append, _, _, _) = host.take_fetch(Endpoint::In);
+    host.d.pull(stream, host.now);
+    host.pump();
+    // The app leaves the chat: the stream is let go at once (no read needed), the send goes on.
+    host.d.abort_stream(stream, false, "x", host.now);
+    host.pump();
+    assert_eq!(host.ended, vec![stream]);
+    host.d
+        .fetch_text(append, 200, r#"{"ok":true,"seq":3}"#, None, host.now);
+    host.pump();
+    // The next page resumes that turn from where the stream would have read it, not from the
+    // start of the session (which would replay every earlier turn into this reply).
+    let state = host.d.get_session("c1").unwrap();
+    assert_eq!(state.get("isStreaming").and_then(Json::as_bool), Some(true));
+    assert_eq!(state.get("lastEventId").and_then(Json::as_str), Some("1"));
+}
+
+#[test]
+fn a_stream_closed_while_nobody_reads_it_ends_at_once() {
+    let mut host = Host::new(OPTIONS);
+    let (stream, _) = sent(&mut host, "c1", 1);
+    // Never pulled (an action sent and forgotten); a newer send supersedes it.
+    host.send("c1", "next", "part-2");
+    assert_eq!(host.ended, vec![stream], "no pull needed to end it");
+    host.d.pull(stream, host.now);
+    host.pump();
+    assert_eq!(host.ended, vec![stream]);
+}
+
+#[test]
+fn an_aborted_send_that_lands_beside_another_turn_gives_the_chat_back() {
+    let options = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":true,"tabId":"tab-a"}"#;
+    let mut host = Host::new(options);
+    // A streams; B is sent over it, then `stop()` aborts B while its append is on the wire.
+    let a = owned_send(&mut host, "pa");
+    let (append_a, _, _, _) = host.take_fetch(Endpoint::In);
+    host.d
+        .fetch_text(append_a, 200, r#"{"ok":true,"seq":1}"#, None, host.now);
+    host.pump();
+    let _ = host.stream_of(a);
+    let b = host.send("c1", "next", "pb");
+    let (append_b, _, _, _) = host.take_fetch(Endpoint::In);
+    host.d.abort_op(b, host.now);
+    host.pump();
+    assert!(host.d.has_claim("c1"), "held while B may land");
+    // B lands beside A's turn: it is not stopped (that could end A), and nothing of this tab
+    // streams or sends any more.
+    host.d
+        .fetch_text(append_b, 200, r#"{"ok":true,"seq":2}"#, None, host.now);
+    host.pump();
+    assert!(host.take_fetch_opt(Endpoint::In).is_none(), "no stop");
+    assert!(
+        !host.d.has_claim("c1"),
+        "the chat is free for the other tabs"
+    );
+}
+
+#[test]
+fn a_resumed_turn_whose_session_the_server_forgot_ends_quietly() {
+    let mut host = Host::new(OPTIONS);
+    host.d.hydrate(
+        "c1",
+        Stored::Shape(
+            r#"{"publicAccessToken":"t","lastEventId":"9","isStreaming":true,"activeInputSeq":4}"#,
+        ),
+    );
+    let stream = host
+        .d
+        .reconnect("c1", Default::default(), host.now)
+        .unwrap();
+    host.pump();
+    host.d.pull(stream, host.now);
+    host.pump();
+    let (out, _, _, _) = host.take_fetch(Endpoint::Out);
+    host.d.fetch_text(out, 404, "", None, host.now);
+    host.pump();
+    // Nothing to resume: no session made for it, no read of a new one from its start (which
+    // would hang on a boundary that never comes, or replay other turns).
+    assert!(host.calls.is_empty(), "{:?}", host.calls);
+    assert!(host.take_fetch_opt(Endpoint::Out).is_none());
+    assert_eq!(host.ended, vec![stream]);
+    assert!(host.failed.is_empty());
+    assert_eq!(
+        last_persisted(&host, "isStreaming"),
+        Some(Json::Bool(false))
+    );
 }

@@ -141,10 +141,11 @@ impl ChatState {
 
     /// An earlier turn's boundary at `seq` went by while this turn streamed: a reload need not
     /// replay anything before it.
-    pub fn skip_turn_start_to(&mut self, seq: u64) {
-        if let Some(start) = self.turn_start.as_mut() {
-            start.advance(seq);
-        }
+    /// Whether the turn start moved (it is then worth saving).
+    pub fn skip_turn_start_to(&mut self, seq: u64) -> bool {
+        self.turn_start
+            .as_mut()
+            .is_some_and(|start| start.advance(seq))
     }
 
     /// Where a resumed subscription starts reading: the turn start while a turn is in flight

@@ -149,6 +149,9 @@ pub(super) struct Op {
     saved: Option<(u64, Option<u64>)>,
     /// Ended by `dispose` (not by its caller): its saved copy stays for a later page.
     keep_saved: bool,
+    /// Where its turn's stream started reading: the turn's start when the append lands, even
+    /// if that stream is gone by then (the page left the chat).
+    start: Cursor,
 }
 
 /// `sendMessages` as the host passes it (`messages.at(-1)` only).
@@ -241,6 +244,7 @@ impl Driver {
             replay: false,
             saved: None,
             keep_saved: false,
+            start: Cursor::default(),
         });
         id
     }
@@ -347,7 +351,11 @@ impl Driver {
         } else {
             Source::SubmitMessage
         };
-        let steer_id = last_id.clone().filter(|_| !regenerate);
+        // A steering message sent again (`usePendingMessages`' follow-up, without `messageId`);
+        // not an edit of one (`sendMessage({ text, messageId })`), which is new text to send.
+        let steer_id = last_id
+            .clone()
+            .filter(|_| !regenerate && request.message_id.is_none());
         let message_id = request.message_id.or(last_id);
         let body = payload.to_input_chunk().to_json_string();
         self.start_turn(
@@ -528,7 +536,7 @@ impl Driver {
         self.chats[chat].last_send = Some((message_id.clone(), now_ms));
         if let Some(seq) = adopt {
             // Nothing to append: the agent has the message already.
-            self.turn_accepted(chat, stream, Some(seq), now_ms);
+            self.turn_accepted(op, chat, stream, Some(seq), now_ms);
             self.finish_op(op, Ok(Value::Stream(stream)));
             return;
         }
@@ -593,6 +601,9 @@ impl Driver {
         if let Some(floor) = early {
             self.look_back(stream, floor);
         }
+        if let Some(i) = self.op_index(op) {
+            self.ops[i].start = start;
+        }
         let chat_id = self.chats[chat].id.clone();
         for k in 0..self.chats[chat].stops.len() {
             let seq = self.chats[chat].stops[k];
@@ -603,8 +614,11 @@ impl Driver {
 
     /// The turn of a send is on `.in` with seq `seq`: the chat streams it from where its
     /// subscription started, and the subscription correlates its boundary.
-    fn turn_accepted(&mut self, chat: usize, stream: u32, seq: Option<u64>, now_ms: u64) {
-        let start = self.sub_start_cursor(stream).unwrap_or_default();
+    fn turn_accepted(&mut self, op: u32, chat: usize, stream: u32, seq: Option<u64>, now_ms: u64) {
+        let start = self
+            .sub_start_cursor(stream)
+            .or_else(|| self.op_index(op).map(|i| self.ops[i].start))
+            .unwrap_or(self.chats[chat].state.cursor);
         self.chats[chat].state.begin_turn(seq, start);
         self.chats[chat].stopped_turn = None;
         self.persist(chat);
@@ -1070,7 +1084,7 @@ impl Driver {
                             o.chat == chat_id && !o.aborted && matches!(o.kind, OpKind::Turn { .. })
                         }));
                 if !newer {
-                    self.turn_accepted(chat, stream, response.seq, now_ms);
+                    self.turn_accepted(op, chat, stream, response.seq, now_ms);
                     if aborted {
                         let part_id = {
                             let mut id = append.part_id.clone();
@@ -1081,6 +1095,10 @@ impl Driver {
                     }
                 }
                 self.finish_op(op, Ok(Value::Stream(stream)));
+                if newer {
+                    // Nothing of this tab runs for it: the chat is free for the other tabs.
+                    self.release_if_idle(&chat_id, now_ms);
+                }
             }
             (OpKind::Turn { stream }, Err(error)) => {
                 if unsaved {

@@ -1119,8 +1119,10 @@ impl Driver {
                     if let Some(seq) = consumed {
                         self.chats[chat].state.note_consumed(seq);
                     }
-                    if active {
-                        self.chats[chat].state.skip_turn_start_to(seq_num);
+                    // Saved at once: a reload before this turn's own boundary must not replay
+                    // the earlier turn's tail into it.
+                    if active && self.chats[chat].state.skip_turn_start_to(seq_num) {
+                        self.persist(chat);
                     }
                 }
                 Outcome::UpgradeRequired => {}
@@ -1278,7 +1280,13 @@ impl Driver {
             }
             return;
         }
-        if matches!(end, ConnectionEnd::Failed(Error::NotFound { .. })) && !sub.repaired {
+        let not_found = matches!(end, ConnectionEnd::Failed(Error::NotFound { .. }));
+        if not_found && sub.kind == Kind::Resume && !sub.standing {
+            // The turn it resumes (after a reload) was in a session the server no longer has:
+            // there is nothing to resume. (A send recreates the session.)
+            return self.finish_quietly(id, now_ms);
+        }
+        if not_found && !sub.repaired {
             // The session is gone (a stored token outlived it). The append path recreates it
             // with `startSession`; wait for that (or start it) and read the new session from
             // its beginning, rather than failing the stream (the JS transport's W10).
@@ -1327,18 +1335,8 @@ impl Driver {
                     self.connect_with(id, token, now_ms);
                 }
             }
-            Reconnect::Finish => {
-                // A settled session has nothing in flight: say so, like the JS transport.
-                let chat_id = self.subs[i].chat.clone();
-                let chat = self.chat_mut(&chat_id);
-                let c = &mut self.chats[chat];
-                if c.active == Some(id) && c.state.is_streaming == Some(true) {
-                    c.state.abandon_turn();
-                    self.persist(chat);
-                }
-                self.subs[i].phase = Phase::Finished;
-                self.service(id, now_ms);
-            }
+            // A settled session has nothing in flight: say so, like the JS transport.
+            Reconnect::Finish => self.finish_quietly(id, now_ms),
             Reconnect::Fail(error) => {
                 if let Error::SessionClosed { closed_reason } = &error {
                     let chat_id = self.subs[i].chat.clone();
@@ -1360,8 +1358,23 @@ impl Driver {
         }
     }
 
+    /// Ends stream `id` without an error, and the chat's turn with it if the stream drove it.
+    fn finish_quietly(&mut self, id: u32, now_ms: u64) {
+        let Some(i) = self.sub_index(id) else { return };
+        let chat_id = self.subs[i].chat.clone();
+        let chat = self.chat_mut(&chat_id);
+        let c = &mut self.chats[chat];
+        if c.active == Some(id) && c.state.is_streaming == Some(true) {
+            c.state.abandon_turn();
+            self.persist(chat);
+        }
+        self.subs[i].phase = Phase::Finished;
+        self.service(id, now_ms);
+    }
+
     /// The chat's session was replaced (`startSession` after a 404): its subscriptions read the
-    /// new one from the start — a cursor from the old session would skip the whole reply.
+    /// new one from the start — a cursor from the old session would skip the whole reply. A
+    /// resumed one ends: the turn it resumed was in the old session.
     pub(super) fn session_replaced(&mut self, chat_id: &str, now_ms: u64) {
         let ids: Vec<u32> = self
             .subs
@@ -1370,6 +1383,13 @@ impl Driver {
             .map(|s| s.id)
             .collect();
         for id in ids {
+            let resumed = self
+                .sub_index(id)
+                .is_some_and(|i| self.subs[i].kind == Kind::Resume && !self.subs[i].standing);
+            if resumed {
+                self.finish_quietly(id, now_ms);
+                continue;
+            }
             self.reset_cursor(id);
             let Some(i) = self.sub_index(id) else {
                 continue;
@@ -1458,7 +1478,10 @@ impl Driver {
         }
         let Some(i) = self.sub_index(id) else { return };
         let sub = &mut self.subs[i];
-        if !sub.pull_pending {
+        // A stream closed here (superseded, stopped, cancelled, disposed) ends now, read or not:
+        // one nobody reads (a fire-and-forget `sendAction`) would otherwise stay, with the host's
+        // listeners, until the page goes. (A later pull of it is answered with its end.)
+        if !sub.pull_pending && phase != Phase::Closed {
             return;
         }
         if sub.ready.count > 0 && phase != Phase::Closed {
