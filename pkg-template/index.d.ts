@@ -69,7 +69,8 @@ export type ChatActionOptions = {
 
 /**
  * Stable error codes. Every error the transport throws, rejects with, errors a stream with or
- * reports in an event is an `Error` carrying one of these as `.code`.
+ * reports in an event is an `Error` carrying one of these as `.code` — except a value thrown by
+ * one of your own callbacks (`startSession`, `accessToken`, `fetch`), which is passed on as is.
  */
 export type TriggerChatErrorCode =
   | "session_closed"
@@ -293,13 +294,14 @@ export type ChatSessionPersistedState = {
 };
 
 /**
- * (trigger-chat-wasm) Your own storage for the per-chat session state, called synchronously.
- * Any callback may be omitted. Exceptions become `storage-error` events, never failures.
+ * (trigger-chat-wasm) Your own storage for the per-chat session state, called synchronously
+ * (`load` must answer at once; `save` and `remove` may be async, not awaited). Any callback may
+ * be omitted. Exceptions and rejections become `storage-error` events, never failures.
  */
 export type ChatSessionStore = {
   load?(chatId: string): ChatSessionPersistedState | null | undefined;
-  save?(chatId: string, state: ChatSessionPersistedState): void;
-  remove?(chatId: string): void;
+  save?(chatId: string, state: ChatSessionPersistedState): void | Promise<void>;
+  remove?(chatId: string): void | Promise<void>;
 };
 
 /**
@@ -378,7 +380,7 @@ export type TriggerChatTransportOptions<TClientData = Record<string, unknown>> =
   /** Replaces `fetch` for appends, the stream and the `headStart` request. */
   fetch?: ChatFetchOverride;
   /** Lifecycle events; see `ChatTransportEvent`. */
-  onEvent?: (event: ChatTransportEvent) => void;
+  onEvent?: (event: ChatTransportEvent) => void | Promise<void>;
   /** Extra headers on every request (the transport's own `Authorization` always wins). */
   headers?: Record<string, string> | Headers;
   /** Sent as `Timeout-Seconds` on every `.out` request. @default 120 */
@@ -388,7 +390,7 @@ export type TriggerChatTransportOptions<TClientData = Record<string, unknown>> =
   /** Session state to start from, keyed by chat id (e.g. loaded from your database); `null`: none. */
   sessions?: Record<string, ChatSessionPersistedState | null>;
   /** Called when a chat's session state changes; `null` when the chat is removed (`removeSession`). */
-  onSessionChange?: (chatId: string, session: ChatSessionPersistedState | null) => void;
+  onSessionChange?: (chatId: string, session: ChatSessionPersistedState | null) => void | Promise<void>;
   /**
    * Coordinate tabs of this browser: one tab at a time sends on a chat, the others are read-only
    * and mirror its messages (see `useMultiTabChat`). A no-op without BroadcastChannel.

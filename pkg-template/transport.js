@@ -36,6 +36,12 @@ export function makeError(d) {
 
 const IDLE_LINK = Object.freeze({ state: "idle", pendingSends: 0 });
 
+// An app callback may be async: its rejection is handled (by `onError`, or dropped) instead of
+// surfacing as an unhandled rejection.
+function caught(value, onError) {
+  if (typeof value?.then === "function") value.then(undefined, onError ?? (() => {}));
+}
+
 // What the browser says of the network; only a definite "offline" counts.
 const offline = () => globalThis.navigator?.onLine === false;
 
@@ -134,11 +140,17 @@ const DETACH_ABORTS = Symbol.for("trigger-chat-wasm.detachAborts");
  */
 export function createTransportClass(load) {
   let factory;
-  // A failed load (the .wasm not reachable) is retried by the next call, not cached.
+  // A failed load (the .wasm not reachable) is retried by the next call, not cached. It rejects
+  // as this package's errors do (`network`, the browser's error as `cause`).
   const ready = () =>
     (factory ??= load().catch((error) => {
       factory = undefined;
-      throw error;
+      const e = makeError({
+        code: "network",
+        message: `could not load the WebAssembly module: ${error?.message ?? error}`,
+      });
+      e.cause = error;
+      throw e;
     }));
 
   return class TriggerChatTransport {
@@ -178,7 +190,7 @@ export function createTransportClass(load) {
 
     constructor(options) {
       if (options === null || typeof options !== "object") {
-        throw new TypeError("TriggerChatTransport: options must be an object");
+        throw makeError({ code: "invalid_option", message: "TriggerChatTransport: options must be an object" });
       }
       this.#o = { ...options };
       for (const name of Object.getOwnPropertyNames(TriggerChatTransport.prototype)) {
@@ -405,7 +417,7 @@ export function createTransportClass(load) {
           }
           if (a.stream !== undefined) {
             if (op.sent) op.sent.started = true;
-            const stream = this.#stream(a.stream, op.signal, op.stopTurn, op.chatId);
+            const stream = this.#stream(a.stream, op.signal, op.stopTurn, op.chatId, op.eager);
             // However the stream ends, its action's onSettled is not called after it.
             this.#streams.get(a.stream).untrack = () => {
               op.untrack?.();
@@ -449,14 +461,14 @@ export function createTransportClass(load) {
             else this.#links.set(event.chatId, link);
           }
           try {
-            this.#o.onEvent?.(event);
+            caught(this.#o.onEvent?.(event));
           } catch {
             // The app's observer never breaks the transport.
           }
           if (link) {
             for (const fn of this.#connectionListeners) {
               try {
-                fn(event.chatId, link);
+                caught(fn(event.chatId, link));
               } catch {
                 // Listener errors stay with the listener.
               }
@@ -470,7 +482,7 @@ export function createTransportClass(load) {
           const onSettled = this.#settlers.get(a.op);
           this.#settlers.delete(a.op);
           try {
-            onSettled?.(a.info);
+            caught(onSettled?.(a.info));
           } catch {
             // Same as onEvent.
           }
@@ -481,7 +493,7 @@ export function createTransportClass(load) {
         case "readonly":
           for (const fn of this.#readOnlyListeners) {
             try {
-              fn(a.chat, a.value);
+              caught(fn(a.chat, a.value));
             } catch {
               // Listener errors stay with the listener.
             }
@@ -490,7 +502,7 @@ export function createTransportClass(load) {
         case "messages":
           for (const fn of this.#messagesListeners) {
             try {
-              fn(a.chat, a.messages);
+              caught(fn(a.chat, a.messages));
             } catch {
               // Listener errors stay with the listener.
             }
@@ -632,14 +644,15 @@ export function createTransportClass(load) {
             globalThis.localStorage?.removeItem(key);
           }
         } else if (typeof p === "object" && p !== null) {
-          if (state) p.save?.(chatId, state);
-          else p.remove?.(chatId);
+          // An async save or remove that fails is reported as a synchronous one is.
+          const failed = (e) => this.#run((d) => d.storageFailed(chatId, String(e?.message ?? e)));
+          caught(state ? p.save?.(chatId, state) : p.remove?.(chatId), failed);
         }
       } catch (e) {
         this.#run((d) => d.storageFailed(chatId, String(e?.message ?? e)));
       }
       try {
-        this.#o.onSessionChange?.(chatId, state);
+        caught(this.#o.onSessionChange?.(chatId, state));
       } catch {
         // A throwing persistence hook never breaks a send (the JS transport let it, W15).
       }
@@ -647,7 +660,7 @@ export function createTransportClass(load) {
 
     // A ReadableStream<UIMessageChunk> pulled from driver stream `id`: each pull delivers the
     // data of one batch of records; nothing is read from the network until the consumer asks.
-    #stream(id, signal, stopTurn, chatId) {
+    #stream(id, signal, stopTurn, chatId, eager = false) {
       const s = { controller: null, done: null, cleanup: null };
       this.#streams.set(id, s);
       this.#watch();
@@ -678,7 +691,7 @@ export function createTransportClass(load) {
           this.#unwatch();
           this.#run((d) => d.cancel(id, Date.now()));
         },
-      });
+      }, eager ? { highWaterMark: Infinity } : undefined);
     }
 
     #chunks(id) {
@@ -917,9 +930,18 @@ export function createTransportClass(load) {
 
     // ---- the ChatTransport API ----
 
+    // A send whose signal was aborted while the module loaded never starts (unless the abort is
+    // the app leaving the chat, which does not give a message up).
+    #abortedEarly(signal, chatId) {
+      if (signal?.aborted && !this.#leaving(chatId)) {
+        throw makeError({ code: "aborted", message: "the operation was aborted" });
+      }
+    }
+
     async sendMessages(options) {
       const d = await this.#forSend();
       const { chatId, trigger, messageId, messages, body, metadata, headers, abortSignal } = options;
+      this.#abortedEarly(abortSignal, chatId);
       this.#ensure(chatId);
       const request = {
         chatId,
@@ -1002,6 +1024,9 @@ export function createTransportClass(load) {
     async reconnectToStream(options) {
       const d = await this.#ready();
       const { chatId, abortSignal, stopOnAbort, headers } = options;
+      // Given up while the module loaded (React StrictMode's first mount, or a newer resume
+      // that aborted this one): opening it now would make the newer one find the chat taken.
+      if (abortSignal?.aborted) return null;
       this.#ensure(chatId);
       this.#net(d);
       const id = d.reconnect(chatId, json(headerPairs(headers), "headers"), Date.now());
@@ -1025,8 +1050,11 @@ export function createTransportClass(load) {
       const d = await this.#forSend();
       const { abortSignal, metadata, headers, onSettled } = options;
       const texts = [json(action, "action"), json(metadata, "metadata"), json(headerPairs(headers), "headers")];
+      this.#abortedEarly(abortSignal, chatId);
       this.#ensure(chatId);
-      const op = { signal: abortSignal, stopTurn: true, chatId };
+      // `eager`: its stream reads on by itself (as the JS transport's does), so an action sent
+      // and forgotten (`onClick={() => transport.sendAction(…)}`) still runs to its end.
+      const op = { signal: abortSignal, stopTurn: true, chatId, eager: true };
       return this.#op((d) => {
         const id = d.sendAction(chatId, texts[0] || "null", texts[1], texts[2], partId(), Date.now());
         if (typeof onSettled === "function") this.#settlers.set(id, onSettled);
@@ -1096,7 +1124,8 @@ export function createTransportClass(load) {
       if (typeof session?.publicAccessToken !== "string" || !session.publicAccessToken) {
         throw makeError({ code: "invalid_option", message: "setSession: the session needs a publicAccessToken" });
       }
-      if (!this.#d) return void this.#early.push(["setSession", [chatId, session]]);
+      // (Loading the module then applies it, so storage and onSessionChange see it now.)
+      if (!this.#d) return void (this.#early.push(["setSession", [chatId, session]]), this.#ready().catch(() => {}));
       this.#ensure(chatId);
       try {
         this.#d.setSession(chatId, json(session, "session"));
@@ -1212,6 +1241,13 @@ export function createTransportClass(load) {
         this.#justLeft.add(chatId);
         setTimeout(() => this.#justLeft.delete(chatId), 0);
       }
+    }
+
+    // (useTriggerChatTransport) Settles once every send made before its page left the chat has
+    // settled (sent, or failed); undefined when there is none.
+    [Symbol.for("trigger-chat-wasm.leftSends")]() {
+      const left = [...this.#ops.values()].filter((o) => o.left && o.leftSettled);
+      return left.length ? Promise.all(left.map((o) => o.leftSettled)) : undefined;
     }
 
     /** Closes every stream this transport has open and gives up its tab claims. */

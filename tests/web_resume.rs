@@ -437,3 +437,28 @@ fn only_consecutive_plain_deltas_of_one_part_are_merged() {
         "the input is left alone"
     );
 }
+
+#[wasm_bindgen_test]
+async fn a_resume_given_up_while_the_transport_loads_leaves_the_chat_to_the_next_one() {
+    // React StrictMode's first mount, or a resume that a newer one aborted: both are asked
+    // before the transport is ready.
+    let chat = new_chat_id("resume-race");
+    let namespace = new_chat_id("ns");
+    let (a, _) = page(&namespace);
+    let stream = send(&a, &chat, "u1", "slow story", &JsValue::UNDEFINED).await;
+    ok(read_n(&stream, 3)).await;
+    a.dispose();
+    let (b, _) = page(&namespace);
+    let first = web_sys::AbortController::new().unwrap();
+    let given_up = b.reconnect_to_stream(&reconnect_request(
+        &chat,
+        &[("abortSignal", first.signal().into())],
+    ));
+    first.abort();
+    let newer = b.reconnect_to_stream(&reconnect_request(&chat, &[]));
+    assert!(ok(given_up).await.is_null());
+    let resumed = ok(newer).await;
+    assert!(!resumed.is_null(), "the newer resume gets the turn");
+    let kinds = strings(&types(&ok(read_all(&resumed)).await));
+    assert_eq!(kinds.last().map(String::as_str), Some("finish"));
+}

@@ -507,6 +507,9 @@ async fn a_module_that_failed_to_load_is_loaded_again_by_the_next_call() {
     let error = rejected(t.send_messages(&request)).await;
     let message = get(&error, "message").as_string().unwrap_or_default();
     assert!(message.contains("could not be fetched"), "{message}");
+    // One of this package's errors, with the browser's as its cause.
+    assert_eq!(get(&error, "code").as_string().as_deref(), Some("network"));
+    assert!(get(&error, "cause").is_object());
     // Back online: the same transport works.
     let chunks = ok(read_all(&ok(t.send_messages(&request)).await)).await;
     assert_eq!(text_of(&chunks), "You said: hi");
@@ -722,4 +725,100 @@ async fn set_session_before_first_use_checks_its_argument_and_is_used() {
     let chunks = send_text(&t, &chat, "u2", "two").await;
     assert_eq!(text_of(&chunks), "You said: two");
     assert_eq!(get(&calls, "startSession").as_f64(), Some(0.0));
+}
+
+#[wasm_bindgen_test]
+async fn an_action_sent_and_never_read_still_runs_to_its_end() {
+    let chat = new_chat_id("action-forgotten");
+    let (t, _) = transport(&JsValue::UNDEFINED);
+    send_text(&t, &chat, "u1", "hi").await;
+    let settled = js_sys::Array::new();
+    let record = settled.clone();
+    let on_settled = Closure::<dyn FnMut(JsValue)>::new(move |s: JsValue| {
+        record.push(&s);
+    });
+    let options = object(&[("onSettled", on_settled.as_ref().clone())]);
+    // A reply that takes four seconds, in many records: a stream that reads only when asked
+    // would stop after the first.
+    let action = object(&[("type", "slow".into())]);
+    // `onClick={() => transport.sendAction(chatId, { type: "slow" })}`: never read.
+    let _stream = ok(t.send_action(&chat, &action, &options)).await;
+    for _ in 0..100 {
+        if settled.length() > 0 {
+            break;
+        }
+        ok(sleep(100)).await;
+    }
+    assert_eq!(settled.length(), 1, "onSettled fired without a reader");
+    assert_eq!(
+        get(&t.get_session(&chat), "isStreaming").as_bool(),
+        Some(false),
+        "the turn ended"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn a_send_aborted_while_the_transport_gets_ready_sends_nothing() {
+    let chat = new_chat_id("abort-early");
+    let (t, calls) = transport(&JsValue::UNDEFINED);
+    let controller = web_sys::AbortController::new().unwrap();
+    let request = send_request(
+        &chat,
+        &array(&[user_message("u1", "never mind")]),
+        &object(&[("abortSignal", controller.signal().into())]),
+    );
+    let pending = t.send_messages(&request);
+    controller.abort();
+    let error = rejected(pending).await;
+    assert_eq!(get(&error, "code").as_string().as_deref(), Some("aborted"));
+    ok(sleep(300)).await;
+    assert_eq!(
+        get(&calls, "startSession").as_f64(),
+        Some(0.0),
+        "no session made for it"
+    );
+    let log = ok(admin(SERVER, &chat, "log", "GET", &JsValue::UNDEFINED)).await;
+    assert_eq!(
+        js_sys::Array::from(&log).length(),
+        0,
+        "nothing reached the server"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn a_session_set_before_first_use_is_saved_without_waiting_for_a_send() {
+    let chat = new_chat_id("set-early");
+    let session = a_session(&chat).await;
+    let (t, calls) = transport(&JsValue::UNDEFINED);
+    t.set_session(&chat, &session).unwrap();
+    for _ in 0..50 {
+        if js_sys::Array::from(&get(&calls, "sessions")).length() > 0 {
+            break;
+        }
+        ok(sleep(20)).await;
+    }
+    let sessions = js_sys::Array::from(&get(&calls, "sessions"));
+    assert_eq!(sessions.length(), 1, "onSessionChange told at once");
+    assert_eq!(
+        js_sys::Array::from(&sessions.get(0)).get(0).as_string(),
+        Some(chat)
+    );
+}
+
+#[wasm_bindgen_test]
+async fn an_async_save_that_rejects_is_a_storage_error_not_an_unhandled_rejection() {
+    let chat = new_chat_id("async-save");
+    let save = js_sys::Function::new_with_args("", "return Promise.reject(new Error('quota'));");
+    let extra = object(&[("persistence", object(&[("save", save.into())]))]);
+    let (t, calls) = transport(&extra);
+    assert_eq!(
+        text_of(&send_text(&t, &chat, "u1", "hi").await),
+        "You said: hi"
+    );
+    ok(sleep(50)).await;
+    let events = strings(&event_types(&calls));
+    assert!(
+        events.iter().any(|e| e == "storage-error"),
+        "the rejection is reported: {events:?}"
+    );
 }

@@ -100,6 +100,18 @@ pub fn plan(payload: &Value, memory: &mut Memory, base_payload: &Value) -> Plan 
     match trigger {
         "action" => {
             let action = payload.get("action").cloned().unwrap_or(Value::Null);
+            // `{"type":"slow"}`: answered over four seconds, like a slow message.
+            if action.get("type").and_then(Value::as_str) == Some("slow") {
+                return Plan::Text {
+                    message_id: None,
+                    text: slow_text("action"),
+                    pacing: Pacing::Slow {
+                        deltas: SLOW_DELTAS,
+                        interval_ms: SLOW_INTERVAL_MS,
+                    },
+                    message_metadata: None,
+                };
+            }
             return text(format!("Action received: {action}"));
         }
         "regenerate-message" => {
@@ -371,6 +383,14 @@ mod tests {
         assert!(
             matches!(action, Plan::Text { text, .. } if text == r#"Action received: {"type":"undo"}"#)
         );
+        let slow = plan_for(json!({"trigger":"action","action":{"type":"slow"}}));
+        assert!(matches!(
+            slow,
+            Plan::Text {
+                pacing: Pacing::Slow { .. },
+                ..
+            }
+        ));
     }
 
     #[test]
