@@ -20,6 +20,7 @@ const LIVE_CALLBACKS = [
 
 // See transport.js: while set, an aborted stream detaches instead of stopping the agent.
 const DETACH_ABORTS = Symbol.for("trigger-chat-wasm.detachAborts");
+const LEFT_SENDS = Symbol.for("trigger-chat-wasm.leftSends");
 // Layout effects do nothing during server rendering (and React 18 warns about them there).
 const useIsomorphicLayoutEffect = typeof window === "undefined" ? useEffect : useLayoutEffect;
 
@@ -85,10 +86,21 @@ export function useTriggerChatTransport(options) {
     // which holds this transport, resumes its reply through it in this same commit.
     clearTimeout(entry.disposeTimer);
     entry.disposeTimer = undefined;
+    entry.disposeAfter = undefined;
     return () => {
       entry.disposeTimer = setTimeout(() => {
         entry.disposeTimer = undefined;
-        entry.transport.dispose();
+        // A message on its way when the component left (waiting for the network, or in the
+        // writer lock's queue behind another tab) is still sent: dispose() would give it up,
+        // so it waits for those sends, unless the component comes back first.
+        const left = entry.transport[LEFT_SENDS]?.();
+        if (!left) return entry.transport.dispose();
+        entry.disposeAfter = left;
+        left.then(() => {
+          if (entry.disposeAfter !== left) return;
+          entry.disposeAfter = undefined;
+          entry.transport.dispose();
+        });
       }, 0);
     };
   }, [entry]);
@@ -175,7 +187,10 @@ const FRAME_BACKSTOP_MS = 100;
 export function useMultiTabChat(transport, chatId, messages, setMessages, options) {
   const graceMs = options?.releaseGraceMs ?? DEFAULT_RELEASE_GRACE_MS;
   const throttleMs = options?.throttleMs ?? DEFAULT_THROTTLE_MS;
-  const [readOnly, setReadOnly] = useState({ chatId, value: false });
+  // (Read now, not only in the effect: the first commit already disables a composer that
+  // another tab owns. `isReadOnly` is a pure read.)
+  const readNow = () => hasMultiTab(transport) && !!transport.isReadOnly(chatId);
+  const [readOnly, setReadOnly] = useState(() => ({ chatId, value: readNow() }));
   // Per (transport, chatId): ownership as this tab last saw it, the pending broadcast, and the
   // chat's messages and setter as last committed (a render that is not committed changes
   // nothing; the previous chat's sync keeps its own until its effects are cleaned up).
@@ -233,7 +248,7 @@ export function useMultiTabChat(transport, chatId, messages, setMessages, option
     if (current.mayBroadcast()) current.schedule();
   }, [transport, chatId, current, messages]);
 
-  return { isReadOnly: readOnly.chatId === chatId ? readOnly.value : false };
+  return { isReadOnly: readOnly.chatId === chatId ? readOnly.value : readNow() };
 }
 
 // Another tab's copy of the conversation with this tab's own message `own` in it: the local
@@ -605,13 +620,18 @@ export function usePendingMessages(options) {
   }, [chatId]);
 
   // Hidden (<Activity>) or unmounted: the status changes meanwhile go unseen (useChat stops the
-  // reply when hidden), so the first status seen after is not the end of a turn.
-  useEffect(
-    () => () => {
+  // reply when hidden), so the first status seen after is not the end of a turn; nor is the
+  // first change after that (from a status rendered before the hide, still `streaming`).
+  const mounted = useRef(false);
+  const shownAgain = useRef(false);
+  useEffect(() => {
+    mounted.current = true;
+    return () => {
+      mounted.current = false;
+      shownAgain.current = true;
       previousStatus.current = { chatId: previousStatus.current.chatId, status: undefined };
-    },
-    [],
-  );
+    };
+  }, []);
 
   // Injected messages leave the overlay as soon as the agent confirms them.
   useEffect(() => {
@@ -623,6 +643,11 @@ export function usePendingMessages(options) {
   // At the end of a turn, one step of the follow-up: the next steering message the agent did not
   // inject (its answer is the next turn), else the queued messages as one.
   useEffect(() => {
+    if (shownAgain.current) {
+      shownAgain.current = false;
+      previousStatus.current = { chatId, status: turnOver(status) ? status : undefined };
+      return;
+    }
     const previous = previousStatus.current;
     const ended = previous.chatId === chatId && inTurn(previous.status) && turnOver(status);
     previousStatus.current = { chatId, status };
@@ -637,7 +662,8 @@ export function usePendingMessages(options) {
         if (await entry.delivered) {
           if (injectedRef.current.has(entry.id)) continue;
           setEntries((current) => current.filter((e) => e.id !== entry.id));
-          return () => latest.current.sendMessage({ id: entry.id, role: "user", parts: entry.message.parts }, requestOptions());
+          const send = () => latest.current.sendMessage({ id: entry.id, role: "user", parts: entry.message.parts }, requestOptions());
+          return { send, taken: [entry] };
         }
         undelivered.add(entry.id);
       }
@@ -646,15 +672,22 @@ export function usePendingMessages(options) {
       const ids = new Set(queued.map((e) => e.id));
       setEntries((current) => current.filter((e) => !ids.has(e.id)));
       const text = queued.map((e) => messageText(e.message)).join("\n");
-      return () => latest.current.sendMessage({ text }, requestOptions());
+      return { send: () => latest.current.sendMessage({ text }, requestOptions()), taken: queued };
     })()
       .catch(() => undefined)
-      .then((send) => {
+      .then((next) => {
         if (latest.current.chatId !== flushedChat) return; // reset by the chat switch
         // Free for the end of the turn this send starts.
         flushing.current = false;
+        if (!next) return;
+        if (!mounted.current) {
+          // Hidden or gone while a steering message's delivery was awaited: nothing is sent
+          // into a chat nobody shows. Shown again, they wait for the end of the next turn.
+          setEntries((current) => [...next.taken.filter((e) => !current.some((c) => c.id === e.id)), ...current]);
+          return;
+        }
         // useChat reports a failed send through its `error`.
-        if (send) Promise.resolve().then(send).catch(() => {});
+        Promise.resolve().then(next.send).catch(() => {});
       });
   }, [status, chatId]); // eslint-disable-line react-hooks/exhaustive-deps
 

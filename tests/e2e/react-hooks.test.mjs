@@ -561,6 +561,30 @@ test("useMultiTabChat with multiTabSend: \"queue\": a message queued in one tab 
 test("useMultiTabChat: the same with setters that throw on an updater (merged with what was rendered)", { timeout: 45_000 }, () =>
   handOver("ab"));
 
+test("multiTabSend \"queue\": a message waiting for the other tab's turn is still sent when its component unmounts", { timeout: 45_000 }, async () => {
+  // Leaving a chat does not give up a message on its way (README: "Leaving is not stopping"),
+  // including one in the writer lock's queue, though the hook disposes its transport.
+  const page = await openHarness();
+  const chatId = newChatId("tabs-queued-unmount");
+  await page.evaluate((id) => harness.mountTabs(id), chatId);
+  await new Promise((r) => setTimeout(r, 100));
+  const tab = (name) => page.evaluate((n) => harness.tab(n), name);
+  await page.evaluate((text) => harness.tabSend("a", text), SLOW_PROMPT);
+  await eventually(async () => (await tab("b")).isReadOnly, { message: "B read-only" });
+  const queued = "sent from a pane that then closed";
+  await page.evaluate((text) => harness.tabSend("b", text), queued);
+  await eventually(async () => (await tab("b")).sending !== null, { message: "B's message waiting" });
+  await page.evaluate(() => harness.dropTabB());
+  await eventually(async () => (await serverChat(chatId)).inRecords.length === 2, {
+    message: "B's message on .in after A's turn",
+    timeout: 30_000,
+  });
+  await eventually(async () => (await serverChat(chatId)).turns === 2, { message: "its turn ran", timeout: 30_000 });
+  assert.deepEqual(page.pageErrors, []);
+  await page.evaluate(() => harness.unmount());
+  await page.close();
+});
+
 test("useMultiTabChat: an owner's message whose send fails before the server takes it still reaches the other tab", { timeout: 45_000 }, async () => {
   // The owner holds its broadcast until the server takes its message; a send that fails first
   // leaves no render behind to trigger one, so the hook must look again by itself.
@@ -610,6 +634,27 @@ test("a chat hidden by <Activity> mid-reply and shown again resumes the reply th
   state = await serverChat(chatId);
   assert.deepEqual(state.inRecords.map((r) => r.kind), ["message", "message"], "no stop, each message once");
   assert.deepEqual(page.pageErrors, []);
+  await page.close();
+});
+
+test("usePendingMessages: a message queued before an <Activity> hide is not sent the moment the chat is shown again", { timeout: 45_000 }, async () => {
+  // Without `resume`, nothing follows the reply that was detached by the hide: the queued
+  // message waits for the end of the next turn (the status rendered before the hide, still
+  // `streaming`, turning `ready` on the show is not the end of a turn).
+  const page = await openHarness();
+  const chatId = newChatId("activity-queue");
+  await page.evaluate((id) => harness.mount(id, { resume: false, strict: false, hidden: false }), chatId);
+  await page.evaluate((text) => void harness.send(text), SLOW_PROMPT);
+  await eventually(async () => progress(await lastText(page)) >= 3, { message: "the reply under way" });
+  await page.evaluate(() => harness.queue("and then this"));
+  await page.evaluate(() => harness.update({ hidden: true }));
+  await page.waitForTimeout(200);
+  await page.evaluate(() => harness.update({ hidden: false }));
+  await page.waitForTimeout(1500);
+  assert.equal((await serverChat(chatId)).inRecords.length, 1, "the queued message still waits");
+  assert.deepEqual((await page.evaluate(() => harness.pending())).map((p) => p.text), ["and then this"]);
+  assert.deepEqual(page.pageErrors, []);
+  await page.evaluate(() => harness.unmount());
   await page.close();
 });
 

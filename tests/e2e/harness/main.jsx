@@ -173,11 +173,12 @@ function TabPane({ name, chatId, arraySetter }) {
   tabs[name] = { messages, sendMessage, status, isReadOnly, transport, chatId };
   return null;
 }
-function TwoTabs({ chatId, arraySetter = "" }) {
+function TwoTabs({ chatId, arraySetter = "", dropB = false }) {
+  // `dropB`: B's pane (and the transport its hook owns) unmounts, as on a client-side navigation.
   return (
     <>
       <TabPane name="a" chatId={chatId} arraySetter={arraySetter.includes("a")} />
-      <TabPane name="b" chatId={chatId} arraySetter={arraySetter.includes("b")} />
+      {!dropB && <TabPane name="b" chatId={chatId} arraySetter={arraySetter.includes("b")} />}
     </>
   );
 }
@@ -216,6 +217,10 @@ window.harness = {
   },
   tabSend: (name, text) => void tabs[name].sendMessage({ text }),
   tabDuplicates: () => tabs.duplicates.slice(),
+  dropTabB: () => {
+    props = { ...props, dropB: true };
+    render();
+  },
   mountShared(chatId, extra = {}) {
     root = createRoot(document.getElementById("root"));
     View = SharedShell;
