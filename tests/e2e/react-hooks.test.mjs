@@ -113,8 +113,10 @@ test("unmounting mid-reply leaves the agent running, and the next mount resumes 
   assert.equal(state.currentTurnActive, true, "the agent is still generating after the unmount");
   assert.deepEqual(state.inRecords.map((r) => r.kind), ["message"], "no stop reached .in");
 
-  // Coming back: a new component (and transport) resumes the reply that went on meanwhile.
-  await page.evaluate((id) => harness.mount(id, { resume: true, strict: false }), chatId);
+  // Coming back: a new component (and transport) resumes the reply that went on meanwhile, under
+  // StrictMode too (its first resume, aborted while the transport loads, leaves the chat to the
+  // second).
+  await page.evaluate((id) => harness.mount(id, { resume: true }), chatId);
   await eventually(async () => (await lastText(page)) === `assistant: ${slowReply()}`, {
     message: "the whole reply after the remount",
     timeout: 30_000,

@@ -187,9 +187,7 @@ let root = null;
 let props = null;
 let View = Probe;
 function render() {
-  // `strict: false`: as a production build runs (no double effects). The AI SDK's automatic
-  // resume does not survive StrictMode's simulated unmount when it happens inside a live page:
-  // its second registration sees the first resume still `submitted` and skips.
+  // `strict: false`: as a production build runs (no double effects).
   const view = hideable(<View {...props} />);
   root.render(props.strict === false ? view : <StrictMode>{view}</StrictMode>);
 }
