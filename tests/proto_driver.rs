@@ -26,6 +26,8 @@ struct Host {
     persisted: Vec<(String, Option<Json>)>,
     chunks: Vec<String>,
     ended: Vec<u32>,
+    /// Every `End` action, repeats included (`ended` keeps each stream once, as a host does).
+    end_actions: Vec<u32>,
     failed: Vec<(u32, ErrorRef)>,
     aborted: Vec<u32>,
     other: Vec<Action>,
@@ -51,6 +53,7 @@ impl Host {
             persisted: vec![],
             chunks: vec![],
             ended: vec![],
+            end_actions: vec![],
             failed: vec![],
             aborted: vec![],
             other: vec![],
@@ -75,8 +78,12 @@ impl Host {
                     self.chunks.push(text);
                 }
                 // (As a host does: a stream already ended stays ended, once.)
-                Action::End { stream } if !self.ended.contains(&stream) => self.ended.push(stream),
-                Action::End { .. } => {}
+                Action::End { stream } => {
+                    self.end_actions.push(stream);
+                    if !self.ended.contains(&stream) {
+                        self.ended.push(stream);
+                    }
+                }
                 Action::Fail { stream, error } => self.failed.push((stream, error)),
                 Action::Event { json, .. } if json.contains(r#""type":"connection-state""#) => {
                     let event = Json::parse(&json).unwrap();
@@ -3695,12 +3702,20 @@ fn a_token_about_to_expire_is_refreshed_before_a_send_uses_it_not_after_a_401() 
         Some(new.as_str()),
         "the new token is saved"
     );
-    // An hour on, that one is refreshed early in its turn.
+    // An hour on, `start` resolves with the session as it is (the next request refreshes)...
     host.now += 3_580_000;
-    host.d.start("c1", host.now);
+    let start = host.d.start("c1", host.now);
     host.pump();
+    assert!(host.calls.is_empty(), "{:?}", host.calls);
+    assert!(matches!(
+        host.resolved.iter().find(|(o, _)| *o == start),
+        Some((_, Value::Session(_)))
+    ));
+    // ...and a send refreshes that one early in its turn.
+    host.send("c1", "later", "part-2");
     assert_eq!(host.calls.len(), 1);
     assert_eq!(host.calls[0].1, Callback::AccessToken);
+    assert!(host.take_fetch_opt(Endpoint::In).is_none());
 
     // Tokens that say nothing of their end (not JWTs, or without `exp`) are used until refused.
     for token in ["tok-opaque".to_owned(), "a.e30.c".to_owned()] {
@@ -3767,11 +3782,10 @@ fn a_401_that_joins_an_early_refresh_makes_its_failure_an_error() {
     holding(&mut host, "c1", &jwt(now_s + 3_600, "t"));
     let op = host.send("c1", "hi", "part-1");
     let (append, _, _, _) = host.take_fetch(Endpoint::In);
-    // An hour on, `start` finds the token about to expire and refreshes it early; meanwhile
-    // the append made with it is refused, and needs that refresh.
+    // An hour on, a second send finds the token about to expire and refreshes it early;
+    // meanwhile the append made with it is refused, and needs that refresh.
     host.now += 3_590_000;
-    let start = host.d.start("c1", host.now);
-    host.pump();
+    let start = host.send("c1", "again", "part-2");
     assert_eq!(host.calls.len(), 1);
     host.d.fetch_text(append, 401, "", None, host.now);
     host.pump();
@@ -3868,10 +3882,12 @@ fn a_stream_closed_while_nobody_reads_it_ends_at_once() {
     let (stream, _) = sent(&mut host, "c1", 1);
     // Never pulled (an action sent and forgotten); a newer send supersedes it.
     host.send("c1", "next", "part-2");
-    assert_eq!(host.ended, vec![stream], "no pull needed to end it");
+    assert_eq!(host.end_actions, vec![stream], "no pull needed to end it");
+    // A pull after that (a host that had not seen the end yet) is answered with the end too,
+    // never left waiting.
     host.d.pull(stream, host.now);
     host.pump();
-    assert_eq!(host.ended, vec![stream]);
+    assert_eq!(host.end_actions, vec![stream, stream]);
 }
 
 #[test]
@@ -3931,4 +3947,76 @@ fn a_resumed_turn_whose_session_the_server_forgot_ends_quietly() {
         last_persisted(&host, "isStreaming"),
         Some(Json::Bool(false))
     );
+}
+
+#[test]
+fn an_early_refresh_that_hands_back_no_usable_token_goes_ahead_with_the_one_held() {
+    let mut host = Host::new(OPTIONS);
+    let now_s = host.now / 1000;
+    let old = jwt(now_s + 20, "old");
+    holding(&mut host, "c1", &old);
+    let op = host.send("c1", "hi", "part-1");
+    host.answer_call("");
+    assert!(host.rejected.is_empty(), "{:?}", host.rejected);
+    let (_, _, headers, _) = host.take_fetch(Endpoint::In);
+    assert_eq!(Host::bearer(&headers).as_deref(), Some(old.as_str()));
+    // Not asked again for that token.
+    host.send("c1", "again", "part-2");
+    assert!(host.calls.is_empty(), "{:?}", host.calls);
+    let _ = op;
+}
+
+#[test]
+fn a_token_with_a_trailing_newline_is_used_trimmed() {
+    let mut host = Host::new(OPTIONS);
+    host.send("c1", "hi", "part-1");
+    host.answer_call("tok-1\n");
+    let (_, _, headers, _) = host.take_fetch(Endpoint::In);
+    assert_eq!(Host::bearer(&headers).as_deref(), Some("tok-1"));
+}
+
+#[test]
+fn after_a_callback_hands_over_a_token_already_expiring_no_token_is_refreshed_early() {
+    // A clock far ahead of the server's: every token looks expired here. The first one from a
+    // callback shows it; later ones (from turn-complete records) are not refreshed before each
+    // turn, which would only add a call per turn.
+    let mut host = Host::new(OPTIONS);
+    let now_s = host.now / 1000;
+    host.send("c1", "hi", "part-1");
+    host.answer_call(&jwt(now_s - 500, "skewed"));
+    let (append, _, _, _) = host.take_fetch(Endpoint::In);
+    host.d
+        .fetch_text(append, 200, r#"{"ok":true,"seq":0}"#, None, host.now);
+    host.pump();
+    holding(&mut host, "c2", &jwt(now_s - 100, "from-a-turn"));
+    host.send("c2", "hi", "part-2");
+    assert!(host.calls.is_empty(), "{:?}", host.calls);
+    assert!(host.take_fetch_opt(Endpoint::In).is_some());
+}
+
+#[test]
+fn a_send_whose_stream_went_before_the_append_landed_starts_its_turn_at_the_cursor() {
+    // State in the JavaScript transport's shape (no `consumedInputSeq`): the send's stream
+    // reads two records back to learn what the agent consumed, but its turn starts at the
+    // cursor, also when that stream is gone by the time the append lands.
+    let mut host = Host::new(OPTIONS);
+    host.d.hydrate(
+        "c1",
+        Stored::Shape(r#"{"publicAccessToken":"t","lastEventId":"9","isStreaming":false}"#),
+    );
+    host.send("c1", "hi", "part-1");
+    let (append, _, _, _) = host.take_fetch(Endpoint::In);
+    let (_, _, headers, _) = host.take_fetch(Endpoint::Out);
+    assert_eq!(
+        Host::header(&headers, "last-event-id").as_deref(),
+        Some("7")
+    );
+    host.d.dispose(host.now);
+    host.pump();
+    host.d
+        .fetch_text(append, 200, r#"{"ok":true,"seq":5}"#, None, host.now);
+    host.pump();
+    let state = host.d.get_session("c1").unwrap();
+    assert_eq!(state.get("isStreaming").and_then(Json::as_bool), Some(true));
+    assert_eq!(state.get("lastEventId").and_then(Json::as_str), Some("9"));
 }

@@ -73,13 +73,14 @@ pub(super) struct TokenCall {
 impl Driver {
     /// The chat's token, or `None` after asking for one (`waiter` resumes when it comes): when
     /// the chat has none, or when its JWT expires within [`EARLY_REFRESH_MS`]. Not refreshed
-    /// early: a token whose early refresh failed, and one a callback handed over already
-    /// expiring; those are used, and a 401 refreshes them as usual.
+    /// early: a token whose early refresh failed (it is used, and a 401 refreshes it as usual),
+    /// and none at all once a callback handed over a token already expiring (`early_off`).
     pub(super) fn token_for(&mut self, chat: usize, waiter: Waiter, now_ms: u64) -> Option<String> {
         let c = self.chats.get(chat)?;
         if let Some(token) = c.state.token.clone() {
-            let expiring =
-                c.early_skip.as_deref() != Some(token.as_str()) && expiring(&token, now_ms);
+            let expiring = !self.early_off
+                && c.early_skip.as_deref() != Some(token.as_str())
+                && expiring(&token, now_ms);
             let kind = if self.config.has_access_token {
                 TokenKind::Refresh
             } else {
@@ -268,6 +269,18 @@ impl Driver {
         let Some((chat, taken)) = self.take_call(call) else {
             return;
         };
+        // (A token read from a response body often ends with a newline; `fetch` would have
+        // trimmed it from the header anyway.)
+        let token = token.trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n'));
+        if !crate::proto::headers::is_bearer_token(token) && taken.early {
+            // Only wanted because the token held is about to expire: that one is used.
+            let c = &mut self.chats[chat];
+            c.early_skip = c.state.token.clone();
+            for waiter in taken.waiters {
+                self.resume(waiter, Ok(()), now_ms);
+            }
+            return;
+        }
         if !crate::proto::headers::is_bearer_token(token) {
             let name = match taken.kind {
                 TokenKind::Start { .. } => "startSession",
@@ -287,9 +300,11 @@ impl Driver {
             let c = &mut self.chats[chat];
             c.token_epoch = c.token_epoch.wrapping_add(1);
             if expiring(token, now_ms) {
-                // Handed over about to expire (a clock that is off, or tokens shorter-lived
-                // than the margin): used as it is.
-                c.early_skip = Some(token.into());
+                // Handed over about to expire: this page's clock is off, or tokens live less
+                // than the margin. Either way, early refreshes would only add calls (each
+                // turn's token would look expiring too): from now on tokens are used until
+                // the server refuses them, as without this check.
+                self.early_off = true;
             }
             let state = &mut c.state;
             match taken.kind {

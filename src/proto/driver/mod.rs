@@ -102,6 +102,8 @@ pub struct Driver {
     /// The browser reports no network (`navigator.onLine === false`): failures without a
     /// response wait for it instead of counting (see `append` and `reconnect`).
     offline: bool,
+    /// No early token refresh any more (see `Driver::token_for`).
+    early_off: bool,
 }
 
 impl Driver {
@@ -122,6 +124,7 @@ impl Driver {
             disposed: false,
             tabs: None,
             offline: false,
+            early_off: false,
         };
         if driver.config.multi_tab {
             driver.tabs = Some(tabs::Tabs::new(&driver.config.tab_id, driver.config.locks));

@@ -601,8 +601,10 @@ impl Driver {
         if let Some(floor) = early {
             self.look_back(stream, floor);
         }
+        // (Where its turn starts: `look_back` moves the stream's start up to the cursor.)
+        let turn_start = self.sub_start_cursor(stream).unwrap_or(start);
         if let Some(i) = self.op_index(op) {
-            self.ops[i].start = start;
+            self.ops[i].start = turn_start;
         }
         let chat_id = self.chats[chat].id.clone();
         for k in 0..self.chats[chat].stops.len() {
@@ -610,6 +612,15 @@ impl Driver {
             self.unanswered_input(&chat_id, Some(stream), seq, now_ms);
         }
         stream
+    }
+
+    /// The send whose turn stream `stream` reads starts its turn at `start` (see `Op::start`).
+    pub(super) fn set_op_start(&mut self, stream: u32, start: Cursor) {
+        for o in self.ops.iter_mut() {
+            if o.kind == (OpKind::Turn { stream }) {
+                o.start = start;
+            }
+        }
     }
 
     /// The turn of a send is on `.in` with seq `seq`: the chat streams it from where its
@@ -1330,7 +1341,10 @@ impl Driver {
     pub fn start(&mut self, chat_id: &str, now_ms: u64) -> u32 {
         let chat = self.chat_mut(chat_id);
         let op = self.new_op(chat_id, OpKind::Start, false);
-        if self.token_for(chat, Waiter::Op(op), now_ms).is_some() {
+        // A session with a token is there already, even one about to expire (the next request
+        // refreshes it): `start` asks for nothing then.
+        let held = self.chats[chat].state.token.is_some();
+        if held || self.token_for(chat, Waiter::Op(op), now_ms).is_some() {
             self.op_token_ready(op, Ok(()), now_ms);
         }
         op

@@ -187,10 +187,11 @@ impl Sub {
         match self.conn {
             Conn::Open { .. } => Link::Live,
             Conn::Backoff { .. } => Link::Reconnecting,
+            // Renewing a connection that ended after delivering (a token about to expire may be
+            // refreshed first): no gap the app should see.
+            _ if self.renewing => Link::Live,
             // A token refresh mid-stream (a 401 on a reconnect).
             Conn::Token if self.connected_once => Link::Reconnecting,
-            // Renewing a connection that ended after delivering: no gap the app should see.
-            _ if self.renewing => Link::Live,
             _ if self.connected_once || self.policy.failures() > 0 => Link::Reconnecting,
             _ => Link::Connecting,
         }
@@ -1356,6 +1357,7 @@ impl Driver {
             sub.start = Cursor::default();
             sub.turn.restart_session();
         }
+        self.set_op_start(id, Cursor::default());
     }
 
     /// Ends stream `id` without an error, and the chat's turn with it if the stream drove it.
