@@ -4020,3 +4020,102 @@ fn a_send_whose_stream_went_before_the_append_landed_starts_its_turn_at_the_curs
     assert_eq!(state.get("isStreaming").and_then(Json::as_bool), Some(true));
     assert_eq!(state.get("lastEventId").and_then(Json::as_str), Some("9"));
 }
+
+#[test]
+fn a_send_whose_stream_went_keeps_no_turn_start_from_a_session_the_server_replaced() {
+    let mut host = Host::new(OPTIONS);
+    host.d.hydrate(
+        "c1",
+        Stored::Shape(
+            r#"{"publicAccessToken":"t","lastEventId":"42","isStreaming":false,"consumedInputSeq":3}"#,
+        ),
+    );
+    host.send("c1", "hi", "part-1");
+    let (append, _, _, _) = host.take_fetch(Endpoint::In);
+    // The stream goes (the page is disposed) while the append is out; the server has forgotten
+    // the session, so the append recreates it and lands in the new one.
+    host.d.dispose(host.now);
+    host.pump();
+    host.d.fetch_text(append, 404, "", None, host.now);
+    host.pump();
+    assert_eq!(host.calls.len(), 1);
+    assert_eq!(host.calls[0].1, Callback::StartSession);
+    host.answer_call("tok-new");
+    let (retry, _, _, _) = host.take_fetch(Endpoint::In);
+    host.d
+        .fetch_text(retry, 200, r#"{"ok":true,"seq":0}"#, None, host.now);
+    host.pump();
+    let state = host.d.get_session("c1").unwrap();
+    assert_eq!(state.get("isStreaming").and_then(Json::as_bool), Some(true));
+    assert_eq!(
+        state.get("lastEventId"),
+        None,
+        "the new session's turn starts at its beginning, not at the old session's 42"
+    );
+}
+
+#[test]
+fn a_renewal_whose_early_token_refresh_waits_for_the_network_reports_offline() {
+    let mut host = Host::new(OPTIONS);
+    let now_s = host.now / 1000;
+    let op = host.send("c1", "hi", "part-1");
+    host.answer_call(&jwt(now_s + 40, "t"));
+    let (stream, out) = acknowledged(&mut host, op, 1);
+    read_through(&mut host, stream, out, &batch(&[(1, "a")], None));
+    // 15 s on the long poll ends (a routine renewal) with the token 25 s from its end, and
+    // the network has just gone: the early refresh cannot reach the app's server.
+    host.now += 15_000;
+    go_offline(&mut host, true);
+    host.d.fetch_end(out, host.now);
+    host.pump();
+    assert_eq!(host.calls.len(), 1);
+    let (call, _) = host.calls.remove(0);
+    host.d.callback_failed(call, 1, host.now);
+    host.pump();
+    assert_eq!(
+        host.links.last().map(String::as_str),
+        Some("offline/0"),
+        "{:?}",
+        host.links
+    );
+}
+
+#[test]
+fn early_refreshes_come_back_once_a_callback_hands_over_a_fresh_token() {
+    let mut host = Host::new(OPTIONS);
+    let now_s = host.now / 1000;
+    // An app that caches its token until near its end: one handed over with 25 s left.
+    let op = host.send("c1", "hi", "part-1");
+    host.answer_call(&jwt(now_s + 25, "cached"));
+    let (append, _, _, _) = host.take_fetch(Endpoint::In);
+    host.d.fetch_text(append, 401, "", None, host.now);
+    host.pump();
+    host.answer_call(&jwt(now_s + 3_600, "fresh"));
+    let _ = acknowledged(&mut host, op, 1);
+    // Near that one's end, a send refreshes it first again.
+    host.now += 3_580_000;
+    holding(&mut host, "c2", &jwt(now_s + 3_600, "other"));
+    host.send("c2", "later", "part-2");
+    assert_eq!(host.calls.len(), 1, "{:?}", host.calls);
+    assert_eq!(host.calls[0].1, Callback::AccessToken);
+}
+
+#[test]
+fn a_renewal_that_refreshes_an_expiring_token_first_stays_live() {
+    let mut host = Host::new(OPTIONS);
+    let now_s = host.now / 1000;
+    let op = host.send("c1", "hi", "part-1");
+    host.answer_call(&jwt(now_s + 40, "t"));
+    let (stream, out) = acknowledged(&mut host, op, 1);
+    read_through(&mut host, stream, out, &batch(&[(1, "a")], None));
+    host.now += 15_000;
+    host.links.clear();
+    host.d.fetch_end(out, host.now);
+    host.pump();
+    assert_eq!(host.calls.len(), 1, "refreshed before the next connection");
+    assert!(
+        host.links.iter().all(|l| l.starts_with("live")),
+        "{:?}",
+        host.links
+    );
+}

@@ -70,6 +70,16 @@ pub(super) struct TokenCall {
     early: bool,
 }
 
+impl TokenCall {
+    /// The streams that wait for it.
+    pub(super) fn sub_waiters(&self) -> impl Iterator<Item = u32> + '_ {
+        self.waiters.iter().filter_map(|w| match w {
+            Waiter::Sub(id) => Some(*id),
+            Waiter::Op(_) => None,
+        })
+    }
+}
+
 impl Driver {
     /// The chat's token, or `None` after asking for one (`waiter` resumes when it comes): when
     /// the chat has none, or when its JWT expires within [`EARLY_REFRESH_MS`]. Not refreshed
@@ -299,13 +309,11 @@ impl Driver {
         {
             let c = &mut self.chats[chat];
             c.token_epoch = c.token_epoch.wrapping_add(1);
-            if expiring(token, now_ms) {
-                // Handed over about to expire: this page's clock is off, or tokens live less
-                // than the margin. Either way, early refreshes would only add calls (each
-                // turn's token would look expiring too): from now on tokens are used until
-                // the server refuses them, as without this check.
-                self.early_off = true;
-            }
+            // Handed over about to expire: this page's clock is off, or tokens live less than
+            // the margin (or the app hands out a cached one near its end). Early refreshes
+            // would only add calls then (each turn's token would look expiring too): until a
+            // callback hands over a fresh token, tokens are used until the server refuses them.
+            self.early_off = expiring(token, now_ms);
             let state = &mut c.state;
             match taken.kind {
                 TokenKind::Start { replace: true } => {
@@ -355,6 +363,8 @@ impl Driver {
                 t.id = 0;
                 t.retry = Some(timer);
             }
+            // A stream renewing its connection is not live while it waits for the network.
+            self.not_renewing(chat);
             self.actions.push(Action::SetTimer {
                 id: timer,
                 ms: OFFLINE_RECHECK_MS,

@@ -614,6 +614,13 @@ impl Driver {
         stream
     }
 
+    /// Every send of `chat_id` starts its turn at the beginning of the (new) session.
+    pub(super) fn reset_op_starts(&mut self, chat_id: &str) {
+        for o in self.ops.iter_mut().filter(|o| o.chat == chat_id) {
+            o.start = Cursor::default();
+        }
+    }
+
     /// The send whose turn stream `stream` reads starts its turn at `start` (see `Op::start`).
     pub(super) fn set_op_start(&mut self, stream: u32, start: Cursor) {
         for o in self.ops.iter_mut() {

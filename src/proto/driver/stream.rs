@@ -1374,10 +1374,23 @@ impl Driver {
         self.service(id, now_ms);
     }
 
+    /// The streams waiting for `chat`'s token call are no longer renewing a live connection.
+    pub(super) fn not_renewing(&mut self, chat: usize) {
+        let Some(call) = self.chats.get(chat).and_then(|c| c.token_call.as_ref()) else {
+            return;
+        };
+        let ids: Vec<u32> = call.sub_waiters().collect();
+        for sub in self.subs.iter_mut().filter(|s| ids.contains(&s.id)) {
+            sub.renewing = false;
+        }
+    }
+
     /// The chat's session was replaced (`startSession` after a 404): its subscriptions read the
     /// new one from the start — a cursor from the old session would skip the whole reply. A
-    /// resumed one ends: the turn it resumed was in the old session.
+    /// resumed one ends: the turn it resumed was in the old session. Sends whose stream is gone
+    /// start their turns at the new session's beginning too.
     pub(super) fn session_replaced(&mut self, chat_id: &str, now_ms: u64) {
+        self.reset_op_starts(chat_id);
         let ids: Vec<u32> = self
             .subs
             .iter()
