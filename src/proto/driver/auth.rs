@@ -71,12 +71,9 @@ pub(super) struct TokenCall {
 }
 
 impl TokenCall {
-    /// The streams that wait for it.
-    pub(super) fn sub_waiters(&self) -> impl Iterator<Item = u32> + '_ {
-        self.waiters.iter().filter_map(|w| match w {
-            Waiter::Sub(id) => Some(*id),
-            Waiter::Op(_) => None,
-        })
+    /// Whether `waiter` waits for it.
+    pub(super) fn waits(&self, waiter: Waiter) -> bool {
+        self.waiters.contains(&waiter)
     }
 }
 
@@ -281,7 +278,11 @@ impl Driver {
         };
         // (A token read from a response body often ends with a newline; `fetch` would have
         // trimmed it from the header anyway.)
-        let token = token.trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n'));
+        let ws = |b: &u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
+        let bytes = token.as_bytes();
+        let from = bytes.iter().position(|b| !ws(b)).unwrap_or(bytes.len());
+        let to = bytes.iter().rposition(|b| !ws(b)).map_or(from, |i| i + 1);
+        let token = token.get(from..to).unwrap_or_default();
         if !crate::proto::headers::is_bearer_token(token) && taken.early {
             // Only wanted because the token held is about to expire: that one is used.
             let c = &mut self.chats[chat];

@@ -1379,9 +1379,10 @@ impl Driver {
         let Some(call) = self.chats.get(chat).and_then(|c| c.token_call.as_ref()) else {
             return;
         };
-        let ids: Vec<u32> = call.sub_waiters().collect();
-        for sub in self.subs.iter_mut().filter(|s| ids.contains(&s.id)) {
-            sub.renewing = false;
+        for sub in self.subs.iter_mut() {
+            if call.waits(Waiter::Sub(sub.id)) {
+                sub.renewing = false;
+            }
         }
     }
 
