@@ -3239,12 +3239,7 @@ fn connections_that_end_right_after_a_ping_are_not_reopened_in_a_tight_loop() {
 fn records_behind_a_boundary_that_waits_for_the_append_pause_the_reader() {
     // A saved send replayed on reload: its stream is read before the append answers.
     let mut host = Host::new(OPTIONS);
-    let stream = replaying_saved_send(&mut host);
-    let (append, _, _, _) = host.take_fetch(Endpoint::In);
-    let (out, _, _, _) = host.take_fetch(Endpoint::Out);
-    host.d.fetch_open(out, false, host.now);
-    host.d.pull(stream, host.now);
-    host.pump();
+    let (stream, append, out) = replay_reading(&mut host);
     assert_eq!(host.reads, vec![out]);
     host.reads.clear();
     // A boundary before the append's answer: which turn it ends is unknown until then, so it
@@ -3269,12 +3264,7 @@ fn records_behind_a_boundary_that_waits_for_the_append_pause_the_reader() {
 #[test]
 fn records_behind_a_waiting_boundary_do_not_move_the_cursor_past_the_turn_it_ends() {
     let mut host = Host::new(OPTIONS);
-    let stream = replaying_saved_send(&mut host);
-    let (append, _, _, _) = host.take_fetch(Endpoint::In);
-    let (out, _, _, _) = host.take_fetch(Endpoint::Out);
-    host.d.fetch_open(out, false, host.now);
-    host.d.pull(stream, host.now);
-    host.pump();
+    let (stream, append, out) = replay_reading(&mut host);
     // The replayed send's turn had run already: its reply, its boundary, and the next turn's
     // first record arrive before the append's answer.
     host.d.fetch_bytes(
@@ -3463,6 +3453,18 @@ fn with_multi_tab_a_saved_send_waits_for_the_chat_and_stays_saved_if_another_tab
 
 /// A persisted state carrying a saved send `p`, as another page left it.
 const SAVED_SEND: &str = r#"{"publicAccessToken":"t","lastEventId":"1","isStreaming":false,"pendingSend":{"partId":"p","body":"{\"kind\":\"message\",\"payload\":{}}","source":"submit-message","createdAt":1}}"#;
+
+/// [`replaying_saved_send`] with its append out and its `.out` open and read from, before the
+/// append's answer: (stream, append, out).
+fn replay_reading(host: &mut Host) -> (u32, u32, u32) {
+    let stream = replaying_saved_send(host);
+    let (append, _, _, _) = host.take_fetch(Endpoint::In);
+    let (out, _, _, _) = host.take_fetch(Endpoint::Out);
+    host.d.fetch_open(out, false, host.now);
+    host.d.pull(stream, host.now);
+    host.pump();
+    (stream, append, out)
+}
 
 /// A page that loaded [`SAVED_SEND`] resumes the chat: the stream of the send it replays.
 fn replaying_saved_send(host: &mut Host) -> u32 {

@@ -23,6 +23,16 @@ async fn send_fails_with(t: &Transport, chat: &str, id: &str, text: &str) -> Opt
     get(&error, "code").as_string()
 }
 
+/// An `onSettled` callback and the settlements it has been called with.
+fn settle_recorder() -> (js_sys::Array, Closure<dyn FnMut(JsValue)>) {
+    let settled = js_sys::Array::new();
+    let record = settled.clone();
+    let on_settled = Closure::<dyn FnMut(JsValue)>::new(move |s: JsValue| {
+        record.push(&s);
+    });
+    (settled, on_settled)
+}
+
 /// The session state of `chat` after one exchange, made through a transport of its own.
 async fn a_session(chat: &str) -> JsValue {
     let (first, _) = transport(&JsValue::UNDEFINED);
@@ -152,11 +162,7 @@ async fn actions_stream_their_turn_and_settle() {
     let chat = new_chat_id("action");
     let (t, _) = transport(&JsValue::UNDEFINED);
     send_text(&t, &chat, "u1", "hi").await;
-    let settled = js_sys::Array::new();
-    let record = settled.clone();
-    let on_settled = Closure::<dyn FnMut(JsValue)>::new(move |s: JsValue| {
-        record.push(&s);
-    });
+    let (settled, on_settled) = settle_recorder();
     let options = object(&[("onSettled", on_settled.as_ref().clone())]);
     let action = object(&[("type", "undo".into())]);
     let stream = ok(t.send_action(&chat, &action, &options)).await;
@@ -732,11 +738,7 @@ async fn an_action_sent_and_never_read_still_runs_to_its_end() {
     let chat = new_chat_id("action-forgotten");
     let (t, _) = transport(&JsValue::UNDEFINED);
     send_text(&t, &chat, "u1", "hi").await;
-    let settled = js_sys::Array::new();
-    let record = settled.clone();
-    let on_settled = Closure::<dyn FnMut(JsValue)>::new(move |s: JsValue| {
-        record.push(&s);
-    });
+    let (settled, on_settled) = settle_recorder();
     let options = object(&[("onSettled", on_settled.as_ref().clone())]);
     // A reply that takes four seconds, in many records: a stream that reads only when asked
     // would stop after the first.
