@@ -85,17 +85,15 @@ impl Driver {
     pub(super) fn token_for(&mut self, chat: usize, waiter: Waiter, now_ms: u64) -> Option<String> {
         let c = self.chats.get(chat)?;
         if let Some(token) = c.state.token.clone() {
-            let expiring = !self.early_off
-                && c.early_skip.as_deref() != Some(token.as_str())
-                && expiring(&token, now_ms);
+            let skip = self.early_off || c.early_skip.as_deref() == Some(token.as_str());
+            if skip || !expiring(&token, now_ms) {
+                return Some(token);
+            }
             let kind = if self.config.has_access_token {
                 TokenKind::Refresh
             } else {
                 TokenKind::Start { replace: false }
             };
-            if !expiring {
-                return Some(token);
-            }
             self.request_token(chat, kind, waiter, true);
             return None;
         }
@@ -284,13 +282,7 @@ impl Driver {
         let to = bytes.iter().rposition(|b| !ws(b)).map_or(from, |i| i + 1);
         let token = token.get(from..to).unwrap_or_default();
         if !crate::proto::headers::is_bearer_token(token) && taken.early {
-            // Only wanted because the token held is about to expire: that one is used.
-            let c = &mut self.chats[chat];
-            c.early_skip = c.state.token.clone();
-            for waiter in taken.waiters {
-                self.resume(waiter, Ok(()), now_ms);
-            }
-            return;
+            return self.early_refresh_failed(chat, taken, now_ms);
         }
         if !crate::proto::headers::is_bearer_token(token) {
             let name = match taken.kind {
@@ -375,17 +367,22 @@ impl Driver {
         let Some(taken) = self.chats[chat].token_call.take() else {
             return;
         };
-        let c = &mut self.chats[chat];
-        let result = if taken.early {
-            // The token held may still be good: the waiters use it, and it is not refreshed
-            // early again.
-            c.early_skip = c.state.token.clone();
-            Ok(())
-        } else {
-            Err(ErrorRef::Thrown(thrown))
-        };
+        if taken.early {
+            return self.early_refresh_failed(chat, taken, now_ms);
+        }
         for waiter in taken.waiters {
-            self.resume(waiter, result.clone(), now_ms);
+            self.resume(waiter, Err(ErrorRef::Thrown(thrown)), now_ms);
+        }
+    }
+
+    /// A refresh asked for only because the token is about to expire gave nothing: that token
+    /// may still be good, so the waiters use it (the server decides), and it is not refreshed
+    /// early again.
+    fn early_refresh_failed(&mut self, chat: usize, taken: TokenCall, now_ms: u64) {
+        let c = &mut self.chats[chat];
+        c.early_skip = c.state.token.clone();
+        for waiter in taken.waiters {
+            self.resume(waiter, Ok(()), now_ms);
         }
     }
 
