@@ -4121,3 +4121,40 @@ fn a_renewal_that_refreshes_an_expiring_token_first_stays_live() {
         host.links
     );
 }
+
+#[test]
+fn a_404_during_an_early_refresh_gets_a_new_session_not_that_refresh() {
+    let mut host = Host::new(OPTIONS);
+    let now_s = host.now / 1000;
+    holding(&mut host, "c1", &jwt(now_s + 40, "t"));
+    let first = host.send("c1", "hi", "part-1");
+    let (append, _, _, _) = host.take_fetch(Endpoint::In);
+    // 15 s on, a second send refreshes the token early; meanwhile the first append finds the
+    // session gone.
+    host.now += 15_000;
+    let second = host.send("c1", "again", "part-2");
+    assert_eq!(host.calls.len(), 1);
+    assert_eq!(host.calls[0].1, Callback::AccessToken);
+    host.d.fetch_text(append, 404, "", None, host.now);
+    host.pump();
+    assert_eq!(host.calls.len(), 2);
+    assert_eq!(
+        host.calls[1].1,
+        Callback::StartSession,
+        "a new session is asked for"
+    );
+    // The early refresh's answer comes first: it is for the old session, and is not used.
+    host.answer_call(&jwt(now_s + 7_200, "old-session"));
+    assert!(host.take_fetch_opt(Endpoint::In).is_none());
+    let fresh = jwt(now_s + 7_200, "new-session");
+    host.answer_call(&fresh);
+    for _ in 0..2 {
+        let (append, _, headers, _) = host.take_fetch(Endpoint::In);
+        assert_eq!(Host::bearer(&headers).as_deref(), Some(fresh.as_str()));
+        host.d
+            .fetch_text(append, 200, r#"{"ok":true,"seq":0}"#, None, host.now);
+        host.pump();
+    }
+    assert!(host.rejected.is_empty(), "{:?}", host.rejected);
+    let _ = (first, second);
+}

@@ -155,11 +155,22 @@ impl Driver {
             return;
         };
         if let Some(call) = c.token_call.as_mut() {
-            // Whatever the call in flight returns is a fresh token: share it. (Someone who
-            // needs it, not just prefers it, makes its failure an error.)
             if !call.waiters.contains(&waiter) {
                 call.waiters.push(waiter);
             }
+            let replace = TokenKind::Start { replace: true };
+            if call.early && kind == replace {
+                // An early refresh cannot bring the new session a 404 asks for: it gives way
+                // (its answer, when it comes, matches no call) to a `startSession` for everyone.
+                call.kind = replace;
+                call.early = false;
+                if let Some(timer) = call.retry.take() {
+                    self.actions.push(Action::ClearTimer { id: timer });
+                }
+                return self.call_token(chat);
+            }
+            // Whatever the call in flight returns is a fresh token: share it. (Someone who
+            // needs it, not just prefers it, makes its failure an error.)
             call.early &= early;
             return;
         }
