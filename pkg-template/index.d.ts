@@ -70,7 +70,8 @@ export type ChatActionOptions = {
 /**
  * Stable error codes. Every error the transport throws, rejects with, errors a stream with or
  * reports in an event is an `Error` carrying one of these as `.code` — except a value thrown by
- * one of your own callbacks (`startSession`, `accessToken`, `fetch`), which is passed on as is.
+ * your `startSession` or `accessToken`, which is passed on as is. (A `fetch` override or a
+ * `baseURL` function that throws counts as a network failure: retried, then `network`.)
  */
 export type TriggerChatErrorCode =
   | "session_closed"
@@ -491,7 +492,8 @@ export declare class TriggerChatTransport<
 
   /**
    * `ChatTransport.reconnectToStream`: resumes the turn in flight after a reload, or `null` when
-   * nothing is streaming (or the session is closed).
+   * nothing is streaming, the session is closed, or this transport already has a stream open
+   * for the chat (a send's own, or a watcher).
    */
   reconnectToStream: (options: TriggerChatReconnectOptions) => Promise<ReadableStream<UIMessageChunk> | null>;
 
@@ -500,7 +502,9 @@ export declare class TriggerChatTransport<
 
   /**
    * Sends a steering message while a turn streams, without interrupting it. Resolves `false` when
-   * the chat has no session or the append failed.
+   * the chat has no session, the message is over the 1 MiB limit, or the append failed; rejects
+   * with `invalid_option` while `clientData` cannot be sent, and with `aborted` if the chat is
+   * removed meanwhile.
    */
   sendPendingMessage: (chatId: string, message: UI_MESSAGE, metadata?: Record<string, unknown>) => Promise<boolean>;
 
@@ -508,7 +512,8 @@ export declare class TriggerChatTransport<
    * Stops the agent's current turn (appends `{kind: "stop"}`) and ends the local stream. Works
    * after a resume too, where `useChat`'s `stop()` cannot reach the agent. A message the server
    * has not acknowledged yet is aborted instead (its send rejects with `aborted`). Resolves
-   * `false` when there is no session or the stop could not be sent.
+   * whether a stop was sent or a send aborted (or a stop was already sent for this turn); `false`
+   * when nothing was streaming or the stop could not be sent.
    */
   stopGeneration: (chatId: string) => Promise<boolean>;
 

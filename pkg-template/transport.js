@@ -622,6 +622,8 @@ export function createTransportClass(load) {
       try {
         const start = a.name === "startSession";
         const fn = start ? o.startSession : o.accessToken;
+        // Both removed by their setters since the transport was made.
+        if (typeof fn !== "function") throw makeError({ code: "missing_callback", message: `${a.name} is not set` });
         const r = await fn(start ? { taskId: o.task, chatId: a.chat, clientData: a.clientData ?? {} } : { chatId: a.chat });
         const token = typeof r === "string" ? r : r?.publicAccessToken;
         this.#run((d) => d.callbackOk(a.id, typeof token === "string" ? token : "", !!r?.pendingVersion, Date.now()));

@@ -824,3 +824,15 @@ async fn an_async_save_that_rejects_is_a_storage_error_not_an_unhandled_rejectio
         "the rejection is reported: {events:?}"
     );
 }
+
+#[wasm_bindgen_test]
+async fn a_token_needed_after_both_callbacks_were_removed_is_a_missing_callback_error() {
+    let chat = new_chat_id("no-callbacks");
+    let (t, _) = transport(&JsValue::UNDEFINED);
+    t.set_start_session(&JsValue::UNDEFINED);
+    t.set_access_token(&JsValue::UNDEFINED);
+    assert_eq!(
+        send_fails_with(&t, &chat, "u1", "hi").await.as_deref(),
+        Some("missing_callback")
+    );
+}
