@@ -296,11 +296,12 @@ export type ChatSessionPersistedState = {
 
 /**
  * (trigger-chat-wasm) Your own storage for the per-chat session state, called synchronously
- * (`load` must answer at once; `save` and `remove` may be async, not awaited). Any callback may
- * be omitted. Exceptions and rejections become `storage-error` events, never failures.
+ * (`load` must answer at once, with the state or its JSON text — a Promise is a `storage-error`;
+ * `save` and `remove` may be async, not awaited). Any callback may be omitted. Exceptions and
+ * rejections become `storage-error` events, never failures.
  */
 export type ChatSessionStore = {
-  load?(chatId: string): ChatSessionPersistedState | null | undefined;
+  load?(chatId: string): ChatSessionPersistedState | string | null | undefined;
   save?(chatId: string, state: ChatSessionPersistedState): void | Promise<void>;
   remove?(chatId: string): void | Promise<void>;
 };

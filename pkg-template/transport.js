@@ -337,7 +337,13 @@ export function createTransportClass(load) {
           d.hydrate(chatId, raw == null ? 0 : 1, raw ?? "");
         } else if (typeof p?.load === "function") {
           const state = p.load(chatId);
-          d.hydrate(chatId, state == null ? 0 : 2, state == null ? "" : JSON.stringify(state));
+          if (typeof state?.then === "function") {
+            state.then(undefined, () => {});
+            throw new Error("persistence.load must return the state itself, not a Promise");
+          }
+          // (A state stored as JSON text is taken as such.)
+          const text = typeof state === "string" ? state : JSON.stringify(state);
+          d.hydrate(chatId, state == null ? 0 : 2, state == null ? "" : text);
         } else {
           d.hydrate(chatId, 0, "");
         }

@@ -3508,6 +3508,38 @@ fn a_tab_that_only_loaded_a_saved_send_never_writes_it_back_once_another_tab_has
 }
 
 #[test]
+fn a_tab_that_loads_a_saved_send_while_another_tab_has_the_chat_lets_it_go() {
+    // The other tab (a later page of the one that made the send) has the chat and the send;
+    // this tab loads the chat afterwards. Kept, the send would go out a second time from here
+    // once the chat is free again, past the server's five minutes of dedupe.
+    let options = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":false,"tabId":"tab-b"}"#;
+    let mut host = Host::new(options);
+    let claim = format!(
+        r#"{{"type":"claim","chatId":"c1","tabId":"tab-a","timestamp":{}}}"#,
+        host.now
+    );
+    host.d.tab_message(&claim, host.now);
+    host.pump();
+    host.d.hydrate("c1", Stored::Shape(SAVED_SEND));
+    assert!(host.d.is_read_only("c1"));
+    let state = host.d.get_session("c1").unwrap();
+    assert!(!state.to_json_string().contains("pendingSend"), "{state:?}");
+    // Tab A's turn ends and it lets the chat go: later, nothing is sent again from here.
+    host.d.tab_message(
+        r#"{"type":"release","chatId":"c1","tabId":"tab-a"}"#,
+        host.now,
+    );
+    host.pump();
+    host.now += 6 * 60_000;
+    assert!(host
+        .d
+        .reconnect("c1", Default::default(), host.now)
+        .is_none());
+    host.pump();
+    assert!(host.take_fetch_opt(Endpoint::In).is_none());
+}
+
+#[test]
 fn aborting_a_send_forgets_its_saved_copy_and_a_newer_send_does_not_replace_one_in_flight() {
     let mut host = Host::new(OPTIONS);
     after_a_turn(&mut host);

@@ -836,3 +836,41 @@ async fn a_token_needed_after_both_callbacks_were_removed_is_a_missing_callback_
         Some("missing_callback")
     );
 }
+
+#[wasm_bindgen_test]
+async fn a_custom_store_may_keep_the_state_as_json_text_but_not_load_it_asynchronously() {
+    let chat = new_chat_id("store-text");
+    let session = a_session(&chat).await;
+    let text = js_sys::JSON::stringify(&session).unwrap();
+    let literal: String = js_sys::JSON::stringify(&text).unwrap().into();
+    // `load` hands back the JSON text it stored: the session is taken from it.
+    let load = js_sys::Function::new_with_args("", &format!("return {literal};"));
+    let extra = object(&[("persistence", object(&[("load", load.into())]))]);
+    let (t, calls) = transport(&extra);
+    assert_eq!(
+        text_of(&send_text(&t, &chat, "u2", "again").await),
+        "You said: again"
+    );
+    assert_eq!(
+        get(&calls, "startSession").as_f64(),
+        Some(0.0),
+        "the stored session was used"
+    );
+    // `load` returns a Promise: said plainly, and the chat starts afresh.
+    let chat = new_chat_id("store-async");
+    let load = js_sys::Function::new_with_args("", "return Promise.resolve(null);");
+    let extra = object(&[("persistence", object(&[("load", load.into())]))]);
+    let (t, calls) = transport(&extra);
+    assert_eq!(
+        text_of(&send_text(&t, &chat, "u1", "hi").await),
+        "You said: hi"
+    );
+    let events = js_sys::Array::from(&get(&calls, "events"));
+    let said = events.iter().any(|e| {
+        get(&e, "type").as_string().as_deref() == Some("storage-error")
+            && get(&get(&e, "error"), "message")
+                .as_string()
+                .is_some_and(|m| m.contains("Promise"))
+    });
+    assert!(said, "a storage-error names the Promise");
+}

@@ -181,6 +181,11 @@ impl Driver {
             }
         };
         self.insert_chat(chat_id, state);
+        if self.is_read_only(chat_id) {
+            // Another tab has the chat already: a saved send loaded now is that tab's (it read
+            // it, or sent it); this tab must neither send it later nor write it back.
+            self.forget_loaded_send(chat_id);
+        }
     }
 
     /// The host could not save or load a chat's state: one `storage-error` event per chat.

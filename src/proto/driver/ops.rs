@@ -1553,7 +1553,9 @@ impl Driver {
         }
         let source = Source::of_saved(&saved.source)?;
         if self.is_read_only(&c.id) {
-            // The tab that owns the chat goes first; a later page sends it.
+            // The tab that owns the chat has it (or sent it): this tab lets it go.
+            let chat_id = c.id.clone();
+            self.forget_loaded_send(&chat_id);
             return None;
         }
         let mut window = AppendPolicy::new();
