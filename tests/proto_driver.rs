@@ -4190,3 +4190,61 @@ fn a_404_during_an_early_refresh_gets_a_new_session_not_that_refresh() {
     assert!(host.rejected.is_empty(), "{:?}", host.rejected);
     let _ = (first, second);
 }
+
+#[test]
+fn remove_session_gives_up_a_queued_sends_place_in_the_lock_queue() {
+    let mut host = Host::new(QUEUE_OPTIONS);
+    claimed_by_another_tab(&mut host);
+    let op = host.send("c1", "one", "p1");
+    assert_eq!(lock_actions(&mut host), ["lock-wait"]);
+    host.d.remove_session("c1", host.now);
+    host.pump();
+    assert!(matches!(host.rejected.last(), Some((o, ErrorRef::Ours(Error::Aborted))) if *o == op));
+    assert_eq!(
+        lock_actions(&mut host),
+        ["unlock"],
+        "the request is cancelled"
+    );
+}
+
+#[test]
+fn dispose_ends_a_send_that_waits_for_the_writer_lock_and_hands_a_late_grant_back() {
+    let options = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":true,"tabId":"tab-b"}"#;
+    let mut host = Host::new(options);
+    let op = host.send("c1", "hi", "p1");
+    assert_eq!(lock_actions(&mut host), ["lock"]);
+    host.d.dispose(host.now);
+    host.pump();
+    assert!(
+        matches!(host.rejected.last(), Some((o, ErrorRef::Ours(Error::Aborted))) if *o == op),
+        "{:?}",
+        host.rejected
+    );
+    // The browser grants the lock after all: it goes straight back, and nothing is sent or
+    // claimed by a transport that was disposed.
+    host.other.clear();
+    host.d.lock_result("c1", true, host.now);
+    host.pump();
+    assert_eq!(lock_actions(&mut host), ["unlock"]);
+    assert!(!host.d.has_claim("c1"));
+    assert!(host.calls.is_empty() && host.take_fetch_opt(Endpoint::In).is_none());
+}
+
+#[test]
+fn a_send_after_the_owners_claim_timed_out_unseen_takes_the_chat() {
+    // A claim of a tab without Web Locks (the JavaScript transport's), whose release this tab
+    // missed (it was disposed); the send comes before this tab's timer looks at claims again.
+    let options = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":false,"tabId":"tab-b"}"#;
+    let mut host = Host::new(options);
+    let claim = format!(
+        r#"{{"type":"claim","chatId":"c1","tabId":"tab-a","timestamp":{}}}"#,
+        host.now
+    );
+    host.d.tab_message(&claim, host.now);
+    host.pump();
+    assert!(host.d.is_read_only("c1"));
+    host.now += 11_000;
+    host.send("c1", "hi", "p1");
+    assert!(host.rejected.is_empty(), "{:?}", host.rejected);
+    assert!(host.d.has_claim("c1"));
+}

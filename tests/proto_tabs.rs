@@ -928,6 +928,14 @@ fn a_flood_of_other_chats_never_evicts_our_own_claim() {
     assert!(a.has_claim(CHAT));
     assert_eq!(a.owned().collect::<Vec<_>>(), [CHAT]);
     assert!(a.is_read_only("other-1999"), "recent claims are kept");
+    // A chat whose claim was forgotten is said to be writable again (a UI showing it read-only
+    // would otherwise stay so: its owner's release finds nothing to clear).
+    assert!(!a.is_read_only("other-0"));
+    let freed = a
+        .take_effects()
+        .into_iter()
+        .any(|e| matches!(e, Effect::ReadOnlyChanged { chat_id, read_only: false } if chat_id == "other-0"));
+    assert!(freed);
 }
 
 fn messages_msg_for(chat_id: &str, version: u64) -> Message {
@@ -937,4 +945,23 @@ fn messages_msg_for(chat_id: &str, version: u64) -> Message {
         messages: Json::Array(Vec::new()),
         version: Some(version),
     }
+}
+
+#[test]
+fn a_copy_versioned_far_ahead_of_the_clock_is_ignored_and_freezes_nothing() {
+    let mut b = tab("tab-c");
+    let now = 1_700_000_000_000;
+    b.receive(messages_msg_for(CHAT, 9_007_199_254_740_991), now);
+    assert!(
+        !b.take_effects()
+            .iter()
+            .any(|e| matches!(e, Effect::Messages { .. })),
+        "a forged version is not applied"
+    );
+    // The owner's genuine copies still get through.
+    b.receive(messages_msg_for(CHAT, now + 5), now + 5);
+    assert!(b
+        .take_effects()
+        .iter()
+        .any(|e| matches!(e, Effect::Messages { .. })));
 }

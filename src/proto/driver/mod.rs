@@ -303,7 +303,7 @@ impl Driver {
             // Sends that wait for the network and never left end here, with their timers.
             self.abort_unsent(now_ms);
         }
-        self.abort_queued_sends();
+        self.abort_queued_sends(now_ms);
         self.page_hide(now_ms);
         self.park_tabs();
     }

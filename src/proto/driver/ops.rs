@@ -1365,7 +1365,7 @@ impl Driver {
 
     /// Aborts `op`; `unsave`: also forget its saved copy (the caller gave it up, rather than the
     /// page going away).
-    fn abort(&mut self, op: u32, unsave: bool, now_ms: u64) {
+    pub(super) fn abort(&mut self, op: u32, unsave: bool, now_ms: u64) {
         let Some(i) = self.op_index(op) else {
             return;
         };
@@ -1613,6 +1613,8 @@ impl Driver {
                 self.close_stream(stream, now_ms);
             }
             self.forget_waiter(Waiter::Op(op));
+            // One in the writer lock's queue gives up its place (and the request with it).
+            self.drop_waiting_send(op);
             self.finish_op(op, Err(Error::Aborted.into()));
         }
         self.release_if_idle(chat_id, now_ms);

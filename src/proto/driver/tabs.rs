@@ -83,6 +83,9 @@ impl Driver {
             return Some(pending);
         };
         let chat_id = pending.chat_id.clone();
+        // Claims that timed out meanwhile (this tab disposed, its timer parked) are let go
+        // first: the send takes the chat rather than being refused on a stale owner.
+        tabs.coordinator.tick(now_ms);
         if tabs.coordinator.has_claim(&chat_id) {
             return Some(pending);
         }
@@ -229,13 +232,23 @@ impl Driver {
     }
 
     /// `dispose()`: sends queued behind another tab's turn end (aborted), and their lock
-    /// requests are cancelled.
-    pub(super) fn abort_queued_sends(&mut self) {
+    /// requests are cancelled; one that waits for an `ifAvailable` answer is aborted, and ends
+    /// with that answer (a lock granted then is handed straight back).
+    pub(super) fn abort_queued_sends(&mut self, now_ms: u64) {
         while let Some(op) = self.tabs.as_ref().and_then(|t| {
             let p = t.waiting.iter().find(|p| t.queued.contains(&p.chat_id))?;
             Some(p.op)
         }) {
             self.drop_waiting_send(op);
+        }
+        let waiting: Vec<u32> = self
+            .tabs
+            .as_ref()
+            .map(|t| t.waiting.iter().map(|p| p.op).collect())
+            .unwrap_or_default();
+        for op in waiting {
+            // (Its saved copy stays, as for a send `dispose()` ends offline.)
+            self.abort(op, false, now_ms);
         }
     }
 

@@ -15,6 +15,10 @@ use crate::proto::Error;
 /// (or a `Date.now()` a millisecond behind the timer's clock) does not skip a whole interval.
 const TIMER_SLACK_MS: u64 = 250;
 
+/// How far ahead of this tab's clock a copy's version may be (see `receive`): versions are
+/// times, raised by 1 per change beyond them.
+const MAX_VERSION_AHEAD_MS: u64 = 24 * 3_600_000;
+
 /// Chats tracked per tab before unowned ones are forgotten (the channel is origin-wide).
 const MAX_TRACKED_CHATS: usize = 256;
 
@@ -97,7 +101,7 @@ impl TabCoordinator {
             return Err(Error::protocol("chat id too long or empty"));
         }
         let effects = &mut self.effects;
-        let entry = entry_for(&mut self.chats, chat_id);
+        let entry = entry_for(&mut self.chats, effects, chat_id);
         if let Some(theirs) = entry.owner.as_ref().filter(|owner| !owner.mine) {
             let timed_out = now_ms.saturating_sub(theirs.seen_ms) > CLAIM_TIMEOUT_MS;
             if !(timed_out || (lock_backed && theirs.lock)) {
@@ -157,6 +161,11 @@ impl TabCoordinator {
         if message.tab_id() == self.tab_id {
             return;
         }
+        // A copy versioned far ahead of this browser's clock (every tab of it shares one) is
+        // forged: believed, it would make every later genuine copy look stale, for good.
+        let forged = |version: &Option<u64>| {
+            version.is_some_and(|v| v > now_ms.saturating_add(MAX_VERSION_AHEAD_MS))
+        };
         match message {
             Message::Claim(claim) | Message::Heartbeat(claim) => self.on_claim(&claim, now_ms),
             Message::Release {
@@ -180,13 +189,15 @@ impl TabCoordinator {
                     }
                 }
             }
+            Message::Messages { ref version, .. } if forged(version) => {}
+            Message::Session { ref version, .. } if forged(version) => {}
             Message::Messages {
                 chat_id,
                 messages,
                 version,
                 ..
             } => {
-                let entry = entry_for(&mut self.chats, &chat_id);
+                let entry = entry_for(&mut self.chats, &mut self.effects, &chat_id);
                 let we_own = entry.owner.as_ref().is_some_and(|owner| owner.mine);
                 if entry.copies.accept_messages(version, we_own) {
                     self.effects.push(Effect::Messages {
@@ -203,7 +214,7 @@ impl TabCoordinator {
                 version,
                 ..
             } => {
-                let entry = entry_for(&mut self.chats, &chat_id);
+                let entry = entry_for(&mut self.chats, &mut self.effects, &chat_id);
                 if entry.copies.accept_session(&last_event_id, version) {
                     self.effects.push(Effect::Session {
                         chat_id,
@@ -218,7 +229,7 @@ impl TabCoordinator {
 
     fn on_claim(&mut self, claim: &Claim, now_ms: u64) {
         let effects = &mut self.effects;
-        let entry = entry_for(&mut self.chats, &claim.chat_id);
+        let entry = entry_for(&mut self.chats, effects, &claim.chat_id);
         if let (Some(at), Some((tab, released_at))) = (claim.at, &entry.released) {
             if *tab == claim.tab_id && at <= *released_at {
                 return; // overtaken by its own release
@@ -263,7 +274,7 @@ impl TabCoordinator {
     }
 
     fn on_release(&mut self, chat_id: &str, tab_id: &str, at: Option<u64>) {
-        let entry = entry_for(&mut self.chats, chat_id);
+        let entry = entry_for(&mut self.chats, &mut self.effects, chat_id);
         if let Some(at) = at {
             entry.released = Some((tab_id.to_owned(), at));
         }
@@ -362,7 +373,7 @@ impl TabCoordinator {
         if !fits_id(chat_id) {
             return Err(Error::protocol("chat id too long or empty"));
         }
-        let entry = entry_for(&mut self.chats, chat_id);
+        let entry = entry_for(&mut self.chats, &mut self.effects, chat_id);
         entry.copies.sent_messages(version);
         self.effects.push(Effect::Broadcast(Message::Messages {
             chat_id: chat_id.to_owned(),
@@ -385,7 +396,7 @@ impl TabCoordinator {
         if !fits_id(chat_id) || !fits_id(last_event_id) {
             return Err(Error::protocol("chat id or cursor too long or empty"));
         }
-        let entry = entry_for(&mut self.chats, chat_id);
+        let entry = entry_for(&mut self.chats, &mut self.effects, chat_id);
         entry.copies.sent_session(last_event_id, version);
         self.effects.push(Effect::Broadcast(Message::Session {
             chat_id: chat_id.to_owned(),
@@ -444,8 +455,13 @@ impl TabCoordinator {
 }
 
 /// The entry for `chat_id`, created if new. When full, the oldest unowned entry is forgotten,
-/// else the oldest claim of another tab (a flood of claims cannot grow the table).
-fn entry_for<'a>(chats: &'a mut Table<ChatEntry>, chat_id: &str) -> &'a mut ChatEntry {
+/// else the oldest claim of another tab (a flood of claims cannot grow the table): that chat
+/// is then no longer read-only here, and `effects` says so.
+fn entry_for<'a>(
+    chats: &'a mut Table<ChatEntry>,
+    effects: &mut Vec<Effect>,
+    chat_id: &str,
+) -> &'a mut ChatEntry {
     let index = match chats.iter().position(|entry| entry.chat_id == chat_id) {
         Some(index) => index,
         None => {
@@ -457,7 +473,10 @@ fn entry_for<'a>(chats: &'a mut Table<ChatEntry>, chat_id: &str) -> &'a mut Chat
                         .position(|e| e.owner.as_ref().is_some_and(|o| !o.mine))
                 };
                 if let Some(index) = unowned.or_else(theirs) {
-                    chats.remove(index);
+                    let evicted = chats.remove(index);
+                    if evicted.owner.is_some() {
+                        effects.push(read_only(&evicted.chat_id, false));
+                    }
                 }
             }
             chats.push(ChatEntry {
