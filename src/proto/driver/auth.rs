@@ -89,12 +89,7 @@ impl Driver {
             if skip || !expiring(&token, now_ms) {
                 return Some(token);
             }
-            let kind = if self.config.has_access_token {
-                TokenKind::Refresh
-            } else {
-                TokenKind::Start { replace: false }
-            };
-            self.request_token(chat, kind, waiter, true);
+            self.request_token(chat, self.refresh_kind(), waiter, true);
             return None;
         }
         let kind = if self.config.has_start_session {
@@ -134,14 +129,18 @@ impl Driver {
         if let Some(current) = self.newer_token(chat, stale) {
             return Some(current);
         }
-        // Without `accessToken`, `startSession` is idempotent and returns a fresh token.
-        let kind = if self.config.has_access_token {
+        self.request_token(chat, self.refresh_kind(), waiter, false);
+        None
+    }
+
+    /// The call that refreshes a token: `accessToken`, or without it `startSession`, which is
+    /// idempotent and returns a fresh token.
+    fn refresh_kind(&self) -> TokenKind {
+        if self.config.has_access_token {
             TokenKind::Refresh
         } else {
             TokenKind::Start { replace: false }
-        };
-        self.request_token(chat, kind, waiter, false);
-        None
+        }
     }
 
     /// Asks `startSession` for a new session after a 404 (`waiter` resumes when it comes).
