@@ -1127,6 +1127,16 @@ fn claimed_by_another_tab(host: &mut Host) {
     assert!(host.d.is_read_only("c1"));
 }
 
+/// Tab A claims "c1" now the way the JavaScript coordinator does (no Web Lock behind it).
+fn claimed_by_a_tab_without_locks(host: &mut Host) {
+    let claim = format!(
+        r#"{{"type":"claim","chatId":"c1","tabId":"tab-a","timestamp":{}}}"#,
+        host.now
+    );
+    host.d.tab_message(&claim, host.now);
+    host.pump();
+}
+
 /// The writer-lock actions the driver asked for since the last call, oldest first:
 /// `"lock"` / `"lock-wait"` / `"unlock"`.
 fn lock_actions(host: &mut Host) -> Vec<&'static str> {
@@ -3470,12 +3480,7 @@ fn a_tab_that_only_loaded_a_saved_send_never_writes_it_back_once_another_tab_has
     let mut host = Host::new(options);
     host.d.hydrate("c1", Stored::Shape(SAVED_SEND));
     // Tab A (which made the send) owns the chat: this tab leaves the send to it...
-    let claim = format!(
-        r#"{{"type":"claim","chatId":"c1","tabId":"tab-a","timestamp":{}}}"#,
-        host.now
-    );
-    host.d.tab_message(&claim, host.now);
-    host.pump();
+    claimed_by_a_tab_without_locks(&mut host);
     assert!(host.d.is_read_only("c1"));
     assert_eq!(host.d.reconnect("c1", Default::default(), host.now), None);
     host.pump();
@@ -3501,12 +3506,7 @@ fn a_tab_that_loads_a_saved_send_while_another_tab_has_the_chat_lets_it_go() {
     // once the chat is free again, past the server's five minutes of dedupe.
     let options = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":false,"tabId":"tab-b"}"#;
     let mut host = Host::new(options);
-    let claim = format!(
-        r#"{{"type":"claim","chatId":"c1","tabId":"tab-a","timestamp":{}}}"#,
-        host.now
-    );
-    host.d.tab_message(&claim, host.now);
-    host.pump();
+    claimed_by_a_tab_without_locks(&mut host);
     host.d.hydrate("c1", Stored::Shape(SAVED_SEND));
     assert!(host.d.is_read_only("c1"));
     let state = host.d.get_session("c1").unwrap();
@@ -4223,12 +4223,7 @@ fn a_send_after_the_owners_claim_timed_out_unseen_takes_the_chat() {
     // missed (it was disposed); the send comes before this tab's timer looks at claims again.
     let options = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":false,"tabId":"tab-b"}"#;
     let mut host = Host::new(options);
-    let claim = format!(
-        r#"{{"type":"claim","chatId":"c1","tabId":"tab-a","timestamp":{}}}"#,
-        host.now
-    );
-    host.d.tab_message(&claim, host.now);
-    host.pump();
+    claimed_by_a_tab_without_locks(&mut host);
     assert!(host.d.is_read_only("c1"));
     host.now += 11_000;
     host.send("c1", "hi", "p1");
