@@ -3887,14 +3887,19 @@ fn a_replayed_send_whose_page_left_before_the_answer_keeps_its_turn_start() {
     host.d.abort_stream(stream, false, "x", host.now);
     host.pump();
     assert_eq!(host.ended, vec![stream]);
+    // The next page resumes that turn from where the stream would have read it, not from the
+    // start of the session (which would replay every earlier turn into this reply).
+    lands_with_its_turn_starting_at(&mut host, append, "1");
+}
+
+/// `append` lands: the chat streams its turn, saved as starting at `.out` seq `start`.
+fn lands_with_its_turn_starting_at(host: &mut Host, append: u32, start: &str) {
     host.d
         .fetch_text(append, 200, r#"{"ok":true,"seq":3}"#, None, host.now);
     host.pump();
-    // The next page resumes that turn from where the stream would have read it, not from the
-    // start of the session (which would replay every earlier turn into this reply).
     let state = host.d.get_session("c1").unwrap();
     assert_eq!(state.get("isStreaming").and_then(Json::as_bool), Some(true));
-    assert_eq!(state.get("lastEventId").and_then(Json::as_str), Some("1"));
+    assert_eq!(state.get("lastEventId").and_then(Json::as_str), Some(start));
 }
 
 #[test]
@@ -4034,12 +4039,7 @@ fn a_send_whose_stream_went_before_the_append_landed_starts_its_turn_at_the_curs
     );
     host.d.dispose(host.now);
     host.pump();
-    host.d
-        .fetch_text(append, 200, r#"{"ok":true,"seq":5}"#, None, host.now);
-    host.pump();
-    let state = host.d.get_session("c1").unwrap();
-    assert_eq!(state.get("isStreaming").and_then(Json::as_bool), Some(true));
-    assert_eq!(state.get("lastEventId").and_then(Json::as_str), Some("9"));
+    lands_with_its_turn_starting_at(&mut host, append, "9");
 }
 
 #[test]
