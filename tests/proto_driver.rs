@@ -3796,18 +3796,26 @@ fn an_early_refresh_that_fails_or_hands_back_an_expiring_token_does_not_hold_the
     assert!(host.calls.is_empty(), "{:?}", host.calls);
 }
 
+/// A send goes out with a token 40 s from its end; 15 s on, a second send refreshes that token
+/// early (`accessToken` is called) while the first append is still out:
+/// (first send, its append, second send).
+fn early_refresh_beside_an_append(host: &mut Host) -> (u32, u32, u32) {
+    let now_s = host.now / 1000;
+    holding(host, "c1", &jwt(now_s + 40, "t"));
+    let first = host.send("c1", "hi", "part-1");
+    let (append, _, _, _) = host.take_fetch(Endpoint::In);
+    host.now += 15_000;
+    let second = host.send("c1", "again", "part-2");
+    assert_eq!(host.calls.len(), 1);
+    assert_eq!(host.calls[0].1, Callback::AccessToken);
+    (first, append, second)
+}
+
 #[test]
 fn a_401_that_joins_an_early_refresh_makes_its_failure_an_error() {
     let mut host = Host::new(OPTIONS);
-    let now_s = host.now / 1000;
-    holding(&mut host, "c1", &jwt(now_s + 3_600, "t"));
-    let op = host.send("c1", "hi", "part-1");
-    let (append, _, _, _) = host.take_fetch(Endpoint::In);
-    // An hour on, a second send finds the token about to expire and refreshes it early;
-    // meanwhile the append made with it is refused, and needs that refresh.
-    host.now += 3_590_000;
-    let start = host.send("c1", "again", "part-2");
-    assert_eq!(host.calls.len(), 1);
+    // The append made with the token is refused, and needs that refresh.
+    let (op, append, start) = early_refresh_beside_an_append(&mut host);
     host.d.fetch_text(append, 401, "", None, host.now);
     host.pump();
     assert_eq!(host.calls.len(), 1, "one call, shared");
@@ -4145,15 +4153,8 @@ fn a_renewal_that_refreshes_an_expiring_token_first_stays_live() {
 fn a_404_during_an_early_refresh_gets_a_new_session_not_that_refresh() {
     let mut host = Host::new(OPTIONS);
     let now_s = host.now / 1000;
-    holding(&mut host, "c1", &jwt(now_s + 40, "t"));
-    let first = host.send("c1", "hi", "part-1");
-    let (append, _, _, _) = host.take_fetch(Endpoint::In);
-    // 15 s on, a second send refreshes the token early; meanwhile the first append finds the
-    // session gone.
-    host.now += 15_000;
-    let second = host.send("c1", "again", "part-2");
-    assert_eq!(host.calls.len(), 1);
-    assert_eq!(host.calls[0].1, Callback::AccessToken);
+    // The first append finds the session gone.
+    let (first, append, second) = early_refresh_beside_an_append(&mut host);
     host.d.fetch_text(append, 404, "", None, host.now);
     host.pump();
     assert_eq!(host.calls.len(), 2);
