@@ -1482,7 +1482,7 @@ fn lost_claim_then_sends(options: &str) {
 
 #[test]
 fn with_web_locks_a_send_waits_for_the_writer_lock() {
-    let options = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":true,"tabId":"tab-a"}"#;
+    let options = LOCKED_TAB_A;
     let mut host = Host::new(options);
     assert!(
         host.other
@@ -1539,6 +1539,9 @@ fn with_web_locks_a_send_waits_for_the_writer_lock() {
     ));
 }
 
+/// `multiTab` with Web Locks, as tab `tab-a`.
+const LOCKED_TAB_A: &str = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":true,"tabId":"tab-a"}"#;
+
 /// A `multiTab` tab (`tab-a`, Web Locks) whose send of `c1` holds the writer lock; the send's
 /// op and, once the append is accepted, its stream.
 fn owned_send(host: &mut Host, part: &str) -> u32 {
@@ -1552,17 +1555,22 @@ fn owned_send(host: &mut Host, part: &str) -> u32 {
     op
 }
 
+/// [`owned_send`] whose append the server accepts as `.in` seq `seq`: (op, its stream).
+fn accepted_owned_send(host: &mut Host, part: &str, seq: u64) -> (u32, u32) {
+    let op = owned_send(host, part);
+    let (append, _, _, _) = host.take_fetch(Endpoint::In);
+    let accepted = format!(r#"{{"ok":true,"seq":{seq}}}"#);
+    host.d.fetch_text(append, 200, &accepted, None, host.now);
+    host.pump();
+    (op, host.stream_of(op))
+}
+
 #[test]
 fn a_stop_gives_the_chat_back_to_the_other_tabs() {
-    let options = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":true,"tabId":"tab-a"}"#;
+    let options = LOCKED_TAB_A;
     // stopGeneration while the reply streams.
     let mut host = Host::new(options);
-    let op = owned_send(&mut host, "p1");
-    let (append, _, _, _) = host.take_fetch(Endpoint::In);
-    host.d
-        .fetch_text(append, 200, r#"{"ok":true,"seq":1}"#, None, host.now);
-    host.pump();
-    let stream = host.stream_of(op);
+    let (_, stream) = accepted_owned_send(&mut host, "p1", 1);
     host.other.clear();
     host.d.stop_generation("c1", "stop-1", host.now);
     host.pump();
@@ -1582,12 +1590,7 @@ fn a_stop_gives_the_chat_back_to_the_other_tabs() {
         |a| matches!(a, Action::Broadcast { message } if message.get("type").and_then(Json::as_str) == Some("release"))
     ));
     // useChat's stop(): the send's signal aborts its stream, which stops the turn.
-    let op = owned_send(&mut host, "p2");
-    let (append, _, _, _) = host.take_fetch(Endpoint::In);
-    host.d
-        .fetch_text(append, 200, r#"{"ok":true,"seq":3}"#, None, host.now);
-    host.pump();
-    let second = host.stream_of(op);
+    let (_, second) = accepted_owned_send(&mut host, "p2", 3);
     assert_ne!(second, stream);
     host.other.clear();
     host.d.abort_stream(second, true, "stop-2", host.now);
@@ -2878,7 +2881,7 @@ fn dispose_offline_ends_the_sends_that_never_left_with_their_timers() {
 
 #[test]
 fn an_aborted_send_gives_its_writer_lock_back_and_sends_nothing_it_had_not_sent() {
-    let options = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":true,"tabId":"tab-a"}"#;
+    let options = LOCKED_TAB_A;
     let lock_released = |host: &Host| {
         host.other.iter().any(
             |a| matches!(a, Action::LockRelease { name, .. } if name == "trigger-chat:c1:writer"),
@@ -3926,15 +3929,10 @@ fn a_stream_closed_while_nobody_reads_it_ends_at_once() {
 
 #[test]
 fn an_aborted_send_that_lands_beside_another_turn_gives_the_chat_back() {
-    let options = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":true,"tabId":"tab-a"}"#;
+    let options = LOCKED_TAB_A;
     let mut host = Host::new(options);
     // A streams; B is sent over it, then `stop()` aborts B while its append is on the wire.
-    let a = owned_send(&mut host, "pa");
-    let (append_a, _, _, _) = host.take_fetch(Endpoint::In);
-    host.d
-        .fetch_text(append_a, 200, r#"{"ok":true,"seq":1}"#, None, host.now);
-    host.pump();
-    let _ = host.stream_of(a);
+    accepted_owned_send(&mut host, "pa", 1);
     let b = host.send("c1", "next", "pb");
     let (append_b, _, _, _) = host.take_fetch(Endpoint::In);
     host.d.abort_op(b, host.now);
