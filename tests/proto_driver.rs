@@ -4081,14 +4081,20 @@ fn a_send_whose_stream_went_keeps_no_turn_start_from_a_session_the_server_replac
     );
 }
 
-#[test]
-fn a_renewal_whose_early_token_refresh_waits_for_the_network_reports_offline() {
-    let mut host = Host::new(OPTIONS);
+/// A reply streaming live, with a session token 40 s from its end: its `.out` connection.
+fn live_with_a_token_ending_in_40_s(host: &mut Host) -> u32 {
     let now_s = host.now / 1000;
     let op = host.send("c1", "hi", "part-1");
     host.answer_call(&jwt(now_s + 40, "t"));
-    let (stream, out) = acknowledged(&mut host, op, 1);
-    read_through(&mut host, stream, out, &batch(&[(1, "a")], None));
+    let (stream, out) = acknowledged(host, op, 1);
+    read_through(host, stream, out, &batch(&[(1, "a")], None));
+    out
+}
+
+#[test]
+fn a_renewal_whose_early_token_refresh_waits_for_the_network_reports_offline() {
+    let mut host = Host::new(OPTIONS);
+    let out = live_with_a_token_ending_in_40_s(&mut host);
     // 15 s on the long poll ends (a routine renewal) with the token 25 s from its end, and
     // the network has just gone: the early refresh cannot reach the app's server.
     host.now += 15_000;
@@ -4130,11 +4136,7 @@ fn early_refreshes_come_back_once_a_callback_hands_over_a_fresh_token() {
 #[test]
 fn a_renewal_that_refreshes_an_expiring_token_first_stays_live() {
     let mut host = Host::new(OPTIONS);
-    let now_s = host.now / 1000;
-    let op = host.send("c1", "hi", "part-1");
-    host.answer_call(&jwt(now_s + 40, "t"));
-    let (stream, out) = acknowledged(&mut host, op, 1);
-    read_through(&mut host, stream, out, &batch(&[(1, "a")], None));
+    let out = live_with_a_token_ending_in_40_s(&mut host);
     host.now += 15_000;
     host.links.clear();
     host.d.fetch_end(out, host.now);
