@@ -641,6 +641,8 @@ export function createTransportClass(load) {
 
     #persist(chatId, state) {
       const p = this.#o.persistence ?? "localStorage";
+      // A save or remove that fails, at once or later (async), is one `storage-error`.
+      const failed = (e) => this.#run((d) => d.storageFailed(chatId, String(e?.message ?? e)));
       try {
         if (p === "localStorage" || typeof p?.namespace === "string") {
           const ns = typeof p === "string" ? "trigger-chat-wasm" : p.namespace;
@@ -652,12 +654,10 @@ export function createTransportClass(load) {
             globalThis.localStorage?.removeItem(key);
           }
         } else if (typeof p === "object" && p !== null) {
-          // An async save or remove that fails is reported as a synchronous one is.
-          const failed = (e) => this.#run((d) => d.storageFailed(chatId, String(e?.message ?? e)));
           caught(state ? p.save?.(chatId, state) : p.remove?.(chatId), failed);
         }
       } catch (e) {
-        this.#run((d) => d.storageFailed(chatId, String(e?.message ?? e)));
+        failed(e);
       }
       try {
         caught(this.#o.onSessionChange?.(chatId, state));
