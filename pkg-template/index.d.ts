@@ -533,7 +533,7 @@ export declare class TriggerChatTransport<
   /** Replaces a chat's session state (`closed` is honoured). */
   setSession: (chatId: string, session: ChatSessionPersistedState) => void;
 
-  /** (trigger-chat-wasm) Forgets a chat: closes its stream, removes its stored state, calls `onSessionChange(chatId, null)`. */
+  /** (trigger-chat-wasm) Forgets a chat: closes its stream, removes its stored state, calls `onSessionChange(chatId, null)`; with `multiTab`, the other tabs forget it too. */
   removeSession: (chatId: string) => void;
 
   /**

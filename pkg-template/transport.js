@@ -484,6 +484,8 @@ export function createTransportClass(load) {
         }
         case "persist":
           return this.#persist(a.chat, a.state ?? null);
+        case "removed": // by another tab, which cleared storage: only onSessionChange hears it
+          return this.#persist(a.chat, null, false);
         case "settled": {
           const onSettled = this.#settlers.get(a.op);
           this.#settlers.delete(a.op);
@@ -639,8 +641,8 @@ export function createTransportClass(load) {
       }
     }
 
-    #persist(chatId, state) {
-      const p = this.#o.persistence ?? "localStorage";
+    #persist(chatId, state, store = true) {
+      const p = store ? (this.#o.persistence ?? "localStorage") : "none";
       // A save or remove that fails, at once or later (async), is one `storage-error`.
       const failed = (e) => this.#run((d) => d.storageFailed(chatId, String(e?.message ?? e)));
       try {

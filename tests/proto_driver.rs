@@ -4195,6 +4195,79 @@ fn remove_session_gives_up_a_queued_sends_place_in_the_lock_queue() {
     );
 }
 
+/// The `removed` messages among the broadcasts since the last call.
+fn removed_broadcasts(host: &mut Host) -> Vec<Json> {
+    host.other
+        .iter()
+        .filter_map(|a| match a {
+            Action::Broadcast { message }
+                if message.get("type").and_then(Json::as_str) == Some("removed") =>
+            {
+                Some(message.clone())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn remove_session_in_one_tab_is_forgotten_by_the_others_without_touching_storage() {
+    // Tab A removes the chat: it tells the other tabs.
+    let mut a = Host::new(LOCKED_TAB_A);
+    accepted_owned_send(&mut a, "pa", 1);
+    a.other.clear();
+    a.d.remove_session("c1", a.now);
+    a.pump();
+    let told = removed_broadcasts(&mut a);
+    assert_eq!(told.len(), 1);
+    assert_eq!(
+        told[0].to_json_string(),
+        r#"{"type":"removed","chatId":"c1","tabId":"tab-a","v":1}"#
+    );
+
+    // Tab B had the chat (a send of its own on its way): it ends that send and its stream,
+    // forgets the state, tells `onSessionChange` (the `removed` action) and writes nothing.
+    let options = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":true,"tabId":"tab-b"}"#;
+    let mut b = Host::new(options);
+    let stream = {
+        let op = b.send("c1", "mine", "pb");
+        b.d.lock_result("c1", true, b.now);
+        b.pump();
+        b.answer_call("tok");
+        let (append, _, _, _) = b.take_fetch(Endpoint::In);
+        b.d.fetch_text(append, 200, r#"{"ok":true,"seq":1}"#, None, b.now);
+        b.pump();
+        b.stream_of(op)
+    };
+    b.d.pull(stream, b.now);
+    b.pump();
+    let (out, _, _, _) = b.take_fetch(Endpoint::Out);
+    b.d.fetch_bytes(out, &batch(&[(3, "a")], None), b.now);
+    b.pump();
+    assert!(b.d.get_session("c1").is_some());
+    b.persisted.clear();
+    b.other.clear();
+    b.d.tab_message(&told[0].to_json_string(), b.now);
+    b.pump();
+    assert!(b.ended.contains(&stream), "its stream ends");
+    assert!(b.d.get_session("c1").is_none());
+    assert!(b.persisted.is_empty(), "{:?}", b.persisted);
+    assert!(b
+        .other
+        .iter()
+        .any(|x| matches!(x, Action::RemovedElsewhere { chat_id } if chat_id == "c1")));
+    assert!(removed_broadcasts(&mut b).is_empty(), "not told on");
+
+    // A tab that never had the chat hears nothing of it.
+    let mut c = Host::new(options);
+    c.d.tab_message(&told[0].to_json_string(), c.now);
+    c.pump();
+    assert!(!c
+        .other
+        .iter()
+        .any(|x| matches!(x, Action::RemovedElsewhere { .. })));
+}
+
 #[test]
 fn dispose_ends_a_send_that_waits_for_the_writer_lock_and_hands_a_late_grant_back() {
     let options = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":true,"tabId":"tab-b"}"#;

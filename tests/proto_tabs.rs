@@ -145,6 +145,7 @@ fn our_messages_keep_the_js_shape_and_add_fields() {
         .unwrap();
     a.broadcast_session(CHAT, "99", None, 3).unwrap();
     a.release(CHAT);
+    a.announce_removed(CHAT);
     assert_eq!(
         posted(&a.take_effects()),
         [
@@ -153,6 +154,7 @@ fn our_messages_keep_the_js_shape_and_add_fields() {
             r#"{"type":"messages","chatId":"chat-1","tabId":"tab-a","messages":[{"id":"m1"}],"version":7,"v":1}"#,
             r#"{"type":"session","chatId":"chat-1","tabId":"tab-a","session":{"lastEventId":"99"},"version":3,"v":1}"#,
             r#"{"type":"release","chatId":"chat-1","tabId":"tab-a","at":1700000000000,"v":1}"#,
+            r#"{"type":"removed","chatId":"chat-1","tabId":"tab-a","v":1}"#,
         ]
     );
 }
@@ -187,6 +189,10 @@ fn every_message_round_trips() {
             last_event_id: Some("18446744073709551615".into()),
             consumed_input_seq: None,
             version: None,
+        },
+        Message::Removed {
+            chat_id: "c".into(),
+            tab_id: "t".into(),
         },
     ];
     for message in messages {
@@ -225,6 +231,8 @@ fn malformed_messages_are_rejected_with_a_protocol_error() {
         format!(
             r#"{{"type":"session","chatId":"c","tabId":"t","session":{{"lastEventId":"{long}"}}}}"#
         ),
+        String::from(r#"{"type":"removed","tabId":"t"}"#),
+        String::from(r#"{"type":"removed","chatId":7,"tabId":"t"}"#),
         String::from(r#"{"type":"claim","chatId":"c","tabId":"t""#),
     ];
     for text in cases {

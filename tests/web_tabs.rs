@@ -425,3 +425,67 @@ async fn a_tab_disposed_from_its_own_event_callback_still_gives_its_claim_back()
         "the release was broadcast before the channel closed"
     );
 }
+
+#[wasm_bindgen_test]
+async fn remove_session_in_one_tab_is_forgotten_by_the_other_which_does_not_write_it_back() {
+    let chat = new_chat_id("removed");
+    let namespace = new_chat_id("ns");
+    let tab_in = |namespace: &str| {
+        let extra = object(&[
+            ("multiTab", true.into()),
+            ("persistence", object(&[("namespace", namespace.into())])),
+        ]);
+        let made = make_options(SERVER, &extra);
+        (transport_with(&get(&made, "options")), get(&made, "calls"))
+    };
+    let (a, _) = tab_in(&namespace);
+    let (b, b_calls) = tab_in(&namespace);
+    started(&b).await;
+    ok(read_all(
+        &ok(a.send_messages(&message(&chat, "a1", "hello"))).await,
+    ))
+    .await;
+    // B reads the chat's saved state (nothing streams: no stream back).
+    let request = object(&[("chatId", chat.clone().into())]);
+    assert!(ok(b.reconnect_to_stream(&request)).await.is_null());
+    assert!(!b.get_session(&chat).is_undefined(), "B holds the session");
+    let key = format!("{namespace}:v1:{}", js_sys::encode_uri_component(&chat));
+    assert!(storage_get(&key).is_some());
+
+    a.remove_session(&chat);
+    // A saves a new session at once (as a send right after the removal would), before B hears
+    // of the removal: B must not clear it.
+    let newer = format!(r#"{{"v":1,"chatId":"{chat}","session":{{"publicAccessToken":"newer"}}}}"#);
+    storage_set(&key, &newer);
+    let (calls, chat2) = (b_calls.clone(), chat.clone());
+    let told = eventually(2_000, move || {
+        js_sys::Array::from(&get(&calls, "sessions"))
+            .iter()
+            .any(|entry| {
+                let entry = js_sys::Array::from(&entry);
+                entry.get(0).as_string().as_deref() == Some(chat2.as_str())
+                    && entry.get(1).is_null()
+            })
+    })
+    .await;
+    assert!(told, "B forgets the chat: its onSessionChange hears null");
+    assert_eq!(
+        storage_get(&key).as_deref(),
+        Some(newer.as_str()),
+        "B cleared nothing"
+    );
+    let session = b.get_session(&chat);
+    assert_eq!(
+        get(&session, "publicAccessToken").as_string().as_deref(),
+        Some("newer"),
+        "B reads the chat afresh"
+    );
+    storage_set(&key, "{}");
+
+    // The chat starts over from A with a new session; B leaves that one alone.
+    ok(read_all(
+        &ok(a.send_messages(&message(&chat, "a2", "again"))).await,
+    ))
+    .await;
+    assert!(storage_get(&key).is_some());
+}

@@ -254,7 +254,16 @@ impl Driver {
 
     /// `removeSession`: forgets the chat, ends its sends (`aborted`) and its stream, and reports
     /// `null` (W16).
+    /// The other tabs are told, and forget the chat too.
     pub fn remove_session(&mut self, chat_id: &str, now_ms: u64) {
+        self.forget_chat(chat_id, true, now_ms);
+    }
+
+    /// Forgets a chat: its sends end (`aborted`), its stream closes, `onSessionChange` gets
+    /// `null`. `here`: `removeSession` in this tab, which clears storage and tells the other
+    /// tabs; otherwise another tab did both, and this tab only forgets what it held.
+    pub(super) fn forget_chat(&mut self, chat_id: &str, here: bool, now_ms: u64) {
+        let known = self.chat_index(chat_id).is_some();
         self.end_ops_of(chat_id, now_ms);
         if let Some(active) = self.chat_index(chat_id).and_then(|i| self.chats[i].active) {
             self.close_stream(active, now_ms);
@@ -263,10 +272,16 @@ impl Driver {
             self.report_removed(i);
             self.chats.swap_remove(i);
         }
-        self.actions.push(Action::Persist {
-            chat_id: chat_id.into(),
-            state: None,
-        });
+        let chat_id = String::from(chat_id);
+        if here {
+            self.announce_removed(&chat_id, now_ms);
+            self.actions.push(Action::Persist {
+                chat_id,
+                state: None,
+            });
+        } else if known {
+            self.actions.push(Action::RemovedElsewhere { chat_id });
+        }
     }
 
     /// `seedResumeCursor`: moves the cursor forward to `last_event_id`, never back.

@@ -418,6 +418,14 @@ impl Driver {
         self.tab_effects(now_ms);
     }
 
+    /// `removeSession` here: the other tabs forget the chat too.
+    pub(super) fn announce_removed(&mut self, chat_id: &str, now_ms: u64) {
+        if let Some(tabs) = self.tabs.as_mut() {
+            tabs.coordinator.announce_removed(chat_id);
+            self.tab_effects(now_ms);
+        }
+    }
+
     /// The tick timer fired: ask about locks first when some claim depends on one.
     pub(super) fn tabs_timer(&mut self, timer: u32, now_ms: u64) -> bool {
         let Some(tabs) = self.tabs.as_mut() else {
@@ -446,6 +454,7 @@ impl Driver {
         };
         let effects = tabs.coordinator.take_effects();
         let mut lost = Vec::new();
+        let mut removed = Vec::new();
         for effect in effects {
             match effect {
                 Effect::Broadcast(message) => self.actions.push(Action::Broadcast {
@@ -480,7 +489,11 @@ impl Driver {
                     }
                 }
                 Effect::LostClaim { chat_id } => lost.push(chat_id),
+                Effect::Removed { chat_id } => removed.push(chat_id),
             }
+        }
+        for chat_id in removed {
+            self.forget_chat(&chat_id, false, now_ms);
         }
         // A claim lost to a tab without Web Locks: this tab's turn (if one runs) goes on, so
         // its writer lock is kept until the turn ends, and no tab waiting for it starts a third.

@@ -147,6 +147,16 @@ impl TabCoordinator {
         }
     }
 
+    /// Tell the other tabs that this tab removed `chat_id`'s state (`removeSession`).
+    pub fn announce_removed(&mut self, chat_id: &str) {
+        if fits_id(chat_id) {
+            self.effects.push(Effect::Broadcast(Message::Removed {
+                chat_id: chat_id.to_owned(),
+                tab_id: self.tab_id.clone(),
+            }));
+        }
+    }
+
     /// Give back every chat this tab owns (`pagehide`, dispose).
     pub fn release_all(&mut self) {
         let owned: Vec<String> = self.owned().map(str::to_owned).collect();
@@ -224,6 +234,7 @@ impl TabCoordinator {
                 }
             }
             Message::Session { .. } => {}
+            Message::Removed { chat_id, .. } => self.effects.push(Effect::Removed { chat_id }),
         }
     }
 

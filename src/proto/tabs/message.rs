@@ -39,6 +39,7 @@ pub struct Claim {
 /// | `Who` | `{type:"who", tabId, chatId?, v}`: owners answer with a heartbeat per chat |
 /// | `Messages` | `{type:"messages", chatId, tabId, messages:[…], version?, v}` |
 /// | `Session` | `{type:"session", chatId, tabId, session:{lastEventId?}, version?, v}` |
+/// | `Removed` | `{type:"removed", chatId, tabId, v}`: the chat's state was removed |
 ///
 /// ```
 /// use trigger_chat_wasm::proto::tabs::{Claim, Message};
@@ -98,6 +99,13 @@ pub enum Message {
         consumed_input_seq: Option<u64>,
         /// Monotonic per chat; absent from JS tabs.
         version: Option<u64>,
+    },
+    /// A tab removed the chat's state (`removeSession`): the others forget theirs.
+    Removed {
+        /// The chat.
+        chat_id: String,
+        /// The sending tab.
+        tab_id: String,
     },
 }
 
@@ -194,6 +202,10 @@ impl Message {
                     version: number(value, "version")?,
                 }
             }
+            "removed" => Message::Removed {
+                chat_id: id(value, "chatId")?,
+                tab_id,
+            },
             _ => return Err(Error::protocol("unknown tab message type")),
         };
         Ok(message)
@@ -206,7 +218,8 @@ impl Message {
             Message::Release { tab_id, .. }
             | Message::Who { tab_id, .. }
             | Message::Messages { tab_id, .. }
-            | Message::Session { tab_id, .. } => tab_id,
+            | Message::Session { tab_id, .. }
+            | Message::Removed { tab_id, .. } => tab_id,
         }
     }
 
@@ -217,7 +230,8 @@ impl Message {
             Message::Who { chat_id, .. } => chat_id.as_deref(),
             Message::Release { chat_id, .. }
             | Message::Messages { chat_id, .. }
-            | Message::Session { chat_id, .. } => Some(chat_id),
+            | Message::Session { chat_id, .. }
+            | Message::Removed { chat_id, .. } => Some(chat_id),
         }
     }
 
@@ -231,6 +245,7 @@ impl Message {
             Message::Who { .. } => "who",
             Message::Messages { .. } => "messages",
             Message::Session { .. } => "session",
+            Message::Removed { .. } => "removed",
         };
         let mut fields: Vec<(String, Json)> = Vec::with_capacity(7);
         let mut put = |key: &str, value: Json| fields.push((key.to_owned(), value));
@@ -254,6 +269,10 @@ impl Message {
                 if let Some(at) = at {
                     put("at", at.into());
                 }
+            }
+            Message::Removed { chat_id, tab_id } => {
+                put("chatId", chat_id.into());
+                put("tabId", tab_id.into());
             }
             Message::Who { tab_id, chat_id } => {
                 put("tabId", tab_id.into());
