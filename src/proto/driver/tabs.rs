@@ -333,6 +333,15 @@ impl Driver {
             tabs.ignored = tabs.ignored.saturating_add(1);
             return;
         };
+        if let Message::Removed { chat_id, tab_id } = &message {
+            // Another tab's `removeSession`: here, at the top of a host call, where no caller
+            // holds an index into the chats this removes.
+            if *tab_id != tabs.coordinator.tab_id() {
+                let chat_id = chat_id.clone();
+                self.forget_chat(&chat_id, false, now_ms);
+            }
+            return;
+        }
         tabs.coordinator.receive(message, now_ms);
         self.tab_effects(now_ms);
     }
@@ -454,7 +463,6 @@ impl Driver {
         };
         let effects = tabs.coordinator.take_effects();
         let mut lost = Vec::new();
-        let mut removed = Vec::new();
         for effect in effects {
             match effect {
                 Effect::Broadcast(message) => self.actions.push(Action::Broadcast {
@@ -489,11 +497,7 @@ impl Driver {
                     }
                 }
                 Effect::LostClaim { chat_id } => lost.push(chat_id),
-                Effect::Removed { chat_id } => removed.push(chat_id),
             }
-        }
-        for chat_id in removed {
-            self.forget_chat(&chat_id, false, now_ms);
         }
         // A claim lost to a tab without Web Locks: this tab's turn (if one runs) goes on, so
         // its writer lock is kept until the turn ends, and no tab waiting for it starts a third.

@@ -234,7 +234,8 @@ impl TabCoordinator {
                 }
             }
             Message::Session { .. } => {}
-            Message::Removed { chat_id, .. } => self.effects.push(Effect::Removed { chat_id }),
+            // The driver forgets the chat itself (`Driver::tab_message`): nothing to track here.
+            Message::Removed { .. } => {}
         }
     }
 

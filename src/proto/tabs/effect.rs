@@ -35,11 +35,6 @@ pub enum Effect {
         /// The highest `.in` seq the agent had consumed (sent by our tabs only).
         consumed_input_seq: Option<u64>,
     },
-    /// Another tab removed the chat's state (`removeSession`): forget this tab's.
-    Removed {
-        /// The chat.
-        chat_id: String,
-    },
     /// Another tab's claim beat ours after we made it (only a tab without the writer lock can):
     /// give the lock back once this tab's turn ends. A [`Effect::ReadOnlyChanged`] follows.
     LostClaim {
