@@ -166,8 +166,7 @@ async fn a_token_that_expires_mid_stream_is_refreshed_on_reconnect() {
     )
     .await;
     let chunks = send_text(&t, &chat, "u1", "slow please").await;
-    let text = text_of(&chunks);
-    assert!(text.starts_with("You said") || text.len() > 20, "{text}");
+    assert_eq!(text_of(&chunks), slow_reply("slow please"));
     let kinds = strings(&types(&chunks));
     assert_eq!(
         kinds.iter().filter(|k| *k == "start").count(),
@@ -176,6 +175,12 @@ async fn a_token_that_expires_mid_stream_is_refreshed_on_reconnect() {
     );
     assert_eq!(kinds.last().map(String::as_str), Some("finish"));
     assert!(get(&calls, "accessToken").as_f64().unwrap() >= 1.0);
+    let refused = log_of(&chat)
+        .await
+        .iter()
+        .filter(|e| path_ends(e, "/out") && get(e, "status").as_f64() == Some(401.0))
+        .count();
+    assert!(refused >= 1, "a reconnect met the expired token");
 }
 
 #[wasm_bindgen_test]
@@ -250,6 +255,16 @@ async fn a_server_error_event_mid_stream_resumes() {
     let kinds = strings(&types(&chunks));
     assert_eq!(kinds.first().map(String::as_str), Some("start"));
     assert_eq!(kinds.last().map(String::as_str), Some("finish"));
+    assert_eq!(text_of(&chunks), slow_reply("slow error-free words"));
+    let opened = log_of(&chat)
+        .await
+        .iter()
+        .filter(|e| path_ends(e, "/out"))
+        .count();
+    assert!(
+        opened >= 3,
+        "the error event was met and the stream resumed ({opened})"
+    );
 }
 
 #[wasm_bindgen_test]

@@ -219,6 +219,9 @@ async fn a_failed_send_releases_the_claim() {
         &ok(a.send_messages(&message(&chat, "a0", "hi"))).await,
     ))
     .await;
+    // B runs and listens from here on: it must hear the failing send's claim, then its release.
+    started(&b).await;
+    let seen = listen(&b);
     ok(admin(
         SERVER,
         &chat,
@@ -235,7 +238,23 @@ async fn a_failed_send_releases_the_claim() {
         !a.has_claim(&chat),
         "no claim leaked (the JS coordinator's M4)"
     );
-    assert!(read_only_within(1_000, &b, &chat, false).await);
+    let (seen2, chat2) = (seen.clone(), chat.clone());
+    let heard = move || {
+        js_sys::Array::from(&get(&seen2, "readOnly"))
+            .iter()
+            .filter(|entry| {
+                js_sys::Array::from(entry).get(0).as_string().as_deref() == Some(chat2.as_str())
+            })
+            .map(|entry| js_sys::Array::from(&entry).get(1).as_bool())
+            .collect::<Vec<_>>()
+    };
+    let heard2 = heard.clone();
+    assert!(
+        eventually(1_000, move || heard2() == [Some(true), Some(false)]).await,
+        "B saw the claim and its release: {:?}",
+        heard()
+    );
+    assert!(!b.is_read_only(&chat));
     let reply = ok(read_all(
         &ok(b.send_messages(&message(&chat, "b1", "ok"))).await,
     ))

@@ -194,12 +194,20 @@ test("a shared transport: useDetachOnLeave keeps a reply going when the pane swi
   // (Without StrictMode, which re-runs the effects of content shown again and would hide a leak.)
   await page.evaluate((id) => harness.update({ chatId: id, strict: false }), c);
   await page.waitForTimeout(100);
+  // Hidden mid-reply: nothing is stopped, and the pane shows the whole reply once shown again.
+  await page.evaluate((text) => void harness.paneSend(text), SLOW_PROMPT);
+  await eventually(async () => progress(await paneText(page)) >= 3, { message: "c's first reply under way" });
   const cleanups = await page.evaluate(() => harness.layoutCleanups());
   await page.evaluate(() => harness.update({ suspend: true }));
-  await page.waitForTimeout(100);
+  await page.waitForTimeout(300);
   assert.equal(await page.evaluate(() => harness.layoutCleanups()), cleanups + 1, "the boundary hid the pane");
+  assert.equal((await serverChat(c)).currentTurnActive, true, "c's agent still generating while hidden");
+  assert.deepEqual(await inKinds(c), ["message"], "hiding stopped nothing");
   await page.evaluate(() => harness.update({ suspend: false }));
-  await page.waitForTimeout(100);
+  await eventually(async () => (await paneText(page)) === `assistant: ${slowReply()}`, {
+    message: "c's whole reply once shown again",
+    timeout: 30_000,
+  });
   await page.evaluate((text) => void harness.paneSend(text), SLOW_PROMPT);
   await eventually(async () => progress(await paneText(page)) >= 3, { message: "c's reply" });
   await page.evaluate(() => harness.paneStop());

@@ -63,6 +63,9 @@ scenario("event: error mid-stream is retried from the cursor", { timeout: 15_000
   await setFaults(server.url, chatId, { errorEventAfterRecords: 5 });
   const { message } = await collect(await send(transport, chatId, [userMessage(longText)]));
   assert.equal(textOf(message), echo(longText));
+  const gets = outs(await requestLog(server.url, chatId));
+  assert.ok(gets.length >= 2, "the error event was met");
+  assert.equal(gets[1].headers["last-event-id"], "4", "resumed after the last record received");
 });
 
 scenario("a 500 on .out is retried", { timeout: 15_000 }, async (impl) => {
@@ -110,7 +113,7 @@ scenario(
   { timeout: 20_000, todo: { official: "W7: internal SSE reconnects reuse the token captured at subscribe time" } },
   async (impl) => {
     const chatId = newChatId("w7");
-    const { transport } = makeTransport(impl, server.url);
+    const { transport, calls } = makeTransport(impl, server.url);
     await setFaults(server.url, chatId, { tokenTtlSeconds: 2 });
     await transport.preload(chatId);
     const text = "slow and expiring";
@@ -119,6 +122,10 @@ scenario(
     await setFaults(server.url, chatId, { tokenTtlSeconds: 3600, dropAfterRecords: 36 });
     const { message } = await collect(stream);
     assert.equal(textOf(message), slowReply(text));
+    // It did meet the expired token on a reconnect, and refreshed it.
+    const refused = outs(await requestLog(server.url, chatId)).filter((r) => r.status === 401);
+    assert.ok(refused.length >= 1, "a reconnect met the expired token");
+    assert.ok(calls.token >= 1);
   },
 );
 
@@ -155,7 +162,7 @@ scenario(
   { timeout: 20_000, todo: { official: "W13: the abort-path stop has no auth retry and fails silently" } },
   async (impl) => {
     const chatId = newChatId("w13");
-    const { transport } = makeTransport(impl, server.url);
+    const { transport, calls } = makeTransport(impl, server.url);
     await setFaults(server.url, chatId, { tokenTtlSeconds: 2 });
     await transport.preload(chatId);
     await setFaults(server.url, chatId, { tokenTtlSeconds: 3600 });

@@ -126,10 +126,12 @@ scenario(
 
 scenario("two turns: the second stream carries only the second reply", { timeout: 15_000 }, async (impl) => {
   const chatId = newChatId("two");
-  const { transport } = makeTransport(impl, server.url);
+  const { transport, persisted } = makeTransport(impl, server.url);
   const u1 = userMessage("first question");
   const r1 = await collect(await send(transport, chatId, [u1]));
   assert.equal(textOf(r1.message), echo("first question"));
+  const boundary = persisted[chatId]?.lastEventId;
+  assert.ok(Number(boundary) > 0, "the first turn's boundary is saved");
   const u2 = userMessage("second question");
   const r2 = await collect(await send(transport, chatId, [u1, r1.message, u2]));
   assert.equal(textOf(r2.message), echo("second question"));
@@ -141,7 +143,7 @@ scenario("two turns: the second stream carries only the second reply", { timeout
   // The second subscription resumed after the first turn's boundary.
   const log = await requestLog(server.url, chatId);
   const second = outs(log)[1];
-  assert.ok(Number(second.headers["last-event-id"]) >= 0);
+  assert.equal(second.headers["last-event-id"], boundary);
   // Only the new message was shipped (one message per record).
   assert.equal(JSON.parse(appends(log)[1].body).payload.message.id, u2.id);
 });

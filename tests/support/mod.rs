@@ -391,3 +391,10 @@ pub fn object(pairs: &[(&str, JsValue)]) -> JsValue {
 pub fn strings(array: &js_sys::Array) -> Vec<String> {
     array.iter().filter_map(|v| v.as_string()).collect()
 }
+
+/// The emulator's whole slow reply to `user_text` (`www/server/src/agent/script.rs`):
+/// `Slow reply to "…": 1 2 3 … 40.`
+pub fn slow_reply(user_text: &str) -> String {
+    let numbers: Vec<String> = (1..=40).map(|n| n.to_string()).collect();
+    format!("Slow reply to {user_text:?}: {}.", numbers.join(" "))
+}
