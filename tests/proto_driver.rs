@@ -722,6 +722,24 @@ fn a_silent_connection_is_replaced_from_the_cursor() {
 }
 
 #[test]
+fn stall_timeout_ms_sets_how_long_a_silent_connection_is_kept() {
+    let options = r#"{"task":"chat","types":{"startSession":"function"},"stallTimeoutMs":5000}"#;
+    let mut host = Host::new(options);
+    let (stream, out) = sent(&mut host, "c1", 0);
+    host.d.pull(stream, host.now);
+    host.pump();
+    host.d
+        .fetch_bytes(out, &batch(&[(10, "a")], None), host.now);
+    host.pump();
+    host.d.pull(stream, host.now);
+    host.pump();
+    host.fire_timers(4_000);
+    assert!(!host.aborted.contains(&out), "kept before 5 s");
+    host.fire_timers(1_500);
+    assert!(host.aborted.contains(&out), "dropped after 5 s, not 30");
+}
+
+#[test]
 fn a_reload_resumes_from_the_turn_start_and_an_idle_chat_peeks() {
     let mut host = Host::new(OPTIONS);
     host.d.hydrate(

@@ -202,6 +202,30 @@ async fn aborting_an_owning_send_stops_the_turn_but_aborting_a_resume_only_detac
         1,
         "a resumed stream only detaches"
     );
+
+    // Unless the resume asks for it (`stopOnAbort: true`).
+    let third = send(&b, &chat, "u3", "slow three", &JsValue::UNDEFINED).await;
+    ok(read_n(&third, 3)).await;
+    b.dispose();
+    let (c, _) = page(&namespace);
+    let stopper = web_sys::AbortController::new().unwrap();
+    let request = reconnect_request(
+        &chat,
+        &[
+            ("abortSignal", stopper.signal().into()),
+            ("stopOnAbort", true.into()),
+        ],
+    );
+    let resumed = ok(c.reconnect_to_stream(&request)).await;
+    ok(read_n(&resumed, 3)).await;
+    stopper.abort();
+    ok(read_all(&resumed)).await;
+    ok(sleep(300)).await;
+    assert_eq!(
+        stops_in(&log_of(&chat).await),
+        2,
+        "stopOnAbort: the abort stops the agent"
+    );
 }
 
 #[wasm_bindgen_test]

@@ -482,3 +482,49 @@ scenario("a stream keeps streaming after the app drops its transport", { timeout
   assert.equal(textOf(message), slowReply(text));
   assert.equal(outs(await requestLog(server.url, chatId)).length, 1);
 });
+
+scenario("baseURL as a function is asked per endpoint and chat; streamBaseURL wins for .out", { timeout: 15_000 }, async (impl) => {
+  const chatId = newChatId("base-fn");
+  const seen = [];
+  const { transport } = makeTransport(impl, server.url, {
+    baseURL: ({ endpoint, chatId: id }) => {
+      seen.push(`${endpoint} ${id}`);
+      return `${server.url}/`;
+    },
+  });
+  const r1 = await collect(await send(transport, chatId, [userMessage("through a function")]));
+  assert.equal(textOf(r1.message), echo("through a function"));
+  assert.ok(seen.includes(`in ${chatId}`), seen.join(", "));
+  assert.ok(seen.includes(`out ${chatId}`), seen.join(", "));
+
+  // With streamBaseURL, `.out` goes there even though baseURL points it nowhere.
+  const other = newChatId("stream-base");
+  const { transport: split } = makeTransport(impl, server.url, {
+    baseURL: ({ endpoint }) => (endpoint === "out" ? "http://127.0.0.1:9" : server.url),
+    streamBaseURL: server.url,
+  });
+  const r2 = await collect(await send(split, other, [userMessage("split origins")]));
+  assert.equal(textOf(r2.message), echo("split origins"));
+});
+
+scenario("streamTimeoutSeconds is the Timeout-Seconds of every .out request", { timeout: 15_000 }, async (impl) => {
+  const chatId = newChatId("timeout-seconds");
+  const { transport } = makeTransport(impl, server.url, { streamTimeoutSeconds: 45 });
+  const { message } = await collect(await send(transport, chatId, [userMessage("long poll")]));
+  assert.equal(textOf(message), echo("long poll"));
+  const gets = outs(await requestLog(server.url, chatId));
+  assert.ok(gets.length >= 1);
+  for (const get of gets) assert.equal(get.headers["timeout-seconds"], "45");
+});
+
+scenario("concurrent starts of one chat share one startSession call", { timeout: 15_000 }, async (impl) => {
+  const chatId = newChatId("one-start");
+  const { transport, calls } = makeTransport(impl, server.url);
+  const [a, b] = await Promise.all([transport.start(chatId), transport.start(chatId)]);
+  assert.equal(calls.start, 1);
+  assert.equal(a.publicAccessToken, b.publicAccessToken);
+  // And a send right after uses that session: no second start.
+  const { message } = await collect(await send(transport, chatId, [userMessage("after start")]));
+  assert.equal(textOf(message), echo("after start"));
+  assert.equal(calls.start, 1);
+});
