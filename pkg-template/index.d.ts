@@ -7,7 +7,7 @@
 //
 // Additions over the JavaScript transport are marked "(trigger-chat-wasm)".
 
-import type { ChatRequestOptions, ChatTransport, UIMessage, UIMessageChunk } from "ai";
+import type { ChatRequestOptions, ChatTransport, ModelMessage, UIMessage, UIMessageChunk } from "ai";
 
 /** Which Sessions endpoint a request goes to: `"in"` (appends) or `"out"` (the SSE stream). */
 export type ChatTransportEndpoint = "in" | "out";
@@ -27,11 +27,15 @@ export type ChatBaseURLResolver = (ctx: ChatTransportEndpointContext) => string;
  * `RequestInit` the transport built, and which endpoint it is for; must resolve to a `Response`
  * equivalent to what `globalThis.fetch(url, init)` would return.
  */
-export type ChatFetchOverride = (
-  url: string,
-  init: RequestInit,
-  ctx: { endpoint: ChatTransportEndpoint | "head-start"; chatId: string },
-) => Promise<Response>;
+export type ChatFetchOverride = {
+  // Declared as a method so that its parameters are checked bivariantly: an override typed with
+  // the SDK's `ChatTransportEndpointContext` (`endpoint: "in" | "out"`) is accepted as it is.
+  bivarianceHack(
+    url: string,
+    init: RequestInit,
+    ctx: { endpoint: ChatTransportEndpoint | "head-start"; chatId: string },
+  ): Promise<Response>;
+}["bivarianceHack"];
 
 /** Which path a send-lifecycle event came from. */
 export type ChatTransportSendSource =
@@ -359,6 +363,55 @@ export type InferChatClientData<TTask> = TTask extends unknown // (one union mem
         : D
       : Record<string, unknown>
   : never;
+
+/**
+ * What a chat agent task receives for one trigger (the `payload` of a `message` record on the
+ * session's `.in` stream), as `@trigger.dev/sdk/chat` types it. The transport writes `message`,
+ * `chatId`, `trigger`, `messageId`, `metadata` and `action`; the other fields come from the
+ * server side (continuations, channels, `headStart` handovers).
+ */
+export type ChatTaskWirePayload<TMessage extends UIMessage = UIMessage, TMetadata = unknown> = {
+  /** The one new message of this trigger (absent for `regenerate-message`, `preload`, `close`, `action`). */
+  message?: TMessage;
+  /** The conversation a `headStart` handler hands over with its first turn. */
+  headStartMessages?: TMessage[];
+  chatId: string;
+  trigger: "submit-message" | "regenerate-message" | "preload" | "close" | "action" | "handover-prepare";
+  messageId?: string;
+  /** `clientData` merged under the request's `metadata`. */
+  metadata?: TMetadata;
+  /** The action of a `trigger: "action"` record (`sendAction`). */
+  action?: unknown;
+  actionSource?: "client" | "webhook" | "channel";
+  channelEvent?: {
+    connectorId: string;
+    event: unknown;
+    source: string;
+    headers: Record<string, string>;
+    deliveryId: string;
+    externalDeliveryId?: string;
+  };
+  continuation?: boolean;
+  previousRunId?: string;
+  idleTimeoutInSeconds?: number;
+  sessionId?: string;
+};
+
+/**
+ * One record body on a session's `.in` stream. This transport appends `message` and `stop`
+ * records; `handover` and `handover-skip` are written by a `headStart` handler on the server.
+ */
+export type ChatInputChunk<TMessage extends UIMessage = UIMessage, TMetadata = unknown> =
+  | { kind: "message"; payload: ChatTaskWirePayload<TMessage, TMetadata> }
+  | { kind: "stop"; message?: string }
+  | {
+      kind: "handover";
+      /** The handler's first-step response, as AI SDK `ModelMessage`s. */
+      partialAssistantMessage: ModelMessage[];
+      messageId?: string;
+      isFinal: boolean;
+    }
+  | { kind: "handover-skip" };
 
 /** Options of `new TriggerChatTransport(options)`. */
 export type TriggerChatTransportOptions<TClientData = Record<string, unknown>> = {

@@ -88,12 +88,21 @@ export function ChatPage({ chatId, userId }: { chatId: string; userId: string })
 
 // --- The whole surface ---------------------------------------------------------------------
 // Options written for the SDK's transport are accepted by this one, and each public member of the
-// SDK's transport exists here with a type that can stand in for it. Two differences are deliberate:
+// SDK's transport exists here with a type that can stand in for it. One difference is deliberate:
 // `onEvent` / `setOnEvent` (this package adds the `storage-error` event, so a handler typed for
-// the SDK's union alone is not enough) and `fetch` / `setFetch` (the override is also told about
-// the `headStart` request, `ctx.endpoint === "head-start"`, which the SDK's type leaves out).
-declare const sdkOptions: Omit<SdkTransportOptions, "fetch" | "onEvent">;
+// the SDK's union alone is not enough). A `fetch` override typed for the SDK is accepted as it is,
+// although this one is also told about the `headStart` request (`ctx.endpoint === "head-start"`).
+declare const sdkOptions: Omit<SdkTransportOptions, "onEvent">;
 export const fromSdkOptions = new TriggerChatTransport(sdkOptions);
+// (`setFetch` itself cannot stand in for the SDK's: TypeScript compares a callback's parameters
+// strictly there. Calling it with an SDK-typed override works, as the line after shows.)
 export const asSdkTransport: { [K in Exclude<keyof SdkTransport, "setOnEvent" | "setFetch">]: SdkTransport[K] } =
   fromSdkOptions;
+declare const sdkFetch: NonNullable<SdkTransportOptions["fetch"]>;
+fromSdkOptions.setFetch(sdkFetch);
 
+// The wire types this package re-declares are the SDK's.
+import type { ChatInputChunk as SdkChatInputChunk } from "@trigger.dev/sdk/chat";
+import type { ChatInputChunk, ChatTaskWirePayload as OurWirePayload } from "trigger-chat-wasm";
+expectTrue<Equal<OurWirePayload<Msg, ClientData>, ChatTaskWirePayload<Msg, ClientData>>>();
+expectTrue<Equal<ChatInputChunk<Msg, ClientData>, SdkChatInputChunk<Msg, ClientData>>>();
