@@ -528,3 +528,18 @@ scenario("concurrent starts of one chat share one startSession call", { timeout:
   assert.equal(textOf(message), echo("after start"));
   assert.equal(calls.start, 1);
 });
+
+scenario("null callbacks, an empty streamBaseURL and an empty headStart count as not given", { timeout: 15_000 }, async (impl) => {
+  const chatId = newChatId("nulls");
+  const { transport } = makeTransport(impl, server.url, {
+    fetch: null,
+    onEvent: null,
+    onSessionChange: null,
+    streamBaseURL: "",
+    headStart: "",
+  });
+  const { message } = await collect(await send(transport, chatId, [userMessage("plain defaults")]));
+  assert.equal(textOf(message), echo("plain defaults"));
+  const log = await requestLog(server.url, chatId);
+  assert.equal(appends(log).length, 1, "the first turn went to .in, not to a head-start handler");
+});

@@ -117,8 +117,10 @@ impl Config {
             .filter(|t| !t.is_empty())
             .ok_or_else(|| invalid("task", "is required (the chat agent's task id)"))?;
         let head_start = match options.get("headStart") {
+            // Off for what the JS transport treats as off (any falsy value).
             None | Some(Json::Null) | Some(Json::Bool(false)) => None,
-            Some(Json::String(url)) if !url.is_empty() => Some(url.clone()),
+            Some(Json::String(url)) if url.is_empty() => None,
+            Some(Json::String(url)) => Some(url.clone()),
             Some(_) => return Err(invalid("headStart", "must be a URL string")),
         };
         let watch = options.get("watch").and_then(Json::as_bool) == Some(true);
@@ -232,6 +234,10 @@ mod tests {
             parse(r#"{"task":"t","types":{"accessToken":"function"},"headStart":"/api/chat"}"#)
                 .unwrap();
         assert_eq!(config.head_start.as_deref(), Some("/api/chat"));
+        // An empty URL is off, as in the JS transport (`if (this.headStart)`).
+        let config =
+            parse(r#"{"task":"t","types":{"accessToken":"function"},"headStart":""}"#).unwrap();
+        assert_eq!(config.head_start, None);
     }
 
     #[test]
@@ -270,10 +276,6 @@ mod tests {
             ),
             (
                 r#"{"task":"t","types":{"accessToken":"function"},"headStart":true}"#,
-                "headStart",
-            ),
-            (
-                r#"{"task":"t","types":{"accessToken":"function"},"headStart":""}"#,
                 "headStart",
             ),
             (
