@@ -162,7 +162,7 @@ export function createTransportClass(load) {
     #loading = null;
     #pending = new Map();
     #clientDataError; // the error of a `setClientData` value that cannot be sent, until a good one
-    #early = []; // setSession / removeSession / seedResumeCursor before the driver exists, in order
+    #early = []; // setSession / removeSession / seedResumeCursor / broadcastMessages before the driver exists, in order
     #disposed = false;
     #offline = false;
     #fetches = new Map();
@@ -233,7 +233,8 @@ export function createTransportClass(load) {
           // A callback given by a setter before the module loaded counts (the setter is applied
           // just after; one that removes a callback is too, as it would be once loaded).
           const setter = `set${k[0].toUpperCase()}${k.slice(1)}`;
-          types[k] = typeof this.#pending.get(setter) === "function" ? "function" : typeof o[k];
+          // (`null` counts as not given, as in the JS transport.)
+          types[k] = typeof this.#pending.get(setter) === "function" ? "function" : typeof (o[k] ?? undefined);
         }
         const config = {
           task: o.task,
@@ -530,7 +531,7 @@ export function createTransportClass(load) {
     #base(endpoint, chatId) {
       const o = this.#o;
       let base;
-      if (endpoint === "out" && typeof o.streamBaseURL === "string") base = o.streamBaseURL;
+      if (endpoint === "out" && o.streamBaseURL && typeof o.streamBaseURL === "string") base = o.streamBaseURL;
       else if (typeof o.baseURL === "function") base = o.baseURL({ endpoint, chatId });
       else base = o.baseURL ?? DEFAULT_BASE_URL;
       return String(base).replace(/\/+$/, "");
@@ -900,7 +901,13 @@ export function createTransportClass(load) {
 
     /** `multiTab`: sends this tab's messages to the other tabs (versioned: stale ones lose). */
     broadcastMessages(chatId, messages) {
-      if (!this.#d) return;
+      if (!this.#d) {
+        // Sent once the module is ready: the latest copy per chat (each one replaces the last).
+        if (!this.#o.multiTab) return;
+        this.#early = this.#early.filter(([name, [id]]) => name !== "broadcastMessages" || id !== chatId);
+        this.#early.push(["broadcastMessages", [chatId, messages]]);
+        return void this.#ready().catch(() => {});
+      }
       let text;
       try {
         text = JSON.stringify(messages);
@@ -1108,7 +1115,7 @@ export function createTransportClass(load) {
       const o = this.#o;
       for (let i = this.#early.length - 1; i >= 0; i--) {
         const [name, [id, state]] = this.#early[i];
-        if (id === chatId && name !== "seedResumeCursor") return state; // undefined once removed
+        if (id === chatId && name.endsWith("Session")) return state; // undefined once removed
       }
       const given = o.sessions?.[chatId];
       // As the driver will take it: `null` leaves the chat to storage; an entry without a token

@@ -77,6 +77,11 @@ async fn two_tabs_sending_at_once_put_exactly_one_turn_on_the_server() {
         get(&loser, "code").as_string().as_deref(),
         Some("read_only_tab")
     );
+    // The JS transport's message, word for word (apps written for it match on it).
+    assert_eq!(
+        get(&loser, "message").as_string().as_deref(),
+        Some("This chat is active in another tab")
+    );
     ok(read_all(&winner)).await;
     assert_eq!(appends(&chat).await, 1, "one turn reached the server");
 }
@@ -507,4 +512,34 @@ async fn remove_session_in_one_tab_is_forgotten_by_the_other_which_does_not_writ
     ))
     .await;
     assert!(storage_get(&key).is_some());
+}
+
+#[wasm_bindgen_test]
+async fn a_conversation_broadcast_before_the_module_loaded_still_reaches_the_other_tabs() {
+    let chat = new_chat_id("early-broadcast");
+    let (b, _) = tab();
+    started(&b).await;
+    let seen = listen(&b);
+    // A is brand new: its first call is the broadcast (useMultiTabChat's first render can be).
+    let (a, _) = tab();
+    a.broadcast_messages(&chat, &array(&[user_message("m1", "first copy")]));
+    a.broadcast_messages(&chat, &array(&[user_message("m2", "latest copy")]));
+    let seen2 = seen.clone();
+    assert!(
+        eventually(2_000, move || js_sys::Array::from(&get(&seen2, "messages"))
+            .length()
+            > 0)
+        .await,
+        "B receives A's early copy"
+    );
+    let got = js_sys::Array::from(&get(&seen, "messages"));
+    let last = js_sys::Array::from(&got.get(got.length() - 1));
+    assert_eq!(last.get(0).as_string().as_deref(), Some(chat.as_str()));
+    let messages = js_sys::Array::from(&last.get(1));
+    assert_eq!(messages.length(), 1);
+    assert_eq!(
+        get(&messages.get(0), "id").as_string().as_deref(),
+        Some("m2"),
+        "the latest copy"
+    );
 }
