@@ -304,7 +304,8 @@ impl Error {
                 out.push_str(&redact_secrets(message));
             }
             Error::Aborted => out.push_str("the operation was aborted"),
-            Error::ReadOnlyTab => out.push_str("this chat is active in another tab"),
+            // The JS transport's words exactly: apps without `code` match on them.
+            Error::ReadOnlyTab => out.push_str("This chat is active in another tab"),
             Error::InvalidOption { name, message } => {
                 out.push_str("invalid option `");
                 out.push_str(name);

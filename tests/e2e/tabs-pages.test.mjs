@@ -135,7 +135,7 @@ test("two tabs sending in the same tick: one turn reaches the agent, the other s
     assert.equal(log.filter((e) => e.path.endsWith("/start")).length, 1, `round ${round}: the refused tab did not even start a session`);
     assert.equal((await chatState(chatId)).turns, 1, `round ${round}: one turn`);
     const loserEvents = (await info(loser)).events;
-    assert.ok(loserEvents.includes("message-send-failed(this chat is active in another tab)"), `round ${round}: the loser's events: ${loserEvents}`);
+    assert.ok(loserEvents.includes("message-send-failed(This chat is active in another tab)"), `round ${round}: the loser's events: ${loserEvents}`);
     assert.deepEqual([...a.pageErrors, ...b.pageErrors], [], `round ${round}: no page errors`);
     await Promise.all([a.close(), b.close()]);
   }
