@@ -543,3 +543,26 @@ async fn a_conversation_broadcast_before_the_module_loaded_still_reaches_the_oth
         "the latest copy"
     );
 }
+
+#[wasm_bindgen_test]
+async fn a_page_that_goes_away_mid_reply_frees_the_chat_for_the_other_tabs_at_once() {
+    let chat = new_chat_id("pagehide");
+    let (a, _) = tab();
+    let (b, _) = tab();
+    started(&b).await;
+    let stream = ok(a.send_messages(&message(&chat, "a1", "slow from a"))).await;
+    ok(read_n(&stream, 3)).await;
+    assert!(
+        read_only_within(1_000, &b, &chat, true).await,
+        "B sees A's claim"
+    );
+    // `pagehide` (the only event a closing page reliably gets): A gives the chat back now, not
+    // when its lock is found free or its claim times out (10 s).
+    page_hide();
+    assert!(
+        read_only_within(500, &b, &chat, false).await,
+        "B may send at once"
+    );
+    assert!(!a.has_claim(&chat));
+    ok(read_all(&stream)).await;
+}

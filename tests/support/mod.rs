@@ -192,6 +192,8 @@ export function newChatId(prefix) {
   return `${prefix}-${Math.random().toString(36).slice(2, 10)}`;
 }
 
+// The page going away (or into the back/forward cache): what a tab sees before it is closed.
+export function pageHide() { window.dispatchEvent(new PageTransitionEvent("pagehide", { persisted: false })); }
 export function storageSet(key, value) { localStorage.setItem(key, value); }
 export function storageGet(key) { return localStorage.getItem(key) ?? undefined; }
 
@@ -287,6 +289,8 @@ extern "C" {
     pub fn sleep(ms: u32) -> Promise;
     #[wasm_bindgen(js_name = newChatId)]
     pub fn new_chat_id(prefix: &str) -> String;
+    #[wasm_bindgen(js_name = pageHide)]
+    pub fn page_hide();
     #[wasm_bindgen(js_name = storageSet)]
     pub fn storage_set(key: &str, value: &str);
     #[wasm_bindgen(js_name = storageGet)]
