@@ -586,7 +586,7 @@ export declare class TriggerChatTransport<
   /** Replaces a chat's session state (`closed` is honoured). */
   setSession: (chatId: string, session: ChatSessionPersistedState) => void;
 
-  /** (trigger-chat-wasm) Forgets a chat: closes its stream, removes its stored state, calls `onSessionChange(chatId, null)`; with `multiTab`, the other tabs forget it too. */
+  /** (trigger-chat-wasm) Forgets a chat: closes its stream, removes its stored state, calls `onSessionChange(chatId, null)`; with `multiTab`, the other tabs drop what they held of it. */
   removeSession: (chatId: string) => void;
 
   /**

@@ -162,7 +162,7 @@ export function createTransportClass(load) {
     #loading = null;
     #pending = new Map();
     #clientDataError; // the error of a `setClientData` value that cannot be sent, until a good one
-    #early = []; // setSession / removeSession / seedResumeCursor / broadcastMessages before the driver exists, in order
+    #early = []; // setSession / removeSession / seedResumeCursor before the driver exists, in order
     #disposed = false;
     #offline = false;
     #fetches = new Map();
@@ -485,8 +485,6 @@ export function createTransportClass(load) {
         }
         case "persist":
           return this.#persist(a.chat, a.state ?? null);
-        case "removed": // by another tab, which cleared storage: only onSessionChange hears it
-          return this.#persist(a.chat, null, false);
         case "settled": {
           const onSettled = this.#settlers.get(a.op);
           this.#settlers.delete(a.op);
@@ -642,8 +640,8 @@ export function createTransportClass(load) {
       }
     }
 
-    #persist(chatId, state, store = true) {
-      const p = store ? (this.#o.persistence ?? "localStorage") : "none";
+    #persist(chatId, state) {
+      const p = this.#o.persistence ?? "localStorage";
       // A save or remove that fails, at once or later (async), is one `storage-error`.
       const failed = (e) => this.#run((d) => d.storageFailed(chatId, String(e?.message ?? e)));
       try {
@@ -901,13 +899,8 @@ export function createTransportClass(load) {
 
     /** `multiTab`: sends this tab's messages to the other tabs (versioned: stale ones lose). */
     broadcastMessages(chatId, messages) {
-      if (!this.#d) {
-        // Sent once the module is ready: the latest copy per chat (each one replaces the last).
-        if (!this.#o.multiTab) return;
-        this.#early = this.#early.filter(([name, [id]]) => name !== "broadcastMessages" || id !== chatId);
-        this.#early.push(["broadcastMessages", [chatId, messages]]);
-        return void this.#ready().catch(() => {});
-      }
+      // Before the module has loaded, this tab owns no chat: it has no conversation to share.
+      if (!this.#d) return;
       let text;
       try {
         text = JSON.stringify(messages);
@@ -1115,7 +1108,7 @@ export function createTransportClass(load) {
       const o = this.#o;
       for (let i = this.#early.length - 1; i >= 0; i--) {
         const [name, [id, state]] = this.#early[i];
-        if (id === chatId && name.endsWith("Session")) return state; // undefined once removed
+        if (id === chatId && name !== "seedResumeCursor") return state; // undefined once removed
       }
       const given = o.sessions?.[chatId];
       // As the driver will take it: `null` leaves the chat to storage; an entry without a token

@@ -481,66 +481,37 @@ async fn remove_session_in_one_tab_is_forgotten_by_the_other_which_does_not_writ
     // of the removal: B must not clear it.
     let newer = format!(r#"{{"v":1,"chatId":"{chat}","session":{{"publicAccessToken":"newer"}}}}"#);
     storage_set(&key, &newer);
-    let (calls, chat2) = (b_calls.clone(), chat.clone());
-    let told = eventually(2_000, move || {
-        js_sys::Array::from(&get(&calls, "sessions"))
-            .iter()
-            .any(|entry| {
-                let entry = js_sys::Array::from(&entry);
-                entry.get(0).as_string().as_deref() == Some(chat2.as_str())
-                    && entry.get(1).is_null()
-            })
+    let (b2, chat2) = (b.clone(), chat.clone());
+    let afresh = eventually(2_000, move || {
+        get(&b2.get_session(&chat2), "publicAccessToken")
+            .as_string()
+            .as_deref()
+            == Some("newer")
     })
     .await;
-    assert!(told, "B forgets the chat: its onSessionChange hears null");
+    assert!(afresh, "B forgets what it held and reads the chat afresh");
     assert_eq!(
         storage_get(&key).as_deref(),
         Some(newer.as_str()),
         "B cleared nothing"
     );
-    let session = b.get_session(&chat);
-    assert_eq!(
-        get(&session, "publicAccessToken").as_string().as_deref(),
-        Some("newer"),
-        "B reads the chat afresh"
+    let told_null = js_sys::Array::from(&get(&b_calls, "sessions"))
+        .iter()
+        .any(|entry| js_sys::Array::from(&entry).get(1).is_null());
+    assert!(
+        !told_null,
+        "only the removing tab reports null (the app's own store may hold A's new session)"
     );
-    storage_set(&key, "{}");
 
-    // The chat starts over from A with a new session; B leaves that one alone.
+    // The chat starts over from A (the stored token it meets is refreshed); B leaves it alone.
     ok(read_all(
         &ok(a.send_messages(&message(&chat, "a2", "again"))).await,
     ))
     .await;
-    assert!(storage_get(&key).is_some());
-}
-
-#[wasm_bindgen_test]
-async fn a_conversation_broadcast_before_the_module_loaded_still_reaches_the_other_tabs() {
-    let chat = new_chat_id("early-broadcast");
-    let (b, _) = tab();
-    started(&b).await;
-    let seen = listen(&b);
-    // A is brand new: its first call is the broadcast (useMultiTabChat's first render can be).
-    let (a, _) = tab();
-    a.broadcast_messages(&chat, &array(&[user_message("m1", "first copy")]));
-    a.broadcast_messages(&chat, &array(&[user_message("m2", "latest copy")]));
-    let seen2 = seen.clone();
+    let stored = storage_get(&key).unwrap_or_default();
     assert!(
-        eventually(2_000, move || js_sys::Array::from(&get(&seen2, "messages"))
-            .length()
-            > 0)
-        .await,
-        "B receives A's early copy"
-    );
-    let got = js_sys::Array::from(&get(&seen, "messages"));
-    let last = js_sys::Array::from(&got.get(got.length() - 1));
-    assert_eq!(last.get(0).as_string().as_deref(), Some(chat.as_str()));
-    let messages = js_sys::Array::from(&last.get(1));
-    assert_eq!(messages.length(), 1);
-    assert_eq!(
-        get(&messages.get(0), "id").as_string().as_deref(),
-        Some("m2"),
-        "the latest copy"
+        stored.contains("publicAccessToken") && !stored.contains("newer"),
+        "{stored}"
     );
 }
 

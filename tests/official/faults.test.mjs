@@ -174,6 +174,7 @@ scenario(
     await eventually(async () =>
       (await chatState(server.url, chatId)).inRecords.some((r) => r.kind === "stop"),
     2_000);
+    assert.ok(calls.token >= 1, "the stop went out with a fresh token");
   },
 );
 

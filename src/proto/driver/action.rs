@@ -167,12 +167,6 @@ pub enum Action {
         /// `ChatSessionPersistedState` as JSON, or `None` (removed).
         state: Option<Json>,
     },
-    /// Another tab removed the chat's state (and its storage): tell `onSessionChange` (`null`),
-    /// leave storage alone (that tab may have saved a new session there since).
-    RemovedElsewhere {
-        /// The chat.
-        chat_id: String,
-    },
     /// Call the `onSettled` option given with operation `op` (`sendAction`).
     Settled {
         /// The `sendAction` operation.
@@ -325,9 +319,6 @@ impl Action {
                 if let Some(state) = state {
                     w.json("state", state);
                 }
-            }
-            Action::RemovedElsewhere { chat_id } => {
-                w.str("t", "removed").str("chat", chat_id);
             }
             Action::Settled { op, info } => {
                 w.str("t", "settled")

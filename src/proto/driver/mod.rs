@@ -259,28 +259,30 @@ impl Driver {
         self.forget_chat(chat_id, true, now_ms);
     }
 
-    /// Forgets a chat: its sends end (`aborted`), its stream closes, `onSessionChange` gets
-    /// `null`. `here`: `removeSession` in this tab, which clears storage and tells the other
-    /// tabs; otherwise another tab did both, and this tab only forgets what it held.
+    /// Forgets a chat: its sends end (`aborted`) and its stream closes. `here`: `removeSession`
+    /// in this tab, which tells the other tabs (first, so none takes the chat this tab frees
+    /// before it hears), clears storage and reports `null` to `onSessionChange`. Otherwise
+    /// another tab did all that, and may have saved a new session since: this tab only drops
+    /// what it held in memory (its next use of the chat reads storage again).
     pub(super) fn forget_chat(&mut self, chat_id: &str, here: bool, now_ms: u64) {
-        let known = self.chat_index(chat_id).is_some();
+        if here {
+            self.announce_removed(chat_id, now_ms);
+        }
         self.end_ops_of(chat_id, now_ms);
         if let Some(active) = self.chat_index(chat_id).and_then(|i| self.chats[i].active) {
             self.close_stream(active, now_ms);
         }
         if let Some(i) = self.chat_index(chat_id) {
-            self.report_removed(i);
+            if here {
+                self.report_removed(i);
+            }
             self.chats.swap_remove(i);
         }
-        let chat_id = String::from(chat_id);
         if here {
-            self.announce_removed(&chat_id, now_ms);
             self.actions.push(Action::Persist {
-                chat_id,
+                chat_id: chat_id.into(),
                 state: None,
             });
-        } else if known {
-            self.actions.push(Action::RemovedElsewhere { chat_id });
         }
     }
 
