@@ -190,7 +190,8 @@ export function useMultiTabChat(transport, chatId, messages, setMessages, option
   // (Read now, not only in the effect: the first commit already disables a composer that
   // another tab owns. `isReadOnly` is a pure read.)
   const readNow = () => hasMultiTab(transport) && !!transport.isReadOnly(chatId);
-  const [readOnly, setReadOnly] = useState(() => ({ chatId, value: readNow() }));
+  // (Keyed by transport and chat: what one transport said of a chat says nothing of another.)
+  const [readOnly, setReadOnly] = useState(() => ({ transport, chatId, value: readNow() }));
   // Per (transport, chatId): ownership as this tab last saw it, the pending broadcast, and the
   // chat's messages and setter as last committed (a render that is not committed changes
   // nothing; the previous chat's sync keeps its own until its effects are cleaned up).
@@ -208,10 +209,10 @@ export function useMultiTabChat(transport, chatId, messages, setMessages, option
   useEffect(() => {
     if (!hasMultiTab(transport)) return undefined;
     const s = current;
-    setReadOnly({ chatId, value: transport.isReadOnly(chatId) });
+    setReadOnly({ transport, chatId, value: transport.isReadOnly(chatId) });
     const onReadOnly = (id, value) => {
       if (id !== chatId) return;
-      setReadOnly({ chatId, value });
+      setReadOnly({ transport, chatId, value });
       if (value) s.handOver(); // another tab owns the chat now
     };
     const onMessages = (id, received) => {
@@ -248,7 +249,8 @@ export function useMultiTabChat(transport, chatId, messages, setMessages, option
     if (current.mayBroadcast()) current.schedule();
   }, [transport, chatId, current, messages]);
 
-  return { isReadOnly: readOnly.chatId === chatId ? readOnly.value : readNow() };
+  const same = readOnly.chatId === chatId && readOnly.transport === transport;
+  return { isReadOnly: same ? readOnly.value : readNow() };
 }
 
 // Another tab's copy of the conversation with this tab's own message `own` in it: the local
@@ -405,8 +407,12 @@ function createSync(transport, chatId, messages, setMessages) {
  * `useChat`, which then owns the response (messages, status, error, stop).
  */
 export function useChatActions({ sendMessage }) {
+  // The committed render's (a render that is not committed, such as a transition to another
+  // chat, must not send into that chat while this one is on screen).
   const sendMessageRef = useRef(sendMessage);
-  sendMessageRef.current = sendMessage;
+  useIsomorphicLayoutEffect(() => {
+    sendMessageRef.current = sendMessage;
+  });
   const sendAction = useCallback(
     (action) => Promise.resolve(sendMessageRef.current(undefined, { body: { action } })).then(() => {}),
     [],
@@ -585,12 +591,16 @@ export function usePendingMessages(options) {
   const { chatId, status, messages } = options;
   const [entries, setEntries] = useState([]);
   const latest = useRef(options);
-  latest.current = options;
   const entriesRef = useRef(entries);
-  entriesRef.current = entries;
   const injected = useMemo(() => injectedIds(messages), [messages]);
   const injectedRef = useRef(injected);
-  injectedRef.current = injected;
+  // What the committed render had (a render that is not committed, such as a transition to
+  // another chat, must not have a message meant for the chat on screen sent into that one).
+  useIsomorphicLayoutEffect(() => {
+    latest.current = options;
+    entriesRef.current = entries;
+    injectedRef.current = injected;
+  });
   const promoted = useRef(new Set());
   // The status last seen and the chat it belonged to (a switch is not the end of a turn).
   const previousStatus = useRef({ chatId, status });
@@ -610,9 +620,13 @@ export function usePendingMessages(options) {
   // A new chat starts with an empty overlay (not a chat shown again by an <Activity>: its
   // messages are still waiting).
   const overlayChat = useRef(chatId);
+  // Counts chat switches: a follow-up started before one is not sent after it (not even when the
+  // switch comes back to the same chat, whose overlay it cleared).
+  const switches = useRef(0);
   useEffect(() => {
     if (overlayChat.current === chatId) return;
     overlayChat.current = chatId;
+    switches.current++;
     setEntries([]);
     entriesRef.current = []; // before the effects below look at it in this same commit
     promoted.current.clear();
@@ -653,7 +667,7 @@ export function usePendingMessages(options) {
     previousStatus.current = { chatId, status };
     if (!ended || flushing.current) return;
     flushing.current = true;
-    const flushedChat = chatId;
+    const generation = switches.current;
     (async () => {
       const waiting = entriesRef.current.filter((e) => !injectedRef.current.has(e.id));
       const undelivered = new Set();
@@ -676,7 +690,7 @@ export function usePendingMessages(options) {
     })()
       .catch(() => undefined)
       .then((next) => {
-        if (latest.current.chatId !== flushedChat) return; // reset by the chat switch
+        if (switches.current !== generation) return; // `flushing` was reset by the switch
         // Free for the end of the turn this send starts.
         flushing.current = false;
         if (!next) return;

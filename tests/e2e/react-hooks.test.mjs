@@ -315,6 +315,32 @@ test("useChatActions sends the action through useChat and the reply streams in",
   await page.close();
 });
 
+test("a chat switch in a transition that never commits: the chat on screen keeps its actions and messages", { timeout: 30_000 }, async () => {
+  const page = await openHarness();
+  const [a, b] = [newChatId("on-screen"), newChatId("not-committed")];
+  await page.evaluate((id) => harness.mount(id), a);
+  await page.waitForTimeout(100); // StrictMode's simulated unmount/remount
+  // A router's navigation to chat b renders in a transition that suspends: the screen keeps a.
+  await page.evaluate((id) => harness.updateInTransition({ chatId: id, suspend: true }), b);
+  await page.waitForTimeout(200);
+  assert.equal((await page.evaluate(() => harness.committed())).chatId, a, "a is on screen");
+  await page.evaluate(() => harness.committedAction({ type: "ping" }));
+  await page.evaluate(() => harness.committedQueue("typed while b was loading"));
+  await eventually(
+    async () => {
+      const records = (await serverChat(a)).inRecords ?? [];
+      return records.some((r) => r.body?.payload?.trigger === "action") &&
+        records.some((r) => JSON.stringify(r.body?.payload?.message ?? "").includes("typed while b was loading"));
+    },
+    { message: "both reached the chat on screen" },
+  );
+  const other = await fetch(`${server.url}/__admin/chats/${b}/state`);
+  const records = other.ok ? ((await other.json()).inRecords ?? []) : [];
+  assert.deepEqual(records, [], "nothing went to the chat the transition never showed");
+  assert.deepEqual(page.pageErrors, []);
+  await page.close();
+});
+
 test("headStart: useChat's first turn streams through the handler, the next goes to the session", { timeout: 30_000 }, async () => {
   const page = await openHarness();
   const chatId = newChatId("head-start");

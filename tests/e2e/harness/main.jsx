@@ -1,7 +1,7 @@
 // Test harness for trigger-chat-wasm/react under React StrictMode (development build). The test
 // drives it through `window.harness`; nothing here is part of the demo.
 import { useChat } from "@ai-sdk/react";
-import { Activity, StrictMode, Suspense, memo, useEffect, useLayoutEffect } from "react";
+import { Activity, StrictMode, Suspense, memo, startTransition, useEffect, useLayoutEffect } from "react";
 import { createRoot } from "react-dom/client";
 import { TriggerChatTransport } from "trigger-chat-wasm";
 import {
@@ -29,7 +29,7 @@ const state = { transports: new Set(), current: null, renders: 0, events: [], ca
 
 const textOf = (message) => (message?.parts ?? []).map((p) => (p.type === "text" ? p.text : "")).join("");
 
-function Probe({ chatId, clientData, sendInLayoutEffect, onEventTag, tag, headStart, resume = false }) {
+function Probe({ chatId, clientData, sendInLayoutEffect, onEventTag, tag, headStart, resume = false, suspend = false }) {
   state.renders++;
   const transport = useTriggerChatTransport({
     task: "ai-chat",
@@ -62,6 +62,11 @@ function Probe({ chatId, clientData, sendInLayoutEffect, onEventTag, tag, headSt
   const { sendAction } = useChatActions({ sendMessage });
   const pending = usePendingMessages({ transport, chatId, status, messages, setMessages, sendMessage });
   state.chat = { messages, status, sendMessage, sendAction, pending };
+  // What the screen shows: the callbacks of the render React committed (a render in a transition
+  // that never commits leaves them as they were).
+  useLayoutEffect(() => {
+    state.committed = { chatId, sendAction, steer: pending.steer, queue: pending.queue };
+  });
   // What a tool card would show for each sub-agent call: live while it runs, then the output.
   state.subAgents = messages.flatMap((m) =>
     m.parts
@@ -83,7 +88,14 @@ function Probe({ chatId, clientData, sendInLayoutEffect, onEventTag, tag, headSt
   useLayoutEffect(() => {
     if (sendInLayoutEffect) void sendMessage({ text: sendInLayoutEffect });
   }, [sendInLayoutEffect]); // eslint-disable-line react-hooks/exhaustive-deps
-  return state.subAgents.map((card) => <MemoCard key={card.toolCallId} subAgents={subAgents} toolCallId={card.toolCallId} />);
+  return (
+    <>
+      {state.subAgents.map((card) => (
+        <MemoCard key={card.toolCallId} subAgents={subAgents} toolCallId={card.toolCallId} />
+      ))}
+      {suspend && <Suspender />}
+    </>
+  );
 }
 
 // A tool card as apps write one: memoised on its props (the store and the call id, neither of
@@ -242,6 +254,15 @@ window.harness = {
     props = { ...props, ...patch };
     render();
   },
+  // A render in a transition (as a router's navigation is): with `suspend: true` it never
+  // commits, and the screen keeps the previous one.
+  updateInTransition(patch) {
+    props = { ...props, ...patch };
+    startTransition(() => render());
+  },
+  committed: () => ({ chatId: state.committed?.chatId }),
+  committedAction: (action) => state.committed.sendAction(action),
+  committedQueue: (text) => state.committed.queue(text),
   unmount() {
     root.unmount();
     root = null;
