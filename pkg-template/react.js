@@ -54,30 +54,33 @@ function createEntry(latest) {
 
 /**
  * One TriggerChatTransport per component instance, disposed on a real unmount only.
- * Live options are applied during render, so a send made right after a render that changed them
- * (even in the same tick, before effects run) already uses the new values.
+ * Live options are applied when React commits the render that changed them (in a layout effect),
+ * so a send right after it (an event handler, a layout effect of this component) uses the new
+ * values, and a render that is never committed (an abandoned transition) changes nothing.
  */
 export function useTriggerChatTransport(options) {
   const latest = useRef(options);
-  latest.current = options;
   const entryRef = useRef(null);
   // Constructing during render is cheap and holds no browser resources until first use, so the
   // instance React StrictMode renders and throws away costs nothing.
   if (entryRef.current === null) entryRef.current = createEntry(latest);
   const entry = entryRef.current;
 
-  for (const [name, setter] of LIVE_CALLBACKS) {
-    const present = typeof options[name] === "function";
-    if (present !== entry.present[name]) {
-      entry.present[name] = present;
-      entry.transport[setter](present ? entry.wrappers[name] : undefined);
+  useIsomorphicLayoutEffect(() => {
+    latest.current = options;
+    for (const [name, setter] of LIVE_CALLBACKS) {
+      const present = typeof options[name] === "function";
+      if (present !== entry.present[name]) {
+        entry.present[name] = present;
+        entry.transport[setter](present ? entry.wrappers[name] : undefined);
+      }
     }
-  }
-  const clientData = clientDataKey(options.clientData);
-  if (clientData !== entry.clientData) {
-    entry.clientData = clientData;
-    entry.transport.setClientData(options.clientData);
-  }
+    const clientData = clientDataKey(options.clientData);
+    if (clientData !== entry.clientData) {
+      entry.clientData = clientData;
+      entry.transport.setClientData(options.clientData);
+    }
+  });
 
   useEffect(() => {
     // StrictMode runs cleanup + effect again right away: the deferred dispose is cancelled here.

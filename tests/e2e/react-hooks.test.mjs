@@ -321,7 +321,7 @@ test("a chat switch in a transition that never commits: the chat on screen keeps
   await page.evaluate((id) => harness.mount(id), a);
   await page.waitForTimeout(100); // StrictMode's simulated unmount/remount
   // A router's navigation to chat b renders in a transition that suspends: the screen keeps a.
-  await page.evaluate((id) => harness.updateInTransition({ chatId: id, suspend: true }), b);
+  await page.evaluate((id) => harness.updateInTransition({ chatId: id, suspend: true, clientData: { v: 99 } }), b);
   await page.waitForTimeout(200);
   assert.equal((await page.evaluate(() => harness.committed())).chatId, a, "a is on screen");
   await page.evaluate(() => harness.committedAction({ type: "ping" }));
@@ -334,6 +334,9 @@ test("a chat switch in a transition that never commits: the chat on screen keeps
     },
     { message: "both reached the chat on screen" },
   );
+  // With the clientData of the committed render, not the transition's.
+  const sent = (await serverChat(a)).inRecords.filter((r) => r.body?.kind === "message");
+  assert.deepEqual(sent.map((r) => r.body.payload.metadata?.v), [1, 1]);
   const other = await fetch(`${server.url}/__admin/chats/${b}/state`);
   const records = other.ok ? ((await other.json()).inRecords ?? []) : [];
   assert.deepEqual(records, [], "nothing went to the chat the transition never showed");
