@@ -452,7 +452,9 @@ const noTranscript = (chatId, isLoading) => ({
 export function useLoadTranscript(chatId, load, options) {
   const [state, setState] = useState(() => noTranscript(chatId, chatId !== undefined));
   const latest = useRef({ load, transport: options?.transport });
-  latest.current = { load, transport: options?.transport };
+  useIsomorphicLayoutEffect(() => {
+    latest.current = { load, transport: options?.transport };
+  });
   const limit = options?.limit;
   // The chat id and limit of the transcript on show: a component hidden and shown again
   // (<Activity>) runs this effect again, and keeps what it loaded.
@@ -671,6 +673,7 @@ export function usePendingMessages(options) {
     if (!ended || flushing.current) return;
     flushing.current = true;
     const generation = switches.current;
+    const flushedChat = chatId;
     (async () => {
       const waiting = entriesRef.current.filter((e) => !injectedRef.current.has(e.id));
       const undelivered = new Set();
@@ -693,7 +696,8 @@ export function usePendingMessages(options) {
     })()
       .catch(() => undefined)
       .then((next) => {
-        if (switches.current !== generation) return; // `flushing` was reset by the switch
+        // A switch since (committed, its effects run or about to): `flushing` is reset by it.
+        if (switches.current !== generation || latest.current.chatId !== flushedChat) return;
         // Free for the end of the turn this send starts.
         flushing.current = false;
         if (!next) return;
