@@ -384,12 +384,18 @@ fn server_errors_are_retried_with_the_same_part_id_after_a_backoff() {
         }
     )));
     host.fire_timers(5_000);
-    let (_, _, h2, b2) = host.take_fetch(Endpoint::In);
+    retried_as(&mut host, &h1, &b1);
+}
+
+/// The next append is a retry of the one sent with `headers` and `body`: the same `X-Part-Id`
+/// and the same body.
+fn retried_as(host: &mut Host, headers: &[(String, String)], body: &Option<String>) {
+    let (_, _, again, again_body) = host.take_fetch(Endpoint::In);
     assert_eq!(
-        Host::header(&h1, "x-part-id"),
-        Host::header(&h2, "x-part-id")
+        Host::header(headers, "x-part-id"),
+        Host::header(&again, "x-part-id")
     );
-    assert_eq!(b1, b2, "the same body");
+    assert_eq!(*body, again_body, "the same body");
 }
 
 #[test]
@@ -443,12 +449,7 @@ fn a_429_on_an_append_retries_no_sooner_than_its_reset_with_the_same_part_id() {
         "not before the reset"
     );
     host.fire_timers(2_000);
-    let (_, _, h2, b2) = host.take_fetch(Endpoint::In);
-    assert_eq!(
-        Host::header(&h1, "x-part-id"),
-        Host::header(&h2, "x-part-id")
-    );
-    assert_eq!(b1, b2, "the same body");
+    retried_as(&mut host, &h1, &b1);
 }
 
 #[test]
