@@ -296,7 +296,7 @@ function createSync(transport, chatId, messages, setMessages) {
     throttleMs: DEFAULT_THROTTLE_MS,
     held: false, // this tab held the claim when last checked
     releasedAt: 0, // when this tab's claim went (0: not in a grace period)
-    seenRelease: transport[RELEASED_AT]?.(chatId) ?? 0, // the last release of it already seen
+    seenRelease: transport?.[RELEASED_AT]?.(chatId) ?? 0, // the last release of it already seen (none: inert)
     lastSent: undefined,
     lastSentAt: 0,
     timer: undefined,

@@ -624,6 +624,22 @@ test("multiTabSend \"queue\": a message waiting for the other tab's turn is stil
   await page.close();
 });
 
+test("useMultiTabChat: a pane whose transport becomes null is no longer read-only", { timeout: 45_000 }, async () => {
+  const page = await openHarness();
+  const chatId = newChatId("tabs-null");
+  await page.evaluate((id) => harness.mountTabs(id), chatId);
+  await new Promise((r) => setTimeout(r, 100));
+  const tab = (name) => page.evaluate((n) => harness.tab(n), name);
+  await page.evaluate((text) => harness.tabSend("a", text), SLOW_PROMPT);
+  await eventually(async () => (await tab("b")).isReadOnly, { message: "B read-only" });
+  await page.evaluate(() => harness.stopSyncingTabB());
+  await eventually(async () => !(await tab("b")).isReadOnly, { message: "B's hook is inert" });
+  assert.equal((await tab("a")).status, "streaming", "while A still answers");
+  assert.deepEqual(page.pageErrors, []);
+  await page.evaluate(() => harness.unmount());
+  await page.close();
+});
+
 test("useMultiTabChat: an owner's message whose send fails before the server takes it still reaches the other tab", { timeout: 45_000 }, async () => {
   // The owner holds its broadcast until the server takes its message; a send that fails first
   // leaves no render behind to trigger one, so the hook must look again by itself.

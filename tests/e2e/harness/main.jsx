@@ -165,7 +165,7 @@ function Pane({ transport, chatId, detach }) {
 // Two "tabs" in one page (each transport has its own tab id and BroadcastChannel; Web Locks are
 // the origin's), both with multiTabSend: "queue" and useMultiTabChat, as two browser tabs are.
 const tabs = { a: null, b: null, duplicates: [] };
-function TabPane({ name, chatId, arraySetter }) {
+function TabPane({ name, chatId, arraySetter, noSync = false }) {
   const transport = useTriggerChatTransport({
     task: "ai-chat",
     baseURL: location.origin,
@@ -178,19 +178,21 @@ function TabPane({ name, chatId, arraySetter }) {
   const { messages, setMessages, sendMessage, status } = useChat({ id: chatId, transport, experimental_throttle: 100 });
   // `arraySetter`: a setter that throws on an updater (it spreads its argument).
   const set = arraySetter ? (list) => setMessages([...list]) : setMessages;
-  const { isReadOnly } = useMultiTabChat(transport, chatId, messages, set);
+  // `noSync`: the app stops syncing this pane (a transport it passes as `null`, as while one is
+  // being set up): the hook is inert, and the pane is not read-only.
+  const { isReadOnly } = useMultiTabChat(noSync ? null : transport, chatId, messages, set);
   // Every state either tab ever rendered with one message twice.
   const ids = messages.map((m) => m.id);
   if (new Set(ids).size !== ids.length) tabs.duplicates.push(`${name}: ${ids.join(" ")}`);
   tabs[name] = { messages, sendMessage, status, isReadOnly, transport, chatId };
   return null;
 }
-function TwoTabs({ chatId, arraySetter = "", dropB = false }) {
+function TwoTabs({ chatId, arraySetter = "", dropB = false, noSyncB = false }) {
   // `dropB`: B's pane (and the transport its hook owns) unmounts, as on a client-side navigation.
   return (
     <>
       <TabPane name="a" chatId={chatId} arraySetter={arraySetter.includes("a")} />
-      {!dropB && <TabPane name="b" chatId={chatId} arraySetter={arraySetter.includes("b")} />}
+      {!dropB && <TabPane name="b" chatId={chatId} arraySetter={arraySetter.includes("b")} noSync={noSyncB} />}
     </>
   );
 }
@@ -229,6 +231,10 @@ window.harness = {
   tabDuplicates: () => tabs.duplicates.slice(),
   dropTabB: () => {
     props = { ...props, dropB: true };
+    render();
+  },
+  stopSyncingTabB: () => {
+    props = { ...props, noSyncB: true };
     render();
   },
   mountShared(chatId, extra = {}) {
