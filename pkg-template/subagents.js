@@ -76,23 +76,20 @@ export function createSubAgentMessages(options = {}) {
         agent.latest = message;
         schedule();
       }
-    })().catch(() => {});
+    })().catch(() => {
+      agent.input = undefined; // (`ai` did not load): later batches are not kept for nothing
+    });
     return agent;
   };
 
+  // The input stays open after `finish`: an agent may write more after it (the SDK's
+  // `onBeforeTurnComplete` writes data parts once the response is captured), in a later batch.
   const feed = (agent, chunks) => {
     if (agent.input === undefined) return;
     try {
-      let finished = false;
       for (const chunk of chunks) {
         // A copy: the reducer writes onto some chunks, and the part belongs to the caller.
         if (chunk !== null && typeof chunk === "object") agent.input.enqueue({ ...chunk });
-        finished ||= chunk?.type === "finish";
-      }
-      // Ends after the whole batch that finished it (what follows `finish` in it still counts).
-      if (finished) {
-        agent.input.close();
-        agent.input = undefined;
       }
     } catch {
       agent.input = undefined; // the reduction already ended on an earlier malformed chunk
@@ -105,6 +102,8 @@ export function createSubAgentMessages(options = {}) {
       if (batch === undefined) return;
       let agent = agents.get(batch.toolCallId);
       if (agent === undefined) {
+        // (A first batch seen mid-way cannot be applied: nothing is opened for it.)
+        if (batch.seq !== 0) return;
         agent = open();
         agents.set(batch.toolCallId, agent);
       }

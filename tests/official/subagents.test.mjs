@@ -196,6 +196,23 @@ scenario("sub-agents: what follows `finish` in the batch that carries it still c
   store.dispose();
 });
 
+scenario(
+  "sub-agents: what an agent writes after `finish`, in a later batch, still counts",
+  { timeout: 5_000 },
+  async (impl) => {
+    // The SDK's `onBeforeTurnComplete` writes data parts after the response (and its `finish`).
+    const store = impl.createSubAgentMessages({ throttleMs: THROTTLE_MS });
+    const [first, ...rest] = reply("call_s", "sub_s", ["done"]);
+    for (const part of [first, ...rest]) store.onData(part);
+    await rebuilt(store, "call_s", finished("sub_s", "done"));
+    store.onData(batch("call_s", rest.length + 1, [{ type: "data-usage-summary", data: { tokens: 12 } }]));
+    await eventually(() => plain(store.get("call_s"))?.parts.some((p) => p.type === "data-usage-summary"), 2_000).catch(
+      () => assert.fail(`no usage part: ${JSON.stringify(plain(store.get("call_s")))}`),
+    );
+    store.dispose();
+  },
+);
+
 scenario("sub-agents: onChange runs once per throttle window, and a throwing listener is survived", {
   timeout: 5_000,
   // The official store calls onChange inside its async rebuild without a catch: the exception
