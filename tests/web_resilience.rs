@@ -513,3 +513,30 @@ async fn a_send_left_waiting_by_a_page_that_went_away_is_sent_by_the_next_page_o
     let restore: js_sys::Function = get(&net, "restore").into();
     restore.call0(&net).unwrap();
 }
+
+#[wasm_bindgen_test]
+async fn an_append_whose_answer_was_lost_is_retried_and_answered_once() {
+    // The server stored the message, but its answer never came back (a 502 from a proxy): the
+    // retry, with the same X-Part-Id, gets the stored seq, and the agent answers once.
+    let (chat, t, _) = started("lostanswer").await;
+    faults(
+        &chat,
+        object(&[("appendLostAnswers", status_count(502, 1))]),
+    )
+    .await;
+    let chunks = send_text(&t, &chat, "u1", "only once").await;
+    assert_eq!(text_of(&chunks), "You said: only once");
+    let log = log_of(&chat).await;
+    let appends: Vec<_> = log
+        .iter()
+        .filter(|e| path_ends(e, "/in/append"))
+        .skip(1)
+        .collect();
+    assert_eq!(appends.len(), 2, "the lost answer, then the retry");
+    assert!(part_id(appends[0]).is_some());
+    assert_eq!(part_id(appends[0]), part_id(appends[1]));
+    let state = ok(admin(SERVER, &chat, "state", "GET", &JsValue::UNDEFINED)).await;
+    let records = js_sys::Array::from(&get(&state, "inRecords")).length();
+    assert_eq!(records, 2, "the warm-up and this message, each stored once");
+    assert_eq!(get(&state, "turns").as_f64(), Some(2.0));
+}

@@ -36,6 +36,11 @@ pub struct FaultSet {
     /// The next `count` `.in/append` calls fail with `status`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub append_failures: Option<StatusCount>,
+    /// The next `count` `.in/append` calls are stored, then answered with `status` instead
+    /// of `{ok, seq}` (the answer lost on its way back: a retry with the same `X-Part-Id`
+    /// gets the stored seq).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub append_lost_answers: Option<StatusCount>,
     /// The next `count` `.out` requests fail with `status`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub out_failures: Option<StatusCount>,
@@ -64,6 +69,7 @@ impl FaultSet {
             crlf,
             comments,
             append_failures,
+            append_lost_answers,
             out_failures,
             token_ttl_seconds,
             latency_ms,
@@ -75,6 +81,7 @@ impl FaultSet {
     pub fn validate(&self) -> Result<(), String> {
         for (name, f) in [
             ("appendFailures", self.append_failures),
+            ("appendLostAnswers", self.append_lost_answers),
             ("outFailures", self.out_failures),
         ] {
             if let Some(f) = f {

@@ -148,6 +148,11 @@ pub async fn append(
     }
     let part_id = part_id.unwrap_or_else(ids::part_id);
     let seq = push_input(&app, &session, chunk, part_id, now)?;
+    if let Some(status) = app.store.with_chat(&chat, |c| {
+        FaultSet::take_failure(&mut c.faults.append_lost_answers)
+    }) {
+        return Err(injected(status, now));
+    }
     let mut response = Json(json!({ "ok": true, "seq": seq })).into_response();
     let h = response.headers_mut();
     for (name, value) in [
