@@ -607,8 +607,8 @@ impl Driver {
             self.ops[i].start = turn_start;
         }
         let chat_id = self.chats[chat].id.clone();
-        for k in 0..self.chats[chat].stops.len() {
-            let seq = self.chats[chat].stops[k];
+        // (A copy: what this calls must not be able to shorten the list under the loop.)
+        for seq in self.chats[chat].stops.clone() {
             self.unanswered_input(&chat_id, Some(stream), seq, now_ms);
         }
         stream
@@ -1373,14 +1373,14 @@ impl Driver {
             return;
         }
         self.ops[i].aborted = true;
+        // (Set before the stream closes: closing it may end operations, and `i` with them.)
+        self.ops[i].keep_saved = !unsave;
         if let OpKind::Turn { stream } = self.ops[i].kind {
             self.close_stream(stream, now_ms);
         }
         if unsave {
             // The caller gave it up: a later page must not send it again.
             self.unsave(op);
-        } else {
-            self.ops[i].keep_saved = true;
         }
         self.reject_now(op, Error::Aborted.into());
         self.drop_waiting_send(op);
