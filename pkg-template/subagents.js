@@ -15,6 +15,10 @@ const loadAi = () =>
     throw error;
   }));
 
+/** Sub-agents whose stream finished are kept up to this many (the oldest go first: their tool
+ * calls have an output by then, which a card shows instead). */
+const MAX_FINISHED = 64;
+
 /** The data part type that carries a sub-agent's chunks on the parent chat's stream. */
 export const SUB_AGENT_DATA_TYPE = "data-subagent";
 
@@ -61,7 +65,7 @@ export function createSubAgentMessages(options = {}) {
   };
 
   const open = () => {
-    const agent = { next: 0, input: undefined, latest: undefined, message: undefined };
+    const agent = { next: 0, input: undefined, latest: undefined, message: undefined, finished: false };
     const source = new ReadableStream({
       start(controller) {
         agent.input = controller;
@@ -90,9 +94,27 @@ export function createSubAgentMessages(options = {}) {
       for (const chunk of chunks) {
         // A copy: the reducer writes onto some chunks, and the part belongs to the caller.
         if (chunk !== null && typeof chunk === "object") agent.input.enqueue({ ...chunk });
+        agent.finished ||= chunk?.type === "finish";
       }
     } catch {
       agent.input = undefined; // the reduction already ended on an earlier malformed chunk
+    }
+  };
+
+  // A store that lives across many chats keeps a bounded number of finished sub-agents.
+  const evict = () => {
+    let finished = 0;
+    for (const agent of agents.values()) if (agent.finished) finished++;
+    for (const [id, agent] of agents) {
+      if (finished <= MAX_FINISHED) break;
+      if (!agent.finished) continue;
+      try {
+        agent.input?.close();
+      } catch {
+        // already closed by the reducer
+      }
+      agents.delete(id);
+      finished--;
     }
   };
 
@@ -109,7 +131,9 @@ export function createSubAgentMessages(options = {}) {
       }
       if (batch.seq !== agent.next) return;
       agent.next += 1;
+      const wasFinished = agent.finished;
       feed(agent, batch.chunks);
+      if (agent.finished && !wasFinished) evict();
     },
     get(toolCallId) {
       return agents.get(toolCallId)?.message;

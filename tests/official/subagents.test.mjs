@@ -213,6 +213,24 @@ scenario(
   },
 );
 
+scenario(
+  "sub-agents: a store that lives across many chats keeps the latest 64 finished sub-agents",
+  { timeout: 10_000, todo: { official: "the SDK store keeps every sub-agent for as long as it lives" } },
+  async (impl) => {
+    const store = impl.createSubAgentMessages({ throttleMs: THROTTLE_MS });
+    for (let i = 0; i < 70; i++) for (const part of reply(`call_${i}`, `sub_${i}`, ["w"])) store.onData(part);
+    // One still running, begun before the others finished: it is never dropped for them.
+    store.onData(batch("call_open", 0, [{ type: "start", messageId: "sub_open" }, { type: "text-start", id: "o" }]));
+    for (let i = 70; i < 75; i++) for (const part of reply(`call_${i}`, `sub_${i}`, ["w"])) store.onData(part);
+    await rebuilt(store, "call_74", finished("sub_74", "w"));
+    await eventually(() => store.get("call_open") !== undefined);
+    assert.equal(store.get("call_0"), undefined, "the oldest finished one is gone");
+    assert.equal(store.get("call_10"), undefined);
+    assert.deepEqual(plain(store.get("call_11")), finished("sub_11", "w"), "the latest 64 are kept");
+    store.dispose();
+  },
+);
+
 scenario("sub-agents: onChange runs once per throttle window, and a throwing listener is survived", {
   timeout: 5_000,
   // The official store calls onChange inside its async rebuild without a catch: the exception
