@@ -24,6 +24,17 @@ const LEFT_SENDS = Symbol.for("trigger-chat-wasm.leftSends");
 // Layout effects do nothing during server rendering (and React 18 warns about them there).
 const useIsomorphicLayoutEffect = typeof window === "undefined" ? useEffect : useLayoutEffect;
 
+// A ref holding `value` as of the render React last committed (set in a layout effect, before
+// any passive effect of that commit): a render that is never committed, such as a transition to
+// another chat that is abandoned or still suspended, changes nothing the callbacks read.
+function useCommitted(value) {
+  const ref = useRef(value);
+  useIsomorphicLayoutEffect(() => {
+    ref.current = value;
+  });
+  return ref;
+}
+
 function clientDataKey(value) {
   if (value === undefined) return undefined;
   try {
@@ -410,12 +421,7 @@ function createSync(transport, chatId, messages, setMessages) {
  * `useChat`, which then owns the response (messages, status, error, stop).
  */
 export function useChatActions({ sendMessage }) {
-  // The committed render's (a render that is not committed, such as a transition to another
-  // chat, must not send into that chat while this one is on screen).
-  const sendMessageRef = useRef(sendMessage);
-  useIsomorphicLayoutEffect(() => {
-    sendMessageRef.current = sendMessage;
-  });
+  const sendMessageRef = useCommitted(sendMessage);
   const sendAction = useCallback(
     (action) => Promise.resolve(sendMessageRef.current(undefined, { body: { action } })).then(() => {}),
     [],
@@ -451,10 +457,7 @@ const noTranscript = (chatId, isLoading) => ({
  */
 export function useLoadTranscript(chatId, load, options) {
   const [state, setState] = useState(() => noTranscript(chatId, chatId !== undefined));
-  const latest = useRef({ load, transport: options?.transport });
-  useIsomorphicLayoutEffect(() => {
-    latest.current = { load, transport: options?.transport };
-  });
+  const latest = useCommitted({ load, transport: options?.transport });
   const limit = options?.limit;
   // The chat id and limit of the transcript on show: a component hidden and shown again
   // (<Activity>) runs this effect again, and keeps what it loaded.
@@ -595,17 +598,10 @@ const turnOver = (status) => status === "ready" || status === "error";
 export function usePendingMessages(options) {
   const { chatId, status, messages } = options;
   const [entries, setEntries] = useState([]);
-  const latest = useRef(options);
-  const entriesRef = useRef(entries);
+  const latest = useCommitted(options);
+  const entriesRef = useCommitted(entries);
   const injected = useMemo(() => injectedIds(messages), [messages]);
-  const injectedRef = useRef(injected);
-  // What the committed render had (a render that is not committed, such as a transition to
-  // another chat, must not have a message meant for the chat on screen sent into that one).
-  useIsomorphicLayoutEffect(() => {
-    latest.current = options;
-    entriesRef.current = entries;
-    injectedRef.current = injected;
-  });
+  const injectedRef = useCommitted(injected);
   const promoted = useRef(new Set());
   // The status last seen and the chat it belonged to (a switch is not the end of a turn).
   const previousStatus = useRef({ chatId, status });
