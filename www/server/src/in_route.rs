@@ -37,9 +37,9 @@ fn rate_headers(error: ApiError, rate: RateInfo) -> ApiError {
 }
 
 /// An injected failure; a 429 carries rate-limit headers that reset in one second.
-fn injected(status: u16, now: u64) -> ApiError {
+fn injected(status: u16, now: u64, fault: &str) -> ApiError {
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let error = ApiError::new(code, "Injected failure (appendFailures)");
+    let error = ApiError::new(code, format!("Injected failure ({fault})"));
     if status != 429 {
         return error;
     }
@@ -121,7 +121,7 @@ pub async fn append(
     if let Some(status) = app.store.with_chat(&chat, |c| {
         FaultSet::take_failure(&mut c.faults.append_failures)
     }) {
-        return Err(injected(status, now));
+        return Err(injected(status, now, "appendFailures"));
     }
     let rate = app.store.rate_check(now);
     if !rate.allowed {
@@ -151,7 +151,7 @@ pub async fn append(
     if let Some(status) = app.store.with_chat(&chat, |c| {
         FaultSet::take_failure(&mut c.faults.append_lost_answers)
     }) {
-        return Err(injected(status, now));
+        return Err(injected(status, now, "appendLostAnswers"));
     }
     let mut response = Json(json!({ "ok": true, "seq": seq })).into_response();
     let h = response.headers_mut();
