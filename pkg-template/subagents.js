@@ -18,6 +18,8 @@ const loadAi = () =>
 /** Sub-agents whose stream finished are kept up to this many (the oldest go first: their tool
  * calls have an output by then, which a card shows instead). */
 const MAX_FINISHED = 64;
+/** The chunk types after which a sub-agent's stream has ended. */
+const ENDINGS = new Set(["finish", "abort", "error"]);
 
 /** The data part type that carries a sub-agent's chunks on the parent chat's stream. */
 export const SUB_AGENT_DATA_TYPE = "data-subagent";
@@ -82,22 +84,26 @@ export function createSubAgentMessages(options = {}) {
       }
     })().catch(() => {
       agent.input = undefined; // (`ai` did not load): later batches are not kept for nothing
+      agent.finished = true;
     });
     return agent;
   };
 
   // The input stays open after `finish`: an agent may write more after it (the SDK's
   // `onBeforeTurnComplete` writes data parts once the response is captured), in a later batch.
+  // A stopped (`abort`) or failed (`error`) sub-agent has ended too, and so has one whose
+  // reduction ended: each counts as finished, so a long-lived store lets it go in its turn.
   const feed = (agent, chunks) => {
     if (agent.input === undefined) return;
     try {
       for (const chunk of chunks) {
         // A copy: the reducer writes onto some chunks, and the part belongs to the caller.
         if (chunk !== null && typeof chunk === "object") agent.input.enqueue({ ...chunk });
-        agent.finished ||= chunk?.type === "finish";
+        agent.finished ||= ENDINGS.has(chunk?.type);
       }
     } catch {
       agent.input = undefined; // the reduction already ended on an earlier malformed chunk
+      agent.finished = true;
     }
   };
 

@@ -231,6 +231,26 @@ scenario(
   },
 );
 
+scenario(
+  "sub-agents: one that was stopped or failed counts as finished, and a long-lived store lets it go",
+  { timeout: 10_000, todo: { official: "the SDK store keeps every sub-agent for as long as it lives" } },
+  async (impl) => {
+    const store = impl.createSubAgentMessages({ throttleMs: THROTTLE_MS });
+    // Every sub-agent ends without `finish`: a stop (`abort`) or a failure (`error`).
+    const ended = (i) => {
+      const [first, word] = reply(`call_${i}`, `sub_${i}`, ["w"]);
+      const end = i % 2 === 0 ? { type: "abort" } : { type: "error", errorText: "sub-agent failed" };
+      return [first, word, batch(`call_${i}`, 2, [{ type: "text-end", id: `t-sub_${i}` }, end])];
+    };
+    for (let i = 0; i < 70; i++) for (const part of ended(i)) store.onData(part);
+    await eventually(() => textOf(store.get("call_69") ?? { parts: [] }) === "w");
+    assert.equal(store.get("call_0"), undefined, "the oldest ended one is gone");
+    assert.equal(store.get("call_5"), undefined);
+    assert.equal(textOf(store.get("call_6")), "w", "the latest 64 are kept");
+    store.dispose();
+  },
+);
+
 scenario("sub-agents: onChange runs once per throttle window, and a throwing listener is survived", {
   timeout: 5_000,
   // The official store calls onChange inside its async rebuild without a catch: the exception
