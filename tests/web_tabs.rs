@@ -7,7 +7,6 @@ mod support;
 
 use support::*;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -38,13 +37,6 @@ async fn appends(chat: &str) -> usize {
                 .is_some_and(|p| p.ends_with("/in/append"))
         })
         .count()
-}
-
-/// Waits up to `ms` for `f()`.
-async fn eventually(ms: u32, f: impl Fn() -> bool + 'static) -> bool {
-    let predicate = Closure::<dyn Fn() -> bool>::new(f);
-    let function: &js_sys::Function = predicate.as_ref().unchecked_ref();
-    ok(until(function, ms)).await.as_bool() == Some(true)
 }
 
 /// Waits up to `ms` for `t.isReadOnly(chat)` to become `read_only`.

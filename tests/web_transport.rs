@@ -874,3 +874,77 @@ async fn a_custom_store_may_keep_the_state_as_json_text_but_not_load_it_asynchro
     });
     assert!(said, "a storage-error names the Promise");
 }
+
+/// The `source`s of the `run-pending-version` events recorded so far.
+fn pending_sources(calls: &JsValue) -> Vec<String> {
+    js_sys::Array::from(&get(calls, "events"))
+        .iter()
+        .filter(|e| get(e, "type").as_string().as_deref() == Some("run-pending-version"))
+        .filter_map(|e| get(&e, "source").as_string())
+        .collect()
+}
+
+/// Parks the chat's run for its deployment (`true`) or lands it (`false`).
+async fn park(chat: &str, parked: bool) {
+    let body = object(&[("pendingVersion", parked.into())]);
+    ok(admin(SERVER, chat, "faults", "POST", &body)).await;
+}
+
+#[wasm_bindgen_test]
+async fn a_run_parked_for_its_deployment_is_reported_from_start_send_and_upgrade() {
+    let chat = new_chat_id("pending-version");
+    let (t, calls) = transport(&JsValue::UNDEFINED);
+    park(&chat, true).await;
+    let messages = array(&[user_message("u1", "after the deploy")]);
+    let stream = ok(t.send_messages(&send_request(&chat, &messages, &JsValue::UNDEFINED))).await;
+    assert_eq!(pending_sources(&calls), ["start", "send"]);
+    park(&chat, false).await;
+    assert_eq!(
+        text_of(&ok(read_all(&stream)).await),
+        "You said: after the deploy"
+    );
+
+    // A handover whose new run waits: `pending-version` on `.out`, then the reply.
+    let body = object(&[("pendingVersion", true.into())]);
+    ok(admin(SERVER, &chat, "upgrade", "POST", &body)).await;
+    let messages = array(&[
+        user_message("u1", "after the deploy"),
+        user_message("u2", "hello v3"),
+    ]);
+    let stream = ok(t.send_messages(&send_request(&chat, &messages, &JsValue::UNDEFINED))).await;
+    let calls_now = calls.clone();
+    let upgrade = move || pending_sources(&calls_now).iter().any(|s| s == "upgrade");
+    assert!(
+        eventually(5_000, upgrade).await,
+        "{:?}",
+        pending_sources(&calls)
+    );
+    // The append may be answered after the handover parked the new run: then it says so too.
+    let sources = pending_sources(&calls);
+    let later: Vec<&str> = sources[2..].iter().map(String::as_str).collect();
+    assert!(
+        sources[..2] == ["start", "send"] && (later == ["upgrade"] || later == ["send", "upgrade"]),
+        "{sources:?}"
+    );
+    park(&chat, false).await;
+    assert_eq!(text_of(&ok(read_all(&stream)).await), "You said: hello v3");
+}
+
+#[wasm_bindgen_test]
+async fn head_start_to_a_parked_run_is_reported_through_the_cors_exposed_header() {
+    let chat = new_chat_id("head-start-pending");
+    let url = format!("{SERVER}/api/chat/head-start");
+    let (t, calls) = transport(&object(&[("headStart", url.into())]));
+    park(&chat, true).await;
+    // The deployment lands a little later (Firefox resolves the handler's response only with
+    // its first bytes, and here the whole turn waits for the deployment).
+    let landing = chat.clone();
+    wasm_bindgen_futures::spawn_local(async move {
+        wasm_bindgen_futures::JsFuture::from(sleep(300)).await.ok();
+        park(&landing, false).await;
+    });
+    let messages = array(&[user_message("u1", "parked")]);
+    let stream = ok(t.send_messages(&send_request(&chat, &messages, &JsValue::UNDEFINED))).await;
+    assert_eq!(pending_sources(&calls), ["head-start"]);
+    assert_eq!(text_of(&ok(read_all(&stream)).await), "You said: parked");
+}

@@ -16,6 +16,8 @@ import {
   requestLog,
   scenario,
   send,
+  setFaults,
+  sleep,
   startServer,
   textOf,
   userMessage,
@@ -81,6 +83,48 @@ scenario("upgrade-required mid-turn is invisible to the UI", { timeout: 15_000 }
   await admin(server.url, `/chats/${chatId}/upgrade`, { method: "POST" });
   const { message, chunks } = await collect(await send(transport, chatId, [userMessage("hello v2")]));
   assert.equal(textOf(message), echo("hello v2"));
+  assert.ok(chunks.every((c) => !String(c.type).startsWith("trigger")));
+  assert.equal((await chatState(server.url, chatId)).runs, 2);
+});
+
+/** The sources of the `run-pending-version` events seen so far. */
+const pendingSources = (events) => events.filter((e) => e.type === "run-pending-version").map((e) => e.source);
+
+scenario("a run parked for its deployment: start and send say so, and the reply comes once it lands", { timeout: 20_000 }, async (impl) => {
+  const chatId = newChatId("pending-version");
+  const { transport, events } = makeTransport(impl, server.url);
+  await setFaults(server.url, chatId, { pendingVersion: true });
+  const reader = (await send(transport, chatId, [userMessage("after the deploy")])).getReader();
+  assert.deepEqual(pendingSources(events), ["start", "send"], "learned from startSession, then from the append");
+  assert.ok(events.every((e) => e.type !== "run-pending-version" || e.chatId === chatId));
+  // Parked: the message waits on `.in`, nothing is answered.
+  await sleep(600);
+  const parked = await chatState(server.url, chatId);
+  assert.equal(parked.turns, 0);
+  assert.deepEqual(parked.inRecords.map((r) => r.consumed), [false]);
+
+  await setFaults(server.url, chatId, { pendingVersion: false }); // the deployment lands
+  const chunks = await readUntil(reader, () => false);
+  assert.equal(chunks.filter(isDelta).map((c) => c.delta).join(""), echo("after the deploy"));
+  // A send after it lands says nothing more.
+  await collect(await send(transport, chatId, [userMessage("and now")]));
+  assert.deepEqual(pendingSources(events), ["start", "send"]);
+});
+
+scenario("an upgrade whose new run waits for its deployment: pending-version on .out, then the reply", { timeout: 20_000 }, async (impl) => {
+  const chatId = newChatId("pending-upgrade");
+  const { transport, events } = makeTransport(impl, server.url);
+  await transport.preload(chatId);
+  await admin(server.url, `/chats/${chatId}/upgrade`, { method: "POST", body: { pendingVersion: true } });
+  const reader = (await send(transport, chatId, [userMessage("hello v3")])).getReader();
+  await eventually(() => pendingSources(events).includes("upgrade")).catch(() =>
+    assert.fail(`no upgrade event: ${JSON.stringify(pendingSources(events))}`),
+  );
+  // The append may be answered after the handover parked the new run: then it says so too.
+  assert.ok(["upgrade", "send,upgrade"].includes(pendingSources(events).join()), JSON.stringify(pendingSources(events)));
+  await setFaults(server.url, chatId, { pendingVersion: false });
+  const chunks = await readUntil(reader, () => false);
+  assert.equal(chunks.filter(isDelta).map((c) => c.delta).join(""), echo("hello v3"));
   assert.ok(chunks.every((c) => !String(c.type).startsWith("trigger")));
   assert.equal((await chatState(server.url, chatId)).runs, 2);
 });

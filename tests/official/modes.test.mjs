@@ -13,6 +13,7 @@ import {
   requestLog,
   scenario,
   send,
+  setFaults,
   startServer,
   textOf,
   userMessage,
@@ -44,6 +45,20 @@ scenario("headStart: the first turn streams through the handler, the next goes t
   assert.equal(textOf(second.message), echo("again"), "only the second reply");
   assert.equal(calls.start, 0);
   assert.equal(appends(await requestLog(server.url, chatId)).length, 1, "the browser appended turn 2 only");
+});
+
+scenario("headStart to a run parked for its deployment: the handler says so, and the reply comes once it lands", { timeout: 15_000 }, async (impl) => {
+  const chatId = newChatId("head-start-pending");
+  const headStart = `${server.url}/api/chat/head-start`;
+  const { transport, events } = makeTransport(impl, server.url, { headStart });
+  await setFaults(server.url, chatId, { pendingVersion: true });
+  const reader = (await send(transport, chatId, [userMessage("parked")])).getReader();
+  const sources = () => events.filter((e) => e.type === "run-pending-version").map((e) => e.source);
+  assert.deepEqual(sources(), ["head-start"]);
+  await setFaults(server.url, chatId, { pendingVersion: false });
+  const chunks = await readUntil(reader, () => false);
+  assert.equal(chunks.filter((c) => c.type === "text-delta").map((c) => c.delta).join(""), echo("parked"));
+  assert.deepEqual(sources(), ["head-start"]);
 });
 
 scenario("watch: reconnectToStream follows later turns on one stream", { timeout: 15_000 }, async (impl) => {

@@ -362,6 +362,13 @@ pub fn get(obj: &JsValue, key: &str) -> JsValue {
 }
 
 /// Awaits a promise, panicking (failing the test) on rejection.
+/// Waits up to `ms` for `f()`.
+pub async fn eventually(ms: u32, f: impl Fn() -> bool + 'static) -> bool {
+    let predicate = Closure::<dyn Fn() -> bool>::new(f);
+    let function: &js_sys::Function = predicate.as_ref().unchecked_ref();
+    ok(until(function, ms)).await.as_bool() == Some(true)
+}
+
 pub async fn ok(promise: Promise) -> JsValue {
     match JsFuture::from(promise).await {
         Ok(v) => v,

@@ -50,6 +50,10 @@ async fn set_faults(
         c.faults.merge(patch);
         c.faults.clone()
     });
+    // A run parked for its deployment looks again (`pendingVersion: false` lands it).
+    if let Some(session) = app.store.find(&chat_id) {
+        session.wake();
+    }
     Ok(Json(json!(merged)))
 }
 
@@ -57,6 +61,9 @@ async fn clear_faults(State(app): State<Arc<App>>, Path(chat_id): Path<String>) 
     let chat = app.store.chat_key(&chat_id);
     app.store
         .with_chat(&chat, |c| c.faults = FaultSet::default());
+    if let Some(session) = app.store.find(&chat_id) {
+        session.wake();
+    }
     Json(json!({}))
 }
 
@@ -117,15 +124,27 @@ async fn state(State(app): State<Arc<App>>, Path(chat_id): Path<String>) -> Json
     }))
 }
 
+/// Body (optional): `{"pendingVersion": true}` — the new run waits for its deployment.
 async fn upgrade(
     State(app): State<Arc<App>>,
     Path(chat_id): Path<String>,
+    body: Body,
 ) -> Result<Json<Value>, ApiError> {
     let session = app
         .store
         .find(&chat_id)
         .ok_or_else(|| ApiError::not_found(format!("No session for {chat_id}")))?;
-    session.state().upgrade_pending = true;
+    let bytes = read_body(body, 1 << 10).await?;
+    let parks = if bytes.is_empty() {
+        false
+    } else {
+        let body: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::bad_request(format!("Bad upgrade body: {e}")))?;
+        body.get("pendingVersion") == Some(&Value::Bool(true))
+    };
+    let mut st = session.state();
+    st.upgrade_pending = true;
+    st.upgrade_parks = parks;
     Ok(Json(json!({ "ok": true })))
 }
 

@@ -87,12 +87,17 @@ pub async fn start(
             "Session create returned no publicAccessToken",
         ));
     }
-    Ok(Json(json!({
+    let mut answer = json!({
         "publicAccessToken": field("publicAccessToken"),
         "sessionId": field("id"),
         "runId": field("runId"),
         "isCached": field("isCached"),
-    })))
+    });
+    // Like the SDK's `createStartSessionAction`: only when the run waits for its deployment.
+    if field("pendingVersion") == Value::Bool(true) {
+        answer["pendingVersion"] = Value::Bool(true);
+    }
+    Ok(Json(answer))
 }
 
 pub async fn token(

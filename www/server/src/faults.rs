@@ -53,6 +53,12 @@ pub struct FaultSet {
     /// Ping interval of this chat's `.out` streams.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ping_interval_ms: Option<u64>,
+    /// `true`: the chat's run is parked, waiting for the deployment that carries its version
+    /// (version skew protection). Session create, every append and the head-start answer say
+    /// `pendingVersion`; the agent takes nothing from `.in` until this is set back to `false`
+    /// (the deployment lands), and then answers everything that waited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending_version: Option<bool>,
 }
 
 impl FaultSet {
@@ -73,7 +79,8 @@ impl FaultSet {
             out_failures,
             token_ttl_seconds,
             latency_ms,
-            ping_interval_ms
+            ping_interval_ms,
+            pending_version
         );
     }
 

@@ -110,6 +110,13 @@ pub async fn head_start(State(app): State<Arc<App>>, body: Body) -> Result<Respo
             h.insert(name, value);
         }
     }
+    if created.get("pendingVersion") == Some(&Value::Bool(true)) {
+        // Only when parked; the handler's own first step would still stream.
+        h.insert(
+            "x-trigger-chat-pending-version",
+            HeaderValue::from_static("1"),
+        );
+    }
     Ok(response)
 }
 

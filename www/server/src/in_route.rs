@@ -153,7 +153,12 @@ pub async fn append(
     }) {
         return Err(injected(status, now, "appendLostAnswers"));
     }
-    let mut response = Json(json!({ "ok": true, "seq": seq })).into_response();
+    let mut answer = json!({ "ok": true, "seq": seq });
+    if app.store.parked(&chat) {
+        // On every append while the run waits for its deployment.
+        answer["pendingVersion"] = json!(true);
+    }
+    let mut response = Json(answer).into_response();
     let h = response.headers_mut();
     for (name, value) in [
         ("x-ratelimit-limit", rate.limit),

@@ -64,6 +64,9 @@ pub struct SessionState {
     pub turns_completed: u64,
     /// `/__admin/…/upgrade`: the next turn emits `upgrade-required` and swaps the run.
     pub upgrade_pending: bool,
+    /// With `upgrade_pending`: the new run waits for its deployment, so `pending-version` goes
+    /// on `.out` before `upgrade-required`, and the chat is parked (the `pendingVersion` fault).
+    pub upgrade_parks: bool,
     pub last_turn_complete_seq: Option<u64>,
     pub agent: Memory,
 }

@@ -113,6 +113,10 @@ pub fn create_session(app: &App, body: Value) -> Result<Created, ApiError> {
     row["runId"] = json!(st.current_run_id);
     row["publicAccessToken"] = json!(token);
     row["isCached"] = json!(cached);
+    if app.store.parked(session.chat_key()) {
+        // Optional on the real server too: absent reads as `false`.
+        row["pendingVersion"] = json!(true);
+    }
     Ok(Created {
         status: if cached {
             StatusCode::OK

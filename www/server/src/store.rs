@@ -125,6 +125,15 @@ impl Store {
             .unwrap_or_default()
     }
 
+    /// Whether the chat's run waits for its deployment (the `pendingVersion` fault).
+    pub fn parked(&self, chat_key: &str) -> bool {
+        let inner = self.lock();
+        inner
+            .chats
+            .get(chat_key)
+            .is_some_and(|c| c.faults.pending_version == Some(true))
+    }
+
     pub fn log_request(&self, chat_key: &str, entry: LoggedRequest) {
         self.with_chat(chat_key, |chat| reqlog::push(&mut chat.log, entry));
     }
@@ -239,6 +248,7 @@ impl Store {
             turn_active: false,
             turns_completed: 0,
             upgrade_pending: false,
+            upgrade_parks: false,
             last_turn_complete_seq: None,
             agent: Memory::default(),
         };

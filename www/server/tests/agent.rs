@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use chat_devserver::Config;
 use common::*;
-use serde_json::json;
+use serde_json::{json, Value};
 
 const SEC10: Duration = Duration::from_secs(10);
 
@@ -339,4 +339,79 @@ async fn messages_sent_mid_turn_are_answered_next() {
         header(&boundaries[1], "session-in-event-id"),
         Some(second.to_string())
     );
+}
+
+#[tokio::test]
+async fn a_parked_run_says_pending_version_and_answers_once_it_lands() {
+    let server = start().await;
+    let url = server.url();
+    faults(&url, "c-park", json!({"pendingVersion": true})).await;
+    let created = create_session(&url, "c-park", None).await;
+    assert_eq!(created["pendingVersion"], true, "session create says so");
+    let pat = created["publicAccessToken"].as_str().unwrap().to_string();
+    let res = append(&url, "c-park", &pat, &message_chunk("c-park", "later")).await;
+    assert_eq!(res.status(), 200);
+    let answer: Value = res.json().await.unwrap();
+    assert_eq!(
+        (answer["seq"].as_u64(), &answer["pendingVersion"]),
+        (Some(0), &json!(true))
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let parked = state(&url, "c-park").await;
+    assert_eq!(parked["turns"], 0, "nothing is answered while parked");
+    assert_eq!(parked["inRecords"][0]["consumed"], false);
+
+    faults(&url, "c-park", json!({"pendingVersion": false})).await; // the deployment lands
+    let out = read_out(&url, "c-park", &pat, &[], SEC10, turn_completes(1)).await;
+    assert_eq!(out.text(), "You said: later");
+    let res = append(&url, "c-park", &pat, &message_chunk("c-park", "now")).await;
+    let answer: Value = res.json().await.unwrap();
+    assert_eq!(answer.get("pendingVersion"), None, "landed: no longer said");
+}
+
+#[tokio::test]
+async fn an_upgrade_to_a_parked_run_writes_pending_version_first() {
+    let server = start().await;
+    let url = server.url();
+    let pat = token_for(&url, "c-up-park", None).await;
+    admin(
+        &url,
+        reqwest::Method::POST,
+        "/chats/c-up-park/upgrade",
+        Some(json!({"pendingVersion": true})),
+    )
+    .await;
+    say(&url, "c-up-park", &pat, "hello").await;
+    // Read for a while: the two records come, and no reply while the new run waits.
+    let head = read_out(
+        &url,
+        "c-up-park",
+        &pat,
+        &[],
+        Duration::from_millis(800),
+        never,
+    )
+    .await;
+    let records = head.records();
+    let controls: Vec<_> = records.iter().map(control).collect();
+    assert_eq!(
+        controls,
+        [
+            Some("pending-version".to_string()),
+            Some("upgrade-required".to_string())
+        ],
+        "the handover, and nothing else while the new run waits"
+    );
+    faults(&url, "c-up-park", json!({"pendingVersion": false})).await;
+    let out = read_out(
+        &url,
+        "c-up-park",
+        &pat,
+        &[("last-event-id", "1")],
+        SEC10,
+        turn_completes(1),
+    )
+    .await;
+    assert_eq!(out.text(), "You said: hello");
+    assert_eq!(state(&url, "c-up-park").await["runs"], 2);
 }

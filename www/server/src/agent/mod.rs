@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
+use tokio::sync::watch;
 use tokio::time::{sleep_until, Instant};
 
 pub use script::{message_text, plan, split_deltas, Pacing, Plan, SLOW_DELTAS, SLOW_INTERVAL_MS};
@@ -75,6 +76,7 @@ async fn run_loop(store: Arc<Store>, session: Arc<Session>, boot: Boot) {
     let idle = Duration::from_millis(store.config.run_idle_timeout_ms.min(u32::MAX as u64));
     let mut wake = session.subscribe_wake();
     if let Boot::FirstTurn(payload) = boot {
+        landed(&store, &session, &mut wake).await;
         let start = {
             let mut st = session.state();
             let go = !st.is_closed();
@@ -89,6 +91,12 @@ async fn run_loop(store: Arc<Store>, session: Arc<Session>, boot: Boot) {
     loop {
         if session.is_killed() {
             return;
+        }
+        if store.parked(session.chat_key()) {
+            // Nothing is taken from `.in` until the deployment lands; then the run goes on
+            // (unless it was closed, ended or killed meanwhile: the step below sees to that).
+            landed(&store, &session, &mut wake).await;
+            deadline = Instant::now() + idle;
         }
         let next = {
             let mut st = session.state();
@@ -117,6 +125,32 @@ async fn run_loop(store: Arc<Store>, session: Arc<Session>, boot: Boot) {
                     _ = sleep_until(deadline) => {}
                 }
             }
+        }
+    }
+}
+
+/// Waits while the chat's run is parked for its deployment (the `pendingVersion` fault; a fault
+/// patch wakes the session). `false` when it was killed, closed or ended meanwhile.
+pub(crate) async fn landed(
+    store: &Store,
+    session: &Session,
+    wake: &mut watch::Receiver<u64>,
+) -> bool {
+    loop {
+        if session.is_killed() {
+            return false;
+        }
+        if !store.parked(session.chat_key()) {
+            return true;
+        }
+        {
+            let st = session.state();
+            if st.is_closed() || st.run.as_ref().is_some_and(|r| r.end_requested) {
+                return false;
+            }
+        }
+        if wake.changed().await.is_err() {
+            return false;
         }
     }
 }

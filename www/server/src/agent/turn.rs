@@ -50,12 +50,20 @@ struct Turn<'a> {
 
 /// Runs one turn for `payload`; the caller has set `turn_active`.
 pub(super) async fn run_turn(store: &Arc<Store>, session: &Arc<Session>, payload: Value) {
-    let (plan, part_prefix) = {
+    let (plan, part_prefix, parks) = {
         let mut st = session.state();
+        let mut parks = false;
         if st.upgrade_pending {
             // `chat.requestUpgrade()` at turn start: the run is swapped before any output, and
             // the new run streams the whole reply (client-protocol.mdx "upgrade-required").
+            // A new run that waits for its deployment is announced first (`pending-version`).
             st.upgrade_pending = false;
+            parks = std::mem::take(&mut st.upgrade_parks);
+            if parks {
+                session
+                    .out
+                    .append(NewRecord::control("pending-version", vec![]));
+            }
             let id = ids::run_id();
             let end_requested = st.run.as_ref().is_some_and(|r| r.end_requested);
             st.run = Some(LiveRun {
@@ -75,8 +83,15 @@ pub(super) async fn run_turn(store: &Arc<Store>, session: &Arc<Session>, payload
             .unwrap_or(Value::Null);
         st.agent.next_id += 1;
         let prefix = format!("{}-{}", st.current_run_id, st.agent.next_id);
-        (plan(&payload, &mut st.agent, &base), prefix)
+        (plan(&payload, &mut st.agent, &base), prefix, parks)
     };
+    if parks {
+        // The new run answers once its deployment lands (`pendingVersion: false`).
+        store.with_chat(session.chat_key(), |c| {
+            c.faults.pending_version = Some(true);
+        });
+        super::landed(store, session, &mut session.subscribe_wake()).await;
+    }
     let mut turn = Turn {
         store,
         session,
