@@ -15,11 +15,12 @@ const loadAi = () =>
     throw error;
   }));
 
-/** Sub-agents whose stream finished are kept up to this many (the oldest go first: their tool
- * calls have an output by then, which a card shows instead). */
+/** Sub-agents whose stream finished are kept up to this many (the ones that finished first go
+ * first: their tool calls have an output by then, which a card shows instead). */
 const MAX_FINISHED = 64;
-/** The chunk types after which a sub-agent's stream has ended. */
-const ENDINGS = new Set(["finish", "abort", "error"]);
+/** The chunk types after which a sub-agent's stream has ended (an `error` chunk does not end it:
+ * the AI SDK goes on after one, as when one of several merged streams fails). */
+const ENDINGS = new Set(["finish", "abort"]);
 
 /** The data part type that carries a sub-agent's chunks on the parent chat's stream. */
 export const SUB_AGENT_DATA_TYPE = "data-subagent";
@@ -91,8 +92,8 @@ export function createSubAgentMessages(options = {}) {
 
   // The input stays open after `finish`: an agent may write more after it (the SDK's
   // `onBeforeTurnComplete` writes data parts once the response is captured), in a later batch.
-  // A stopped (`abort`) or failed (`error`) sub-agent has ended too, and so has one whose
-  // reduction ended: each counts as finished, so a long-lived store lets it go in its turn.
+  // A stopped (`abort`) sub-agent has ended too, and so has one whose reduction ended: each
+  // counts as finished, so a long-lived store lets it go in its turn.
   const feed = (agent, chunks) => {
     if (agent.input === undefined) return;
     try {
@@ -107,13 +108,15 @@ export function createSubAgentMessages(options = {}) {
     }
   };
 
-  // A store that lives across many chats keeps a bounded number of finished sub-agents.
-  const evict = () => {
+  // A store that lives across many chats keeps a bounded number of finished sub-agents: the
+  // ones that finished first go first (a finished agent moves to the end of the map), never
+  // the one that just finished.
+  const evict = (justFinished) => {
     let finished = 0;
     for (const agent of agents.values()) if (agent.finished) finished++;
     for (const [id, agent] of agents) {
       if (finished <= MAX_FINISHED) break;
-      if (!agent.finished) continue;
+      if (!agent.finished || agent === justFinished) continue;
       try {
         agent.input?.close();
       } catch {
@@ -139,7 +142,11 @@ export function createSubAgentMessages(options = {}) {
       agent.next += 1;
       const wasFinished = agent.finished;
       feed(agent, batch.chunks);
-      if (agent.finished && !wasFinished) evict();
+      if (agent.finished && !wasFinished) {
+        agents.delete(batch.toolCallId);
+        agents.set(batch.toolCallId, agent);
+        evict(agent);
+      }
     },
     get(toolCallId) {
       return agents.get(toolCallId)?.message;

@@ -232,21 +232,43 @@ scenario(
 );
 
 scenario(
-  "sub-agents: one that was stopped or failed counts as finished, and a long-lived store lets it go",
+  "sub-agents: one that was stopped counts as finished, and a long-lived store lets it go",
   { timeout: 10_000, todo: { official: "the SDK store keeps every sub-agent for as long as it lives" } },
   async (impl) => {
     const store = impl.createSubAgentMessages({ throttleMs: THROTTLE_MS });
-    // Every sub-agent ends without `finish`: a stop (`abort`) or a failure (`error`).
-    const ended = (i) => {
+    // Every sub-agent ends without `finish`: it was stopped (`abort`).
+    const stopped = (i) => {
       const [first, word] = reply(`call_${i}`, `sub_${i}`, ["w"]);
-      const end = i % 2 === 0 ? { type: "abort" } : { type: "error", errorText: "sub-agent failed" };
-      return [first, word, batch(`call_${i}`, 2, [{ type: "text-end", id: `t-sub_${i}` }, end])];
+      return [first, word, batch(`call_${i}`, 2, [{ type: "text-end", id: `t-sub_${i}` }, { type: "abort" }])];
     };
-    for (let i = 0; i < 70; i++) for (const part of ended(i)) store.onData(part);
+    for (let i = 0; i < 70; i++) for (const part of stopped(i)) store.onData(part);
     await eventually(() => textOf(store.get("call_69") ?? { parts: [] }) === "w");
     assert.equal(store.get("call_0"), undefined, "the oldest ended one is gone");
     assert.equal(store.get("call_5"), undefined);
     assert.equal(textOf(store.get("call_6")), "w", "the latest 64 are kept");
+    store.dispose();
+  },
+);
+
+scenario(
+  "sub-agents: the ones that finished first go first, not the ones that started first; an error chunk is no end",
+  { timeout: 10_000, todo: { official: "the SDK store keeps every sub-agent for as long as it lives" } },
+  async (impl) => {
+    const store = impl.createSubAgentMessages({ throttleMs: THROTTLE_MS });
+    const text = (id) => ({ type: "text-start", id: `t-${id}` });
+    // Two slow ones start first; one of them reports an error from a part of its work and goes on.
+    store.onData(batch("call_slow", 0, [{ type: "start", messageId: "sub_slow" }, text("slow"), { type: "text-delta", id: "t-slow", delta: "a" }]));
+    store.onData(batch("call_err", 0, [{ type: "start", messageId: "sub_err" }, text("err"), { type: "text-delta", id: "t-err", delta: "a" }, { type: "error", errorText: "one source failed" }]));
+    for (let i = 0; i < 64; i++) for (const part of reply(`call_${i}`, `sub_${i}`, ["w"])) store.onData(part);
+    store.onData(batch("call_slow", 1, [{ type: "text-delta", id: "t-slow", delta: "b" }, { type: "text-end", id: "t-slow" }, { type: "finish" }]));
+    store.onData(batch("call_err", 1, [{ type: "text-delta", id: "t-err", delta: "b" }, { type: "text-end", id: "t-err" }, { type: "finish" }]));
+    await eventually(() => textOf(store.get("call_err") ?? { parts: [] }) === "ab").catch(() =>
+      assert.fail(`the one that reported an error went on: ${JSON.stringify(plain(store.get("call_err")))}`),
+    );
+    assert.equal(textOf(store.get("call_slow")), "ab", "the one that finished last is kept");
+    assert.equal(store.get("call_0"), undefined, "the two that finished first are gone");
+    assert.equal(store.get("call_1"), undefined);
+    assert.equal(textOf(store.get("call_2")), "w");
     store.dispose();
   },
 );
