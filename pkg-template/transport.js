@@ -706,7 +706,9 @@ export function createTransportClass(load) {
     #chunks(id) {
       const s = this.#streams.get(id);
       const text = this.#d.takeChunks(id);
-      if (!s) return;
+      // Nothing taken: the stream ended within this same batch (an event callback disposed the
+      // transport or removed the chat), and its `end` action follows.
+      if (!s || text === "") return;
       let bodies;
       try {
         bodies = JSON.parse(text);
