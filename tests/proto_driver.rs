@@ -4044,7 +4044,6 @@ fn an_early_refresh_that_hands_back_no_usable_token_goes_ahead_with_the_one_held
     // Not asked again for that token.
     host.send("c1", "again", "part-2");
     assert!(host.calls.is_empty(), "{:?}", host.calls);
-    let _ = op;
 }
 
 #[test]
@@ -4351,4 +4350,55 @@ fn a_send_after_the_owners_claim_timed_out_unseen_takes_the_chat() {
     host.send("c1", "hi", "p1");
     assert!(host.rejected.is_empty(), "{:?}", host.rejected);
     assert!(host.d.has_claim("c1"));
+}
+
+#[test]
+fn a_send_whose_stream_failed_before_its_append_was_answered_gives_the_chat_back() {
+    let mut host = Host::new(LOCKED_TAB_A);
+    host.send("c1", "hi", "p");
+    host.d.lock_result("c1", true, host.now);
+    host.pump();
+    host.answer_call("tok");
+    let (append, _, _, _) = host.take_fetch(Endpoint::In);
+    let (out, _, _, _) = host.take_fetch(Endpoint::Out);
+    // `.out` fails for good (a 400) while the append is still on its way.
+    host.d
+        .fetch_text(out, 400, r#"{"error":"bad request"}"#, None, host.now);
+    host.pump();
+    assert!(host.d.has_claim("c1"), "the send is still pending");
+    host.other.clear();
+    host.d
+        .fetch_text(append, 200, r#"{"ok":true,"seq":3}"#, None, host.now);
+    host.pump();
+    assert!(
+        !host.d.has_claim("c1"),
+        "nothing of this tab runs for the chat: the other tabs may write"
+    );
+    assert!(host.other.iter().any(
+        |a| matches!(a, Action::LockRelease { name, .. } if name == "trigger-chat:c1:writer")
+    ));
+}
+
+#[test]
+fn a_send_kept_for_the_next_page_that_lands_after_dispose_is_no_longer_saved() {
+    let mut host = Host::new(OPTIONS);
+    offline_after_a_turn(&mut host);
+    host.send("c1", "hi", "part-1");
+    refuse_all(&mut host);
+    // `navigator.onLine` is wrong: the recheck's attempt goes out, and the page goes away
+    // (`dispose`) while it is in flight. The message is kept for the next page...
+    host.fire_timers(OFFLINE_RECHECK_MS);
+    let (append, _, _, _) = host.take_fetch(Endpoint::In);
+    host.d.dispose(host.now);
+    host.pump();
+    assert!(stored_state(&host, "c1").contains(r#""partId":"part-1""#));
+    // ...until the server acknowledges it: then no later page sends it again.
+    host.d
+        .fetch_text(append, 200, r#"{"ok":true,"seq":1}"#, None, host.now);
+    host.pump();
+    assert!(
+        !stored_state(&host, "c1").contains("part-1"),
+        "{}",
+        stored_state(&host, "c1")
+    );
 }

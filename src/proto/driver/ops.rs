@@ -1063,7 +1063,10 @@ impl Driver {
         let keep_saved = self.ops[i].keep_saved;
         let chat = self.chat_mut(&chat_id);
         let saved = &mut self.chats[chat].state.pending_send;
-        let unsaved = !keep_saved && saved.as_ref().is_some_and(|p| p.part_id == append.part_id);
+        // Kept for the next page only while the server may not have it: once acknowledged, no
+        // page may send it again.
+        let unsaved = (!keep_saved || result.is_ok())
+            && saved.as_ref().is_some_and(|p| p.part_id == append.part_id);
         if unsaved {
             *saved = None;
         }
@@ -1112,11 +1115,14 @@ impl Driver {
                         self.stop_turn(chat, &part_id, false, false, now_ms);
                     }
                 }
-                self.finish_op(op, Ok(Value::Stream(stream)));
-                if newer {
-                    // Nothing of this tab runs for it: the chat is free for the other tabs.
-                    self.release_if_idle(&chat_id, now_ms);
+                if newer && unsaved {
+                    self.persist(chat);
                 }
+                self.finish_op(op, Ok(Value::Stream(stream)));
+                // Aborted for a newer turn, or its stream already ended (failed, or left while
+                // the append was on its way): nothing of this tab runs for the chat, which is
+                // free for the other tabs. (With its stream open this does nothing.)
+                self.release_if_idle(&chat_id, now_ms);
             }
             (OpKind::Turn { stream }, Err(error)) => {
                 if unsaved {
