@@ -1256,6 +1256,43 @@ fn with_multi_tab_send_queue_a_send_waits_for_the_owners_turn_instead_of_failing
 }
 
 #[test]
+fn stop_generation_aborts_a_send_queued_behind_another_tabs_turn() {
+    let mut host = Host::new(QUEUE_OPTIONS);
+    // This tab follows the other tab's turn (resumed: the state says it streams).
+    host.d.hydrate(
+        "c1",
+        Stored::Shape(
+            r#"{"publicAccessToken":"t","lastEventId":"9","isStreaming":true,"activeInputSeq":4}"#,
+        ),
+    );
+    claimed_by_another_tab(&mut host);
+    let op = host.send("c1", "hi", "p");
+    assert_eq!(lock_actions(&mut host), ["lock-wait"]);
+    host.d.stop_generation("c1", "stop-1", host.now);
+    host.pump();
+    assert!(
+        matches!(
+            host.rejected.iter().find(|(o, _)| *o == op),
+            Some((_, ErrorRef::Ours(Error::Aborted)))
+        ),
+        "{:?}",
+        host.rejected
+    );
+    assert_eq!(
+        lock_actions(&mut host),
+        ["unlock"],
+        "its place in the queue is given up"
+    );
+    // Granted anyway (a late grant): nothing of it goes out.
+    host.d.lock_result("c1", true, host.now);
+    host.pump();
+    let sends_it = host.fetches.iter().any(|f| {
+        matches!(f, Action::Fetch { endpoint: Endpoint::In, body: Some(b), .. } if b.contains(r#""text":"hi""#))
+    });
+    assert!(!sends_it, "{:?}", host.fetches);
+}
+
+#[test]
 fn a_queued_send_that_is_aborted_or_disposed_ends_at_once_and_gives_up_its_place() {
     let mut host = Host::new(QUEUE_OPTIONS);
     claimed_by_another_tab(&mut host);

@@ -1242,12 +1242,18 @@ impl Driver {
         // A send the server has not acknowledged has no turn to stop yet: it is aborted instead
         // (a stop appended now could reach `.in` before it). One that may have landed is
         // stopped when it does; one that cannot have is never sent.
+        // A send queued behind another tab's turn (`multiTabSend: "queue"`) is not a turn yet,
+        // and is given up too.
         let mut cancelled = false;
-        while let Some(send) = self
-            .ops
-            .iter()
-            .find(|o| o.chat == chat_id && !o.aborted && matches!(o.kind, OpKind::Turn { .. }))
-        {
+        let queued = |tabs: &Option<super::tabs::Tabs>, op: u32| {
+            tabs.as_ref()
+                .is_some_and(|t| t.waiting.iter().any(|p| p.op == op))
+        };
+        while let Some(send) = self.ops.iter().find(|o| {
+            o.chat == chat_id
+                && !o.aborted
+                && (matches!(o.kind, OpKind::Turn { .. }) || queued(&self.tabs, o.id))
+        }) {
             let send = send.id;
             self.abort(send, true, now_ms);
             cancelled = true;
