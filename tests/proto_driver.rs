@@ -4333,9 +4333,11 @@ fn remove_session_in_one_tab_is_forgotten_by_the_others_without_touching_storage
     assert!(b.d.get_session("c1").is_some());
     b.persisted.clear();
     b.other.clear();
+    b.links.clear();
     b.d.tab_message(&told[0].to_json_string(), b.now);
     b.pump();
     assert!(b.ended.contains(&stream), "its stream ends");
+    assert_eq!(b.links, ["idle/0"], "its connection state says so");
     assert!(b.d.get_session("c1").is_none());
     assert!(b.persisted.is_empty(), "{:?}", b.persisted);
     assert!(!b.d.has_claim("c1"));

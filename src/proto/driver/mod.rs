@@ -273,9 +273,8 @@ impl Driver {
             self.close_stream(active, now_ms);
         }
         if let Some(i) = self.chat_index(chat_id) {
-            if here {
-                self.report_removed(i);
-            }
+            // (In every tab: a `connection-state` listener must not keep the old state.)
+            self.report_removed(i);
             self.chats.swap_remove(i);
         }
         if here {
