@@ -895,18 +895,25 @@ fn after_a_stop_that_no_boundary_answers_the_next_reply_still_streams() {
         Some("6")
     );
 
-    // The same when the stop's response comes back after the next send's stream opened.
+    // The same when the next send is made before the stop's response comes back: it waits
+    // for it (`.in` is read in arrival order: appended first, it would be the turn stopped).
     let mut host = Host::new(OPTIONS);
     sent(&mut host, "c1", 2);
     host.d.stop_generation("c1", "s", host.now);
     host.pump();
     let (stop, _, _, _) = host.take_fetch(Endpoint::In);
     let op = host.send("c1", "next", "p2");
+    assert!(
+        host.fetches.is_empty(),
+        "held behind the stop: {:?}",
+        host.fetches
+    );
+    host.d
+        .fetch_text(stop, 200, r#"{"ok":true,"seq":3}"#, None, host.now);
+    host.pump();
     let (out, _, _, _) = host.take_fetch(Endpoint::Out);
     host.d.fetch_open(out, false, host.now);
     host.pump();
-    host.d
-        .fetch_text(stop, 200, r#"{"ok":true,"seq":3}"#, None, host.now);
     let (append, _, _, _) = host.take_fetch(Endpoint::In);
     host.d
         .fetch_text(append, 200, r#"{"ok":true,"seq":4}"#, None, host.now);
@@ -4440,4 +4447,63 @@ fn a_send_kept_for_the_next_page_that_lands_after_dispose_is_no_longer_saved() {
         "{}",
         stored_state(&host, "c1")
     );
+}
+
+#[test]
+fn a_message_sent_while_a_stop_is_retried_follows_the_stop_on_in() {
+    let mut host = Host::new(OPTIONS);
+    sent(&mut host, "c1", 2);
+    host.d.stop_generation("c1", "s", host.now);
+    host.pump();
+    let (stop, _, _, _) = host.take_fetch(Endpoint::In);
+    host.d.fetch_text(stop, 503, "", None, host.now);
+    host.pump();
+    // The stop waits for its retry; the user sends the next message meanwhile.
+    let op = host.send("c1", "next", "p2");
+    assert!(host.fetches.is_empty(), "{:?}", host.fetches);
+    host.fire_timers(10_000);
+    let (retry, _, headers, body) = host.take_fetch(Endpoint::In);
+    assert_eq!(body.as_deref(), Some(r#"{"kind":"stop"}"#));
+    assert_eq!(Host::header(&headers, "x-part-id").as_deref(), Some("s"));
+    assert!(
+        host.take_fetch_opt(Endpoint::In).is_none(),
+        "the message waits"
+    );
+    host.d
+        .fetch_text(retry, 200, r#"{"ok":true,"seq":3}"#, None, host.now);
+    host.pump();
+    let (_, _, headers, body) = host.take_fetch(Endpoint::In);
+    assert_eq!(Host::header(&headers, "x-part-id").as_deref(), Some("p2"));
+    assert!(body.unwrap().contains(r#""text":"next""#));
+    assert!(host.rejected.is_empty());
+    let _ = op;
+
+    // A stop that fails for good lets the message go too; stopGeneration gives up one held.
+    let mut host = Host::new(OPTIONS);
+    sent(&mut host, "c1", 2);
+    host.d.stop_generation("c1", "s", host.now);
+    host.pump();
+    let (stop, _, _, _) = host.take_fetch(Endpoint::In);
+    let held = host.send("c1", "next", "p2");
+    host.d.stop_generation("c1", "s2", host.now);
+    host.pump();
+    assert!(
+        matches!(
+            host.rejected.iter().find(|(o, _)| *o == held),
+            Some((_, ErrorRef::Ours(Error::Aborted)))
+        ),
+        "{:?}",
+        host.rejected
+    );
+    let op = host.send("c1", "again", "p3");
+    host.d
+        .fetch_text(stop, 400, r#"{"error":"bad"}"#, None, host.now);
+    host.pump();
+    let (_, _, headers, _) = host.take_fetch(Endpoint::In);
+    assert_eq!(Host::header(&headers, "x-part-id").as_deref(), Some("p3"));
+    assert!(
+        host.take_fetch_opt(Endpoint::In).is_none(),
+        "the one given up never goes"
+    );
+    assert!(host.rejected.iter().all(|(o, _)| *o != op));
 }

@@ -66,6 +66,9 @@ struct Chat {
     /// Sends made while the chat's `headStart` request waits for its response (and the
     /// session it brings): they follow it.
     after_head_start: Vec<ops::PendingTurn>,
+    /// Sends made while a stop of the chat is on its way to `.in`: they follow it, so the
+    /// agent never takes the stop for the turn a later message starts.
+    after_stop: Vec<ops::PendingTurn>,
     /// Steering messages of this tab (`sendPendingMessage`). One that no boundary has consumed
     /// is answered by a turn of its own (see `owe_steer_turn`).
     steers: Vec<ops::Steer>,
@@ -400,6 +403,7 @@ impl Driver {
             storage_warned: false,
             stopped_turn: None,
             after_head_start: Vec::new(),
+            after_stop: Vec::new(),
             steers: Vec::new(),
             stops: Vec::new(),
             link: link::Report::default(),

@@ -473,6 +473,13 @@ impl Driver {
                 self.chats[chat].after_head_start.push(pending);
                 return;
             }
+            if self.stop_pending(&pending.chat_id) {
+                // `.in` is read in arrival order: appended now, this message could land before
+                // the stop (retried after a 5xx, or waiting for a token), which would then
+                // stop the turn this message starts.
+                self.chats[chat].after_stop.push(pending);
+                return;
+            }
         }
         let PendingTurn {
             op,
@@ -703,6 +710,39 @@ impl Driver {
         }
     }
 
+    /// Whether send `op` waits for the chat's writer lock or for an earlier stop.
+    fn held_send(&self, chat: usize, op: u32) -> bool {
+        self.tabs
+            .as_ref()
+            .is_some_and(|t| t.waiting.iter().any(|p| p.op == op))
+            || self.chats[chat].after_stop.iter().any(|p| p.op == op)
+    }
+
+    /// Whether a stop of the chat is on its way to `.in`.
+    fn stop_pending(&self, chat_id: &str) -> bool {
+        self.ops
+            .iter()
+            .any(|o| o.chat == chat_id && o.kind == OpKind::Stop && o.append.is_some())
+    }
+
+    /// A stop of the chat settled: the sends that waited for it go ahead (once no other stop
+    /// is on its way). Those whose caller gave up end.
+    fn after_stop(&mut self, chat_id: &str, now_ms: u64) {
+        if self.stop_pending(chat_id) {
+            return;
+        }
+        let Some(chat) = self.chat_index(chat_id) else {
+            return;
+        };
+        for pending in core::mem::take(&mut self.chats[chat].after_stop) {
+            if self.op_aborted(pending.op) {
+                self.finish_op(pending.op, Err(Error::Aborted.into()));
+            } else {
+                self.start_claimed_turn(pending, now_ms);
+            }
+        }
+    }
+
     /// A send refused before anything was sent (`read_only_tab`): `message-send-failed`, then
     /// the rejection.
     pub(super) fn refuse_turn(
@@ -747,6 +787,9 @@ impl Driver {
             .tabs
             .as_ref()
             .is_some_and(|t| t.waiting.iter().any(|p| p.chat_id == chat_id))
+            || self
+                .chat_index(chat_id)
+                .is_some_and(|c| !self.chats[c].after_stop.is_empty())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1170,6 +1213,7 @@ impl Driver {
                     self.unanswered_input(&chat_id, None, seq, now_ms);
                 }
                 self.finish_op(op, Ok(Value::Bool(true)));
+                self.after_stop(&chat_id, now_ms);
                 // The agent has the stop: the chat is free for other tabs.
                 self.release_if_idle(&chat_id, now_ms);
             }
@@ -1178,6 +1222,9 @@ impl Driver {
                     self.chats[chat].stopped_turn = None;
                 }
                 self.finish_op(op, Ok(Value::Bool(result.is_ok())));
+                if kind == OpKind::Stop {
+                    self.after_stop(&chat_id, now_ms);
+                }
                 self.release_if_idle(&chat_id, now_ms);
             }
             (OpKind::Start, _) => self.finish_op(op, Ok(Value::Unit)),
@@ -1245,14 +1292,11 @@ impl Driver {
         // A send queued behind another tab's turn (`multiTabSend: "queue"`) is not a turn yet,
         // and is given up too.
         let mut cancelled = false;
-        let queued = |tabs: &Option<super::tabs::Tabs>, op: u32| {
-            tabs.as_ref()
-                .is_some_and(|t| t.waiting.iter().any(|p| p.op == op))
-        };
+        // So is one held behind an earlier stop.
         while let Some(send) = self.ops.iter().find(|o| {
             o.chat == chat_id
                 && !o.aborted
-                && (matches!(o.kind, OpKind::Turn { .. }) || queued(&self.tabs, o.id))
+                && (matches!(o.kind, OpKind::Turn { .. }) || self.held_send(chat, o.id))
         }) {
             let send = send.id;
             self.abort(send, true, now_ms);
