@@ -4088,6 +4088,7 @@ fn an_early_refresh_that_hands_back_no_usable_token_goes_ahead_with_the_one_held
     // Not asked again for that token.
     host.send("c1", "again", "part-2");
     assert!(host.calls.is_empty(), "{:?}", host.calls);
+    let _ = op;
 }
 
 #[test]
