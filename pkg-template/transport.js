@@ -179,6 +179,7 @@ export function createTransportClass(load) {
     #links = new Map();
     #flushing = false;
     #afterFlush = null;
+    #reporting = null; // { chatId, state } while onSessionChange runs
     // Raised by the React hooks while a chat's component unmounts (or switches chats): the
     // `chat.stop()` that useChat calls then detaches the stream instead of stopping the agent
     // (W14). `#detachAll` for every chat; `#detaching` counts per chat id.
@@ -660,10 +661,14 @@ export function createTransportClass(load) {
       } catch (e) {
         failed(e);
       }
+      const outer = this.#reporting;
+      this.#reporting = { chatId, state };
       try {
         caught(this.#o.onSessionChange?.(chatId, state));
       } catch {
         // A throwing persistence hook never breaks a send (the JS transport let it, W15).
+      } finally {
+        this.#reporting = outer;
       }
     }
 
@@ -1139,8 +1144,14 @@ export function createTransportClass(load) {
       // (Loading the module then applies it, so storage and onSessionChange see it now.)
       if (!this.#d) return void (this.#early.push(["setSession", [chatId, session]]), this.#ready().catch(() => {}));
       this.#ensure(chatId);
+      const body = json(session, "session");
+      // `onSessionChange` handing back the state it is being told (a two-way binding to an app
+      // store) changes nothing. Applied, it could be older than a state already on its way to
+      // the callback, and the two would replace each other for good.
+      const r = this.#reporting;
+      if (r?.chatId === chatId && (r.state === session || JSON.stringify(r.state) === body)) return;
       try {
-        this.#d.setSession(chatId, json(session, "session"));
+        this.#d.setSession(chatId, body);
       } catch (e) {
         throw typeof e === "string" ? makeError(JSON.parse(e)) : e;
       }

@@ -149,3 +149,27 @@ scenario(
     ours.dispose();
   },
 );
+
+scenario(
+  "setSession from onSessionChange (a two-way binding to an app store) settles",
+  { timeout: 10_000, todo: { official: "setSession reports the state again, which recurses until the stack overflows" } },
+  async (impl) => {
+    const chatId = newChatId("two-way");
+    let reports = 0;
+    let transport;
+    ({ transport } = makeTransport(impl, server.url, {
+      onSessionChange: (id, session) => {
+        reports++;
+        // A store whose subscriber writes back what it got (guarded here, so a transport that
+        // reports each write-back again fails this test instead of hanging it).
+        if (session && reports < 50) transport.setSession(id, session);
+      },
+    }));
+    const { message } = await collect(await send(transport, chatId, [userMessage("hi")]));
+    assert.equal(textOf(message), echo("hi"));
+    const before = reports;
+    transport.setSession(chatId, { ...transport.getSession(chatId) });
+    assert.ok(reports < 50, `reports: ${reports}`);
+    assert.ok(reports - before <= 1, `one write-back is reported at most once (${reports - before})`);
+  },
+);

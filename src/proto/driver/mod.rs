@@ -248,10 +248,15 @@ impl Driver {
             state.pending_send = own;
             state.pending_loaded = false;
         }
+        let before = self.chats[i].state.to_persisted();
         self.chats[i].state = state;
         self.chats[i].steers.clear();
         self.chats[i].stops.clear();
-        self.persist(i);
+        // The state it already has is not reported again: an `onSessionChange` that hands each
+        // state back (a two-way binding to an app store) would otherwise never settle.
+        if before.is_none() || before != self.chats[i].state.to_persisted() {
+            self.persist(i);
+        }
         Ok(())
     }
 
