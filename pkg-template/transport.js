@@ -1128,7 +1128,13 @@ export function createTransportClass(load) {
           const raw = globalThis.localStorage?.getItem(storageKey(ns, chatId));
           return raw ? (JSON.parse(raw).session ?? undefined) : undefined;
         }
-        if (typeof p?.load === "function") return p.load(chatId) ?? undefined;
+        if (typeof p?.load === "function") {
+          // Read as `#ensure` will: JSON text is parsed, a Promise is no state (and an error).
+          const state = p.load(chatId);
+          if (typeof state?.then === "function") return void state.then(undefined, () => {});
+          const session = typeof state === "string" ? JSON.parse(state) : state;
+          return typeof session?.publicAccessToken === "string" ? session : undefined;
+        }
       } catch {
         // Missing or corrupt storage reads as "no session".
       }

@@ -173,3 +173,31 @@ scenario(
     assert.ok(reports - before <= 1, `one write-back is reported at most once (${reports - before})`);
   },
 );
+
+scenario(
+  "before first use, a custom store's state is read as it will be once loaded (JSON text, a Promise)",
+  { timeout: 5_000, skip: { official: "no persistence option" } },
+  async (impl) => {
+    const closed = { publicAccessToken: "pat", closed: true, closedReason: "user-ended" };
+    const asText = impl.create({ task: "ai-chat", accessToken: () => "pat", persistence: { load: () => JSON.stringify(closed), save() {}, remove() {} } });
+    assert.equal(asText.sessionStatus("c"), "closed");
+    assert.equal(asText.sessionClosedReason("c"), "user-ended");
+    assert.deepEqual(asText.getSession("c"), closed);
+    let unhandled = 0;
+    const count = () => unhandled++;
+    process.on("unhandledRejection", count);
+    try {
+      const promised = impl.create({ task: "ai-chat", accessToken: () => "pat", persistence: { load: () => Promise.reject(new Error("async store")), save() {}, remove() {} } });
+      assert.equal(promised.getSession("c"), undefined, "a Promise is no state");
+      assert.equal(promised.sessionStatus("c"), "open");
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(unhandled, 0, "its rejection is handled");
+    } finally {
+      process.off("unhandledRejection", count);
+    }
+    // Once loaded, the same.
+    await asText.start("c").catch(() => {});
+    assert.equal(asText.sessionStatus("c"), "closed");
+    assert.equal(asText.sessionClosedReason("c"), "user-ended");
+  },
+);
