@@ -560,25 +560,27 @@ export function createTransportClass(load) {
         if (headStart ? res.ok : a.endpoint === "out" && res.status === 200) {
           entry.reader = res.body?.getReader() ?? null;
           if (!entry.reader) throw new Error(`the ${headStart ? "headStart" : "stream"} response has no body`);
-          const h = res.headers;
+          // (A `fetch` override may answer with a Response-like object without headers.)
+          const h = (name) => res.headers?.get?.(name) ?? null;
           if (headStart) {
-            const token = h.get("X-Trigger-Chat-Access-Token") ?? "";
-            const pending = h.get("X-Trigger-Chat-Pending-Version") === "1";
+            const token = h("X-Trigger-Chat-Access-Token") ?? "";
+            const pending = h("X-Trigger-Chat-Pending-Version") === "1";
             return this.#run((d) => d.headStartOpen(a.id, token, pending, Date.now()));
           }
-          const settled = h.get("X-Session-Settled") === "true";
+          const settled = h("X-Session-Settled") === "true";
           return this.#run((d) => d.fetchOpen(a.id, settled, Date.now()));
         }
         // An append's answer or an error's text: small. More (a proxy's error page, a hostile
         // server) is not copied into the module: the first 64 KiB say what went wrong.
-        const text = (await res.text().catch(() => "")).slice(0, 65536);
+        const text = String((await res.text?.().catch(() => "")) ?? "").slice(0, 65536);
+        const reset = Number(res.headers?.get?.("x-ratelimit-reset") ?? NaN);
         if (this.#fetches.get(a.id) !== entry) return;
         this.#fetches.delete(a.id);
-        const reset = Number(res.headers.get("x-ratelimit-reset") ?? NaN);
         this.#run((d) => d.fetchText(a.id, res.status, text, reset, Date.now()));
       } catch (e) {
         if (this.#fetches.get(a.id) !== entry) return;
         this.#fetches.delete(a.id);
+        entry.reader?.cancel().catch(() => {});
         this.#run((d) => d.fetchFailed(a.id, String(e?.message ?? e), Date.now()));
       }
     }

@@ -220,3 +220,20 @@ scenario(
     assert.ok(Date.now() - abortedAt < 1_500, `rejected ${Date.now() - abortedAt} ms after the abort`);
   },
 );
+
+scenario("a fetch override that answers appends with a Response-like object without headers still sends", { timeout: 10_000 }, async (impl) => {
+  const chatId = newChatId("response-like");
+  const { transport } = makeTransport(impl, server.url, {
+    fetch: async (url, init) => {
+      const res = await fetch(url, init);
+      if (!String(url).includes("/in/append")) return res;
+      // What a hand-written wrapper or test double returns: enough for the JS transport.
+      const text = await res.text();
+      return { ok: res.ok, status: res.status, text: async () => text, json: async () => JSON.parse(text) };
+    },
+  });
+  const started = Date.now();
+  const { message } = await collect(await send(transport, chatId, [userMessage("duck typed")]));
+  assert.equal(textOf(message), echo("duck typed"));
+  assert.ok(Date.now() - started < 5_000, "answered at once, not after a timeout");
+});
