@@ -123,7 +123,8 @@ export type UseMultiTabChatOptions = {
  * ```
  */
 export declare function useMultiTabChat<T = UIMessage>(
-  transport: TriggerChatTransport<any, any>,
+  /** `null` / `undefined` (no transport yet): inert, never read-only. */
+  transport: TriggerChatTransport<any, any> | null | undefined,
   chatId: string,
   messages: T[],
   setMessages: (messages: T[] | ((messages: T[]) => T[])) => void,

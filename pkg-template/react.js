@@ -422,8 +422,12 @@ function createSync(transport, chatId, messages, setMessages) {
  */
 export function useChatActions({ sendMessage }) {
   const sendMessageRef = useCommitted(sendMessage);
+  // (A `sendMessage` that throws rejects the promise, as the JS hook's async function does.)
   const sendAction = useCallback(
-    (action) => Promise.resolve(sendMessageRef.current(undefined, { body: { action } })).then(() => {}),
+    (action) =>
+      Promise.resolve()
+        .then(() => sendMessageRef.current(undefined, { body: { action } }))
+        .then(() => {}),
     [],
   );
   return useMemo(() => ({ sendAction }), [sendAction]);

@@ -311,6 +311,9 @@ test("useChatActions sends the action through useChat and the reply streams in",
   const state = await (await fetch(`${server.url}/__admin/chats/${chatId}/state`)).json();
   const actions = state.inRecords.filter((r) => r.body?.payload?.trigger === "action");
   assert.deepEqual(actions.map((r) => r.body.payload.action), [{ type: "ping" }]);
+  // A sendMessage that throws at once rejects sendAction's promise (it is declared to return
+  // one, and the JS hook's is an async function), never throws in the click handler.
+  assert.equal(await page.evaluate(() => harness.throwingAction()), "rejected: refused by the app");
   assert.deepEqual(page.pageErrors, []);
   await page.close();
 });

@@ -254,6 +254,9 @@ export function ChatPage({ chatId, initial }: { chatId: string; initial: MyMessa
     sendAutomaticallyWhen: lastAssistantMessageIsCompleteWithApprovalResponses,
   });
   const { isReadOnly } = useMultiTabChat(transport, chatId, messages, setMessages, { releaseGraceMs: 2000 });
+  // No transport yet (created in an effect, or after sign-in): inert.
+  const inert: boolean = useMultiTabChat(null, chatId, messages, setMessages).isReadOnly;
+  if (inert) console.log("never read-only without a transport");
   const { sendAction } = useChatActions({ sendMessage });
   const steering = usePendingMessages({ transport, chatId, status, messages, setMessages, sendMessage, metadata: { model: "m" } });
   const waiting: PendingMessage[] = steering.pending.filter((p) => p.mode === "queued" && !p.injected);

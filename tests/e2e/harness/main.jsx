@@ -60,8 +60,14 @@ function Probe({ chatId, clientData, sendInLayoutEffect, onEventTag, tag, headSt
   const subAgents = useSubAgentMessages({ throttleMs: 50 });
   const { messages, setMessages, sendMessage, status } = useChat({ id: chatId, transport, resume, onData: subAgents.onData });
   const { sendAction } = useChatActions({ sendMessage });
+  // A `sendMessage` wrapper that throws at once (the app's own validation, say).
+  const throwing = useChatActions({
+    sendMessage: () => {
+      throw new Error("refused by the app");
+    },
+  });
   const pending = usePendingMessages({ transport, chatId, status, messages, setMessages, sendMessage });
-  state.chat = { messages, status, sendMessage, sendAction, pending };
+  state.chat = { messages, status, sendMessage, sendAction, throwingAction: throwing.sendAction, pending };
   // What the screen shows: the callbacks of the render React committed (a render in a transition
   // that never commits leaves them as they were).
   useLayoutEffect(() => {
@@ -301,6 +307,17 @@ window.harness = {
   },
   action(action) {
     return state.chat.sendAction(action);
+  },
+  /** How a sendAction whose sendMessage throws at once fails: "threw" or "rejected". */
+  throwingAction() {
+    try {
+      return state.chat.throwingAction({ type: "x" }).then(
+        () => "resolved",
+        (e) => `rejected: ${e.message}`,
+      );
+    } catch (e) {
+      return `threw: ${e.message}`;
+    }
   },
   texts() {
     const { pending } = state.chat;
