@@ -234,9 +234,11 @@ scenario("regenerate-message re-streams the last answer", { timeout: 15_000 }, a
   assert.equal(body.payload.message, undefined);
 });
 
-scenario("an error chunk reaches the UI stream", { timeout: 15_000 }, async (impl) => {
+scenario("an error chunk reaches the UI stream; the errored turn's boundary has no token, and the next turn works", { timeout: 15_000 }, async (impl) => {
   const chatId = newChatId("error");
-  const { transport } = makeTransport(impl, server.url);
+  const { transport, persisted } = makeTransport(impl, server.url);
+  await collect(await send(transport, chatId, [userMessage("hello")]));
+  const token = persisted[chatId].publicAccessToken;
   const errors = [];
   const { chunks } = await collect(await send(transport, chatId, [userMessage("please error")]), {
     onError: (e) => errors.push(e),
@@ -246,6 +248,12 @@ scenario("an error chunk reaches the UI stream", { timeout: 15_000 }, async (imp
     ["start", "error"],
   );
   assert.equal(errors[0]?.message, "Scripted error: you asked for an error.");
+  // As on the real server: an errored turn's boundary carries no refreshed token. The one
+  // held is kept.
+  assert.equal(persisted[chatId].publicAccessToken, token);
+  assert.equal(persisted[chatId].isStreaming, false);
+  const { message } = await collect(await send(transport, chatId, [userMessage("still there?")]));
+  assert.equal(textOf(message), echo("still there?"));
 });
 
 scenario("a long stream arrives complete and in order", { timeout: 30_000 }, async (impl) => {

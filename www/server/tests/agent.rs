@@ -169,6 +169,16 @@ async fn actions_errors_whoami_and_goodbye() {
     )
     .await;
     assert_eq!(types(&out), ["start", "error"]);
+    let records = out.records();
+    let boundary = records
+        .iter()
+        .find(|r| control(r).as_deref() == Some("turn-complete"))
+        .unwrap();
+    assert_eq!(
+        header(boundary, "public-access-token"),
+        None,
+        "an errored turn's boundary has no token"
+    );
 
     let cursor = out.records().last().unwrap()["seq_num"].to_string();
     let whoami = json!({"kind": "message", "payload": {"chatId": "c-misc", "trigger": "submit-message",

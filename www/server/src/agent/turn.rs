@@ -38,6 +38,10 @@ enum End {
     Interrupted(Interrupt),
     /// Nothing was written (a `preload` append).
     Silent,
+    /// The turn failed (an `error` chunk): its boundary carries no refreshed token, as the
+    /// real agent's does not (client-protocol.mdx: "optional and may be absent on some turns
+    /// (for example an errored turn)").
+    Errored,
 }
 
 struct Turn<'a> {
@@ -271,6 +275,7 @@ impl Turn<'_> {
                 let mid = self.new_id("msg");
                 self.start(&mid, None);
                 self.emit(json!({"type":"error","errorText":text}));
+                return Ok(End::Errored);
             }
             Plan::Goodbye => {
                 let mid = self.new_id("msg");
@@ -459,11 +464,14 @@ impl Turn<'_> {
                 return;
             }
             End::Interrupted(_) => self.emit(json!({"type":"abort"})),
-            End::Done => {}
+            End::Done | End::Errored => {}
         }
-        let token = self.store.mint_session_token(self.session.chat_key());
+        let mut headers = vec![];
+        if !matches!(end, End::Errored) {
+            let token = self.store.mint_session_token(self.session.chat_key());
+            headers.push((PUBLIC_ACCESS_TOKEN.to_string(), token));
+        }
         let mut st = self.session.state();
-        let mut headers = vec![(PUBLIC_ACCESS_TOKEN.to_string(), token)];
         if let Some(in_seq) = st.in_event_id() {
             headers.push((SESSION_IN_EVENT_ID.to_string(), in_seq.to_string()));
         }
