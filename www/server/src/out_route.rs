@@ -75,7 +75,9 @@ pub async fn out(
         .and_then(|v| v.parse::<u64>().ok())
         .map_or(DEFAULT_TIMEOUT_SECONDS, |s| s.clamp(1, 600));
     let peek = matches!(text("x-peek-settled"), Some("1" | "true"));
-    let settled = peek && (session.state().is_closed() || session.out.ends_with_turn_complete());
+    // (Only a `turn-complete` tail settles, closed or not: client-protocol.mdx "X-Peek-Settled".
+    // A closed session's tail is its `session-closed` record, which the client reads.)
+    let settled = peek && session.out.ends_with_turn_complete();
 
     let (tx, rx) = mpsc::channel::<Chunk>(4);
     let stream = Connection {

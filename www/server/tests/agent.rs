@@ -225,6 +225,27 @@ async fn actions_errors_whoami_and_goodbye() {
             .status(),
         409
     );
+    // After the closing boundary (and its trim), a `session-closed` record of its own: the
+    // tail is no `turn-complete`, so a settled peek does not settle.
+    let seq = boundary["seq_num"].to_string();
+    let after = read_out(
+        &url,
+        "c-misc",
+        &pat,
+        &[("last-event-id", &seq), ("x-peek-settled", "1")],
+        SEC10,
+        |events: &[Event]| {
+            events
+                .iter()
+                .filter(|e| e.event.as_deref() == Some("batch"))
+                .flat_map(|e| e.json()["records"].as_array().cloned().unwrap_or_default())
+                .any(|r| control(&r).as_deref() == Some("session-closed"))
+        },
+    )
+    .await;
+    assert!(after.headers.get("x-session-settled").is_none());
+    let kinds: Vec<_> = after.records().iter().map(control).collect();
+    assert_eq!(kinds.last(), Some(&Some("session-closed".to_string())));
 }
 
 #[tokio::test]
@@ -238,16 +259,18 @@ async fn closing_an_idle_session_writes_a_session_closed_record() {
         .send()
         .await
         .unwrap();
+    let any_record = |events: &[Event]| events.iter().any(|e| e.event.as_deref() == Some("batch"));
     let out = read_out(
         &url,
         "c-shut",
         &pat,
         &[("x-peek-settled", "1")],
         SEC10,
-        never,
+        any_record,
     )
     .await;
-    assert_eq!(out.headers["x-session-settled"], "true");
+    // Only a `turn-complete` tail settles: the client reads the close record instead.
+    assert!(out.headers.get("x-session-settled").is_none());
     let records = out.records();
     assert_eq!(control(&records[0]).as_deref(), Some("session-closed"));
     assert_eq!(

@@ -495,6 +495,11 @@ impl Turn<'_> {
                 });
             }
         }
+        if st.is_closed() {
+            // As the real agent after `chat.close()`: a record of its own after the boundary,
+            // so `.out`'s tail is no `turn-complete` and a settled peek does not settle.
+            out.append(NewRecord::control("session-closed", closed_headers(&st)));
+        }
         st.last_turn_complete_seq = Some(boundary);
         st.turn_active = false;
         st.turns_completed += 1;
