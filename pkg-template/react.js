@@ -664,7 +664,11 @@ export function usePendingMessages(options) {
   useEffect(() => {
     if (shownAgain.current) {
       shownAgain.current = false;
-      previousStatus.current = { chatId, status: turnOver(status) ? status : undefined };
+      // A reply still on the network (a `Chat` that lives outside the component, which useChat
+      // does not stop) is a turn whose end counts.
+      const link = latest.current.transport?.connectionState?.(chatId)?.state;
+      const running = inTurn(status) && link !== undefined && link !== "idle";
+      previousStatus.current = { chatId, status: turnOver(status) || running ? status : undefined };
       return;
     }
     const previous = previousStatus.current;

@@ -716,6 +716,30 @@ test("usePendingMessages: a message queued before an <Activity> hide is not sent
   await page.close();
 });
 
+test("usePendingMessages with a Chat that lives outside the view: hidden and shown mid-reply, a message queued then goes at the end of that reply", { timeout: 45_000 }, async () => {
+  // useChat({ chat }) does not stop the reply while the view is hidden: the status shown again,
+  // `streaming`, is the turn still running, and its end counts.
+  const page = await openHarness();
+  const chatId = newChatId("external-queue");
+  await page.evaluate((id) => harness.mountExternal(id, { strict: false, hidden: false }), chatId);
+  await page.evaluate((text) => void harness.send(text), SLOW_PROMPT);
+  await eventually(async () => progress(await lastText(page)) >= 3, { message: "the reply under way" });
+  await page.evaluate(() => harness.update({ hidden: true }));
+  await page.waitForTimeout(200);
+  await page.evaluate(() => harness.update({ hidden: false }));
+  await page.waitForTimeout(100);
+  assert.equal(await page.evaluate(() => harness.status()), "streaming", "the reply went on while hidden");
+  await page.evaluate(() => harness.queue("and then this"));
+  await eventually(async () => (await serverChat(chatId)).inRecords.length === 2, {
+    message: "the queued message, sent when the reply ended",
+    timeout: 20_000,
+  });
+  await eventually(async () => (await lastText(page)) === `assistant: ${echo("and then this")}`, { message: "its reply" });
+  assert.deepEqual(page.pageErrors, []);
+  await page.evaluate(() => harness.unmount());
+  await page.close();
+});
+
 test("useLoadTranscript loads once under StrictMode and keeps its transcript when hidden and shown again", { timeout: 30_000 }, async () => {
   const page = await openHarness();
   const chatId = newChatId("transcript-activity");

@@ -1,6 +1,6 @@
 // Test harness for trigger-chat-wasm/react under React StrictMode (development build). The test
 // drives it through `window.harness`; nothing here is part of the demo.
-import { useChat } from "@ai-sdk/react";
+import { Chat, useChat } from "@ai-sdk/react";
 import { Activity, StrictMode, Suspense, memo, startTransition, useEffect, useLayoutEffect } from "react";
 import { createRoot } from "react-dom/client";
 import { TriggerChatTransport } from "trigger-chat-wasm";
@@ -211,6 +211,27 @@ function render() {
   const view = hideable(<View {...props} />);
   root.render(props.strict === false ? view : <StrictMode>{view}</StrictMode>);
 }
+// A `Chat` that lives outside the component (an app's store, or a chat kept across routes) with
+// a transport made once: useChat({ chat }) neither stops its reply when the view is hidden nor
+// when it unmounts.
+let external = null;
+function ExternalChatView({ chatId }) {
+  if (external?.chatId !== chatId) {
+    const transport = new TriggerChatTransport({
+      task: "ai-chat",
+      baseURL: location.origin,
+      startSession: ({ chatId: id }) => post(`/api/chat/${encodeURIComponent(id)}/start`),
+      accessToken: async ({ chatId: id }) => (await post(`/api/chat/${encodeURIComponent(id)}/token`)).publicAccessToken,
+    });
+    external = { chatId, transport, chat: new Chat({ id: chatId, transport }) };
+  }
+  const { transport, chat } = external;
+  const { messages, setMessages, sendMessage, status } = useChat({ chat });
+  const pending = usePendingMessages({ transport, chatId, status, messages, setMessages, sendMessage });
+  state.chat = { messages, status, sendMessage, pending };
+  return null;
+}
+
 // With a `hidden` prop, the view sits in an <Activity> (how Next.js keeps a route it left):
 // hidden, its effects are cleaned up and its state kept; shown again, its effects run again.
 function hideable(view) {
@@ -278,6 +299,12 @@ window.harness = {
   unmount() {
     root.unmount();
     root = null;
+  },
+  mountExternal(chatId, extra = {}) {
+    root = createRoot(document.getElementById("root"));
+    View = ExternalChatView;
+    props = { chatId, ...extra };
+    render();
   },
   mountTranscript(chatId, fail = false, extra = {}) {
     root = createRoot(document.getElementById("root"));
