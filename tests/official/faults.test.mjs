@@ -237,3 +237,18 @@ scenario("a fetch override that answers appends with a Response-like object with
   assert.equal(textOf(message), echo("duck typed"));
   assert.ok(Date.now() - started < 5_000, "answered at once, not after a timeout");
 });
+
+scenario("appends answered without seq (older webapps, a lost idempotency claim): each reply streams and ends on its boundary", { timeout: 15_000 }, async (impl) => {
+  const chatId = newChatId("no-seq");
+  const { transport, persisted } = makeTransport(impl, server.url);
+  await transport.preload(chatId);
+  await setFaults(server.url, chatId, { appendWithoutSeq: true });
+  const first = userMessage("first");
+  const one = await collect(await send(transport, chatId, [first]));
+  assert.equal(textOf(one.message), echo("first"));
+  const assistant = { ...one.message, role: "assistant" };
+  const two = await collect(await send(transport, chatId, [first, assistant, userMessage("second")]));
+  assert.equal(textOf(two.message), echo("second"), "only the second reply");
+  assert.equal(persisted[chatId].isStreaming, false);
+  assert.equal((await chatState(server.url, chatId)).turns, 2);
+});

@@ -59,6 +59,10 @@ pub struct FaultSet {
     /// (the deployment lands), and then answers everything that waited.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pending_version: Option<bool>,
+    /// `true`: appends answer `{"ok": true}` without `seq`, as older webapps do and as a retry
+    /// whose idempotency claim was lost does (the client then takes any boundary as its turn's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub append_without_seq: Option<bool>,
 }
 
 impl FaultSet {
@@ -80,7 +84,8 @@ impl FaultSet {
             token_ttl_seconds,
             latency_ms,
             ping_interval_ms,
-            pending_version
+            pending_version,
+            append_without_seq
         );
     }
 

@@ -243,3 +243,19 @@ async fn reset_forgets_everything_and_ends_streams() {
         404
     );
 }
+
+#[tokio::test]
+async fn append_without_seq_answers_ok_only() {
+    let server = start().await;
+    let url = server.url();
+    let pat = token_for(&url, "c-noseq", None).await;
+    faults(&url, "c-noseq", json!({"appendWithoutSeq": true})).await;
+    let res = append(&url, "c-noseq", &pat, &message_chunk("c-noseq", "hi")).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap(), json!({"ok": true}));
+    assert_eq!(
+        state(&url, "c-noseq").await["inRecords"][0]["seq"],
+        0,
+        "stored all the same"
+    );
+}
