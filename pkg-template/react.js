@@ -422,14 +422,15 @@ function createSync(transport, chatId, messages, setMessages) {
  */
 export function useChatActions({ sendMessage }) {
   const sendMessageRef = useCommitted(sendMessage);
-  // (A `sendMessage` that throws rejects the promise, as the JS hook's async function does.)
-  const sendAction = useCallback(
-    (action) =>
-      Promise.resolve()
-        .then(() => sendMessageRef.current(undefined, { body: { action } }))
-        .then(() => {}),
-    [],
-  );
+  // Called at once, as the JS hook's async function calls it; one that throws rejects the
+  // promise, as there.
+  const sendAction = useCallback((action) => {
+    try {
+      return Promise.resolve(sendMessageRef.current(undefined, { body: { action } })).then(() => {});
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }, []);
   return useMemo(() => ({ sendAction }), [sendAction]);
 }
 

@@ -67,7 +67,7 @@ export function createSubAgentMessages(options = {}) {
     if (timer === undefined && !disposed) timer = setTimeout(publish, throttleMs);
   };
 
-  const open = () => {
+  const open = (id) => {
     const agent = { next: 0, input: undefined, latest: undefined, message: undefined, finished: false };
     const source = new ReadableStream({
       start(controller) {
@@ -85,7 +85,7 @@ export function createSubAgentMessages(options = {}) {
       }
     })().catch(() => {
       agent.input = undefined; // (`ai` did not load): later batches are not kept for nothing
-      agent.finished = true;
+      if (!agent.finished) finish(id, agent);
     });
     return agent;
   };
@@ -127,6 +127,15 @@ export function createSubAgentMessages(options = {}) {
     }
   };
 
+  // A sub-agent that just ended goes to the end of the eviction order.
+  const finish = (id, agent) => {
+    agent.finished = true;
+    if (agents.get(id) !== agent) return; // let go already, or the store was disposed
+    agents.delete(id);
+    agents.set(id, agent);
+    evict(agent);
+  };
+
   return {
     onData(part) {
       const batch = disposed ? undefined : batchOf(part);
@@ -135,18 +144,14 @@ export function createSubAgentMessages(options = {}) {
       if (agent === undefined) {
         // (A first batch seen mid-way cannot be applied: nothing is opened for it.)
         if (batch.seq !== 0) return;
-        agent = open();
+        agent = open(batch.toolCallId);
         agents.set(batch.toolCallId, agent);
       }
       if (batch.seq !== agent.next) return;
       agent.next += 1;
       const wasFinished = agent.finished;
       feed(agent, batch.chunks);
-      if (agent.finished && !wasFinished) {
-        agents.delete(batch.toolCallId);
-        agents.set(batch.toolCallId, agent);
-        evict(agent);
-      }
+      if (agent.finished && !wasFinished) finish(batch.toolCallId, agent);
     },
     get(toolCallId) {
       return agents.get(toolCallId)?.message;

@@ -4508,3 +4508,133 @@ fn a_message_sent_while_a_stop_is_retried_follows_the_stop_on_in() {
     );
     assert!(host.rejected.iter().all(|(o, _)| *o != op));
 }
+
+#[test]
+fn set_session_with_the_state_this_page_saved_last_saves_and_reports_nothing_and_a_changed_one_is_saved(
+) {
+    // A send on its way: its state, saved with the send, handed back later (an app store's
+    // effect) changes nothing.
+    let mut host = Host::new(OPTIONS);
+    after_a_turn(&mut host);
+    host.send("c1", "hi", "part-2");
+    let _append = host.take_fetch(Endpoint::In);
+    let saved = host.d.get_session("c1").unwrap();
+    assert!(saved.to_json_string().contains("part-2"));
+    host.persisted.clear();
+    host.d.set_session("c1", &saved).unwrap();
+    host.pump();
+    assert!(host.persisted.is_empty(), "{:?}", host.persisted);
+
+    // A saved send loaded from an earlier page, and a state set without it: saved so.
+    let mut host = Host::new(OPTIONS);
+    host.d.hydrate("c1", Stored::Shape(SAVED_SEND));
+    let without =
+        Json::parse(r#"{"publicAccessToken":"t","lastEventId":"1","isStreaming":false}"#).unwrap();
+    host.d.set_session("c1", &without).unwrap();
+    host.pump();
+    assert!(
+        !stored_state(&host, "c1").contains("pendingSend"),
+        "{}",
+        stored_state(&host, "c1")
+    );
+
+    // A state from `sessions` (never saved by this page) is saved when set again.
+    let options = r#"{"task":"chat","types":{"accessToken":"function"},"sessions":{"c1":{"publicAccessToken":"t","lastEventId":"9"}}}"#;
+    let mut host = Host::new(options);
+    let given = host.d.get_session("c1").unwrap();
+    host.d.set_session("c1", &given).unwrap();
+    host.pump();
+    assert_eq!(host.persisted.len(), 1, "{:?}", host.persisted);
+}
+
+#[test]
+fn a_message_held_behind_a_stop_is_saved_for_the_next_page_and_forgotten_when_given_up() {
+    let held = |host: &mut Host| {
+        sent(host, "c1", 2);
+        host.d.stop_generation("c1", "s", host.now);
+        host.pump();
+        let (stop, _, _, _) = host.take_fetch(Endpoint::In);
+        host.d.fetch_text(stop, 503, "", None, host.now);
+        host.pump();
+        let op = host.send("c1", "next", "p2");
+        assert!(host.take_fetch_opt(Endpoint::In).is_none(), "held");
+        assert!(
+            stored_state(host, "c1").contains(r#""partId":"p2""#),
+            "saved"
+        );
+        op
+    };
+    // The page goes away (dispose): the send ends, its saved copy stays, and it is not sent
+    // when the stop goes through.
+    let mut host = Host::new(OPTIONS);
+    let op = held(&mut host);
+    host.d.dispose(host.now);
+    host.pump();
+    assert!(
+        matches!(
+            host.rejected.iter().find(|(o, _)| *o == op),
+            Some((_, ErrorRef::Ours(Error::Aborted)))
+        ),
+        "{:?}",
+        host.rejected
+    );
+    host.fire_timers(10_000);
+    let (retry, _, _, body) = host.take_fetch(Endpoint::In);
+    assert_eq!(body.as_deref(), Some(r#"{"kind":"stop"}"#));
+    host.d
+        .fetch_text(retry, 200, r#"{"ok":true,"seq":3}"#, None, host.now);
+    host.pump();
+    assert!(host.take_fetch_opt(Endpoint::In).is_none());
+    assert!(
+        stored_state(&host, "c1").contains(r#""partId":"p2""#),
+        "for the next page"
+    );
+
+    // The caller gives it up (its abort signal): the saved copy goes too.
+    let mut host = Host::new(OPTIONS);
+    let op = held(&mut host);
+    host.d.abort_op(op, host.now);
+    host.pump();
+    assert!(
+        !stored_state(&host, "c1").contains("p2"),
+        "{}",
+        stored_state(&host, "c1")
+    );
+}
+
+#[test]
+fn stop_generation_gives_up_a_send_waiting_for_the_head_start_request() {
+    let mut host = Host::new(HEAD_START_OPTIONS);
+    head_start_send(&mut host, "h");
+    let (post, _, _, _) = host.take_fetch(Endpoint::HeadStart);
+    let second = head_start_send(&mut host, "h");
+    host.d.stop_generation("h", "s", host.now);
+    host.pump();
+    assert!(
+        matches!(
+            host.rejected.iter().find(|(o, _)| *o == second),
+            Some((_, ErrorRef::Ours(Error::Aborted)))
+        ),
+        "{:?}",
+        host.rejected
+    );
+    host.d.head_start_open(post, "tok-hs", false, host.now);
+    host.pump();
+    let mut bodies = vec![];
+    while host.fetches.iter().any(|f| {
+        matches!(
+            f,
+            Action::Fetch {
+                endpoint: Endpoint::In,
+                ..
+            }
+        )
+    }) {
+        let (_, _, _, body) = host.take_fetch(Endpoint::In);
+        bodies.push(body.unwrap_or_default());
+    }
+    assert!(
+        !bodies.iter().any(|b| b.contains(r#""kind":"message""#)),
+        "the message given up is not appended: {bodies:?}"
+    );
+}

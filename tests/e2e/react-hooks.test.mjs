@@ -313,7 +313,7 @@ test("useChatActions sends the action through useChat and the reply streams in",
   assert.deepEqual(actions.map((r) => r.body.payload.action), [{ type: "ping" }]);
   // A sendMessage that throws at once rejects sendAction's promise (it is declared to return
   // one, and the JS hook's is an async function), never throws in the click handler.
-  assert.equal(await page.evaluate(() => harness.throwingAction()), "rejected: refused by the app");
+  assert.equal(await page.evaluate(() => harness.throwingAction()), "called at once, rejected: refused by the app");
   assert.deepEqual(page.pageErrors, []);
   await page.close();
 });

@@ -69,6 +69,8 @@ struct Chat {
     /// Sends made while a stop of the chat is on its way to `.in`: they follow it, so the
     /// agent never takes the stop for the turn a later message starts.
     after_stop: Vec<ops::PendingTurn>,
+    /// Its state was saved by this page (and no save failed since): see `set_session`.
+    saved: bool,
     /// Steering messages of this tab (`sendPendingMessage`). One that no boundary has consumed
     /// is answered by a turn of its own (see `owe_steer_turn`).
     steers: Vec<ops::Steer>,
@@ -194,6 +196,7 @@ impl Driver {
     /// The host could not save or load a chat's state: one `storage-error` event per chat.
     pub fn storage_failed(&mut self, chat_id: &str, message: &str) {
         if let Some(i) = self.chat_index(chat_id) {
+            self.chats[i].saved = false;
             if self.chats[i].storage_warned {
                 return;
             }
@@ -238,22 +241,27 @@ impl Driver {
                 state.seed_cursor(seq);
             }
         }
+        // (What this page last saved, before a send of its own still in flight is carried over.)
+        let before = self.chats[i]
+            .saved
+            .then(|| self.chats[i].state.to_persisted())
+            .flatten();
         let own = self.chats[i]
             .state
             .pending_send
             .take()
-            .filter(|p| self.ops.iter().any(|o| o.sends_part(&p.part_id)));
+            .filter(|p| self.sending_part(&p.part_id));
         if state.pending_send.is_none() && own.is_some() {
             // A send of this tab still in flight stays saved.
             state.pending_send = own;
             state.pending_loaded = false;
         }
-        let before = self.chats[i].state.to_persisted();
         self.chats[i].state = state;
         self.chats[i].steers.clear();
         self.chats[i].stops.clear();
-        // The state it already has is not reported again: an `onSessionChange` that hands each
-        // state back (a two-way binding to an app store) would otherwise never settle.
+        // The state this page saved last is not saved or reported again: an `onSessionChange`
+        // that hands each state back later (a two-way binding to an app store) would otherwise
+        // never settle. (One never saved here — from `sessions`, or after a failed save — is.)
         if before.is_none() || before != self.chats[i].state.to_persisted() {
             self.persist(i);
         }
@@ -328,6 +336,15 @@ impl Driver {
             self.abort_unsent(now_ms);
         }
         self.abort_queued_sends(now_ms);
+        // Sends held behind a stop end too; their saved copies stay for the next page.
+        let held: Vec<u32> = self
+            .chats
+            .iter()
+            .flat_map(|c| c.after_stop.iter().map(|p| p.op))
+            .collect();
+        for op in held {
+            self.abort(op, false, now_ms);
+        }
         self.page_hide(now_ms);
         self.park_tabs();
     }
@@ -409,6 +426,7 @@ impl Driver {
             stopped_turn: None,
             after_head_start: Vec::new(),
             after_stop: Vec::new(),
+            saved: false,
             steers: Vec::new(),
             stops: Vec::new(),
             link: link::Report::default(),
@@ -426,10 +444,11 @@ impl Driver {
 
     /// Saves the chat's state and tells `onSessionChange` (nothing before it has a token).
     fn persist(&mut self, chat: usize) {
-        let Some(c) = self.chats.get(chat) else {
+        let Some(c) = self.chats.get_mut(chat) else {
             return;
         };
         if let Some(state) = c.state.to_persisted() {
+            c.saved = true;
             self.actions.push(Action::Persist {
                 chat_id: c.id.clone(),
                 state: Some(state.to_js_shape_json()),

@@ -476,7 +476,9 @@ impl Driver {
             if self.stop_pending(&pending.chat_id) {
                 // `.in` is read in arrival order: appended now, this message could land before
                 // the stop (retried after a 5xx, or waiting for a token), which would then
-                // stop the turn this message starts.
+                // stop the turn this message starts. It is saved meanwhile, as a send on its
+                // way is (a page that goes away leaves it to the next one).
+                self.save_held(chat, &pending, now_ms);
                 self.chats[chat].after_stop.push(pending);
                 return;
             }
@@ -710,14 +712,6 @@ impl Driver {
         }
     }
 
-    /// Whether send `op` waits for the chat's writer lock or for an earlier stop.
-    fn held_send(&self, chat: usize, op: u32) -> bool {
-        self.tabs
-            .as_ref()
-            .is_some_and(|t| t.waiting.iter().any(|p| p.op == op))
-            || self.chats[chat].after_stop.iter().any(|p| p.op == op)
-    }
-
     /// Whether a stop of the chat is on its way to `.in`.
     fn stop_pending(&self, chat_id: &str) -> bool {
         self.ops
@@ -737,10 +731,68 @@ impl Driver {
         for pending in core::mem::take(&mut self.chats[chat].after_stop) {
             if self.op_aborted(pending.op) {
                 self.finish_op(pending.op, Err(Error::Aborted.into()));
-            } else {
+            } else if let Some(pending) = self.claim_for_send(pending, now_ms) {
+                // (Claimed again: the chat may have been given up meanwhile, by `pagehide`.)
                 self.start_claimed_turn(pending, now_ms);
             }
         }
+    }
+
+    /// Saves a send held behind a stop for the next page (`pendingSend`), as
+    /// [`Self::keep_pending_send`] saves one on its way.
+    fn save_held(&mut self, chat: usize, pending: &PendingTurn, now_ms: u64) {
+        let saved_source = matches!(
+            pending.source,
+            Source::SubmitMessage | Source::RegenerateMessage | Source::Action
+        );
+        if !saved_source || pending.body.len() > MAX_SAVED_BODY || self.config.watch {
+            return;
+        }
+        if let Some(p) = self.chats[chat].state.pending_send.as_ref() {
+            if p.part_id == pending.part_id || self.sending_part(&p.part_id) {
+                return; // saved already, or another send still on its way stays the one saved
+            }
+        }
+        let entry = PendingSend {
+            part_id: pending.part_id.clone(),
+            body: pending.body.clone(),
+            source: pending.source.as_str().into(),
+            message_id: pending.message_id.clone(),
+            created_ms: now_ms,
+            reachable_since_ms: None,
+        };
+        let state = &mut self.chats[chat].state;
+        state.pending_loaded = false;
+        if let Some(p) = state.pending_send.replace(entry) {
+            // An earlier page's send that nobody sent again: this newer one replaces it.
+            self.report_unsent(chat, &p, Error::Aborted);
+        }
+        self.persist(chat);
+    }
+
+    /// A send of this tab that has not reached `.in` yet: waiting for the writer lock, a head
+    /// start or a stop.
+    fn held(&self, op: u32) -> Option<&PendingTurn> {
+        let waiting = self
+            .tabs
+            .as_ref()
+            .map(|t| t.waiting.as_slice())
+            .unwrap_or(&[]);
+        waiting
+            .iter()
+            .chain(
+                self.chats
+                    .iter()
+                    .flat_map(|c| c.after_stop.iter().chain(&c.after_head_start)),
+            )
+            .find(|p| p.op == op)
+    }
+
+    /// Whether a send of this tab carries `part_id`: its append on its way, or held.
+    pub(super) fn sending_part(&self, part_id: &str) -> bool {
+        self.ops
+            .iter()
+            .any(|o| o.sends_part(part_id) || self.held(o.id).is_some_and(|p| p.part_id == part_id))
     }
 
     /// A send refused before anything was sent (`read_only_tab`): `message-send-failed`, then
@@ -1296,7 +1348,7 @@ impl Driver {
         while let Some(send) = self.ops.iter().find(|o| {
             o.chat == chat_id
                 && !o.aborted
-                && (matches!(o.kind, OpKind::Turn { .. }) || self.held_send(chat, o.id))
+                && (matches!(o.kind, OpKind::Turn { .. }) || self.held(o.id).is_some())
         }) {
             let send = send.id;
             self.abort(send, true, now_ms);
@@ -1501,7 +1553,7 @@ impl Driver {
                 if p.reachable_since_ms == reachable_since_ms && !state.pending_loaded {
                     return; // up to date
                 }
-            } else if self.ops.iter().any(|x| x.sends_part(&p.part_id)) {
+            } else if self.sending_part(&p.part_id) {
                 return; // that one is still in flight: it stays the one saved
             }
         }
@@ -1525,12 +1577,14 @@ impl Driver {
         self.persist(chat);
     }
 
-    /// Forgets the saved copy of `op`'s append (and says so to storage).
+    /// Forgets the saved copy of `op`'s append, or of the send held for it (and says so to
+    /// storage).
     fn unsave(&mut self, op: u32) {
         let Some(o) = self.op_index(op).map(|i| &self.ops[i]) else {
             return;
         };
-        let Some(part) = o.append.as_ref().map(|a| a.part_id.as_str()) else {
+        let held = self.held(op).map(|p| &p.part_id);
+        let Some(part) = o.append.as_ref().map(|a| &a.part_id).or(held).cloned() else {
             return;
         };
         let Some(chat) = self.chat_index(&o.chat) else {
@@ -1590,10 +1644,8 @@ impl Driver {
             // A turn is in flight: resume it; the saved send waits for a later page.
             return None;
         }
-        let in_flight = self
-            .ops
-            .iter()
-            .any(|o| o.sends_part(&saved.part_id) || (o.replay && o.chat == c.id));
+        let in_flight = self.sending_part(&saved.part_id)
+            || self.ops.iter().any(|o| o.replay && o.chat == c.id);
         if in_flight {
             return None;
         }

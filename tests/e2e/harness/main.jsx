@@ -63,6 +63,7 @@ function Probe({ chatId, clientData, sendInLayoutEffect, onEventTag, tag, headSt
   // A `sendMessage` wrapper that throws at once (the app's own validation, say).
   const throwing = useChatActions({
     sendMessage: () => {
+      state.throwingCalls = (state.throwingCalls ?? 0) + 1;
       throw new Error("refused by the app");
     },
   });
@@ -335,12 +336,16 @@ window.harness = {
   action(action) {
     return state.chat.sendAction(action);
   },
-  /** How a sendAction whose sendMessage throws at once fails: "threw" or "rejected". */
+  /** How a sendAction whose sendMessage throws fails ("threw" or "rejected"), and whether that
+   * sendMessage was called before sendAction returned (as the JS hook's async function does). */
   throwingAction() {
+    const before = state.throwingCalls ?? 0;
     try {
-      return state.chat.throwingAction({ type: "x" }).then(
-        () => "resolved",
-        (e) => `rejected: ${e.message}`,
+      const result = state.chat.throwingAction({ type: "x" });
+      const when = (state.throwingCalls ?? 0) > before ? "called at once" : "called later";
+      return result.then(
+        () => `${when}, resolved`,
+        (e) => `${when}, rejected: ${e.message}`,
       );
     } catch (e) {
       return `threw: ${e.message}`;
