@@ -478,8 +478,9 @@ impl Driver {
                 // the stop (retried after a 5xx, or waiting for a token), which would then
                 // stop the turn this message starts. It is saved meanwhile, as a send on its
                 // way is (a page that goes away leaves it to the next one).
-                self.save_held(chat, &pending, now_ms);
+                let op = pending.op;
                 self.chats[chat].after_stop.push(pending);
+                self.save_send(chat, op, now_ms);
                 return;
             }
         }
@@ -738,61 +739,35 @@ impl Driver {
         }
     }
 
-    /// Saves a send held behind a stop for the next page (`pendingSend`), as
-    /// [`Self::keep_pending_send`] saves one on its way.
-    fn save_held(&mut self, chat: usize, pending: &PendingTurn, now_ms: u64) {
-        let saved_source = matches!(
-            pending.source,
-            Source::SubmitMessage | Source::RegenerateMessage | Source::Action
-        );
-        if !saved_source || pending.body.len() > MAX_SAVED_BODY || self.config.watch {
-            return;
-        }
-        if let Some(p) = self.chats[chat].state.pending_send.as_ref() {
-            if p.part_id == pending.part_id || self.sending_part(&p.part_id) {
-                return; // saved already, or another send still on its way stays the one saved
-            }
-        }
-        let entry = PendingSend {
-            part_id: pending.part_id.clone(),
-            body: pending.body.clone(),
-            source: pending.source.as_str().into(),
-            message_id: pending.message_id.clone(),
-            created_ms: now_ms,
-            reachable_since_ms: None,
-        };
-        let state = &mut self.chats[chat].state;
-        state.pending_loaded = false;
-        if let Some(p) = state.pending_send.replace(entry) {
-            // An earlier page's send that nobody sent again: this newer one replaces it.
-            self.report_unsent(chat, &p, Error::Aborted);
-        }
-        self.persist(chat);
-    }
-
     /// A send of this tab that has not reached `.in` yet: waiting for the writer lock, a head
     /// start or a stop.
     fn held(&self, op: u32) -> Option<&PendingTurn> {
-        let waiting = self
+        self.held_where(|p| p.op == op)
+    }
+
+    fn held_where(&self, f: impl Fn(&PendingTurn) -> bool) -> Option<&PendingTurn> {
+        if let Some(p) = self
             .tabs
             .as_ref()
-            .map(|t| t.waiting.as_slice())
-            .unwrap_or(&[]);
-        waiting
-            .iter()
-            .chain(
-                self.chats
-                    .iter()
-                    .flat_map(|c| c.after_stop.iter().chain(&c.after_head_start)),
-            )
-            .find(|p| p.op == op)
+            .and_then(|t| t.waiting.iter().find(|p| f(p)))
+        {
+            return Some(p);
+        }
+        for c in &self.chats {
+            if let Some(p) = c.after_stop.iter().find(|p| f(p)) {
+                return Some(p);
+            }
+            if let Some(p) = c.after_head_start.iter().find(|p| f(p)) {
+                return Some(p);
+            }
+        }
+        None
     }
 
     /// Whether a send of this tab carries `part_id`: its append on its way, or held.
     pub(super) fn sending_part(&self, part_id: &str) -> bool {
-        self.ops
-            .iter()
-            .any(|o| o.sends_part(part_id) || self.held(o.id).is_some_and(|p| p.part_id == part_id))
+        self.ops.iter().any(|o| o.sends_part(part_id))
+            || self.held_where(|p| p.part_id == part_id).is_some()
     }
 
     /// A send refused before anything was sent (`read_only_tab`): `message-send-failed`, then
@@ -1531,25 +1506,43 @@ impl Driver {
         let Some(o) = self.op_index(op).map(|i| &self.ops[i]) else {
             return;
         };
-        let Some(a) = o.append.as_ref() else { return };
-        let saved_source = matches!(
-            a.source,
-            Source::SubmitMessage | Source::RegenerateMessage | Source::Action
-        );
-        if !matches!(o.kind, OpKind::Turn { .. })
-            || !saved_source
-            || a.body.len() > MAX_SAVED_BODY
-            || self.config.watch
-        {
+        if !matches!(o.kind, OpKind::Turn { .. }) {
             return;
         }
         let Some(chat) = self.chat_index(&o.chat) else {
             return;
         };
-        let reachable_since_ms = a.policy.reachable_since();
+        self.save_send(chat, op, 0);
+    }
+
+    /// Saves send `op` as the chat's `pendingSend`: its append on its way (see
+    /// [`Self::keep_pending_send`]), or the send held for it (made at `now_ms`: behind a stop).
+    fn save_send(&mut self, chat: usize, op: u32, now_ms: u64) {
+        let append = self.op_index(op).and_then(|i| self.ops[i].append.as_ref());
+        let (source, part_id, body, message_id, created_ms, reachable_since_ms) = match append {
+            Some(a) => (
+                a.source,
+                &a.part_id,
+                &a.body,
+                &a.message_id,
+                a.started_ms,
+                a.policy.reachable_since(),
+            ),
+            None => match self.held(op) {
+                Some(p) => (p.source, &p.part_id, &p.body, &p.message_id, now_ms, None),
+                None => return,
+            },
+        };
+        let saved_source = matches!(
+            source,
+            Source::SubmitMessage | Source::RegenerateMessage | Source::Action
+        );
+        if !saved_source || body.len() > MAX_SAVED_BODY || self.config.watch {
+            return;
+        }
         let state = &self.chats[chat].state;
         if let Some(p) = state.pending_send.as_ref() {
-            if p.part_id == a.part_id {
+            if p.part_id == *part_id {
                 if p.reachable_since_ms == reachable_since_ms && !state.pending_loaded {
                     return; // up to date
                 }
@@ -1558,11 +1551,11 @@ impl Driver {
             }
         }
         let entry = PendingSend {
-            part_id: a.part_id.clone(),
-            body: a.body.clone(),
-            source: a.source.as_str().into(),
-            message_id: a.message_id.clone(),
-            created_ms: a.started_ms,
+            part_id: part_id.clone(),
+            body: body.clone(),
+            source: source.as_str().into(),
+            message_id: message_id.clone(),
+            created_ms,
             reachable_since_ms,
         };
         let part_id = entry.part_id.clone();
