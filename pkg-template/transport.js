@@ -180,6 +180,7 @@ export function createTransportClass(load) {
     #flushing = false;
     #afterFlush = null;
     #reporting = null; // { chatId, state } while onSessionChange runs
+    #uses = 0; // calls that needed the driver (see #loaded)
     // Raised by the React hooks while a chat's component unmounts (or switches chats): the
     // `chat.stop()` that useChat calls then detaches the stream instead of stopping the agent
     // (W14). `#detachAll` for every chat; `#detaching` counts per chat id.
@@ -214,6 +215,7 @@ export function createTransportClass(load) {
     async #ready() {
       // A call after dispose() uses the transport again (also while the module loads: a later
       // dispose() then wins, as it would once loaded).
+      this.#uses++;
       if (this.#disposed) this.#revive();
       return this.#d ?? this.#loaded();
     }
@@ -259,11 +261,15 @@ export function createTransportClass(load) {
         }
         this.#d = d;
         this.#multiTab = config.multiTab;
+        // Disposed while the module loaded, after calls that wait for it: those go first (a
+        // send claims the chat on the tab channel), then the dispose, in the order they were
+        // made — as once loaded. (A call after the dispose revived the transport already.)
+        const disposedMeanwhile = this.#disposed;
+        this.#disposed = false;
         // `clientData` as `setClientData` takes it (a value that cannot be sent fails the sends
         // that would carry it, not the transport), unless a later one is queued below.
         if (!this.#pending.has("setClientData")) this.#set("setClientData", o.clientData);
-        // Disposed while the module loaded: the channel opens if the transport is used again.
-        if (config.multiTab && !this.#disposed) this.#openChannel();
+        if (config.multiTab) this.#openChannel();
         const pending = [...[...this.#pending].map(([name, value]) => [name, [value]]), ...this.#early];
         this.#pending.clear();
         this.#early = [];
@@ -274,8 +280,12 @@ export function createTransportClass(load) {
             // Checked when it was called (setSession); setClientData does not throw.
           }
         }
-        if (this.#disposed) d.dispose(Date.now());
         this.#flush();
+        if (disposedMeanwhile) {
+          const uses = this.#uses;
+          // (After the waiting calls' continuations; unless the transport was used since.)
+          setTimeout(() => this.#uses === uses && this.dispose(), 0);
+        }
         return d;
       });
       this.#loading.catch(() => {

@@ -530,3 +530,23 @@ async fn a_page_that_goes_away_mid_reply_frees_the_chat_for_the_other_tabs_at_on
     assert!(!a.has_claim(&chat));
     ok(read_all(&stream)).await;
 }
+
+#[wasm_bindgen_test]
+async fn a_send_made_while_the_module_loads_then_a_dispose_ends_as_it_would_once_loaded() {
+    let chat = new_chat_id("dispose-while-loading");
+    // A fresh transport: its first call waits for the module; the page unmounts meanwhile.
+    let (a, _) = tab();
+    let send = a.send_messages(&message(&chat, "a1", "hello"));
+    a.dispose();
+    // As a send made and disposed at once on a loaded transport: it waited for the writer
+    // lock, and the dispose ended it. It used to go out after the dispose, its claim unheard
+    // by the other tabs (the channel was closed).
+    let error = rejected(send).await;
+    assert_eq!(
+        get(&error, "name").as_string().as_deref(),
+        Some("AbortError")
+    );
+    ok(sleep(300)).await;
+    assert!(!a.has_claim(&chat), "no claim left behind");
+    assert_eq!(appends(&chat).await, 0, "nothing was sent");
+}
