@@ -4450,17 +4450,22 @@ fn a_send_kept_for_the_next_page_that_lands_after_dispose_is_no_longer_saved() {
     );
 }
 
-#[test]
-fn a_message_sent_while_a_stop_is_retried_follows_the_stop_on_in() {
-    let mut host = Host::new(OPTIONS);
-    sent(&mut host, "c1", 2);
+/// A turn of "c1" is stopped (part id `s`) and the stop's append is answered 503, so it waits
+/// for its retry; the user sends the next message (part id `p2`) meanwhile: its operation.
+fn sent_while_a_stop_is_retried(host: &mut Host) -> u32 {
+    sent(host, "c1", 2);
     host.d.stop_generation("c1", "s", host.now);
     host.pump();
     let (stop, _, _, _) = host.take_fetch(Endpoint::In);
     host.d.fetch_text(stop, 503, "", None, host.now);
     host.pump();
-    // The stop waits for its retry; the user sends the next message meanwhile.
-    let op = host.send("c1", "next", "p2");
+    host.send("c1", "next", "p2")
+}
+
+#[test]
+fn a_message_sent_while_a_stop_is_retried_follows_the_stop_on_in() {
+    let mut host = Host::new(OPTIONS);
+    let op = sent_while_a_stop_is_retried(&mut host);
     assert!(host.fetches.is_empty(), "{:?}", host.fetches);
     host.fire_timers(10_000);
     let (retry, _, headers, body) = host.take_fetch(Endpoint::In);
@@ -4550,13 +4555,7 @@ fn set_session_with_the_state_this_page_saved_last_saves_and_reports_nothing_and
 #[test]
 fn a_message_held_behind_a_stop_is_saved_for_the_next_page_and_forgotten_when_given_up() {
     let held = |host: &mut Host| {
-        sent(host, "c1", 2);
-        host.d.stop_generation("c1", "s", host.now);
-        host.pump();
-        let (stop, _, _, _) = host.take_fetch(Endpoint::In);
-        host.d.fetch_text(stop, 503, "", None, host.now);
-        host.pump();
-        let op = host.send("c1", "next", "p2");
+        let op = sent_while_a_stop_is_retried(host);
         assert!(host.take_fetch_opt(Endpoint::In).is_none(), "held");
         assert!(
             stored_state(host, "c1").contains(r#""partId":"p2""#),
