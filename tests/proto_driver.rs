@@ -197,6 +197,18 @@ impl Host {
         }
     }
 
+    /// Operation `op` was rejected with an abort.
+    fn assert_aborted(&self, op: u32) {
+        assert!(
+            matches!(
+                self.rejected.iter().find(|(o, _)| *o == op),
+                Some((_, ErrorRef::Ours(Error::Aborted)))
+            ),
+            "{op}: {:?}",
+            self.rejected
+        );
+    }
+
     fn kinds(&self) -> Vec<String> {
         self.events
             .iter()
@@ -540,10 +552,7 @@ fn start_resolves_to_the_state_or_rejects_when_the_chat_is_removed_meanwhile() {
     host.pump();
     host.answer_call("tok-2");
     assert!(host.resolved.iter().all(|(o, _)| *o != op));
-    assert!(matches!(
-        host.rejected.iter().find(|(o, _)| *o == op),
-        Some((_, ErrorRef::Ours(Error::Aborted)))
-    ));
+    host.assert_aborted(op);
     assert_eq!(host.d.get_session("c2"), None);
 }
 
@@ -1277,14 +1286,7 @@ fn stop_generation_aborts_a_send_queued_behind_another_tabs_turn() {
     assert_eq!(lock_actions(&mut host), ["lock-wait"]);
     host.d.stop_generation("c1", "stop-1", host.now);
     host.pump();
-    assert!(
-        matches!(
-            host.rejected.iter().find(|(o, _)| *o == op),
-            Some((_, ErrorRef::Ours(Error::Aborted)))
-        ),
-        "{:?}",
-        host.rejected
-    );
+    host.assert_aborted(op);
     assert_eq!(
         lock_actions(&mut host),
         ["unlock"],
@@ -2944,14 +2946,7 @@ fn dispose_offline_ends_the_sends_that_never_left_with_their_timers() {
     host.d.dispose(host.now);
     host.pump();
     for op in [parked, starting] {
-        assert!(
-            matches!(
-                host.rejected.iter().find(|(o, _)| *o == op),
-                Some((_, ErrorRef::Ours(Error::Aborted)))
-            ),
-            "{op}: {:?}",
-            host.rejected
-        );
+        host.assert_aborted(op);
     }
     assert!(host.timers.is_empty(), "timers left: {:?}", host.timers);
     go_offline(&mut host, false);
@@ -4493,14 +4488,7 @@ fn a_message_sent_while_a_stop_is_retried_follows_the_stop_on_in() {
     let held = host.send("c1", "next", "p2");
     host.d.stop_generation("c1", "s2", host.now);
     host.pump();
-    assert!(
-        matches!(
-            host.rejected.iter().find(|(o, _)| *o == held),
-            Some((_, ErrorRef::Ours(Error::Aborted)))
-        ),
-        "{:?}",
-        host.rejected
-    );
+    host.assert_aborted(held);
     let op = host.send("c1", "again", "p3");
     host.d
         .fetch_text(stop, 400, r#"{"error":"bad"}"#, None, host.now);
@@ -4569,14 +4557,7 @@ fn a_message_held_behind_a_stop_is_saved_for_the_next_page_and_forgotten_when_gi
     let op = held(&mut host);
     host.d.dispose(host.now);
     host.pump();
-    assert!(
-        matches!(
-            host.rejected.iter().find(|(o, _)| *o == op),
-            Some((_, ErrorRef::Ours(Error::Aborted)))
-        ),
-        "{:?}",
-        host.rejected
-    );
+    host.assert_aborted(op);
     host.fire_timers(10_000);
     let (retry, _, _, body) = host.take_fetch(Endpoint::In);
     assert_eq!(body.as_deref(), Some(r#"{"kind":"stop"}"#));
@@ -4609,14 +4590,7 @@ fn stop_generation_gives_up_a_send_waiting_for_the_head_start_request() {
     let second = head_start_send(&mut host, "h");
     host.d.stop_generation("h", "s", host.now);
     host.pump();
-    assert!(
-        matches!(
-            host.rejected.iter().find(|(o, _)| *o == second),
-            Some((_, ErrorRef::Ours(Error::Aborted)))
-        ),
-        "{:?}",
-        host.rejected
-    );
+    host.assert_aborted(second);
     host.d.head_start_open(post, "tok-hs", false, host.now);
     host.pump();
     let mut bodies = vec![];

@@ -1316,10 +1316,9 @@ impl Driver {
         // A send the server has not acknowledged has no turn to stop yet: it is aborted instead
         // (a stop appended now could reach `.in` before it). One that may have landed is
         // stopped when it does; one that cannot have is never sent.
-        // A send queued behind another tab's turn (`multiTabSend: "queue"`) is not a turn yet,
-        // and is given up too.
+        // A send that is not a turn yet is given up too: one queued behind another tab's turn
+        // (`multiTabSend: "queue"`), or held behind a head start or an earlier stop.
         let mut cancelled = false;
-        // So is one held behind an earlier stop.
         while let Some(send) = self.ops.iter().find(|o| {
             o.chat == chat_id
                 && !o.aborted
