@@ -295,6 +295,8 @@ export type ChatSessionPersistedState = {
     createdAt: number;
     /** When an attempt that may have reached the server first started (ms since the epoch). */
     reachableSince?: number;
+    /** The `.out` event id its turn starts after (absent: the session's start, or unknown). */
+    turnStart?: number;
   };
 };
 

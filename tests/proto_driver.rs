@@ -3991,6 +3991,81 @@ fn a_replayed_send_whose_page_left_before_the_answer_keeps_its_turn_start() {
     lands_with_its_turn_starting_at(&mut host, append, "1");
 }
 
+#[test]
+fn a_replayed_send_reads_its_turn_from_where_it_was_made_even_past_a_seeded_cursor() {
+    // The page that made the send went away before its answer, but the server had the message:
+    // the agent answered it. The next page shows the app's transcript, which has that answer,
+    // and seeds its cursor past it; then the saved send goes out again, and the server's dedupe
+    // answers with its first seq. Read from the seeded cursor, its boundary would never come.
+    let mut host = Host::new(OPTIONS);
+    host.d.hydrate("c1", Stored::Shape(SAVED_SEND));
+    host.d.seed_resume_cursor("c1", "9");
+    let stream = host
+        .d
+        .reconnect("c1", Default::default(), host.now)
+        .expect("the saved send's stream");
+    host.pump();
+    let (append, _, _, _) = host.take_fetch(Endpoint::In);
+    let (out, _, headers, _) = host.take_fetch(Endpoint::Out);
+    assert_eq!(
+        Host::header(&headers, "last-event-id").as_deref(),
+        Some("1"),
+        "read from where the send was made"
+    );
+    host.d
+        .fetch_text(append, 200, r#"{"ok":true,"seq":3}"#, None, host.now);
+    host.d.fetch_open(out, false, host.now);
+    host.d.pull(stream, host.now);
+    host.pump();
+    host.d.fetch_bytes(
+        out,
+        &batch(&[(2, "Hel"), (3, "lo")], Some((4, Some(3)))),
+        host.now,
+    );
+    host.pump();
+    assert_eq!(texts(&host.chunks), "Hello");
+    host.d.pull(stream, host.now);
+    host.pump();
+    assert_eq!(host.ended, vec![stream]);
+    let state = host.d.get_session("c1").unwrap();
+    assert_eq!(state.get("lastEventId").and_then(Json::as_str), Some("9"));
+    assert_eq!(
+        state.get("isStreaming").and_then(Json::as_bool),
+        Some(false)
+    );
+}
+
+#[test]
+fn a_saved_send_remembers_where_its_turn_starts() {
+    // The send's turn start is saved with it, and stays when a seeded cursor is saved over
+    // the chat's own; a state saved before sends kept it starts at the state's cursor.
+    let mut host = Host::new(OPTIONS);
+    let (stream, out) = sent(&mut host, "c1", 1);
+    host.d.pull(stream, host.now);
+    host.pump();
+    host.d
+        .fetch_bytes(out, &batch(&[(0, "a")], Some((1, Some(1)))), host.now);
+    host.pump();
+    host.send("c1", "next", "p2");
+    host.take_fetch(Endpoint::In);
+    let saved = host.persisted.last().unwrap().1.clone().unwrap();
+    let pending = saved.get("pendingSend").expect("saved while on its way");
+    assert_eq!(pending.get("turnStart").and_then(Json::as_u64), Some(1));
+    host.d.seed_resume_cursor("c1", "9");
+    host.pump();
+    let saved = host.persisted.last().unwrap().1.clone().unwrap();
+    assert_eq!(saved.get("lastEventId").and_then(Json::as_str), Some("9"));
+    let pending = saved.get("pendingSend").unwrap();
+    assert_eq!(pending.get("turnStart").and_then(Json::as_u64), Some(1));
+    let mut host = Host::new(OPTIONS);
+    host.d.hydrate("c1", Stored::Shape(SAVED_SEND));
+    host.d.seed_resume_cursor("c1", "9");
+    host.pump();
+    let saved = host.persisted.last().unwrap().1.clone().unwrap();
+    let pending = saved.get("pendingSend").unwrap();
+    assert_eq!(pending.get("turnStart").and_then(Json::as_u64), Some(1));
+}
+
 /// `append` lands: the chat streams its turn, saved as starting at `.out` seq `start`.
 fn lands_with_its_turn_starting_at(host: &mut Host, append: u32, start: &str) {
     host.d

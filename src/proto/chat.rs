@@ -91,7 +91,11 @@ impl ChatState {
             closed: p.closed,
             closed_reason: p.closed_reason.clone(),
             consumed_input_seq: p.consumed_input_seq,
-            pending_send: p.pending_send.clone(),
+            // (Saved before sends kept their turn start: the state's cursor was it.)
+            pending_send: p.pending_send.clone().map(|mut send| {
+                send.turn_start = send.turn_start.or(cursor.get());
+                send
+            }),
             pending_loaded: p.pending_send.is_some(),
         }
     }
@@ -201,9 +205,13 @@ impl ChatState {
 
     /// A new session replaced a missing one (404 → `startSession`): the old cursor means nothing.
     pub fn replace_session(&mut self, token: String) {
+        // The send that found the session gone is still to be acknowledged (its turn starts
+        // in the new session).
+        if let Some(send) = self.pending_send.as_mut() {
+            send.turn_start = None;
+        }
         *self = ChatState {
             token: Some(token),
-            // The send that found the session gone is still to be acknowledged.
             pending_send: self.pending_send.take(),
             pending_loaded: self.pending_loaded,
             ..ChatState::default()
@@ -251,6 +259,24 @@ mod tests {
         assert_eq!(c.header_value().as_deref(), Some("5"));
         assert_eq!(Cursor::parse(Some("0,1,106")).get(), None);
         assert_eq!(Cursor::parse(Some("42")).get(), Some(42));
+    }
+
+    #[test]
+    fn a_saved_send_starts_at_the_loaded_cursor_until_its_session_is_replaced() {
+        let mut p = persisted(Some("7"), Some(false));
+        p.pending_send = Some(PendingSend {
+            part_id: "p".into(),
+            body: "{}".into(),
+            source: "submit-message".into(),
+            created_ms: 1,
+            ..PendingSend::default()
+        });
+        let mut chat = ChatState::from_persisted(&p);
+        assert_eq!(chat.pending_send.as_ref().unwrap().turn_start, Some(7));
+        // A new session (404 → startSession): the send stays, its old `.out` seq means nothing.
+        chat.replace_session("new".into());
+        let send = chat.pending_send.as_ref().unwrap();
+        assert_eq!((send.part_id.as_str(), send.turn_start), ("p", None));
     }
 
     #[test]

@@ -58,6 +58,9 @@ pub struct PendingSend {
     /// When its first attempt that may have reached the server started, if any: no attempt
     /// goes out later than the retry window after it (the server's claim on the part id).
     pub reachable_since_ms: Option<u64>,
+    /// The `.out` seq its turn starts after (`None`: the session's start). A later page reads
+    /// its turn from here, even once a transcript's cursor was seeded past its answer.
+    pub turn_start: Option<u64>,
 }
 
 impl PendingSend {
@@ -73,6 +76,9 @@ impl PendingSend {
         members.push(("createdAt".to_owned(), Json::from(self.created_ms)));
         if let Some(ms) = self.reachable_since_ms {
             members.push(("reachableSince".to_owned(), Json::from(ms)));
+        }
+        if let Some(seq) = self.turn_start {
+            members.push(("turnStart".to_owned(), Json::from(seq)));
         }
         Json::Object(members)
     }
@@ -94,6 +100,7 @@ impl PendingSend {
             message_id: text("messageId"),
             created_ms: value.get("createdAt").and_then(Json::as_u64)?,
             reachable_since_ms: value.get("reachableSince").and_then(Json::as_u64),
+            turn_start: value.get("turnStart").and_then(Json::as_u64),
         })
     }
 }

@@ -586,9 +586,13 @@ impl Driver {
             // own, and the whole reply would be held to its end. (Not for a replayed saved send:
             // the boundary there may be its own.)
             let early = state.cursor.get().filter(|_| consumed.is_none() && !replay);
-            let start = match early {
-                Some(seq) => Cursor::new(seq.checked_sub(2)),
-                None => state.cursor,
+            // A replayed send reads its turn from where it was made: a transcript's cursor
+            // seeded since may be past its answer (the server dedupes the append to that turn).
+            let made_at = state.pending_send.as_ref().map(|p| p.turn_start);
+            let start = match (early, made_at) {
+                (Some(seq), _) => Cursor::new(seq.checked_sub(2)),
+                (None, Some(at)) if replay && at < state.cursor.get() => Cursor::new(at),
+                (None, _) => state.cursor,
             };
             (start, early, Hold::BySeq { consumed })
         };
@@ -1556,6 +1560,7 @@ impl Driver {
             message_id: message_id.clone(),
             created_ms,
             reachable_since_ms,
+            turn_start: self.op_index(op).and_then(|i| self.ops[i].start.get()),
         };
         let part_id = entry.part_id.clone();
         let state = &mut self.chats[chat].state;
