@@ -2071,6 +2071,8 @@ fn head_start_posts_the_first_turn_to_the_handler_and_later_turns_go_to_in() {
         &sse_chunks(&[
             r#"{"type":"start","messageId":"a1"}"#,
             r#"{"type":"text-delta","id":"t","delta":"Hi "}"#,
+            // A frame that is not JSON is dropped (as the JS transport drops it).
+            r#"{"type":"text-delta","id":"t","#,
             r#"{"type":"text-delta","id":"t","delta":"there"}"#,
             r#"{"type":"trigger:turn-complete"}"#,
             r#"{"type":"trigger:session-state","lastEventId":"7"}"#,
@@ -2189,6 +2191,32 @@ fn with_multi_tab_a_head_start_turn_takes_the_writer_lock_and_gives_it_back_at_i
         .other
         .iter()
         .any(|a| matches!(a, Action::LockRelease { name, .. } if name == "trigger-chat:h:writer")));
+}
+
+#[test]
+fn an_oversized_steering_message_is_refused_and_reported() {
+    let mut host = Host::new(OPTIONS);
+    sent(&mut host, "c1", 1);
+    let text = "x".repeat(1_100_000);
+    let message = Json::parse(&format!(
+        r#"{{"id":"s1","role":"user","parts":[{{"type":"text","text":"{text}"}}]}}"#
+    ))
+    .unwrap();
+    let steer = host
+        .d
+        .send_pending_message("c1", message, None, "p-big", host.now);
+    host.pump();
+    assert!(host.take_fetch_opt(Endpoint::In).is_none(), "never sent");
+    assert!(host
+        .resolved
+        .iter()
+        .any(|(o, v)| *o == steer && matches!(v, Value::Bool(false))));
+    let failed = Json::parse(host.events.last().unwrap()).unwrap();
+    let field = |k: &str| failed.get(k).and_then(Json::as_str).map(str::to_owned);
+    assert_eq!(field("type").as_deref(), Some("message-send-failed"));
+    assert_eq!(field("source").as_deref(), Some("steer"));
+    assert_eq!(field("partId").as_deref(), Some("p-big"));
+    assert_eq!(failed.get("status").and_then(Json::as_u64), Some(413));
 }
 
 #[test]

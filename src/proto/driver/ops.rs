@@ -1413,7 +1413,19 @@ impl Driver {
         payload.message = Some(message);
         payload.metadata = merge_metadata(self.client_data.as_ref(), metadata.as_ref());
         let body = payload.to_input_chunk().to_json_string();
-        if check_append_body_size(&body).is_err() {
+        if let Err(error) = check_append_body_size(&body) {
+            // (Reported as the other sends report it; the JS transport's comes from the 413.)
+            let bytes = body.len();
+            let id = message_id.as_deref();
+            self.send_event(
+                chat,
+                Source::Steer,
+                Err(&error.into()),
+                0,
+                id,
+                part_id,
+                bytes,
+            );
             self.finish_op(op, Ok(Value::Bool(false)));
             return op;
         }

@@ -462,7 +462,11 @@ impl Driver {
             if data.is_empty() || data == "[DONE]" {
                 continue;
             }
-            let chunk = Json::parse(data)?;
+            // A frame that is not JSON is dropped, as the JS transport drops it: the handler's
+            // own output, not the session's records (no cursor, nothing to resume from).
+            let Ok(chunk) = Json::parse(data) else {
+                continue;
+            };
             match chunk.get("type").and_then(Json::as_str) {
                 Some("trigger:turn-complete") => {
                     self.chats[chat].state.complete_turn(None);
