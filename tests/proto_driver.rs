@@ -2552,6 +2552,30 @@ fn a_steering_message_the_turn_left_unconsumed_is_streamed_by_a_send_of_it_witho
 }
 
 #[test]
+fn the_state_this_page_saved_handed_back_by_set_session_forgets_nothing() {
+    // An app store bound both ways hands each reported state back (from an effect, later).
+    let mut host = Host::new(OPTIONS);
+    let (stream, out) = sent(&mut host, "c1", 4);
+    steer(&mut host, "c1", 5);
+    read_through(
+        &mut host,
+        stream,
+        out,
+        &batch(&[(0, "Sure")], Some((1, Some(4)))),
+    );
+    let reported = host.d.get_session("c1").unwrap();
+    host.d.set_session("c1", &reported).unwrap();
+    host.pump();
+    // The steering message is still known as this tab's: its turn is streamed, not sent again.
+    send_steer_message(&mut host, "c1");
+    assert!(
+        host.take_fetch_opt(Endpoint::In).is_none(),
+        "no second append"
+    );
+    assert!(host.take_fetch_opt(Endpoint::Out).is_some());
+}
+
+#[test]
 fn a_steering_message_consumed_by_the_turn_is_not_owed() {
     let mut host = Host::new(OPTIONS);
     let (stream, out) = sent(&mut host, "c1", 4);
@@ -4683,6 +4707,49 @@ fn a_message_held_behind_a_stop_is_saved_for_the_next_page_and_forgotten_when_gi
         "{}",
         stored_state(&host, "c1")
     );
+
+    // The stop finds the session closed: the message fails, and no later page sends it.
+    let mut host = Host::new(OPTIONS);
+    let op = held(&mut host);
+    host.fire_timers(10_000);
+    let (retry, _, _, _) = host.take_fetch(Endpoint::In);
+    let closed = r#"{"ok":false,"error":"closed","code":"session_closed"}"#;
+    host.d.fetch_text(retry, 409, closed, None, host.now);
+    host.pump();
+    assert!(
+        matches!(
+            host.rejected.iter().find(|(o, _)| *o == op),
+            Some((_, ErrorRef::Ours(Error::SessionClosed { .. })))
+        ),
+        "{:?}",
+        host.rejected
+    );
+    assert!(
+        !stored_state(&host, "c1").contains("p2"),
+        "{}",
+        stored_state(&host, "c1")
+    );
+}
+
+#[test]
+fn remove_session_while_a_message_waits_behind_a_stop_gives_the_chat_back() {
+    let mut host = Host::new(LOCKED_TAB_A);
+    let (_, stream) = accepted_owned_send(&mut host, "p1", 1);
+    host.d.stop_generation("c1", "s", host.now);
+    host.pump();
+    host.d.pull(stream, host.now);
+    host.pump();
+    let (stop, _, _, _) = host.take_fetch(Endpoint::In);
+    host.d.fetch_text(stop, 503, "", None, host.now);
+    host.pump();
+    let op = host.send("c1", "next", "p2");
+    assert!(host.take_fetch_opt(Endpoint::In).is_none(), "held");
+    host.other.clear();
+    host.d.remove_session("c1", host.now);
+    host.pump();
+    host.assert_aborted(op);
+    assert!(!host.d.has_claim("c1"), "the other tabs may have the chat");
+    assert_eq!(lock_actions(&mut host), ["unlock"]);
 }
 
 #[test]

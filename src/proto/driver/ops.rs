@@ -500,6 +500,8 @@ impl Driver {
             if let Some(stream) = self.replay_stream(op) {
                 self.fail_sub(stream, error.clone().into(), now_ms);
             }
+            // (One held behind a stop was saved: it ends here, and no later page sends it.)
+            self.unsave_part(chat, &part_id);
             self.finish_op(op, Err(error.into()));
             self.release_if_idle(&chat_id, now_ms);
             return;
@@ -514,8 +516,12 @@ impl Driver {
             return;
         }
         let adopt = match steer_id.and_then(|id| self.adopt(chat, &id)) {
-            Some(Adopt::Owed(seq)) => Some(seq),
+            Some(Adopt::Owed(seq)) => {
+                self.unsave_part(chat, &part_id); // (nothing to append)
+                Some(seq)
+            }
             Some(Adopt::Answered) => {
+                self.unsave_part(chat, &part_id);
                 // Its answer went by already; appending it again would have it answered twice.
                 let stream = self.next_id();
                 self.finish_op(op, Ok(Value::Stream(stream)));
@@ -793,6 +799,8 @@ impl Driver {
             return;
         }
         if let Some(chat) = self.chat_index(&pending.chat_id) {
+            // (One held behind a stop was saved: refused, no later page sends it.)
+            self.unsave_part(chat, &pending.part_id);
             self.send_event(
                 chat,
                 pending.source,
@@ -1596,14 +1604,18 @@ impl Driver {
         let Some(part) = o.append.as_ref().map(|a| &a.part_id).or(held).cloned() else {
             return;
         };
-        let Some(chat) = self.chat_index(&o.chat) else {
-            return;
-        };
+        if let Some(chat) = self.chat_index(&o.chat) {
+            self.unsave_part(chat, &part);
+        }
+    }
+
+    /// Forgets the chat's saved send if it is the one with `part_id`.
+    fn unsave_part(&mut self, chat: usize, part_id: &str) {
         let state = &mut self.chats[chat].state;
         if state
             .pending_send
             .as_ref()
-            .is_some_and(|p| p.part_id == part)
+            .is_some_and(|p| p.part_id == part_id)
         {
             state.pending_send = None;
             self.persist(chat);
@@ -1733,6 +1745,10 @@ impl Driver {
             // One in the writer lock's queue gives up its place (and the request with it).
             self.drop_waiting_send(op);
             self.finish_op(op, Err(Error::Aborted.into()));
+        }
+        // (Ended above: the sends held behind a stop must not keep the chat claimed.)
+        if let Some(c) = self.chat_index(chat_id) {
+            self.chats[c].after_stop.clear();
         }
         self.release_if_idle(chat_id, now_ms);
     }
