@@ -231,6 +231,12 @@ impl Driver {
     pub fn set_session(&mut self, chat_id: &str, session: &Json) -> Result<(), Error> {
         let persisted = PersistedSession::from_json(session)?;
         let i = self.chat_mut(chat_id);
+        // The state this page saved last, handed back (an app store bound both ways): nothing
+        // changes, and nothing this tab knows beyond it (its steering messages and stops, the
+        // cursor past a turn's start) is forgotten.
+        if self.chats[i].saved && self.chats[i].state.to_persisted().as_ref() == Some(&persisted) {
+            return Ok(());
+        }
         let mut state = ChatState::from_persisted(&persisted);
         // A cursor `seedResumeCursor` gave the chat before it had a session is kept when the
         // state set says none (as the JS transport does): the stream then opens past the
