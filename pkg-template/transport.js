@@ -133,6 +133,7 @@ function storageKey(namespace, chatId) {
 // How the React hooks reach `#detachAll` / `#detaching` (a registered symbol, so react.js needs
 // no import from here; not part of the public API).
 const DETACH_ABORTS = Symbol.for("trigger-chat-wasm.detachAborts");
+const LEFT_SENDS = Symbol.for("trigger-chat-wasm.leftSends");
 
 /**
  * The `TriggerChatTransport` class, given `load`, which resolves to a function making a driver
@@ -283,8 +284,15 @@ export function createTransportClass(load) {
         this.#flush();
         if (disposedMeanwhile) {
           const uses = this.#uses;
-          // (After the waiting calls' continuations; unless the transport was used since.)
-          setTimeout(() => this.#uses === uses && this.dispose(), 0);
+          // (After the waiting calls' continuations; unless the transport was used since.) A
+          // send its page left meanwhile (the component unmounted) is still sent, as once
+          // loaded: the dispose waits for it, as useTriggerChatTransport's does.
+          const dispose = () => this.#uses === uses && this.dispose();
+          setTimeout(() => {
+            const left = this[LEFT_SENDS]();
+            if (left) left.then(dispose);
+            else dispose();
+          }, 0);
         }
         return d;
       });
@@ -1286,7 +1294,7 @@ export function createTransportClass(load) {
 
     // (useTriggerChatTransport) Settles once every send made before its page left the chat has
     // settled (sent, or failed); undefined when there is none.
-    [Symbol.for("trigger-chat-wasm.leftSends")]() {
+    [LEFT_SENDS]() {
       const left = [...this.#ops.values()].filter((o) => o.left && o.leftSettled);
       return left.length ? Promise.all(left.map((o) => o.leftSettled)) : undefined;
     }

@@ -550,3 +550,41 @@ async fn a_send_made_while_the_module_loads_then_a_dispose_ends_as_it_would_once
     assert!(!a.has_claim(&chat), "no claim left behind");
     assert_eq!(appends(&chat).await, 0, "nothing was sent");
 }
+
+#[wasm_bindgen_test]
+async fn a_send_its_page_left_while_the_module_loaded_is_sent_before_the_dispose() {
+    let chat = new_chat_id("left-while-loading");
+    // A fresh transport whose first call, a send, waits for the module; the component unmounts
+    // meanwhile, as useTriggerChatTransport sees it: the "leaving" flag up, the send's signal
+    // aborted (useChat's stop on unmount), then dispose().
+    let (a, _) = tab();
+    let detach = js_sys::Symbol::for_("trigger-chat-wasm.detachAborts");
+    let flag: js_sys::Function = js_sys::Reflect::get(&a, &detach).unwrap().into();
+    flag.call2(&a, &JsValue::NULL, &JsValue::TRUE).unwrap();
+    let controller = web_sys::AbortController::new().unwrap();
+    let extra = object(&[("abortSignal", controller.signal().into())]);
+    let send = a.send_messages(&send_request(
+        &chat,
+        &array(&[user_message("a1", "hello")]),
+        &extra,
+    ));
+    controller.abort();
+    a.dispose();
+    // As on a loaded transport: leaving does not give the message up; the dispose waits for it.
+    let _ = wasm_bindgen_futures::JsFuture::from(send).await;
+    let mut sent = 0;
+    for _ in 0..50 {
+        sent = appends(&chat).await;
+        if sent > 0 {
+            break;
+        }
+        ok(sleep(100)).await;
+    }
+    assert_eq!(sent, 1, "the message reached the agent");
+    let a2 = a.clone();
+    let chat2 = chat.clone();
+    assert!(
+        eventually(3_000, move || !a2.has_claim(&chat2)).await,
+        "disposed once it was sent"
+    );
+}
