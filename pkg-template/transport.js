@@ -1093,7 +1093,7 @@ export function createTransportClass(load) {
       // and forgotten (`onClick={() => transport.sendAction(…)}`) still runs to its end.
       const op = { signal: abortSignal, stopTurn: true, chatId, eager: true };
       return this.#op((d) => {
-        const id = d.sendAction(chatId, texts[0] || "null", texts[1], texts[2], partId(), Date.now());
+        const id = d.sendAction(chatId, texts[0], texts[1], texts[2], partId(), Date.now());
         if (typeof onSettled === "function") this.#settlers.set(id, onSettled);
         this.#abortable(id, abortSignal, op);
         return id;

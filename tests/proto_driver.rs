@@ -666,7 +666,7 @@ fn a_closed_session_rejects_with_its_code_and_is_remembered() {
     // message, a stop.
     let action = host.d.send_action(
         "c1",
-        Json::parse(r#"{"type":"undo"}"#).unwrap(),
+        Some(Json::parse(r#"{"type":"undo"}"#).unwrap()),
         None,
         HeaderList::new(),
         "p3",

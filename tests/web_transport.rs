@@ -131,17 +131,7 @@ async fn regenerate_sends_no_message_and_streams_the_new_answer() {
     );
     let chunks = ok(read_all(&ok(t.send_messages(&request)).await)).await;
     assert_eq!(text_of(&chunks), "Regenerated: You said: ping");
-    let log = request_log(&chat).await;
-    let body = log
-        .iter()
-        .rev()
-        .find(|e| is_append(e))
-        .map(|e| get(e, "body"))
-        .unwrap();
-    let payload = get(
-        &js_sys::JSON::parse(&body.as_string().unwrap()).unwrap(),
-        "payload",
-    );
+    let payload = last_append_payload(&chat).await;
     assert_eq!(
         get(&payload, "trigger").as_string().as_deref(),
         Some("regenerate-message")
@@ -181,6 +171,46 @@ async fn actions_stream_their_turn_and_settle() {
     );
     let chunks = ok(read_all(&ok(t.send_messages(&request)).await)).await;
     assert_eq!(text_of(&chunks), r#"Action received: {"type":"redo"}"#);
+    // As in the JS transport: `body.action: null` is an action too, and `sendAction` without
+    // one leaves the field out (JSON has no `undefined`).
+    let request = send_request(
+        &chat,
+        &array(&[]),
+        &object(&[("body", object(&[("action", JsValue::NULL)]))]),
+    );
+    ok(read_all(&ok(t.send_messages(&request)).await)).await;
+    let payload = last_append_payload(&chat).await;
+    assert_eq!(
+        get(&payload, "trigger").as_string().as_deref(),
+        Some("action")
+    );
+    assert!(get(&payload, "action").is_null());
+    ok(read_all(
+        &ok(t.send_action(&chat, &JsValue::UNDEFINED, &object(&[]))).await,
+    ))
+    .await;
+    let payload = last_append_payload(&chat).await;
+    assert_eq!(
+        get(&payload, "trigger").as_string().as_deref(),
+        Some("action")
+    );
+    let keys = js_sys::Object::keys(payload.unchecked_ref::<js_sys::Object>());
+    assert!(!keys.includes(&"action".into(), 0), "no action key");
+}
+
+/// The `payload` of the chat's latest `.in/append`.
+async fn last_append_payload(chat: &str) -> JsValue {
+    let log = request_log(chat).await;
+    let body = log
+        .iter()
+        .rev()
+        .find(|e| is_append(e))
+        .map(|e| get(e, "body"))
+        .unwrap();
+    get(
+        &js_sys::JSON::parse(&body.as_string().unwrap()).unwrap(),
+        "payload",
+    )
 }
 
 #[wasm_bindgen_test]

@@ -120,7 +120,7 @@ impl WasmDriver {
         now_ms: f64,
     ) -> u32 {
         let parsed = (|| {
-            let action = json(action, "action")?.unwrap_or(Json::Null);
+            let action = json(action, "action")?;
             let metadata = json(metadata, "metadata")?;
             let headers = header_list(json(headers, "headers")?.as_ref(), "headers")?;
             Ok::<_, Error>((action, metadata, headers))

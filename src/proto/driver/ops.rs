@@ -265,17 +265,12 @@ impl Driver {
     /// `sendMessages`; the operation resolves to the stream of the answering turn.
     pub fn send_messages(&mut self, request: SendRequest, part_id: &str, now_ms: u64) -> u32 {
         let chat = self.chat_mut(&request.chat_id);
-        if let Some(action) = request
-            .body
-            .as_ref()
-            .and_then(|b| b.get("action"))
-            .filter(|a| !a.is_null())
-            .cloned()
-        {
-            // An action sent through `useChat` (`body.action`).
+        if let Some(action) = request.body.as_ref().and_then(|b| b.get("action")).cloned() {
+            // An action sent through `useChat` (`body.action`; `null` too, as in the JS
+            // transport, which tests `!== undefined`).
             return self.send_action(
                 &request.chat_id,
-                action,
+                Some(action),
                 request.metadata,
                 request.headers,
                 part_id,
@@ -377,7 +372,7 @@ impl Driver {
     pub fn send_action(
         &mut self,
         chat_id: &str,
-        action: Json,
+        action: Option<Json>,
         metadata: Option<Json>,
         headers: HeaderList,
         part_id: &str,
@@ -391,7 +386,7 @@ impl Driver {
         }
         let mut payload = WirePayload::new(chat_id, Trigger::Action);
         payload.metadata = merge_metadata(self.client_data.as_ref(), metadata.as_ref());
-        payload.action = Some(action);
+        payload.action = action; // (`undefined` is left out, as JSON leaves it out)
         let body = payload.to_input_chunk().to_json_string();
         self.start_turn(
             op,
