@@ -2220,6 +2220,49 @@ fn an_oversized_steering_message_is_refused_and_reported() {
 }
 
 #[test]
+fn stream_connected_and_first_chunk_report_the_cursors_the_js_transport_reports() {
+    // A state saved by the JS transport (no `consumedInputSeq`): the send's stream reads from
+    // two records before the cursor to learn what the agent consumed.
+    let options = r#"{"task":"chat","types":{"accessToken":"function"},"sessions":{"c1":{"publicAccessToken":"t","lastEventId":"9","isStreaming":false}}}"#;
+    let mut host = Host::new(options);
+    let op = host.send("c1", "hi", "p1");
+    let (append, _, _, _) = host.take_fetch(Endpoint::In);
+    let (out, _, headers, _) = host.take_fetch(Endpoint::Out);
+    assert_eq!(
+        Host::header(&headers, "last-event-id").as_deref(),
+        Some("7")
+    );
+    host.d
+        .fetch_text(append, 200, r#"{"ok":true,"seq":4}"#, None, host.now);
+    host.d.fetch_open(out, false, host.now);
+    host.pump();
+    let stream = host.stream_of(op);
+    host.d.pull(stream, host.now);
+    host.pump();
+    host.d.fetch_bytes(
+        out,
+        &batch(&[(10, "a"), (11, "b")], Some((12, Some(4)))),
+        host.now,
+    );
+    host.pump();
+    let event = |kind: &str| {
+        host.events
+            .iter()
+            .map(|e| Json::parse(e).unwrap())
+            .find(|e| e.get("type").and_then(Json::as_str) == Some(kind))
+            .unwrap()
+    };
+    let cursor = |e: Json| {
+        e.get("lastEventId")
+            .and_then(Json::as_str)
+            .map(str::to_owned)
+    };
+    // The cursor the stream starts from; the first data record's own id.
+    assert_eq!(cursor(event("stream-connected")).as_deref(), Some("9"));
+    assert_eq!(cursor(event("first-chunk")).as_deref(), Some("10"));
+}
+
+#[test]
 fn a_failed_head_start_rejects_the_send_and_the_next_send_tries_again() {
     let mut host = Host::new(HEAD_START_OPTIONS);
     let op = head_start_send(&mut host, "h");

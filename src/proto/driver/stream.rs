@@ -494,7 +494,7 @@ impl Driver {
                     body.push('}');
                     if !self.subs[i].delivered {
                         self.subs[i].delivered = true;
-                        self.first_chunk_event(chat, &body, now_ms);
+                        self.first_chunk_event(chat, &body, None, now_ms);
                     }
                     self.subs[i].ready.push(&body);
                 }
@@ -790,7 +790,9 @@ impl Driver {
         sub.connected_once = true;
         let id = sub.id;
         if first {
-            let (kind, chat_id, cursor) = (sub.kind, sub.chat.clone(), sub.cursor.header_value());
+            // (The cursor it starts from, as the JS transport reports it: not where a send that
+            // looks back at the last boundary first reads.)
+            let (kind, chat_id, cursor) = (sub.kind, sub.chat.clone(), sub.start.header_value());
             let message_id = self
                 .chat_index(&chat_id)
                 .and_then(|c| self.chats[c].last_send.as_ref())
@@ -1086,9 +1088,13 @@ impl Driver {
                 .is_some_and(|c| self.chats[c].active == Some(id));
             let chat = self.chat_mut(&chat_id);
             match outcome {
-                Outcome::Data { body, first, .. } => {
+                Outcome::Data {
+                    body,
+                    first,
+                    seq_num,
+                } => {
                     if first {
-                        self.first_chunk_event(chat, &body, now_ms);
+                        self.first_chunk_event(chat, &body, Some(seq_num), now_ms);
                     }
                     self.subs[i].ready.push(&body);
                 }
@@ -1174,7 +1180,9 @@ impl Driver {
         }
     }
 
-    fn first_chunk_event(&mut self, chat: usize, body: &str, now_ms: u64) {
+    /// `first-chunk`; `lastEventId` is that record's own id (`seq`; the head-start stream's
+    /// chunks have none: the chat's cursor).
+    fn first_chunk_event(&mut self, chat: usize, body: &str, seq: Option<u64>, now_ms: u64) {
         let chunk_type = Json::parse(body).ok().and_then(|json| {
             json.get("data")
                 .and_then(|d| d.get("type"))
@@ -1182,7 +1190,9 @@ impl Driver {
                 .map(str::to_owned)
         });
         let chat_id = self.chats[chat].id.clone();
-        let cursor = self.chats[chat].state.cursor.header_value();
+        let cursor = seq
+            .map(crate::proto::json::u64_string)
+            .or_else(|| self.chats[chat].state.cursor.header_value());
         let mut event = EventBuilder::new("first-chunk", &chat_id);
         event
             .str_opt("chunkType", chunk_type.as_deref())
