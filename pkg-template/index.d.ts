@@ -295,8 +295,9 @@ export type ChatSessionPersistedState = {
     createdAt: number;
     /** When an attempt that may have reached the server first started (ms since the epoch). */
     reachableSince?: number;
-    /** The `.out` event id its turn starts after (absent: the session's start, or unknown). */
-    turnStart?: number;
+    /** The `.out` event id its turn starts after (`null`: the session's start; absent, in a
+     * state saved before this field: `lastEventId`). */
+    turnStart?: number | null;
   };
 };
 

@@ -4131,6 +4131,64 @@ fn a_replayed_send_reads_its_turn_from_where_it_was_made_even_past_a_seeded_curs
 }
 
 #[test]
+fn a_replayed_send_read_from_before_the_cursor_streams_only_its_own_turn() {
+    // The send was made while another turn (input 4) streamed, and saved as starting in the
+    // middle of it; a later page finished that turn, so the chat knows input 4 was consumed.
+    // Read from the send's start, the rest of that turn must not pass for the send's reply.
+    let saved = r#"{"publicAccessToken":"t","lastEventId":"9","isStreaming":false,"consumedInputSeq":4,"pendingSend":{"partId":"p","body":"{\"kind\":\"message\",\"payload\":{}}","source":"submit-message","createdAt":1,"turnStart":1}}"#;
+    let mut host = Host::new(OPTIONS);
+    host.d.hydrate("c1", Stored::Shape(saved));
+    let stream = host
+        .d
+        .reconnect("c1", Default::default(), host.now)
+        .expect("the saved send's stream");
+    host.pump();
+    let (append, _, _, _) = host.take_fetch(Endpoint::In);
+    let (out, _, headers, _) = host.take_fetch(Endpoint::Out);
+    assert_eq!(
+        Host::header(&headers, "last-event-id").as_deref(),
+        Some("1")
+    );
+    host.d
+        .fetch_text(append, 200, r#"{"ok":true,"seq":5}"#, None, host.now);
+    host.d.fetch_open(out, false, host.now);
+    host.d.pull(stream, host.now);
+    host.pump();
+    host.d
+        .fetch_bytes(out, &batch(&[(2, "other")], Some((3, Some(4)))), host.now);
+    host.d
+        .fetch_bytes(out, &batch(&[(4, "mine")], Some((5, Some(5)))), host.now);
+    host.pump();
+    host.d.pull(stream, host.now);
+    host.pump();
+    assert_eq!(texts(&host.chunks), "mine");
+    assert_eq!(host.ended, vec![stream]);
+}
+
+#[test]
+fn a_chats_first_message_saved_for_the_next_page_is_read_from_the_sessions_start() {
+    let mut host = Host::new(OPTIONS);
+    host.send("c1", "hi", "p1");
+    host.answer_call("tok");
+    host.take_fetch(Endpoint::In);
+    let saved = host.persisted.last().unwrap().1.clone().unwrap();
+    let pending = saved.get("pendingSend").unwrap();
+    assert_eq!(pending.get("turnStart"), Some(&Json::Null));
+    // The app's row has the cursor its server wrote after the reply (`onTurnComplete`).
+    let mut state = saved.to_json_string();
+    state = state.replacen('{', r#"{"lastEventId":"12","#, 1);
+    let mut host = Host::new(OPTIONS);
+    host.d.hydrate("c1", Stored::Shape(&state));
+    host.d
+        .reconnect("c1", Default::default(), host.now)
+        .expect("the saved send's stream");
+    host.pump();
+    host.take_fetch(Endpoint::In);
+    let (_, _, headers, _) = host.take_fetch(Endpoint::Out);
+    assert_eq!(Host::header(&headers, "last-event-id"), None);
+}
+
+#[test]
 fn a_saved_send_remembers_where_its_turn_starts() {
     // The send's turn start is saved with it, and stays when a seeded cursor is saved over
     // the chat's own; a state saved before sends kept it starts at the state's cursor.

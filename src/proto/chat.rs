@@ -91,11 +91,7 @@ impl ChatState {
             closed: p.closed,
             closed_reason: p.closed_reason.clone(),
             consumed_input_seq: p.consumed_input_seq,
-            // (Saved before sends kept their turn start: the state's cursor was it.)
-            pending_send: p.pending_send.clone().map(|mut send| {
-                send.turn_start = send.turn_start.or(cursor.get());
-                send
-            }),
+            pending_send: p.pending_send.clone(),
             pending_loaded: p.pending_send.is_some(),
         }
     }
@@ -262,17 +258,24 @@ mod tests {
     }
 
     #[test]
-    fn a_saved_send_starts_at_the_loaded_cursor_until_its_session_is_replaced() {
-        let mut p = persisted(Some("7"), Some(false));
-        p.pending_send = Some(PendingSend {
-            part_id: "p".into(),
-            body: "{}".into(),
-            source: "submit-message".into(),
-            created_ms: 1,
-            ..PendingSend::default()
-        });
-        let mut chat = ChatState::from_persisted(&p);
-        assert_eq!(chat.pending_send.as_ref().unwrap().turn_start, Some(7));
+    fn a_saved_send_starts_where_it_says_or_at_the_saved_cursor_until_its_session_is_replaced() {
+        let load = |send: &str| {
+            let json = format!(
+                r#"{{"publicAccessToken":"pat","lastEventId":"7","pendingSend":{{"partId":"p","body":"{{}}","source":"submit-message","createdAt":1{send}}}}}"#
+            );
+            let p = PersistedSession::from_json(&crate::proto::json::Json::parse(&json).unwrap());
+            ChatState::from_persisted(&p.unwrap())
+        };
+        let start = |chat: &ChatState| chat.pending_send.as_ref().unwrap().turn_start;
+        assert_eq!(start(&load(r#","turnStart":3"#)), Some(3));
+        assert_eq!(
+            start(&load(r#","turnStart":null"#)),
+            None,
+            "the session's start"
+        );
+        // Saved before sends kept their turn start: the state's cursor was it.
+        let mut chat = load("");
+        assert_eq!(start(&chat), Some(7));
         // A new session (404 → startSession): the send stays, its old `.out` seq means nothing.
         chat.replace_session("new".into());
         let send = chat.pending_send.as_ref().unwrap();

@@ -58,8 +58,9 @@ pub struct PendingSend {
     /// When its first attempt that may have reached the server started, if any: no attempt
     /// goes out later than the retry window after it (the server's claim on the part id).
     pub reachable_since_ms: Option<u64>,
-    /// The `.out` seq its turn starts after (`None`: the session's start). A later page reads
-    /// its turn from here, even once a transcript's cursor was seeded past its answer.
+    /// The `.out` seq its turn starts after (`None`: the session's start; saved as `null`). A
+    /// later page reads its turn from here, even once a transcript's cursor was seeded past its
+    /// answer. A state saved without the field starts at its `lastEventId`.
     pub turn_start: Option<u64>,
 }
 
@@ -77,14 +78,14 @@ impl PendingSend {
         if let Some(ms) = self.reachable_since_ms {
             members.push(("reachableSince".to_owned(), Json::from(ms)));
         }
-        if let Some(seq) = self.turn_start {
-            members.push(("turnStart".to_owned(), Json::from(seq)));
-        }
+        let start = self.turn_start.map_or(Json::Null, Json::from);
+        members.push(("turnStart".to_owned(), start));
         Json::Object(members)
     }
 
     /// Reads one back; anything unusable reads as none (it is never worth failing the session).
-    fn from_json(value: &Json) -> Option<PendingSend> {
+    /// `cursor`: the state's `lastEventId`, where one saved without `turnStart` starts.
+    fn from_json(value: &Json, cursor: Option<u64>) -> Option<PendingSend> {
         let text = |key: &str| value.get(key).and_then(Json::as_str).map(str::to_owned);
         let source = text("source")?;
         if !matches!(
@@ -100,7 +101,10 @@ impl PendingSend {
             message_id: text("messageId"),
             created_ms: value.get("createdAt").and_then(Json::as_u64)?,
             reachable_since_ms: value.get("reachableSince").and_then(Json::as_u64),
-            turn_start: value.get("turnStart").and_then(Json::as_u64),
+            turn_start: match value.get("turnStart") {
+                Some(start) => start.as_u64(),
+                None => cursor,
+            },
         })
     }
 }
@@ -186,7 +190,6 @@ impl PersistedSession {
         };
         Ok(PersistedSession {
             public_access_token: public_access_token.to_owned(),
-            last_event_id,
             active_input_seq,
             is_streaming: value.get("isStreaming").and_then(Json::as_bool),
             closed: value.get("closed").and_then(Json::as_bool) == Some(true),
@@ -195,7 +198,13 @@ impl PersistedSession {
                 .and_then(Json::as_str)
                 .map(str::to_owned),
             consumed_input_seq: value.get("consumedInputSeq").and_then(Json::as_u64),
-            pending_send: value.get("pendingSend").and_then(PendingSend::from_json),
+            pending_send: value.get("pendingSend").and_then(|send| {
+                let cursor = last_event_id
+                    .as_deref()
+                    .and_then(|id| id.trim().parse().ok());
+                PendingSend::from_json(send, cursor)
+            }),
+            last_event_id,
         })
     }
 

@@ -590,10 +590,12 @@ impl Driver {
             // A replayed send reads its turn from where it was made: a transcript's cursor
             // seeded since may be past its answer (the server dedupes the append to that turn).
             let made_at = state.pending_send.as_ref().map(|p| p.turn_start);
-            let start = match (early, made_at) {
-                (Some(seq), _) => Cursor::new(seq.checked_sub(2)),
-                (None, Some(at)) if replay && at < state.cursor.get() => Cursor::new(at),
-                (None, _) => state.cursor,
+            let (start, consumed) = match (early, made_at) {
+                (Some(seq), _) => (Cursor::new(seq.checked_sub(2)), consumed),
+                // (What the chat knows was consumed it learned past that start: from there,
+                // the turns before the send's own are held and dropped as unknown.)
+                (None, Some(at)) if replay && at < state.cursor.get() => (Cursor::new(at), None),
+                (None, _) => (state.cursor, consumed),
             };
             (start, early, Hold::BySeq { consumed })
         };
@@ -1537,20 +1539,35 @@ impl Driver {
     /// [`Self::keep_pending_send`]), or the send held for it (made at `now_ms`: behind a stop).
     fn save_send(&mut self, chat: usize, op: u32, now_ms: u64) {
         let append = self.op_index(op).and_then(|i| self.ops[i].append.as_ref());
-        let (source, part_id, body, message_id, created_ms, reachable_since_ms) = match append {
-            Some(a) => (
-                a.source,
-                &a.part_id,
-                &a.body,
-                &a.message_id,
-                a.started_ms,
-                a.policy.reachable_since(),
-            ),
-            None => match self.held(op) {
-                Some(p) => (p.source, &p.part_id, &p.body, &p.message_id, now_ms, None),
-                None => return,
-            },
-        };
+        // Where its turn starts: where its stream started; one held behind a stop has none yet,
+        // and its turn comes after what the chat has read.
+        let (source, part_id, body, message_id, created_ms, reachable_since_ms, turn_start) =
+            match append {
+                Some(a) => (
+                    a.source,
+                    &a.part_id,
+                    &a.body,
+                    &a.message_id,
+                    a.started_ms,
+                    a.policy.reachable_since(),
+                    self.op_index(op).and_then(|i| self.ops[i].start.get()),
+                ),
+                None => match self.held(op) {
+                    Some(p) => {
+                        let cursor = self.chats[chat].state.cursor.get();
+                        (
+                            p.source,
+                            &p.part_id,
+                            &p.body,
+                            &p.message_id,
+                            now_ms,
+                            None,
+                            cursor,
+                        )
+                    }
+                    None => return,
+                },
+            };
         let saved_source = matches!(
             source,
             Source::SubmitMessage | Source::RegenerateMessage | Source::Action
@@ -1575,7 +1592,7 @@ impl Driver {
             message_id: message_id.clone(),
             created_ms,
             reachable_since_ms,
-            turn_start: self.op_index(op).and_then(|i| self.ops[i].start.get()),
+            turn_start,
         };
         let part_id = entry.part_id.clone();
         let state = &mut self.chats[chat].state;
