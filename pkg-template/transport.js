@@ -1282,6 +1282,8 @@ export function createTransportClass(load) {
     [DETACH_ABORTS](chatId, on) {
       if (chatId == null) {
         this.#detachAll = !!on;
+        // (Mounted again: a dispose deferred while the module loaded is called off, see #loaded.)
+        if (!on) this.#uses++;
         return;
       }
       const n = (this.#detaching.get(chatId) ?? 0) + (on ? 1 : -1);

@@ -588,3 +588,52 @@ async fn a_send_its_page_left_while_the_module_loaded_is_sent_before_the_dispose
         "disposed once it was sent"
     );
 }
+
+#[wasm_bindgen_test]
+async fn a_component_back_before_its_left_send_settled_keeps_its_transport() {
+    let chat = new_chat_id("back-while-loading");
+    // As above, but the component mounts again (the hook lowers the flag) before the send it
+    // left has settled (the server is slow): the dispose deferred for that send is called off.
+    let slow = object(&[("latencyMs", 1_500.into())]);
+    ok(admin(SERVER, &chat, "faults", "POST", &slow)).await;
+    let (a, _) = tab();
+    let detach = js_sys::Symbol::for_("trigger-chat-wasm.detachAborts");
+    let flag: js_sys::Function = js_sys::Reflect::get(&a, &detach).unwrap().into();
+    flag.call2(&a, &JsValue::NULL, &JsValue::TRUE).unwrap();
+    let controller = web_sys::AbortController::new().unwrap();
+    let extra = object(&[("abortSignal", controller.signal().into())]);
+    let send = a.send_messages(&send_request(
+        &chat,
+        &array(&[user_message("a1", "hello")]),
+        &extra,
+    ));
+    controller.abort();
+    a.dispose();
+    ok(sleep(700)).await; // the module loaded; the send is on its way
+    flag.call2(&a, &JsValue::NULL, &JsValue::FALSE).unwrap();
+    let _ = wasm_bindgen_futures::JsFuture::from(send).await;
+    ok(admin(
+        SERVER,
+        &chat,
+        "faults",
+        "DELETE",
+        &JsValue::UNDEFINED,
+    ))
+    .await;
+    for _ in 0..50 {
+        if appends(&chat).await > 0 {
+            break;
+        }
+        ok(sleep(100)).await;
+    }
+    ok(sleep(500)).await;
+    // Still running: it hears another tab take the chat (a disposed one's channel is closed).
+    let (b, _) = tab();
+    let reply = ok(b.send_messages(&message(&chat, "b1", "slow from b"))).await;
+    ok(read_n(&reply, 3)).await;
+    assert!(
+        read_only_within(2_000, &a, &chat, true).await,
+        "the transport was disposed under its component"
+    );
+    ok(read_all(&reply)).await;
+}
