@@ -18,6 +18,9 @@ const loadAi = () =>
 /** Sub-agents whose stream finished are kept up to this many (the ones that finished first go
  * first: their tool calls have an output by then, which a card shows instead). */
 const MAX_FINISHED = 64;
+/** Sub-agents still running are kept up to this many: one whose parent was stopped mid-way
+ * never gets its end, and the one fed longest ago goes first. */
+const MAX_RUNNING = 64;
 /** The chunk types after which a sub-agent's stream has ended (an `error` chunk does not end it:
  * the AI SDK goes on after one, as when one of several merged streams fails). */
 const ENDINGS = new Set(["finish", "abort"]);
@@ -43,6 +46,7 @@ export function createSubAgentMessages(options = {}) {
   const throttleMs = options.throttleMs ?? 100;
   const onChange = options.onChange;
   const agents = new Map();
+  let fed = 0; // batches applied, to order the running ones
   let timer;
   let disposed = false;
 
@@ -111,19 +115,34 @@ export function createSubAgentMessages(options = {}) {
   // A store that lives across many chats keeps a bounded number of finished sub-agents: the
   // ones that finished first go first (a finished agent moves to the end of the map), never
   // the one that just finished.
+  const letGo = (id, agent) => {
+    try {
+      agent.input?.close();
+    } catch {
+      // already closed by the reducer
+    }
+    agents.delete(id);
+  };
   const evict = (justFinished) => {
     let finished = 0;
     for (const agent of agents.values()) if (agent.finished) finished++;
     for (const [id, agent] of agents) {
       if (finished <= MAX_FINISHED) break;
       if (!agent.finished || agent === justFinished) continue;
-      try {
-        agent.input?.close();
-      } catch {
-        // already closed by the reducer
-      }
-      agents.delete(id);
+      letGo(id, agent);
       finished--;
+    }
+  };
+  // Running ones past MAX_RUNNING (a new one just opened): the one fed longest ago goes.
+  const evictRunning = () => {
+    let running = 0;
+    for (const agent of agents.values()) if (!agent.finished) running++;
+    for (; running > MAX_RUNNING; running--) {
+      let stale;
+      for (const entry of agents) {
+        if (!entry[1].finished && (stale === undefined || entry[1].fed < stale[1].fed)) stale = entry;
+      }
+      letGo(...stale);
     }
   };
 
@@ -141,7 +160,8 @@ export function createSubAgentMessages(options = {}) {
       const batch = disposed ? undefined : batchOf(part);
       if (batch === undefined) return;
       let agent = agents.get(batch.toolCallId);
-      if (agent === undefined) {
+      const opened = agent === undefined;
+      if (opened) {
         // (A first batch seen mid-way cannot be applied: nothing is opened for it.)
         if (batch.seq !== 0) return;
         agent = open(batch.toolCallId);
@@ -149,9 +169,11 @@ export function createSubAgentMessages(options = {}) {
       }
       if (batch.seq !== agent.next) return;
       agent.next += 1;
+      agent.fed = ++fed;
       const wasFinished = agent.finished;
       feed(agent, batch.chunks);
       if (agent.finished && !wasFinished) finish(batch.toolCallId, agent);
+      else if (opened) evictRunning();
     },
     get(toolCallId) {
       return agents.get(toolCallId)?.message;
@@ -160,14 +182,7 @@ export function createSubAgentMessages(options = {}) {
       disposed = true;
       clearTimeout(timer);
       timer = undefined;
-      for (const agent of agents.values()) {
-        try {
-          agent.input?.close();
-        } catch {
-          // already closed by the reducer
-        }
-      }
-      agents.clear();
+      for (const [id, agent] of agents) letGo(id, agent);
     },
   };
 }

@@ -251,6 +251,29 @@ scenario(
 );
 
 scenario(
+  "sub-agents: ones that never end (their parent was stopped) are let go past 64, the one fed longest ago first",
+  { timeout: 10_000, todo: { official: "the SDK store keeps every sub-agent for as long as it lives" } },
+  async (impl) => {
+    const store = impl.createSubAgentMessages({ throttleMs: THROTTLE_MS });
+    const begun = (id) =>
+      batch(id, 0, [{ type: "start", messageId: `sub_${id}` }, { type: "text-start", id: `t-${id}` }, { type: "text-delta", id: `t-${id}`, delta: "w" }]);
+    // One runs on through all of them, fed every ten; seventy others are stopped mid-way.
+    store.onData(begun("call_live"));
+    let next = 1;
+    for (let i = 0; i < 70; i++) {
+      store.onData(begun(`call_${i}`));
+      if (i % 10 === 0) store.onData(batch("call_live", next++, [{ type: "text-delta", id: "t-call_live", delta: "w" }]));
+    }
+    await eventually(() => textOf(store.get("call_69") ?? { parts: [] }) === "w");
+    assert.equal(store.get("call_0"), undefined, "the one fed longest ago is gone");
+    assert.equal(store.get("call_6"), undefined);
+    assert.equal(textOf(store.get("call_7")), "w", "64 running ones are kept");
+    assert.equal(textOf(store.get("call_live")), "w".repeat(next), "the one still fed stays");
+    store.dispose();
+  },
+);
+
+scenario(
   "sub-agents: the ones that finished first go first, not the ones that started first; an error chunk is no end",
   { timeout: 10_000, todo: { official: "the SDK store keeps every sub-agent for as long as it lives" } },
   async (impl) => {
