@@ -2263,6 +2263,27 @@ fn stream_connected_and_first_chunk_report_the_cursors_the_js_transport_reports(
 }
 
 #[test]
+fn a_head_start_replys_first_chunk_has_no_event_id() {
+    // The handler's chunks carry no `.out` id (a cursor seeded before the session is no id of
+    // theirs): the event has none, as in the JS transport.
+    let mut host = Host::new(HEAD_START_OPTIONS);
+    host.d.seed_resume_cursor("h", "5");
+    let op = head_start_send(&mut host, "h");
+    let (post, _, _, _) = host.take_fetch(Endpoint::HeadStart);
+    host.d.head_start_open(post, "tok-hs", false, host.now);
+    host.pump();
+    let stream = host.stream_of(op);
+    host.d.pull(stream, host.now);
+    host.pump();
+    let start = r#"{"type":"start","messageId":"a1"}"#;
+    host.d.fetch_bytes(post, &sse_chunks(&[start]), host.now);
+    host.pump();
+    let first = host.events.iter().find(|e| e.contains(r#""first-chunk""#));
+    let first = Json::parse(first.expect("first-chunk")).unwrap();
+    assert_eq!(first.get("lastEventId"), None);
+}
+
+#[test]
 fn a_failed_head_start_rejects_the_send_and_the_next_send_tries_again() {
     let mut host = Host::new(HEAD_START_OPTIONS);
     let op = head_start_send(&mut host, "h");

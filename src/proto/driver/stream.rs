@@ -1181,7 +1181,7 @@ impl Driver {
     }
 
     /// `first-chunk`; `lastEventId` is that record's own id (`seq`; the head-start stream's
-    /// chunks have none: the chat's cursor).
+    /// chunks have none, and the event none either, as in the JS transport).
     fn first_chunk_event(&mut self, chat: usize, body: &str, seq: Option<u64>, now_ms: u64) {
         let chunk_type = Json::parse(body).ok().and_then(|json| {
             json.get("data")
@@ -1190,9 +1190,7 @@ impl Driver {
                 .map(str::to_owned)
         });
         let chat_id = self.chats[chat].id.clone();
-        let cursor = seq
-            .map(crate::proto::json::u64_string)
-            .or_else(|| self.chats[chat].state.cursor.header_value());
+        let cursor = seq.map(crate::proto::json::u64_string);
         let mut event = EventBuilder::new("first-chunk", &chat_id);
         event
             .str_opt("chunkType", chunk_type.as_deref())
