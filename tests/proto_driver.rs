@@ -2640,6 +2640,31 @@ fn the_state_this_page_saved_handed_back_by_set_session_forgets_nothing() {
 }
 
 #[test]
+fn the_state_saved_last_handed_back_after_news_kept_in_memory_forgets_nothing() {
+    // Another tab's news (its turn's cursor) is kept in memory only; the app's store then hands
+    // back the state this page saved before it: that echo changes nothing either.
+    let options = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":false,"tabId":"tab-b"}"#;
+    let mut host = Host::new(options);
+    let (stream, out) = sent(&mut host, "c1", 4);
+    read_through(
+        &mut host,
+        stream,
+        out,
+        &batch(&[(0, "Sure")], Some((1, Some(4)))),
+    );
+    let reported = host.d.get_session("c1").unwrap();
+    let news = r#"{"type":"session","chatId":"c1","tabId":"tab-a","session":{"lastEventId":"9"}}"#;
+    host.d.tab_message(news, host.now);
+    host.pump();
+    host.persisted.clear();
+    host.d.set_session("c1", &reported).unwrap();
+    host.pump();
+    let state = host.d.get_session("c1").unwrap();
+    assert_eq!(state.get("lastEventId").and_then(Json::as_str), Some("9"));
+    assert!(host.persisted.is_empty(), "{:?}", host.persisted);
+}
+
+#[test]
 fn a_steering_message_consumed_by_the_turn_is_not_owed() {
     let mut host = Host::new(OPTIONS);
     let (stream, out) = sent(&mut host, "c1", 4);

@@ -69,8 +69,9 @@ struct Chat {
     /// Sends made while a stop of the chat is on its way to `.in`: they follow it, so the
     /// agent never takes the stop for the turn a later message starts.
     after_stop: Vec<ops::PendingTurn>,
-    /// Its state was saved by this page (and no save failed since): see `set_session`.
-    saved: bool,
+    /// The fingerprint of the state this page saved last (none: never, or a save failed
+    /// since): see `set_session`.
+    saved: Option<u64>,
     /// Steering messages of this tab (`sendPendingMessage`). One that no boundary has consumed
     /// is answered by a turn of its own (see `owe_steer_turn`).
     steers: Vec<ops::Steer>,
@@ -196,7 +197,7 @@ impl Driver {
     /// The host could not save or load a chat's state: one `storage-error` event per chat.
     pub fn storage_failed(&mut self, chat_id: &str, message: &str) {
         if let Some(i) = self.chat_index(chat_id) {
-            self.chats[i].saved = false;
+            self.chats[i].saved = None;
             if self.chats[i].storage_warned {
                 return;
             }
@@ -231,10 +232,11 @@ impl Driver {
     pub fn set_session(&mut self, chat_id: &str, session: &Json) -> Result<(), Error> {
         let persisted = PersistedSession::from_json(session)?;
         let i = self.chat_mut(chat_id);
-        // The state this page saved last, handed back (an app store bound both ways): nothing
-        // changes, and nothing this tab knows beyond it (its steering messages and stops, the
-        // cursor past a turn's start) is forgotten.
-        if self.chats[i].saved && self.chats[i].state.to_persisted().as_ref() == Some(&persisted) {
+        // The state this page saved last, handed back (an app store bound both ways, perhaps
+        // after changes this tab keeps in memory only): nothing changes, and nothing this tab
+        // knows beyond it (its steering messages and stops, the cursor past a turn's start,
+        // another tab's news) is forgotten.
+        if self.chats[i].saved == Some(fingerprint(&persisted)) {
             return Ok(());
         }
         let mut state = ChatState::from_persisted(&persisted);
@@ -247,11 +249,6 @@ impl Driver {
                 state.seed_cursor(seq);
             }
         }
-        // (What this page last saved, before a send of its own still in flight is carried over.)
-        let before = self.chats[i]
-            .saved
-            .then(|| self.chats[i].state.to_persisted())
-            .flatten();
         let own = self.chats[i]
             .state
             .pending_send
@@ -268,7 +265,8 @@ impl Driver {
         // The state this page saved last is not saved or reported again: an `onSessionChange`
         // that hands each state back later (a two-way binding to an app store) would otherwise
         // never settle. (One never saved here — from `sessions`, or after a failed save — is.)
-        if before.is_none() || before != self.chats[i].state.to_persisted() {
+        let now = self.chats[i].state.to_persisted().map(|p| fingerprint(&p));
+        if now != self.chats[i].saved {
             self.persist(i);
         }
         Ok(())
@@ -432,7 +430,7 @@ impl Driver {
             stopped_turn: None,
             after_head_start: Vec::new(),
             after_stop: Vec::new(),
-            saved: false,
+            saved: None,
             steers: Vec::new(),
             stops: Vec::new(),
             link: link::Report::default(),
@@ -454,7 +452,7 @@ impl Driver {
             return;
         };
         if let Some(state) = c.state.to_persisted() {
-            c.saved = true;
+            c.saved = Some(fingerprint(&state));
             self.actions.push(Action::Persist {
                 chat_id: c.id.clone(),
                 state: Some(state.to_js_shape_json()),
@@ -485,4 +483,12 @@ impl Driver {
         self.emit(event, None);
         self.persist(chat);
     }
+}
+
+/// A fingerprint of a saved state (FNV-1a of its JSON text): what `set_session` compares.
+fn fingerprint(state: &PersistedSession) -> u64 {
+    let text = state.to_js_shape_json().to_json_string();
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
