@@ -69,9 +69,9 @@ struct Chat {
     /// Sends made while a stop of the chat is on its way to `.in`: they follow it, so the
     /// agent never takes the stop for the turn a later message starts.
     after_stop: Vec<ops::PendingTurn>,
-    /// The fingerprint of the state this page saved last (none: never, or a save failed
-    /// since): see `set_session`.
-    saved: Option<u64>,
+    /// Fingerprints of the states this page saved (and reported) last, newest last: see
+    /// `set_session`.
+    saved: Vec<u64>,
     /// Steering messages of this tab (`sendPendingMessage`). One that no boundary has consumed
     /// is answered by a turn of its own (see `owe_steer_turn`).
     steers: Vec<ops::Steer>,
@@ -197,7 +197,6 @@ impl Driver {
     /// The host could not save or load a chat's state: one `storage-error` event per chat.
     pub fn storage_failed(&mut self, chat_id: &str, message: &str) {
         if let Some(i) = self.chat_index(chat_id) {
-            self.chats[i].saved = None;
             if self.chats[i].storage_warned {
                 return;
             }
@@ -232,11 +231,13 @@ impl Driver {
     pub fn set_session(&mut self, chat_id: &str, session: &Json) -> Result<(), Error> {
         let persisted = PersistedSession::from_json(session)?;
         let i = self.chat_mut(chat_id);
-        // The state this page saved last, handed back (an app store bound both ways, perhaps
-        // after changes this tab keeps in memory only): nothing changes, and nothing this tab
-        // knows beyond it (its steering messages and stops, the cursor past a turn's start,
-        // another tab's news) is forgotten.
-        if self.chats[i].saved == Some(fingerprint(&persisted)) {
+        // A state this page saved (reported to `onSessionChange`) lately, handed back: an app
+        // store bound both ways, perhaps late (a round trip through a database, after newer
+        // saves or changes this tab keeps in memory only), perhaps after storage failed.
+        // Nothing changes, and nothing this tab knows beyond it (its steering messages and
+        // stops, the cursor past a turn's start, another tab's news) is forgotten. Applied, an
+        // echo of an older save would bring that state back, and echoes could alternate.
+        if self.chats[i].saved.contains(&fingerprint(&persisted)) {
             return Ok(());
         }
         let mut state = ChatState::from_persisted(&persisted);
@@ -264,9 +265,9 @@ impl Driver {
         self.chats[i].stops.clear();
         // The state this page saved last is not saved or reported again: an `onSessionChange`
         // that hands each state back later (a two-way binding to an app store) would otherwise
-        // never settle. (One never saved here — from `sessions`, or after a failed save — is.)
+        // never settle. (One never saved here, from `sessions` say, is.)
         let now = self.chats[i].state.to_persisted().map(|p| fingerprint(&p));
-        if now != self.chats[i].saved {
+        if now != self.chats[i].saved.last().copied() {
             self.persist(i);
         }
         Ok(())
@@ -430,7 +431,7 @@ impl Driver {
             stopped_turn: None,
             after_head_start: Vec::new(),
             after_stop: Vec::new(),
-            saved: None,
+            saved: Vec::new(),
             steers: Vec::new(),
             stops: Vec::new(),
             link: link::Report::default(),
@@ -452,7 +453,10 @@ impl Driver {
             return;
         };
         if let Some(state) = c.state.to_persisted() {
-            c.saved = Some(fingerprint(&state));
+            if c.saved.len() == SAVED_FINGERPRINTS {
+                c.saved.remove(0);
+            }
+            c.saved.push(fingerprint(&state));
             self.actions.push(Action::Persist {
                 chat_id: c.id.clone(),
                 state: Some(state.to_js_shape_json()),
@@ -484,6 +488,9 @@ impl Driver {
         self.persist(chat);
     }
 }
+
+/// How many of a chat's latest saves `set_session` recognises when an app hands them back.
+const SAVED_FINGERPRINTS: usize = 4;
 
 /// A fingerprint of a saved state (FNV-1a of its JSON text): what `set_session` compares.
 fn fingerprint(state: &PersistedSession) -> u64 {
