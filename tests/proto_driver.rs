@@ -2665,6 +2665,34 @@ fn the_state_saved_last_handed_back_after_news_kept_in_memory_forgets_nothing() 
 }
 
 #[test]
+fn late_echoes_of_earlier_saves_and_echoes_after_a_failed_save_change_nothing() {
+    // A store bound both ways through a round trip: the echo of a send's save (with its
+    // `pendingSend`) arrives after the append's answer was saved.
+    let mut host = Host::new(OPTIONS);
+    after_a_turn(&mut host);
+    host.send("c1", "hi", "part-2");
+    let (append, _, _, _) = host.take_fetch(Endpoint::In);
+    let with_send = host.d.get_session("c1").unwrap();
+    assert!(with_send.to_json_string().contains("part-2"));
+    host.d
+        .fetch_text(append, 200, r#"{"ok":true,"seq":7}"#, None, host.now);
+    host.pump();
+    let answered = host.d.get_session("c1").unwrap();
+    host.persisted.clear();
+    host.d.set_session("c1", &with_send).unwrap();
+    host.d.set_session("c1", &answered).unwrap();
+    host.pump();
+    assert!(host.persisted.is_empty(), "{:?}", host.persisted);
+    assert_eq!(host.d.get_session("c1").unwrap(), answered);
+    // Storage fails: the echo of what was reported is still recognised (it used to be applied
+    // and saved again, failing again, without end).
+    host.d.storage_failed("c1", "quota exceeded");
+    host.d.set_session("c1", &answered).unwrap();
+    host.pump();
+    assert!(host.persisted.is_empty(), "{:?}", host.persisted);
+}
+
+#[test]
 fn a_steering_message_consumed_by_the_turn_is_not_owed() {
     let mut host = Host::new(OPTIONS);
     let (stream, out) = sent(&mut host, "c1", 4);
@@ -4209,6 +4237,58 @@ fn a_replayed_send_read_from_before_the_cursor_streams_only_its_own_turn() {
     host.pump();
     assert_eq!(texts(&host.chunks), "mine");
     assert_eq!(host.ended, vec![stream]);
+
+    // Saved with what was known then (input 4 still running): the same.
+    let saved = saved.replace(r#""turnStart":1"#, r#""turnStart":1,"consumed":3"#);
+    let mut host = Host::new(OPTIONS);
+    host.d.hydrate("c1", Stored::Shape(&saved));
+    let stream = host
+        .d
+        .reconnect("c1", Default::default(), host.now)
+        .expect("the saved send's stream");
+    host.pump();
+    let (append, _, _, _) = host.take_fetch(Endpoint::In);
+    let (out, _, _, _) = host.take_fetch(Endpoint::Out);
+    host.d
+        .fetch_text(append, 200, r#"{"ok":true,"seq":5}"#, None, host.now);
+    host.d.fetch_open(out, false, host.now);
+    host.d.pull(stream, host.now);
+    host.pump();
+    host.d
+        .fetch_bytes(out, &batch(&[(2, "other")], Some((3, Some(4)))), host.now);
+    host.d
+        .fetch_bytes(out, &batch(&[(4, "mine")], Some((5, Some(5)))), host.now);
+    host.pump();
+    assert_eq!(texts(&host.chunks), "mine");
+}
+
+#[test]
+fn a_replayed_send_read_from_before_the_cursor_streams_its_reply_at_once_when_it_may() {
+    // Its page had read part of its reply (the cursor moved past its turn start) and knew input
+    // 4 answered when it made the send: the deduped replay (seq 5) streams as it arrives.
+    let saved = r#"{"publicAccessToken":"t","lastEventId":"60","isStreaming":false,"consumedInputSeq":4,"pendingSend":{"partId":"p","body":"{\"kind\":\"message\",\"payload\":{}}","source":"submit-message","createdAt":1,"turnStart":50,"consumed":4}}"#;
+    let mut host = Host::new(OPTIONS);
+    host.d.hydrate("c1", Stored::Shape(saved));
+    let stream = host
+        .d
+        .reconnect("c1", Default::default(), host.now)
+        .expect("the saved send's stream");
+    host.pump();
+    let (append, _, _, _) = host.take_fetch(Endpoint::In);
+    let (out, _, headers, _) = host.take_fetch(Endpoint::Out);
+    assert_eq!(
+        Host::header(&headers, "last-event-id").as_deref(),
+        Some("50")
+    );
+    host.d
+        .fetch_text(append, 200, r#"{"ok":true,"seq":5}"#, None, host.now);
+    host.d.fetch_open(out, false, host.now);
+    host.d.pull(stream, host.now);
+    host.pump();
+    host.d
+        .fetch_bytes(out, &batch(&[(51, "a"), (52, "b")], None), host.now);
+    host.pump();
+    assert_eq!(texts(&host.chunks), "ab", "not held to the reply's end");
 }
 
 #[test]
@@ -4250,6 +4330,7 @@ fn a_saved_send_remembers_where_its_turn_starts() {
     let saved = host.persisted.last().unwrap().1.clone().unwrap();
     let pending = saved.get("pendingSend").expect("saved while on its way");
     assert_eq!(pending.get("turnStart").and_then(Json::as_u64), Some(1));
+    assert_eq!(pending.get("consumed").and_then(Json::as_u64), Some(1));
     host.d.seed_resume_cursor("c1", "9");
     host.pump();
     let saved = host.persisted.last().unwrap().1.clone().unwrap();

@@ -149,11 +149,12 @@ fn a_pending_send_round_trips_and_an_unusable_one_reads_as_none() {
         created_ms: 1_700_000_000_000,
         reachable_since_ms: Some(1_700_000_000_500),
         turn_start: Some(41),
+        consumed: Some(7),
     });
     let json = session.to_js_shape_json();
     assert_eq!(
         json.to_json_string(),
-        r#"{"publicAccessToken":"tok","pendingSend":{"partId":"p-1","body":"{\"kind\":\"message\",\"payload\":{\"message\":{\"id\":\"u1\"}}}","source":"submit-message","createdAt":1700000000000,"reachableSince":1700000000500,"turnStart":41}}"#
+        r#"{"publicAccessToken":"tok","pendingSend":{"partId":"p-1","body":"{\"kind\":\"message\",\"payload\":{\"message\":{\"id\":\"u1\"}}}","source":"submit-message","createdAt":1700000000000,"reachableSince":1700000000500,"turnStart":41,"consumed":7}}"#
     );
     assert_eq!(PersistedSession::from_json(&json).unwrap(), session);
     for bad in [

@@ -119,6 +119,18 @@ impl ChatState {
         }
     }
 
+    /// The highest `.in` seq a send made now may count as consumed before its own: a stopped
+    /// or unfinished turn of this tab is still unanswered input (`adopt`: the seq of the
+    /// steering message whose turn the send streams, which is not).
+    pub fn consumed_before_send(&self, adopt: Option<u64>) -> Option<u64> {
+        match (self.consumed_input_seq, self.active_input_seq) {
+            (known, Some(outstanding)) if adopt != Some(outstanding) => {
+                known.filter(|k| *k >= outstanding)
+            }
+            (known, _) => known,
+        }
+    }
+
     /// Whether an earlier turn may still be writing to `.out`: a send or resume started now must
     /// hold data until that turn's boundary has gone by.
     pub fn has_outstanding_turn(&self) -> bool {
@@ -205,6 +217,7 @@ impl ChatState {
         // in the new session).
         if let Some(send) = self.pending_send.as_mut() {
             send.turn_start = None;
+            send.consumed = None;
         }
         *self = ChatState {
             token: Some(token),

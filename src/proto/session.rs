@@ -62,6 +62,10 @@ pub struct PendingSend {
     /// later page reads its turn from here, even once a transcript's cursor was seeded past its
     /// answer. A state saved without the field starts at its `lastEventId`.
     pub turn_start: Option<u64>,
+    /// The highest `.in` seq known consumed when it was made (`consumed`): a later page that
+    /// reads its turn from `turn_start` holds what comes before its reply from there, not from
+    /// what the chat learned since.
+    pub consumed: Option<u64>,
 }
 
 impl PendingSend {
@@ -80,6 +84,9 @@ impl PendingSend {
         }
         let start = self.turn_start.map_or(Json::Null, Json::from);
         members.push(("turnStart".to_owned(), start));
+        if let Some(seq) = self.consumed {
+            members.push(("consumed".to_owned(), Json::from(seq)));
+        }
         Json::Object(members)
     }
 
@@ -102,9 +109,10 @@ impl PendingSend {
             created_ms: value.get("createdAt").and_then(Json::as_u64)?,
             reachable_since_ms: value.get("reachableSince").and_then(Json::as_u64),
             turn_start: match value.get("turnStart") {
-                Some(start) => start.as_u64(),
+                Some(start) => seq_of(start),
                 None => cursor,
             },
+            consumed: value.get("consumed").and_then(seq_of),
         })
     }
 }
@@ -182,12 +190,7 @@ impl PersistedSession {
             Some(number @ Json::Number(_)) => number.as_u64().map(crate::proto::json::u64_string),
             _ => None,
         };
-        let active_input_seq = match value.get("activeInputSeq") {
-            Some(Json::String(seq)) if seq.bytes().all(|b| b.is_ascii_digit()) => seq.parse().ok(),
-            Some(Json::String(_)) => None,
-            Some(number) => number.as_u64(),
-            None => None,
-        };
+        let active_input_seq = value.get("activeInputSeq").and_then(seq_of);
         Ok(PersistedSession {
             public_access_token: public_access_token.to_owned(),
             active_input_seq,
@@ -258,4 +261,12 @@ pub fn storage_key(namespace: &str, chat_id: &str) -> String {
     key.push(':');
     key.push_str(&encode_uri_component(chat_id));
     key
+}
+
+/// A seq as a number or a decimal string (an app's store may keep either).
+fn seq_of(value: &Json) -> Option<u64> {
+    match value {
+        Json::String(seq) if seq.bytes().all(|b| b.is_ascii_digit()) => seq.parse().ok(),
+        other => other.as_u64(),
+    }
 }

@@ -574,12 +574,7 @@ impl Driver {
             let state = &self.chats[chat].state;
             // A stopped or unfinished turn of this tab is still unanswered input (an adopted
             // steering message is the turn this send streams).
-            let consumed = match (state.consumed_input_seq, state.active_input_seq) {
-                (known, Some(outstanding)) if adopt != Some(outstanding) => {
-                    known.filter(|k| *k >= outstanding)
-                }
-                (known, _) => known,
-            };
+            let consumed = state.consumed_before_send(adopt);
             // Nothing known of earlier inputs (state saved in the JavaScript transport's shape,
             // without `consumedInputSeq`): read from two records before the cursor, where the
             // last boundary usually is (a trim record follows it), to learn what the agent
@@ -589,12 +584,17 @@ impl Driver {
             let early = state.cursor.get().filter(|_| consumed.is_none() && !replay);
             // A replayed send reads its turn from where it was made: a transcript's cursor
             // seeded since may be past its answer (the server dedupes the append to that turn).
-            let made_at = state.pending_send.as_ref().map(|p| p.turn_start);
+            let made_at = state
+                .pending_send
+                .as_ref()
+                .map(|p| (p.turn_start, p.consumed));
             let (start, consumed) = match (early, made_at) {
                 (Some(seq), _) => (Cursor::new(seq.checked_sub(2)), consumed),
-                // (What the chat knows was consumed it learned past that start: from there,
-                // the turns before the send's own are held and dropped as unknown.)
-                (None, Some(at)) if replay && at < state.cursor.get() => (Cursor::new(at), None),
+                // (What the chat knows was consumed now it may have learned past that start:
+                // the send holds from what was known when it was made, if that was saved.)
+                (None, Some((at, then))) if replay && at < state.cursor.get() => {
+                    (Cursor::new(at), then)
+                }
                 (None, _) => (state.cursor, consumed),
             };
             (start, early, Hold::BySeq { consumed })
@@ -1585,6 +1585,11 @@ impl Driver {
                 return; // that one is still in flight: it stays the one saved
             }
         }
+        // (Where its turn starts and what was consumed before it stay as first saved.)
+        let (turn_start, consumed) = match state.pending_send.as_ref() {
+            Some(p) if p.part_id == *part_id => (p.turn_start, p.consumed),
+            _ => (turn_start, state.consumed_before_send(None)),
+        };
         let entry = PendingSend {
             part_id: part_id.clone(),
             body: body.clone(),
@@ -1593,6 +1598,7 @@ impl Driver {
             created_ms,
             reachable_since_ms,
             turn_start,
+            consumed,
         };
         let part_id = entry.part_id.clone();
         let state = &mut self.chats[chat].state;
