@@ -181,7 +181,8 @@ export function createTransportClass(load) {
     #flushing = false;
     #afterFlush = null;
     #reporting = null; // { chatId, state } while onSessionChange runs
-    #uses = 0; // calls that needed the driver (see #loaded)
+    #uses = 0; // calls that needed the driver, and mounts (see #loaded)
+    #usesAtDispose = 0;
     // Raised by the React hooks while a chat's component unmounts (or switches chats): the
     // `chat.stop()` that useChat calls then detaches the stream instead of stopping the agent
     // (W14). `#detachAll` for every chat; `#detaching` counts per chat id.
@@ -283,7 +284,7 @@ export function createTransportClass(load) {
         }
         this.#flush();
         if (disposedMeanwhile) {
-          const uses = this.#uses;
+          const uses = this.#usesAtDispose;
           // (After the waiting calls' continuations; unless the transport was used since.) A
           // send its page left meanwhile (the component unmounted) is still sent, as once
           // loaded: the dispose waits for it, as useTriggerChatTransport's does.
@@ -1304,6 +1305,7 @@ export function createTransportClass(load) {
     /** Closes every stream this transport has open and gives up its tab claims. */
     dispose() {
       this.#disposed = true;
+      this.#usesAtDispose = this.#uses;
       this.#run((d) => d.dispose(Date.now()));
       const close = () => {
         this.#offPageHide?.();

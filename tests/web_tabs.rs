@@ -637,3 +637,34 @@ async fn a_component_back_before_its_left_send_settled_keeps_its_transport() {
     );
     ok(read_all(&reply)).await;
 }
+
+#[wasm_bindgen_test]
+async fn a_component_back_before_the_module_loaded_keeps_its_transport() {
+    let chat = new_chat_id("back-before-load");
+    // Hidden (flag up, signal aborted, dispose) and shown again (flag down) while the module
+    // still loads: the dispose deferred to the load is called off.
+    let (a, _) = tab();
+    let detach = js_sys::Symbol::for_("trigger-chat-wasm.detachAborts");
+    let flag: js_sys::Function = js_sys::Reflect::get(&a, &detach).unwrap().into();
+    flag.call2(&a, &JsValue::NULL, &JsValue::TRUE).unwrap();
+    let controller = web_sys::AbortController::new().unwrap();
+    let extra = object(&[("abortSignal", controller.signal().into())]);
+    let send = a.send_messages(&send_request(
+        &chat,
+        &array(&[user_message("a1", "hello")]),
+        &extra,
+    ));
+    controller.abort();
+    a.dispose();
+    flag.call2(&a, &JsValue::NULL, &JsValue::FALSE).unwrap();
+    let _ = wasm_bindgen_futures::JsFuture::from(send).await;
+    ok(sleep(300)).await;
+    let (b, _) = tab();
+    let reply = ok(b.send_messages(&message(&chat, "b1", "slow from b"))).await;
+    ok(read_n(&reply, 3)).await;
+    assert!(
+        read_only_within(2_000, &a, &chat, true).await,
+        "the transport was disposed under its component"
+    );
+    ok(read_all(&reply)).await;
+}
