@@ -298,6 +298,8 @@ export type ChatSessionPersistedState = {
     /** The `.out` event id its turn starts after (`null`: the session's start; absent, in a
      * state saved before this field: `lastEventId`). */
     turnStart?: number | null;
+    /** The highest `.in` seq known consumed when it was made. */
+    consumed?: number;
   };
 };
 
