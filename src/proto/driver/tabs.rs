@@ -518,7 +518,7 @@ impl Driver {
         // While another tab owns a chat with its Web Lock, look at the lock every second: a
         // crashed owner's lock is gone at once, and the read-only state should follow quickly.
         if tabs.locks && tabs.coordinator.lock_checks().next().is_some() {
-            due = due.min(now_ms + LOCK_POLL_MS);
+            due = due.min(now_ms.saturating_add(LOCK_POLL_MS));
         }
         if tabs.querying.is_some() || tabs.timer.is_some_and(|(_, at)| at <= due) {
             return;
