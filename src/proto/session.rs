@@ -106,8 +106,8 @@ impl PendingSend {
             body: text("body").filter(|b| Json::parse(b).is_ok())?,
             source,
             message_id: text("messageId"),
-            created_ms: value.get("createdAt").and_then(Json::as_u64)?,
-            reachable_since_ms: value.get("reachableSince").and_then(Json::as_u64),
+            created_ms: value.get("createdAt").and_then(seq_of)?,
+            reachable_since_ms: value.get("reachableSince").and_then(seq_of),
             turn_start: match value.get("turnStart") {
                 Some(start) => seq_of(start),
                 None => cursor,
@@ -200,7 +200,7 @@ impl PersistedSession {
                 .get("closedReason")
                 .and_then(Json::as_str)
                 .map(str::to_owned),
-            consumed_input_seq: value.get("consumedInputSeq").and_then(Json::as_u64),
+            consumed_input_seq: value.get("consumedInputSeq").and_then(seq_of),
             pending_send: value.get("pendingSend").and_then(|send| {
                 let cursor = last_event_id
                     .as_deref()
@@ -263,7 +263,7 @@ pub fn storage_key(namespace: &str, chat_id: &str) -> String {
     key
 }
 
-/// A seq as a number or a decimal string (an app's store may keep either).
+/// A seq (or a time) as a number or a decimal string (an app's store may keep either).
 fn seq_of(value: &Json) -> Option<u64> {
     match value {
         Json::String(seq) if seq.bytes().all(|b| b.is_ascii_digit()) => seq.parse().ok(),

@@ -237,7 +237,12 @@ impl Driver {
         // Nothing changes, and nothing this tab knows beyond it (its steering messages and
         // stops, the cursor past a turn's start, another tab's news) is forgotten. Applied, an
         // echo of an older save would bring that state back, and echoes could alternate.
-        if self.chats[i].saved.contains(&fingerprint(&persisted)) {
+        let echo = fingerprint(&persisted);
+        if self.chats[i].saved.contains(&echo) {
+            if self.chats[i].saved.last() != Some(&echo) {
+                // An older one: the store is told the state as it is now, whose echo settles.
+                self.persist(i);
+            }
             return Ok(());
         }
         let mut state = ChatState::from_persisted(&persisted);
@@ -263,12 +268,17 @@ impl Driver {
         self.chats[i].state = state;
         self.chats[i].steers.clear();
         self.chats[i].stops.clear();
+        // Applied: only saves from here on are echoes (the app may set an earlier one again).
+        let last = self.chats[i].saved.pop();
+        self.chats[i].saved.clear();
         // The state this page saved last is not saved or reported again: an `onSessionChange`
         // that hands each state back later (a two-way binding to an app store) would otherwise
         // never settle. (One never saved here, from `sessions` say, is.)
         let now = self.chats[i].state.to_persisted().map(|p| fingerprint(&p));
-        if now != self.chats[i].saved.last().copied() {
+        if now != last {
             self.persist(i);
+        } else {
+            self.chats[i].saved.extend(last);
         }
         Ok(())
     }
@@ -453,10 +463,13 @@ impl Driver {
             return;
         };
         if let Some(state) = c.state.to_persisted() {
-            if c.saved.len() == SAVED_FINGERPRINTS {
-                c.saved.remove(0);
+            let print = fingerprint(&state);
+            if c.saved.last() != Some(&print) {
+                if c.saved.len() == SAVED_FINGERPRINTS {
+                    c.saved.remove(0);
+                }
+                c.saved.push(print);
             }
-            c.saved.push(fingerprint(&state));
             self.actions.push(Action::Persist {
                 chat_id: c.id.clone(),
                 state: Some(state.to_js_shape_json()),
