@@ -152,6 +152,8 @@ pub(super) struct Op {
     /// Where its turn's stream started reading: the turn's start when the append lands, even
     /// if that stream is gone by then (the page left the chat).
     start: Cursor,
+    /// The highest `.in` seq its stream counted as consumed before its own (saved with it).
+    consumed: Option<u64>,
 }
 
 /// `sendMessages` as the host passes it (`messages.at(-1)` only).
@@ -245,6 +247,7 @@ impl Driver {
             saved: None,
             keep_saved: false,
             start: Cursor::default(),
+            consumed: None,
         });
         id
     }
@@ -570,7 +573,7 @@ impl Driver {
         headers: HeaderList,
         now_ms: u64,
     ) -> u32 {
-        let (start, early, hold) = {
+        let (start, early, consumed) = {
             let state = &self.chats[chat].state;
             // A stopped or unfinished turn of this tab is still unanswered input (an adopted
             // steering message is the turn this send streams).
@@ -597,7 +600,7 @@ impl Driver {
                 }
                 (None, _) => (state.cursor, consumed),
             };
-            (start, early, Hold::BySeq { consumed })
+            (start, early, consumed)
         };
         let stream = self.open_sub(
             chat,
@@ -605,7 +608,7 @@ impl Driver {
                 kind: Kind::Send,
                 start,
                 input_seq: InputSeq::Pending,
-                hold,
+                hold: Hold::BySeq { consumed },
                 peek_settled: false,
                 headers,
                 settle_op: (source == Source::Action).then_some(op),
@@ -622,6 +625,7 @@ impl Driver {
         let turn_start = self.sub_start_cursor(stream).unwrap_or(start);
         if let Some(i) = self.op_index(op) {
             self.ops[i].start = turn_start;
+            self.ops[i].consumed = consumed;
         }
         let chat_id = self.chats[chat].id.clone();
         // (A copy: what this calls must not be able to shorten the list under the loop.)
@@ -635,6 +639,7 @@ impl Driver {
     pub(super) fn reset_op_starts(&mut self, chat_id: &str) {
         for o in self.ops.iter_mut().filter(|o| o.chat == chat_id) {
             o.start = Cursor::default();
+            o.consumed = None;
         }
     }
 
@@ -643,6 +648,7 @@ impl Driver {
         for o in self.ops.iter_mut() {
             if o.kind == (OpKind::Turn { stream }) {
                 o.start = start;
+                o.consumed = None;
             }
         }
     }
@@ -1539,35 +1545,38 @@ impl Driver {
     /// [`Self::keep_pending_send`]), or the send held for it (made at `now_ms`: behind a stop).
     fn save_send(&mut self, chat: usize, op: u32, now_ms: u64) {
         let append = self.op_index(op).and_then(|i| self.ops[i].append.as_ref());
-        // Where its turn starts: where its stream started; one held behind a stop has none yet,
-        // and its turn comes after what the chat has read.
-        let (source, part_id, body, message_id, created_ms, reachable_since_ms, turn_start) =
-            match append {
-                Some(a) => (
-                    a.source,
-                    &a.part_id,
-                    &a.body,
-                    &a.message_id,
-                    a.started_ms,
-                    a.policy.reachable_since(),
-                    self.op_index(op).and_then(|i| self.ops[i].start.get()),
-                ),
-                None => match self.held(op) {
-                    Some(p) => {
-                        let cursor = self.chats[chat].state.cursor.get();
-                        (
-                            p.source,
-                            &p.part_id,
-                            &p.body,
-                            &p.message_id,
-                            now_ms,
-                            None,
-                            cursor,
-                        )
-                    }
-                    None => return,
-                },
-            };
+        // Where its turn starts, and what its stream counted as consumed before it: one held
+        // behind a stop has no stream yet, and its turn comes after what the chat has read.
+        let (source, part_id, body, message_id, created_ms, reachable_since_ms, made) = match append
+        {
+            Some(a) => (
+                a.source,
+                &a.part_id,
+                &a.body,
+                &a.message_id,
+                a.started_ms,
+                a.policy.reachable_since(),
+                self.op_index(op).map_or((None, None), |i| {
+                    (self.ops[i].start.get(), self.ops[i].consumed)
+                }),
+            ),
+            None => match self.held(op) {
+                Some(p) => {
+                    let state = &self.chats[chat].state;
+                    let made = (state.cursor.get(), state.consumed_before_send(None));
+                    (
+                        p.source,
+                        &p.part_id,
+                        &p.body,
+                        &p.message_id,
+                        now_ms,
+                        None,
+                        made,
+                    )
+                }
+                None => return,
+            },
+        };
         let saved_source = matches!(
             source,
             Source::SubmitMessage | Source::RegenerateMessage | Source::Action
@@ -1585,10 +1594,11 @@ impl Driver {
                 return; // that one is still in flight: it stays the one saved
             }
         }
-        // (Where its turn starts and what was consumed before it stay as first saved.)
+        // (Where its turn starts and what was consumed before it stay as first saved: a pair
+        // from one moment.)
         let (turn_start, consumed) = match state.pending_send.as_ref() {
             Some(p) if p.part_id == *part_id => (p.turn_start, p.consumed),
-            _ => (turn_start, state.consumed_before_send(None)),
+            _ => made,
         };
         let entry = PendingSend {
             part_id: part_id.clone(),
