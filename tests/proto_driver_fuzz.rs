@@ -16,6 +16,7 @@ use trigger_chat_wasm::proto::driver::{
 };
 use trigger_chat_wasm::proto::headers::HeaderList;
 use trigger_chat_wasm::proto::json::Json;
+use trigger_chat_wasm::proto::session::PersistedSession;
 
 struct Rng(u64);
 
@@ -51,13 +52,15 @@ impl Rng {
     }
 }
 
-const OPTIONS: [&str; 6] = [
+const OPTIONS: [&str; 8] = [
     r#"{"task":"chat","types":{"startSession":"function","accessToken":"function"}}"#,
     r#"{"task":"chat","types":{"accessToken":"function"},"sessions":{"c1":{"publicAccessToken":"t","lastEventId":"4","isStreaming":true,"activeInputSeq":2}}}"#,
     r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":true,"tabId":"tab-b"}"#,
     r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":false,"tabId":"tab-b","multiTabSend":"queue"}"#,
     r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":true,"tabId":"tab-b","multiTabSend":"queue"}"#,
-    r#"{"task":"chat","types":{"startSession":"function","accessToken":"function"},"watch":true,"headStart":"/api/chat"}"#,
+    r#"{"task":"chat","types":{"startSession":"function","accessToken":"function"},"watch":true}"#,
+    r#"{"task":"chat","types":{"startSession":"function","accessToken":"function"},"headStart":"/api/chat"}"#,
+    r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":true,"tabId":"tab-b","headStart":"/api/chat"}"#,
 ];
 
 const CHATS: [&str; 3] = ["c1", "c/2 ü", "c3"];
@@ -128,6 +131,8 @@ struct World {
     /// Chats whose writer lock was asked for; lock queries asked.
     locks: Vec<String>,
     queries: u32,
+    /// The latest states reported to `onSessionChange`.
+    reported: Vec<(String, Json)>,
 }
 
 impl World {
@@ -144,6 +149,15 @@ impl World {
                 Action::SetTimer { id, .. } => self.timers.push(id),
                 Action::ClearTimer { id } => self.timers.retain(|t| *t != id),
                 Action::Call { id, .. } => self.calls.push(id),
+                Action::Persist {
+                    chat_id,
+                    state: Some(state),
+                } => {
+                    if self.reported.len() == 8 {
+                        self.reported.remove(0);
+                    }
+                    self.reported.push((chat_id, state));
+                }
                 Action::LockRequest { chat_id, .. } => self.locks.push(chat_id),
                 Action::LockQuery => self.queries += 1,
                 Action::Resolve { op, value } => {
@@ -186,7 +200,7 @@ fn step(d: &mut Driver, w: &mut World, rng: &mut Rng) {
     if rng.chance(80) {
         return host_step(d, w, rng, now);
     }
-    match rng.below(27) {
+    match rng.below(30) {
         0..=3 => {
             let trigger = rng.pick(&["submit-message", "regenerate-message", "bogus"]);
             let body = rng.pick(&[
@@ -194,9 +208,18 @@ fn step(d: &mut Driver, w: &mut World, rng: &mut Rng) {
                 r#","body":{"action":{"type":"undo"}}"#,
                 r#","body":{"action":null}"#,
             ]);
-            let text = format!(
-                r#"{{"chatId":"{chat}","trigger":"{trigger}","message":{{"id":"m{}","role":"user","parts":[{{"type":"text","text":"hi"}}]}}{body}}}"#,
+            let message = format!(
+                r#"{{"id":"m{}","role":"user","parts":[{{"type":"text","text":"hi"}}]}}"#,
                 w.parts
+            );
+            // (The whole history too, as the host passes it to a `headStart` handler.)
+            let history = if rng.chance(50) {
+                format!(r#","messages":[{message}]"#)
+            } else {
+                String::new()
+            };
+            let text = format!(
+                r#"{{"chatId":"{chat}","trigger":"{trigger}","message":{message}{history}{body}}}"#
             );
             if let Ok(request) = SendRequest::from_json(&Json::parse(&text).unwrap()) {
                 let part = w.part();
@@ -278,14 +301,36 @@ fn step(d: &mut Driver, w: &mut World, rng: &mut Rng) {
         24 => d.lock_status(None, now, now),
         25 => {
             let stored = rng.pick(&STORED);
-            let stored = if rng.chance(50) {
-                Stored::Shape(stored)
-            } else {
-                Stored::Record(stored)
-            };
-            d.hydrate(chat, stored);
+            // As localStorage holds it (for this chat or another), or as an app's store does.
+            let record = Json::parse(stored)
+                .ok()
+                .and_then(|json| PersistedSession::from_json(&json).ok())
+                .map(|p| p.encode_for_storage(if rng.chance(90) { chat } else { "c3" }));
+            match record {
+                Some(record) if rng.chance(50) => d.hydrate(chat, Stored::Record(&record)),
+                _ if rng.chance(10) => d.hydrate(chat, Stored::Record(stored)),
+                _ => d.hydrate(chat, Stored::Shape(stored)),
+            }
         }
-        _ => d.storage_failed(chat, "quota exceeded"),
+        26 => d.storage_failed(chat, "quota exceeded"),
+        27 => {
+            // An app store bound both ways hands back a state it was told (perhaps late).
+            if let Some(state) = w.reported.get(rng.below(w.reported.len())).cloned() {
+                let _ = d.set_session(&state.0, &state.1);
+            }
+        }
+        28 => {
+            let data = rng
+                .chance(70)
+                .then(|| Json::parse(r#"{"plan":"pro"}"#).unwrap());
+            d.set_client_data(data);
+            d.set_callbacks(rng.chance(80), rng.chance(80));
+        }
+        _ => {
+            let _ = d.get_session(chat);
+            let messages = rng.pick(&[r#"[{"id":"m","role":"user","parts":[]}]"#, "{", "[]"]);
+            d.broadcast_messages(chat, messages, now);
+        }
     }
 }
 
@@ -417,7 +462,8 @@ fn run(seed: u64, steps: usize) {
     d.dispose(w.now);
     w.absorb(&mut d, seed);
     for _ in 0..steps {
-        if w.fetches.is_empty() && w.reading.is_empty() && w.timers.is_empty() {
+        if w.fetches.is_empty() && w.reading.is_empty() && w.timers.is_empty() && w.calls.is_empty()
+        {
             break;
         }
         w.now = w.now.saturating_add(60_000);
@@ -425,6 +471,9 @@ fn run(seed: u64, steps: usize) {
         answer(&mut d, &mut w, &mut rng, now);
         if let Some(id) = rng.take(&mut w.timers) {
             d.timer(id, w.now);
+        }
+        if let Some(call) = rng.take(&mut w.calls) {
+            d.callback_ok(call, "tok", false, w.now);
         }
         w.absorb(&mut d, seed);
     }

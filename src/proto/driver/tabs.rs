@@ -358,7 +358,7 @@ impl Driver {
         let version = now_ms.max(
             tabs.coordinator
                 .messages_version(chat_id)
-                .map_or(0, |v| v + 1),
+                .map_or(0, |v| v.saturating_add(1)),
         );
         let _ = tabs
             .coordinator
