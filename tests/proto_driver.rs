@@ -2698,17 +2698,47 @@ fn late_echoes_of_earlier_saves_and_echoes_after_a_failed_save_change_nothing() 
 }
 
 #[test]
-fn an_app_that_sets_an_earlier_state_again_after_setting_another_gets_it() {
+fn a_store_with_a_second_writer_settles_on_the_state_set_last() {
+    // This tab saved S; another writer puts X in the shared store, whose change feed hands
+    // this tab X, then S (its own write, late), then X's echo.
     let mut host = Host::new(OPTIONS);
     after_a_turn(&mut host);
-    let snapshot = host.d.get_session("c1").unwrap();
-    let other = Json::parse(r#"{"publicAccessToken":"t2","lastEventId":"40","isStreaming":false}"#)
+    let s = host.d.get_session("c1").unwrap();
+    let x = Json::parse(r#"{"publicAccessToken":"t2","lastEventId":"40","isStreaming":false}"#)
         .unwrap();
-    host.d.set_session("c1", &other).unwrap();
-    assert_eq!(host.d.get_session("c1").unwrap(), other);
-    // Switching back is the app's own choice, not an echo of a save.
-    host.d.set_session("c1", &snapshot).unwrap();
-    assert_eq!(host.d.get_session("c1").unwrap(), snapshot);
+    host.persisted.clear();
+    host.d.set_session("c1", &x).unwrap();
+    host.pump();
+    assert_eq!(host.persisted.len(), 1, "X saved and reported");
+    host.d.set_session("c1", &s).unwrap();
+    host.pump();
+    assert_eq!(
+        host.d.get_session("c1").unwrap(),
+        x,
+        "S's late echo is not applied"
+    );
+    let reported = host.persisted.len();
+    host.d.set_session("c1", &x).unwrap();
+    host.d.set_session("c1", &s).unwrap();
+    host.pump();
+    assert_eq!(host.d.get_session("c1").unwrap(), x);
+    assert!(host.persisted.len() <= reported + 1, "{:?}", host.persisted);
+}
+
+#[test]
+fn a_late_echo_in_a_tab_another_tab_has_the_chat_from_writes_nothing() {
+    let options = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":false,"tabId":"tab-b"}"#;
+    let mut host = Host::new(options);
+    after_a_turn(&mut host);
+    let older = host.d.get_session("c1").unwrap();
+    host.d.seed_resume_cursor("c1", "5");
+    host.pump();
+    claimed_by_a_tab_without_locks(&mut host);
+    assert!(host.d.is_read_only("c1"));
+    host.persisted.clear();
+    host.d.set_session("c1", &older).unwrap();
+    host.pump();
+    assert!(host.persisted.is_empty(), "{:?}", host.persisted);
 }
 
 #[test]

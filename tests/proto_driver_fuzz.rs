@@ -3,7 +3,7 @@
 //! any status or a broken body, tabs posting any message, storage holding anything. A panic in
 //! the shipped module kills it for the whole tab, so the first property is that nothing panics;
 //! then that no operation settles twice, and that once the app disposes the transport and the
-//! network has answered, every operation has settled. Seeded xorshift: a failure names its
+//! network has answered, every operation has settled and nothing is left running. Seeded xorshift: a failure names its
 //! seed and replays.
 //!
 //! Longer, with other seeds: `PROTO_FUZZ_SEQUENCES=5000 PROTO_FUZZ_SEED=9 cargo test --release
@@ -479,6 +479,11 @@ fn run(seed: u64, steps: usize) {
         }
         w.absorb(&mut d, seed);
     }
+    let quiet = w.fetches.is_empty() && w.reading.is_empty() && w.timers.is_empty();
+    assert!(
+        quiet && w.calls.is_empty(),
+        "seed {seed}: still busy after the drain"
+    );
     // ...and every operation the app started has settled, one way or the other.
     let open: Vec<&u32> = w.ops.iter().filter(|o| !w.settled.contains(o)).collect();
     assert!(open.is_empty(), "seed {seed}: never settled: {open:?}");

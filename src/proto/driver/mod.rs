@@ -233,14 +233,18 @@ impl Driver {
         let i = self.chat_mut(chat_id);
         // A state this page saved (reported to `onSessionChange`) lately, handed back: an app
         // store bound both ways, perhaps late (a round trip through a database, after newer
-        // saves or changes this tab keeps in memory only), perhaps after storage failed.
-        // Nothing changes, and nothing this tab knows beyond it (its steering messages and
-        // stops, the cursor past a turn's start, another tab's news) is forgotten. Applied, an
-        // echo of an older save would bring that state back, and echoes could alternate.
+        // saves, after a state the app set, or after changes this tab keeps in memory only),
+        // perhaps after storage failed. Nothing changes, and nothing this tab knows beyond it
+        // (its steering messages and stops, the cursor past a turn's start, another tab's news)
+        // is forgotten. Applied, an echo of an older save would bring that state back, and
+        // echoes could alternate without end. (So an app that sets one of those states again
+        // gets the current one reported instead.)
         let echo = fingerprint(&persisted);
         if self.chats[i].saved.contains(&echo) {
-            if self.chats[i].saved.last() != Some(&echo) {
+            if self.chats[i].saved.last() != Some(&echo) && !self.is_read_only(chat_id) {
                 // An older one: the store is told the state as it is now, whose echo settles.
+                // (Not by a tab that another has the chat from: what it knows beyond its last
+                // save it keeps in memory only, the owner's newer state is in storage.)
                 self.persist(i);
             }
             return Ok(());
@@ -268,17 +272,12 @@ impl Driver {
         self.chats[i].state = state;
         self.chats[i].steers.clear();
         self.chats[i].stops.clear();
-        // Applied: only saves from here on are echoes (the app may set an earlier one again).
-        let last = self.chats[i].saved.pop();
-        self.chats[i].saved.clear();
         // The state this page saved last is not saved or reported again: an `onSessionChange`
         // that hands each state back later (a two-way binding to an app store) would otherwise
         // never settle. (One never saved here, from `sessions` say, is.)
         let now = self.chats[i].state.to_persisted().map(|p| fingerprint(&p));
-        if now != last {
+        if now.as_ref() != self.chats[i].saved.last() {
             self.persist(i);
-        } else {
-            self.chats[i].saved.extend(last);
         }
         Ok(())
     }
