@@ -4239,15 +4239,19 @@ fn a_replayed_send_whose_page_left_before_the_answer_keeps_its_turn_start() {
     lands_with_its_turn_starting_at(&mut host, append, "1");
 }
 
-#[test]
-fn a_replayed_send_reads_its_turn_from_where_it_was_made_even_past_a_seeded_cursor() {
-    // The page that made the send went away before its answer, but the server had the message:
-    // the agent answered it. The next page shows the app's transcript, which has that answer,
-    // and seeds its cursor past it; then the saved send goes out again, and the server's dedupe
-    // answers with its first seq. Read from the seeded cursor, its boundary would never come.
-    let mut host = Host::new(OPTIONS);
-    host.d.hydrate("c1", Stored::Shape(SAVED_SEND));
-    host.d.seed_resume_cursor("c1", "9");
+/// A page that loaded the chat state `saved` (and seeded the cursor `seed`) resumes the chat:
+/// its saved send goes out again, the server answers it with `.in` seq `seq`, and its stream is
+/// open and pulled. (stream, its `.out` fetch, the `Last-Event-ID` it reads from.)
+fn replayed(
+    host: &mut Host,
+    saved: &str,
+    seed: Option<&str>,
+    seq: u64,
+) -> (u32, u32, Option<String>) {
+    host.d.hydrate("c1", Stored::Shape(saved));
+    if let Some(seed) = seed {
+        host.d.seed_resume_cursor("c1", seed);
+    }
     let stream = host
         .d
         .reconnect("c1", Default::default(), host.now)
@@ -4255,16 +4259,27 @@ fn a_replayed_send_reads_its_turn_from_where_it_was_made_even_past_a_seeded_curs
     host.pump();
     let (append, _, _, _) = host.take_fetch(Endpoint::In);
     let (out, _, headers, _) = host.take_fetch(Endpoint::Out);
-    assert_eq!(
-        Host::header(&headers, "last-event-id").as_deref(),
-        Some("1"),
-        "read from where the send was made"
-    );
-    host.d
-        .fetch_text(append, 200, r#"{"ok":true,"seq":3}"#, None, host.now);
+    let accepted = format!(r#"{{"ok":true,"seq":{seq}}}"#);
+    host.d.fetch_text(append, 200, &accepted, None, host.now);
     host.d.fetch_open(out, false, host.now);
     host.d.pull(stream, host.now);
     host.pump();
+    (stream, out, Host::header(&headers, "last-event-id"))
+}
+
+#[test]
+fn a_replayed_send_reads_its_turn_from_where_it_was_made_even_past_a_seeded_cursor() {
+    // The page that made the send went away before its answer, but the server had the message:
+    // the agent answered it. The next page shows the app's transcript, which has that answer,
+    // and seeds its cursor past it; then the saved send goes out again, and the server's dedupe
+    // answers with its first seq. Read from the seeded cursor, its boundary would never come.
+    let mut host = Host::new(OPTIONS);
+    let (stream, out, from) = replayed(&mut host, SAVED_SEND, Some("9"), 3);
+    assert_eq!(
+        from.as_deref(),
+        Some("1"),
+        "read from where the send was made"
+    );
     host.d.fetch_bytes(
         out,
         &batch(&[(2, "Hel"), (3, "lo")], Some((4, Some(3)))),
@@ -4290,23 +4305,8 @@ fn a_replayed_send_read_from_before_the_cursor_streams_only_its_own_turn() {
     // Read from the send's start, the rest of that turn must not pass for the send's reply.
     let saved = r#"{"publicAccessToken":"t","lastEventId":"9","isStreaming":false,"consumedInputSeq":4,"pendingSend":{"partId":"p","body":"{\"kind\":\"message\",\"payload\":{}}","source":"submit-message","createdAt":1,"turnStart":1}}"#;
     let mut host = Host::new(OPTIONS);
-    host.d.hydrate("c1", Stored::Shape(saved));
-    let stream = host
-        .d
-        .reconnect("c1", Default::default(), host.now)
-        .expect("the saved send's stream");
-    host.pump();
-    let (append, _, _, _) = host.take_fetch(Endpoint::In);
-    let (out, _, headers, _) = host.take_fetch(Endpoint::Out);
-    assert_eq!(
-        Host::header(&headers, "last-event-id").as_deref(),
-        Some("1")
-    );
-    host.d
-        .fetch_text(append, 200, r#"{"ok":true,"seq":5}"#, None, host.now);
-    host.d.fetch_open(out, false, host.now);
-    host.d.pull(stream, host.now);
-    host.pump();
+    let (stream, out, from) = replayed(&mut host, saved, None, 5);
+    assert_eq!(from.as_deref(), Some("1"));
     host.d
         .fetch_bytes(out, &batch(&[(2, "other")], Some((3, Some(4)))), host.now);
     host.d
@@ -4320,19 +4320,7 @@ fn a_replayed_send_read_from_before_the_cursor_streams_only_its_own_turn() {
     // Saved with what was known then (input 4 still running): the same.
     let saved = saved.replace(r#""turnStart":1"#, r#""turnStart":1,"consumed":3"#);
     let mut host = Host::new(OPTIONS);
-    host.d.hydrate("c1", Stored::Shape(&saved));
-    let stream = host
-        .d
-        .reconnect("c1", Default::default(), host.now)
-        .expect("the saved send's stream");
-    host.pump();
-    let (append, _, _, _) = host.take_fetch(Endpoint::In);
-    let (out, _, _, _) = host.take_fetch(Endpoint::Out);
-    host.d
-        .fetch_text(append, 200, r#"{"ok":true,"seq":5}"#, None, host.now);
-    host.d.fetch_open(out, false, host.now);
-    host.d.pull(stream, host.now);
-    host.pump();
+    let (_, out, _) = replayed(&mut host, &saved, None, 5);
     host.d
         .fetch_bytes(out, &batch(&[(2, "other")], Some((3, Some(4)))), host.now);
     host.d
@@ -4347,23 +4335,8 @@ fn a_replayed_send_read_from_before_the_cursor_streams_its_reply_at_once_when_it
     // 4 answered when it made the send: the deduped replay (seq 5) streams as it arrives.
     let saved = r#"{"publicAccessToken":"t","lastEventId":"60","isStreaming":false,"consumedInputSeq":4,"pendingSend":{"partId":"p","body":"{\"kind\":\"message\",\"payload\":{}}","source":"submit-message","createdAt":1,"turnStart":50,"consumed":4}}"#;
     let mut host = Host::new(OPTIONS);
-    host.d.hydrate("c1", Stored::Shape(saved));
-    let stream = host
-        .d
-        .reconnect("c1", Default::default(), host.now)
-        .expect("the saved send's stream");
-    host.pump();
-    let (append, _, _, _) = host.take_fetch(Endpoint::In);
-    let (out, _, headers, _) = host.take_fetch(Endpoint::Out);
-    assert_eq!(
-        Host::header(&headers, "last-event-id").as_deref(),
-        Some("50")
-    );
-    host.d
-        .fetch_text(append, 200, r#"{"ok":true,"seq":5}"#, None, host.now);
-    host.d.fetch_open(out, false, host.now);
-    host.d.pull(stream, host.now);
-    host.pump();
+    let (_, out, from) = replayed(&mut host, saved, None, 5);
+    assert_eq!(from.as_deref(), Some("50"));
     host.d
         .fetch_bytes(out, &batch(&[(51, "a"), (52, "b")], None), host.now);
     host.pump();

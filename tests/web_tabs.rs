@@ -551,25 +551,37 @@ async fn a_send_made_while_the_module_loads_then_a_dispose_ends_as_it_would_once
     assert_eq!(appends(&chat).await, 0, "nothing was sent");
 }
 
-#[wasm_bindgen_test]
-async fn a_send_its_page_left_while_the_module_loaded_is_sent_before_the_dispose() {
-    let chat = new_chat_id("left-while-loading");
-    // A fresh transport whose first call, a send, waits for the module; the component unmounts
-    // meanwhile, as useTriggerChatTransport sees it: the "leaving" flag up, the send's signal
-    // aborted (useChat's stop on unmount), then dispose().
-    let (a, _) = tab();
+/// What useTriggerChatTransport does to its transport as its component mounts (`true`: the
+/// "leaving" flag down) or unmounts (`false`: up).
+fn mounted(t: &Transport, mounted: bool) {
     let detach = js_sys::Symbol::for_("trigger-chat-wasm.detachAborts");
-    let flag: js_sys::Function = js_sys::Reflect::get(&a, &detach).unwrap().into();
-    flag.call2(&a, &JsValue::NULL, &JsValue::TRUE).unwrap();
+    let flag: js_sys::Function = js_sys::Reflect::get(t, &detach).unwrap().into();
+    flag.call2(t, &JsValue::NULL, &JsValue::from_bool(!mounted))
+        .unwrap();
+}
+
+/// A fresh transport's first call, a send to `chat`, waits for the module; its component
+/// unmounts meanwhile: the "leaving" flag up, the send's signal aborted (useChat's stop on
+/// unmount), then `dispose()`. Returns the send.
+fn left_while_loading(t: &Transport, chat: &str) -> js_sys::Promise {
+    mounted(t, false);
     let controller = web_sys::AbortController::new().unwrap();
     let extra = object(&[("abortSignal", controller.signal().into())]);
-    let send = a.send_messages(&send_request(
-        &chat,
+    let send = t.send_messages(&send_request(
+        chat,
         &array(&[user_message("a1", "hello")]),
         &extra,
     ));
     controller.abort();
-    a.dispose();
+    t.dispose();
+    send
+}
+
+#[wasm_bindgen_test]
+async fn a_send_its_page_left_while_the_module_loaded_is_sent_before_the_dispose() {
+    let chat = new_chat_id("left-while-loading");
+    let (a, _) = tab();
+    let send = left_while_loading(&a, &chat);
     // As on a loaded transport: leaving does not give the message up; the dispose waits for it.
     let _ = wasm_bindgen_futures::JsFuture::from(send).await;
     let mut sent = 0;
@@ -597,20 +609,9 @@ async fn a_component_back_before_its_left_send_settled_keeps_its_transport() {
     let slow = object(&[("latencyMs", 1_500.into())]);
     ok(admin(SERVER, &chat, "faults", "POST", &slow)).await;
     let (a, _) = tab();
-    let detach = js_sys::Symbol::for_("trigger-chat-wasm.detachAborts");
-    let flag: js_sys::Function = js_sys::Reflect::get(&a, &detach).unwrap().into();
-    flag.call2(&a, &JsValue::NULL, &JsValue::TRUE).unwrap();
-    let controller = web_sys::AbortController::new().unwrap();
-    let extra = object(&[("abortSignal", controller.signal().into())]);
-    let send = a.send_messages(&send_request(
-        &chat,
-        &array(&[user_message("a1", "hello")]),
-        &extra,
-    ));
-    controller.abort();
-    a.dispose();
+    let send = left_while_loading(&a, &chat);
     ok(sleep(700)).await; // the module loaded; the send is on its way
-    flag.call2(&a, &JsValue::NULL, &JsValue::FALSE).unwrap();
+    mounted(&a, true);
     let _ = wasm_bindgen_futures::JsFuture::from(send).await;
     ok(admin(
         SERVER,
@@ -644,19 +645,8 @@ async fn a_component_back_before_the_module_loaded_keeps_its_transport() {
     // Hidden (flag up, signal aborted, dispose) and shown again (flag down) while the module
     // still loads: the dispose deferred to the load is called off.
     let (a, _) = tab();
-    let detach = js_sys::Symbol::for_("trigger-chat-wasm.detachAborts");
-    let flag: js_sys::Function = js_sys::Reflect::get(&a, &detach).unwrap().into();
-    flag.call2(&a, &JsValue::NULL, &JsValue::TRUE).unwrap();
-    let controller = web_sys::AbortController::new().unwrap();
-    let extra = object(&[("abortSignal", controller.signal().into())]);
-    let send = a.send_messages(&send_request(
-        &chat,
-        &array(&[user_message("a1", "hello")]),
-        &extra,
-    ));
-    controller.abort();
-    a.dispose();
-    flag.call2(&a, &JsValue::NULL, &JsValue::FALSE).unwrap();
+    let send = left_while_loading(&a, &chat);
+    mounted(&a, true);
     let _ = wasm_bindgen_futures::JsFuture::from(send).await;
     ok(sleep(300)).await;
     let (b, _) = tab();
