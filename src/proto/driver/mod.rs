@@ -239,7 +239,7 @@ impl Driver {
         // is forgotten. Applied, an echo of an older save would bring that state back, and
         // echoes could alternate without end. (So an app that sets one of those states again
         // gets the current one reported instead.)
-        let echo = fingerprint(&persisted);
+        let echo = fingerprint(&persisted.to_js_shape_json());
         if self.chats[i].saved.contains(&echo) {
             if self.chats[i].saved.last() != Some(&echo) && !self.is_read_only(chat_id) {
                 // An older one: the store is told the state as it is now, whose echo settles.
@@ -275,7 +275,7 @@ impl Driver {
         // The state this page saved last is not saved or reported again: an `onSessionChange`
         // that hands each state back later (a two-way binding to an app store) would otherwise
         // never settle. (One never saved here, from `sessions` say, is.)
-        let now = self.chats[i].state.to_persisted().map(|p| fingerprint(&p));
+        let now = (self.chats[i].state.to_persisted()).map(|p| fingerprint(&p.to_js_shape_json()));
         if now.as_ref() != self.chats[i].saved.last() {
             self.persist(i);
         }
@@ -462,7 +462,8 @@ impl Driver {
             return;
         };
         if let Some(state) = c.state.to_persisted() {
-            let print = fingerprint(&state);
+            let json = state.to_js_shape_json();
+            let print = fingerprint(&json);
             if c.saved.last() != Some(&print) {
                 if c.saved.len() == SAVED_FINGERPRINTS {
                     c.saved.remove(0);
@@ -471,7 +472,7 @@ impl Driver {
             }
             self.actions.push(Action::Persist {
                 chat_id: c.id.clone(),
-                state: Some(state.to_js_shape_json()),
+                state: Some(json),
             });
         }
     }
@@ -504,9 +505,10 @@ impl Driver {
 /// How many of a chat's latest saves `set_session` recognises when an app hands them back.
 const SAVED_FINGERPRINTS: usize = 4;
 
-/// A fingerprint of a saved state (FNV-1a of its JSON text): what `set_session` compares.
-fn fingerprint(state: &PersistedSession) -> u64 {
-    let text = state.to_js_shape_json().to_json_string();
+/// A fingerprint of a saved state's JS shape (FNV-1a of its JSON text): what `set_session`
+/// compares.
+fn fingerprint(state: &Json) -> u64 {
+    let text = state.to_json_string();
     text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
         (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
     })
