@@ -2524,6 +2524,31 @@ fn send_steer_message(host: &mut Host, chat: &str) -> u32 {
     op
 }
 
+/// Send `part-1` (`.in` seq 4) streams; steering message `s1` lands as seq 5; the turn ends
+/// having consumed input 4 only, so the agent answers 5 with a turn of its own. The send's
+/// stream.
+fn a_turn_that_leaves_a_steering_message_owed(host: &mut Host) -> u32 {
+    let (stream, out) = sent(host, "c1", 4);
+    steer(host, "c1", 5);
+    read_through(
+        host,
+        stream,
+        out,
+        &batch(&[(0, "Sure")], Some((1, Some(4)))),
+    );
+    stream
+}
+
+/// useChat sends the steering message `s1` of [`a_turn_that_leaves_a_steering_message_owed`]:
+/// nothing is appended again.
+fn send_steer_message_again(host: &mut Host) {
+    send_steer_message(host, "c1");
+    assert!(
+        host.take_fetch_opt(Endpoint::In).is_none(),
+        "no second append"
+    );
+}
+
 fn last_persisted(host: &Host, key: &str) -> Option<Json> {
     let (_, state) = host.persisted.last().unwrap();
     state.as_ref().unwrap().get(key).cloned()
@@ -2533,15 +2558,7 @@ fn last_persisted(host: &Host, key: &str) -> Option<Json> {
 fn a_steering_message_the_turn_left_unconsumed_is_streamed_by_a_send_of_it_without_a_second_append()
 {
     let mut host = Host::new(OPTIONS);
-    let (stream, out) = sent(&mut host, "c1", 4);
-    steer(&mut host, "c1", 5);
-    // The turn ends having consumed input 4 only: the agent answers 5 with a turn of its own.
-    read_through(
-        &mut host,
-        stream,
-        out,
-        &batch(&[(0, "Sure")], Some((1, Some(4)))),
-    );
+    let stream = a_turn_that_leaves_a_steering_message_owed(&mut host);
     assert_eq!(
         host.ended,
         vec![stream],
@@ -2619,23 +2636,12 @@ fn a_steering_message_the_turn_left_unconsumed_is_streamed_by_a_send_of_it_witho
 fn the_state_this_page_saved_handed_back_by_set_session_forgets_nothing() {
     // An app store bound both ways hands each reported state back (from an effect, later).
     let mut host = Host::new(OPTIONS);
-    let (stream, out) = sent(&mut host, "c1", 4);
-    steer(&mut host, "c1", 5);
-    read_through(
-        &mut host,
-        stream,
-        out,
-        &batch(&[(0, "Sure")], Some((1, Some(4)))),
-    );
+    a_turn_that_leaves_a_steering_message_owed(&mut host);
     let reported = host.d.get_session("c1").unwrap();
     host.d.set_session("c1", &reported).unwrap();
     host.pump();
     // The steering message is still known as this tab's: its turn is streamed, not sent again.
-    send_steer_message(&mut host, "c1");
-    assert!(
-        host.take_fetch_opt(Endpoint::In).is_none(),
-        "no second append"
-    );
+    send_steer_message_again(&mut host);
     assert!(host.take_fetch_opt(Endpoint::Out).is_some());
 }
 
@@ -2744,14 +2750,7 @@ fn a_late_echo_in_a_tab_another_tab_has_the_chat_from_writes_nothing() {
 #[test]
 fn a_store_that_keeps_numbers_as_strings_hands_back_an_echo_that_changes_nothing() {
     let mut host = Host::new(OPTIONS);
-    let (stream, out) = sent(&mut host, "c1", 4);
-    steer(&mut host, "c1", 5);
-    read_through(
-        &mut host,
-        stream,
-        out,
-        &batch(&[(0, "Sure")], Some((1, Some(4)))),
-    );
+    a_turn_that_leaves_a_steering_message_owed(&mut host);
     let reported = host.d.get_session("c1").unwrap().to_json_string();
     let as_strings = reported
         .replace(r#""consumedInputSeq":4"#, r#""consumedInputSeq":"4""#)
@@ -2764,11 +2763,7 @@ fn a_store_that_keeps_numbers_as_strings_hands_back_an_echo_that_changes_nothing
     host.pump();
     assert!(host.persisted.is_empty(), "{:?}", host.persisted);
     // The steering message is still known as this tab's: its turn is streamed, not sent again.
-    send_steer_message(&mut host, "c1");
-    assert!(
-        host.take_fetch_opt(Endpoint::In).is_none(),
-        "no second append"
-    );
+    send_steer_message_again(&mut host);
 }
 
 #[test]

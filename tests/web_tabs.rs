@@ -577,6 +577,19 @@ fn left_while_loading(t: &Transport, chat: &str) -> js_sys::Promise {
     send
 }
 
+/// `a` was not disposed under its component: it still hears another tab take `chat` (a
+/// disposed transport's channel is closed).
+async fn still_running(a: &Transport, chat: &str) {
+    let (b, _) = tab();
+    let reply = ok(b.send_messages(&message(chat, "b1", "slow from b"))).await;
+    ok(read_n(&reply, 3)).await;
+    assert!(
+        read_only_within(2_000, a, chat, true).await,
+        "the transport was disposed under its component"
+    );
+    ok(read_all(&reply)).await;
+}
+
 #[wasm_bindgen_test]
 async fn a_send_its_page_left_while_the_module_loaded_is_sent_before_the_dispose() {
     let chat = new_chat_id("left-while-loading");
@@ -628,15 +641,7 @@ async fn a_component_back_before_its_left_send_settled_keeps_its_transport() {
         ok(sleep(100)).await;
     }
     ok(sleep(500)).await;
-    // Still running: it hears another tab take the chat (a disposed one's channel is closed).
-    let (b, _) = tab();
-    let reply = ok(b.send_messages(&message(&chat, "b1", "slow from b"))).await;
-    ok(read_n(&reply, 3)).await;
-    assert!(
-        read_only_within(2_000, &a, &chat, true).await,
-        "the transport was disposed under its component"
-    );
-    ok(read_all(&reply)).await;
+    still_running(&a, &chat).await;
 }
 
 #[wasm_bindgen_test]
@@ -649,12 +654,5 @@ async fn a_component_back_before_the_module_loaded_keeps_its_transport() {
     mounted(&a, true);
     let _ = wasm_bindgen_futures::JsFuture::from(send).await;
     ok(sleep(300)).await;
-    let (b, _) = tab();
-    let reply = ok(b.send_messages(&message(&chat, "b1", "slow from b"))).await;
-    ok(read_n(&reply, 3)).await;
-    assert!(
-        read_only_within(2_000, &a, &chat, true).await,
-        "the transport was disposed under its component"
-    );
-    ok(read_all(&reply)).await;
+    still_running(&a, &chat).await;
 }
