@@ -1178,7 +1178,7 @@ export function createTransportClass(load) {
       const r = this.#reporting;
       if (r?.chatId === chatId && (r.state === session || JSON.stringify(r.state) === body)) return;
       try {
-        this.#d.setSession(chatId, body);
+        this.#d.setSession(chatId, body, Date.now());
       } catch (e) {
         throw typeof e === "string" ? makeError(JSON.parse(e)) : e;
       }

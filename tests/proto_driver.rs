@@ -623,17 +623,17 @@ fn a_cursor_seeded_before_the_session_survives_a_set_session_without_one() {
     // database row that has no cursor.
     host.d.seed_resume_cursor("c1", "500");
     let token_only = Json::parse(r#"{"publicAccessToken":"t"}"#).unwrap();
-    host.d.set_session("c1", &token_only).unwrap();
+    host.d.set_session("c1", &token_only, host.now).unwrap();
     let state = host.d.get_session("c1").unwrap();
     assert_eq!(state.get("lastEventId").and_then(Json::as_str), Some("500"));
     // A cursor in the state set wins.
     host.d.seed_resume_cursor("c2", "500");
     let with_cursor = Json::parse(r#"{"publicAccessToken":"t","lastEventId":"7"}"#).unwrap();
-    host.d.set_session("c2", &with_cursor).unwrap();
+    host.d.set_session("c2", &with_cursor, host.now).unwrap();
     let state = host.d.get_session("c2").unwrap();
     assert_eq!(state.get("lastEventId").and_then(Json::as_str), Some("7"));
     // A chat that had a session takes the new state as it is.
-    host.d.set_session("c1", &token_only).unwrap();
+    host.d.set_session("c1", &token_only, host.now).unwrap();
     assert_eq!(host.d.get_session("c1").unwrap().get("lastEventId"), None);
 }
 
@@ -2626,6 +2626,7 @@ fn a_steering_message_the_turn_left_unconsumed_is_streamed_by_a_send_of_it_witho
         .set_session(
             "c1",
             &Json::parse(r#"{"publicAccessToken":"t2","isStreaming":false}"#).unwrap(),
+            host.now,
         )
         .unwrap();
     send_steer_message(&mut host, "c1");
@@ -2638,7 +2639,7 @@ fn the_state_this_page_saved_handed_back_by_set_session_forgets_nothing() {
     let mut host = Host::new(OPTIONS);
     a_turn_that_leaves_a_steering_message_owed(&mut host);
     let reported = host.d.get_session("c1").unwrap();
-    host.d.set_session("c1", &reported).unwrap();
+    host.d.set_session("c1", &reported, host.now).unwrap();
     host.pump();
     // The steering message is still known as this tab's: its turn is streamed, not sent again.
     send_steer_message_again(&mut host);
@@ -2663,7 +2664,7 @@ fn the_state_saved_last_handed_back_after_news_kept_in_memory_forgets_nothing() 
     host.d.tab_message(news, host.now);
     host.pump();
     host.persisted.clear();
-    host.d.set_session("c1", &reported).unwrap();
+    host.d.set_session("c1", &reported, host.now).unwrap();
     host.pump();
     let state = host.d.get_session("c1").unwrap();
     assert_eq!(state.get("lastEventId").and_then(Json::as_str), Some("9"));
@@ -2685,20 +2686,20 @@ fn late_echoes_of_earlier_saves_and_echoes_after_a_failed_save_change_nothing() 
     host.pump();
     let answered = host.d.get_session("c1").unwrap();
     host.persisted.clear();
-    host.d.set_session("c1", &with_send).unwrap();
+    host.d.set_session("c1", &with_send, host.now).unwrap();
     host.pump();
     // Not applied; the store is told the state as it is now, once (its echo settles).
     assert_eq!(host.d.get_session("c1").unwrap(), answered);
     assert_eq!(host.persisted.len(), 1, "{:?}", host.persisted);
     assert_eq!(host.persisted[0].1.as_ref(), Some(&answered));
     host.persisted.clear();
-    host.d.set_session("c1", &answered).unwrap();
+    host.d.set_session("c1", &answered, host.now).unwrap();
     host.pump();
     assert!(host.persisted.is_empty(), "{:?}", host.persisted);
     // Storage fails: the echo of what was reported is still recognised (it used to be applied
     // and saved again, failing again, without end).
     host.d.storage_failed("c1", "quota exceeded");
-    host.d.set_session("c1", &answered).unwrap();
+    host.d.set_session("c1", &answered, host.now).unwrap();
     host.pump();
     assert!(host.persisted.is_empty(), "{:?}", host.persisted);
 }
@@ -2713,10 +2714,10 @@ fn a_store_with_a_second_writer_settles_on_the_state_set_last() {
     let x = Json::parse(r#"{"publicAccessToken":"t2","lastEventId":"40","isStreaming":false}"#)
         .unwrap();
     host.persisted.clear();
-    host.d.set_session("c1", &x).unwrap();
+    host.d.set_session("c1", &x, host.now).unwrap();
     host.pump();
     assert_eq!(host.persisted.len(), 1, "X saved and reported");
-    host.d.set_session("c1", &s).unwrap();
+    host.d.set_session("c1", &s, host.now).unwrap();
     host.pump();
     assert_eq!(
         host.d.get_session("c1").unwrap(),
@@ -2724,8 +2725,8 @@ fn a_store_with_a_second_writer_settles_on_the_state_set_last() {
         "S's late echo is not applied"
     );
     let reported = host.persisted.len();
-    host.d.set_session("c1", &x).unwrap();
-    host.d.set_session("c1", &s).unwrap();
+    host.d.set_session("c1", &x, host.now).unwrap();
+    host.d.set_session("c1", &s, host.now).unwrap();
     host.pump();
     assert_eq!(host.d.get_session("c1").unwrap(), x);
     assert!(host.persisted.len() <= reported + 1, "{:?}", host.persisted);
@@ -2742,7 +2743,7 @@ fn a_late_echo_in_a_tab_another_tab_has_the_chat_from_writes_nothing() {
     claimed_by_a_tab_without_locks(&mut host);
     assert!(host.d.is_read_only("c1"));
     host.persisted.clear();
-    host.d.set_session("c1", &older).unwrap();
+    host.d.set_session("c1", &older, host.now).unwrap();
     host.pump();
     assert!(host.persisted.is_empty(), "{:?}", host.persisted);
 }
@@ -2758,7 +2759,7 @@ fn a_store_that_keeps_numbers_as_strings_hands_back_an_echo_that_changes_nothing
     assert_ne!(as_strings, reported);
     host.persisted.clear();
     host.d
-        .set_session("c1", &Json::parse(&as_strings).unwrap())
+        .set_session("c1", &Json::parse(&as_strings).unwrap(), host.now)
         .unwrap();
     host.pump();
     assert!(host.persisted.is_empty(), "{:?}", host.persisted);
@@ -4002,7 +4003,7 @@ fn jwt(exp_s: u64, tag: &str) -> String {
 /// The chat `chat` holds `token` (a state set by the app, as after a reload).
 fn holding(host: &mut Host, chat: &str, token: &str) {
     let state = Json::parse(&format!(r#"{{"publicAccessToken":"{token}"}}"#)).unwrap();
-    host.d.set_session(chat, &state).unwrap();
+    host.d.set_session(chat, &state, host.now).unwrap();
     host.pump();
     host.persisted.clear();
 }
@@ -4916,7 +4917,7 @@ fn set_session_with_the_state_this_page_saved_last_saves_and_reports_nothing_and
     let saved = host.d.get_session("c1").unwrap();
     assert!(saved.to_json_string().contains("part-2"));
     host.persisted.clear();
-    host.d.set_session("c1", &saved).unwrap();
+    host.d.set_session("c1", &saved, host.now).unwrap();
     host.pump();
     assert!(host.persisted.is_empty(), "{:?}", host.persisted);
 
@@ -4925,7 +4926,7 @@ fn set_session_with_the_state_this_page_saved_last_saves_and_reports_nothing_and
     host.d.hydrate("c1", Stored::Shape(SAVED_SEND));
     let without =
         Json::parse(r#"{"publicAccessToken":"t","lastEventId":"1","isStreaming":false}"#).unwrap();
-    host.d.set_session("c1", &without).unwrap();
+    host.d.set_session("c1", &without, host.now).unwrap();
     host.pump();
     assert!(
         !stored_state(&host, "c1").contains("pendingSend"),
@@ -4937,7 +4938,7 @@ fn set_session_with_the_state_this_page_saved_last_saves_and_reports_nothing_and
     let options = r#"{"task":"chat","types":{"accessToken":"function"},"sessions":{"c1":{"publicAccessToken":"t","lastEventId":"9"}}}"#;
     let mut host = Host::new(options);
     let given = host.d.get_session("c1").unwrap();
-    host.d.set_session("c1", &given).unwrap();
+    host.d.set_session("c1", &given, host.now).unwrap();
     host.pump();
     assert_eq!(host.persisted.len(), 1, "{:?}", host.persisted);
 }
@@ -5055,4 +5056,52 @@ fn stop_generation_gives_up_a_send_waiting_for_the_head_start_request() {
         !bodies.iter().any(|b| b.contains(r#""kind":"message""#)),
         "the message given up is not appended: {bodies:?}"
     );
+}
+
+#[test]
+fn a_removed_chats_state_handed_back_soon_after_does_not_bring_it_back() {
+    // An app store bound both ways echoes a save after `removeSession` (a round trip through
+    // a database), or an effect runs with the store's old value.
+    let mut host = Host::new(OPTIONS);
+    after_a_turn(&mut host);
+    let s = host.d.get_session("c1").unwrap();
+    host.d.remove_session("c1", host.now);
+    host.pump();
+    host.persisted.clear();
+    host.now += 2_000;
+    host.d.set_session("c1", &s, host.now).unwrap();
+    host.pump();
+    assert!(host.d.get_session("c1").is_none());
+    assert!(host.persisted.is_empty(), "{:?}", host.persisted);
+    // A new session the app sets for the chat applies.
+    let x = Json::parse(r#"{"publicAccessToken":"t2","lastEventId":"40","isStreaming":false}"#)
+        .unwrap();
+    host.d.set_session("c1", &x, host.now).unwrap();
+    host.pump();
+    assert_eq!(host.d.get_session("c1").unwrap(), x);
+    assert_eq!(host.persisted.len(), 1, "{:?}", host.persisted);
+    // Later, the removed one set again is the app restoring it: it applies.
+    host.now += 8_000;
+    host.persisted.clear();
+    host.d.set_session("c1", &s, host.now).unwrap();
+    host.pump();
+    assert_eq!(host.d.get_session("c1").unwrap(), s);
+    assert_eq!(host.persisted.len(), 1, "{:?}", host.persisted);
+}
+
+#[test]
+fn a_chat_another_tab_removed_is_not_brought_back_by_this_tabs_late_echo() {
+    let options = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":false,"tabId":"tab-b"}"#;
+    let mut host = Host::new(options);
+    after_a_turn(&mut host);
+    let s = host.d.get_session("c1").unwrap();
+    let removed = r#"{"type":"removed","chatId":"c1","tabId":"tab-a","v":1}"#;
+    host.d.tab_message(removed, host.now);
+    host.pump();
+    assert!(host.d.get_session("c1").is_none());
+    host.persisted.clear();
+    host.d.set_session("c1", &s, host.now + 500).unwrap();
+    host.pump();
+    assert!(host.d.get_session("c1").is_none());
+    assert!(host.persisted.is_empty(), "{:?}", host.persisted);
 }

@@ -277,7 +277,7 @@ fn step(d: &mut Driver, w: &mut World, rng: &mut Rng) {
         17 => {
             let stored = rng.pick(&STORED);
             if let Ok(json) = Json::parse(stored) {
-                let _ = d.set_session(chat, &json);
+                let _ = d.set_session(chat, &json, now);
             }
         }
         18 => d.seed_resume_cursor(chat, rng.pick(&["3", "99", "x", "18446744073709551615"])),
@@ -318,7 +318,7 @@ fn step(d: &mut Driver, w: &mut World, rng: &mut Rng) {
         27 => {
             // An app store bound both ways hands back a state it was told (perhaps late).
             if let Some(state) = w.reported.get(rng.below(w.reported.len())).cloned() {
-                let _ = d.set_session(&state.0, &state.1);
+                let _ = d.set_session(&state.0, &state.1, now);
             }
         }
         28 => {

@@ -286,9 +286,12 @@ impl WasmDriver {
 
     /// `setSession`; throws the error description on a bad state.
     #[wasm_bindgen(js_name = setSession)]
-    pub fn set_session(&mut self, chat: &str, state: &str) -> Result<(), JsValue> {
+    pub fn set_session(&mut self, chat: &str, state: &str, now_ms: f64) -> Result<(), JsValue> {
         json(state, "session")
-            .and_then(|s| self.inner.set_session(chat, &s.unwrap_or(Json::Null)))
+            .and_then(|s| {
+                let state = s.unwrap_or(Json::Null);
+                self.inner.set_session(chat, &state, now(now_ms))
+            })
             .map_err(|e| JsValue::from_str(&error_text(e)))
     }
 

@@ -110,6 +110,10 @@ pub struct Driver {
     offline: bool,
     /// No early token refresh any more (see `Driver::token_for`).
     early_off: bool,
+    /// The last states of chats removed (`removeSession`, here or in another tab), newest
+    /// last: each as its fingerprint keyed by the chat (XOR the chat id's, rotated), and
+    /// when: see `set_session`.
+    removed: Vec<(u64, u64)>,
 }
 
 impl Driver {
@@ -131,6 +135,7 @@ impl Driver {
             tabs: None,
             offline: false,
             early_off: false,
+            removed: Vec::new(),
         };
         if driver.config.multi_tab {
             driver.tabs = Some(tabs::Tabs::new(&driver.config.tab_id, driver.config.locks));
@@ -228,8 +233,20 @@ impl Driver {
 
     /// `setSession`: replaces the chat's state (`closed` honoured, unlike the JS transport,
     /// W17); its stream keeps running on the new state.
-    pub fn set_session(&mut self, chat_id: &str, session: &Json) -> Result<(), Error> {
+    pub fn set_session(&mut self, chat_id: &str, session: &Json, now_ms: u64) -> Result<(), Error> {
         let persisted = PersistedSession::from_json(session)?;
+        let echo = fingerprint(&persisted.to_js_shape_json());
+        // A removed chat's state handed back soon after (by a store that echoes through a
+        // round trip, or an effect that ran with the store's old value) does not bring it back.
+        // Later, it is the app restoring the session, and applies.
+        let key = fnv(chat_id).rotate_left(1) ^ echo;
+        if self
+            .removed
+            .iter()
+            .any(|&(k, at)| k == key && now_ms.saturating_sub(at) < REMOVED_ECHO_MS)
+        {
+            return Ok(());
+        }
         let i = self.chat_mut(chat_id);
         // A state this page saved (reported to `onSessionChange`) lately, handed back: an app
         // store bound both ways, perhaps late (a round trip through a database, after newer
@@ -239,7 +256,6 @@ impl Driver {
         // is forgotten. Applied, an echo of an older save would bring that state back, and
         // echoes could alternate without end. (So an app that sets one of those states again
         // gets the current one reported instead.)
-        let echo = fingerprint(&persisted.to_js_shape_json());
         if self.chats[i].saved.contains(&echo) {
             if self.chats[i].saved.last() != Some(&echo) && !self.is_read_only(chat_id) {
                 // An older one: the store is told the state as it is now, whose echo settles.
@@ -305,6 +321,18 @@ impl Driver {
         if let Some(i) = self.chat_index(chat_id) {
             // (In every tab: a `connection-state` listener must not keep the old state.)
             self.report_removed(i);
+            // (All of them stale, or too many removed at once: the oldest go.)
+            let stale = self
+                .removed
+                .last()
+                .is_some_and(|&(_, at)| now_ms.saturating_sub(at) >= REMOVED_ECHO_MS);
+            if stale || self.removed.len() >= REMOVED_STATES {
+                self.removed.clear();
+            }
+            let chat = fnv(chat_id).rotate_left(1);
+            for &print in &self.chats[i].saved {
+                self.removed.push((chat ^ print, now_ms));
+            }
             self.chats.swap_remove(i);
         }
         if here {
@@ -505,10 +533,20 @@ impl Driver {
 /// How many of a chat's latest saves `set_session` recognises when an app hands them back.
 const SAVED_FINGERPRINTS: usize = 4;
 
+/// How many states of removed chats `set_session` remembers, to ignore them handed back late.
+const REMOVED_STATES: usize = 64;
+
+/// How long after `removeSession` a chat's last states handed back count as late echoes.
+const REMOVED_ECHO_MS: u64 = 10_000;
+
 /// A fingerprint of a saved state's JS shape (FNV-1a of its JSON text): what `set_session`
 /// compares.
 fn fingerprint(state: &Json) -> u64 {
-    let text = state.to_json_string();
+    fnv(&state.to_json_string())
+}
+
+/// FNV-1a of `text`.
+fn fnv(text: &str) -> u64 {
     text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
         (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
     })
