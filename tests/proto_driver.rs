@@ -5105,3 +5105,34 @@ fn a_chat_another_tab_removed_is_not_brought_back_by_this_tabs_late_echo() {
     assert!(host.d.get_session("c1").is_none());
     assert!(host.persisted.is_empty(), "{:?}", host.persisted);
 }
+
+#[test]
+fn a_tab_another_has_the_chat_from_saves_nothing_when_it_sees_that_tabs_turn_end() {
+    // Tab B follows tab A's turn (read-only). A's turn ends and A sends again at once (a tool
+    // loop): storage holds A's newer state when B's stream reaches the first boundary. B must
+    // not write its copy over it (it would say no turn is streaming, and drop A's saved send).
+    let options = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":false,"tabId":"tab-b"}"#;
+    let mut host = Host::new(options);
+    host.d.hydrate(
+        "c1",
+        Stored::Record(r#"{"v":1,"chatId":"c1","session":{"publicAccessToken":"t","lastEventId":"3","activeInputSeq":1,"isStreaming":true}}"#),
+    );
+    claimed_by_a_tab_without_locks(&mut host);
+    assert!(host.d.is_read_only("c1"));
+    let stream = host
+        .d
+        .reconnect("c1", Default::default(), host.now)
+        .unwrap();
+    host.pump();
+    let (out, _, _, _) = host.take_fetch(Endpoint::Out);
+    host.d.fetch_open(out, false, host.now);
+    host.persisted.clear();
+    read_through(
+        &mut host,
+        stream,
+        out,
+        &batch(&[(4, "Sure")], Some((5, Some(1)))),
+    );
+    assert!(host.ended.contains(&stream), "the turn it followed ended");
+    assert!(host.persisted.is_empty(), "{:?}", host.persisted);
+}

@@ -486,6 +486,16 @@ impl Driver {
 
     /// Saves the chat's state and tells `onSessionChange` (nothing before it has a token).
     fn persist(&mut self, chat: usize) {
+        // Not by a tab that another has the chat from: what it knows beyond the owner's saves
+        // it keeps in memory only (its copy would put an older token, cursor or turn over the
+        // owner's, and drop the owner's saved send).
+        if self
+            .chats
+            .get(chat)
+            .is_some_and(|c| self.is_read_only(&c.id))
+        {
+            return;
+        }
         let Some(c) = self.chats.get_mut(chat) else {
             return;
         };
