@@ -1188,6 +1188,8 @@ export function createTransportClass(load) {
     removeSession(chatId) {
       // Queued with setSession's and seedResumeCursor's, applied in the order called.
       if (!this.#d) return void (this.#early.push(["removeSession", [chatId]]), this.#ready().catch(() => {}));
+      // (Loaded first: what it held is remembered, so a late echo of it does not bring it back.)
+      this.#ensure(chatId);
       this.#run((d) => d.removeSession(chatId, Date.now()));
     }
 

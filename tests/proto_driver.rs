@@ -5136,3 +5136,55 @@ fn a_tab_another_has_the_chat_from_saves_nothing_when_it_sees_that_tabs_turn_end
     assert!(host.ended.contains(&stream), "the turn it followed ended");
     assert!(host.persisted.is_empty(), "{:?}", host.persisted);
 }
+
+#[test]
+fn removing_many_chats_at_once_keeps_each_from_coming_back_and_a_loaded_state_counts_too() {
+    // A "delete all" over 40 chats, each loaded from `sessions` and never saved here; the app's
+    // store then hands the first one's state back.
+    let mut host = Host::new(OPTIONS);
+    let state = |i: usize| {
+        Json::parse(&format!(
+            r#"{{"publicAccessToken":"t{i}","lastEventId":"9","isStreaming":false}}"#
+        ))
+        .unwrap()
+    };
+    for i in 0..40 {
+        let chat = format!("c{i}");
+        host.d
+            .hydrate(&chat, Stored::Shape(&state(i).to_json_string()));
+        host.d.remove_session(&chat, host.now);
+    }
+    host.pump();
+    host.persisted.clear();
+    host.d
+        .set_session("c0", &state(0), host.now + 1_000)
+        .unwrap();
+    host.pump();
+    assert!(host.d.get_session("c0").is_none());
+    assert!(host.persisted.is_empty(), "{:?}", host.persisted);
+}
+
+#[test]
+fn an_echo_of_a_save_older_than_the_last_four_is_still_recognised() {
+    // A store bound both ways with a slow round trip: a turn and the next one's saves go out
+    // before the first save's echo comes back.
+    let mut host = Host::new(OPTIONS);
+    after_a_turn(&mut host);
+    let first = host.d.get_session("c1").unwrap();
+    for (i, seq) in [(2, 8), (3, 9), (4, 10)] {
+        let op = host.send("c1", "more", &format!("part-{i}"));
+        let (stream, out) = acknowledged(&mut host, op, seq);
+        read_through(
+            &mut host,
+            stream,
+            out,
+            &batch(&[(3 * seq, "ok")], Some((3 * seq + 1, Some(seq)))),
+        );
+    }
+    let now = host.d.get_session("c1").unwrap();
+    assert_ne!(now, first);
+    host.persisted.clear();
+    host.d.set_session("c1", &first, host.now).unwrap();
+    host.pump();
+    assert_eq!(host.d.get_session("c1").unwrap(), now, "not applied");
+}

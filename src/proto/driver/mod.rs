@@ -321,16 +321,24 @@ impl Driver {
         if let Some(i) = self.chat_index(chat_id) {
             // (In every tab: a `connection-state` listener must not keep the old state.)
             self.report_removed(i);
-            // (All of them stale, or too many removed at once: the oldest go.)
+            // (All of them stale: they go; too many: the oldest go.)
             let stale = self
                 .removed
                 .last()
                 .is_some_and(|&(_, at)| now_ms.saturating_sub(at) >= REMOVED_ECHO_MS);
-            if stale || self.removed.len() >= REMOVED_STATES {
+            if stale {
                 self.removed.clear();
             }
+            // Its last saves, and the state it has (perhaps loaded and never saved here).
             let chat = fnv(chat_id).rotate_left(1);
-            for &print in &self.chats[i].saved {
+            let current = self.chats[i]
+                .state
+                .to_persisted()
+                .map(|p| fingerprint(&p.to_js_shape_json()));
+            for &print in self.chats[i].saved.iter().chain(&current) {
+                if self.removed.len() >= REMOVED_STATES {
+                    self.removed.remove(0);
+                }
                 self.removed.push((chat ^ print, now_ms));
             }
             self.chats.swap_remove(i);
@@ -541,10 +549,10 @@ impl Driver {
 }
 
 /// How many of a chat's latest saves `set_session` recognises when an app hands them back.
-const SAVED_FINGERPRINTS: usize = 4;
+const SAVED_FINGERPRINTS: usize = 16;
 
 /// How many states of removed chats `set_session` remembers, to ignore them handed back late.
-const REMOVED_STATES: usize = 64;
+const REMOVED_STATES: usize = 256;
 
 /// How long after `removeSession` a chat's last states handed back count as late echoes.
 const REMOVED_ECHO_MS: u64 = 10_000;
