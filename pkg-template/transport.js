@@ -181,6 +181,7 @@ export function createTransportClass(load) {
     #flushing = false;
     #afterFlush = null;
     #reporting = null; // { chatId, state } while onSessionChange runs
+    #writing = new Map(); // chatId → the store write waiting for the async one in flight (or null)
     #uses = 0; // calls that needed the driver, and mounts (see #loaded)
     #usesAtDispose = 0;
     // Raised by the React hooks while a chat's component unmounts (or switches chats): the
@@ -662,6 +663,26 @@ export function createTransportClass(load) {
       }
     }
 
+    // A custom store's writes of one chat land in the order made: one that is async is waited
+    // for, and only the latest of those made meanwhile follows it (each is the whole state).
+    #write(chatId, run, failed) {
+      if (this.#writing.has(chatId)) return void this.#writing.set(chatId, [run, failed]);
+      const r = run();
+      if (typeof r?.then !== "function") return;
+      this.#writing.set(chatId, null);
+      const next = () => {
+        const queued = this.#writing.get(chatId);
+        this.#writing.delete(chatId);
+        if (!queued) return;
+        try {
+          this.#write(chatId, ...queued);
+        } catch (e) {
+          queued[1](e);
+        }
+      };
+      r.then(next, (e) => (failed(e), next()));
+    }
+
     #persist(chatId, state) {
       const p = this.#o.persistence ?? "localStorage";
       // A save or remove that fails, at once or later (async), is one `storage-error`.
@@ -677,7 +698,7 @@ export function createTransportClass(load) {
             globalThis.localStorage?.removeItem(key);
           }
         } else if (typeof p === "object" && p !== null) {
-          caught(state ? p.save?.(chatId, state) : p.remove?.(chatId), failed);
+          this.#write(chatId, () => (state ? p.save?.(chatId, state) : p.remove?.(chatId)), failed);
         }
       } catch (e) {
         failed(e);

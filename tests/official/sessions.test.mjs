@@ -126,6 +126,44 @@ scenario(
 );
 
 scenario(
+  "an async persistence store's writes of a chat land in the order made",
+  { skip: noPersistenceOption },
+  async (impl) => {
+    const chatId = newChatId("store-async");
+    const db = new Map();
+    let inFlight = 0;
+    let most = 0;
+    let delay = 60; // each write answers sooner than the one before: unordered, they would cross
+    const write = (apply) => {
+      inFlight++;
+      most = Math.max(most, inFlight);
+      const ms = (delay = Math.max(0, delay - 20));
+      return new Promise((resolve) =>
+        setTimeout(() => {
+          apply();
+          inFlight--;
+          resolve();
+        }, ms),
+      );
+    };
+    const { transport } = makeTransport(impl, server.url, {
+      persistence: {
+        load: (id) => db.get(id),
+        save: (id, session) => write(() => db.set(id, structuredClone(session))),
+        remove: (id) => write(() => db.delete(id)),
+      },
+    });
+    const { message } = await collect(await send(transport, chatId, [userMessage("hi")]));
+    assert.equal(textOf(message), echo("hi"));
+    transport.removeSession(chatId);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    assert.equal(inFlight, 0);
+    assert.equal(most, 1, "one write at a time");
+    assert.equal(db.has(chatId), false, "the removal landed last");
+  },
+);
+
+scenario(
   "every method of the official transport is a method here",
   { skip: { official: "the official transport is the reference" } },
   async (impl) => {
