@@ -286,9 +286,17 @@ mod tests {
             None,
             "the session's start"
         );
-        // Saved before sends kept their turn start: the state's cursor was it.
+        // Saved before sends kept their turn start: the state's cursor was it. So for one that
+        // cannot be read (not the session's start, which would read the whole session again).
+        assert_eq!(start(&load(r#","turnStart":"soon""#)), Some(7));
         let mut chat = load("");
         assert_eq!(start(&chat), Some(7));
+        // An unreadable `reachableSince` is read as "since it was made": its retry window runs
+        // (read as never reached, it could be sent again after the server's dedupe forgot it).
+        let since = |chat: &ChatState| chat.pending_send.as_ref().unwrap().reachable_since_ms;
+        assert_eq!(since(&load(r#","reachableSince":{}"#)), Some(1));
+        assert_eq!(since(&load(r#","reachableSince":5"#)), Some(5));
+        assert_eq!(since(&load("")), None);
         // A new session (404 → startSession): the send stays, its old `.out` seq means nothing.
         chat.replace_session("new".into());
         let send = chat.pending_send.as_ref().unwrap();

@@ -101,15 +101,22 @@ impl PendingSend {
         ) {
             return None;
         }
+        let created_ms = value.get("createdAt").and_then(seq_of)?;
         Some(PendingSend {
             part_id: text("partId").filter(|p| !p.is_empty())?,
             body: text("body").filter(|b| Json::parse(b).is_ok())?,
             source,
             message_id: text("messageId"),
-            created_ms: value.get("createdAt").and_then(seq_of)?,
-            reachable_since_ms: value.get("reachableSince").and_then(seq_of),
+            created_ms,
+            // Unreadable, read the safe way: it may have reached the server since it was made
+            // (its retry window runs), and its turn starts at the saved cursor.
+            reachable_since_ms: match value.get("reachableSince") {
+                None | Some(Json::Null) => None,
+                Some(since) => Some(seq_of(since).unwrap_or(created_ms)),
+            },
             turn_start: match value.get("turnStart") {
-                Some(start) => seq_of(start),
+                Some(Json::Null) => None,
+                Some(start) => seq_of(start).or(cursor),
                 None => cursor,
             },
             consumed: value.get("consumed").and_then(seq_of),
