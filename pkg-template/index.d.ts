@@ -108,6 +108,10 @@ export type TriggerChatErrorCode =
 export interface TriggerChatError extends Error {
   code: TriggerChatErrorCode;
   status?: number;
+  /** `session_closed`: the reason the session was closed with, when one was given. */
+  closedReason?: string;
+  /** `rate_limited`: when the limit resets (`x-ratelimit-reset`), as Unix milliseconds. */
+  resetAt?: number;
 }
 
 /** (trigger-chat-wasm) Whether `error` is an error produced by this package (an `Error` whose `code` is a `TriggerChatErrorCode`). */

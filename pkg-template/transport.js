@@ -42,6 +42,10 @@ function caught(value, onError) {
   if (typeof value?.then === "function") value.then(undefined, onError ?? (() => {}));
 }
 
+// A number JSON cannot carry (NaN, ±Infinity) goes as text, so the option is refused rather
+// than read as not given.
+const finite = (v) => (typeof v === "number" && !Number.isFinite(v) ? String(v) : v);
+
 // What the browser says of the network; only a definite "offline" counts.
 const offline = () => globalThis.navigator?.onLine === false;
 
@@ -246,8 +250,8 @@ export function createTransportClass(load) {
           task: o.task,
           types,
           headers: headerPairs(o.headers),
-          streamTimeoutSeconds: o.streamTimeoutSeconds,
-          stallTimeoutMs: o.stallTimeoutMs,
+          streamTimeoutSeconds: finite(o.streamTimeoutSeconds),
+          stallTimeoutMs: finite(o.stallTimeoutMs),
           sessions: o.sessions,
           multiTab,
           multiTabSend: o.multiTabSend,
@@ -256,6 +260,14 @@ export function createTransportClass(load) {
           watch: !!o.watch,
           headStart: o.headStart,
         };
+        const p = o.persistence;
+        const store = typeof p === "object" && p !== null && ["load", "save", "remove"].some((k) => typeof p[k] === "function");
+        if (!(p == null || p === "localStorage" || p === "none" || typeof p?.namespace === "string" || store)) {
+          throw makeError({
+            code: "invalid_option",
+            message: 'invalid option `persistence`: must be "localStorage", "none", { namespace } or { load, save, remove }',
+          });
+        }
         let d;
         try {
           d = make(json(config, "options"), Math.random() * 2 ** 52);

@@ -5188,3 +5188,21 @@ fn an_echo_of_a_save_older_than_the_last_four_is_still_recognised() {
     host.pump();
     assert_eq!(host.d.get_session("c1").unwrap(), now, "not applied");
 }
+
+#[test]
+fn a_rate_limit_reset_given_in_seconds_is_reported_in_milliseconds() {
+    let mut host = Host::new(OPTIONS);
+    host.now = 1_700_000_000_000;
+    let op = host.send("c1", "hi", "part-429");
+    host.answer_call("tok");
+    let (append, _, _, _) = host.take_fetch(Endpoint::In);
+    // An hour away (not waited for), as Unix seconds.
+    let reset_s = host.now / 1_000 + 3_600;
+    host.d.fetch_text(append, 429, "", Some(reset_s), host.now);
+    host.pump();
+    let error = host.rejected.iter().find(|(id, _)| *id == op).map(|r| &r.1);
+    let Some(ErrorRef::Ours(Error::RateLimited { reset_epoch_ms })) = error else {
+        panic!("{error:?}");
+    };
+    assert_eq!(*reset_epoch_ms, Some(reset_s * 1_000));
+}

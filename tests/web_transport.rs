@@ -477,6 +477,31 @@ async fn bad_options_are_rejected_with_the_field_name() {
             ]),
             "streamTimeoutSeconds",
         ),
+        (
+            // NaN would be `null` as JSON: not given.
+            object(&[
+                ("task", "t".into()),
+                ("startSession", js_sys::Function::new_no_args("").into()),
+                ("stallTimeoutMs", f64::NAN.into()),
+            ]),
+            "stallTimeoutMs",
+        ),
+        (
+            object(&[
+                ("task", "t".into()),
+                ("startSession", js_sys::Function::new_no_args("").into()),
+                ("persistence", "sessionStorage".into()),
+            ]),
+            "persistence",
+        ),
+        (
+            object(&[
+                ("task", "t".into()),
+                ("startSession", js_sys::Function::new_no_args("").into()),
+                ("persistence", object(&[("namespace", 5.into())])),
+            ]),
+            "persistence",
+        ),
     ];
     for (options, field) in cases {
         // The constructor never throws (useChat builds it during render); the first use does.

@@ -88,6 +88,16 @@ fn clamp01(value: f64) -> f64 {
 /// 1e11 s is the year 5138).
 const SECONDS_EPOCH_LIMIT: u64 = 100_000_000_000;
 
+/// An `x-ratelimit-reset` value as Unix milliseconds (one that looks like seconds is read as
+/// seconds).
+pub fn reset_ms(reset: u64) -> u64 {
+    if reset < SECONDS_EPOCH_LIMIT {
+        reset.saturating_mul(1_000)
+    } else {
+        reset
+    }
+}
+
 /// How long to wait after a 429 before retrying with the same `X-Part-Id`.
 ///
 /// client-protocol.mdx FAQ "What happens on rate-limit (429)?": `x-ratelimit-reset` is the Unix
@@ -110,10 +120,7 @@ pub fn rate_limit_wait_ms(
 ) -> u64 {
     let wait_ms = match reset_epoch_ms {
         None => fallback_ms,
-        Some(reset) if reset < SECONDS_EPOCH_LIMIT => {
-            reset.saturating_mul(1_000).saturating_sub(now_ms)
-        }
-        Some(reset) => reset.saturating_sub(now_ms),
+        Some(reset) => reset_ms(reset).saturating_sub(now_ms),
     };
     wait_ms.min(cap_ms)
 }

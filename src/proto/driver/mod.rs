@@ -409,6 +409,8 @@ impl Driver {
         reset: Option<u64>,
         now_ms: u64,
     ) {
+        // (As Unix milliseconds: what the error's `resetAt` says.)
+        let reset = reset.map(crate::proto::retry::reset_ms);
         if !self.append_response(fetch, status, text, reset, now_ms) {
             self.sub_http_error(fetch, status, text, reset, now_ms);
         }
