@@ -5206,3 +5206,31 @@ fn a_rate_limit_reset_given_in_seconds_is_reported_in_milliseconds() {
     };
     assert_eq!(*reset_epoch_ms, Some(reset_s * 1_000));
 }
+
+#[test]
+fn a_start_session_that_never_settles_is_asked_again_once_its_send_is_aborted() {
+    // The app's backend hangs; the user stops the send and sends again.
+    let mut host = Host::new(OPTIONS);
+    let first = host.send("c1", "hi", "part-1");
+    assert_eq!(host.calls.len(), 1);
+    let (hung, _) = host.calls.remove(0);
+    host.d.abort_op(first, host.now);
+    host.pump();
+    let again = host.send("c1", "hi again", "part-2");
+    assert_eq!(host.calls.len(), 1, "asked again");
+    assert_eq!(host.calls[0].1, Callback::StartSession);
+    // The hung call's answer, when it comes, matches no call.
+    host.d.callback_ok(hung, "late", false, host.now);
+    host.pump();
+    assert!(host.take_fetch_opt(Endpoint::In).is_none());
+    host.answer_call("tok");
+    let (append, _, headers, _) = host.take_fetch(Endpoint::In);
+    assert_eq!(
+        Host::header(&headers, "authorization").as_deref(),
+        Some("Bearer tok")
+    );
+    host.d
+        .fetch_text(append, 200, r#"{"ok":true,"seq":1}"#, None, host.now);
+    host.pump();
+    assert!(host.stream_of(again) > 0);
+}

@@ -226,9 +226,9 @@ impl Driver {
         true
     }
 
-    /// `waiter` no longer wants a token (an aborted send that never left). A call waiting for
-    /// the network that no open stream or pending operation still wants is dropped with its
-    /// timer.
+    /// `waiter` no longer wants a token (an aborted send that never left). A call that no open
+    /// stream or pending operation still wants is dropped (with its timer, if it waits for the
+    /// network).
     pub(super) fn forget_waiter(&mut self, waiter: Waiter) {
         for chat in 0..self.chats.len() {
             let Some(mut call) = self.chats[chat].token_call.take() else {
@@ -236,12 +236,14 @@ impl Driver {
             };
             call.waiters
                 .retain(|w| *w != waiter && self.wants_token(*w));
-            match call.retry {
-                Some(timer) if call.waiters.is_empty() => {
-                    self.actions.push(Action::ClearTimer { id: timer });
-                }
-                _ => self.chats[chat].token_call = Some(call),
+            if !call.waiters.is_empty() {
+                self.chats[chat].token_call = Some(call);
+            } else if let Some(timer) = call.retry {
+                self.actions.push(Action::ClearTimer { id: timer });
             }
+            // (One in flight that nobody wants is dropped too: its answer, when it comes,
+            // matches no call, and the next request asks afresh instead of waiting for a
+            // callback that may never settle.)
         }
     }
 
