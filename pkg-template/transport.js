@@ -677,12 +677,17 @@ export function createTransportClass(load) {
 
     // A custom store's writes of one chat land in the order made: one that is async is waited
     // for, and only the latest of those made meanwhile follows it (each is the whole state).
+    // One that has not settled after 5 s holds nothing back any more (a `storage-error`).
     #write(chatId, run, failed) {
       if (this.#writing.has(chatId)) return void this.#writing.set(chatId, [run, failed]);
       const r = run();
       if (typeof r?.then !== "function") return;
       this.#writing.set(chatId, null);
+      let timer;
       const next = () => {
+        if (timer === undefined) return;
+        clearTimeout(timer);
+        timer = undefined;
         const queued = this.#writing.get(chatId);
         this.#writing.delete(chatId);
         if (!queued) return;
@@ -692,7 +697,13 @@ export function createTransportClass(load) {
           queued[1](e);
         }
       };
-      r.then(next, (e) => (failed(e), next()));
+      timer = setTimeout(() => (failed(new Error("a persistence write did not settle in 5 s")), next()), 5000);
+      try {
+        r.then(next, (e) => (failed(e), next()));
+      } catch (e) {
+        failed(e);
+        next();
+      }
     }
 
     #persist(chatId, state) {

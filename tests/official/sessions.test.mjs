@@ -164,6 +164,36 @@ scenario(
 );
 
 scenario(
+  "a persistence write that never settles holds the chat's later writes back for 5 s at most",
+  { skip: noPersistenceOption, timeout: 20_000 },
+  async (impl) => {
+    const chatId = newChatId("store-hangs");
+    const db = new Map();
+    let first = true;
+    const { transport, events } = makeTransport(impl, server.url, {
+      persistence: {
+        load: (id) => db.get(id),
+        save: (id, session) => {
+          if (first) {
+            first = false;
+            return new Promise(() => {}); // never settles
+          }
+          db.set(id, structuredClone(session));
+        },
+        remove: (id) => void db.delete(id),
+      },
+    });
+    const { message } = await collect(await send(transport, chatId, [userMessage("hi")]));
+    assert.equal(textOf(message), echo("hi"));
+    assert.equal(db.has(chatId), false, "held behind the write that hangs");
+    await new Promise((resolve) => setTimeout(resolve, 5_500));
+    assert.equal(db.get(chatId)?.publicAccessToken, transport.getSession(chatId).publicAccessToken);
+    assert.equal(db.get(chatId)?.isStreaming, false, "the latest state");
+    assert.ok(events.some((e) => e.type === "storage-error"), `events: ${events.map((e) => e.type)}`);
+  },
+);
+
+scenario(
   "every method of the official transport is a method here",
   { skip: { official: "the official transport is the reference" } },
   async (impl) => {
