@@ -34,6 +34,9 @@ export function makeError(d) {
   return e;
 }
 
+// What the driver throws (an error description as JSON text) as an Error.
+const described = (e) => (typeof e === "string" ? makeError(JSON.parse(e)) : e);
+
 const IDLE_LINK = Object.freeze({ state: "idle", pendingSends: 0 });
 
 // An app callback may be async: its rejection is handled (by `onError`, or dropped) instead of
@@ -272,7 +275,7 @@ export function createTransportClass(load) {
         try {
           d = make(json(config, "options"), Math.random() * 2 ** 52);
         } catch (e) {
-          throw typeof e === "string" ? makeError(JSON.parse(e)) : e;
+          throw described(e);
         }
         this.#d = d;
         this.#multiTab = config.multiTab;
@@ -1111,7 +1114,12 @@ export function createTransportClass(load) {
       if (abortSignal?.aborted) return null;
       this.#ensure(chatId);
       this.#net(d);
-      const id = d.reconnect(chatId, json(headerPairs(headers), "headers"), Date.now());
+      let id;
+      try {
+        id = d.reconnect(chatId, json(headerPairs(headers), "headers"), Date.now());
+      } catch (e) {
+        throw described(e);
+      }
       this.#flush();
       if (id === undefined) {
         // The chat was left while its message was on its way, and that send is still going
@@ -1224,7 +1232,7 @@ export function createTransportClass(load) {
       try {
         this.#d.setSession(chatId, body, Date.now());
       } catch (e) {
-        throw typeof e === "string" ? makeError(JSON.parse(e)) : e;
+        throw described(e);
       }
       this.#flush();
     }
@@ -1287,7 +1295,7 @@ export function createTransportClass(load) {
             this.#d.setClientData(json(value, "clientData"));
             this.#clientDataError = undefined;
           } catch (e) {
-            this.#clientDataError = typeof e === "string" ? makeError(JSON.parse(e)) : e;
+            this.#clientDataError = described(e);
           }
           return;
       }

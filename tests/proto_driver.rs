@@ -5234,3 +5234,20 @@ fn a_start_session_that_never_settles_is_asked_again_once_its_send_is_aborted() 
     host.pump();
     assert!(host.stream_of(again) > 0);
 }
+
+#[test]
+fn the_apps_headers_cannot_set_the_streams_cursor_or_peek() {
+    let options = r#"{"task":"chat","types":{"startSession":"function"},"headers":{"last-event-id":"99","X-PEEK-SETTLED":"1","x-app":"a"}}"#;
+    let mut host = Host::new(options);
+    let op = host.send("c1", "hi", "part-1");
+    host.answer_call("tok");
+    let (append, _, _, _) = host.take_fetch(Endpoint::In);
+    host.d
+        .fetch_text(append, 200, r#"{"ok":true,"seq":1}"#, None, host.now);
+    host.pump();
+    let _ = host.stream_of(op);
+    let (_, _, headers, _) = host.take_fetch(Endpoint::Out);
+    assert_eq!(Host::header(&headers, "last-event-id"), None);
+    assert_eq!(Host::header(&headers, "x-peek-settled"), None);
+    assert_eq!(Host::header(&headers, "x-app").as_deref(), Some("a"));
+}

@@ -482,3 +482,18 @@ async fn a_resume_given_up_while_the_transport_loads_leaves_the_chat_to_the_next
     let kinds = strings(&types(&ok(read_all(&resumed)).await));
     assert_eq!(kinds.last().map(String::as_str), Some("finish"));
 }
+
+#[wasm_bindgen_test]
+async fn a_resume_with_unusable_headers_rejects_naming_them() {
+    let chat = new_chat_id("badheaders");
+    let (b, _) = page(&new_chat_id("ns"));
+    let headers = object(&[("X-B", "3".into()), ("X-C", 4.into())]);
+    let error =
+        rejected(b.reconnect_to_stream(&reconnect_request(&chat, &[("headers", headers)]))).await;
+    assert_eq!(
+        get(&error, "code").as_string().as_deref(),
+        Some("invalid_option")
+    );
+    let message = get(&error, "message").as_string().unwrap();
+    assert!(message.contains("headers"), "{message}");
+}

@@ -169,12 +169,18 @@ impl WasmDriver {
         self.inner.start(chat, now(now_ms))
     }
 
-    /// `reconnectToStream`: the stream id, or `undefined` when nothing can be streaming.
-    pub fn reconnect(&mut self, chat: &str, headers: &str, now_ms: f64) -> Option<u32> {
+    /// `reconnectToStream`: the stream id, or `undefined` when nothing can be streaming; throws
+    /// the error description of unusable `headers`.
+    pub fn reconnect(
+        &mut self,
+        chat: &str,
+        headers: &str,
+        now_ms: f64,
+    ) -> Result<Option<u32>, JsValue> {
         let headers = json(headers, "headers")
             .and_then(|h| header_list(h.as_ref(), "headers"))
-            .unwrap_or_default();
-        self.inner.reconnect(chat, headers, now(now_ms))
+            .map_err(|e| JsValue::from_str(&error_text(e)))?;
+        Ok(self.inner.reconnect(chat, headers, now(now_ms)))
     }
 
     /// The consumer pulls from stream `id`.

@@ -40,6 +40,11 @@ impl HeaderList {
         }
     }
 
+    /// Removes `name`, in any letter case.
+    pub fn remove(&mut self, name: &str) {
+        self.0.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+    }
+
     /// Sets every header of `other`, in order.
     pub fn extend(&mut self, other: &HeaderList) {
         for (name, value) in &other.0 {

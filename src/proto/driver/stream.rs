@@ -737,11 +737,14 @@ impl Driver {
             "Timeout-Seconds",
             super::action::u64_string(self.config.stream_timeout_seconds),
         );
-        if let Some(cursor) = sub.cursor.header_value() {
-            headers.set("Last-Event-ID", cursor);
+        // (Also when it sends neither: they are the transport's, never the app's.)
+        match sub.cursor.header_value() {
+            Some(cursor) => headers.set("Last-Event-ID", cursor),
+            None => headers.remove("Last-Event-ID"),
         }
-        if sub.peek_settled {
-            headers.set("X-Peek-Settled", "1");
+        match sub.peek_settled {
+            true => headers.set("X-Peek-Settled", "1"),
+            false => headers.remove("X-Peek-Settled"),
         }
         sub.last_token = used;
         sub.conn = Conn::Connecting { fetch, timer };
