@@ -42,7 +42,7 @@ fn json(text: &str, name: &str) -> Result<Option<Json>, Error> {
         .map(Some)
         .map_err(|_| Error::InvalidOption {
             name: name.into(),
-            message: "must be JSON-serializable".into(),
+            message: "must be JSON-serializable, nested at most 512 levels deep".into(),
         })
 }
 

@@ -16,8 +16,10 @@ use crate::prelude::*;
 
 mod parse;
 
-/// Deepest nesting of arrays and objects [`Json::parse`] accepts.
-pub const MAX_DEPTH: usize = 128;
+/// Deepest nesting of arrays and objects [`Json::parse`] accepts (as deep as JSON from an app
+/// goes in practice: a tool output holding a syntax tree, say; twice as deep still fits the
+/// stack of a debug build in the browser).
+pub const MAX_DEPTH: usize = 512;
 
 /// A JSON value.
 ///

@@ -74,7 +74,7 @@ impl Parser<'_> {
 
     fn array(&mut self, depth: usize) -> Result<Json, Error> {
         if depth > MAX_DEPTH {
-            return Err(self.error("nested deeper than 128 levels"));
+            return Err(self.error("nested deeper than 512 levels"));
         }
         self.pos += 1; // '['
         let mut items = Vec::new();
@@ -100,7 +100,7 @@ impl Parser<'_> {
 
     fn object(&mut self, depth: usize) -> Result<Json, Error> {
         if depth > MAX_DEPTH {
-            return Err(self.error("nested deeper than 128 levels"));
+            return Err(self.error("nested deeper than 512 levels"));
         }
         self.pos += 1; // '{'
         let mut members = Vec::new();
