@@ -627,7 +627,9 @@ export function createTransportClass(load) {
         let value = entry.rest;
         entry.rest = null;
         if (value) {
-          // The rest of a large chunk: yield once so the page stays responsive between slices.
+          // The rest of a large chunk, one slice per pull: the consumer takes each slice's
+          // chunks before the next is decoded (a microtask apart, so memory stays bounded; the
+          // page renders once the reader waits for the network again).
           await null;
           if (this.#fetches.get(id) !== entry) return;
         } else {
