@@ -188,7 +188,7 @@ export function createTransportClass(load) {
     #flushing = false;
     #afterFlush = null;
     #reporting = null; // { chatId, state } while onSessionChange runs
-    #writing = new Map(); // chatId → the store write waiting for the async one in flight (or null)
+    #writing = new Map(); // chatId → { state last written, queued: the write after the one in flight }
     #uses = 0; // calls that needed the driver, and mounts (see #loaded)
     #usesAtDispose = 0;
     // Raised by the React hooks while a chat's component unmounts (or switches chats): the
@@ -372,6 +372,10 @@ export function createTransportClass(load) {
           const ns = typeof p === "string" ? "trigger-chat-wasm" : p.namespace;
           const raw = globalThis.localStorage?.getItem(storageKey(ns, chatId));
           d.hydrate(chatId, raw == null ? 0 : 1, raw ?? "");
+        } else if (this.#writing.has(chatId)) {
+          // A write still on its way to the store: its state, not what `load` may still hold.
+          const { state } = this.#writing.get(chatId);
+          d.hydrate(chatId, state ? 2 : 0, state ? JSON.stringify(state) : "");
         } else if (typeof p?.load === "function") {
           const state = p.load(chatId);
           if (typeof state?.then === "function") {
@@ -682,27 +686,36 @@ export function createTransportClass(load) {
 
     // A custom store's writes of one chat land in the order made: one that is async is waited
     // for, and only the latest of those made meanwhile follows it (each is the whole state).
-    // One that has not settled after 5 s holds nothing back any more (a `storage-error`).
-    #write(chatId, run, failed) {
-      if (this.#writing.has(chatId)) return void this.#writing.set(chatId, [run, failed]);
-      const r = run();
-      if (typeof r?.then !== "function") return;
-      this.#writing.set(chatId, null);
+    // One that has not settled after 10 s holds nothing back any more (a `storage-error`).
+    // Meanwhile the chat's state is the one last written, not what `load` may still return.
+    #write(chatId, state, run, failed) {
+      const w = this.#writing.get(chatId);
+      if (w) return void Object.assign(w, { state, queued: [run, failed] });
+      // (Marked before it runs: a write made from inside it waits too.)
+      const entry = { state, queued: null };
+      this.#writing.set(chatId, entry);
       let timer;
       const next = () => {
-        if (timer === undefined) return;
+        if (this.#writing.get(chatId) !== entry) return;
         clearTimeout(timer);
-        timer = undefined;
-        const queued = this.#writing.get(chatId);
         this.#writing.delete(chatId);
-        if (!queued) return;
+        const q = entry.queued;
+        if (!q) return;
         try {
-          this.#write(chatId, ...queued);
+          this.#write(chatId, entry.state, ...q);
         } catch (e) {
-          queued[1](e);
+          q[1](e);
         }
       };
-      timer = setTimeout(() => (failed(new Error("a persistence write did not settle in 5 s")), next()), 5000);
+      let r;
+      try {
+        r = run();
+      } catch (e) {
+        failed(e);
+        return next();
+      }
+      if (typeof r?.then !== "function") return next();
+      timer = setTimeout(() => (failed(new Error("a persistence write did not settle in 10 s")), next()), 10000);
       try {
         r.then(next, (e) => (failed(e), next()));
       } catch (e) {
@@ -726,7 +739,7 @@ export function createTransportClass(load) {
             globalThis.localStorage?.removeItem(key);
           }
         } else if (typeof p === "object" && p !== null) {
-          this.#write(chatId, () => (state ? p.save?.(chatId, state) : p.remove?.(chatId)), failed);
+          this.#write(chatId, state, () => (state ? p.save?.(chatId, state) : p.remove?.(chatId)), failed);
         }
       } catch (e) {
         failed(e);

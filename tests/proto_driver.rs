@@ -5251,3 +5251,64 @@ fn the_apps_headers_cannot_set_the_streams_cursor_or_peek() {
     assert_eq!(Host::header(&headers, "x-peek-settled"), None);
     assert_eq!(Host::header(&headers, "x-app").as_deref(), Some("a"));
 }
+
+#[test]
+fn a_tab_whose_claim_was_lost_mid_turn_still_saves_its_turn() {
+    // Its turn runs on (it holds the writer lock); the tab that won the claim never had it.
+    let options = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":true,"tabId":"tab-b"}"#;
+    let (mut host, stream, out) = locked_turn_then_lost_claim(options);
+    assert!(host.d.is_read_only("c1"));
+    host.persisted.clear();
+    host.d
+        .fetch_bytes(out, &batch(&[(2, "ok")], Some((3, Some(1)))), host.now);
+    host.pump();
+    host.d.pull(stream, host.now);
+    host.pump();
+    assert!(!host.persisted.is_empty(), "its turn's end is saved");
+    let saved = host.persisted.last().and_then(|p| p.1.clone()).unwrap();
+    assert_eq!(
+        saved.get("isStreaming").and_then(Json::as_bool),
+        Some(false)
+    );
+    assert_eq!(saved.get("lastEventId").and_then(Json::as_str), Some("3"));
+}
+
+#[test]
+fn a_state_told_to_a_tab_another_has_the_chat_from_is_known_as_an_echo_once_it_writes() {
+    // A store shared by the tabs hands read-only tab B the owner's states S1, S2; the owner
+    // lets go, and S1's late echo reaches B: not applied over S2.
+    let options = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":false,"tabId":"tab-b"}"#;
+    let mut host = Host::new(options);
+    claimed_by_a_tab_without_locks(&mut host);
+    let s1 = Json::parse(
+        r#"{"publicAccessToken":"t1","lastEventId":"3","activeInputSeq":1,"isStreaming":true}"#,
+    )
+    .unwrap();
+    let s2 =
+        Json::parse(r#"{"publicAccessToken":"t2","lastEventId":"9","isStreaming":false}"#).unwrap();
+    host.d.set_session("c1", &s1, host.now).unwrap();
+    host.d.set_session("c1", &s2, host.now).unwrap();
+    host.pump();
+    assert!(host.persisted.is_empty(), "{:?}", host.persisted);
+    let release = r#"{"type":"release","chatId":"c1","tabId":"tab-a"}"#;
+    host.d.tab_message(release, host.now);
+    host.pump();
+    assert!(!host.d.is_read_only("c1"));
+    host.d.set_session("c1", &s1, host.now).unwrap();
+    host.pump();
+    assert_eq!(host.d.get_session("c1").unwrap(), s2);
+}
+
+#[test]
+fn a_removed_chats_state_set_after_the_clock_went_back_is_applied() {
+    let mut host = Host::new(OPTIONS);
+    host.now = 1_700_000_000_000;
+    after_a_turn(&mut host);
+    let s = host.d.get_session("c1").unwrap();
+    host.d.remove_session("c1", host.now);
+    host.pump();
+    // The clock is set back an hour: no telling how long ago the removal was.
+    host.d.set_session("c1", &s, host.now - 3_600_000).unwrap();
+    host.pump();
+    assert_eq!(host.d.get_session("c1").unwrap(), s);
+}

@@ -286,9 +286,10 @@ mod tests {
             None,
             "the session's start"
         );
-        // Saved before sends kept their turn start: the state's cursor was it. So for one that
-        // cannot be read (not the session's start, which would read the whole session again).
-        assert_eq!(start(&load(r#","turnStart":"soon""#)), Some(7));
+        // One that cannot be read: the session's start (read from the cursor, a reply the
+        // cursor was seeded past would never be seen to end).
+        assert_eq!(start(&load(r#","turnStart":"soon""#)), None);
+        // Saved before sends kept their turn start: the state's cursor was it.
         let mut chat = load("");
         assert_eq!(start(&chat), Some(7));
         // An unreadable `reachableSince` is read as "since it was made": its retry window runs

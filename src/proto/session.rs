@@ -109,14 +109,15 @@ impl PendingSend {
             message_id: text("messageId"),
             created_ms,
             // Unreadable, read the safe way: it may have reached the server since it was made
-            // (its retry window runs), and its turn starts at the saved cursor.
+            // (its retry window runs), and its turn is read from the session's start (from the
+            // cursor, a reply the cursor was seeded past would never be seen to end).
             reachable_since_ms: match value.get("reachableSince") {
                 None | Some(Json::Null) => None,
                 Some(since) => Some(seq_of(since).unwrap_or(created_ms)),
             },
             turn_start: match value.get("turnStart") {
                 Some(Json::Null) => None,
-                Some(start) => seq_of(start).or(cursor),
+                Some(start) => seq_of(start),
                 None => cursor,
             },
             consumed: value.get("consumed").and_then(seq_of),

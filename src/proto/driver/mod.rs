@@ -243,7 +243,7 @@ impl Driver {
         if self
             .removed
             .iter()
-            .any(|&(k, at)| k == key && now_ms.saturating_sub(at) < REMOVED_ECHO_MS)
+            .any(|&(k, at)| k == key && lately(at, now_ms))
         {
             return Ok(());
         }
@@ -325,17 +325,20 @@ impl Driver {
             let stale = self
                 .removed
                 .last()
-                .is_some_and(|&(_, at)| now_ms.saturating_sub(at) >= REMOVED_ECHO_MS);
+                .is_some_and(|&(_, at)| !lately(at, now_ms));
             if stale {
                 self.removed.clear();
             }
             // Its last saves, and the state it has (perhaps loaded and never saved here).
             let chat = fnv(chat_id).rotate_left(1);
-            let current = self.chats[i]
-                .state
-                .to_persisted()
-                .map(|p| fingerprint(&p.to_js_shape_json()));
-            for &print in self.chats[i].saved.iter().chain(&current) {
+            let c = &mut self.chats[i];
+            if let Some(state) = c.state.to_persisted() {
+                let print = fingerprint(&state.to_js_shape_json());
+                if c.saved.last() != Some(&print) {
+                    c.saved.push(print);
+                }
+            }
+            for &print in &self.chats[i].saved {
                 if self.removed.len() >= REMOVED_STATES {
                     self.removed.remove(0);
                 }
@@ -496,16 +499,15 @@ impl Driver {
 
     /// Saves the chat's state and tells `onSessionChange` (nothing before it has a token).
     fn persist(&mut self, chat: usize) {
-        // Not by a tab that another has the chat from: what it knows beyond the owner's saves
-        // it keeps in memory only (its copy would put an older token, cursor or turn over the
-        // owner's, and drop the owner's saved send).
-        if self
+        // Not by a tab that another has the chat from, unless a turn of its own still runs
+        // there (its claim lost to a tab without Web Locks): what it knows beyond the owner's
+        // saves it keeps in memory only (its copy would put an older token, cursor or turn over
+        // the owner's, and drop the owner's saved send). The state is still remembered as one
+        // it was told, for `set_session` to know its echo.
+        let quiet = self
             .chats
             .get(chat)
-            .is_some_and(|c| self.is_read_only(&c.id))
-        {
-            return;
-        }
+            .is_some_and(|c| self.is_read_only(&c.id) && !self.own_turn(&c.id));
         let Some(c) = self.chats.get_mut(chat) else {
             return;
         };
@@ -517,6 +519,9 @@ impl Driver {
                     c.saved.remove(0);
                 }
                 c.saved.push(print);
+            }
+            if quiet {
+                return;
             }
             self.actions.push(Action::Persist {
                 chat_id: c.id.clone(),
@@ -554,10 +559,15 @@ impl Driver {
 const SAVED_FINGERPRINTS: usize = 16;
 
 /// How many states of removed chats `set_session` remembers, to ignore them handed back late.
-const REMOVED_STATES: usize = 256;
+const REMOVED_STATES: usize = 1024;
 
 /// How long after `removeSession` a chat's last states handed back count as late echoes.
 const REMOVED_ECHO_MS: u64 = 10_000;
+
+/// Whether `at` was less than [`REMOVED_ECHO_MS`] ago (not if the clock went back past it).
+fn lately(at: u64, now_ms: u64) -> bool {
+    now_ms >= at && now_ms - at < REMOVED_ECHO_MS
+}
 
 /// A fingerprint of a saved state's JS shape (FNV-1a of its JSON text): what `set_session`
 /// compares.

@@ -817,6 +817,12 @@ impl Driver {
         self.finish_op(pending.op, Err(error));
     }
 
+    /// A turn of this tab runs on the chat, or waits to: it holds the writer lock, or has an
+    /// operation there.
+    pub(super) fn own_turn(&self, chat_id: &str) -> bool {
+        self.holds_lock(chat_id) || self.ops.iter().any(|o| o.chat == chat_id)
+    }
+
     /// Whether a send of this tab for `chat_id` is in flight or waiting.
     pub(super) fn turn_pending(&self, chat_id: &str) -> bool {
         self.ops.iter().any(|o| {

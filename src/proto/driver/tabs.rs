@@ -398,6 +398,13 @@ impl Driver {
             .is_some_and(|t| t.coordinator.is_read_only(chat_id))
     }
 
+    /// Whether this tab holds the chat's writer lock.
+    pub(super) fn holds_lock(&self, chat_id: &str) -> bool {
+        self.tabs
+            .as_ref()
+            .is_some_and(|t| t.held.iter().any(|c| c == chat_id))
+    }
+
     /// `hasClaim(chatId)`: this tab owns the chat.
     pub fn has_claim(&self, chat_id: &str) -> bool {
         self.tabs
