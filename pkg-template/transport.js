@@ -34,6 +34,18 @@ export function makeError(d) {
   return e;
 }
 
+// The driver's calls off the hot path share one export, `call(op, chat, text, a, b, now)`:
+// their numbers, as in src/ops.rs (which says what each takes; tests/ops.rs keeps them in step).
+const KNOWS = 0, HYDRATE = 1, STORAGE_FAILED = 2, STOP_GENERATION = 3, START = 4, ABORT_OP = 5,
+  ABORT_STREAM = 6, CANCEL = 7, WAKE = 8, SET_OFFLINE = 9, TIMER = 10, FETCH_OPEN = 11,
+  HEAD_START_OPEN = 12, FETCH_END = 13, FETCH_FAILED = 14, CALLBACK_OK = 15, CALLBACK_FAILED = 16,
+  GET_SESSION = 17, SET_SESSION = 18, REMOVE_SESSION = 19, SEED_RESUME_CURSOR = 20, IS_CLOSED = 21,
+  CLOSED_REASON = 22, SET_CLIENT_DATA = 23, SET_CALLBACKS = 24, DISPOSE = 25, LOCK_RESULT = 26,
+  LOCK_STATUS = 27, TAB_MESSAGE = 28, REJOIN = 29, PAGE_HIDE = 30, BROADCAST_MESSAGES = 31,
+  IS_READ_ONLY = 32, HAS_CLAIM = 33, IGNORED_TAB_MESSAGES = 34;
+const call = (d, op, chat = "", text = "", a = 0, b = 0) => d.call(op, chat, text, a, b, Date.now());
+const callOn = (d, op, id, b = 0, text = "") => call(d, op, "", text, id, b);
+
 // What the driver throws (an error description as JSON text) as an Error.
 const described = (e) => (typeof e === "string" ? makeError(JSON.parse(e)) : e);
 
@@ -332,7 +344,7 @@ export function createTransportClass(load) {
       const off = offline();
       if (off !== this.#offline) {
         this.#offline = off;
-        d.setOffline(off, Date.now());
+        call(d, SET_OFFLINE, "", "", 0, off);
       }
     }
 
@@ -365,17 +377,17 @@ export function createTransportClass(load) {
     // Loads a chat's stored state the first time the driver meets it.
     #ensure(chatId) {
       const d = this.#d;
-      if (d.knows(chatId)) return;
+      if (call(d, KNOWS, chatId)) return;
       const p = this.#o.persistence ?? "localStorage";
       try {
         if (p === "localStorage" || typeof p?.namespace === "string") {
           const ns = typeof p === "string" ? "trigger-chat-wasm" : p.namespace;
           const raw = globalThis.localStorage?.getItem(storageKey(ns, chatId));
-          d.hydrate(chatId, raw == null ? 0 : 1, raw ?? "");
+          call(d, HYDRATE, chatId, raw ?? "", raw == null ? 0 : 1);
         } else if (this.#writing.has(chatId)) {
           // A write still on its way to the store: its state, not what `load` may still hold.
           const { state } = this.#writing.get(chatId);
-          d.hydrate(chatId, state ? 2 : 0, state ? JSON.stringify(state) : "");
+          call(d, HYDRATE, chatId, state ? JSON.stringify(state) : "", state ? 2 : 0);
         } else if (typeof p?.load === "function") {
           const state = p.load(chatId);
           if (typeof state?.then === "function") {
@@ -384,13 +396,13 @@ export function createTransportClass(load) {
           }
           // (A state stored as JSON text is taken as such.)
           const text = typeof state === "string" ? state : JSON.stringify(state);
-          d.hydrate(chatId, state == null ? 0 : 2, state == null ? "" : text);
+          call(d, HYDRATE, chatId, state == null ? "" : text, state == null ? 0 : 2);
         } else {
-          d.hydrate(chatId, 0, "");
+          call(d, HYDRATE, chatId);
         }
       } catch (e) {
-        d.hydrate(chatId, 0, "");
-        d.storageFailed(chatId, String(e?.message ?? e));
+        call(d, HYDRATE, chatId);
+        call(d, STORAGE_FAILED, chatId, String(e?.message ?? e));
       }
     }
 
@@ -436,7 +448,7 @@ export function createTransportClass(load) {
             a.id,
             setTimeout(() => {
               this.#timers.delete(a.id);
-              this.#run((d) => d.timer(a.id, Date.now()));
+              this.#run((d) => callOn(d, TIMER, a.id));
             }, a.ms),
           );
           return;
@@ -459,7 +471,7 @@ export function createTransportClass(load) {
           if (a.stream !== undefined && op.left) {
             // Sent after its page left the chat: nobody reads this stream. Let it go (the turn
             // goes on; the chat's next reconnectToStream resumes it) and hand back an ended one.
-            this.#run((d) => d.cancel(a.stream, Date.now()));
+            this.#run((d) => callOn(d, CANCEL, a.stream));
             return op.resolve(new ReadableStream({ start: (c) => c.close() }));
           }
           if (a.stream !== undefined) {
@@ -604,10 +616,10 @@ export function createTransportClass(load) {
           if (headStart) {
             const token = h("X-Trigger-Chat-Access-Token") ?? "";
             const pending = h("X-Trigger-Chat-Pending-Version") === "1";
-            return this.#run((d) => d.headStartOpen(a.id, token, pending, Date.now()));
+            return this.#run((d) => callOn(d, HEAD_START_OPEN, a.id, pending, token));
           }
           const settled = h("X-Session-Settled") === "true";
-          return this.#run((d) => d.fetchOpen(a.id, settled, Date.now()));
+          return this.#run((d) => callOn(d, FETCH_OPEN, a.id, settled));
         }
         // An append's answer or an error's text: small. More (a proxy's error page, a hostile
         // server) is not copied into the module: the first 64 KiB say what went wrong.
@@ -620,7 +632,7 @@ export function createTransportClass(load) {
         if (this.#fetches.get(a.id) !== entry) return;
         this.#fetches.delete(a.id);
         entry.reader?.cancel().catch(() => {});
-        this.#run((d) => d.fetchFailed(a.id, String(e?.message ?? e), Date.now()));
+        this.#run((d) => callOn(d, FETCH_FAILED, a.id, 0, String(e?.message ?? e)));
       }
     }
 
@@ -641,7 +653,7 @@ export function createTransportClass(load) {
           if (this.#fetches.get(id) !== entry) return;
           if (r.done) {
             this.#fetches.delete(id);
-            this.#run((d) => d.fetchEnd(id, Date.now()));
+            this.#run((d) => callOn(d, FETCH_END, id));
             return;
           }
           value = r.value;
@@ -656,7 +668,7 @@ export function createTransportClass(load) {
       } catch (e) {
         if (this.#fetches.get(id) !== entry) return;
         this.#fetches.delete(id);
-        this.#run((d) => d.fetchFailed(id, String(e?.message ?? e), Date.now()));
+        this.#run((d) => callOn(d, FETCH_FAILED, id, 0, String(e?.message ?? e)));
       }
     }
 
@@ -677,10 +689,10 @@ export function createTransportClass(load) {
         if (typeof fn !== "function") throw makeError({ code: "missing_callback", message: `${a.name} is not set` });
         const r = await fn(start ? { taskId: o.task, chatId: a.chat, clientData: a.clientData ?? {} } : { chatId: a.chat });
         const token = typeof r === "string" ? r : r?.publicAccessToken;
-        this.#run((d) => d.callbackOk(a.id, typeof token === "string" ? token : "", !!r?.pendingVersion, Date.now()));
+        this.#run((d) => callOn(d, CALLBACK_OK, a.id, !!r?.pendingVersion, typeof token === "string" ? token : ""));
       } catch (e) {
         const thrown = this.#keep(e);
-        this.#run((d) => d.callbackFailed(a.id, thrown, Date.now()));
+        this.#run((d) => callOn(d, CALLBACK_FAILED, a.id, thrown));
       }
     }
 
@@ -727,7 +739,7 @@ export function createTransportClass(load) {
     #persist(chatId, state) {
       const p = this.#o.persistence ?? "localStorage";
       // A save or remove that fails, at once or later (async), is one `storage-error`.
-      const failed = (e) => this.#run((d) => d.storageFailed(chatId, String(e?.message ?? e)));
+      const failed = (e) => this.#run((d) => call(d, STORAGE_FAILED, chatId, String(e?.message ?? e)));
       try {
         if (p === "localStorage" || typeof p?.namespace === "string") {
           const ns = typeof p === "string" ? "trigger-chat-wasm" : p.namespace;
@@ -764,7 +776,7 @@ export function createTransportClass(load) {
       if (signal) {
         const onAbort = () => {
           const stop = !!stopTurn && !this.#leaving(chatId);
-          this.#run((d) => d.abortStream(id, stop, partId(), Date.now()));
+          this.#run((d) => callOn(d, ABORT_STREAM, id, stop, partId()));
         };
         if (signal.aborted) queueMicrotask(onAbort);
         else {
@@ -786,7 +798,7 @@ export function createTransportClass(load) {
           s.cleanup?.();
           s.untrack?.();
           this.#unwatch();
-          this.#run((d) => d.cancel(id, Date.now()));
+          this.#run((d) => callOn(d, CANCEL, id));
         },
       }, eager ? { highWaterMark: Infinity } : undefined);
     }
@@ -805,7 +817,7 @@ export function createTransportClass(load) {
         s.cleanup?.();
         s.untrack?.();
         this.#unwatch();
-        this.#run((d) => d.cancel(id, Date.now()));
+        this.#run((d) => callOn(d, CANCEL, id));
         s.controller.error(makeError({ code: "protocol", message: "protocol error: a record body is not JSON" }));
         return s.done?.();
       }
@@ -828,7 +840,7 @@ export function createTransportClass(load) {
     #watch() {
       if (this.#wake || typeof window === "undefined" || typeof document === "undefined") return;
       let hiddenSince = 0;
-      const wake = (kind) => this.#run((d) => d.wake(kind, Date.now()));
+      const wake = (kind) => this.#run((d) => callOn(d, WAKE, kind));
       const onOnline = () => wake(0);
       const onPageShow = (e) => e.persisted && wake(0);
       const onVisibility = () => {
@@ -877,13 +889,13 @@ export function createTransportClass(load) {
         // Not JSON, or longer than the driver takes (a 4 MiB conversation and its envelope):
         // counted as ignored (an empty text is unreadable) without copying it into the module.
         if (typeof text !== "string" || text.length > 4_300_000) text = "";
-        this.#run((d) => d.tabMessage(text, Date.now()));
+        this.#run((d) => call(d, TAB_MESSAGE, "", text));
       };
       this.#channel = channel;
       if (typeof window !== "undefined") {
-        const onPageHide = () => this.#run((d) => d.pageHide(Date.now()));
+        const onPageHide = () => this.#run((d) => call(d, PAGE_HIDE));
         // Back from the back/forward cache: what this tab knew of the others may be stale.
-        const onPageShow = (e) => e.persisted && this.#run((d) => d.rejoin(Date.now()));
+        const onPageShow = (e) => e.persisted && this.#run((d) => call(d, REJOIN));
         window.addEventListener("pagehide", onPageHide);
         window.addEventListener("pageshow", onPageShow);
         this.#offPageHide = () => {
@@ -900,7 +912,7 @@ export function createTransportClass(load) {
       if (!this.#multiTab) return;
       if (!this.#channel) this.#openChannel();
       // (Also when the channel never closed: disposed and used again within one flush.)
-      this.#run((d) => d.rejoin(Date.now()));
+      this.#run((d) => call(d, REJOIN));
     }
 
     // (useMultiTabChat) When this tab last released its claim on `chatId` (0: never): a turn can
@@ -928,16 +940,16 @@ export function createTransportClass(load) {
       navigator.locks
         .request(name, cancel ? { signal: cancel.signal } : { ifAvailable: true }, (lock) => {
           if (this.#lockWaits.get(name) === cancel) this.#lockWaits.delete(name);
-          if (!lock) return this.#run((d) => d.lockResult(chat, false, Date.now()));
+          if (!lock) return this.#run((d) => call(d, LOCK_RESULT, chat));
           return new Promise((release) => {
             this.#locks.set(name, release);
-            this.#run((d) => d.lockResult(chat, true, Date.now()));
+            this.#run((d) => call(d, LOCK_RESULT, chat, "", 0, 1));
           });
         })
         .catch(() => {
           if (cancel?.signal.aborted) return;
           if (this.#lockWaits.get(name) === cancel) this.#lockWaits.delete(name);
-          this.#run((d) => d.lockResult(chat, false, Date.now()));
+          this.#run((d) => call(d, LOCK_RESULT, chat));
         });
     }
 
@@ -959,22 +971,22 @@ export function createTransportClass(load) {
       } catch {
         // Unknown (null): no claim is dropped for it; claims then expire by heartbeat only.
       }
-      this.#run((d) => d.lockStatus(JSON.stringify(names), queriedAt, Date.now()));
+      this.#run((d) => call(d, LOCK_STATUS, "", JSON.stringify(names), queriedAt));
     }
 
     /** `multiTab`: whether another tab owns the chat (this one may only watch it). */
     isReadOnly(chatId) {
-      return this.#d ? this.#d.isReadOnly(chatId) : false;
+      return this.#d ? !!call(this.#d, IS_READ_ONLY, chatId) : false;
     }
 
     /** `multiTab`: whether this tab owns the chat. */
     hasClaim(chatId) {
-      return this.#d ? this.#d.hasClaim(chatId) : false;
+      return this.#d ? !!call(this.#d, HAS_CLAIM, chatId) : false;
     }
 
     /** `multiTab`: how many channel messages this tab could not read and ignored. */
     ignoredTabMessages() {
-      return this.#d ? this.#d.ignoredTabMessages() : 0;
+      return this.#d ? +call(this.#d, IGNORED_TAB_MESSAGES) : 0;
     }
 
     /** `multiTab`: `fn(chatId, isReadOnly)` on every change. */
@@ -997,7 +1009,7 @@ export function createTransportClass(load) {
       } catch {
         return;
       }
-      this.#run((d) => d.broadcastMessages(chatId, text, Date.now()));
+      this.#run((d) => call(d, BROADCAST_MESSAGES, chatId, text));
     }
 
     /** `multiTab`: `fn(chatId, messages)` when another tab's newer conversation arrives. */
@@ -1049,7 +1061,7 @@ export function createTransportClass(load) {
         messageId,
         message: Array.isArray(messages) ? messages[messages.length - 1] : undefined,
         // The whole history goes only to a `headStart` handler: a chat's first turn.
-        messages: this.#o.headStart && Array.isArray(messages) && d.getSession(chatId) === undefined ? messages : undefined,
+        messages: this.#o.headStart && Array.isArray(messages) && call(d, GET_SESSION, chatId) === undefined ? messages : undefined,
         body,
         metadata,
         headers: headerPairs(headers),
@@ -1112,7 +1124,7 @@ export function createTransportClass(load) {
     #abortable(id, signal, op) {
       if (!signal) return;
       const onAbort = () => {
-        if (!this.#leaving(op.chatId)) return this.#run((d) => d.abortOp(id, Date.now()));
+        if (!this.#leaving(op.chatId)) return this.#run((d) => callOn(d, ABORT_OP, id));
         op.left = true;
         op.leftSettled ??= new Promise((r) => (op.markSettled = r));
       };
@@ -1178,13 +1190,13 @@ export function createTransportClass(load) {
     async stopGeneration(chatId) {
       await this.#ready();
       this.#ensure(chatId);
-      return this.#op((d) => d.stopGeneration(chatId, partId(), Date.now()));
+      return this.#op((d) => +call(d, STOP_GENERATION, chatId, partId()));
     }
 
     async start(chatId) {
       await this.#forSend();
       this.#ensure(chatId);
-      return this.#op((d) => d.start(chatId, Date.now()));
+      return this.#op((d) => +call(d, START, chatId));
     }
 
     async preload(chatId) {
@@ -1194,7 +1206,7 @@ export function createTransportClass(load) {
     getSession(chatId) {
       if (!this.#d) return this.#storedSession(chatId);
       this.#ensure(chatId);
-      const text = this.#d.getSession(chatId);
+      const text = call(this.#d, GET_SESSION, chatId);
       return text === undefined ? undefined : JSON.parse(text);
     }
 
@@ -1245,7 +1257,7 @@ export function createTransportClass(load) {
       const r = this.#reporting;
       if (r?.chatId === chatId && (r.state === session || JSON.stringify(r.state) === body)) return;
       try {
-        this.#d.setSession(chatId, body, Date.now());
+        call(this.#d, SET_SESSION, chatId, body);
       } catch (e) {
         throw described(e);
       }
@@ -1257,7 +1269,7 @@ export function createTransportClass(load) {
       if (!this.#d) return void (this.#early.push(["removeSession", [chatId]]), this.#ready().catch(() => {}));
       // (Loaded first: what it held is remembered, so a late echo of it does not bring it back.)
       this.#ensure(chatId);
-      this.#run((d) => d.removeSession(chatId, Date.now()));
+      this.#run((d) => call(d, REMOVE_SESSION, chatId));
     }
 
     // The JavaScript transport's escape for a stopped turn that never wrote its turn-complete
@@ -1268,19 +1280,19 @@ export function createTransportClass(load) {
     seedResumeCursor(chatId, lastEventId) {
       if (!this.#d) return void (this.#early.push(["seedResumeCursor", [chatId, lastEventId]]), this.#ready().catch(() => {}));
       this.#ensure(chatId);
-      this.#run((d) => d.seedResumeCursor(chatId, String(lastEventId)));
+      this.#run((d) => call(d, SEED_RESUME_CURSOR, chatId, String(lastEventId)));
     }
 
     sessionStatus(chatId) {
       if (!this.#d) return this.#storedSession(chatId)?.closed ? "closed" : "open";
       this.#ensure(chatId);
-      return this.#d.isClosed(chatId) ? "closed" : "open";
+      return call(this.#d, IS_CLOSED, chatId) ? "closed" : "open";
     }
 
     sessionClosedReason(chatId) {
       if (!this.#d) return this.#storedSession(chatId)?.closedReason;
       this.#ensure(chatId);
-      return this.#d.closedReason(chatId);
+      return call(this.#d, CLOSED_REASON, chatId);
     }
 
     #set(name, value) {
@@ -1307,14 +1319,14 @@ export function createTransportClass(load) {
           // render): a value that cannot be sent fails the sends that would carry it instead.
           o.clientData = value;
           try {
-            this.#d.setClientData(json(value, "clientData"));
+            call(this.#d, SET_CLIENT_DATA, "", json(value, "clientData"));
             this.#clientDataError = undefined;
           } catch (e) {
             this.#clientDataError = described(e);
           }
           return;
       }
-      this.#d.setCallbacks(typeof o.accessToken === "function", typeof o.startSession === "function");
+      call(this.#d, SET_CALLBACKS, "", "", typeof o.accessToken === "function", typeof o.startSession === "function");
     }
 
     /** Replaces `onSessionChange`. */
@@ -1375,7 +1387,7 @@ export function createTransportClass(load) {
     dispose() {
       this.#disposed = true;
       this.#usesAtDispose = this.#uses;
-      this.#run((d) => d.dispose(Date.now()));
+      this.#run((d) => call(d, DISPOSE));
       const close = () => {
         this.#offPageHide?.();
         this.#channel?.close();

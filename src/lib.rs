@@ -35,6 +35,7 @@ fn panic(_: &core::panic::PanicInfo) -> ! {
     core::arch::wasm32::unreachable()
 }
 
+pub mod ops;
 pub mod proto;
 
 #[cfg(target_arch = "wasm32")]

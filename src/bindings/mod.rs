@@ -75,28 +75,6 @@ impl WasmDriver {
         core::mem::take(&mut self.actions)
     }
 
-    /// Whether the chat's stored state is loaded.
-    pub fn knows(&self, chat: &str) -> bool {
-        self.inner.knows(chat)
-    }
-
-    /// Loads a chat's stored state: `kind` 0 nothing, 1 a localStorage record, 2 a persisted
-    /// state object as JSON.
-    pub fn hydrate(&mut self, chat: &str, kind: u8, text: &str) {
-        let stored = match kind {
-            1 => Stored::Record(text),
-            2 => Stored::Shape(text),
-            _ => Stored::Nothing,
-        };
-        self.inner.hydrate(chat, stored);
-    }
-
-    /// Storage failed for a chat (`storage-error`, once per chat).
-    #[wasm_bindgen(js_name = storageFailed)]
-    pub fn storage_failed(&mut self, chat: &str, message: &str) {
-        self.inner.storage_failed(chat, message);
-    }
-
     /// `sendMessages`: returns the operation id.
     #[wasm_bindgen(js_name = sendMessages)]
     pub fn send_messages(&mut self, request: &str, part_id: &str, now_ms: f64) -> u32 {
@@ -134,12 +112,6 @@ impl WasmDriver {
         }
     }
 
-    /// `stopGeneration`: returns the operation id.
-    #[wasm_bindgen(js_name = stopGeneration)]
-    pub fn stop_generation(&mut self, chat: &str, part_id: &str, now_ms: f64) -> u32 {
-        self.inner.stop_generation(chat, part_id, now(now_ms))
-    }
-
     /// `sendPendingMessage`: returns the operation id.
     #[wasm_bindgen(js_name = sendPendingMessage)]
     pub fn send_pending_message(
@@ -164,11 +136,6 @@ impl WasmDriver {
         }
     }
 
-    /// `start` / `preload`: returns the operation id.
-    pub fn start(&mut self, chat: &str, now_ms: f64) -> u32 {
-        self.inner.start(chat, now(now_ms))
-    }
-
     /// `reconnectToStream`: the stream id, or `undefined` when nothing can be streaming; throws
     /// the error description of unusable `headers`.
     pub fn reconnect(
@@ -188,63 +155,16 @@ impl WasmDriver {
         self.inner.pull(id, now(now_ms));
     }
 
-    /// The consumer cancelled stream `id`.
-    pub fn cancel(&mut self, id: u32, now_ms: f64) {
-        self.inner.cancel(id, now(now_ms));
-    }
-
     /// The record bodies announced by the last `chunks` action of stream `id`.
     #[wasm_bindgen(js_name = takeChunks)]
     pub fn take_chunks(&mut self, id: u32) -> String {
         self.inner.take_chunks(id)
     }
 
-    /// The caller's abort signal fired during operation `op`.
-    #[wasm_bindgen(js_name = abortOp)]
-    pub fn abort_op(&mut self, op: u32, now_ms: f64) {
-        self.inner.abort_op(op, now(now_ms));
-    }
-
-    /// The caller's abort signal fired for stream `id` (`stop_turn`: the stream owns its turn).
-    #[wasm_bindgen(js_name = abortStream)]
-    pub fn abort_stream(&mut self, id: u32, stop_turn: bool, part_id: &str, now_ms: f64) {
-        self.inner.abort_stream(id, stop_turn, part_id, now(now_ms));
-    }
-
-    /// A lifecycle signal: 0 reconnect now, 1 retry now.
-    pub fn wake(&mut self, kind: u8, now_ms: f64) {
-        let wake = if kind == 0 {
-            Wake::Reconnect
-        } else {
-            Wake::RetryNow
-        };
-        self.inner.wake(wake, now(now_ms));
-    }
-
-    /// A 200 `.out` response arrived.
-    #[wasm_bindgen(js_name = fetchOpen)]
-    pub fn fetch_open(&mut self, id: u32, settled: bool, now_ms: f64) {
-        self.inner.fetch_open(id, settled, now(now_ms));
-    }
-
-    /// A 2xx `headStart` response arrived (`token`: its `X-Trigger-Chat-Access-Token`, empty
-    /// when missing).
-    #[wasm_bindgen(js_name = headStartOpen)]
-    pub fn head_start_open(&mut self, id: u32, token: &str, pending_version: bool, now_ms: f64) {
-        self.inner
-            .head_start_open(id, token, pending_version, now(now_ms));
-    }
-
     /// The next body chunk of a `.out` response.
     #[wasm_bindgen(js_name = fetchBytes)]
     pub fn fetch_bytes(&mut self, id: u32, bytes: &[u8], now_ms: f64) {
         self.inner.fetch_bytes(id, bytes, now(now_ms));
-    }
-
-    /// A `.out` body ended.
-    #[wasm_bindgen(js_name = fetchEnd)]
-    pub fn fetch_end(&mut self, id: u32, now_ms: f64) {
-        self.inner.fetch_end(id, now(now_ms));
     }
 
     /// A request completed with a whole body (`reset`: `x-ratelimit-reset`, NaN when absent).
@@ -254,158 +174,162 @@ impl WasmDriver {
         self.inner.fetch_text(id, status, text, reset, now(now_ms));
     }
 
-    /// A request or body read failed.
-    #[wasm_bindgen(js_name = fetchFailed)]
-    pub fn fetch_failed(&mut self, id: u32, message: &str, now_ms: f64) {
-        self.inner.fetch_failed(id, message, now(now_ms));
-    }
-
-    /// `navigator.onLine === false` changed (reported before the next call).
-    #[wasm_bindgen(js_name = setOffline)]
-    pub fn set_offline(&mut self, offline: bool, now_ms: f64) {
-        self.inner.set_offline(offline, now(now_ms));
-    }
-
-    /// Timer `id` fired.
-    pub fn timer(&mut self, id: u32, now_ms: f64) {
-        self.inner.timer(id, now(now_ms));
-    }
-
-    /// An app callback returned a token.
-    #[wasm_bindgen(js_name = callbackOk)]
-    pub fn callback_ok(&mut self, call: u32, token: &str, pending_version: bool, now_ms: f64) {
-        self.inner
-            .callback_ok(call, token, pending_version, now(now_ms));
-    }
-
-    /// An app callback threw (the glue keeps the value as `thrown`).
-    #[wasm_bindgen(js_name = callbackFailed)]
-    pub fn callback_failed(&mut self, call: u32, thrown: u32, now_ms: f64) {
-        self.inner.callback_failed(call, thrown, now(now_ms));
-    }
-
-    /// `getSession`: the persisted state as JSON text.
-    #[wasm_bindgen(js_name = getSession)]
-    pub fn get_session(&self, chat: &str) -> Option<String> {
-        self.inner.get_session(chat).map(|s| s.to_json_string())
-    }
-
-    /// `setSession`; throws the error description on a bad state.
-    #[wasm_bindgen(js_name = setSession)]
-    pub fn set_session(&mut self, chat: &str, state: &str, now_ms: f64) -> Result<(), JsValue> {
-        json(state, "session")
-            .and_then(|s| {
-                let state = s.unwrap_or(Json::Null);
-                self.inner.set_session(chat, &state, now(now_ms))
-            })
-            .map_err(|e| JsValue::from_str(&error_text(e)))
-    }
-
-    /// `removeSession`.
-    #[wasm_bindgen(js_name = removeSession)]
-    pub fn remove_session(&mut self, chat: &str, now_ms: f64) {
-        self.inner.remove_session(chat, now(now_ms));
-    }
-
-    /// `seedResumeCursor`.
-    #[wasm_bindgen(js_name = seedResumeCursor)]
-    pub fn seed_resume_cursor(&mut self, chat: &str, last_event_id: &str) {
-        self.inner.seed_resume_cursor(chat, last_event_id);
-    }
-
-    /// Whether the session is closed.
-    #[wasm_bindgen(js_name = isClosed)]
-    pub fn is_closed(&self, chat: &str) -> bool {
-        self.inner.is_closed(chat)
-    }
-
-    /// Why the session was closed.
-    #[wasm_bindgen(js_name = closedReason)]
-    pub fn closed_reason(&self, chat: &str) -> Option<String> {
-        self.inner.closed_reason(chat)
-    }
-
-    /// `setClientData` (JSON text, `""` = none); throws on unserializable data.
-    #[wasm_bindgen(js_name = setClientData)]
-    pub fn set_client_data(&mut self, client_data: &str) -> Result<(), JsValue> {
-        let data =
-            json(client_data, "clientData").map_err(|e| JsValue::from_str(&error_text(e)))?;
-        self.inner.set_client_data(data);
-        Ok(())
-    }
-
-    /// Which of `accessToken` / `startSession` exist now.
-    #[wasm_bindgen(js_name = setCallbacks)]
-    pub fn set_callbacks(&mut self, has_access_token: bool, has_start_session: bool) {
-        self.inner
-            .set_callbacks(has_access_token, has_start_session);
-    }
-
-    /// `dispose()`.
-    pub fn dispose(&mut self, now_ms: f64) {
-        self.inner.dispose(now(now_ms));
-    }
-
-    /// `multiTab`: the answer to a `lock` action.
-    #[wasm_bindgen(js_name = lockResult)]
-    pub fn lock_result(&mut self, chat: &str, granted: bool, now_ms: f64) {
-        self.inner.lock_result(chat, granted, now(now_ms));
-    }
-
-    /// `multiTab`: the answer to a `lockquery` action (held lock names as a JSON array, or
-    /// anything else when the query failed).
-    #[wasm_bindgen(js_name = lockStatus)]
-    pub fn lock_status(&mut self, held: &str, queried_at_ms: f64, now_ms: f64) {
-        let names: Option<Vec<String>> = json(held, "held").ok().flatten().and_then(|j| {
-            j.as_array().map(|a| {
-                a.iter()
-                    .filter_map(|n| n.as_str().map(str::to_owned))
-                    .collect()
-            })
-        });
-        self.inner
-            .lock_status(names.as_deref(), now(queried_at_ms), now(now_ms));
-    }
-
-    /// `multiTab`: a BroadcastChannel message (JSON text).
-    #[wasm_bindgen(js_name = tabMessage)]
-    pub fn tab_message(&mut self, text: &str, now_ms: f64) {
-        self.inner.tab_message(text, now(now_ms));
-    }
-
-    /// `multiTab`: the transport is used again after `dispose`, or the page is shown from the
-    /// back/forward cache (`pageshow` with `persisted`).
-    pub fn rejoin(&mut self, now_ms: f64) {
-        self.inner.rejoin(now(now_ms));
-    }
-
-    /// `multiTab`: `pagehide`.
-    #[wasm_bindgen(js_name = pageHide)]
-    pub fn page_hide(&mut self, now_ms: f64) {
-        self.inner.page_hide(now(now_ms));
-    }
-
-    /// `broadcastMessages(chatId, messages)` (messages as JSON text).
-    #[wasm_bindgen(js_name = broadcastMessages)]
-    pub fn broadcast_messages(&mut self, chat: &str, messages: &str, now_ms: f64) {
-        self.inner.broadcast_messages(chat, messages, now(now_ms));
-    }
-
-    /// `isReadOnly(chatId)`.
-    #[wasm_bindgen(js_name = isReadOnly)]
-    pub fn is_read_only(&self, chat: &str) -> bool {
-        self.inner.is_read_only(chat)
-    }
-
-    /// `ignoredTabMessages()`.
-    #[wasm_bindgen(js_name = ignoredTabMessages)]
-    pub fn ignored_tab_messages(&self) -> u32 {
-        self.inner.ignored_tab_messages()
-    }
-
-    /// `hasClaim(chatId)`.
-    #[wasm_bindgen(js_name = hasClaim)]
-    pub fn has_claim(&self, chat: &str) -> bool {
-        self.inner.has_claim(chat)
+    /// Every call off the hot path, by number (`crate::ops`, which says what `chat`, `text`,
+    /// `a` and `b` are for each): `"1"` for true, a number's digits, JSON text, or nothing;
+    /// throws the error description of an unusable `setSession` state or client data.
+    pub fn call(
+        &mut self,
+        op: u8,
+        chat: &str,
+        text: &str,
+        a: f64,
+        b: f64,
+        now_ms: f64,
+    ) -> Result<Option<String>, JsValue> {
+        use crate::ops::*;
+        let now = now(now_ms);
+        let id = a as u32;
+        let flag = b != 0.0;
+        let d = &mut self.inner;
+        let yes = |v: bool| v.then(|| String::from("1"));
+        let number = |n: u32| Some(crate::proto::driver::u64_string(u64::from(n)));
+        let thrown = |e: Error| JsValue::from_str(&error_text(e));
+        Ok(match op {
+            KNOWS => yes(d.knows(chat)),
+            HYDRATE => {
+                let stored = match id {
+                    1 => Stored::Record(text),
+                    2 => Stored::Shape(text),
+                    _ => Stored::Nothing,
+                };
+                d.hydrate(chat, stored);
+                None
+            }
+            STORAGE_FAILED => {
+                d.storage_failed(chat, text);
+                None
+            }
+            STOP_GENERATION => number(d.stop_generation(chat, text, now)),
+            START => number(d.start(chat, now)),
+            ABORT_OP => {
+                d.abort_op(id, now);
+                None
+            }
+            ABORT_STREAM => {
+                d.abort_stream(id, flag, text, now);
+                None
+            }
+            CANCEL => {
+                d.cancel(id, now);
+                None
+            }
+            WAKE => {
+                d.wake(
+                    if id == 0 {
+                        Wake::Reconnect
+                    } else {
+                        Wake::RetryNow
+                    },
+                    now,
+                );
+                None
+            }
+            SET_OFFLINE => {
+                d.set_offline(flag, now);
+                None
+            }
+            TIMER => {
+                d.timer(id, now);
+                None
+            }
+            FETCH_OPEN => {
+                d.fetch_open(id, flag, now);
+                None
+            }
+            HEAD_START_OPEN => {
+                d.head_start_open(id, text, flag, now);
+                None
+            }
+            FETCH_END => {
+                d.fetch_end(id, now);
+                None
+            }
+            FETCH_FAILED => {
+                d.fetch_failed(id, text, now);
+                None
+            }
+            CALLBACK_OK => {
+                d.callback_ok(id, text, flag, now);
+                None
+            }
+            CALLBACK_FAILED => {
+                d.callback_failed(id, b as u32, now);
+                None
+            }
+            GET_SESSION => d.get_session(chat).map(|s| s.to_json_string()),
+            SET_SESSION => {
+                let state = json(text, "session").map_err(thrown)?;
+                d.set_session(chat, &state.unwrap_or(Json::Null), now)
+                    .map_err(thrown)?;
+                None
+            }
+            REMOVE_SESSION => {
+                d.remove_session(chat, now);
+                None
+            }
+            SEED_RESUME_CURSOR => {
+                d.seed_resume_cursor(chat, text);
+                None
+            }
+            IS_CLOSED => yes(d.is_closed(chat)),
+            CLOSED_REASON => d.closed_reason(chat),
+            SET_CLIENT_DATA => {
+                d.set_client_data(json(text, "clientData").map_err(thrown)?);
+                None
+            }
+            SET_CALLBACKS => {
+                d.set_callbacks(a != 0.0, flag);
+                None
+            }
+            DISPOSE => {
+                d.dispose(now);
+                None
+            }
+            LOCK_RESULT => {
+                d.lock_result(chat, flag, now);
+                None
+            }
+            LOCK_STATUS => {
+                let names: Option<Vec<String>> = json(text, "held").ok().flatten().and_then(|j| {
+                    j.as_array().map(|a| {
+                        a.iter()
+                            .filter_map(|n| n.as_str().map(str::to_owned))
+                            .collect()
+                    })
+                });
+                d.lock_status(names.as_deref(), self::now(a), now);
+                None
+            }
+            TAB_MESSAGE => {
+                d.tab_message(text, now);
+                None
+            }
+            REJOIN => {
+                d.rejoin(now);
+                None
+            }
+            PAGE_HIDE => {
+                d.page_hide(now);
+                None
+            }
+            BROADCAST_MESSAGES => {
+                d.broadcast_messages(chat, text, now);
+                None
+            }
+            IS_READ_ONLY => yes(d.is_read_only(chat)),
+            HAS_CLAIM => yes(d.has_claim(chat)),
+            IGNORED_TAB_MESSAGES => number(d.ignored_tab_messages()),
+            _ => None,
+        })
     }
 }
