@@ -610,7 +610,7 @@ fn unreadable_sessions_entries_start_their_chat_empty_instead_of_failing_the_tra
     );
 
     // The same words for a stored record that is not JSON: one "storage error: ", not two.
-    d.hydrate("torn", Stored::Record("{\"v\":1,"));
+    d.hydrate("torn", Stored::Record("{\"v\":1,"), 0);
     let errors = storage_errors(d.drain());
     assert_eq!(errors.len(), 1);
     assert_eq!(errors[0].1.matches("error:").count(), 1, "{}", errors[0].1);
@@ -754,7 +754,7 @@ fn a_reload_resumes_from_the_turn_start_and_an_idle_chat_peeks() {
     let mut host = Host::new(OPTIONS);
     host.d.hydrate(
         "busy",
-        Stored::Record(r#"{"v":1,"chatId":"busy","session":{"publicAccessToken":"t","lastEventId":"41","activeInputSeq":3,"isStreaming":true}}"#),
+        Stored::Record(r#"{"v":1,"chatId":"busy","session":{"publicAccessToken":"t","lastEventId":"41","activeInputSeq":3,"isStreaming":true}}"#), 0,
     );
     let stream = host
         .d
@@ -779,6 +779,7 @@ fn a_reload_resumes_from_the_turn_start_and_an_idle_chat_peeks() {
     host.d.hydrate(
         "idle",
         Stored::Shape(r#"{"publicAccessToken":"t","lastEventId":"9"}"#),
+        0,
     );
     let stream = host
         .d
@@ -799,6 +800,7 @@ fn a_reload_resumes_from_the_turn_start_and_an_idle_chat_peeks() {
     host.d.hydrate(
         "done",
         Stored::Shape(r#"{"publicAccessToken":"t","isStreaming":false}"#),
+        0,
     );
     assert_eq!(host.d.reconnect("done", Default::default(), host.now), None);
 }
@@ -1280,6 +1282,7 @@ fn stop_generation_aborts_a_send_queued_behind_another_tabs_turn() {
         Stored::Shape(
             r#"{"publicAccessToken":"t","lastEventId":"9","isStreaming":true,"activeInputSeq":4}"#,
         ),
+        0,
     );
     claimed_by_another_tab(&mut host);
     let op = host.send("c1", "hi", "p");
@@ -1398,7 +1401,7 @@ fn a_reloaded_saved_send_is_not_queued_but_a_send_beside_it_is() {
     let (_, _, headers, _) = host.take_fetch(Endpoint::In);
     assert_eq!(Host::header(&headers, "x-part-id").as_deref(), Some("p2"));
     // A reload's saved send while this tab waits in the lock's queue is left to the owner.
-    host.d.hydrate("c3", Stored::Shape(SAVED_SEND));
+    host.d.hydrate("c3", Stored::Shape(SAVED_SEND), 0);
     let queued = host.send("c3", "hi", "p4");
     assert_eq!(lock_actions(&mut host), ["lock-wait"]);
     let replay = host
@@ -1722,6 +1725,7 @@ fn a_session_the_server_forgot_is_recreated_and_read_from_its_start() {
     host.d.hydrate(
         "gone",
         Stored::Shape(r#"{"publicAccessToken":"old","lastEventId":"41","isStreaming":false}"#),
+        0,
     );
     let request = Json::parse(
         r#"{"chatId":"gone","message":{"id":"u","role":"user","parts":[{"type":"text","text":"hi"}]}}"#,
@@ -1860,6 +1864,7 @@ fn watch_mode_follows_every_turn_on_one_stream_until_the_session_closes() {
     host.d.hydrate(
         "w",
         Stored::Shape(r#"{"publicAccessToken":"t","lastEventId":"9","isStreaming":false}"#),
+        0,
     );
     let stream = host
         .d
@@ -1952,7 +1957,7 @@ data: {"records":[{"seq_num":14,"timestamp":1,"body":"","headers":[["trigger-con
 #[test]
 fn in_watch_mode_a_send_still_ends_at_its_own_boundary() {
     let mut host = Host::new(WATCH_OPTIONS);
-    host.d.hydrate("nobody", Stored::Nothing);
+    host.d.hydrate("nobody", Stored::Nothing, 0);
     assert_eq!(
         host.d.reconnect("nobody", Default::default(), host.now),
         None,
@@ -2370,6 +2375,7 @@ fn a_watcher_that_attaches_again_mid_turn_replays_that_turn_from_its_start() {
     host.d.hydrate(
         "w",
         Stored::Shape(r#"{"publicAccessToken":"t","lastEventId":"9"}"#),
+        0,
     );
     let stream = host.d.reconnect("w", Default::default(), host.now).unwrap();
     host.pump();
@@ -3654,7 +3660,7 @@ fn a_send_the_page_took_with_it_is_sent_again_by_the_next_page_once() {
     // The page goes away; the next one loads the chat and resumes it, online.
     let mut page2 = Host::new(OPTIONS);
     page2.now = page1.now + 3_600_000;
-    page2.d.hydrate("c1", Stored::Shape(&saved));
+    page2.d.hydrate("c1", Stored::Shape(&saved), 0);
     let stream = page2
         .d
         .reconnect("c1", Default::default(), page2.now)
@@ -3688,7 +3694,7 @@ fn a_send_the_page_took_with_it_is_sent_again_by_the_next_page_once() {
     let mut page3 = Host::new(OPTIONS);
     page3
         .d
-        .hydrate("c1", Stored::Shape(&stored_state(&page2, "c1")));
+        .hydrate("c1", Stored::Shape(&stored_state(&page2, "c1")), 0);
     assert_eq!(page3.d.reconnect("c1", Default::default(), page3.now), None);
     page3.pump();
     assert!(page3.take_fetch_opt(Endpoint::In).is_none());
@@ -3712,7 +3718,7 @@ fn a_saved_send_that_may_have_landed_is_dropped_after_the_retry_window() {
     // Within the window a later page sends it again (the server dedupes the part id)...
     let mut soon = Host::new(OPTIONS);
     soon.now = page1.now + 60_000;
-    soon.d.hydrate("c1", Stored::Shape(&saved));
+    soon.d.hydrate("c1", Stored::Shape(&saved), 0);
     assert!(soon
         .d
         .reconnect("c1", Default::default(), soon.now)
@@ -3723,7 +3729,7 @@ fn a_saved_send_that_may_have_landed_is_dropped_after_the_retry_window() {
     // ...after it, a second copy could be appended: it is reported and dropped.
     let mut late = Host::new(OPTIONS);
     late.now = page1.now + RETRY_WINDOW_MS + 1;
-    late.d.hydrate("c1", Stored::Shape(&saved));
+    late.d.hydrate("c1", Stored::Shape(&saved), 0);
     assert_eq!(late.d.reconnect("c1", Default::default(), late.now), None);
     late.pump();
     assert!(late.take_fetch_opt(Endpoint::In).is_none());
@@ -3744,7 +3750,7 @@ fn with_multi_tab_a_saved_send_waits_for_the_chat_and_stays_saved_if_another_tab
     // Another tab holds the chat's writer lock: nothing is sent, the stream ends quietly, and
     // the send stays saved.
     let mut host = Host::new(options);
-    host.d.hydrate("c1", Stored::Shape(saved));
+    host.d.hydrate("c1", Stored::Shape(saved), 0);
     let stream = host
         .d
         .reconnect("c1", Default::default(), host.now)
@@ -3767,7 +3773,7 @@ fn with_multi_tab_a_saved_send_waits_for_the_chat_and_stays_saved_if_another_tab
 
     // This tab gets the lock: the saved send goes, on the stream returned at once.
     let mut host = Host::new(options);
-    host.d.hydrate("c1", Stored::Shape(saved));
+    host.d.hydrate("c1", Stored::Shape(saved), 0);
     let stream = host
         .d
         .reconnect("c1", Default::default(), host.now)
@@ -3800,7 +3806,7 @@ fn replay_reading(host: &mut Host) -> (u32, u32, u32) {
 
 /// A page that loaded [`SAVED_SEND`] resumes the chat: the stream of the send it replays.
 fn replaying_saved_send(host: &mut Host) -> u32 {
-    host.d.hydrate("c1", Stored::Shape(SAVED_SEND));
+    host.d.hydrate("c1", Stored::Shape(SAVED_SEND), 0);
     let stream = host
         .d
         .reconnect("c1", Default::default(), host.now)
@@ -3813,7 +3819,7 @@ fn replaying_saved_send(host: &mut Host) -> u32 {
 fn a_tab_that_only_loaded_a_saved_send_never_writes_it_back_once_another_tab_has_the_chat() {
     let options = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":false,"tabId":"tab-b"}"#;
     let mut host = Host::new(options);
-    host.d.hydrate("c1", Stored::Shape(SAVED_SEND));
+    host.d.hydrate("c1", Stored::Shape(SAVED_SEND), 0);
     // Tab A (which made the send) owns the chat: this tab leaves the send to it...
     claimed_by_a_tab_without_locks(&mut host);
     assert!(host.d.is_read_only("c1"));
@@ -3842,7 +3848,7 @@ fn a_tab_that_loads_a_saved_send_while_another_tab_has_the_chat_lets_it_go() {
     let options = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":false,"tabId":"tab-b"}"#;
     let mut host = Host::new(options);
     claimed_by_a_tab_without_locks(&mut host);
-    host.d.hydrate("c1", Stored::Shape(SAVED_SEND));
+    host.d.hydrate("c1", Stored::Shape(SAVED_SEND), 0);
     assert!(host.d.is_read_only("c1"));
     let state = host.d.get_session("c1").unwrap();
     assert!(!state.to_json_string().contains("pendingSend"), "{state:?}");
@@ -3883,7 +3889,7 @@ fn a_saved_send_waits_while_a_turn_is_in_flight_and_survives_a_session_recreated
     // A turn streams: the reload resumes it; the saved send stays for later.
     let streaming = SAVED_SEND.replace(r#""isStreaming":false"#, r#""isStreaming":true"#);
     let mut host = Host::new(OPTIONS);
-    host.d.hydrate("c1", Stored::Shape(&streaming));
+    host.d.hydrate("c1", Stored::Shape(&streaming), 0);
     assert!(host
         .d
         .reconnect("c1", Default::default(), host.now)
@@ -4244,7 +4250,7 @@ fn replayed(
     seed: Option<&str>,
     seq: u64,
 ) -> (u32, u32, Option<String>) {
-    host.d.hydrate("c1", Stored::Shape(saved));
+    host.d.hydrate("c1", Stored::Shape(saved), 0);
     if let Some(seed) = seed {
         host.d.seed_resume_cursor("c1", seed);
     }
@@ -4352,7 +4358,7 @@ fn a_chats_first_message_saved_for_the_next_page_is_read_from_the_sessions_start
     let mut state = saved.to_json_string();
     state = state.replacen('{', r#"{"lastEventId":"12","#, 1);
     let mut host = Host::new(OPTIONS);
-    host.d.hydrate("c1", Stored::Shape(&state));
+    host.d.hydrate("c1", Stored::Shape(&state), 0);
     host.d
         .reconnect("c1", Default::default(), host.now)
         .expect("the saved send's stream");
@@ -4386,7 +4392,7 @@ fn a_saved_send_remembers_where_its_turn_starts() {
     let pending = saved.get("pendingSend").unwrap();
     assert_eq!(pending.get("turnStart").and_then(Json::as_u64), Some(1));
     let mut host = Host::new(OPTIONS);
-    host.d.hydrate("c1", Stored::Shape(SAVED_SEND));
+    host.d.hydrate("c1", Stored::Shape(SAVED_SEND), 0);
     host.d.seed_resume_cursor("c1", "9");
     host.pump();
     let saved = host.persisted.last().unwrap().1.clone().unwrap();
@@ -4449,6 +4455,7 @@ fn a_resumed_turn_whose_session_the_server_forgot_ends_quietly() {
         Stored::Shape(
             r#"{"publicAccessToken":"t","lastEventId":"9","isStreaming":true,"activeInputSeq":4}"#,
         ),
+        0,
     );
     let stream = host
         .d
@@ -4526,6 +4533,7 @@ fn a_send_whose_stream_went_before_the_append_landed_starts_its_turn_at_the_curs
     host.d.hydrate(
         "c1",
         Stored::Shape(r#"{"publicAccessToken":"t","lastEventId":"9","isStreaming":false}"#),
+        0,
     );
     host.send("c1", "hi", "part-1");
     let (append, _, _, _) = host.take_fetch(Endpoint::In);
@@ -4546,7 +4554,7 @@ fn a_send_whose_stream_went_keeps_no_turn_start_from_a_session_the_server_replac
         "c1",
         Stored::Shape(
             r#"{"publicAccessToken":"t","lastEventId":"42","isStreaming":false,"consumedInputSeq":3}"#,
-        ),
+        ), 0,
     );
     host.send("c1", "hi", "part-1");
     let (append, _, _, _) = host.take_fetch(Endpoint::In);
@@ -4923,7 +4931,7 @@ fn set_session_with_the_state_this_page_saved_last_saves_and_reports_nothing_and
 
     // A saved send loaded from an earlier page, and a state set without it: saved so.
     let mut host = Host::new(OPTIONS);
-    host.d.hydrate("c1", Stored::Shape(SAVED_SEND));
+    host.d.hydrate("c1", Stored::Shape(SAVED_SEND), 0);
     let without =
         Json::parse(r#"{"publicAccessToken":"t","lastEventId":"1","isStreaming":false}"#).unwrap();
     host.d.set_session("c1", &without, host.now).unwrap();
@@ -5115,7 +5123,7 @@ fn a_tab_another_has_the_chat_from_saves_nothing_when_it_sees_that_tabs_turn_end
     let mut host = Host::new(options);
     host.d.hydrate(
         "c1",
-        Stored::Record(r#"{"v":1,"chatId":"c1","session":{"publicAccessToken":"t","lastEventId":"3","activeInputSeq":1,"isStreaming":true}}"#),
+        Stored::Record(r#"{"v":1,"chatId":"c1","session":{"publicAccessToken":"t","lastEventId":"3","activeInputSeq":1,"isStreaming":true}}"#), 0,
     );
     claimed_by_a_tab_without_locks(&mut host);
     assert!(host.d.is_read_only("c1"));
@@ -5151,7 +5159,7 @@ fn removing_many_chats_at_once_keeps_each_from_coming_back_and_a_loaded_state_co
     for i in 0..40 {
         let chat = format!("c{i}");
         host.d
-            .hydrate(&chat, Stored::Shape(&state(i).to_json_string()));
+            .hydrate(&chat, Stored::Shape(&state(i).to_json_string()), 0);
         host.d.remove_session(&chat, host.now);
     }
     host.pump();
@@ -5311,4 +5319,82 @@ fn a_removed_chats_state_set_after_the_clock_went_back_is_applied() {
     host.d.set_session("c1", &s, host.now - 3_600_000).unwrap();
     host.pump();
     assert_eq!(host.d.get_session("c1").unwrap(), s);
+}
+
+#[test]
+fn a_send_waiting_for_the_owners_turn_does_not_make_a_reader_save() {
+    // Tab B follows tab A's chat and has a message queued behind A's turn: still a reader.
+    let mut host = Host::new(QUEUE_OPTIONS);
+    host.d.hydrate(
+        "c1",
+        Stored::Shape(
+            r#"{"publicAccessToken":"t","lastEventId":"3","isStreaming":true,"activeInputSeq":1}"#,
+        ),
+        host.now,
+    );
+    claimed_by_another_tab(&mut host);
+    let _queued = host.send("c1", "later", "p");
+    assert_eq!(lock_actions(&mut host), ["lock-wait"]);
+    host.persisted.clear();
+    host.d.seed_resume_cursor("c1", "50");
+    host.pump();
+    assert!(host.persisted.is_empty(), "{:?}", host.persisted);
+}
+
+#[test]
+fn without_web_locks_a_tab_whose_claim_was_lost_still_saves_the_turn_it_streams() {
+    let options = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":false,"tabId":"tab-b"}"#;
+    let (mut host, stream, out) = locked_turn_then_lost_claim(options);
+    assert!(host.d.is_read_only("c1"));
+    host.persisted.clear();
+    host.d
+        .fetch_bytes(out, &batch(&[(2, "ok")], Some((3, Some(1)))), host.now);
+    host.pump();
+    host.d.pull(stream, host.now);
+    host.pump();
+    assert!(!host.persisted.is_empty(), "its turn's end is saved");
+    let saved = host.persisted.last().and_then(|p| p.1.clone()).unwrap();
+    assert_eq!(saved.get("lastEventId").and_then(Json::as_str), Some("3"));
+}
+
+#[test]
+fn a_removed_chats_state_loaded_soon_after_reads_as_nothing() {
+    // Another tab removed the chat; this tab's store (a write still on its way, a cache not yet
+    // told) hands back the old state.
+    let mut host = Host::new(OPTIONS);
+    after_a_turn(&mut host);
+    let s = host.d.get_session("c1").unwrap().to_json_string();
+    host.d.remove_session("c1", host.now);
+    host.pump();
+    host.d.hydrate("c1", Stored::Shape(&s), host.now + 1_000);
+    assert!(host.d.get_session("c1").is_none());
+}
+
+#[test]
+fn a_stream_replaced_while_its_token_is_refreshed_shares_the_call_in_flight() {
+    // A reload with a token about to expire: the resumed stream asks `accessToken`; a send
+    // replaces that stream before the answer. One call, whose answer both use.
+    let mut host = Host::new(OPTIONS);
+    let now_s = host.now / 1000;
+    host.d.hydrate(
+        "c1",
+        Stored::Shape(&format!(
+            r#"{{"publicAccessToken":"{}","lastEventId":"3","isStreaming":true,"activeInputSeq":1}}"#,
+            jwt(now_s + 20, "old")
+        )),
+        host.now,
+    );
+    let _resumed = host
+        .d
+        .reconnect("c1", Default::default(), host.now)
+        .unwrap();
+    host.pump();
+    assert_eq!(host.calls.len(), 1);
+    assert_eq!(host.calls[0].1, Callback::AccessToken);
+    let _op = host.send("c1", "hi", "part-2");
+    assert_eq!(host.calls.len(), 1, "no second call: {:?}", host.calls);
+    let new = jwt(now_s + 3_600, "new");
+    host.answer_call(&new);
+    let (_, _, headers, _) = host.take_fetch(Endpoint::In);
+    assert_eq!(Host::bearer(&headers).as_deref(), Some(new.as_str()));
 }

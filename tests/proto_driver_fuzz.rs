@@ -309,9 +309,9 @@ fn step(d: &mut Driver, w: &mut World, rng: &mut Rng) {
                 .and_then(|json| PersistedSession::from_json(&json).ok())
                 .map(|p| p.encode_for_storage(if rng.chance(90) { chat } else { "c3" }));
             match record {
-                Some(record) if rng.chance(50) => d.hydrate(chat, Stored::Record(&record)),
-                _ if rng.chance(10) => d.hydrate(chat, Stored::Record(stored)),
-                _ => d.hydrate(chat, Stored::Shape(stored)),
+                Some(record) if rng.chance(50) => d.hydrate(chat, Stored::Record(&record), now),
+                _ if rng.chance(10) => d.hydrate(chat, Stored::Record(stored), now),
+                _ => d.hydrate(chat, Stored::Shape(stored), now),
             }
         }
         26 => d.storage_failed(chat, "quota exceeded"),

@@ -202,7 +202,7 @@ impl WasmDriver {
                     2 => Stored::Shape(text),
                     _ => Stored::Nothing,
                 };
-                d.hydrate(chat, stored);
+                d.hydrate(chat, stored, now);
                 None
             }
             STORAGE_FAILED => {

@@ -226,24 +226,28 @@ impl Driver {
         true
     }
 
-    /// `waiter` no longer wants a token (an aborted send that never left). A call that no open
-    /// stream or pending operation still wants is dropped (with its timer, if it waits for the
-    /// network).
+    /// `waiter` no longer wants a token (an aborted send that never left, a closed stream). A
+    /// call that no open stream or pending operation still wants is dropped with its timer if
+    /// it waits for the network, and if it is in flight when an operation was the last to want
+    /// it.
     pub(super) fn forget_waiter(&mut self, waiter: Waiter) {
         for chat in 0..self.chats.len() {
             let Some(mut call) = self.chats[chat].token_call.take() else {
                 continue;
             };
+            let had = call.waits(waiter);
             call.waiters
                 .retain(|w| *w != waiter && self.wants_token(*w));
-            if !call.waiters.is_empty() {
+            // One in flight that an aborted send was the last to want is let go too: its
+            // answer, when it comes, matches no call, and the next request asks afresh instead
+            // of waiting for a callback that may never settle. (Not for a stream: one that
+            // closes is often replaced at once, by a stream that needs the same call.)
+            let let_go = call.retry.is_some() || (had && matches!(waiter, Waiter::Op(_)));
+            if !call.waiters.is_empty() || !let_go {
                 self.chats[chat].token_call = Some(call);
             } else if let Some(timer) = call.retry {
                 self.actions.push(Action::ClearTimer { id: timer });
             }
-            // (One in flight that nobody wants is dropped too: its answer, when it comes,
-            // matches no call, and the next request asks afresh instead of waiting for a
-            // callback that may never settle.)
         }
     }
 

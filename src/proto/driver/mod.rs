@@ -160,7 +160,10 @@ impl Driver {
 
     /// Loads the stored state of a chat the driver does not know yet. Unreadable storage is
     /// reported once as a `storage-error` event and the chat starts empty.
-    pub fn hydrate(&mut self, chat_id: &str, stored: Stored<'_>) {
+    /// A state of a chat removed less than 10 s before `now_ms` (see `set_session`) reads as
+    /// nothing: a store not yet told (another tab's removal, a write still on its way) would
+    /// bring the chat back.
+    pub fn hydrate(&mut self, chat_id: &str, stored: Stored<'_>, now_ms: u64) {
         if self.knows(chat_id) {
             return;
         }
@@ -171,6 +174,10 @@ impl Driver {
                 .and_then(|json| PersistedSession::from_json(&json))
                 .map(Some),
         };
+        let removed = |p: &PersistedSession| {
+            self.removed_lately(chat_id, fingerprint(&p.to_js_shape_json()), now_ms)
+        };
+        let decoded = decoded.map(|d| d.filter(|p| !removed(p)));
         self.loaded(chat_id, decoded);
     }
 
@@ -239,12 +246,7 @@ impl Driver {
         // A removed chat's state handed back soon after (by a store that echoes through a
         // round trip, or an effect that ran with the store's old value) does not bring it back.
         // Later, it is the app restoring the session, and applies.
-        let key = fnv(chat_id).rotate_left(1) ^ echo;
-        if self
-            .removed
-            .iter()
-            .any(|&(k, at)| k == key && lately(at, now_ms))
-        {
+        if self.removed_lately(chat_id, echo, now_ms) {
             return Ok(());
         }
         let i = self.chat_mut(chat_id);
@@ -296,6 +298,15 @@ impl Driver {
             self.persist(i);
         }
         Ok(())
+    }
+
+    /// Whether the state with fingerprint `print` is one of the last of `chat_id`'s, removed
+    /// less than 10 s ago.
+    fn removed_lately(&self, chat_id: &str, print: u64, now_ms: u64) -> bool {
+        let key = fnv(chat_id).rotate_left(1) ^ print;
+        self.removed
+            .iter()
+            .any(|&(k, at)| k == key && lately(at, now_ms))
     }
 
     /// `removeSession`: forgets the chat, ends its sends (`aborted`) and its stream, and reports

@@ -817,10 +817,19 @@ impl Driver {
         self.finish_op(pending.op, Err(error));
     }
 
-    /// A turn of this tab runs on the chat, or waits to: it holds the writer lock, or has an
-    /// operation there.
+    /// A turn of this tab runs on the chat: it holds the writer lock, a send of it was
+    /// claimed there, or the chat's stream answers a send of it. (Not a send that waits for the
+    /// lock, a stop, a steering message or `start`: none makes the chat this tab's.)
     pub(super) fn own_turn(&self, chat_id: &str) -> bool {
-        self.holds_lock(chat_id) || self.ops.iter().any(|o| o.chat == chat_id)
+        self.holds_lock(chat_id)
+            || self
+                .ops
+                .iter()
+                .any(|o| o.chat == chat_id && matches!(o.kind, OpKind::Turn { .. }))
+            || self
+                .chat_index(chat_id)
+                .and_then(|c| self.chats[c].active)
+                .is_some_and(|sub| self.answers_send(sub))
     }
 
     /// Whether a send of this tab for `chat_id` is in flight or waiting.

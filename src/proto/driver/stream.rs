@@ -503,6 +503,12 @@ impl Driver {
         Ok(())
     }
 
+    /// Whether stream `id` answers a send of this tab (not a resume).
+    pub(super) fn answers_send(&self, id: u32) -> bool {
+        self.sub_index(id)
+            .is_some_and(|i| !matches!(self.subs[i].kind, Kind::Resume))
+    }
+
     fn sub_index(&self, id: u32) -> Option<usize> {
         self.subs.iter().position(|s| s.id == id)
     }
