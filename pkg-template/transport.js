@@ -42,7 +42,7 @@ const KNOWS = 0, HYDRATE = 1, STORAGE_FAILED = 2, STOP_GENERATION = 3, START = 4
   GET_SESSION = 17, SET_SESSION = 18, REMOVE_SESSION = 19, SEED_RESUME_CURSOR = 20, IS_CLOSED = 21,
   CLOSED_REASON = 22, SET_CLIENT_DATA = 23, SET_CALLBACKS = 24, DISPOSE = 25, LOCK_RESULT = 26,
   LOCK_STATUS = 27, TAB_MESSAGE = 28, REJOIN = 29, PAGE_HIDE = 30, BROADCAST_MESSAGES = 31,
-  IS_READ_ONLY = 32, HAS_CLAIM = 33, IGNORED_TAB_MESSAGES = 34;
+  IS_READ_ONLY = 32, HAS_CLAIM = 33, IGNORED_TAB_MESSAGES = 34, RECONNECT = 35;
 const call = (d, op, chat = "", text = "", a = 0, b = 0) => d.call(op, chat, text, a, b, Date.now());
 const callOn = (d, op, id, b = 0, text = "") => call(d, op, "", text, id, b);
 
@@ -1143,7 +1143,8 @@ export function createTransportClass(load) {
       this.#net(d);
       let id;
       try {
-        id = d.reconnect(chatId, json(headerPairs(headers), "headers"), Date.now());
+        id = call(d, RECONNECT, chatId, json(headerPairs(headers), "headers"));
+        if (id !== undefined) id = +id;
       } catch (e) {
         throw described(e);
       }

@@ -90,4 +90,8 @@ ops! {
     HAS_CLAIM = 33,
     /// How many tab messages were ignored.
     IGNORED_TAB_MESSAGES = 34,
+    /// `chat`, `text` per-request headers as JSON: `reconnectToStream`; the stream id, or
+    /// nothing when nothing can be streaming; throws the error description of unusable
+    /// headers.
+    RECONNECT = 35,
 }

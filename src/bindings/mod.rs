@@ -136,20 +136,6 @@ impl WasmDriver {
         }
     }
 
-    /// `reconnectToStream`: the stream id, or `undefined` when nothing can be streaming; throws
-    /// the error description of unusable `headers`.
-    pub fn reconnect(
-        &mut self,
-        chat: &str,
-        headers: &str,
-        now_ms: f64,
-    ) -> Result<Option<u32>, JsValue> {
-        let headers = json(headers, "headers")
-            .and_then(|h| header_list(h.as_ref(), "headers"))
-            .map_err(|e| JsValue::from_str(&error_text(e)))?;
-        Ok(self.inner.reconnect(chat, headers, now(now_ms)))
-    }
-
     /// The consumer pulls from stream `id`.
     pub fn pull(&mut self, id: u32, now_ms: f64) {
         self.inner.pull(id, now(now_ms));
@@ -329,6 +315,12 @@ impl WasmDriver {
             IS_READ_ONLY => yes(d.is_read_only(chat)),
             HAS_CLAIM => yes(d.has_claim(chat)),
             IGNORED_TAB_MESSAGES => number(d.ignored_tab_messages()),
+            RECONNECT => {
+                let headers = json(text, "headers")
+                    .and_then(|h| header_list(h.as_ref(), "headers"))
+                    .map_err(thrown)?;
+                d.reconnect(chat, headers, now).and_then(number)
+            }
             _ => None,
         })
     }
