@@ -43,7 +43,8 @@ const KNOWS = 0, HYDRATE = 1, STORAGE_FAILED = 2, STOP_GENERATION = 3, START = 4
   CLOSED_REASON = 22, SET_CLIENT_DATA = 23, SET_CALLBACKS = 24, DISPOSE = 25, LOCK_RESULT = 26,
   LOCK_STATUS = 27, TAB_MESSAGE = 28, REJOIN = 29, PAGE_HIDE = 30, BROADCAST_MESSAGES = 31,
   IS_READ_ONLY = 32, HAS_CLAIM = 33, IGNORED_TAB_MESSAGES = 34, RECONNECT = 35;
-const call = (d, op, chat = "", text = "", a = 0, b = 0) => d.call(op, chat, text, a, b, Date.now());
+// (`chat` has no default: a chat id that is not a string fails as it would in any method.)
+const call = (d, op, chat, text = "", a = 0, b = 0) => d.call(op, chat, text, a, b, Date.now());
 const callOn = (d, op, id, b = 0, text = "") => call(d, op, "", text, id, b);
 
 // What the driver throws (an error description as JSON text) as an Error.
@@ -893,9 +894,9 @@ export function createTransportClass(load) {
       };
       this.#channel = channel;
       if (typeof window !== "undefined") {
-        const onPageHide = () => this.#run((d) => call(d, PAGE_HIDE));
+        const onPageHide = () => this.#run((d) => call(d, PAGE_HIDE, ""));
         // Back from the back/forward cache: what this tab knew of the others may be stale.
-        const onPageShow = (e) => e.persisted && this.#run((d) => call(d, REJOIN));
+        const onPageShow = (e) => e.persisted && this.#run((d) => call(d, REJOIN, ""));
         window.addEventListener("pagehide", onPageHide);
         window.addEventListener("pageshow", onPageShow);
         this.#offPageHide = () => {
@@ -912,7 +913,7 @@ export function createTransportClass(load) {
       if (!this.#multiTab) return;
       if (!this.#channel) this.#openChannel();
       // (Also when the channel never closed: disposed and used again within one flush.)
-      this.#run((d) => call(d, REJOIN));
+      this.#run((d) => call(d, REJOIN, ""));
     }
 
     // (useMultiTabChat) When this tab last released its claim on `chatId` (0: never): a turn can
@@ -986,7 +987,7 @@ export function createTransportClass(load) {
 
     /** `multiTab`: how many channel messages this tab could not read and ignored. */
     ignoredTabMessages() {
-      return this.#d ? +call(this.#d, IGNORED_TAB_MESSAGES) : 0;
+      return this.#d ? +call(this.#d, IGNORED_TAB_MESSAGES, "") : 0;
     }
 
     /** `multiTab`: `fn(chatId, isReadOnly)` on every change. */
@@ -1388,7 +1389,7 @@ export function createTransportClass(load) {
     dispose() {
       this.#disposed = true;
       this.#usesAtDispose = this.#uses;
-      this.#run((d) => call(d, DISPOSE));
+      this.#run((d) => call(d, DISPOSE, ""));
       const close = () => {
         this.#offPageHide?.();
         this.#channel?.close();

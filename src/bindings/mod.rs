@@ -162,7 +162,8 @@ impl WasmDriver {
 
     /// Every call off the hot path, by number (`crate::ops`, which says what `chat`, `text`,
     /// `a` and `b` are for each): `"1"` for true, a number's digits, JSON text, or nothing;
-    /// throws the error description of an unusable `setSession` state or client data.
+    /// throws the error description of an unusable `setSession` state, client data or
+    /// `reconnectToStream` headers.
     pub fn call(
         &mut self,
         op: u8,

@@ -635,6 +635,8 @@ test("useMultiTabChat: a pane whose transport becomes null is no longer read-onl
   const tab = (name) => page.evaluate((n) => harness.tab(n), name);
   await page.evaluate((text) => harness.tabSend("a", text), SLOW_PROMPT);
   await eventually(async () => (await tab("b")).isReadOnly, { message: "B read-only" });
+  // (B is read-only from A's claim on, before A's reply has begun: wait for it.)
+  await eventually(async () => (await tab("a")).status === "streaming", { message: "A's reply" });
   await page.evaluate(() => harness.stopSyncingTabB());
   await eventually(async () => !(await tab("b")).isReadOnly, { message: "B's hook is inert" });
   assert.equal((await tab("a")).status, "streaming", "while A still answers");
