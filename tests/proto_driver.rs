@@ -5262,23 +5262,31 @@ fn the_apps_headers_cannot_set_the_streams_cursor_or_peek() {
 
 #[test]
 fn a_tab_whose_claim_was_lost_mid_turn_still_saves_its_turn() {
-    // Its turn runs on (it holds the writer lock); the tab that won the claim never had it.
-    let options = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":true,"tabId":"tab-b"}"#;
-    let (mut host, stream, out) = locked_turn_then_lost_claim(options);
-    assert!(host.d.is_read_only("c1"));
-    host.persisted.clear();
-    host.d
-        .fetch_bytes(out, &batch(&[(2, "ok")], Some((3, Some(1)))), host.now);
-    host.pump();
-    host.d.pull(stream, host.now);
-    host.pump();
-    assert!(!host.persisted.is_empty(), "its turn's end is saved");
-    let saved = host.persisted.last().and_then(|p| p.1.clone()).unwrap();
-    assert_eq!(
-        saved.get("isStreaming").and_then(Json::as_bool),
-        Some(false)
-    );
-    assert_eq!(saved.get("lastEventId").and_then(Json::as_str), Some("3"));
+    // Its turn runs on (with Web Locks it holds the writer lock; without, its stream answers its
+    // send); the tab that won the claim never had it.
+    for locks in [true, false] {
+        let options = format!(
+            r#"{{"task":"chat","types":{{"startSession":"function"}},"multiTab":true,"locks":{locks},"tabId":"tab-b"}}"#
+        );
+        let (mut host, stream, out) = locked_turn_then_lost_claim(&options);
+        assert!(host.d.is_read_only("c1"));
+        host.persisted.clear();
+        host.d
+            .fetch_bytes(out, &batch(&[(2, "ok")], Some((3, Some(1)))), host.now);
+        host.pump();
+        host.d.pull(stream, host.now);
+        host.pump();
+        assert!(
+            !host.persisted.is_empty(),
+            "its turn's end is saved (locks: {locks})"
+        );
+        let saved = host.persisted.last().and_then(|p| p.1.clone()).unwrap();
+        assert_eq!(
+            saved.get("isStreaming").and_then(Json::as_bool),
+            Some(false)
+        );
+        assert_eq!(saved.get("lastEventId").and_then(Json::as_str), Some("3"));
+    }
 }
 
 #[test]
@@ -5339,22 +5347,6 @@ fn a_send_waiting_for_the_owners_turn_does_not_make_a_reader_save() {
     host.d.seed_resume_cursor("c1", "50");
     host.pump();
     assert!(host.persisted.is_empty(), "{:?}", host.persisted);
-}
-
-#[test]
-fn without_web_locks_a_tab_whose_claim_was_lost_still_saves_the_turn_it_streams() {
-    let options = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":false,"tabId":"tab-b"}"#;
-    let (mut host, stream, out) = locked_turn_then_lost_claim(options);
-    assert!(host.d.is_read_only("c1"));
-    host.persisted.clear();
-    host.d
-        .fetch_bytes(out, &batch(&[(2, "ok")], Some((3, Some(1)))), host.now);
-    host.pump();
-    host.d.pull(stream, host.now);
-    host.pump();
-    assert!(!host.persisted.is_empty(), "its turn's end is saved");
-    let saved = host.persisted.last().and_then(|p| p.1.clone()).unwrap();
-    assert_eq!(saved.get("lastEventId").and_then(Json::as_str), Some("3"));
 }
 
 #[test]
