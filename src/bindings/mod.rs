@@ -60,7 +60,7 @@ impl WasmDriver {
         });
         let driver = options
             .and_then(|o| Driver::new(&o, seed as u64))
-            .map_err(|e| JsValue::from_str(&error_text(e)))?;
+            .map_err(thrown)?;
         Ok(WasmDriver {
             inner: driver,
             actions: String::new(),
@@ -175,144 +175,16 @@ impl WasmDriver {
     ) -> Result<Option<String>, JsValue> {
         use crate::ops::*;
         let now = now(now_ms);
-        let id = a as u32;
-        let flag = b != 0.0;
         let d = &mut self.inner;
         let yes = |v: bool| v.then(|| String::from("1"));
         let number = |n: u32| Some(crate::proto::driver::u64_string(u64::from(n)));
-        let thrown = |e: Error| JsValue::from_str(&error_text(e));
         Ok(match op {
             KNOWS => yes(d.knows(chat)),
-            HYDRATE => {
-                let stored = match id {
-                    1 => Stored::Record(text),
-                    2 => Stored::Shape(text),
-                    _ => Stored::Nothing,
-                };
-                d.hydrate(chat, stored, now);
-                None
-            }
-            STORAGE_FAILED => {
-                d.storage_failed(chat, text);
-                None
-            }
             STOP_GENERATION => number(d.stop_generation(chat, text, now)),
             START => number(d.start(chat, now)),
-            ABORT_OP => {
-                d.abort_op(id, now);
-                None
-            }
-            ABORT_STREAM => {
-                d.abort_stream(id, flag, text, now);
-                None
-            }
-            CANCEL => {
-                d.cancel(id, now);
-                None
-            }
-            WAKE => {
-                d.wake(
-                    if id == 0 {
-                        Wake::Reconnect
-                    } else {
-                        Wake::RetryNow
-                    },
-                    now,
-                );
-                None
-            }
-            SET_OFFLINE => {
-                d.set_offline(flag, now);
-                None
-            }
-            TIMER => {
-                d.timer(id, now);
-                None
-            }
-            FETCH_OPEN => {
-                d.fetch_open(id, flag, now);
-                None
-            }
-            HEAD_START_OPEN => {
-                d.head_start_open(id, text, flag, now);
-                None
-            }
-            FETCH_END => {
-                d.fetch_end(id, now);
-                None
-            }
-            FETCH_FAILED => {
-                d.fetch_failed(id, text, now);
-                None
-            }
-            CALLBACK_OK => {
-                d.callback_ok(id, text, flag, now);
-                None
-            }
-            CALLBACK_FAILED => {
-                d.callback_failed(id, b as u32, now);
-                None
-            }
             GET_SESSION => d.get_session(chat).map(|s| s.to_json_string()),
-            SET_SESSION => {
-                let state = json(text, "session").map_err(thrown)?;
-                d.set_session(chat, &state.unwrap_or(Json::Null), now)
-                    .map_err(thrown)?;
-                None
-            }
-            REMOVE_SESSION => {
-                d.remove_session(chat, now);
-                None
-            }
-            SEED_RESUME_CURSOR => {
-                d.seed_resume_cursor(chat, text);
-                None
-            }
             IS_CLOSED => yes(d.is_closed(chat)),
             CLOSED_REASON => d.closed_reason(chat),
-            SET_CLIENT_DATA => {
-                d.set_client_data(json(text, "clientData").map_err(thrown)?);
-                None
-            }
-            SET_CALLBACKS => {
-                d.set_callbacks(a != 0.0, flag);
-                None
-            }
-            DISPOSE => {
-                d.dispose(now);
-                None
-            }
-            LOCK_RESULT => {
-                d.lock_result(chat, flag, now);
-                None
-            }
-            LOCK_STATUS => {
-                let names: Option<Vec<String>> = json(text, "held").ok().flatten().and_then(|j| {
-                    j.as_array().map(|a| {
-                        a.iter()
-                            .filter_map(|n| n.as_str().map(str::to_owned))
-                            .collect()
-                    })
-                });
-                d.lock_status(names.as_deref(), self::now(a), now);
-                None
-            }
-            TAB_MESSAGE => {
-                d.tab_message(text, now);
-                None
-            }
-            REJOIN => {
-                d.rejoin(now);
-                None
-            }
-            PAGE_HIDE => {
-                d.page_hide(now);
-                None
-            }
-            BROADCAST_MESSAGES => {
-                d.broadcast_messages(chat, text, now);
-                None
-            }
             IS_READ_ONLY => yes(d.is_read_only(chat)),
             HAS_CLAIM => yes(d.has_claim(chat)),
             IGNORED_TAB_MESSAGES => number(d.ignored_tab_messages()),
@@ -322,7 +194,90 @@ impl WasmDriver {
                     .map_err(thrown)?;
                 d.reconnect(chat, headers, now).and_then(number)
             }
-            _ => None,
+            _ => {
+                self.act(op, chat, text, a, b, now)?;
+                None
+            }
         })
     }
+}
+
+impl WasmDriver {
+    /// The calls of [`WasmDriver::call`] that answer nothing.
+    fn act(
+        &mut self,
+        op: u8,
+        chat: &str,
+        text: &str,
+        a: f64,
+        b: f64,
+        now: u64,
+    ) -> Result<(), JsValue> {
+        use crate::ops::*;
+        let id = a as u32;
+        let flag = b != 0.0;
+        let d = &mut self.inner;
+        match op {
+            HYDRATE => {
+                let stored = match id {
+                    1 => Stored::Record(text),
+                    2 => Stored::Shape(text),
+                    _ => Stored::Nothing,
+                };
+                d.hydrate(chat, stored, now);
+            }
+            STORAGE_FAILED => d.storage_failed(chat, text),
+            ABORT_OP => d.abort_op(id, now),
+            ABORT_STREAM => d.abort_stream(id, flag, text, now),
+            CANCEL => d.cancel(id, now),
+            WAKE => d.wake(
+                if id == 0 {
+                    Wake::Reconnect
+                } else {
+                    Wake::RetryNow
+                },
+                now,
+            ),
+            SET_OFFLINE => d.set_offline(flag, now),
+            TIMER => d.timer(id, now),
+            FETCH_OPEN => d.fetch_open(id, flag, now),
+            HEAD_START_OPEN => d.head_start_open(id, text, flag, now),
+            FETCH_END => d.fetch_end(id, now),
+            FETCH_FAILED => d.fetch_failed(id, text, now),
+            CALLBACK_OK => d.callback_ok(id, text, flag, now),
+            CALLBACK_FAILED => d.callback_failed(id, b as u32, now),
+            SET_SESSION => {
+                let state = json(text, "session").map_err(thrown)?;
+                d.set_session(chat, &state.unwrap_or(Json::Null), now)
+                    .map_err(thrown)?;
+            }
+            REMOVE_SESSION => d.remove_session(chat, now),
+            SEED_RESUME_CURSOR => d.seed_resume_cursor(chat, text),
+            SET_CLIENT_DATA => d.set_client_data(json(text, "clientData").map_err(thrown)?),
+            SET_CALLBACKS => d.set_callbacks(a != 0.0, flag),
+            DISPOSE => d.dispose(now),
+            LOCK_RESULT => d.lock_result(chat, flag, now),
+            LOCK_STATUS => {
+                let names: Option<Vec<String>> = json(text, "held").ok().flatten().and_then(|j| {
+                    j.as_array().map(|a| {
+                        a.iter()
+                            .filter_map(|n| n.as_str().map(str::to_owned))
+                            .collect()
+                    })
+                });
+                d.lock_status(names.as_deref(), self::now(a), now);
+            }
+            TAB_MESSAGE => d.tab_message(text, now),
+            REJOIN => d.rejoin(now),
+            PAGE_HIDE => d.page_hide(now),
+            BROADCAST_MESSAGES => d.broadcast_messages(chat, text, now),
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// An error description for JS to throw.
+fn thrown(error: Error) -> JsValue {
+    JsValue::from_str(&error_text(error))
 }
