@@ -1147,6 +1147,7 @@ export function createTransportClass(load) {
         id = call(d, RECONNECT, chatId, json(headerPairs(headers), "headers"));
         if (id !== undefined) id = +id;
       } catch (e) {
+        this.#flush(); // what loading the chat and the network state queued
         throw described(e);
       }
       this.#flush();

@@ -1,6 +1,8 @@
 //! Backoff and rate-limit waits: clock and randomness are parameters.
 
-use trigger_chat_wasm::proto::retry::{parse_rate_limit_reset, rate_limit_wait_ms, Backoff};
+use trigger_chat_wasm::proto::retry::{
+    parse_rate_limit_reset, rate_limit_wait_ms, reset_ms, Backoff,
+};
 
 const BACKOFF: Backoff = Backoff {
     initial_ms: 500,
@@ -63,9 +65,11 @@ fn rate_limit_waits_until_the_reset_time() {
         rate_limit_wait_ms(Some(now_ms + 1_250), now_ms, 2_000, 60_000),
         1_250
     );
-    // Seconds-looking values are seconds.
+    // Seconds-looking values are seconds (the header is read once, as milliseconds).
+    assert_eq!(reset_ms(1_764_000_005), 1_764_000_005_000);
+    assert_eq!(reset_ms(now_ms + 1), now_ms + 1);
     assert_eq!(
-        rate_limit_wait_ms(Some(1_764_000_005), now_ms, 2_000, 60_000),
+        rate_limit_wait_ms(Some(reset_ms(1_764_000_005)), now_ms, 2_000, 60_000),
         5_000
     );
     // Past resets: retry now. Far future: capped. Missing: fallback (also capped).

@@ -269,8 +269,8 @@ mod tests {
             policy.after_end(limited(Some(now + 7_000)), true, false, now, 0.5),
             Reconnect::After { delay_ms: 7_000 }
         );
-        // In epoch seconds, as the header often is.
-        let in_seconds = (now + 3_000) / 1_000;
+        // In epoch seconds, as the header often is (read as milliseconds where it comes in).
+        let in_seconds = crate::proto::retry::reset_ms((now + 3_000) / 1_000);
         assert_eq!(
             policy.after_end(limited(Some(in_seconds)), true, false, now, 0.5),
             Reconnect::After { delay_ms: 3_000 }

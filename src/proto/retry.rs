@@ -101,15 +101,16 @@ pub fn reset_ms(reset: u64) -> u64 {
 /// How long to wait after a 429 before retrying with the same `X-Part-Id`.
 ///
 /// client-protocol.mdx FAQ "What happens on rate-limit (429)?": `x-ratelimit-reset` is the Unix
-/// ms epoch when the bucket refills; back off until then. A value that looks like seconds is
-/// read as seconds. Without the header, wait `fallback_ms`. Never longer than `cap_ms`; zero
+/// ms epoch when the bucket refills; back off until then (`reset_epoch_ms`: milliseconds, as
+/// [`reset_ms`] reads the header). Without the header, wait `fallback_ms`. Never longer than `cap_ms`; zero
 /// when the reset time has passed.
 ///
 /// ```
-/// use trigger_chat_wasm::proto::retry::rate_limit_wait_ms;
+/// use trigger_chat_wasm::proto::retry::{rate_limit_wait_ms, reset_ms};
 /// let now_ms = 1_700_000_000_000;
 /// assert_eq!(rate_limit_wait_ms(Some(now_ms + 2_500), now_ms, 1_000, 60_000), 2_500);
-/// assert_eq!(rate_limit_wait_ms(Some(1_700_000_003), now_ms, 1_000, 60_000), 3_000);
+/// let in_seconds = reset_ms(1_700_000_003);
+/// assert_eq!(rate_limit_wait_ms(Some(in_seconds), now_ms, 1_000, 60_000), 3_000);
 /// assert_eq!(rate_limit_wait_ms(None, now_ms, 1_000, 60_000), 1_000);
 /// ```
 pub fn rate_limit_wait_ms(
@@ -120,7 +121,7 @@ pub fn rate_limit_wait_ms(
 ) -> u64 {
     let wait_ms = match reset_epoch_ms {
         None => fallback_ms,
-        Some(reset) => reset_ms(reset).saturating_sub(now_ms),
+        Some(reset) => reset.saturating_sub(now_ms),
     };
     wait_ms.min(cap_ms)
 }

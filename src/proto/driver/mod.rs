@@ -259,10 +259,10 @@ impl Driver {
         // echoes could alternate without end. (So an app that sets one of those states again
         // gets the current one reported instead.)
         if self.chats[i].saved.contains(&echo) {
-            if self.chats[i].saved.last() != Some(&echo) && !self.is_read_only(chat_id) {
+            if self.chats[i].saved.last() != Some(&echo) {
                 // An older one: the store is told the state as it is now, whose echo settles.
-                // (Not by a tab that another has the chat from: what it knows beyond its last
-                // save it keeps in memory only, the owner's newer state is in storage.)
+                // (`persist` tells nothing in a tab that another has the chat from: what it
+                // knows beyond the owner's saves it keeps in memory only.)
                 self.persist(i);
             }
             return Ok(());
