@@ -5390,3 +5390,19 @@ fn a_stream_replaced_while_its_token_is_refreshed_shares_the_call_in_flight() {
     let (_, _, headers, _) = host.take_fetch(Endpoint::In);
     assert_eq!(Host::bearer(&headers).as_deref(), Some(new.as_str()));
 }
+
+#[test]
+fn a_late_echo_in_a_tab_whose_own_turn_runs_after_a_lost_claim_gets_the_current_state() {
+    let options = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":true,"tabId":"tab-b"}"#;
+    let (mut host, _stream, _out) = locked_turn_then_lost_claim(options);
+    assert!(host.d.is_read_only("c1"));
+    let saved: Vec<Json> = host.persisted.iter().filter_map(|p| p.1.clone()).collect();
+    assert!(saved.len() >= 2, "{saved:?}");
+    let current = host.d.get_session("c1").unwrap();
+    host.persisted.clear();
+    host.d.set_session("c1", &saved[0], host.now).unwrap();
+    host.pump();
+    assert_eq!(host.d.get_session("c1").unwrap(), current, "not applied");
+    assert_eq!(host.persisted.len(), 1, "{:?}", host.persisted);
+    assert_eq!(host.persisted[0].1.as_ref(), Some(&current));
+}
