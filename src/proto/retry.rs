@@ -102,8 +102,8 @@ pub fn reset_ms(reset: u64) -> u64 {
 ///
 /// client-protocol.mdx FAQ "What happens on rate-limit (429)?": `x-ratelimit-reset` is the Unix
 /// ms epoch when the bucket refills; back off until then (`reset_epoch_ms`: milliseconds, as
-/// [`reset_ms`] reads the header). Without the header, wait `fallback_ms`. Never longer than `cap_ms`; zero
-/// when the reset time has passed.
+/// [`reset_ms`] reads the header). Without the header, wait `fallback_ms`. Never longer than
+/// `cap_ms`; zero when the reset time has passed.
 ///
 /// ```
 /// use trigger_chat_wasm::proto::retry::{rate_limit_wait_ms, reset_ms};

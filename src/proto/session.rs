@@ -116,7 +116,6 @@ impl PendingSend {
                 Some(since) => Some(seq_of(since).unwrap_or(created_ms)),
             },
             turn_start: match value.get("turnStart") {
-                Some(Json::Null) => None,
                 Some(start) => seq_of(start),
                 None => cursor,
             },

@@ -111,8 +111,8 @@ pub struct Driver {
     /// No early token refresh any more (see `Driver::token_for`).
     early_off: bool,
     /// The last states of chats removed (`removeSession`, here or in another tab), newest
-    /// last: each as its fingerprint keyed by the chat (XOR the chat id's, rotated), and
-    /// when: see `set_session`.
+    /// last: each as its fingerprint keyed by the chat ([`removed_key`]), and when: see
+    /// `set_session`.
     removed: Vec<(u64, u64)>,
 }
 
@@ -174,8 +174,10 @@ impl Driver {
                 .and_then(|json| PersistedSession::from_json(&json))
                 .map(Some),
         };
+        // (Fingerprinted only while some removal is remembered: a saved send makes it long.)
         let removed = |p: &PersistedSession| {
-            self.removed_lately(chat_id, fingerprint(&p.to_js_shape_json()), now_ms)
+            !self.removed.is_empty()
+                && self.removed_lately(chat_id, fingerprint(&p.to_js_shape_json()), now_ms)
         };
         let decoded = decoded.map(|d| d.filter(|p| !removed(p)));
         self.loaded(chat_id, decoded);
@@ -303,7 +305,7 @@ impl Driver {
     /// Whether the state with fingerprint `print` is one of the last of `chat_id`'s, removed
     /// less than 10 s ago.
     fn removed_lately(&self, chat_id: &str, print: u64, now_ms: u64) -> bool {
-        let key = fnv(chat_id).rotate_left(1) ^ print;
+        let key = removed_key(chat_id) ^ print;
         self.removed
             .iter()
             .any(|&(k, at)| k == key && lately(at, now_ms))
@@ -341,7 +343,7 @@ impl Driver {
                 self.removed.clear();
             }
             // Its last saves, and the state it has (perhaps loaded and never saved here).
-            let chat = fnv(chat_id).rotate_left(1);
+            let chat = removed_key(chat_id);
             let c = &mut self.chats[i];
             if let Some(state) = c.state.to_persisted() {
                 let print = fingerprint(&state.to_js_shape_json());
@@ -584,6 +586,12 @@ fn lately(at: u64, now_ms: u64) -> bool {
 /// compares.
 fn fingerprint(state: &Json) -> u64 {
     fnv(&state.to_json_string())
+}
+
+/// What a removed chat's state fingerprints are XORed with, so one chat's never match
+/// another's.
+fn removed_key(chat_id: &str) -> u64 {
+    fnv(chat_id).rotate_left(1)
 }
 
 /// FNV-1a of `text`.

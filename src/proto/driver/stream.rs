@@ -748,9 +748,10 @@ impl Driver {
             Some(cursor) => headers.set("Last-Event-ID", cursor),
             None => headers.remove("Last-Event-ID"),
         }
-        match sub.peek_settled {
-            true => headers.set("X-Peek-Settled", "1"),
-            false => headers.remove("X-Peek-Settled"),
+        if sub.peek_settled {
+            headers.set("X-Peek-Settled", "1");
+        } else {
+            headers.remove("X-Peek-Settled");
         }
         sub.last_token = used;
         sub.conn = Conn::Connecting { fetch, timer };
