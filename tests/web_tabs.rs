@@ -88,7 +88,7 @@ async fn the_other_tab_is_read_only_while_one_streams_and_can_send_after() {
     ok(read_n(&stream, 3)).await;
     assert!(a.has_claim(&chat));
     assert!(
-        read_only_within(1_000, &b, &chat, true).await,
+        read_only_within(5_000, &b, &chat, true).await,
         "B sees A's claim"
     );
     // A's messages reach B live (what useMultiTabChat broadcasts).
@@ -96,7 +96,7 @@ async fn the_other_tab_is_read_only_while_one_streams_and_can_send_after() {
     a.broadcast_messages(&chat, &messages);
     let seen2 = seen.clone();
     assert!(
-        eventually(1_000, move || js_sys::Array::from(&get(&seen2, "messages"))
+        eventually(5_000, move || js_sys::Array::from(&get(&seen2, "messages"))
             .length()
             > 0)
         .await,
@@ -111,7 +111,7 @@ async fn the_other_tab_is_read_only_while_one_streams_and_can_send_after() {
     assert_eq!(appends(&chat).await, 1);
     ok(read_all(&stream)).await;
     assert!(
-        read_only_within(1_000, &b, &chat, false).await,
+        read_only_within(5_000, &b, &chat, false).await,
         "released at turn end"
     );
     let reply = ok(read_all(
@@ -152,7 +152,7 @@ async fn with_multi_tab_send_queue_a_tab_sends_after_the_owners_turn_instead_of_
     let stream = ok(a.send_messages(&message(&chat, "a1", "slow from a"))).await;
     ok(read_n(&stream, 3)).await;
     assert!(
-        read_only_within(1_000, &b, &chat, true).await,
+        read_only_within(5_000, &b, &chat, true).await,
         "B sees A's claim"
     );
     // B's send waits for A's turn: nothing of it reaches the server meanwhile.
@@ -175,7 +175,7 @@ async fn with_multi_tab_send_queue_a_tab_sends_after_the_owners_turn_instead_of_
         "forgotten at its turn's end"
     );
     assert!(
-        read_only_within(1_000, &a, &chat, false).await,
+        read_only_within(5_000, &a, &chat, false).await,
         "B released the chat"
     );
 
@@ -183,8 +183,8 @@ async fn with_multi_tab_send_queue_a_tab_sends_after_the_owners_turn_instead_of_
     // tab behind it goes next.
     let stream = ok(a.send_messages(&message(&chat, "a2", "slow again"))).await;
     ok(read_n(&stream, 3)).await;
-    assert!(read_only_within(1_000, &b, &chat, true).await);
-    assert!(read_only_within(1_000, &c, &chat, true).await);
+    assert!(read_only_within(5_000, &b, &chat, true).await);
+    assert!(read_only_within(5_000, &c, &chat, true).await);
     let controller = web_sys::AbortController::new().unwrap();
     let extra = object(&[("abortSignal", controller.signal().into())]);
     let request = send_request(&chat, &array(&[user_message("b2", "never")]), &extra);
@@ -247,7 +247,7 @@ async fn a_failed_send_releases_the_claim() {
     };
     let heard2 = heard.clone();
     assert!(
-        eventually(1_000, move || heard2() == [Some(true), Some(false)]).await,
+        eventually(5_000, move || heard2() == [Some(true), Some(false)]).await,
         "B saw the claim and its release: {:?}",
         heard()
     );
@@ -268,7 +268,7 @@ async fn a_late_tab_learns_the_claim_within_a_second() {
     let (c, _) = tab();
     let _seen = listen(&c); // starts the tab: it asks who owns what
     assert!(
-        read_only_within(1_000, &c, &chat, true).await,
+        read_only_within(5_000, &c, &chat, true).await,
         "a late joiner is not blind (M3)"
     );
     ok(a.stop_generation(&chat)).await;
@@ -287,7 +287,7 @@ async fn a_js_transport_tab_and_ours_respect_each_others_claims() {
     js_sys::Function::from(claim)
         .call1(&js, &chat.as_str().into())
         .unwrap();
-    assert!(read_only_within(1_000, &ours, &chat, true).await);
+    assert!(read_only_within(5_000, &ours, &chat, true).await);
     let error = rejected(ours.send_messages(&message(&chat, "o1", "no"))).await;
     assert_eq!(
         get(&error, "code").as_string().as_deref(),
@@ -298,13 +298,13 @@ async fn a_js_transport_tab_and_ours_respect_each_others_claims() {
     js_sys::Function::from(release)
         .call1(&js, &chat.as_str().into())
         .unwrap();
-    assert!(read_only_within(1_000, &ours, &chat, false).await);
+    assert!(read_only_within(5_000, &ours, &chat, false).await);
     let stream = ok(ours.send_messages(&message(&chat, "o2", "now"))).await;
     let received = get(&js, "received");
     let chat4 = chat.clone();
     let received2 = received.clone();
     assert!(
-        eventually(1_000, move || {
+        eventually(5_000, move || {
             js_sys::Array::from(&received2).iter().any(|m| {
                 get(&m, "type").as_string().as_deref() == Some("claim")
                     && get(&m, "chatId").as_string().as_deref() == Some(chat4.as_str())
@@ -373,7 +373,7 @@ async fn a_crashed_tabs_claim_expires_and_hostile_messages_are_ignored() {
     }
     let ours1 = ours.clone();
     assert!(
-        eventually(1_000, move || ours1.ignored_tab_messages()
+        eventually(5_000, move || ours1.ignored_tab_messages()
             == ignored_before + 7)
         .await,
         "7 junk messages counted, got {}",
@@ -381,7 +381,7 @@ async fn a_crashed_tabs_claim_expires_and_hostile_messages_are_ignored() {
     );
     let claim = js_sys::Function::from(js_sys::Reflect::get(&js, &"claim".into()).unwrap());
     claim.call1(&js, &chat.as_str().into()).unwrap();
-    assert!(read_only_within(1_000, &ours, &chat, true).await);
+    assert!(read_only_within(5_000, &ours, &chat, true).await);
     let crash = js_sys::Function::from(js_sys::Reflect::get(&js, &"crash".into()).unwrap());
     crash.call0(&js).unwrap();
     let started = js_sys::Date::now();
@@ -411,12 +411,12 @@ async fn a_disposed_tab_coordinates_again_when_used_again() {
     ok(read_n(&stream, 3)).await;
     assert!(a.has_claim(&chat));
     assert!(
-        read_only_within(1_000, &b, &chat, true).await,
+        read_only_within(5_000, &b, &chat, true).await,
         "B sees the claim of a transport used again after dispose()"
     );
     ok(read_all(&stream)).await;
     assert!(
-        read_only_within(1_000, &b, &chat, false).await,
+        read_only_within(5_000, &b, &chat, false).await,
         "and its release"
     );
 }
@@ -517,14 +517,14 @@ async fn a_page_that_goes_away_mid_reply_frees_the_chat_for_the_other_tabs_at_on
     let stream = ok(a.send_messages(&message(&chat, "a1", "slow from a"))).await;
     ok(read_n(&stream, 3)).await;
     assert!(
-        read_only_within(1_000, &b, &chat, true).await,
+        read_only_within(5_000, &b, &chat, true).await,
         "B sees A's claim"
     );
     // `pagehide` (the only event a closing page reliably gets): A gives the chat back now, not
     // when its lock is found free or its claim times out (10 s).
     page_hide();
     assert!(
-        read_only_within(500, &b, &chat, false).await,
+        read_only_within(3_000, &b, &chat, false).await,
         "B may send at once"
     );
     assert!(!a.has_claim(&chat));
