@@ -93,7 +93,8 @@ export type TriggerChatErrorCode =
   | "read_only_tab"
   | "invalid_option"
   | "stream_stalled"
-  | "missing_callback";
+  | "missing_callback"
+  | "callback_failed";
 
 /**
  * (trigger-chat-wasm) The errors this package produces: real `Error`s with a stable `code` and,

@@ -58,7 +58,7 @@ export function createChatTransport(options) {
 const CODES = [
   "session_closed", "unauthorized", "forbidden", "not_found", "payload_too_large", "rate_limited",
   "server", "http", "network", "protocol", "storage", "aborted", "read_only_tab", "invalid_option",
-  "stream_stalled", "missing_callback",
+  "stream_stalled", "missing_callback", "callback_failed",
 ];
 
 /**

@@ -408,7 +408,10 @@ export function createTransportClass(load) {
     }
 
     #error(desc) {
-      if (desc.thrown !== undefined) return this.#thrown.get(desc.thrown);
+      if (desc.thrown !== undefined) {
+        // (Forgotten only after 32 later failures: still an Error.)
+        return this.#thrown.get(desc.thrown) ?? makeError({ code: "callback_failed", message: "startSession or accessToken failed" });
+      }
       return makeError(desc);
     }
 
@@ -692,7 +695,13 @@ export function createTransportClass(load) {
         const token = typeof r === "string" ? r : r?.publicAccessToken;
         this.#run((d) => callOn(d, CALLBACK_OK, a.id, !!r?.pendingVersion, typeof token === "string" ? token : ""));
       } catch (e) {
-        const thrown = this.#keep(e);
+        // An error object is passed on as thrown. Anything else (`undefined`, a string) would
+        // reach the AI SDK as no error at all, which fails reading its `name`: an Error holds it.
+        const thrown = this.#keep(
+          (typeof e === "object" && e !== null) || typeof e === "function"
+            ? e
+            : Object.assign(makeError({ code: "callback_failed", message: `${a.name} failed without an Error (${e === null ? "null" : typeof e})` }), { cause: e }),
+        );
         this.#run((d) => callOn(d, CALLBACK_FAILED, a.id, thrown));
       }
     }

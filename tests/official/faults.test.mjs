@@ -252,3 +252,30 @@ scenario("appends answered without seq (older webapps, a lost idempotency claim)
   assert.equal(persisted[chatId].isStreaming, false);
   assert.equal((await chatState(server.url, chatId)).turns, 2);
 });
+
+scenario(
+  "a token callback that rejects with no Error fails the send with an Error, and the next send works",
+  { todo: { official: "the rejected value is passed on as it is: `undefined` reaches the AI SDK, which fails reading its `name`" } },
+  async (impl) => {
+    const chatId = newChatId("bare-reject");
+    let failing = true;
+    const { transport } = makeTransport(impl, server.url, {
+      startSession: async ({ chatId }) => {
+        if (failing) return Promise.reject(undefined);
+        const res = await fetch(`${server.url}/api/chat/${encodeURIComponent(chatId)}/start`, { method: "POST", body: "{}" });
+        return res.json();
+      },
+    });
+    const error = await send(transport, chatId, [userMessage("first")]).then(
+      () => assert.fail("the send resolved"),
+      (e) => e,
+    );
+    assert.ok(error instanceof Error, `rejected with ${error}`);
+    assert.equal(error.code, "callback_failed");
+    assert.match(error.message, /startSession/);
+    assert.ok("cause" in error && error.cause === undefined);
+    failing = false;
+    const { message } = await collect(await send(transport, chatId, [userMessage("second")]));
+    assert.equal(textOf(message), echo("second"));
+  },
+);
