@@ -465,6 +465,28 @@ fn a_429_on_an_append_retries_no_sooner_than_its_reset_with_the_same_part_id() {
 }
 
 #[test]
+fn a_429_whose_reset_has_passed_on_this_clock_still_waits_the_backoff() {
+    let mut host = Host::new(OPTIONS);
+    host.now = 1_700_000_000_000;
+    host.send("c1", "hi", "part-429-past");
+    host.answer_call("tok");
+    let (first, _, h1, b1) = host.take_fetch(Endpoint::In);
+    // The client's clock runs 3 s ahead of the server's: its reset 2 s away reads as past.
+    host.d
+        .fetch_text(first, 429, "", Some(host.now - 1_000), host.now);
+    host.pump();
+    assert_eq!(
+        host.take_fetch_opt(Endpoint::In),
+        None,
+        "not retried at once"
+    );
+    host.fire_timers(100);
+    assert_eq!(host.take_fetch_opt(Endpoint::In), None, "nor within 100 ms");
+    host.fire_timers(1_000);
+    retried_as(&mut host, &h1, &b1);
+}
+
+#[test]
 fn a_401_on_a_reconnect_mid_stream_refreshes_the_token() {
     let mut host = Host::new(OPTIONS);
     let (stream, out) = sent(&mut host, "c1", 0);

@@ -62,8 +62,13 @@ fn should_retry_counts_total_attempts() {
 fn rate_limit_waits_until_the_reset_time() {
     let now_ms = 1_764_000_000_000;
     assert_eq!(
-        rate_limit_wait_ms(Some(now_ms + 1_250), now_ms, 2_000, 60_000),
+        rate_limit_wait_ms(Some(now_ms + 1_250), now_ms, 1_000, 60_000),
         1_250
+    );
+    // Never sooner than the backoff given.
+    assert_eq!(
+        rate_limit_wait_ms(Some(now_ms + 1_250), now_ms, 2_000, 60_000),
+        2_000
     );
     // Seconds-looking values are seconds (the header is read once, as milliseconds).
     assert_eq!(reset_ms(1_764_000_005), 1_764_000_005_000);
@@ -72,11 +77,13 @@ fn rate_limit_waits_until_the_reset_time() {
         rate_limit_wait_ms(Some(reset_ms(1_764_000_005)), now_ms, 2_000, 60_000),
         5_000
     );
-    // Past resets: retry now. Far future: capped. Missing: fallback (also capped).
+    // Past resets (a client clock ahead of the server's): the backoff, not at once. Far
+    // future: capped. Missing: fallback (also capped).
     assert_eq!(
         rate_limit_wait_ms(Some(now_ms - 1), now_ms, 2_000, 60_000),
-        0
+        2_000
     );
+    assert_eq!(rate_limit_wait_ms(Some(now_ms - 1), now_ms, 0, 60_000), 0);
     assert_eq!(
         rate_limit_wait_ms(Some(now_ms + 3_600_000), now_ms, 2_000, 60_000),
         60_000

@@ -102,8 +102,9 @@ pub fn reset_ms(reset: u64) -> u64 {
 ///
 /// client-protocol.mdx FAQ "What happens on rate-limit (429)?": `x-ratelimit-reset` is the Unix
 /// ms epoch when the bucket refills; back off until then (`reset_epoch_ms`: milliseconds, as
-/// [`reset_ms`] reads the header). Without the header, wait `fallback_ms`. Never longer than
-/// `cap_ms`; zero when the reset time has passed.
+/// [`reset_ms`] reads the header), and never sooner than `fallback_ms` (the backoff: a reset
+/// already past, as a client clock ahead of the server's reads it, is no reason to retry at
+/// once). Never longer than `cap_ms`.
 ///
 /// ```
 /// use trigger_chat_wasm::proto::retry::{rate_limit_wait_ms, reset_ms};
@@ -112,6 +113,7 @@ pub fn reset_ms(reset: u64) -> u64 {
 /// let in_seconds = reset_ms(1_700_000_003);
 /// assert_eq!(rate_limit_wait_ms(Some(in_seconds), now_ms, 1_000, 60_000), 3_000);
 /// assert_eq!(rate_limit_wait_ms(None, now_ms, 1_000, 60_000), 1_000);
+/// assert_eq!(rate_limit_wait_ms(Some(now_ms - 2_000), now_ms, 1_000, 60_000), 1_000);
 /// ```
 pub fn rate_limit_wait_ms(
     reset_epoch_ms: Option<u64>,
@@ -119,11 +121,8 @@ pub fn rate_limit_wait_ms(
     fallback_ms: u64,
     cap_ms: u64,
 ) -> u64 {
-    let wait_ms = match reset_epoch_ms {
-        None => fallback_ms,
-        Some(reset) => reset.saturating_sub(now_ms),
-    };
-    wait_ms.min(cap_ms)
+    let until_reset = reset_epoch_ms.map_or(0, |reset| reset.saturating_sub(now_ms));
+    until_reset.max(fallback_ms).min(cap_ms)
 }
 
 /// Read an `x-ratelimit-reset` header value: a non-negative integer, surrounding whitespace
