@@ -336,6 +336,37 @@ async fn headers_are_sent_but_cannot_replace_the_transports_own() {
 }
 
 #[wasm_bindgen_test]
+async fn a_header_fetch_would_refuse_fails_the_send_with_invalid_option_and_nothing_sent() {
+    let chat = new_chat_id("unsendable-header");
+    let (t, _) = transport(&JsValue::UNDEFINED);
+    for (name, value) in [("X-City", "東京"), ("X-Two", "a\r\nX-Injected: 1")] {
+        let request = send_request(
+            &chat,
+            &array(&[user_message("u1", "hi")]),
+            &object(&[("headers", object(&[(name, value.into())]))]),
+        );
+        let error = rejected(t.send_messages(&request)).await;
+        assert_eq!(
+            get(&error, "code").as_string().as_deref(),
+            Some("invalid_option"),
+            "{name}: not a network failure after retries"
+        );
+    }
+    assert!(
+        !request_log(&chat).await.iter().any(is_append),
+        "nothing was sent"
+    );
+    // A Latin-1 value goes out.
+    let request = send_request(
+        &chat,
+        &array(&[user_message("u2", "hi")]),
+        &object(&[("headers", object(&[("X-Name", "Zoë".into())]))]),
+    );
+    ok(read_all(&ok(t.send_messages(&request)).await)).await;
+    assert!(request_log(&chat).await.iter().any(is_append));
+}
+
+#[wasm_bindgen_test]
 async fn chat_ids_are_percent_encoded_into_paths() {
     let chat = format!("{}/ü ?#", new_chat_id("enc"));
     let (t, _) = transport(&JsValue::UNDEFINED);

@@ -16,6 +16,19 @@ pub fn is_bearer_token(token: &str) -> bool {
     !token.is_empty() && token.bytes().all(|b| (0x21..=0x7e).contains(&b))
 }
 
+/// Whether `fetch` accepts a header: a name of HTTP token characters, and a value of
+/// characters up to U+00FF without NUL, CR or LF. `fetch` throws on any other, and that would
+/// pass for a network failure (retried, then `network`) instead of a bad option.
+pub fn is_sendable(name: &str, value: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        && value
+            .chars()
+            .all(|c| c <= '\u{ff}' && !matches!(c, '\0' | '\r' | '\n'))
+}
+
 /// An ordered list of `(name, value)` pairs with case-insensitive names.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HeaderList(Vec<(String, String)>);

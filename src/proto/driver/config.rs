@@ -3,7 +3,7 @@
 
 #[allow(unused_imports)]
 use crate::prelude::*;
-use crate::proto::headers::HeaderList;
+use crate::proto::headers::{is_sendable, HeaderList};
 use crate::proto::json::Json;
 use crate::proto::reconnect::DEFAULT_STALL_TIMEOUT_MS;
 use crate::proto::session::PersistedSession;
@@ -81,15 +81,27 @@ fn number_in(options: &Json, name: &str, default: u64, min: u64, max: u64) -> Re
     }
 }
 
-/// A header record (`{ name: value }` or `[[name, value], …]`) as a list.
+/// A header record (`{ name: value }` or `[[name, value], …]`) as a list. A header `fetch`
+/// would refuse is an error here (neither it nor its value named: a value may be a secret).
 pub fn header_list(value: Option<&Json>, name: &str) -> Result<HeaderList, Error> {
     let mut list = HeaderList::new();
+    let mut add = |k: &str, v: &str| {
+        if is_sendable(k, v) {
+            list.set(k, v);
+            Ok(())
+        } else {
+            Err(invalid(
+                name,
+                "has a header name or value fetch cannot send",
+            ))
+        }
+    };
     match value {
         None | Some(Json::Null) => {}
         Some(Json::Object(members)) => {
             for (key, value) in members {
                 match value {
-                    Json::String(v) => list.set(key, v.as_str()),
+                    Json::String(v) => add(key, v)?,
                     Json::Null => {}
                     _ => return Err(invalid(name, "header values must be strings")),
                 }
@@ -98,7 +110,7 @@ pub fn header_list(value: Option<&Json>, name: &str) -> Result<HeaderList, Error
         Some(Json::Array(pairs)) => {
             for pair in pairs {
                 match pair.as_array() {
-                    Some([Json::String(k), Json::String(v)]) => list.set(k, v.as_str()),
+                    Some([Json::String(k), Json::String(v)]) => add(k, v)?,
                     _ => return Err(invalid(name, "must be [name, value] pairs")),
                 }
             }
@@ -219,6 +231,12 @@ mod tests {
         assert_eq!(config.task, "chat");
         assert!(config.has_start_session && !config.has_access_token);
         assert_eq!(config.headers.get("x-a"), Some("1"));
+        // Latin-1 and surrounding spaces are sendable (fetch trims the spaces).
+        let latin1 = parse(
+            r#"{"task":"chat","types":{"accessToken":"function"},"headers":{"X-Name":" Zoë "}}"#,
+        )
+        .unwrap();
+        assert_eq!(latin1.headers.get("x-name"), Some(" Zoë "));
         assert_eq!(config.stream_timeout_seconds, 120);
         assert_eq!(config.stall_timeout_ms, DEFAULT_STALL_TIMEOUT_MS);
         assert!(config.client_data.is_some());
@@ -273,6 +291,19 @@ mod tests {
             (
                 r#"{"task":"t","types":{"accessToken":"function"},"sessions":[]}"#,
                 "sessions",
+            ),
+            // What fetch would refuse: a value past U+00FF, a line break, a name not a token.
+            (
+                r#"{"task":"t","types":{"accessToken":"function"},"headers":{"x-city":"東京"}}"#,
+                "headers",
+            ),
+            (
+                r#"{"task":"t","types":{"accessToken":"function"},"headers":[["x-a","1\r\nx-b: 2"]]}"#,
+                "headers",
+            ),
+            (
+                r#"{"task":"t","types":{"accessToken":"function"},"headers":{"x a":"1"}}"#,
+                "headers",
             ),
             (
                 r#"{"task":"t","types":{"accessToken":"function"},"headStart":true}"#,
