@@ -2,7 +2,7 @@
 //! the driver asks for is answered by the test, with a virtual clock.
 #![cfg(not(target_arch = "wasm32"))]
 
-use trigger_chat_wasm::proto::append::{OFFLINE_RECHECK_MS, RETRY_WINDOW_MS};
+use trigger_chat_wasm::proto::append::{APPEND_TIMEOUT_MS, OFFLINE_RECHECK_MS, RETRY_WINDOW_MS};
 use trigger_chat_wasm::proto::driver::{
     Action, Callback, Driver, Endpoint, ErrorRef, SendRequest, Stored, Value, Wake,
 };
@@ -3202,6 +3202,54 @@ fn an_aborted_send_that_never_left_never_goes_out() {
         host.fetches
     );
     assert!(host.timers.is_empty(), "timers left: {:?}", host.timers);
+}
+
+#[test]
+fn a_send_aborted_after_answers_that_refused_it_never_goes_out() {
+    // Each answer below 500 says the append was not written: an abort ends the send there,
+    // whether it waits for a rate limit's reset, a new token, or a new session.
+    for status in [429u16, 401, 404] {
+        let mut host = Host::new(OPTIONS);
+        host.now = 1_700_000_000_000;
+        let op = host.send("c1", "hi", "part-refused");
+        host.answer_call("tok");
+        let (append, _, _, _) = host.take_fetch(Endpoint::In);
+        let reset = Some(host.now + 30_000);
+        host.d.fetch_text(append, status, "", reset, host.now);
+        host.pump();
+        host.d.abort_op(op, host.now);
+        host.pump();
+        assert!(
+            matches!(host.rejected.last(), Some((o, ErrorRef::Ours(Error::Aborted))) if *o == op),
+            "{status}"
+        );
+        // The token or the session it waited for arrives anyway; the reset passes.
+        if !host.calls.is_empty() {
+            host.answer_call("tok-2");
+        }
+        host.fire_timers(60_000);
+        assert!(
+            host.take_fetch_opt(Endpoint::In).is_none(),
+            "{status}: no append, no stop: {:?}",
+            host.fetches
+        );
+    }
+
+    // After an attempt that timed out, it may have landed: the retry still goes, and a stop
+    // follows if it did.
+    let mut host = Host::new(OPTIONS);
+    let op = host.send("c1", "hi", "part-unsure");
+    host.answer_call("tok");
+    let (_, _, h1, b1) = host.take_fetch(Endpoint::In);
+    host.fire_timers(APPEND_TIMEOUT_MS); // the attempt times out
+    host.fire_timers(6_000); // the backoff passes
+    let (append, _, _, _) = host.take_fetch(Endpoint::In);
+    host.d.fetch_text(append, 429, "", None, host.now);
+    host.pump();
+    host.d.abort_op(op, host.now);
+    host.pump();
+    host.fire_timers(10_000);
+    retried_as(&mut host, &h1, &b1);
 }
 
 #[test]

@@ -75,6 +75,11 @@ pub struct AppendPolicy {
     transient_retries: u32,
     /// When the first attempt that may have reached the server started.
     reachable_since_ms: Option<u64>,
+    /// An attempt started while online is in flight.
+    in_flight: bool,
+    /// An attempt ended without proof that it did not land: no answer (a network failure, a
+    /// timeout) to one started online, or a 5xx. A 4xx proves its attempt was refused.
+    unsure: bool,
 }
 
 impl AppendPolicy {
@@ -94,12 +99,21 @@ impl AppendPolicy {
         if !offline && self.reachable_since_ms.is_none() {
             self.reachable_since_ms = Some(now_ms);
         }
+        self.in_flight = !offline;
     }
 
-    /// The server answered an attempt (any status): it may have landed, whatever the browser
-    /// said of the network.
-    pub fn on_answer(&mut self, now_ms: u64) {
+    /// The server answered an attempt with `status`: the server was reached, whatever the
+    /// browser said of the network. Below 500 (a failure here) the append was refused.
+    pub fn on_answer(&mut self, status: u16, now_ms: u64) {
         self.on_attempt(false, now_ms);
+        self.in_flight = false;
+        self.unsure |= status >= 500;
+    }
+
+    /// An attempt ended without an answer (a network failure, a timeout).
+    pub fn on_no_answer(&mut self) {
+        self.unsure |= self.in_flight;
+        self.in_flight = false;
     }
 
     /// When the first attempt that may have reached the server started.
@@ -108,15 +122,19 @@ impl AppendPolicy {
     }
 
     /// An earlier page saved this append with `reachable_since_ms`: the earliest time counts.
+    /// What its attempts on that page did is not known: it may have landed.
     pub fn restore_reachable_since(&mut self, reachable_since_ms: Option<u64>) {
         if let Some(t) = reachable_since_ms {
             self.reachable_since_ms = Some(self.reachable_since_ms.map_or(t, |own| own.min(t)));
+            self.unsure = true;
         }
     }
 
-    /// Whether an attempt may have reached the server (one started online, or answered).
+    /// Whether an attempt may have appended the message: one in flight that was started
+    /// online, or one that ended with no answer or a 5xx. (Every answer below 500 to a
+    /// failed attempt says it was not appended.)
     pub fn may_have_landed(&self) -> bool {
-        self.reachable_since_ms.is_some()
+        self.in_flight || self.unsure
     }
 
     /// Whether an attempt at `now_ms` could append the message a second time: the part id's

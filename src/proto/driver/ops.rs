@@ -1015,7 +1015,7 @@ impl Driver {
         let op = self.ops[i].id;
         self.clear_append_request(i);
         if let Some(append) = self.ops[i].append.as_mut() {
-            append.policy.on_answer(now_ms);
+            append.policy.on_answer(status, now_ms);
         }
         if (200..300).contains(&status) {
             self.append_done(op, Ok(AppendResponse::parse(text)), now_ms);
@@ -1037,6 +1037,9 @@ impl Driver {
         };
         let op = self.ops[i].id;
         self.clear_append_request(i);
+        if let Some(append) = self.ops[i].append.as_mut() {
+            append.policy.on_no_answer();
+        }
         let error = Error::Network {
             message: message.into(),
         };
