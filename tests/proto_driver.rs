@@ -860,6 +860,26 @@ fn stop_closes_the_stream_at_once_and_appends_one_stop() {
 }
 
 #[test]
+fn a_stop_for_a_session_that_is_gone_starts_no_new_one() {
+    let mut host = Host::new(OPTIONS);
+    // A reload mid-turn, and meanwhile the server dropped the session.
+    host.d.hydrate(
+        "c1",
+        Stored::Shape(r#"{"publicAccessToken":"t","lastEventId":"4","isStreaming":true}"#),
+        0,
+    );
+    let stop = host.d.stop_generation("c1", "stop-gone", host.now);
+    host.pump();
+    let (id, _, _, _) = host.take_fetch(Endpoint::In);
+    host.d.fetch_text(id, 404, "", None, host.now);
+    host.pump();
+    host.fire_timers(10_000);
+    assert!(host.calls.is_empty(), "startSession: {:?}", host.calls);
+    assert!(host.take_fetch_opt(Endpoint::In).is_none());
+    assert!(host.resolved.contains(&(stop, Value::Bool(false))));
+}
+
+#[test]
 fn the_next_send_after_a_stop_drops_the_stopped_turns_output() {
     let mut host = Host::new(OPTIONS);
     let (_, _) = sent(&mut host, "c1", 2);

@@ -1106,7 +1106,8 @@ impl Driver {
         let Some(i) = self.op_index(op) else {
             return;
         };
-        let can_recreate = self.config.has_start_session;
+        // A stop for a session that no longer exists has nothing to stop: no new session.
+        let can_recreate = self.config.has_start_session && self.ops[i].kind != OpKind::Stop;
         let (step, stale) = match self.ops[i].append.as_mut() {
             Some(append) => (
                 append
