@@ -909,6 +909,62 @@ fn the_next_send_after_a_stop_drops_the_stopped_turns_output() {
     assert_eq!(texts(&host.chunks), "new");
 }
 
+/// Records of an agent on the prior wire shape: text deltas, then a `trigger:turn-complete`
+/// data record (no `session-in-event-id`) at `boundary`.
+fn legacy_batch(records: &[(u64, &str)], boundary: u64) -> Vec<u8> {
+    let mut items: Vec<String> = records
+        .iter()
+        .map(|(seq, delta)| {
+            let body = format!(r#"{{"data":{{"type":"text-delta","id":"t","delta":"{delta}"}}}}"#);
+            format!(
+                r#"{{"seq_num":{seq},"timestamp":1,"body":{},"headers":[]}}"#,
+                Json::from(body.as_str()).to_json_string()
+            )
+        })
+        .collect();
+    let end = r#"{"data":{"type":"trigger:turn-complete","publicAccessToken":"fresh"}}"#;
+    items.push(format!(
+        r#"{{"seq_num":{boundary},"timestamp":1,"body":{},"headers":[]}}"#,
+        Json::from(end).to_json_string()
+    ));
+    format!(
+        "event: batch\ndata: {{\"records\":[{}],\"tail\":{{\"seq_num\":{},\"timestamp\":1}}}}\n\n",
+        items.join(","),
+        boundary + 1
+    )
+    .into_bytes()
+}
+
+#[test]
+fn an_agent_on_the_prior_wire_shape_streams_every_reply_and_ends_each_on_its_boundary() {
+    let mut host = Host::new(OPTIONS);
+    let (first, out) = sent(&mut host, "c1", 0);
+    host.d.pull(first, host.now);
+    host.pump();
+    host.d
+        .fetch_bytes(out, &legacy_batch(&[(1, "one")], 2), host.now);
+    host.pump();
+    assert_eq!(texts(&host.chunks), "one");
+    host.d.pull(first, host.now);
+    host.pump();
+    assert!(host.ended.contains(&first));
+    // Its boundaries never say which input they answer: later sends stream at once.
+    for (seq, (text, at)) in [("two", 3u64), ("three", 5)].into_iter().enumerate() {
+        let (stream, out) = accepted_send(&mut host, &format!("p{seq}"), seq as u64 + 1);
+        host.chunks.clear();
+        host.d
+            .fetch_bytes(out, &legacy_batch(&[(at, text)], at + 1), host.now);
+        host.pump();
+        assert_eq!(texts(&host.chunks), text);
+        host.d.pull(stream, host.now);
+        host.pump();
+        assert!(
+            host.ended.contains(&stream),
+            "{text}: ended on its boundary"
+        );
+    }
+}
+
 /// A send of `c1` (session already known) accepted with `.in` seq `seq`: its stream, pulled,
 /// and its `.out` connection, open.
 fn accepted_send(host: &mut Host, part: &str, seq: u64) -> (u32, u32) {

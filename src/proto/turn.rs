@@ -377,8 +377,9 @@ impl Turn {
         match (self.input_seq, control.session_in_event_id) {
             (InputSeq::Known(seq), Some(consumed)) => consumed < seq,
             // A header-less boundary while data is held is an earlier turn's (the first turn
-            // reads nothing from `.in`, so it carries no cursor).
-            (InputSeq::Known(_), None) => self.is_holding(),
+            // reads nothing from `.in`, so it carries no cursor), unless the agent writes the
+            // prior wire shape, whose boundaries never carry one: then it is ours.
+            (InputSeq::Known(_), None) => self.is_holding() && !control.legacy,
             _ => false,
         }
     }
@@ -412,6 +413,23 @@ mod tests {
                 legacy: false,
             }),
         }
+    }
+
+    #[test]
+    fn a_boundary_in_the_prior_wire_shape_is_never_an_earlier_turns() {
+        // Nothing known of consumed inputs (a reload): the send holds, and its own legacy
+        // boundary, which carries no cursor, releases what it held.
+        let mut turn = Turn::new(InputSeq::Known(2), Hold::BySeq { consumed: None });
+        let mut out = Vec::new();
+        turn.on_record(data(5, "a"), &mut out);
+        assert!(delivered(&out).is_empty());
+        let mut end = boundary(6, None);
+        if let RecordKind::Control(c) = &mut end.kind {
+            c.legacy = true;
+        }
+        turn.on_record(end, &mut out);
+        assert_eq!(delivered(&out), vec![5]);
+        assert!(matches!(out.last(), Some(Outcome::TurnComplete(_))));
     }
 
     fn delivered(out: &[Outcome]) -> Vec<u64> {

@@ -61,6 +61,9 @@ struct Chat {
     /// Message id and time of the last turn-producing send (event attribution).
     last_send: Option<(Option<String>, u64)>,
     storage_warned: bool,
+    /// The agent ends turns in the prior wire shape (a `trigger:turn-complete` data record),
+    /// which says nothing of the inputs it consumed: sends cannot hold by seq, they stream.
+    legacy: bool,
     /// `activeInputSeq` of the turn a stop was already sent for.
     stopped_turn: Option<Option<u64>>,
     /// Sends made while the chat's `headStart` request waits for its response (and the
@@ -491,6 +494,7 @@ impl Driver {
             early_skip: None,
             last_send: None,
             storage_warned: false,
+            legacy: false,
             stopped_turn: None,
             after_head_start: Vec::new(),
             after_stop: Vec::new(),

@@ -608,7 +608,11 @@ impl Driver {
                 kind: Kind::Send,
                 start,
                 input_seq: InputSeq::Pending,
-                hold: Hold::BySeq { consumed },
+                hold: if self.chats[chat].legacy {
+                    Hold::Off
+                } else {
+                    Hold::BySeq { consumed }
+                },
                 peek_settled: false,
                 headers,
                 settle_op: (source == Source::Action).then_some(op),

@@ -1112,6 +1112,7 @@ impl Driver {
                     if let Some(seq) = control.session_in_event_id {
                         self.chats[chat].state.note_consumed(seq);
                     }
+                    self.chats[chat].legacy |= control.legacy;
                     self.chats[chat]
                         .state
                         .complete_turn(control.public_access_token.clone());
