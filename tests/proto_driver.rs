@@ -976,6 +976,54 @@ fn accepted_send(host: &mut Host, part: &str, seq: u64) -> (u32, u32) {
 }
 
 #[test]
+fn a_reload_before_a_stopped_turns_boundary_does_not_show_its_tail_as_the_next_reply() {
+    let mut host = Host::new(OPTIONS);
+    // A whole turn: the agent consumed input 1.
+    let (first, out) = sent(&mut host, "c1", 1);
+    host.d.pull(first, host.now);
+    host.d
+        .fetch_bytes(out, &batch(&[(1, "one")], Some((2, Some(1)))), host.now);
+    host.pump();
+    // Turn 2 streams a little and is stopped (the stop is input 3).
+    let (second, out) = accepted_send(&mut host, "p2", 2);
+    host.d
+        .fetch_bytes(out, &batch(&[(3, "two")], None), host.now);
+    host.pump();
+    assert!(!host.ended.contains(&second));
+    host.d.stop_generation("c1", "s", host.now);
+    host.pump();
+    let (stop, _, _, _) = host.take_fetch(Endpoint::In);
+    host.d
+        .fetch_text(stop, 200, r#"{"ok":true,"seq":3}"#, None, host.now);
+    host.pump();
+    // The next message is input 4; the page reloads before turn 2's boundary came by.
+    accepted_send(&mut host, "p4", 4);
+    let saved = stored_state(&host, "c1");
+
+    let mut page = Host::new(OPTIONS);
+    page.d.hydrate("c1", Stored::Shape(&saved), 0);
+    let resumed = page
+        .d
+        .reconnect("c1", Default::default(), page.now)
+        .unwrap();
+    page.pump();
+    let (out, _, _, _) = page.take_fetch(Endpoint::Out);
+    page.d.fetch_open(out, false, page.now);
+    page.d.pull(resumed, page.now);
+    page.pump();
+    // Turn 2's tail and boundary (the agent never read the stop), then turn 4.
+    page.d
+        .fetch_bytes(out, &batch(&[(4, "-tail")], Some((5, Some(2)))), page.now);
+    page.d
+        .fetch_bytes(out, &batch(&[(6, "four")], Some((7, Some(4)))), page.now);
+    page.pump();
+    page.d.pull(resumed, page.now);
+    page.pump();
+    assert_eq!(texts(&page.chunks), "four");
+    assert!(page.ended.contains(&resumed));
+}
+
+#[test]
 fn after_a_stop_that_no_boundary_answers_the_next_reply_still_streams() {
     // The stopped turn's boundary names the stopped message (2), not the stop (3): an agent
     // that ended the turn before it read the stop, which it then skips between turns.

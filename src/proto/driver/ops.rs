@@ -631,11 +631,7 @@ impl Driver {
             self.ops[i].start = turn_start;
             self.ops[i].consumed = consumed;
         }
-        let chat_id = self.chats[chat].id.clone();
-        // (A copy: what this calls must not be able to shorten the list under the loop.)
-        for seq in self.chats[chat].stops.clone() {
-            self.unanswered_input(&chat_id, Some(stream), seq, now_ms);
-        }
+        self.stops_unanswered(chat, stream, now_ms);
         stream
     }
 

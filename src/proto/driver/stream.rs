@@ -557,13 +557,23 @@ impl Driver {
         }
         let active_input_seq = c.state.active_input_seq;
         let start = c.state.resume_cursor();
-        Some(self.open_sub(
+        // The send it resumes may have begun while an earlier input was unanswered (a stopped
+        // turn, one whose stream failed): it holds as that send did, so the earlier turn's
+        // tail after its start is not shown as this turn's. (With every earlier input known
+        // to be answered, it streams at once.)
+        let hold = match (active_input_seq, c.state.consumed_input_seq) {
+            (Some(_), Some(consumed)) if !watch => Hold::BySeq {
+                consumed: Some(consumed),
+            },
+            _ => Hold::Off,
+        };
+        let stream = self.open_sub(
             chat,
             SubOptions {
                 kind: Kind::Resume,
                 start,
                 input_seq: active_input_seq.map_or(InputSeq::Unknown, InputSeq::Known),
-                hold: Hold::Off,
+                hold,
                 // With a send known to be in flight its boundary is still to come: no fast
                 // close on a settled session. A watcher waits for turns to come anyway.
                 peek_settled: !watch && active_input_seq.is_none(),
@@ -572,7 +582,18 @@ impl Driver {
                 standing: watch,
             },
             now_ms,
-        ))
+        );
+        self.stops_unanswered(chat, stream, now_ms);
+        Some(stream)
+    }
+
+    /// Stream `stream` of chat `chat` waits for no boundary to answer the chat's stops.
+    pub(super) fn stops_unanswered(&mut self, chat: usize, stream: u32, now_ms: u64) {
+        // (A copy: what this calls must not be able to shorten the list under the loop.)
+        let chat_id = self.chats[chat].id.clone();
+        for seq in self.chats[chat].stops.clone() {
+            self.unanswered_input(&chat_id, Some(stream), seq, now_ms);
+        }
     }
 
     /// The consumer wants more (`ReadableStream` pull). Answered by `Chunks`, `End` or `Fail`.
