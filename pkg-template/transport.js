@@ -42,7 +42,7 @@ const KNOWS = 0, HYDRATE = 1, STORAGE_FAILED = 2, STOP_GENERATION = 3, START = 4
   GET_SESSION = 17, SET_SESSION = 18, REMOVE_SESSION = 19, SEED_RESUME_CURSOR = 20, IS_CLOSED = 21,
   CLOSED_REASON = 22, SET_CLIENT_DATA = 23, SET_CALLBACKS = 24, DISPOSE = 25, LOCK_RESULT = 26,
   LOCK_STATUS = 27, TAB_MESSAGE = 28, REJOIN = 29, PAGE_HIDE = 30, BROADCAST_MESSAGES = 31,
-  IS_READ_ONLY = 32, HAS_CLAIM = 33, IGNORED_TAB_MESSAGES = 34, RECONNECT = 35;
+  IS_READ_ONLY = 32, HAS_CLAIM = 33, IGNORED_TAB_MESSAGES = 34, RECONNECT = 35, CHUNK_ENDS = 36;
 // (`chat` has no default: a chat id that is not a string fails as it would in any method.)
 const call = (d, op, chat, text = "", a = 0, b = 0) => d.call(op, chat, text, a, b, Date.now());
 const callOn = (d, op, id, b = 0, text = "") => call(d, op, "", text, id, b);
@@ -823,13 +823,21 @@ export function createTransportClass(load) {
       try {
         bodies = JSON.parse(text);
       } catch {
-        this.#streams.delete(id);
-        s.cleanup?.();
-        s.untrack?.();
-        this.#unwatch();
-        this.#run((d) => callOn(d, CANCEL, id));
-        s.controller.error(makeError({ code: "protocol", message: "protocol error: a record body is not JSON" }));
-        return s.done?.();
+        // A record body that is not JSON (truncated, say): the others are read one by one, by
+        // where each ends (UTF-8 byte offsets), and only it is dropped, as the JS transport
+        // drops it. The turn goes on.
+        bodies = [];
+        const bytes = new TextEncoder().encode(text);
+        const utf8 = new TextDecoder();
+        let start = 1; // past "["
+        for (const end of (callOn(this.#d, CHUNK_ENDS, id) ?? "").split(",")) {
+          try {
+            bodies.push(JSON.parse(utf8.decode(bytes.subarray(start, +end))));
+          } catch {
+            // Not JSON: dropped.
+          }
+          start = +end + 1; // past ","
+        }
       }
       let chunks = [];
       for (let i = 0; i < bodies.length; i++) {

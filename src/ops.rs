@@ -94,4 +94,7 @@ ops! {
     /// nothing when nothing can be streaming; throws the error description of unusable
     /// headers.
     RECONNECT = 35,
+    /// `a` a stream: where the bodies of the text it last took end, as UTF-8 byte offsets
+    /// (`"12,40"`), for a host whose `JSON.parse` of them all failed.
+    CHUNK_ENDS = 36,
 }

@@ -306,6 +306,34 @@ fn acknowledged(host: &mut Host, op: u32, seq: u64) -> (u32, u32) {
 }
 
 #[test]
+fn the_ends_of_the_bodies_taken_split_them_for_a_host_whose_parse_failed() {
+    let mut host = Host::new(OPTIONS);
+    let (stream, out) = sent(&mut host, "c1", 0);
+    host.d.pull(stream, host.now);
+    host.d.fetch_bytes(
+        out,
+        &batch(&[(0, "ünï"), (1, "€ \\\" x"), (2, "z")], None),
+        host.now,
+    );
+    host.pump();
+    let text = host.chunks.last().unwrap().clone();
+    let ends = host.d.chunk_ends(stream).unwrap();
+    let mut start = 1;
+    let mut bodies = Vec::new();
+    for end in ends.split(',') {
+        let end: usize = end.parse().unwrap();
+        bodies.push(Json::parse(&text[start..end]).unwrap());
+        start = end + 1;
+    }
+    assert_eq!(
+        start,
+        text.len(),
+        "the last body ends before the closing bracket"
+    );
+    assert_eq!(Json::Array(bodies), Json::parse(&text).unwrap());
+}
+
+#[test]
 fn a_send_streams_its_reply_and_ends_on_its_own_boundary() {
     let mut host = Host::new(OPTIONS);
     let op = host.send("c1", "hello", "part-1");

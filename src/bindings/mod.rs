@@ -188,6 +188,7 @@ impl WasmDriver {
             IS_READ_ONLY => yes(d.is_read_only(chat)),
             HAS_CLAIM => yes(d.has_claim(chat)),
             IGNORED_TAB_MESSAGES => number(d.ignored_tab_messages()),
+            CHUNK_ENDS => d.chunk_ends(a as u32),
             RECONNECT => {
                 let headers = json(text, "headers")
                     .and_then(|h| header_list(h.as_ref(), "headers"))

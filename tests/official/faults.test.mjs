@@ -279,3 +279,35 @@ scenario(
     assert.equal(textOf(message), echo("second"));
   },
 );
+
+scenario("a record body that is not JSON is dropped alone: the rest of its batch and of the turn arrive", { timeout: 15_000 }, async (impl) => {
+  const chatId = newChatId("bad-body");
+  const text = "alpha beta CORRUPT gamma delta";
+  const { transport, events } = makeTransport(impl, server.url, {
+    // Breaks the body of the record that carries the marker (an unbalanced quote inside it)
+    // while the batch around it stays valid JSON: the record body is what is not JSON.
+    fetch: async (url, init) => {
+      const res = await fetch(url, init);
+      if (!String(url).endsWith("/out") || !res.body) return res;
+      let buffered = "";
+      const body = res.body.pipeThrough(new TextDecoderStream()).pipeThrough(
+        new TransformStream({
+          transform(piece, controller) {
+            buffered += piece;
+            const end = buffered.lastIndexOf("\n\n");
+            if (end < 0) return;
+            controller.enqueue(buffered.slice(0, end + 2).replaceAll("CORRUPT", 'x\\"'));
+            buffered = buffered.slice(end + 2);
+          },
+          flush(controller) {
+            if (buffered) controller.enqueue(buffered);
+          },
+        }),
+      ).pipeThrough(new TextEncoderStream());
+      return new Response(body, { status: res.status, headers: res.headers });
+    },
+  });
+  const { message } = await collect(await send(transport, chatId, [userMessage(text)]));
+  assert.equal(textOf(message), echo(text).replace("CORRUPT ", ""));
+  assert.ok(!events.some((e) => e.type === "stream-error"), `events: ${events.map((e) => e.type)}`);
+});

@@ -16,7 +16,7 @@ use super::Driver;
 use crate::prelude::*;
 use crate::proto::chat::Cursor;
 use crate::proto::headers::HeaderList;
-use crate::proto::json::{write_json_string, Json};
+use crate::proto::json::{push_u64, write_json_string, Json};
 use crate::proto::reconnect::{
     ConnectionEnd, Reconnect, ReconnectPolicy, OFFLINE_RECHECK_MS, TURN_IDLE_LIMIT_MS,
 };
@@ -115,20 +115,29 @@ enum Conn {
 struct Ready {
     text: String,
     count: usize,
+    /// Where each body ends in `text` (UTF-8 byte offsets, comma-separated): a host whose
+    /// `JSON.parse` of the whole array fails reads the bodies one by one (bodies are never
+    /// parsed here), and drops only the ones that are not JSON.
+    ends: String,
 }
 
 impl Ready {
     fn push(&mut self, body: &str) {
         self.text.push(if self.count == 0 { '[' } else { ',' });
         self.text.push_str(body);
+        if self.count > 0 {
+            self.ends.push(',');
+        }
+        push_u64(&mut self.ends, self.text.len() as u64);
         self.count += 1;
     }
 
-    fn take(&mut self) -> String {
+    /// The array's text and where its bodies end.
+    fn take(&mut self) -> (String, String) {
         self.count = 0;
         let mut text = core::mem::take(&mut self.text);
         text.push(']');
-        text
+        (text, core::mem::take(&mut self.ends))
     }
 }
 
@@ -147,6 +156,8 @@ pub(super) struct Sub {
     conn: Conn,
     ready: Ready,
     taken: Option<String>,
+    /// Where the bodies of the last text taken end (see [`Ready`]).
+    taken_ends: String,
     pull_pending: bool,
     headers: HeaderList,
     peek_settled: bool,
@@ -224,6 +235,7 @@ impl Driver {
             conn: Conn::None,
             ready: Ready::default(),
             taken: None,
+            taken_ends: String::new(),
             pull_pending: false,
             headers: options.headers,
             peek_settled: options.peek_settled,
@@ -637,6 +649,11 @@ impl Driver {
             Some(i) => self.subs[i].taken.take().unwrap_or_default(),
             None => String::new(),
         }
+    }
+
+    /// Where each body of the text last taken for `id` ends (see [`Ready`]).
+    pub fn chunk_ends(&self, id: u32) -> Option<String> {
+        self.sub_index(id).map(|i| self.subs[i].taken_ends.clone())
     }
 
     /// The caller aborted a stream's signal. An owning stream (`stop_turn`) stops the agent's
@@ -1546,7 +1563,9 @@ impl Driver {
         }
         if sub.ready.count > 0 && phase != Phase::Closed {
             sub.pull_pending = false;
-            sub.taken = Some(sub.ready.take());
+            let (text, ends) = sub.ready.take();
+            sub.taken = Some(text);
+            sub.taken_ends = ends;
             self.actions.push(Action::Chunks { stream: id });
             return;
         }
