@@ -42,7 +42,8 @@ const KNOWS = 0, HYDRATE = 1, STORAGE_FAILED = 2, STOP_GENERATION = 3, START = 4
   GET_SESSION = 17, SET_SESSION = 18, REMOVE_SESSION = 19, SEED_RESUME_CURSOR = 20, IS_CLOSED = 21,
   CLOSED_REASON = 22, SET_CLIENT_DATA = 23, SET_CALLBACKS = 24, DISPOSE = 25, LOCK_RESULT = 26,
   LOCK_STATUS = 27, TAB_MESSAGE = 28, REJOIN = 29, PAGE_HIDE = 30, BROADCAST_MESSAGES = 31,
-  IS_READ_ONLY = 32, HAS_CLAIM = 33, IGNORED_TAB_MESSAGES = 34, RECONNECT = 35, CHUNK_ENDS = 36;
+  IS_READ_ONLY = 32, HAS_CLAIM = 33, IGNORED_TAB_MESSAGES = 34, RECONNECT = 35, CHUNK_ENDS = 36,
+  SEND_ACTION = 37, SEND_PENDING_MESSAGE = 38;
 // (`chat` has no default: a chat id that is not a string fails as it would in any method.)
 const call = (d, op, chat, text = "", a = 0, b = 0) => d.call(op, chat, text, a, b, Date.now());
 const callOn = (d, op, id, b = 0, text = "") => call(d, op, "", text, id, b);
@@ -1193,7 +1194,8 @@ export function createTransportClass(load) {
       // and forgotten (`onClick={() => transport.sendAction(…)}`) still runs to its end.
       const op = { signal: abortSignal, stopTurn: true, chatId, eager: true };
       return this.#op((d) => {
-        const id = d.sendAction(chatId, texts[0], texts[1], texts[2], partId(), Date.now());
+        // (JSON text holds no NUL: the texts and the part id go as one, NUL-separated.)
+        const id = +call(d, SEND_ACTION, chatId, [...texts, partId()].join("\0"));
         if (typeof onSettled === "function") this.#settlers.set(id, onSettled);
         this.#abortable(id, abortSignal, op);
         return id;
@@ -1204,7 +1206,7 @@ export function createTransportClass(load) {
       const d = await this.#forSend();
       const texts = [json(message, "message"), json(metadata, "metadata")];
       this.#ensure(chatId);
-      return this.#op((d) => d.sendPendingMessage(chatId, texts[0], texts[1], partId(), Date.now()));
+      return this.#op((d) => +call(d, SEND_PENDING_MESSAGE, chatId, [...texts, partId()].join("\0")));
     }
 
     async stopGeneration(chatId) {

@@ -97,4 +97,10 @@ ops! {
     /// `a` a stream: where the bodies of the text it last took end, as UTF-8 byte offsets
     /// (`"12,40"`), for a host whose `JSON.parse` of them all failed.
     CHUNK_ENDS = 36,
+    /// `chat`, `text` the action, metadata and per-request headers as JSON texts (empty: none)
+    /// and a part id, NUL-separated: `sendAction`; the operation id.
+    SEND_ACTION = 37,
+    /// `chat`, `text` the message and metadata as JSON texts and a part id, NUL-separated:
+    /// `sendPendingMessage`; the operation id.
+    SEND_PENDING_MESSAGE = 38,
 }

@@ -86,56 +86,6 @@ impl WasmDriver {
         }
     }
 
-    /// `sendAction`: returns the operation id.
-    #[wasm_bindgen(js_name = sendAction)]
-    pub fn send_action(
-        &mut self,
-        chat: &str,
-        action: &str,
-        metadata: &str,
-        headers: &str,
-        part_id: &str,
-        now_ms: f64,
-    ) -> u32 {
-        let parsed = (|| {
-            let action = json(action, "action")?;
-            let metadata = json(metadata, "metadata")?;
-            let headers = header_list(json(headers, "headers")?.as_ref(), "headers")?;
-            Ok::<_, Error>((action, metadata, headers))
-        })();
-        match parsed {
-            Ok((action, metadata, headers)) => {
-                self.inner
-                    .send_action(chat, action, metadata, headers, part_id, now(now_ms))
-            }
-            Err(error) => self.inner.failed_op(error),
-        }
-    }
-
-    /// `sendPendingMessage`: returns the operation id.
-    #[wasm_bindgen(js_name = sendPendingMessage)]
-    pub fn send_pending_message(
-        &mut self,
-        chat: &str,
-        message: &str,
-        metadata: &str,
-        part_id: &str,
-        now_ms: f64,
-    ) -> u32 {
-        let parsed = json(message, "message").and_then(|m| Ok((m, json(metadata, "metadata")?)));
-        match parsed {
-            Ok((Some(message), metadata)) => {
-                self.inner
-                    .send_pending_message(chat, message, metadata, part_id, now(now_ms))
-            }
-            Ok((None, _)) => self.inner.failed_op(Error::InvalidOption {
-                name: "message".into(),
-                message: "is required".into(),
-            }),
-            Err(error) => self.inner.failed_op(error),
-        }
-    }
-
     /// The consumer pulls from stream `id`.
     pub fn pull(&mut self, id: u32, now_ms: f64) {
         self.inner.pull(id, now(now_ms));
@@ -189,6 +139,32 @@ impl WasmDriver {
             HAS_CLAIM => yes(d.has_claim(chat)),
             IGNORED_TAB_MESSAGES => number(d.ignored_tab_messages()),
             CHUNK_ENDS => d.chunk_ends(a as u32),
+            SEND_ACTION | SEND_PENDING_MESSAGE => {
+                // `text`: the JSON texts and the part id, NUL-separated (JSON text has none).
+                let mut parts = text.split('\0');
+                let mut next = || parts.next().unwrap_or_default();
+                let (first, metadata) = (next(), next());
+                let parsed = if op == SEND_ACTION {
+                    let (headers, part_id) = (next(), next());
+                    (|| {
+                        let action = json(first, "action")?;
+                        let metadata = json(metadata, "metadata")?;
+                        let headers = header_list(json(headers, "headers")?.as_ref(), "headers")?;
+                        Ok(d.send_action(chat, action, metadata, headers, part_id, now))
+                    })()
+                } else {
+                    let part_id = next();
+                    json(first, "message").and_then(|message| {
+                        let metadata = json(metadata, "metadata")?;
+                        let message = message.ok_or_else(|| Error::InvalidOption {
+                            name: "message".into(),
+                            message: "is required".into(),
+                        })?;
+                        Ok(d.send_pending_message(chat, message, metadata, part_id, now))
+                    })
+                };
+                number(parsed.unwrap_or_else(|error| d.failed_op(error)))
+            }
             RECONNECT => {
                 let headers = json(text, "headers")
                     .and_then(|h| header_list(h.as_ref(), "headers"))
