@@ -991,6 +991,25 @@ fn an_agent_on_the_prior_wire_shape_streams_every_reply_and_ends_each_on_its_bou
             "{text}: ended on its boundary"
         );
     }
+    // The agent is upgraded: its boundaries say what they answer again, and a send after a
+    // stopped turn holds that turn's tail out again.
+    let (_, out) = accepted_send(&mut host, "p3", 3);
+    host.d
+        .fetch_bytes(out, &batch(&[(7, "new")], Some((8, Some(3)))), host.now);
+    host.pump();
+    accepted_send(&mut host, "p4", 4);
+    host.d.stop_generation("c1", "s", host.now);
+    host.pump();
+    let (stop, _, _, _) = host.take_fetch(Endpoint::In);
+    host.d
+        .fetch_text(stop, 200, r#"{"ok":true,"seq":5}"#, None, host.now);
+    host.pump();
+    let (_, out) = accepted_send(&mut host, "p6", 6);
+    host.chunks.clear();
+    host.d
+        .fetch_bytes(out, &batch(&[(9, "-tail")], None), host.now);
+    host.pump();
+    assert_eq!(texts(&host.chunks), "", "the stopped turn's tail is held");
 }
 
 /// A send of `c1` (session already known) accepted with `.in` seq `seq`: its stream, pulled,
@@ -1049,6 +1068,46 @@ fn a_reload_before_a_stopped_turns_boundary_does_not_show_its_tail_as_the_next_r
     page.pump();
     assert_eq!(texts(&page.chunks), "four");
     assert!(page.ended.contains(&resumed));
+
+    // A reload after the stopped turn's boundary: the stop no boundary answers is saved as
+    // consumed, and the resumed reply streams before its own boundary.
+    let mut host = Host::new(OPTIONS);
+    let (first, out) = sent(&mut host, "c1", 1);
+    host.d.pull(first, host.now);
+    host.d
+        .fetch_bytes(out, &batch(&[(1, "one")], Some((2, Some(1)))), host.now);
+    host.pump();
+    accepted_send(&mut host, "p2", 2);
+    host.d.stop_generation("c1", "s", host.now);
+    host.pump();
+    let (stop, _, _, _) = host.take_fetch(Endpoint::In);
+    host.d
+        .fetch_text(stop, 200, r#"{"ok":true,"seq":3}"#, None, host.now);
+    host.pump();
+    let (_, out) = accepted_send(&mut host, "p4", 4);
+    host.d
+        .fetch_bytes(out, &batch(&[(3, "-tail")], Some((4, Some(2)))), host.now);
+    host.pump();
+    assert_eq!(
+        last_persisted(&host, "consumedInputSeq").and_then(|v| v.as_u64()),
+        Some(3)
+    );
+    let saved = stored_state(&host, "c1");
+    let mut page = Host::new(OPTIONS);
+    page.d.hydrate("c1", Stored::Shape(&saved), 0);
+    let resumed = page
+        .d
+        .reconnect("c1", Default::default(), page.now)
+        .unwrap();
+    page.pump();
+    let (out, _, _, _) = page.take_fetch(Endpoint::Out);
+    page.d.fetch_open(out, false, page.now);
+    page.d.pull(resumed, page.now);
+    page.pump();
+    page.d
+        .fetch_bytes(out, &batch(&[(5, "four")], None), page.now);
+    page.pump();
+    assert_eq!(texts(&page.chunks), "four", "streamed before its boundary");
 }
 
 #[test]

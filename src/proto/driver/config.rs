@@ -231,7 +231,10 @@ mod tests {
         assert_eq!(config.task, "chat");
         assert!(config.has_start_session && !config.has_access_token);
         assert_eq!(config.headers.get("x-a"), Some("1"));
-        // Latin-1 and surrounding spaces are sendable (fetch trims the spaces).
+        // Latin-1 and surrounding spaces are sendable (fetch trims the spaces), and so is a
+        // line break at the end (a key read from a file).
+        assert!(is_sendable("x-key", "abc\r\n"));
+        assert!(!is_sendable("x-key", "a\nb"));
         let latin1 = parse(
             r#"{"task":"chat","types":{"accessToken":"function"},"headers":{"X-Name":" Zoë "}}"#,
         )

@@ -1271,6 +1271,10 @@ impl Driver {
                         stops.remove(0);
                     }
                     stops.push(seq);
+                    // (After the boundary of the turn it stopped: consumed at once.)
+                    if let Some(known) = self.chats[chat].state.consumed_input_seq {
+                        self.note_consumed(chat, known);
+                    }
                     self.unanswered_input(&chat_id, None, seq, now_ms);
                 }
                 self.finish_op(op, Ok(Value::Bool(true)));

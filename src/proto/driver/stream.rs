@@ -599,6 +599,21 @@ impl Driver {
         Some(stream)
     }
 
+    /// The agent consumed `chat`'s inputs up to `seq`. A stop of this page right after them is
+    /// consumed too: no boundary answers it, and once the turn it stopped is over no turn
+    /// will. (So the state saved says so, and a resume after a reload, which knows nothing of
+    /// this page's stops, does not wait for one.)
+    pub(super) fn note_consumed(&mut self, chat: usize, seq: u64) {
+        let c = &mut self.chats[chat];
+        c.state.note_consumed(seq);
+        while let Some(next) = c.state.consumed_input_seq.map(|k| k.saturating_add(1)) {
+            if !c.stops.contains(&next) {
+                break;
+            }
+            c.state.note_consumed(next);
+        }
+    }
+
     /// Stream `stream` of chat `chat` waits for no boundary to answer the chat's stops.
     pub(super) fn stops_unanswered(&mut self, chat: usize, stream: u32, now_ms: u64) {
         // (A copy: what this calls must not be able to shorten the list under the loop.)
@@ -1148,9 +1163,10 @@ impl Driver {
                 }
                 Outcome::TurnComplete(control) => {
                     if let Some(seq) = control.session_in_event_id {
-                        self.chats[chat].state.note_consumed(seq);
+                        self.note_consumed(chat, seq);
                     }
-                    self.chats[chat].legacy |= control.legacy;
+                    // (The latest boundary's shape: an agent upgraded since writes the new one.)
+                    self.chats[chat].legacy = control.legacy;
                     self.chats[chat]
                         .state
                         .complete_turn(control.public_access_token.clone());
@@ -1177,7 +1193,7 @@ impl Driver {
                     seq_num, consumed, ..
                 } => {
                     if let Some(seq) = consumed {
-                        self.chats[chat].state.note_consumed(seq);
+                        self.note_consumed(chat, seq);
                     }
                     // Saved at once: a reload before this turn's own boundary must not replay
                     // the earlier turn's tail into it.

@@ -498,7 +498,7 @@ impl Driver {
                         Cursor::parse(Some(&last_event_id)).get(),
                     ) {
                         if let Some(consumed) = consumed_input_seq {
-                            self.chats[chat].state.note_consumed(consumed);
+                            self.note_consumed(chat, consumed);
                         }
                         self.chats[chat].state.seed_cursor(seq);
                     }
