@@ -432,13 +432,14 @@ async fn a_tab_disposed_from_its_own_event_callback_still_gives_its_claim_back()
     // The stream closes with the dispose (it used to fail with `protocol`: the batch's chunks
     // were gone by the time the host took them).
     ok(read_all(&stream)).await;
+    let (watcher, chat_id) = (other.clone(), chat.clone());
     assert!(
-        saw_message(&other, "claim", &chat),
+        eventually(5_000, move || saw_message(&watcher, "claim", &chat_id)).await,
         "the send claimed the chat"
     );
     let (watcher, chat_id) = (other.clone(), chat.clone());
     assert!(
-        eventually(2_000, move || saw_message(&watcher, "release", &chat_id)).await,
+        eventually(5_000, move || saw_message(&watcher, "release", &chat_id)).await,
         "the release was broadcast before the channel closed"
     );
 }
@@ -475,7 +476,7 @@ async fn remove_session_in_one_tab_is_forgotten_by_the_other_which_does_not_writ
     let newer = format!(r#"{{"v":1,"chatId":"{chat}","session":{{"publicAccessToken":"newer"}}}}"#);
     storage_set(&key, &newer);
     let (b2, chat2) = (b.clone(), chat.clone());
-    let afresh = eventually(2_000, move || {
+    let afresh = eventually(5_000, move || {
         get(&b2.get_session(&chat2), "publicAccessToken")
             .as_string()
             .as_deref()
@@ -524,7 +525,7 @@ async fn a_page_that_goes_away_mid_reply_frees_the_chat_for_the_other_tabs_at_on
     // when its lock is found free or its claim times out (10 s).
     page_hide();
     assert!(
-        read_only_within(3_000, &b, &chat, false).await,
+        read_only_within(5_000, &b, &chat, false).await,
         "B may send at once"
     );
     assert!(!a.has_claim(&chat));
@@ -584,7 +585,7 @@ async fn still_running(a: &Transport, chat: &str) {
     let reply = ok(b.send_messages(&message(chat, "b1", "slow from b"))).await;
     ok(read_n(&reply, 3)).await;
     assert!(
-        read_only_within(2_000, a, chat, true).await,
+        read_only_within(5_000, a, chat, true).await,
         "the transport was disposed under its component"
     );
     ok(read_all(&reply)).await;

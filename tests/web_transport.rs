@@ -903,11 +903,14 @@ async fn an_async_save_that_rejects_is_a_storage_error_not_an_unhandled_rejectio
         text_of(&send_text(&t, &chat, "u1", "hi").await),
         "You said: hi"
     );
-    ok(sleep(50)).await;
-    let events = strings(&event_types(&calls));
+    let seen = calls.clone();
     assert!(
-        events.iter().any(|e| e == "storage-error"),
-        "the rejection is reported: {events:?}"
+        eventually(5_000, move || strings(&event_types(&seen))
+            .iter()
+            .any(|e| e == "storage-error"))
+        .await,
+        "the rejection is reported: {:?}",
+        strings(&event_types(&calls))
     );
 }
 
@@ -1022,11 +1025,21 @@ async fn head_start_to_a_parked_run_is_reported_through_the_cors_exposed_header(
     let url = format!("{SERVER}/api/chat/head-start");
     let (t, calls) = transport(&object(&[("headStart", url.into())]));
     park(&chat, true).await;
-    // The deployment lands a little later (Firefox resolves the handler's response only with
-    // its first bytes, and here the whole turn waits for the deployment).
+    // The deployment lands once the handler has answered (Firefox resolves the handler's
+    // response only with its first bytes, and here the whole turn waits for the deployment).
     let landing = chat.clone();
     wasm_bindgen_futures::spawn_local(async move {
-        wasm_bindgen_futures::JsFuture::from(sleep(300)).await.ok();
+        // (It has answered once the message is on `.in`.)
+        for _ in 0..100 {
+            let state = admin(SERVER, &landing, "state", "GET", &JsValue::UNDEFINED);
+            let answered = wasm_bindgen_futures::JsFuture::from(state)
+                .await
+                .is_ok_and(|s| js_sys::Array::from(&get(&s, "inRecords")).length() > 0);
+            if answered {
+                break;
+            }
+            wasm_bindgen_futures::JsFuture::from(sleep(50)).await.ok();
+        }
         park(&landing, false).await;
     });
     let messages = array(&[user_message("u1", "parked")]);

@@ -173,7 +173,7 @@ scenario(
     abort.abort();
     await eventually(async () =>
       (await chatState(server.url, chatId)).inRecords.some((r) => r.kind === "stop"),
-    2_000);
+    5_000);
     assert.ok(calls.token >= 1, "the stop went out with a fresh token");
   },
 );
@@ -217,7 +217,8 @@ scenario(
     const abortedAt = Date.now();
     abort.abort();
     await assert.rejects(sending);
-    assert.ok(Date.now() - abortedAt < 1_500, `rejected ${Date.now() - abortedAt} ms after the abort`);
+    // (Well before the 4 s the append takes: not waited for.)
+    assert.ok(Date.now() - abortedAt < 3_500, `rejected ${Date.now() - abortedAt} ms after the abort`);
   },
 );
 

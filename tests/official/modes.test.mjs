@@ -89,6 +89,6 @@ scenario("watch: reconnectToStream follows later turns on one stream", { timeout
   assert.equal(chunks.filter((c) => c.type === "start").length, 2);
   // The second boundary may come in a batch after the second `finish` was read.
   const completed = () => watcher.events.filter((e) => e.type === "turn-completed").length;
-  await eventually(() => completed() === 2, 2_000).catch(() => assert.equal(completed(), 2));
+  await eventually(() => completed() === 2, 5_000).catch(() => assert.equal(completed(), 2));
   await reader.cancel();
 });

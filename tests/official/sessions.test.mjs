@@ -156,7 +156,7 @@ scenario(
     const { message } = await collect(await send(transport, chatId, [userMessage("hi")]));
     assert.equal(textOf(message), echo("hi"));
     transport.removeSession(chatId);
-    await new Promise((resolve) => setTimeout(resolve, 400));
+    await eventually(() => inFlight === 0 && !db.has(chatId), 5_000).catch(() => {});
     assert.equal(inFlight, 0);
     assert.equal(most, 1, "one write at a time");
     assert.equal(db.has(chatId), false, "the removal landed last");
@@ -187,8 +187,7 @@ scenario(
     transport.removeSession(chatId); // waits for it
     assert.equal(transport.getSession(chatId), undefined, "not the state the store still has");
     assert.equal(transport.sessionStatus(chatId), "open");
-    await new Promise((resolve) => setTimeout(resolve, 800));
-    assert.equal(db.has(chatId), false);
+    await eventually(() => !db.has(chatId), 5_000).catch(() => assert.equal(db.has(chatId), false));
     assert.equal(transport.getSession(chatId), undefined);
   },
 );
