@@ -39,7 +39,7 @@ type HookTaskId<T> = T extends { id: infer Id extends string; trigger: (...args:
 /**
  * Options of `useTriggerChatTransport`: the transport's options. `onSessionChange`, `onEvent`,
  * `clientData`, `accessToken`, `startSession` and `fetch` are live (a new value is used by the
- * next send, even one made in the same tick as the render); the others are read once, when the
+ * next send once React has committed the render that gave it); the others are read once, when the
  * transport is created (remount with a new `key` to change them).
  *
  * @typeParam T - the agent's task type (`typeof myChat`, as with `@trigger.dev/sdk`: `task` must
@@ -125,7 +125,8 @@ export type UseMultiTabChatOptions = {
 export declare function useMultiTabChat<T = UIMessage>(
   /** `null` / `undefined` (no transport yet): inert, never read-only. */
   transport: TriggerChatTransport<any, any> | null | undefined,
-  chatId: string,
+  /** `null` / `undefined` (no chat yet): inert, never read-only. */
+  chatId: string | null | undefined,
   messages: T[],
   setMessages: (messages: T[] | ((messages: T[]) => T[])) => void,
   options?: UseMultiTabChatOptions,

@@ -50,7 +50,12 @@ function createEntry(latest) {
   const present = {};
   const initial = { ...options };
   for (const [name] of LIVE_CALLBACKS) {
-    wrappers[name] = (...args) => latest.current[name](...args);
+    // Called as a plain function, as the class calls it: a method call would make the options
+    // object its `this` (`fetch: window.fetch` then throws "Illegal invocation").
+    wrappers[name] = (...args) => {
+      const fn = latest.current[name];
+      return fn(...args);
+    };
     present[name] = typeof options[name] === "function";
     if (present[name]) initial[name] = wrappers[name];
   }
@@ -203,7 +208,9 @@ export function useMultiTabChat(transport, chatId, messages, setMessages, option
   const throttleMs = options?.throttleMs ?? DEFAULT_THROTTLE_MS;
   // (Read now, not only in the effect: the first commit already disables a composer that
   // another tab owns. `isReadOnly` is a pure read.)
-  const readNow = () => hasMultiTab(transport) && !!transport.isReadOnly(chatId);
+  // (No chat id yet: inert, as with no transport.)
+  const active = hasMultiTab(transport) && chatId != null;
+  const readNow = () => active && !!transport.isReadOnly(chatId);
   // (Keyed by transport and chat: what one transport said of a chat says nothing of another.)
   const [readOnly, setReadOnly] = useState(() => ({ transport, chatId, value: readNow() }));
   // Per (transport, chatId): ownership as this tab last saw it, the pending broadcast, and the
@@ -221,7 +228,7 @@ export function useMultiTabChat(transport, chatId, messages, setMessages, option
   });
 
   useEffect(() => {
-    if (!hasMultiTab(transport)) return undefined;
+    if (!active) return undefined;
     const s = current;
     setReadOnly({ transport, chatId, value: transport.isReadOnly(chatId) });
     const onReadOnly = (id, value) => {
@@ -258,7 +265,7 @@ export function useMultiTabChat(transport, chatId, messages, setMessages, option
   }, [transport, chatId, current]);
 
   useEffect(() => {
-    if (!hasMultiTab(transport)) return;
+    if (!active) return;
     current.observe();
     if (current.mayBroadcast()) current.schedule();
   }, [transport, chatId, current, messages]);

@@ -250,6 +250,18 @@ test("a shared transport: leaving while the message is on its way and coming bac
   await page.close();
 });
 
+test("useTriggerChatTransport calls a live fetch as the class does: the browser's own fetch works", { timeout: 30_000 }, async () => {
+  const page = await openHarness();
+  const chatId = newChatId("bare-fetch");
+  await page.evaluate((id) => harness.mount(id, { bareFetch: true }), chatId);
+  await page.waitForTimeout(100); // StrictMode's simulated unmount/remount
+  await page.evaluate(() => harness.send("plain fetch"));
+  await eventually(async () => (await lastText(page)) === "assistant: You said: plain fetch", { message: "echo" });
+  await page.evaluate(() => harness.unmount());
+  assert.deepEqual(page.pageErrors, []);
+  await page.close();
+});
+
 test("useTriggerChatTransport keeps accessToken, startSession, fetch and onSessionChange live", { timeout: 45_000 }, async () => {
   const page = await openHarness();
   const chatId = newChatId("live");

@@ -29,7 +29,7 @@ const state = { transports: new Set(), current: null, renders: 0, events: [], ca
 
 const textOf = (message) => (message?.parts ?? []).map((p) => (p.type === "text" ? p.text : "")).join("");
 
-function Probe({ chatId, clientData, sendInLayoutEffect, onEventTag, tag, headStart, resume = false, suspend = false }) {
+function Probe({ chatId, clientData, sendInLayoutEffect, onEventTag, tag, headStart, resume = false, suspend = false, bareFetch = false }) {
   state.renders++;
   const transport = useTriggerChatTransport({
     task: "ai-chat",
@@ -43,10 +43,13 @@ function Probe({ chatId, clientData, sendInLayoutEffect, onEventTag, tag, headSt
       state.calls.push(`${tag}:accessToken`);
       return (await post(`/api/chat/${encodeURIComponent(chatId)}/token`)).publicAccessToken;
     },
-    fetch: (url, init) => {
-      state.calls.push(`${tag}:fetch`);
-      return fetch(url, init);
-    },
+    // `bareFetch`: the browser's own, as apps pass it (it throws when called as a method).
+    fetch: bareFetch
+      ? window.fetch
+      : (url, init) => {
+          state.calls.push(`${tag}:fetch`);
+          return fetch(url, init);
+        },
     onSessionChange: () => state.calls.push(`${tag}:onSessionChange`),
     clientData,
     // A new function every render, tagged by the prop: the transport must call the latest one.
