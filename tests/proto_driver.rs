@@ -1727,6 +1727,46 @@ fn a_chat_id_too_long_to_announce_is_sent_uncoordinated() {
     }
 }
 
+/// The `version` of each `session` message this tab broadcast since `host.other` was cleared.
+fn session_versions(host: &Host) -> Vec<u64> {
+    host.other
+        .iter()
+        .filter_map(|a| match a {
+            Action::Broadcast { message }
+                if message.get("type").and_then(Json::as_str) == Some("session") =>
+            {
+                message.get("version").and_then(Json::as_u64)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_cursor_broadcast_after_the_clock_stepped_back_is_still_newer_than_the_last() {
+    let options = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":false,"tabId":"tab-a"}"#;
+    let mut host = Host::new(options);
+    host.now = 1_700_000_000_000;
+    let (stream, out) = sent(&mut host, "c1", 1);
+    host.d.pull(stream, host.now);
+    host.other.clear();
+    host.d
+        .fetch_bytes(out, &batch(&[(1, "one")], Some((2, Some(1)))), host.now);
+    host.pump();
+    let first = session_versions(&host);
+    assert_eq!(first.len(), 1, "{:?}", host.other);
+    // The system clock steps back ten minutes before the next turn ends.
+    host.now -= 600_000;
+    let (_, out) = accepted_send(&mut host, "p2", 2);
+    host.other.clear();
+    host.d
+        .fetch_bytes(out, &batch(&[(3, "two")], Some((4, Some(2)))), host.now);
+    host.pump();
+    let second = session_versions(&host);
+    assert_eq!(second.len(), 1, "{:?}", host.other);
+    assert!(second[0] > first[0], "{second:?} after {first:?}");
+}
+
 /// This tab streams a turn under the writer lock; then a tab without Web Locks (the JS
 /// transport) turns out to have claimed the chat earlier, and its claim wins:
 /// (host, stream, out).

@@ -346,6 +346,34 @@ fn release_frees_the_chat_for_everyone() {
 }
 
 #[test]
+fn a_release_dated_far_ahead_is_forged_and_changes_nothing() {
+    let mut b = tab("tab-b");
+    b.receive(claim_msg("tab-a", Some(1_000), false), 1_001);
+    // Believed, it would free the chat and overtake every later claim of tab-a.
+    b.receive(
+        Message::Release {
+            chat_id: CHAT.into(),
+            tab_id: "tab-a".into(),
+            at: Some(9_000_000_000_000_000),
+        },
+        1_002,
+    );
+    assert!(b.is_read_only(CHAT));
+    b.receive(claim_msg("tab-a", Some(5_000), false), 5_001);
+    b.receive(
+        Message::Release {
+            chat_id: CHAT.into(),
+            tab_id: "tab-a".into(),
+            at: Some(5_000),
+        },
+        5_002,
+    );
+    assert!(!b.is_read_only(CHAT), "a genuine release still frees it");
+    b.receive(claim_msg("tab-a", Some(6_000), false), 6_001);
+    assert!(b.is_read_only(CHAT), "and tab-a's next claim counts");
+}
+
+#[test]
 fn only_the_owner_can_release_a_claim() {
     let mut b = tab("tab-b");
     b.receive(claim_msg("tab-a", Some(1_000), false), 1_001);

@@ -378,9 +378,16 @@ impl Driver {
         let chat_id = self.chats[chat].id.clone();
         let consumed = self.chats[chat].state.consumed_input_seq;
         if let Some(tabs) = self.tabs.as_mut() {
+            // Newer than any seen, as for conversations: after the clock stepped back, a
+            // version from it would read as stale to the tabs that saw the last one.
+            let version = now_ms.max(
+                tabs.coordinator
+                    .session_version(&chat_id)
+                    .map_or(0, |v| v.saturating_add(1)),
+            );
             let _ = tabs
                 .coordinator
-                .broadcast_session(&chat_id, &cursor, consumed, now_ms);
+                .broadcast_session(&chat_id, &cursor, consumed, version);
             self.tab_effects(now_ms);
         }
     }

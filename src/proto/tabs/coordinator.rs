@@ -178,11 +178,13 @@ impl TabCoordinator {
         };
         match message {
             Message::Claim(claim) | Message::Heartbeat(claim) => self.on_claim(&claim, now_ms),
+            // (A release dated far ahead would overtake every later claim of its tab.)
             Message::Release {
                 chat_id,
                 tab_id,
                 at,
-            } => self.on_release(&chat_id, &tab_id, at),
+            } if !forged(&at) => self.on_release(&chat_id, &tab_id, at),
+            Message::Release { .. } => {}
             Message::Who { chat_id, .. } => {
                 for entry in &self.chats {
                     if chat_id
@@ -424,6 +426,12 @@ impl TabCoordinator {
     pub fn messages_version(&self, chat_id: &str) -> Option<u64> {
         self.find(chat_id)
             .and_then(|entry| entry.copies.messages_version())
+    }
+
+    /// The newest cursor version sent or applied for `chat_id` (see [`Self::broadcast_session`]).
+    pub fn session_version(&self, chat_id: &str) -> Option<u64> {
+        self.find(chat_id)
+            .and_then(|entry| entry.copies.session_version())
     }
 
     /// Whether the tab that owns `chat_id` holds its writer Web Lock (so a free lock means it is

@@ -28,6 +28,11 @@ impl Copies {
         }
     }
 
+    /// The newest cursor version sent or applied.
+    pub(super) fn session_version(&self) -> Option<u64> {
+        self.session_version
+    }
+
     /// We sent a copy with `version`.
     pub(super) fn sent_messages(&mut self, version: u64) {
         newer(&mut self.messages_version, version);
