@@ -712,7 +712,16 @@ export function usePendingMessages(options) {
         if (switches.current !== generation || latest.current.chatId !== flushedChat) return;
         // Free for the end of the turn this send starts.
         flushing.current = false;
-        if (!next) return;
+        if (!next) {
+          // Messages queued while this ran (it read the list when it began), with no turn left
+          // whose end would send them (a steering message was injected after all): now.
+          const late = entriesRef.current.filter((e) => e.mode === "queued" && !injectedRef.current.has(e.id));
+          if (late.length === 0 || inTurn(latest.current.status)) return;
+          const ids = new Set(late.map((e) => e.id));
+          setEntries((current) => current.filter((e) => !ids.has(e.id)));
+          const text = late.map((e) => messageText(e.message)).join("\n");
+          next = { send: () => latest.current.sendMessage({ text }, requestOptions()), taken: late };
+        }
         if (!mounted.current) {
           // Hidden or gone while a steering message's delivery was awaited: nothing is sent
           // into a chat nobody shows. Shown again, they wait for the end of the next turn.
