@@ -1022,17 +1022,15 @@ fn accepted_send(host: &mut Host, part: &str, seq: u64) -> (u32, u32) {
     (stream, out)
 }
 
-#[test]
-fn a_reload_before_a_stopped_turns_boundary_does_not_show_its_tail_as_the_next_reply() {
-    let mut host = Host::new(OPTIONS);
-    // A whole turn: the agent consumed input 1.
-    let (first, out) = sent(&mut host, "c1", 1);
+/// A whole turn (input 1), then turn 2 streams a little and is stopped (the stop is input 3),
+/// and the next message is sent as input 4: its `.out` connection.
+fn a_stopped_turn_then_the_next_message(host: &mut Host) -> u32 {
+    let (first, out) = sent(host, "c1", 1);
     host.d.pull(first, host.now);
     host.d
         .fetch_bytes(out, &batch(&[(1, "one")], Some((2, Some(1)))), host.now);
     host.pump();
-    // Turn 2 streams a little and is stopped (the stop is input 3).
-    let (second, out) = accepted_send(&mut host, "p2", 2);
+    let (second, out) = accepted_send(host, "p2", 2);
     host.d
         .fetch_bytes(out, &batch(&[(3, "two")], None), host.now);
     host.pump();
@@ -1043,12 +1041,14 @@ fn a_reload_before_a_stopped_turns_boundary_does_not_show_its_tail_as_the_next_r
     host.d
         .fetch_text(stop, 200, r#"{"ok":true,"seq":3}"#, None, host.now);
     host.pump();
-    // The next message is input 4; the page reloads before turn 2's boundary came by.
-    accepted_send(&mut host, "p4", 4);
-    let saved = stored_state(&host, "c1");
+    accepted_send(host, "p4", 4).1
+}
 
+/// A new page from `host`'s saved state of `c1`: its resumed stream, pulled, and its `.out`.
+fn reloaded_and_resumed(host: &Host) -> (Host, u32, u32) {
     let mut page = Host::new(OPTIONS);
-    page.d.hydrate("c1", Stored::Shape(&saved), 0);
+    page.d
+        .hydrate("c1", Stored::Shape(&stored_state(host, "c1")), 0);
     let resumed = page
         .d
         .reconnect("c1", Default::default(), page.now)
@@ -1058,6 +1058,15 @@ fn a_reload_before_a_stopped_turns_boundary_does_not_show_its_tail_as_the_next_r
     page.d.fetch_open(out, false, page.now);
     page.d.pull(resumed, page.now);
     page.pump();
+    (page, resumed, out)
+}
+
+#[test]
+fn a_reload_before_a_stopped_turns_boundary_does_not_show_its_tail_as_the_next_reply() {
+    let mut host = Host::new(OPTIONS);
+    // The page reloads before turn 2's boundary came by.
+    a_stopped_turn_then_the_next_message(&mut host);
+    let (mut page, resumed, out) = reloaded_and_resumed(&host);
     // Turn 2's tail and boundary (the agent never read the stop), then turn 4.
     page.d
         .fetch_bytes(out, &batch(&[(4, "-tail")], Some((5, Some(2)))), page.now);
@@ -1072,40 +1081,17 @@ fn a_reload_before_a_stopped_turns_boundary_does_not_show_its_tail_as_the_next_r
     // A reload after the stopped turn's boundary: the stop no boundary answers is saved as
     // consumed, and the resumed reply streams before its own boundary.
     let mut host = Host::new(OPTIONS);
-    let (first, out) = sent(&mut host, "c1", 1);
-    host.d.pull(first, host.now);
+    let out = a_stopped_turn_then_the_next_message(&mut host);
     host.d
-        .fetch_bytes(out, &batch(&[(1, "one")], Some((2, Some(1)))), host.now);
-    host.pump();
-    accepted_send(&mut host, "p2", 2);
-    host.d.stop_generation("c1", "s", host.now);
-    host.pump();
-    let (stop, _, _, _) = host.take_fetch(Endpoint::In);
-    host.d
-        .fetch_text(stop, 200, r#"{"ok":true,"seq":3}"#, None, host.now);
-    host.pump();
-    let (_, out) = accepted_send(&mut host, "p4", 4);
-    host.d
-        .fetch_bytes(out, &batch(&[(3, "-tail")], Some((4, Some(2)))), host.now);
+        .fetch_bytes(out, &batch(&[(4, "-tail")], Some((5, Some(2)))), host.now);
     host.pump();
     assert_eq!(
         last_persisted(&host, "consumedInputSeq").and_then(|v| v.as_u64()),
         Some(3)
     );
-    let saved = stored_state(&host, "c1");
-    let mut page = Host::new(OPTIONS);
-    page.d.hydrate("c1", Stored::Shape(&saved), 0);
-    let resumed = page
-        .d
-        .reconnect("c1", Default::default(), page.now)
-        .unwrap();
-    page.pump();
-    let (out, _, _, _) = page.take_fetch(Endpoint::Out);
-    page.d.fetch_open(out, false, page.now);
-    page.d.pull(resumed, page.now);
-    page.pump();
+    let (mut page, _, out) = reloaded_and_resumed(&host);
     page.d
-        .fetch_bytes(out, &batch(&[(5, "four")], None), page.now);
+        .fetch_bytes(out, &batch(&[(6, "four")], None), page.now);
     page.pump();
     assert_eq!(texts(&page.chunks), "four", "streamed before its boundary");
 }
