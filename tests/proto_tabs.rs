@@ -346,7 +346,7 @@ fn release_frees_the_chat_for_everyone() {
 }
 
 #[test]
-fn a_release_dated_far_ahead_is_forged_and_changes_nothing() {
+fn a_release_or_claim_dated_far_ahead_is_forged_and_changes_nothing() {
     let mut b = tab("tab-b");
     b.receive(claim_msg("tab-a", Some(1_000), false), 1_001);
     // Believed, it would free the chat and overtake every later claim of tab-a.
@@ -371,6 +371,19 @@ fn a_release_dated_far_ahead_is_forged_and_changes_nothing() {
     assert!(!b.is_read_only(CHAT), "a genuine release still frees it");
     b.receive(claim_msg("tab-a", Some(6_000), false), 6_001);
     assert!(b.is_read_only(CHAT), "and tab-a's next claim counts");
+
+    // A claim dated far ahead is forged too: believed, it would outrank every later release.
+    let mut c = tab("tab-c");
+    c.receive(
+        claim_msg("tab-a", Some(9_000_000_000_000_000), false),
+        1_000,
+    );
+    assert!(!c.is_read_only(CHAT));
+    c.receive(
+        heartbeat_msg("tab-a", Some(9_000_000_000_000_000), false),
+        1_001,
+    );
+    assert!(!c.is_read_only(CHAT));
 }
 
 #[test]

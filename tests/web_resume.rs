@@ -30,18 +30,18 @@ async fn log_of(chat: &str) -> Vec<JsValue> {
     js_sys::Array::from(&log).iter().collect()
 }
 
-/// The stops in the chat's request log once there are `n` (polled for up to 5 s: a stop after
-/// an abort is not waited for), or as many as there are then.
+/// The stops in the chat's request log 300 ms after there are `n` (polled for up to 5 s: a
+/// stop after an abort is not waited for; the 300 ms let a duplicate show), or as many as
+/// there are then.
 async fn stops_reaching(chat: &str, n: usize) -> usize {
-    let mut stops = 0;
     for _ in 0..50 {
-        stops = stops_in(&log_of(chat).await);
-        if stops >= n {
+        if stops_in(&log_of(chat).await) >= n {
             break;
         }
         ok(sleep(100)).await;
     }
-    stops
+    ok(sleep(300)).await;
+    stops_in(&log_of(chat).await)
 }
 
 fn stops_in(log: &[JsValue]) -> usize {

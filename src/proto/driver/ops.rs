@@ -1271,9 +1271,13 @@ impl Driver {
                         stops.remove(0);
                     }
                     stops.push(seq);
-                    // (After the boundary of the turn it stopped: consumed at once.)
-                    if let Some(known) = self.chats[chat].state.consumed_input_seq {
+                    // (After the boundary of the turn it stopped: consumed at once, and saved.)
+                    let known = self.chats[chat].state.consumed_input_seq;
+                    if let Some(known) = known {
                         self.note_consumed(chat, known);
+                        if self.chats[chat].state.consumed_input_seq != Some(known) {
+                            self.persist(chat);
+                        }
                     }
                     self.unanswered_input(&chat_id, None, seq, now_ms);
                 }

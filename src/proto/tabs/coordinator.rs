@@ -177,7 +177,11 @@ impl TabCoordinator {
             version.is_some_and(|v| v > now_ms.saturating_add(MAX_VERSION_AHEAD_MS))
         };
         match message {
-            Message::Claim(claim) | Message::Heartbeat(claim) => self.on_claim(&claim, now_ms),
+            // (A claim dated far ahead would outrank its tab's every later release.)
+            Message::Claim(claim) | Message::Heartbeat(claim) if !forged(&claim.at) => {
+                self.on_claim(&claim, now_ms)
+            }
+            Message::Claim(_) | Message::Heartbeat(_) => {}
             // (A release dated far ahead would overtake every later claim of its tab.)
             Message::Release {
                 chat_id,
