@@ -79,6 +79,8 @@ test("reloading mid-reply resumes it: no duplicated message, no repeated text", 
   const context = await newContext(browser);
   const chatId = newChatId("reload");
   const page = await openChat(context, chatId);
+  // An 8 s reply: room for a slow machine to reload and resume before it is over.
+  assert.equal((await setFaults(chatId, { slowIntervalMs: 200 })).status, 200);
 
   await send(page, SLOW_PROMPT);
   await eventually(async () => slowProgress(await lastAssistantText(page)) >= 8, { message: "8 numbers" });
@@ -105,6 +107,8 @@ test("Stop after a reload stops the agent's turn", T, async () => {
   const context = await newContext(browser);
   const chatId = newChatId("stop");
   const page = await openChat(context, chatId);
+  // Room to reload before the reply is over.
+  assert.equal((await setFaults(chatId, { slowIntervalMs: 200 })).status, 200);
 
   await send(page, SLOW_PROMPT);
   await eventually(async () => slowProgress(await lastAssistantText(page)) >= 5, { message: "5 numbers" });

@@ -53,6 +53,10 @@ pub struct FaultSet {
     /// Ping interval of this chat's `.out` streams.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ping_interval_ms: Option<u64>,
+    /// The pause before each delta of this chat's slow replies (default 100 ms): tests that
+    /// reload mid-reply give a slow machine room to come back before the reply is over.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slow_interval_ms: Option<u64>,
     /// `true`: the chat's run is parked, waiting for the deployment that carries its version
     /// (version skew protection). Session create, every append and the head-start answer say
     /// `pendingVersion`; the agent takes nothing from `.in` until this is set back to `false`
@@ -84,6 +88,7 @@ impl FaultSet {
             token_ttl_seconds,
             latency_ms,
             ping_interval_ms,
+            slow_interval_ms,
             pending_version,
             append_without_seq
         );
@@ -104,6 +109,12 @@ impl FaultSet {
         }
         if self.ping_interval_ms == Some(0) {
             return Err("pingIntervalMs must be positive".into());
+        }
+        if self
+            .slow_interval_ms
+            .is_some_and(|ms| !(1..=2_000).contains(&ms))
+        {
+            return Err("slowIntervalMs must be 1..=2000".into());
         }
         Ok(())
     }
@@ -148,5 +159,10 @@ mod tests {
         let set: FaultSet =
             serde_json::from_str(r#"{"outFailures":{"status":200,"count":1}}"#).unwrap();
         assert!(set.validate().is_err());
+        for (ms, ok) in [(0, false), (1, true), (2_000, true), (2_001, false)] {
+            let set: FaultSet =
+                serde_json::from_value(serde_json::json!({ "slowIntervalMs": ms })).unwrap();
+            assert_eq!(set.validate().is_ok(), ok, "slowIntervalMs {ms}");
+        }
     }
 }

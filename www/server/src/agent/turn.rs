@@ -197,7 +197,11 @@ impl Turn<'_> {
             Pacing::Slow {
                 deltas,
                 interval_ms,
-            } => (split_deltas(text, Some(deltas)), interval_ms),
+            } => {
+                let faults = self.store.faults(self.session.chat_key());
+                let interval_ms = faults.slow_interval_ms.unwrap_or(interval_ms);
+                (split_deltas(text, Some(deltas)), interval_ms)
+            }
         };
         for delta in pieces {
             if interval_ms > 0 {
