@@ -90,6 +90,12 @@ const setFaults = (chatId, body) =>
     body: JSON.stringify(body),
   });
 
+/** `chatId`'s slow replies take 8 s, not 4: room for a loaded machine to act mid-reply. */
+async function slowerReplies(chatId) {
+  const res = await setFaults(chatId, { slowIntervalMs: 200 });
+  assert.ok(res.ok, `admin faults: ${res.status}`);
+}
+
 /** Every request of `chatId` waits `ms` at the harness's server. */
 async function slowDown(chatId, ms) {
   const res = await setFaults(chatId, { latencyMs: ms });
@@ -99,6 +105,7 @@ async function slowDown(chatId, ms) {
 test("unmounting mid-reply leaves the agent running, and the next mount resumes the reply (W14)", { timeout: 45_000 }, async () => {
   const page = await openHarness();
   const chatId = newChatId("unmount");
+  await slowerReplies(chatId);
   await page.evaluate((id) => harness.mount(id, { resume: true }), chatId);
   await page.waitForTimeout(100); // StrictMode's unmount/remount (its chat.stop() would abort a send)
   await page.evaluate((text) => void harness.send(text), SLOW_PROMPT); // resolves at the reply's end
@@ -160,9 +167,11 @@ test("unmounting while the message is still on its way sends it anyway, and the 
 const paneText = async (page) => (await page.evaluate(() => harness.pane())).texts.at(-1) ?? "";
 const inKinds = async (chatId) => (await serverChat(chatId)).inRecords.map((r) => r.kind);
 
-test("a shared transport: useDetachOnLeave keeps a reply going when the pane switches chats or closes; stop still stops", { timeout: 60_000 }, async () => {
+test("a shared transport: useDetachOnLeave keeps a reply going when the pane switches chats or closes; stop still stops", { timeout: 90_000 }, async () => {
   const page = await openHarness();
   const [a, b, c] = [newChatId("leave-a"), newChatId("leave-b"), newChatId("leave-c")];
+  await slowerReplies(a);
+  await slowerReplies(c);
   await page.evaluate((id) => harness.mountShared(id, { detach: true }), a);
   await page.waitForTimeout(100);
 
@@ -683,6 +692,7 @@ test("useMultiTabChat: an owner's message whose send fails before the server tak
 test("a chat hidden by <Activity> mid-reply and shown again resumes the reply through its own transport", { timeout: 45_000 }, async () => {
   const page = await openHarness();
   const chatId = newChatId("activity");
+  await slowerReplies(chatId);
   await page.evaluate((id) => harness.mount(id, { resume: true, strict: false, hidden: false }), chatId);
   await page.evaluate((text) => void harness.send(text), SLOW_PROMPT);
   await eventually(async () => progress(await lastText(page)) >= 3, { message: "the reply under way" });
