@@ -699,12 +699,7 @@ export function usePendingMessages(options) {
         }
         undelivered.add(entry.id);
       }
-      const queued = waiting.filter((e) => e.mode === "queued" || undelivered.has(e.id));
-      if (queued.length === 0) return undefined;
-      const ids = new Set(queued.map((e) => e.id));
-      setEntries((current) => current.filter((e) => !ids.has(e.id)));
-      const text = queued.map((e) => messageText(e.message)).join("\n");
-      return { send: () => latest.current.sendMessage({ text }, requestOptions()), taken: queued };
+      return takeQueued(waiting.filter((e) => e.mode === "queued" || undelivered.has(e.id)));
     })()
       .catch(() => undefined)
       .then((next) => {
@@ -712,16 +707,12 @@ export function usePendingMessages(options) {
         if (switches.current !== generation || latest.current.chatId !== flushedChat) return;
         // Free for the end of the turn this send starts.
         flushing.current = false;
-        if (!next) {
-          // Messages queued while this ran (it read the list when it began), with no turn left
-          // whose end would send them (a steering message was injected after all): now.
-          const late = entriesRef.current.filter((e) => e.mode === "queued" && !injectedRef.current.has(e.id));
-          if (late.length === 0 || inTurn(latest.current.status)) return;
-          const ids = new Set(late.map((e) => e.id));
-          setEntries((current) => current.filter((e) => !ids.has(e.id)));
-          const text = late.map((e) => messageText(e.message)).join("\n");
-          next = { send: () => latest.current.sendMessage({ text }, requestOptions()), taken: late };
+        // Messages queued while this ran (it read the list when it began), with no turn left
+        // whose end would send them (a steering message was injected after all): now.
+        if (!next && !inTurn(latest.current.status)) {
+          next = takeQueued(entriesRef.current.filter((e) => e.mode === "queued" && !injectedRef.current.has(e.id)));
         }
+        if (!next) return;
         if (!mounted.current) {
           // Hidden or gone while a steering message's delivery was awaited: nothing is sent
           // into a chat nobody shows. Shown again, they wait for the end of the next turn.
@@ -732,6 +723,15 @@ export function usePendingMessages(options) {
         Promise.resolve().then(next.send).catch(() => {});
       });
   }, [status, chatId]); // eslint-disable-line react-hooks/exhaustive-deps
+
+  // Takes `queued` out of the overlay: one message with their texts, to send (nothing if none).
+  function takeQueued(queued) {
+    if (queued.length === 0) return undefined;
+    const ids = new Set(queued.map((e) => e.id));
+    setEntries((current) => current.filter((e) => !ids.has(e.id)));
+    const text = queued.map((e) => messageText(e.message)).join("\n");
+    return { send: () => latest.current.sendMessage({ text }, requestOptions()), taken: queued };
+  }
 
   const add = (text, mode) => {
     const message = { id: newMessageId(), role: "user", parts: [{ type: "text", text }] };
