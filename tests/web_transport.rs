@@ -366,6 +366,50 @@ async fn a_header_fetch_would_refuse_fails_the_send_with_invalid_option_and_noth
     assert!(request_log(&chat).await.iter().any(is_append));
 }
 
+/// The header check agrees with the browser's own `Headers` on every edge of its rules: the
+/// characters `fetch` trims (and the ones it does not), Latin-1, NUL and line breaks inside.
+#[wasm_bindgen_test]
+fn the_header_check_agrees_with_the_browsers_headers() {
+    let accepts = js_sys::Function::new_with_args(
+        "n, v",
+        "try { new Headers([[n, v]]); return true } catch (e) { return false }",
+    );
+    let cases = [
+        ("x-key", "abc"),
+        ("x-key", " padded\t"),
+        ("x-key", "abc\r\n"),
+        ("x-key", "\n\r lead"),
+        ("x-key", "a\nb"),
+        ("x-key", "a\rb"),
+        ("x-key", "k\n\u{a0}"),
+        ("x-key", "\u{a0}\nk"),
+        ("x-key", "k\n\u{b}"),
+        ("x-key", "k\n\u{c}"),
+        ("x-key", "k\n\u{85}"),
+        ("x-key", "Zo\u{eb}"),
+        ("x-key", "\u{ff}"),
+        ("x-key", "\u{100}"),
+        ("x-key", "a\0b"),
+        ("x-key", ""),
+        ("x key", "v"),
+        ("x:key", "v"),
+        ("", "v"),
+        ("X-!#$%&'*+-.^_`|~", "v"),
+    ];
+    for (name, value) in cases {
+        let browser = accepts
+            .call2(&JsValue::NULL, &name.into(), &value.into())
+            .unwrap()
+            .as_bool()
+            .unwrap();
+        assert_eq!(
+            trigger_chat_wasm::proto::headers::is_sendable(name, value),
+            browser,
+            "{name:?}: {value:?}"
+        );
+    }
+}
+
 #[wasm_bindgen_test]
 async fn chat_ids_are_percent_encoded_into_paths() {
     let chat = format!("{}/ü ?#", new_chat_id("enc"));

@@ -18,8 +18,8 @@ pub fn is_bearer_token(token: &str) -> bool {
 
 /// Whether `fetch` accepts a header: a name of HTTP token characters, and a value of
 /// characters up to U+00FF without NUL, and without CR or LF once the spaces, tabs and line
-/// breaks around it are trimmed (as `fetch` trims them; `str::trim` also trims the rarer
-/// whitespace of Latin-1, a difference no real header meets). `fetch` throws on any other, and that
+/// breaks around it are trimmed, exactly as `fetch` trims them (not `str::trim`, which also
+/// trims NBSP, VT and FF and would pass `"k\n\u{a0}"`). `fetch` throws on any other, and that
 /// would pass for a network failure (retried, then `network`) instead of a bad option.
 pub fn is_sendable(name: &str, value: &str) -> bool {
     !name.is_empty()
@@ -27,7 +27,10 @@ pub fn is_sendable(name: &str, value: &str) -> bool {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
         && value.chars().all(|c| c <= '\u{ff}' && c != '\0')
-        && !value.trim().bytes().any(|b| b == b'\r' || b == b'\n')
+        && !value
+            .trim_matches([' ', '\t', '\r', '\n'])
+            .bytes()
+            .any(|b| b == b'\r' || b == b'\n')
 }
 
 /// An ordered list of `(name, value)` pairs with case-insensitive names.
