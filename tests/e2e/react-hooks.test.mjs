@@ -666,6 +666,23 @@ test("useMultiTabChat: a pane whose transport becomes null is no longer read-onl
   await page.close();
 });
 
+test("useMultiTabChat without a chat id is inert: the pane sends and shows its reply, nothing throws", { timeout: 45_000 }, async () => {
+  const page = await openHarness();
+  const chatId = newChatId("tabs-no-id");
+  await page.evaluate((id) => harness.mountTabs(id, "", { noChatIdB: true }), chatId);
+  await new Promise((r) => setTimeout(r, 100));
+  const tab = (name) => page.evaluate((n) => harness.tab(n), name);
+  // B's hook has no chat id, so it neither broadcasts B's messages nor reads A's claims.
+  await page.evaluate(() => harness.tabSend("b", "hello"));
+  await eventually(async () => (await tab("b")).texts.at(-1) === `assistant: ${echo("hello")}`, { message: "B's reply" });
+  await new Promise((r) => setTimeout(r, 500)); // room for a broadcast B's hook must not make
+  assert.equal((await tab("b")).isReadOnly, false);
+  assert.deepEqual((await tab("a")).texts, [], "B's messages were not broadcast to A");
+  assert.deepEqual(page.pageErrors, []);
+  await page.evaluate(() => harness.unmount());
+  await page.close();
+});
+
 test("useMultiTabChat: an owner's message whose send fails before the server takes it still reaches the other tab", { timeout: 45_000 }, async () => {
   // The owner holds its broadcast until the server takes its message; a send that fails first
   // leaves no render behind to trigger one, so the hook must look again by itself.

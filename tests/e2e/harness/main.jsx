@@ -175,7 +175,7 @@ function Pane({ transport, chatId, detach }) {
 // Two "tabs" in one page (each transport has its own tab id and BroadcastChannel; Web Locks are
 // the origin's), both with multiTabSend: "queue" and useMultiTabChat, as two browser tabs are.
 const tabs = { a: null, b: null, duplicates: [] };
-function TabPane({ name, chatId, arraySetter, noSync = false }) {
+function TabPane({ name, chatId, arraySetter, noSync = false, noChatId = false }) {
   const transport = useTriggerChatTransport({
     task: "ai-chat",
     baseURL: location.origin,
@@ -190,19 +190,20 @@ function TabPane({ name, chatId, arraySetter, noSync = false }) {
   const set = arraySetter ? (list) => setMessages([...list]) : setMessages;
   // `noSync`: the app stops syncing this pane (a transport it passes as `null`, as while one is
   // being set up): the hook is inert, and the pane is not read-only.
-  const { isReadOnly } = useMultiTabChat(noSync ? null : transport, chatId, messages, set);
+  // `noChatId`: the app has no chat id for the hook yet (useChat made its own): inert too.
+  const { isReadOnly } = useMultiTabChat(noSync ? null : transport, noChatId ? undefined : chatId, messages, set);
   // Every state either tab ever rendered with one message twice.
   const ids = messages.map((m) => m.id);
   if (new Set(ids).size !== ids.length) tabs.duplicates.push(`${name}: ${ids.join(" ")}`);
   tabs[name] = { messages, sendMessage, status, isReadOnly, transport, chatId };
   return null;
 }
-function TwoTabs({ chatId, arraySetter = "", dropB = false, noSyncB = false }) {
+function TwoTabs({ chatId, arraySetter = "", dropB = false, noSyncB = false, noChatIdB = false }) {
   // `dropB`: B's pane (and the transport its hook owns) unmounts, as on a client-side navigation.
   return (
     <>
       <TabPane name="a" chatId={chatId} arraySetter={arraySetter.includes("a")} />
-      {!dropB && <TabPane name="b" chatId={chatId} arraySetter={arraySetter.includes("b")} noSync={noSyncB} />}
+      {!dropB && <TabPane name="b" chatId={chatId} arraySetter={arraySetter.includes("b")} noSync={noSyncB} noChatId={noChatIdB} />}
     </>
   );
 }
@@ -243,10 +244,10 @@ function hideable(view) {
 }
 
 window.harness = {
-  mountTabs(chatId, arraySetter = "") {
+  mountTabs(chatId, arraySetter = "", extra = {}) {
     root = createRoot(document.getElementById("root"));
     View = TwoTabs;
-    props = { chatId, arraySetter };
+    props = { chatId, arraySetter, ...extra };
     render();
   },
   tab(name) {
