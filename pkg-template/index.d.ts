@@ -37,6 +37,15 @@ export type ChatFetchOverride = {
   ): Promise<Response>;
 }["bivarianceHack"];
 
+/**
+ * An `onEvent` handler. Declared as a method so that its parameter is checked bivariantly: a
+ * handler typed with the SDK's `ChatTransportEvent` (which lacks this package's `storage-error`
+ * and `connection-state` events) is accepted as it is.
+ */
+export type ChatEventHandler = {
+  bivarianceHack(event: ChatTransportEvent): void | Promise<void>;
+}["bivarianceHack"];
+
 /** Which path a send-lifecycle event came from. */
 export type ChatTransportSendSource =
   | "submit-message"
@@ -442,10 +451,10 @@ export type TriggerChatTransportOptions<TClientData = Record<string, unknown>> =
   baseURL?: string | ChatBaseURLResolver;
   /** @deprecated Use the function form of `baseURL`. Wins over `baseURL` for `.out`. */
   streamBaseURL?: string;
-  /** Replaces `fetch` for appends, the stream and the `headStart` request. */
+  /** Replaces `fetch` for appends, the stream and the `headStart` request (its URL resolved against the page). */
   fetch?: ChatFetchOverride;
   /** Lifecycle events; see `ChatTransportEvent`. */
-  onEvent?: (event: ChatTransportEvent) => void | Promise<void>;
+  onEvent?: ChatEventHandler;
   /** Extra headers on every request (the transport's own `Authorization` always wins). */
   headers?: Record<string, string> | Headers;
   /** Sent as `Timeout-Seconds` on every `.out` request. @default 120 */
@@ -552,17 +561,17 @@ export declare class TriggerChatTransport<
   readonly resumeStreamIsReplay: true;
 
   /** `ChatTransport.sendMessages`: appends the message and streams the agent's answer. */
-  sendMessages: (options: TriggerChatSendOptions<UI_MESSAGE>) => Promise<ReadableStream<UIMessageChunk>>;
+  sendMessages(options: TriggerChatSendOptions<UI_MESSAGE>): Promise<ReadableStream<UIMessageChunk>>;
 
   /**
    * `ChatTransport.reconnectToStream`: resumes the turn in flight after a reload, or `null` when
    * nothing is streaming, the session is closed, or this transport already has a stream open
    * for the chat (a send's own, or a watcher).
    */
-  reconnectToStream: (options: TriggerChatReconnectOptions) => Promise<ReadableStream<UIMessageChunk> | null>;
+  reconnectToStream(options: TriggerChatReconnectOptions): Promise<ReadableStream<UIMessageChunk> | null>;
 
   /** Sends a custom action (`trigger: "action"`) and streams the agent's response to it. */
-  sendAction: (chatId: string, action: unknown, options?: ChatActionOptions) => Promise<ReadableStream<UIMessageChunk>>;
+  sendAction(chatId: string, action: unknown, options?: ChatActionOptions): Promise<ReadableStream<UIMessageChunk>>;
 
   /**
    * Sends a steering message while a turn streams, without interrupting it. Resolves `false` when
@@ -570,7 +579,7 @@ export declare class TriggerChatTransport<
    * with `invalid_option` while `clientData` cannot be sent, and with `aborted` if the chat is
    * removed meanwhile.
    */
-  sendPendingMessage: (chatId: string, message: UI_MESSAGE, metadata?: Record<string, unknown>) => Promise<boolean>;
+  sendPendingMessage(chatId: string, message: UI_MESSAGE, metadata?: Record<string, unknown>): Promise<boolean>;
 
   /**
    * Stops the agent's current turn (appends `{kind: "stop"}`) and ends the local stream. Works
@@ -579,25 +588,25 @@ export declare class TriggerChatTransport<
    * whether a stop was sent or a send aborted (or a stop was already sent for this turn); `false`
    * when nothing was streaming or the stop could not be sent.
    */
-  stopGeneration: (chatId: string) => Promise<boolean>;
+  stopGeneration(chatId: string): Promise<boolean>;
 
   /**
    * Creates the chat's session now (through `startSession`) and returns its state; rejects with
    * `aborted` if the chat is removed with `removeSession` meanwhile.
    */
-  start: (chatId: string) => Promise<ChatSessionPersistedState>;
+  start(chatId: string): Promise<ChatSessionPersistedState>;
 
   /** `start(chatId)`, for warming up a chat before the first message. */
-  preload: (chatId: string) => Promise<void>;
+  preload(chatId: string): Promise<void>;
 
   /** The persisted state of a chat, if the transport knows it. */
-  getSession: (chatId: string) => ChatSessionPersistedState | undefined;
+  getSession(chatId: string): ChatSessionPersistedState | undefined;
 
   /** Replaces a chat's session state (`closed` is honoured). */
-  setSession: (chatId: string, session: ChatSessionPersistedState) => void;
+  setSession(chatId: string, session: ChatSessionPersistedState): void;
 
   /** (trigger-chat-wasm) Forgets a chat: closes its stream, removes its stored state, calls `onSessionChange(chatId, null)`; with `multiTab`, the other tabs drop what they held of it. */
-  removeSession: (chatId: string) => void;
+  removeSession(chatId: string): void;
 
   /**
    * @deprecated Does nothing; kept so code written for the JavaScript transport still runs. There,
@@ -605,74 +614,74 @@ export declare class TriggerChatTransport<
    * called (W12); here a stop gates nothing, and a reply behind such a turn arrives at the latest
    * with its own turn-complete.
    */
-  clearSupersedeGate: (chatId: string) => void;
+  clearSupersedeGate(chatId: string): void;
 
   /** Sets the `.out` resume cursor from a loaded transcript; never moves a cursor back. */
-  seedResumeCursor: (chatId: string, lastEventId: string) => void;
+  seedResumeCursor(chatId: string, lastEventId: string): void;
 
   /** `"closed"` once the session has been closed, otherwise `"open"`. */
-  sessionStatus: (chatId: string) => "open" | "closed";
+  sessionStatus(chatId: string): "open" | "closed";
 
   /** Why the session was closed, when a reason was given. */
-  sessionClosedReason: (chatId: string) => string | undefined;
+  sessionClosedReason(chatId: string): string | undefined;
 
   /** Replaces `onSessionChange`; takes effect for the next change. */
-  setOnSessionChange: (callback: ((chatId: string, session: ChatSessionPersistedState | null) => void) | undefined) => void;
+  setOnSessionChange(callback: ((chatId: string, session: ChatSessionPersistedState | null) => void) | undefined): void;
   /** Replaces `onEvent`; takes effect for the next event. */
-  setOnEvent: (callback: ((event: ChatTransportEvent) => void) | undefined) => void;
+  setOnEvent(callback: ChatEventHandler | undefined): void;
   /**
    * Replaces `clientData`; the next send uses it. Never throws: a value that cannot be sent as
    * JSON (a `BigInt`, a cycle) fails the sends that would carry it with `invalid_option`.
    */
-  setClientData: (clientData: TClientData | undefined) => void;
+  setClientData(clientData: TClientData | undefined): void;
   /** Replaces `accessToken`; the next token refresh uses it. */
-  setAccessToken: (callback: ((params: AccessTokenParams) => string | Promise<string>) | undefined) => void;
+  setAccessToken(callback: ((params: AccessTokenParams) => string | Promise<string>) | undefined): void;
   /** Replaces `startSession`; the next session start uses it. */
-  setStartSession: (
+  setStartSession(
     callback: ((params: StartSessionParams<TClientData>) => Promise<StartSessionResult>) | undefined,
-  ) => void;
+  ): void;
   /** Replaces the `fetch` override; the next request (and stream reconnect) uses it. */
-  setFetch: (callback: ChatFetchOverride | undefined) => void;
+  setFetch(callback: ChatFetchOverride | undefined): void;
 
   /**
    * (multiTab) Whether another tab currently owns this chat; sends from this tab then throw
    * `read_only_tab` (or, with `multiTabSend: "queue"`, wait for that tab's turn to end).
    */
-  isReadOnly: (chatId: string) => boolean;
+  isReadOnly(chatId: string): boolean;
   /**
    * (trigger-chat-wasm) The id of the oldest message this tab sent to `chatId` whose turn has
    * not ended here (queued behind another tab, on its way, or streaming its reply); `null`
    * otherwise. `useMultiTabChat` keeps that message when another tab's copy arrives.
    */
-  sendingMessageId: (chatId: string) => string | null;
+  sendingMessageId(chatId: string): string | null;
   /** (multiTab) Whether this tab currently owns this chat (it is sending or streaming a turn). */
-  hasClaim: (chatId: string) => boolean;
+  hasClaim(chatId: string): boolean;
   /**
    * (trigger-chat-wasm, multiTab) How many messages on the tab channel this transport could not
    * read and ignored (malformed, hostile, or of an unknown type). Diagnostics; never throws.
    */
-  ignoredTabMessages: () => number;
+  ignoredTabMessages(): number;
   /** (multiTab) Called when another tab takes or releases a chat. */
-  addReadOnlyListener: (listener: (chatId: string, isReadOnly: boolean) => void) => void;
-  removeReadOnlyListener: (listener: (chatId: string, isReadOnly: boolean) => void) => void;
+  addReadOnlyListener(listener: (chatId: string, isReadOnly: boolean) => void): void;
+  removeReadOnlyListener(listener: (chatId: string, isReadOnly: boolean) => void): void;
   /**
    * (multiTab) Sends this tab's messages of a chat to the other tabs. The transport stamps each
    * broadcast with a version; receivers drop broadcasts older than one they already applied.
    */
-  broadcastMessages: (chatId: string, messages: readonly unknown[]) => void;
+  broadcastMessages(chatId: string, messages: readonly unknown[]): void;
   /** (multiTab) Called with another tab's messages of a chat (never with stale ones). */
-  addMessagesListener: (listener: (chatId: string, messages: UI_MESSAGE[]) => void) => void;
-  removeMessagesListener: (listener: (chatId: string, messages: UI_MESSAGE[]) => void) => void;
+  addMessagesListener(listener: (chatId: string, messages: UI_MESSAGE[]) => void): void;
+  removeMessagesListener(listener: (chatId: string, messages: UI_MESSAGE[]) => void): void;
   /** (trigger-chat-wasm) What the chat is doing on the network now. */
-  connectionState: (chatId: string) => ChatConnectionState;
+  connectionState(chatId: string): ChatConnectionState;
   /** (trigger-chat-wasm) Called on every change of a chat's `connectionState`. */
-  addConnectionListener: (listener: (chatId: string, state: ChatConnectionState) => void) => void;
-  removeConnectionListener: (listener: (chatId: string, state: ChatConnectionState) => void) => void;
+  addConnectionListener(listener: (chatId: string, state: ChatConnectionState) => void): void;
+  removeConnectionListener(listener: (chatId: string, state: ChatConnectionState) => void): void;
 
   /** Closes every open stream and releases tab coordination. Sessions stay stored. */
-  dispose: () => void;
+  dispose(): void;
   /** `ChatTransport.close` (ai@7): the same as `dispose()`. */
-  close: () => void;
+  close(): void;
 }
 
 /** `new TriggerChatTransport(options)`. */

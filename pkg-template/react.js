@@ -582,6 +582,18 @@ function injectedIds(messages) {
   return ids;
 }
 
+// The JS package's React entry also exports these helpers (marked internal there, but importable
+// from JavaScript): the same names here, so such an import keeps working after the switch.
+export {
+  isInjectionPoint as isInjectionPart,
+  getInjectedMessageIds as injectedMessageIdsOf,
+  getInjectedMessages as injectedMessagesOf,
+};
+/** The ids of every message injected into `messages`' assistant messages, in order. */
+export function collectInjectedMessageIds(messages) {
+  return [...injectedIds(messages)];
+}
+
 const messageText = (message) =>
   message.parts
     .filter((part) => part.type === "text")

@@ -137,6 +137,10 @@ function json(value, name) {
   }
 }
 
+function absolute(url) {
+  return typeof location === "undefined" ? url : new URL(url, location.href).href;
+}
+
 function headerPairs(headers) {
   if (headers == null) return undefined;
   if (typeof headers.forEach === "function" && typeof headers.get === "function") {
@@ -605,7 +609,9 @@ export function createTransportClass(load) {
       const headStart = a.endpoint === "head-start";
       try {
         // (A `baseURL` function that throws fails this attempt, like a network error.)
-        const url = headStart ? a.path : this.#base(a.endpoint, a.chat) + a.path;
+        // (`headStart` may be relative: a `fetch` override gets it resolved against the page,
+        // as overrides written for the JS transport only ever see absolute URLs.)
+        const url = headStart ? absolute(a.path) : this.#base(a.endpoint, a.chat) + a.path;
         const f = this.#o.fetch;
         const res = await (f ? f(url, init, { endpoint: a.endpoint, chatId: a.chat }) : fetch(url, init));
         if (this.#fetches.get(a.id) !== entry) {

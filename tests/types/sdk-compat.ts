@@ -88,18 +88,39 @@ export function ChatPage({ chatId, userId }: { chatId: string; userId: string })
 
 // --- The whole surface ---------------------------------------------------------------------
 // Options written for the SDK's transport are accepted by this one, and each public member of the
-// SDK's transport exists here with a type that can stand in for it. One difference is deliberate:
-// `onEvent` / `setOnEvent` (this package adds the `storage-error` event, so a handler typed for
-// the SDK's union alone is not enough). A `fetch` override typed for the SDK is accepted as it is,
-// although this one is also told about the `headStart` request (`ctx.endpoint === "head-start"`).
-declare const sdkOptions: Omit<SdkTransportOptions, "onEvent">;
+// SDK's transport exists here with a type that can stand in for it. An `onEvent` handler typed for
+// the SDK's event union is accepted, although this package adds the `storage-error` and
+// `connection-state` events; so is a `fetch` override typed for the SDK, although this one is
+// also told about the `headStart` request (`ctx.endpoint === "head-start"`).
+declare const sdkOptions: SdkTransportOptions;
 export const fromSdkOptions = new TriggerChatTransport(sdkOptions);
-// (`setFetch` itself cannot stand in for the SDK's: TypeScript compares a callback's parameters
-// strictly there. Calling it with an SDK-typed override works, as the line after shows.)
+// (`setOnEvent` and `setFetch` themselves cannot stand in for the SDK's: TypeScript compares a
+// callback's parameters strictly there. Calling them with SDK-typed callbacks works, as below.)
 export const asSdkTransport: { [K in Exclude<keyof SdkTransport, "setOnEvent" | "setFetch">]: SdkTransport[K] } =
   fromSdkOptions;
 declare const sdkFetch: NonNullable<SdkTransportOptions["fetch"]>;
 fromSdkOptions.setFetch(sdkFetch);
+declare const sdkOnEvent: NonNullable<SdkTransportOptions["onEvent"]>;
+fromSdkOptions.setOnEvent(sdkOnEvent);
+
+// The SDK's class is not generic: code that names the plain type (a prop, a context) takes any
+// transport. So does this one's plain type, whatever `clientData` or message type a transport
+// was made with.
+declare function ChatPane(props: { transport: TriggerChatTransport }): null;
+ChatPane({
+  transport: new TriggerChatTransport({ task: "t", accessToken: () => "token", clientData: { userId: "u1" } }),
+});
+declare const typedTransport: TriggerChatTransport<Msg, ClientData>;
+ChatPane({ transport: typedTransport });
+// A subclass overrides methods and calls the originals, as it can the SDK's.
+export class LoggingTransport extends TriggerChatTransport {
+  override start(chatId: string) {
+    return super.start(chatId);
+  }
+  override dispose(): void {
+    super.dispose();
+  }
+}
 
 // The wire types this package re-declares are the SDK's.
 import type { ChatInputChunk as SdkChatInputChunk } from "@trigger.dev/sdk/chat";

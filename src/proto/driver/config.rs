@@ -81,6 +81,17 @@ fn number_in(options: &Json, name: &str, default: u64, min: u64, max: u64) -> Re
     }
 }
 
+/// A header value as `fetch` converts it: a string, or a number or boolean as `String()` writes
+/// it (`{ "X-Version": 2 }` sends `2`; JSON writes finite numbers as `String()` does).
+fn header_text(value: &Json) -> Option<&str> {
+    match value {
+        Json::String(v) | Json::Number(v) => Some(v),
+        Json::Bool(true) => Some("true"),
+        Json::Bool(false) => Some("false"),
+        _ => None,
+    }
+}
+
 /// A header record (`{ name: value }` or `[[name, value], …]`) as a list. A header `fetch`
 /// would refuse is an error here (neither it nor its value named: a value may be a secret).
 pub fn header_list(value: Option<&Json>, name: &str) -> Result<HeaderList, Error> {
@@ -101,16 +112,21 @@ pub fn header_list(value: Option<&Json>, name: &str) -> Result<HeaderList, Error
         Some(Json::Object(members)) => {
             for (key, value) in members {
                 match value {
-                    Json::String(v) => add(key, v)?,
                     Json::Null => {}
-                    _ => return Err(invalid(name, "header values must be strings")),
+                    v => match header_text(v) {
+                        Some(v) => add(key, v)?,
+                        None => return Err(invalid(name, "header values must be strings")),
+                    },
                 }
             }
         }
         Some(Json::Array(pairs)) => {
             for pair in pairs {
                 match pair.as_array() {
-                    Some([Json::String(k), Json::String(v)]) => add(k, v)?,
+                    Some([Json::String(k), v]) => match header_text(v) {
+                        Some(v) => add(k, v)?,
+                        None => return Err(invalid(name, "must be [name, value] pairs")),
+                    },
                     _ => return Err(invalid(name, "must be [name, value] pairs")),
                 }
             }
@@ -240,6 +256,21 @@ mod tests {
         )
         .unwrap();
         assert_eq!(latin1.headers.get("x-name"), Some(" Zoë "));
+        // Numbers and booleans go out as `fetch` writes them; other values are refused.
+        let json = |text: &str| Json::parse(text).unwrap();
+        let list =
+            header_list(Some(&json(r#"{"X-V":2,"X-F":1.5,"X-B":true}"#)), "headers").unwrap();
+        assert_eq!(
+            (list.get("x-v"), list.get("x-f"), list.get("x-b")),
+            (Some("2"), Some("1.5"), Some("true"))
+        );
+        let pairs = header_list(Some(&json(r#"[["X-V",2],["X-B",false]]"#)), "headers").unwrap();
+        assert_eq!(
+            (pairs.get("x-v"), pairs.get("x-b")),
+            (Some("2"), Some("false"))
+        );
+        assert!(header_list(Some(&json(r#"{"X-O":{}}"#)), "headers").is_err());
+        assert!(header_list(Some(&json(r#"[["X-O",[]]]"#)), "headers").is_err());
         assert_eq!(config.stream_timeout_seconds, 120);
         assert_eq!(config.stall_timeout_ms, DEFAULT_STALL_TIMEOUT_MS);
         assert!(config.client_data.is_some());
@@ -288,7 +319,7 @@ mod tests {
                 "onEvent",
             ),
             (
-                r#"{"task":"t","types":{"accessToken":"function"},"headers":{"a":1}}"#,
+                r#"{"task":"t","types":{"accessToken":"function"},"headers":{"a":[1]}}"#,
                 "headers",
             ),
             (

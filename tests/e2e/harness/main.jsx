@@ -48,7 +48,9 @@ function Probe({ chatId, clientData, sendInLayoutEffect, onEventTag, tag, headSt
       ? window.fetch
       : (url, init) => {
           state.calls.push(`${tag}:fetch`);
-          return fetch(url, init);
+          // As an override written for the SDK's transport may: it only ever saw absolute URLs
+          // (`new URL` throws on a relative one, such as a relative `headStart`).
+          return fetch(new URL(url), init);
         },
     onSessionChange: () => state.calls.push(`${tag}:onSessionChange`),
     clientData,
