@@ -561,6 +561,23 @@ test("usePendingMessages: a steer injected mid-turn, a late one answered next wi
   await page.close();
 });
 
+test("the SDK's injection helpers are exported under its names", { timeout: 30_000 }, async () => {
+  const page = await openHarness();
+  const injected = (ids) => ({ type: "data-pending-message-injected", data: { messageIds: ids, messages: ids.map((id) => ({ id, text: id })) } });
+  const messages = [
+    { id: "u1", role: "user", parts: [injected(["not-counted"])] },
+    { id: "a1", role: "assistant", parts: [{ type: "text", text: "hi" }, injected(["m1", "m2"])] },
+    { id: "a2", role: "assistant", parts: [injected(["m3"])] },
+  ];
+  assert.deepEqual(await page.evaluate((m) => harness.injectionHelpers(m), messages), {
+    isInjectionPart: [true, false, true, true],
+    ids: [["not-counted"], [], ["m1", "m2"], ["m3"]],
+    messages: [[{ id: "not-counted", text: "not-counted" }], [], [{ id: "m1", text: "m1" }, { id: "m2", text: "m2" }], [{ id: "m3", text: "m3" }]],
+    all: ["m1", "m2", "m3"],
+  });
+  await page.close();
+});
+
 test("usePendingMessages: a message queued in one chat is not sent into the chat switched to", { timeout: 45_000 }, async () => {
   const page = await openHarness();
   const [a, b] = [newChatId("queue-a"), newChatId("queue-b")];

@@ -5,6 +5,11 @@ import { Activity, StrictMode, Suspense, memo, startTransition, useEffect, useLa
 import { createRoot } from "react-dom/client";
 import { TriggerChatTransport } from "trigger-chat-wasm";
 import {
+  // The SDK's React entry exports these too (undeclared in its types): JavaScript imports them.
+  collectInjectedMessageIds,
+  injectedMessageIdsOf,
+  injectedMessagesOf,
+  isInjectionPart,
   useChatActions,
   useDetachOnLeave,
   useLoadTranscript,
@@ -246,6 +251,15 @@ function hideable(view) {
 }
 
 window.harness = {
+  injectionHelpers(messages) {
+    const parts = messages.flatMap((m) => m.parts);
+    return {
+      isInjectionPart: parts.map(isInjectionPart),
+      ids: parts.map(injectedMessageIdsOf),
+      messages: parts.map(injectedMessagesOf),
+      all: collectInjectedMessageIds(messages),
+    };
+  },
   mountTabs(chatId, arraySetter = "", extra = {}) {
     root = createRoot(document.getElementById("root"));
     View = TwoTabs;
