@@ -4608,6 +4608,61 @@ fn a_replayed_send_reads_its_turn_from_where_it_was_made_even_past_a_seeded_curs
 }
 
 #[test]
+fn a_first_turn_resumed_after_a_seeded_cursor_reads_from_the_session_start() {
+    // A chat's first message (no cursor yet) was acknowledged as input 1 and the page closed
+    // mid-reply. The agent finished; the next page loads the app's transcript, which seeds the
+    // cursor past that turn's boundary. Resumed from the seeded cursor, the turn's boundary would
+    // never be read: the stream would wait until it stalled. It reads from the session start.
+    let saved = r#"{"publicAccessToken":"t","isStreaming":true,"activeInputSeq":1}"#;
+    let mut host = Host::new(OPTIONS);
+    host.d.hydrate("c1", Stored::Shape(saved), 0);
+    host.d.seed_resume_cursor("c1", "9");
+    let stream = host
+        .d
+        .reconnect("c1", Default::default(), host.now)
+        .expect("a resume");
+    host.pump();
+    let (out, _, headers, _) = host.take_fetch(Endpoint::Out);
+    assert_eq!(
+        Host::header(&headers, "last-event-id"),
+        None,
+        "from the start"
+    );
+    host.d.fetch_open(out, false, host.now);
+    host.d.pull(stream, host.now);
+    host.d.fetch_bytes(
+        out,
+        &batch(&[(1, "Hel"), (2, "lo")], Some((3, Some(1)))),
+        host.now,
+    );
+    host.pump();
+    assert_eq!(texts(&host.chunks), "Hello");
+    host.d.pull(stream, host.now);
+    host.pump();
+    assert_eq!(host.ended, vec![stream]);
+    let state = host.d.get_session("c1").unwrap();
+    assert_eq!(state.get("lastEventId").and_then(Json::as_str), Some("9"));
+    // A chat saved mid-turn without the input it sent (the JS transport's state) still resumes
+    // from the seeded cursor: from the start, it would replay every earlier turn into the reply.
+    let mut host = Host::new(OPTIONS);
+    host.d.hydrate(
+        "c2",
+        Stored::Shape(r#"{"publicAccessToken":"t","isStreaming":true}"#),
+        0,
+    );
+    host.d.seed_resume_cursor("c2", "9");
+    host.d
+        .reconnect("c2", Default::default(), host.now)
+        .expect("a resume");
+    host.pump();
+    let (_, _, headers, _) = host.take_fetch(Endpoint::Out);
+    assert_eq!(
+        Host::header(&headers, "last-event-id").as_deref(),
+        Some("9")
+    );
+}
+
+#[test]
 fn a_replayed_send_read_from_before_the_cursor_streams_only_its_own_turn() {
     // The send was made while another turn (input 4) streamed, and saved as starting in the
     // middle of it; a later page finished that turn, so the chat knows input 4 was consumed.

@@ -228,11 +228,13 @@ impl ChatState {
     }
 
     /// Moves the cursor forward to `seq` (from another tab or `seedResumeCursor`); never back.
-    /// Returns whether it moved.
+    /// Returns whether it moved. A turn in flight from the session start resumes from the new
+    /// cursor (else it would replay every earlier turn) unless the input it answers is known:
+    /// then its boundary may lie before that cursor, and from the start it is read and held.
     pub fn seed_cursor(&mut self, seq: u64) -> bool {
         let moved = self.cursor.advance(seq);
         if let Some(start) = self.turn_start.as_mut() {
-            if start.get().is_none() {
+            if start.get().is_none() && self.active_input_seq.is_none() {
                 *start = self.cursor;
             }
         }
