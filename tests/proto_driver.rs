@@ -4123,6 +4123,52 @@ fn replaying_saved_send(host: &mut Host) -> u32 {
 }
 
 #[test]
+fn a_chat_left_and_opened_again_while_its_replayed_send_is_on_its_way_streams_that_turn() {
+    // A new page replays a saved send; the app leaves the chat (its stream is let go, the send
+    // goes on) and comes back before the server has answered the append. The stream the app gets
+    // back is that send's turn: there is nothing else to resume (the chat was not streaming).
+    let mut host = Host::new(OPTIONS);
+    let first = replaying_saved_send(&mut host);
+    let (append, _, _, _) = host.take_fetch(Endpoint::In);
+    let (first_out, _, _, _) = host.take_fetch(Endpoint::Out);
+    host.d.abort_stream(first, false, "x", host.now);
+    host.pump();
+    assert_eq!(host.ended, vec![first]);
+    assert!(host.aborted.contains(&first_out));
+    let again = host
+        .d
+        .reconnect("c1", Default::default(), host.now)
+        .expect("the replayed send's turn");
+    host.pump();
+    assert_ne!(again, first);
+    assert!(
+        host.take_fetch_opt(Endpoint::In).is_none(),
+        "not appended twice"
+    );
+    let (out, _, headers, _) = host.take_fetch(Endpoint::Out);
+    assert_eq!(
+        Host::header(&headers, "last-event-id").as_deref(),
+        Some("1")
+    );
+    host.d
+        .fetch_text(append, 200, r#"{"ok":true,"seq":3}"#, None, host.now);
+    host.d.fetch_open(out, false, host.now);
+    host.d.pull(again, host.now);
+    host.d.fetch_bytes(
+        out,
+        &batch(&[(2, "Hel"), (3, "lo")], Some((4, Some(3)))),
+        host.now,
+    );
+    host.pump();
+    assert_eq!(texts(&host.chunks), "Hello");
+    host.d.pull(again, host.now);
+    host.pump();
+    assert_eq!(host.ended, vec![first, again]);
+    let state = host.d.get_session("c1").unwrap();
+    assert!(!state.to_json_string().contains("pendingSend"), "{state:?}");
+}
+
+#[test]
 fn a_tab_that_only_loaded_a_saved_send_never_writes_it_back_once_another_tab_has_the_chat() {
     let options = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":false,"tabId":"tab-b"}"#;
     let mut host = Host::new(options);

@@ -1720,9 +1720,22 @@ impl Driver {
             // A turn is in flight: resume it; the saved send waits for a later page.
             return None;
         }
-        let in_flight = self.sending_part(&saved.part_id)
-            || self.ops.iter().any(|o| o.replay && o.chat == c.id);
-        if in_flight {
+        if let Some(i) = self.ops.iter().position(|o| o.replay && o.chat == c.id) {
+            // Replayed already, and its stream let go (the app left the chat and came back)
+            // while the append is still on its way: a new stream reads that send's turn.
+            let op = self.ops[i].id;
+            if matches!(self.ops[i].kind, OpKind::Turn { stream } if self.sub_open(stream)) {
+                return None;
+            }
+            let source = Source::of_saved(&saved.source)?;
+            let stream = self.open_send_sub(chat, op, source, None, true, headers.clone(), now_ms);
+            if let Some(i) = self.op_index(op) {
+                self.ops[i].kind = OpKind::Turn { stream };
+            }
+            return Some(stream);
+        }
+        if self.sending_part(&saved.part_id) {
+            // This page's own send of it is still going (the host resumes once it lands).
             return None;
         }
         if c.state.closed {
