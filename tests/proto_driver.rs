@@ -1022,6 +1022,37 @@ fn accepted_send(host: &mut Host, part: &str, seq: u64) -> (u32, u32) {
     (stream, out)
 }
 
+#[test]
+fn after_a_reload_a_send_to_an_agent_on_the_prior_wire_shape_streams_at_once() {
+    // The page that saw the agent's boundaries went away; this one knows nothing of what the
+    // agent consumed (its boundaries never say). The send reads back from just before the
+    // cursor, finds the last turn's boundary in the prior shape, and streams as the page before
+    // did, instead of holding the whole reply to its end.
+    let mut host = Host::new(OPTIONS);
+    host.d.hydrate(
+        "c1",
+        Stored::Shape(r#"{"publicAccessToken":"t","lastEventId":"2","isStreaming":false}"#),
+        0,
+    );
+    let (stream, out) = accepted_send(&mut host, "p", 2);
+    host.d
+        .fetch_bytes(out, &legacy_batch(&[(1, "one")], 2), host.now);
+    host.pump();
+    assert_eq!(texts(&host.chunks), "", "the last turn is only read back");
+    host.d
+        .fetch_bytes(out, &batch(&[(3, "tw")], None), host.now);
+    host.pump();
+    assert_eq!(texts(&host.chunks), "tw", "live, before the boundary");
+    host.d.pull(stream, host.now);
+    host.d
+        .fetch_bytes(out, &legacy_batch(&[(4, "o")], 5), host.now);
+    host.pump();
+    assert_eq!(texts(&host.chunks), "two");
+    host.d.pull(stream, host.now);
+    host.pump();
+    assert!(host.ended.contains(&stream), "ended on its boundary");
+}
+
 /// A whole turn (input 1), then turn 2 streams a little and is stopped (the stop is input 3),
 /// and the next message is sent as input 4: its `.out` connection.
 fn a_stopped_turn_then_the_next_message(host: &mut Host) -> u32 {

@@ -235,13 +235,21 @@ impl Turn {
         if let Some(floor) = self.lookback {
             if record.seq_num <= floor {
                 if let RecordKind::Control(c) = &record.kind {
-                    if let (ControlKind::TurnComplete, Some(k)) = (&c.kind, c.session_in_event_id) {
-                        self.consumed = Some(self.consumed.map_or(k, |known| known.max(k)));
-                        out.push(Outcome::SkippedBoundary {
-                            discarded: 0,
-                            seq_num: record.seq_num,
-                            consumed: Some(k),
-                        });
+                    match (&c.kind, c.session_in_event_id) {
+                        (ControlKind::TurnComplete, Some(k)) => {
+                            self.consumed = Some(self.consumed.map_or(k, |known| known.max(k)));
+                            out.push(Outcome::SkippedBoundary {
+                                discarded: 0,
+                                seq_num: record.seq_num,
+                                consumed: Some(k),
+                            });
+                        }
+                        // The agent writes the prior wire shape, whose boundaries never say
+                        // what they consumed: held, the reply would wait for its end. Its
+                        // send streams at once and ends at the next boundary (as the chat's
+                        // `legacy` flag has it, which a new page does not know).
+                        (ControlKind::TurnComplete, None) if c.legacy => self.by_seq = false,
+                        _ => {}
                     }
                 }
                 return;
