@@ -38,6 +38,13 @@ export type ChatFetchOverride = {
 }["bivarianceHack"];
 
 /**
+ * A function type whose parameters are checked bivariantly (as a method's are), for members the
+ * SDK declares as properties but whose parameters name the transport's message type: a typed
+ * transport then still passes where the plain `TriggerChatTransport` type is expected.
+ */
+type Bivariant<A extends unknown[], R> = { bivarianceHack(...args: A): R }["bivarianceHack"];
+
+/**
  * An `onEvent` handler. Declared as a method so that its parameter is checked bivariantly: a
  * handler typed with the SDK's `ChatTransportEvent` (which lacks this package's `storage-error`
  * and `connection-state` events) is accepted as it is.
@@ -561,17 +568,17 @@ export declare class TriggerChatTransport<
   readonly resumeStreamIsReplay: true;
 
   /** `ChatTransport.sendMessages`: appends the message and streams the agent's answer. */
-  sendMessages(options: TriggerChatSendOptions<UI_MESSAGE>): Promise<ReadableStream<UIMessageChunk>>;
+  sendMessages: Bivariant<[options: TriggerChatSendOptions<UI_MESSAGE>], Promise<ReadableStream<UIMessageChunk>>>;
 
   /**
    * `ChatTransport.reconnectToStream`: resumes the turn in flight after a reload, or `null` when
    * nothing is streaming, the session is closed, or this transport already has a stream open
    * for the chat (a send's own, or a watcher).
    */
-  reconnectToStream(options: TriggerChatReconnectOptions): Promise<ReadableStream<UIMessageChunk> | null>;
+  reconnectToStream: (options: TriggerChatReconnectOptions) => Promise<ReadableStream<UIMessageChunk> | null>;
 
   /** Sends a custom action (`trigger: "action"`) and streams the agent's response to it. */
-  sendAction(chatId: string, action: unknown, options?: ChatActionOptions): Promise<ReadableStream<UIMessageChunk>>;
+  sendAction: (chatId: string, action: unknown, options?: ChatActionOptions) => Promise<ReadableStream<UIMessageChunk>>;
 
   /**
    * Sends a steering message while a turn streams, without interrupting it. Resolves `false` when
@@ -579,7 +586,7 @@ export declare class TriggerChatTransport<
    * with `invalid_option` while `clientData` cannot be sent, and with `aborted` if the chat is
    * removed meanwhile.
    */
-  sendPendingMessage(chatId: string, message: UI_MESSAGE, metadata?: Record<string, unknown>): Promise<boolean>;
+  sendPendingMessage: Bivariant<[chatId: string, message: UI_MESSAGE, metadata?: Record<string, unknown>], Promise<boolean>>;
 
   /**
    * Stops the agent's current turn (appends `{kind: "stop"}`) and ends the local stream. Works
@@ -588,7 +595,7 @@ export declare class TriggerChatTransport<
    * whether a stop was sent or a send aborted (or a stop was already sent for this turn); `false`
    * when nothing was streaming or the stop could not be sent.
    */
-  stopGeneration(chatId: string): Promise<boolean>;
+  stopGeneration: (chatId: string) => Promise<boolean>;
 
   /**
    * Creates the chat's session now (through `startSession`) and returns its state; rejects with
@@ -600,7 +607,7 @@ export declare class TriggerChatTransport<
   preload(chatId: string): Promise<void>;
 
   /** The persisted state of a chat, if the transport knows it. */
-  getSession(chatId: string): ChatSessionPersistedState | undefined;
+  getSession: (chatId: string) => ChatSessionPersistedState | undefined;
 
   /** Replaces a chat's session state (`closed` is honoured). */
   setSession(chatId: string, session: ChatSessionPersistedState): void;
@@ -614,16 +621,16 @@ export declare class TriggerChatTransport<
    * called (W12); here a stop gates nothing, and a reply behind such a turn arrives at the latest
    * with its own turn-complete.
    */
-  clearSupersedeGate(chatId: string): void;
+  clearSupersedeGate: (chatId: string) => void;
 
   /** Sets the `.out` resume cursor from a loaded transcript; never moves a cursor back. */
-  seedResumeCursor(chatId: string, lastEventId: string): void;
+  seedResumeCursor: (chatId: string, lastEventId: string) => void;
 
   /** `"closed"` once the session has been closed, otherwise `"open"`. */
-  sessionStatus(chatId: string): "open" | "closed";
+  sessionStatus: (chatId: string) => "open" | "closed";
 
   /** Why the session was closed, when a reason was given. */
-  sessionClosedReason(chatId: string): string | undefined;
+  sessionClosedReason: (chatId: string) => string | undefined;
 
   /** Replaces `onSessionChange`; takes effect for the next change. */
   setOnSessionChange(callback: ((chatId: string, session: ChatSessionPersistedState | null) => void) | undefined): void;

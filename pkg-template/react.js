@@ -583,15 +583,21 @@ function injectedIds(messages) {
 }
 
 // The JS package's React entry also exports these helpers (marked internal there, but importable
-// from JavaScript): the same names here, so such an import keeps working after the switch.
-export {
-  isInjectionPoint as isInjectionPart,
-  getInjectedMessageIds as injectedMessageIdsOf,
-  getInjectedMessages as injectedMessagesOf,
-};
-/** The ids of every message injected into `messages`' assistant messages, in order. */
+// from JavaScript): the same names and results here, so such an import keeps working.
+export { isInjectionPoint as isInjectionPart };
+export function injectedMessageIdsOf(part) {
+  const ids = isInjectionPoint(part) ? part.data?.messageIds : undefined;
+  return Array.isArray(ids) ? ids : [];
+}
+export function injectedMessagesOf(part) {
+  const messages = isInjectionPoint(part) ? part.data?.messages : undefined;
+  return Array.isArray(messages) ? messages : [];
+}
+/** The ids injected into `messages`' assistant messages, in order (repeats kept). */
 export function collectInjectedMessageIds(messages) {
-  return [...injectedIds(messages)];
+  const ids = [];
+  for (const m of messages) if (m.role === "assistant") for (const p of m.parts ?? []) ids.push(...injectedMessageIdsOf(p));
+  return ids;
 }
 
 const messageText = (message) =>

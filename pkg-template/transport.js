@@ -137,8 +137,16 @@ function json(value, name) {
   }
 }
 
+// A relative URL resolved as `fetch` resolves it (against the document's base); an absolute one,
+// or one that cannot be resolved here, goes as it is.
 function absolute(url) {
-  return typeof location === "undefined" ? url : new URL(url, location.href).href;
+  const base = globalThis.document?.baseURI ?? globalThis.location?.href;
+  if (!base || /^[a-z][a-z\d+.-]*:/i.test(url)) return url;
+  try {
+    return new URL(url, base).href;
+  } catch {
+    return url;
+  }
 }
 
 function headerPairs(headers) {
@@ -609,8 +617,8 @@ export function createTransportClass(load) {
       const headStart = a.endpoint === "head-start";
       try {
         // (A `baseURL` function that throws fails this attempt, like a network error.)
-        // (`headStart` may be relative: a `fetch` override gets it resolved against the page,
-        // as overrides written for the JS transport only ever see absolute URLs.)
+        // (`headStart` may be relative: a `fetch` override gets it resolved, as overrides
+        // written for the JS transport only ever see absolute URLs.)
         const url = headStart ? absolute(a.path) : this.#base(a.endpoint, a.chat) + a.path;
         const f = this.#o.fetch;
         const res = await (f ? f(url, init, { endpoint: a.endpoint, chatId: a.chat }) : fetch(url, init));

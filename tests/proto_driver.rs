@@ -3107,14 +3107,16 @@ fn a_steering_message_consumed_by_the_turn_is_not_owed() {
 }
 
 #[test]
-fn after_a_stop_a_send_of_an_unconsumed_steering_message_is_an_ordinary_send() {
+fn after_a_stop_a_send_of_an_unconsumed_steering_message_streams_its_turn_without_a_second_append()
+{
     let mut host = Host::new(OPTIONS);
     let (stream, _) = sent(&mut host, "c1", 4);
     steer(&mut host, "c1", 5);
     host.d.pull(stream, host.now);
     host.pump();
-    // Stopped before its boundary: turn 4 is outstanding, and its boundary (whatever it says
-    // about 5) must not pass for the steering message's own.
+    // Stopped before its boundary. A stop drops nothing queued: the agent answers the steering
+    // message (input 5) with a turn of its own, so the hook's follow-up send of it must not
+    // append it again (it would be answered twice, W29).
     host.d.stop_generation("c1", "part-stop", host.now);
     host.pump();
     let (stop, _, _, body) = host.take_fetch(Endpoint::In);
@@ -3122,8 +3124,34 @@ fn after_a_stop_a_send_of_an_unconsumed_steering_message_is_an_ordinary_send() {
     host.d
         .fetch_text(stop, 200, r#"{"ok":true,"seq":6}"#, None, host.now);
     host.pump();
-    send_steer_message(&mut host, "c1");
-    assert!(host.take_fetch_opt(Endpoint::In).is_some());
+    host.chunks.clear();
+    let op = send_steer_message(&mut host, "c1");
+    assert!(
+        host.take_fetch_opt(Endpoint::In).is_none(),
+        "no second append"
+    );
+    let follow = host.stream_of(op);
+    let (out, _, _, _) = host.take_fetch(Endpoint::Out);
+    host.d.fetch_open(out, false, host.now);
+    host.d.pull(follow, host.now);
+    // The stopped turn's tail and boundary (its cursor held back at 4), then the steering
+    // message's own turn.
+    host.d.fetch_bytes(
+        out,
+        &batch(&[(7, "stopped tail")], Some((8, Some(4)))),
+        host.now,
+    );
+    host.d
+        .fetch_bytes(out, &batch(&[(9, "Bonjour")], None), host.now);
+    host.pump();
+    assert_eq!(texts(&host.chunks), "Bonjour");
+    host.d.pull(follow, host.now);
+    host.d
+        .fetch_bytes(out, &batch(&[], Some((10, Some(6)))), host.now);
+    host.pump();
+    host.d.pull(follow, host.now);
+    host.pump();
+    assert!(host.ended.contains(&follow), "ended on its boundary");
 }
 
 #[test]
@@ -4737,6 +4765,44 @@ fn a_first_turn_resumed_after_a_seeded_cursor_reads_from_the_session_start() {
         Host::header(&headers, "last-event-id").as_deref(),
         Some("9")
     );
+}
+
+#[test]
+fn a_turn_resumed_from_the_session_start_shows_none_of_the_earlier_turns() {
+    // The chat had no cursor when it sent input 3 (a session found again by `startSession`, or
+    // `sessions` with only a token), so its turn is resumed from the session start, where the
+    // earlier turns are read again first.
+    for saved in [
+        r#"{"publicAccessToken":"t","isStreaming":true,"activeInputSeq":3}"#,
+        r#"{"publicAccessToken":"t","isStreaming":true,"activeInputSeq":3,"consumedInputSeq":2}"#,
+    ] {
+        let mut host = Host::new(OPTIONS);
+        host.d.hydrate("c1", Stored::Shape(saved), 0);
+        let stream = host
+            .d
+            .reconnect("c1", Default::default(), host.now)
+            .expect("a resume");
+        host.pump();
+        let (out, _, headers, _) = host.take_fetch(Endpoint::Out);
+        assert_eq!(Host::header(&headers, "last-event-id"), None, "{saved}");
+        host.d.fetch_open(out, false, host.now);
+        host.d.pull(stream, host.now);
+        host.d
+            .fetch_bytes(out, &batch(&[(1, "one ")], Some((2, Some(1)))), host.now);
+        host.d
+            .fetch_bytes(out, &batch(&[(3, "two ")], Some((4, Some(2)))), host.now);
+        host.d
+            .fetch_bytes(out, &batch(&[(5, "three")], None), host.now);
+        host.pump();
+        assert_eq!(texts(&host.chunks), "three", "{saved}");
+        host.d.pull(stream, host.now);
+        host.d
+            .fetch_bytes(out, &batch(&[], Some((6, Some(3)))), host.now);
+        host.pump();
+        host.d.pull(stream, host.now);
+        host.pump();
+        assert!(host.ended.contains(&stream), "{saved}");
+    }
 }
 
 #[test]

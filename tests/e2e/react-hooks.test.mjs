@@ -567,13 +567,18 @@ test("the SDK's injection helpers are exported under its names", { timeout: 30_0
   const messages = [
     { id: "u1", role: "user", parts: [injected(["not-counted"])] },
     { id: "a1", role: "assistant", parts: [{ type: "text", text: "hi" }, injected(["m1", "m2"])] },
-    { id: "a2", role: "assistant", parts: [injected(["m3"])] },
+    { id: "a2", role: "assistant", parts: [injected(["m3", "m1"])] },
   ];
   assert.deepEqual(await page.evaluate((m) => harness.injectionHelpers(m), messages), {
     isInjectionPart: [true, false, true, true],
-    ids: [["not-counted"], [], ["m1", "m2"], ["m3"]],
-    messages: [[{ id: "not-counted", text: "not-counted" }], [], [{ id: "m1", text: "m1" }, { id: "m2", text: "m2" }], [{ id: "m3", text: "m3" }]],
-    all: ["m1", "m2", "m3"],
+    ids: [["not-counted"], [], ["m1", "m2"], ["m3", "m1"]],
+    messages: [
+      [{ id: "not-counted", text: "not-counted" }],
+      [],
+      [{ id: "m1", text: "m1" }, { id: "m2", text: "m2" }],
+      [{ id: "m3", text: "m3" }, { id: "m1", text: "m1" }],
+    ],
+    all: ["m1", "m2", "m3", "m1"], // (as the SDK's: repeats kept)
   });
   await page.close();
 });

@@ -112,7 +112,8 @@ ChatPane({
 });
 declare const typedTransport: TriggerChatTransport<Msg, ClientData>;
 ChatPane({ transport: typedTransport });
-// A subclass overrides methods and calls the originals, as it can the SDK's.
+// A subclass overrides members as it can the SDK's: methods where the SDK declares methods
+// (calling the originals), properties where it declares properties.
 export class LoggingTransport extends TriggerChatTransport {
   override start(chatId: string) {
     return super.start(chatId);
@@ -120,6 +121,11 @@ export class LoggingTransport extends TriggerChatTransport {
   override dispose(): void {
     super.dispose();
   }
+}
+const base = new TriggerChatTransport({ task: "t", accessToken: () => "token" });
+export class WrappingTransport extends TriggerChatTransport {
+  override sendMessages: TriggerChatTransport["sendMessages"] = (options) => base.sendMessages(options);
+  override stopGeneration = async (chatId: string) => base.stopGeneration(chatId);
 }
 
 // The wire types this package re-declares are the SDK's.

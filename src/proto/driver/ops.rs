@@ -668,7 +668,7 @@ impl Driver {
 
     /// Whether a send of `message_id` is one of this tab's steering messages. One still owed is
     /// adopted only when no other input of this tab is outstanding but owed steering messages
-    /// (a stopped turn's boundary could otherwise pass for the steering message's).
+    /// and a turn it stopped (another turn's boundary could pass for the steering message's).
     fn adopt(&self, chat: usize, message_id: &str) -> Option<Adopt> {
         let c = &self.chats[chat];
         let steer = c
@@ -678,10 +678,14 @@ impl Driver {
         if steer.answered {
             return Some(Adopt::Answered);
         }
-        let free = c
-            .state
-            .active_input_seq
-            .is_none_or(|seq| c.steers.iter().any(|s| s.seq == seq && !s.answered));
+        // (A turn this tab stopped counts as free too: a stop drops nothing queued on `.in`, so
+        // the agent still answers the steering message with a turn of its own, and a second
+        // append would be answered a second time (W29). The stopped turn's boundary cannot
+        // pass for that turn's: its consumed cursor is held back behind the waiting message.)
+        let free = c.state.active_input_seq.is_none_or(|seq| {
+            c.steers.iter().any(|s| s.seq == seq && !s.answered)
+                || c.stopped_turn == Some(Some(seq))
+        });
         free.then_some(Adopt::Owed(steer.seq))
     }
 
@@ -1720,7 +1724,8 @@ impl Driver {
             // A turn is in flight: resume it; the saved send waits for a later page.
             return None;
         }
-        if let Some(i) = self.ops.iter().position(|o| o.replay && o.chat == c.id) {
+        let replaying = self.ops.iter().position(|o| o.replay && o.chat == c.id);
+        if let Some(i) = replaying.filter(|&i| !self.ops[i].aborted && !c.state.closed) {
             // Replayed already, and its stream let go (the app left the chat and came back)
             // while the append is still on its way: a new stream reads that send's turn.
             let op = self.ops[i].id;
@@ -1734,8 +1739,9 @@ impl Driver {
             }
             return Some(stream);
         }
-        if self.sending_part(&saved.part_id) {
-            // This page's own send of it is still going (the host resumes once it lands).
+        if replaying.is_some() || self.sending_part(&saved.part_id) {
+            // Given up, or this page's own send of it is still going (the host resumes once it
+            // lands).
             return None;
         }
         if c.state.closed {

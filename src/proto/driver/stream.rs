@@ -574,6 +574,10 @@ impl Driver {
         // tail after its start is not shown as this turn's. (With every earlier input known
         // to be answered, it streams at once.)
         let hold = match (active_input_seq, c.state.consumed_input_seq) {
+            // From the session start (no cursor when the send was made), the earlier turns are
+            // read again first: held until the boundaries read say they are over, whatever the
+            // chat knew was consumed.
+            (Some(_), _) if !watch && start.get().is_none() => Hold::BySeq { consumed: None },
             (Some(_), Some(consumed)) if !watch => Hold::BySeq {
                 consumed: Some(consumed),
             },
