@@ -89,8 +89,9 @@ export type ChatActionOptions = {
 
 /**
  * Stable error codes. Every error the transport throws, rejects with, errors a stream with or
- * reports in an event is an `Error` carrying one of these as `.code` — except a value thrown by
- * your `startSession` or `accessToken`, which is passed on as is. (A `fetch` override or a
+ * reports in an event is an `Error` carrying one of these as `.code` — except an object thrown
+ * by your `startSession` or `accessToken`, which is passed on as is (any other thrown value
+ * becomes `callback_failed`, with the value as `cause`). (A `fetch` override or a
  * `baseURL` function that throws counts as a network failure: retried, then `network`.)
  */
 export type TriggerChatErrorCode =
@@ -174,7 +175,7 @@ export type ChatTransportEvent =
       bodyBytes?: number;
     }
   | {
-      /** A subscription to `.out` is delivering. */
+      /** A stream's first connection was accepted (`.out`, or the `headStart` response). */
       type: "stream-connected";
       chatId: string;
       timestamp: number;
@@ -327,7 +328,8 @@ export type ChatSessionPersistedState = {
 /**
  * (trigger-chat-wasm) Your own storage for the per-chat session state, called synchronously
  * (`load` must answer at once, with the state or its JSON text — a Promise is a `storage-error`;
- * `save` and `remove` may be async, not awaited). Any callback may be omitted. Exceptions and
+ * `save` and `remove` may be async: a chat's next write waits for the one in flight, 10 s at
+ * most, then a `storage-error`). Any callback may be omitted, but not all three. Exceptions and
  * rejections become `storage-error` events, never failures.
  */
 export type ChatSessionStore = {
@@ -445,13 +447,15 @@ export type TriggerChatTransportOptions<TClientData = Record<string, unknown>> =
   task: string;
   /**
    * Returns a fresh session-scoped token for an existing session. Called when a request gets a
-   * 401/403, and for a chat without a stored token when there is no `startSession`.
+   * 401/403, before a JWT within 30 s of its `exp` is used, and for a chat without a stored
+   * token when there is no `startSession`.
    * At least one of `accessToken` and `startSession` is required.
    */
   accessToken?: (params: AccessTokenParams) => string | Promise<string>;
   /**
    * Creates (or finds) the session of a chat and returns its token. Called by `start`/`preload`,
-   * by the first send of a chat without a stored token, and when a stored session is gone (404).
+   * by the first send of a chat without a stored token, when a stored session is gone (404),
+   * and to refresh tokens when there is no `accessToken`.
    */
   startSession?: (params: StartSessionParams<ClientDataOf<TClientData>>) => Promise<StartSessionResult>;
   /** The Trigger.dev API base, or a resolver per request. @default "https://api.trigger.dev" */
@@ -464,7 +468,10 @@ export type TriggerChatTransportOptions<TClientData = Record<string, unknown>> =
   onEvent?: ChatEventHandler;
   /** Extra headers on every request (the transport's own `Authorization` always wins). */
   headers?: Record<string, string> | Headers;
-  /** Sent as `Timeout-Seconds` on every `.out` request. @default 120 */
+  /**
+   * Sent as `Timeout-Seconds` on every `.out` request: a whole number from 1 to 600 (other
+   * values make every call reject with `invalid_option`). @default 120
+   */
   streamTimeoutSeconds?: number;
   /** Default metadata merged under each send's `metadata`; also passed to `startSession`. */
   clientData?: ClientDataOf<TClientData>;
@@ -508,7 +515,8 @@ export type TriggerChatTransportOptions<TClientData = Record<string, unknown>> =
   persistence?: ChatSessionPersistence;
   /**
    * (trigger-chat-wasm) Reconnect a stream that delivered nothing (not even a ping) for this
-   * long. At least 1000. @default 30000
+   * long: a whole number from 1000 to 3600000 (other values make every call reject with
+   * `invalid_option`). @default 30000
    */
   stallTimeoutMs?: number;
   /**
@@ -598,8 +606,9 @@ export declare class TriggerChatTransport<
   stopGeneration: (chatId: string) => Promise<boolean>;
 
   /**
-   * Creates the chat's session now (through `startSession`) and returns its state; rejects with
-   * `aborted` if the chat is removed with `removeSession` meanwhile.
+   * Makes sure the chat has a session now and returns its state: with a stored token it calls
+   * nothing; otherwise `startSession` (or `accessToken` without it). Rejects with `aborted` if
+   * the chat is removed with `removeSession` meanwhile.
    */
   start(chatId: string): Promise<ChatSessionPersistedState>;
 
@@ -609,7 +618,10 @@ export declare class TriggerChatTransport<
   /** The persisted state of a chat, if the transport knows it. */
   getSession: (chatId: string) => ChatSessionPersistedState | undefined;
 
-  /** Replaces a chat's session state (`closed` is honoured). */
+  /**
+   * Replaces a chat's session state (`closed` is honoured). Throws `invalid_option` for a state
+   * without a `publicAccessToken`.
+   */
   setSession(chatId: string, session: ChatSessionPersistedState): void;
 
   /** (trigger-chat-wasm) Forgets a chat: closes its stream, removes its stored state, calls `onSessionChange(chatId, null)`; with `multiTab`, the other tabs drop what they held of it. */
@@ -651,8 +663,8 @@ export declare class TriggerChatTransport<
   setFetch(callback: ChatFetchOverride | undefined): void;
 
   /**
-   * (multiTab) Whether another tab currently owns this chat; sends from this tab then throw
-   * `read_only_tab` (or, with `multiTabSend: "queue"`, wait for that tab's turn to end).
+   * (multiTab) Whether another tab currently owns this chat; sends from this tab then reject
+   * with `read_only_tab` (or, with `multiTabSend: "queue"`, wait for that tab's turn to end).
    */
   isReadOnly(chatId: string): boolean;
   /**
@@ -685,7 +697,10 @@ export declare class TriggerChatTransport<
   addConnectionListener(listener: (chatId: string, state: ChatConnectionState) => void): void;
   removeConnectionListener(listener: (chatId: string, state: ChatConnectionState) => void): void;
 
-  /** Closes every open stream and releases tab coordination. Sessions stay stored. */
+  /**
+   * Closes every open stream and releases tab coordination; sends waiting for the network end
+   * with `aborted`. Sessions stay stored, and the transport still works afterwards.
+   */
   dispose(): void;
   /** `ChatTransport.close` (ai@7): the same as `dispose()`. */
   close(): void;

@@ -256,11 +256,14 @@ export type UsePendingMessagesOptions<TUIMessage extends UIMessage = UIMessage> 
 export type UsePendingMessagesReturn = {
   /** Messages waiting: steering ones not yet injected, and queued ones. */
   pending: PendingMessage[];
-  /** While the agent answers, a steering message for the running turn; otherwise a send. */
+  /**
+   * While the turn streams, a steering message for it; while it is `submitted`, or while the
+   * end-of-turn follow-up is being sent, a queued one; otherwise a send.
+   */
   steer: (text: string) => void;
   /** While the agent answers, a message for the next turn; otherwise a send. */
   queue: (text: string) => void;
-  /** Sends a queued message to the running turn now. */
+  /** Sends a queued message to the running turn now, while it streams (otherwise nothing). */
   promoteToSteering: (id: string) => void;
   /** Whether an assistant message part is an injection point. */
   isInjectionPoint: (part: unknown) => boolean;
