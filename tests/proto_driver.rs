@@ -1053,6 +1053,47 @@ fn after_a_reload_a_send_to_an_agent_on_the_prior_wire_shape_streams_at_once() {
     assert!(host.ended.contains(&stream), "ended on its boundary");
 }
 
+#[test]
+fn a_stream_whose_numbering_started_over_is_read_from_its_new_start() {
+    // The chat was idle past the server's retention: its `.out` stream was dropped and made
+    // again, numbered from 0. The stream's tail, below the cursor, says so; the records are
+    // not taken for ones already seen (the reply would never show, and the send would stall).
+    let mut host = Host::new(OPTIONS);
+    host.d.hydrate(
+        "c1",
+        Stored::Shape(
+            r#"{"publicAccessToken":"t","lastEventId":"500","isStreaming":false,"consumedInputSeq":40}"#,
+        ),
+        0,
+    );
+    let (stream, out) = accepted_send(&mut host, "p", 41);
+    host.d.fetch_bytes(
+        out,
+        &batch(&[(0, "Hel"), (1, "lo")], Some((2, Some(41)))),
+        host.now,
+    );
+    host.pump();
+    assert_eq!(texts(&host.chunks), "Hello");
+    host.d.pull(stream, host.now);
+    host.pump();
+    assert!(host.ended.contains(&stream), "ended on its boundary");
+    let state = host.d.get_session("c1").unwrap();
+    assert_eq!(state.get("lastEventId").and_then(Json::as_str), Some("2"));
+    // The next send reads on from the new numbering.
+    let (_, out_two) = {
+        let op = host.send("c1", "again", "p2");
+        let (append, _, _, _) = host.take_fetch(Endpoint::In);
+        host.d
+            .fetch_text(append, 200, r#"{"ok":true,"seq":42}"#, None, host.now);
+        host.pump();
+        (host.stream_of(op), host.take_fetch(Endpoint::Out))
+    };
+    assert_eq!(
+        Host::header(&out_two.2, "last-event-id").as_deref(),
+        Some("2")
+    );
+}
+
 /// A whole turn (input 1), then turn 2 streams a little and is stopped (the stop is input 3),
 /// and the next message is sent as input 4: its `.out` connection.
 fn a_stopped_turn_then_the_next_message(host: &mut Host) -> u32 {

@@ -172,6 +172,14 @@ impl Turn {
         self.lookback = Some(floor);
     }
 
+    /// The `.out` stream was numbered again from the start: its records are all new, none is
+    /// read back.
+    pub fn forget_look_back(&mut self) {
+        if self.lookback.take().is_some() {
+            self.holding = !self.clear();
+        }
+    }
+
     /// Whether `seq` is known to be an input no boundary will answer.
     pub fn is_unanswered(&self, seq: u64) -> bool {
         self.unanswered.contains(&seq)

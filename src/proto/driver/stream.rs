@@ -1037,6 +1037,9 @@ impl Driver {
             let tail = match decode_event(&event)? {
                 StreamEvent::Batch(batch) => {
                     *alive = true;
+                    if let Some(t) = batch.tail {
+                        self.renumbered(i, chat, t.seq_num);
+                    }
                     // An empty batch, or one of records already seen (a server replaying the
                     // same ones), shows the server alive, as a ping does, but not the turn.
                     self.subs[i].policy.on_ping();
@@ -1082,6 +1085,9 @@ impl Driver {
                 StreamEvent::Ping { tail, .. } => {
                     *alive = true;
                     self.subs[i].policy.on_ping();
+                    if let Some(t) = tail {
+                        self.renumbered(i, chat, t.seq_num);
+                    }
                     tail.map(|t| t.seq_num)
                 }
                 StreamEvent::Error(_) | StreamEvent::Done => {
@@ -1094,6 +1100,34 @@ impl Driver {
             self.apply(i, core::mem::take(&mut outcomes), now_ms);
         }
         Ok(ended)
+    }
+
+    /// A tail (the seq the stream writes next) below a cursor: the stream was dropped and made
+    /// again, numbered from 0 (an idle chat past the server's retention). Its records are new:
+    /// the cursors start over, or every record would pass for one already seen. (Strictly
+    /// below: a server whose tail is the last written seq never passes for a new stream.)
+    /// (Judged by where this stream reads from, which the server has seen: a cursor seeded from
+    /// a transcript may run ahead of what a stream that reads from before it has reached.)
+    fn renumbered(&mut self, i: usize, chat: Option<usize>, tail: u64) {
+        let sub = &mut self.subs[i];
+        if !sub.cursor.get().is_some_and(|c| tail < c) {
+            return;
+        }
+        sub.cursor = Cursor::default();
+        sub.turn.forget_look_back();
+        if let Some(c) = chat {
+            let state = &mut self.chats[c].state;
+            if state.cursor.get().is_some_and(|at| tail < at) {
+                state.cursor = Cursor::default();
+                if state
+                    .turn_start
+                    .is_some_and(|s| s.get().is_some_and(|at| tail < at))
+                {
+                    state.turn_start = Some(Cursor::default());
+                }
+                self.persist(c);
+            }
+        }
     }
 
     /// The send stream `id` starts a little before the chat's cursor `floor` to learn what the
