@@ -1110,7 +1110,7 @@ impl Driver {
     /// a transcript may run ahead of what a stream that reads from before it has reached.)
     fn renumbered(&mut self, i: usize, chat: Option<usize>, tail: u64) {
         let sub = &mut self.subs[i];
-        if !sub.cursor.get().is_some_and(|c| tail < c) {
+        if sub.cursor.get().is_none_or(|c| tail >= c) {
             return;
         }
         sub.cursor = Cursor::default();
