@@ -1116,6 +1116,53 @@ fn a_stopped_turn_then_the_next_message(host: &mut Host) -> u32 {
     accepted_send(host, "p4", 4).1
 }
 
+#[test]
+fn a_send_answered_without_a_seq_after_a_stopped_turn_does_not_end_on_that_turns_boundary() {
+    // The answer to the append carries no seq (a retry whose first attempt landed, on a server
+    // that answers repeats without one; an older webapp). Its seq is still past every input the
+    // chat knew of when it was made (the stopped turn 2 and the stop 3): the stopped turn's
+    // boundary is not taken for this send's, nor its tail for this reply.
+    let mut host = Host::new(OPTIONS);
+    let (first, out) = sent(&mut host, "c1", 1);
+    host.d.pull(first, host.now);
+    host.d
+        .fetch_bytes(out, &batch(&[(1, "one")], Some((2, Some(1)))), host.now);
+    host.pump();
+    let (second, out) = accepted_send(&mut host, "p2", 2);
+    host.d
+        .fetch_bytes(out, &batch(&[(3, "two")], None), host.now);
+    host.pump();
+    assert!(!host.ended.contains(&second));
+    host.d.stop_generation("c1", "s", host.now);
+    host.pump();
+    let (stop, _, _, _) = host.take_fetch(Endpoint::In);
+    host.d
+        .fetch_text(stop, 200, r#"{"ok":true,"seq":3}"#, None, host.now);
+    host.pump();
+    let op = host.send("c1", "next", "p4");
+    let (append, _, _, _) = host.take_fetch(Endpoint::In);
+    host.d
+        .fetch_text(append, 200, r#"{"ok":true}"#, None, host.now);
+    host.pump();
+    let stream = host.stream_of(op);
+    let (out, _, _, _) = host.take_fetch(Endpoint::Out);
+    host.d.fetch_open(out, false, host.now);
+    host.d.pull(stream, host.now);
+    host.chunks.clear();
+    host.d.fetch_bytes(
+        out,
+        &batch(&[(4, "-tail of two")], Some((5, Some(3)))),
+        host.now,
+    );
+    host.d
+        .fetch_bytes(out, &batch(&[(6, "four")], Some((7, Some(4)))), host.now);
+    host.pump();
+    host.d.pull(stream, host.now);
+    host.pump();
+    assert_eq!(texts(&host.chunks), "four");
+    assert!(host.ended.contains(&stream));
+}
+
 /// A new page from `host`'s saved state of `c1`: its resumed stream, pulled, and its `.out`.
 fn reloaded_and_resumed(host: &Host) -> (Host, u32, u32) {
     let mut page = Host::new(OPTIONS);

@@ -154,6 +154,10 @@ pub(super) struct Op {
     start: Cursor,
     /// The highest `.in` seq its stream counted as consumed before its own (saved with it).
     consumed: Option<u64>,
+    /// The lowest `.in` seq its append can have: one past every seq the chat knew of before
+    /// the append was first made. It stands in for a seq the answer leaves out (a retry whose
+    /// first attempt landed, on a server that answers repeats without one).
+    floor: Option<u64>,
 }
 
 /// `sendMessages` as the host passes it (`messages.at(-1)` only).
@@ -248,6 +252,7 @@ impl Driver {
             keep_saved: false,
             start: Cursor::default(),
             consumed: None,
+            floor: None,
         });
         id
     }
@@ -627,12 +632,33 @@ impl Driver {
         }
         // (Where its turn starts: `look_back` moves the stream's start up to the cursor.)
         let turn_start = self.sub_start_cursor(stream).unwrap_or(start);
+        // (Not for a saved send made on another page: it may have landed before the seqs this
+        // page has learned since.)
+        let floor = (!replay).then(|| self.known_input_seq(chat)).flatten();
         if let Some(i) = self.op_index(op) {
             self.ops[i].start = turn_start;
             self.ops[i].consumed = consumed;
+            self.ops[i].floor = floor.map(|k| k.saturating_add(1));
         }
         self.stops_unanswered(chat, stream, now_ms);
         stream
+    }
+
+    /// The highest `.in` seq the chat knows of: consumed, outstanding, a steering message's or a
+    /// stop's of this tab.
+    fn known_input_seq(&self, chat: usize) -> Option<u64> {
+        let c = &self.chats[chat];
+        let state = &c.state;
+        let own = c
+            .steers
+            .iter()
+            .map(|s| s.seq)
+            .chain(c.stops.iter().copied());
+        [state.consumed_input_seq, state.active_input_seq]
+            .into_iter()
+            .flatten()
+            .chain(own)
+            .max()
     }
 
     /// Every send of `chat_id` starts its turn at the beginning of the (new) session.
@@ -640,6 +666,7 @@ impl Driver {
         for o in self.ops.iter_mut().filter(|o| o.chat == chat_id) {
             o.start = Cursor::default();
             o.consumed = None;
+            o.floor = None;
         }
     }
 
@@ -1167,6 +1194,7 @@ impl Driver {
         let chat_id = self.ops[i].chat.clone();
         let kind = self.ops[i].kind;
         let aborted = self.ops[i].aborted;
+        let floor = self.ops[i].floor;
         let replay = self.ops[i].replay;
         let keep_saved = self.ops[i].keep_saved;
         let chat = self.chat_mut(&chat_id);
@@ -1213,7 +1241,7 @@ impl Driver {
                             o.chat == chat_id && !o.aborted && matches!(o.kind, OpKind::Turn { .. })
                         }));
                 if !newer {
-                    self.turn_accepted(op, chat, stream, response.seq, now_ms);
+                    self.turn_accepted(op, chat, stream, response.seq.or(floor), now_ms);
                     if aborted {
                         let part_id = {
                             let mut id = append.part_id.clone();
