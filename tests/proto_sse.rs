@@ -188,6 +188,28 @@ fn a_line_over_the_cap_is_a_protocol_error_in_any_split() {
 }
 
 #[test]
+fn the_default_cap_takes_a_full_batch_of_quote_heavy_records() {
+    // One S2 read batch: up to 1 MiB of records. Each body is a JSON string inside the batch's
+    // JSON, so a body full of quotes (a large tool output) comes out about twice its size.
+    let body = format!("{{\"o\":\"{}\"}}", "\\\"".repeat(512 * 1024));
+    let escaped = body.replace('\\', "\\\\").replace('"', "\\\"");
+    let line = format!(
+        "event: batch\ndata: {{\"records\":[{{\"seq_num\":1,\"body\":\"{escaped}\"}}]}}\n\n"
+    );
+    assert!(line.len() > 2 * 1024 * 1024, "{}", line.len());
+    let mut decoder = SseDecoder::new();
+    for chunk in line.as_bytes().chunks(64 * 1024) {
+        decoder.push(chunk).unwrap();
+    }
+    let events = drain(&mut decoder);
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        events[0].data.len(),
+        line.len() - "event: batch\ndata: \n\n".len()
+    );
+}
+
+#[test]
 fn events_before_an_overlong_line_are_kept_and_reset_recovers() {
     let mut decoder = SseDecoder::with_max_line_bytes(16);
     let err = decoder

@@ -13,10 +13,12 @@ use alloc::collections::VecDeque;
 
 use super::error::Error;
 
-/// Default cap on one line, and on one event's joined `data`, in bytes (2 MiB). A batch event's
-/// `data:` line holds many records; the S2 read batches are far smaller than this, so a longer
-/// line (or many `data:` lines that never end their event) means a broken stream.
-pub const DEFAULT_MAX_LINE_BYTES: usize = 2 * 1024 * 1024;
+/// Default cap on one line, and on one event's joined `data`, in bytes (4 MiB). A batch event's
+/// `data:` line holds many records: an S2 read batch is at most 1 MiB of records, and each
+/// record body is a JSON string inside it, whose escaping can double a quote-heavy body (a large
+/// tool output). Twice that and more means a broken stream (or many `data:` lines that never
+/// end their event), not one a reconnect would read differently.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 4 * 1024 * 1024;
 
 /// Longest `id:` value kept; a longer one is ignored like one holding NUL. Every event carries a
 /// copy of the last id, so a server sending a 2 MiB id and then thousands of tiny events would
@@ -101,7 +103,7 @@ impl Default for SseDecoder {
 }
 
 impl SseDecoder {
-    /// A decoder with the default 2 MiB line cap.
+    /// A decoder with the default 4 MiB line cap.
     pub fn new() -> Self {
         Self::with_max_line_bytes(DEFAULT_MAX_LINE_BYTES)
     }
