@@ -1067,8 +1067,18 @@ fn a_stream_whose_numbering_started_over_is_read_from_its_new_start() {
         0,
     );
     let (stream, out) = accepted_send(&mut host, "p", 41);
+    // The server started the read at its tail (past what it was asked from), after the reply
+    // had begun: the connection is made again, from the new start.
+    host.d
+        .fetch_bytes(out, &batch(&[(1, "lo")], None), host.now);
+    host.pump();
+    assert!(host.aborted.contains(&out));
+    host.fire_timers(5_000);
+    let (again, _, headers, _) = host.take_fetch(Endpoint::Out);
+    assert_eq!(Host::header(&headers, "last-event-id"), None);
+    host.d.fetch_open(again, false, host.now);
     host.d.fetch_bytes(
-        out,
+        again,
         &batch(&[(0, "Hel"), (1, "lo")], Some((2, Some(41)))),
         host.now,
     );

@@ -670,12 +670,17 @@ impl Driver {
         }
     }
 
-    /// The send whose turn stream `stream` reads starts its turn at `start` (see `Op::start`).
-    pub(super) fn set_op_start(&mut self, stream: u32, start: Cursor) {
+    /// The send whose turn stream `stream` reads starts its turn at `start` (see `Op::start`),
+    /// in a session read anew: what was known of its `.in` seqs was the old session's, unless
+    /// `same_inputs` (only `.out` was numbered again).
+    pub(super) fn set_op_start(&mut self, stream: u32, start: Cursor, same_inputs: bool) {
         for o in self.ops.iter_mut() {
             if o.kind == (OpKind::Turn { stream }) {
                 o.start = start;
-                o.consumed = None;
+                if !same_inputs {
+                    o.consumed = None;
+                    o.floor = None;
+                }
             }
         }
     }
@@ -711,7 +716,7 @@ impl Driver {
         // pass for that turn's: its consumed cursor is held back behind the waiting message.)
         let free = c.state.active_input_seq.is_none_or(|seq| {
             c.steers.iter().any(|s| s.seq == seq && !s.answered)
-                || c.stopped_turn == Some(Some(seq))
+                || (c.stopped_turn == Some(Some(seq)) && steer.seq > seq)
         });
         free.then_some(Adopt::Owed(steer.seq))
     }

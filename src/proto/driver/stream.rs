@@ -1037,8 +1037,12 @@ impl Driver {
             let tail = match decode_event(&event)? {
                 StreamEvent::Batch(batch) => {
                     *alive = true;
-                    if let Some(t) = batch.tail {
-                        self.renumbered(i, chat, t.seq_num);
+                    if batch
+                        .tail
+                        .is_some_and(|t| self.renumbered(i, chat, t.seq_num))
+                    {
+                        ended = true;
+                        break;
                     }
                     // An empty batch, or one of records already seen (a server replaying the
                     // same ones), shows the server alive, as a ping does, but not the turn.
@@ -1085,8 +1089,9 @@ impl Driver {
                 StreamEvent::Ping { tail, .. } => {
                     *alive = true;
                     self.subs[i].policy.on_ping();
-                    if let Some(t) = tail {
-                        self.renumbered(i, chat, t.seq_num);
+                    if tail.is_some_and(|t| self.renumbered(i, chat, t.seq_num)) {
+                        ended = true;
+                        break;
                     }
                     tail.map(|t| t.seq_num)
                 }
@@ -1108,13 +1113,18 @@ impl Driver {
     /// below: a server whose tail is the last written seq never passes for a new stream.)
     /// (Judged by where this stream reads from, which the server has seen: a cursor seeded from
     /// a transcript may run ahead of what a stream that reads from before it has reached.)
-    fn renumbered(&mut self, i: usize, chat: Option<usize>, tail: u64) {
+    /// Returns whether it was: the connection is then made again, to read from the new start
+    /// (a read asked from past the tail starts at the tail, past records already written).
+    fn renumbered(&mut self, i: usize, chat: Option<usize>, tail: u64) -> bool {
         let sub = &mut self.subs[i];
         if sub.cursor.get().is_none_or(|c| tail >= c) {
-            return;
+            return false;
         }
         sub.cursor = Cursor::default();
+        sub.start = Cursor::default();
         sub.turn.forget_look_back();
+        let id = sub.id;
+        self.set_op_start(id, Cursor::default(), true);
         if let Some(c) = chat {
             let state = &mut self.chats[c].state;
             if state.cursor.get().is_some_and(|at| tail < at) {
@@ -1128,6 +1138,7 @@ impl Driver {
                 self.persist(c);
             }
         }
+        true
     }
 
     /// The send stream `id` starts a little before the chat's cursor `floor` to learn what the
@@ -1472,7 +1483,7 @@ impl Driver {
             sub.start = Cursor::default();
             sub.turn.restart_session();
         }
-        self.set_op_start(id, Cursor::default());
+        self.set_op_start(id, Cursor::default(), false);
     }
 
     /// Ends stream `id` without an error, and the chat's turn with it if the stream drove it.
