@@ -140,12 +140,10 @@ function json(value, name) {
 // A relative URL resolved as `fetch` resolves it (against the document's base); an absolute one,
 // or one that cannot be resolved here, goes as it is.
 function absolute(url) {
-  const base = globalThis.document?.baseURI ?? globalThis.location?.href;
-  if (!base || /^[a-z][a-z\d+.-]*:/i.test(url)) return url;
   try {
-    return new URL(url, base).href;
+    return /^[a-z][\w+.-]*:/i.test(url) ? url : new URL(url, document.baseURI).href;
   } catch {
-    return url;
+    return url; // no document (a worker), or no base to resolve against
   }
 }
 

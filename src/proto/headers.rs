@@ -27,10 +27,21 @@ pub fn is_sendable(name: &str, value: &str) -> bool {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
         && value.chars().all(|c| c <= '\u{ff}' && c != '\0')
-        && !value
-            .trim_matches([' ', '\t', '\r', '\n'])
-            .bytes()
-            .any(|b| b == b'\r' || b == b'\n')
+        && !has_inner_break(value)
+}
+
+/// Whether a CR or LF has other than spaces, tabs and line breaks on both sides of it.
+fn has_inner_break(value: &str) -> bool {
+    let (mut text, mut broken) = (false, false);
+    for b in value.bytes() {
+        match b {
+            b'\r' | b'\n' => broken |= text,
+            b' ' | b'\t' => {}
+            _ if broken => return true,
+            _ => text = true,
+        }
+    }
+    false
 }
 
 /// An ordered list of `(name, value)` pairs with case-insensitive names.

@@ -648,17 +648,15 @@ impl Driver {
     /// stop's of this tab.
     fn known_input_seq(&self, chat: usize) -> Option<u64> {
         let c = &self.chats[chat];
-        let state = &c.state;
-        let own = c
-            .steers
-            .iter()
-            .map(|s| s.seq)
-            .chain(c.stops.iter().copied());
-        [state.consumed_input_seq, state.active_input_seq]
-            .into_iter()
-            .flatten()
-            .chain(own)
-            .max()
+        // (`None` is below every `Some`.)
+        let mut known = c.state.consumed_input_seq.max(c.state.active_input_seq);
+        for s in &c.steers {
+            known = known.max(Some(s.seq));
+        }
+        for &seq in &c.stops {
+            known = known.max(Some(seq));
+        }
+        known
     }
 
     /// Every send of `chat_id` starts its turn at the beginning of the (new) session.

@@ -1128,12 +1128,10 @@ impl Driver {
         if let Some(c) = chat {
             let state = &mut self.chats[c].state;
             if state.cursor.get().is_some_and(|at| tail < at) {
+                // (A turn in flight started in the old numbering too.)
                 state.cursor = Cursor::default();
-                if state
-                    .turn_start
-                    .is_some_and(|s| s.get().is_some_and(|at| tail < at))
-                {
-                    state.turn_start = Some(Cursor::default());
+                if let Some(start) = state.turn_start.as_mut() {
+                    *start = Cursor::default();
                 }
                 self.persist(c);
             }
