@@ -543,3 +543,32 @@ async fn an_append_whose_answer_was_lost_is_retried_and_answered_once() {
     assert_eq!(records, 2, "the warm-up and this message, each stored once");
     assert_eq!(get(&state, "turns").as_f64(), Some(2.0));
 }
+
+#[wasm_bindgen_test]
+async fn a_stream_the_server_numbered_again_from_zero_still_shows_the_next_reply() {
+    let chat = new_chat_id("renumbered");
+    let (t, _) = transport(&JsValue::UNDEFINED);
+    // A long first reply: the chat's cursor ends well past where the new numbering starts.
+    let first = send_text(&t, &chat, "u1", "stream 40").await;
+    assert!(!text_of(&first).is_empty());
+    // The server dropped the chat's idle `.out` stream and made it again, numbered from 0.
+    ok(admin(
+        SERVER,
+        &chat,
+        "renumber-out",
+        "POST",
+        &JsValue::UNDEFINED,
+    ))
+    .await;
+    assert_eq!(
+        text_of(&send_text(&t, &chat, "u2", "two").await),
+        "You said: two"
+    );
+    // And a new page, from the state saved in the new numbering.
+    let saved = t.get_session(&chat);
+    let (page, _) = transport(&object(&[("sessions", object(&[(chat.as_str(), saved)]))]));
+    assert_eq!(
+        text_of(&send_text(&page, &chat, "u3", "three").await),
+        "You said: three"
+    );
+}

@@ -29,6 +29,20 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/__admin/chats/{chat_id}/state", get(state))
         .route("/__admin/chats/{chat_id}/upgrade", post(upgrade))
         .route("/__admin/chats/{chat_id}/end-run", post(end_run))
+        .route("/__admin/chats/{chat_id}/renumber-out", post(renumber_out))
+}
+
+/// The chat's `.out` stream is made again, numbered from 0 (see `OutLog::renumber`).
+async fn renumber_out(
+    State(app): State<Arc<App>>,
+    Path(chat_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let session = app
+        .store
+        .find(&chat_id)
+        .ok_or_else(|| ApiError::not_found(format!("No session for {chat_id}")))?;
+    session.out.renumber();
+    Ok(Json(json!({ "ok": true })))
 }
 
 async fn reset(State(app): State<Arc<App>>) -> Json<Value> {

@@ -129,6 +129,15 @@ impl OutLog {
         self.append_all([record]).unwrap_or_default()
     }
 
+    /// The stream is dropped and made again, numbered from 0 (what the real server does to an
+    /// idle chat's `.out` past its retention): readers asked from past the new tail read on
+    /// from it.
+    pub fn renumber(&self) {
+        *self.lock() = Inner::default();
+        self.delivered_tx.send_replace(0);
+        self.tail_tx.send_replace(0);
+    }
+
     /// Applies an S2 trim: records before `seq` are gone.
     pub fn trim_before(&self, seq: u64) {
         let mut inner = self.lock();
@@ -273,6 +282,24 @@ mod tests {
         let b = log.read(2, 100, usize::MAX);
         assert_eq!(b.records.first().map(|r| r.seq), Some(6));
         assert_eq!(log.last_seq(), Some(9));
+    }
+
+    #[test]
+    fn a_stream_made_again_is_numbered_from_zero_and_old_cursors_read_on_from_its_tail() {
+        let log = OutLog::default();
+        log.append_all((0..10).map(text));
+        log.renumber();
+        assert_eq!(log.last_seq(), None);
+        let b = log.read(11, 100, usize::MAX);
+        assert!(b.records.is_empty());
+        assert_eq!((b.next, b.tail.seq_num), (0, 0));
+        log.append_all((0..3).map(text));
+        let b = log.read(b.next, 100, usize::MAX);
+        assert_eq!(
+            b.records.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            [0, 1, 2]
+        );
+        assert_eq!(b.tail.seq_num, 3);
     }
 
     #[test]
