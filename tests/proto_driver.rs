@@ -4810,6 +4810,25 @@ fn a_replayed_send_reads_its_turn_from_where_it_was_made_even_past_a_seeded_curs
     );
 }
 
+/// A new page loads `saved` for `c1` (and seeds its cursor to `seed`), resumes the chat, and its
+/// `.out` opens and is pulled: (stream, its `.out` fetch, the `Last-Event-ID` it reads from).
+fn resumed(host: &mut Host, saved: &str, seed: Option<&str>) -> (u32, u32, Option<String>) {
+    host.d.hydrate("c1", Stored::Shape(saved), 0);
+    if let Some(seed) = seed {
+        host.d.seed_resume_cursor("c1", seed);
+    }
+    let stream = host
+        .d
+        .reconnect("c1", Default::default(), host.now)
+        .expect("a resume");
+    host.pump();
+    let (out, _, headers, _) = host.take_fetch(Endpoint::Out);
+    host.d.fetch_open(out, false, host.now);
+    host.d.pull(stream, host.now);
+    host.pump();
+    (stream, out, Host::header(&headers, "last-event-id"))
+}
+
 #[test]
 fn a_first_turn_resumed_after_a_seeded_cursor_reads_from_the_session_start() {
     // A chat's first message (no cursor yet) was acknowledged as input 1 and the page closed
@@ -4818,21 +4837,8 @@ fn a_first_turn_resumed_after_a_seeded_cursor_reads_from_the_session_start() {
     // never be read: the stream would wait until it stalled. It reads from the session start.
     let saved = r#"{"publicAccessToken":"t","isStreaming":true,"activeInputSeq":1}"#;
     let mut host = Host::new(OPTIONS);
-    host.d.hydrate("c1", Stored::Shape(saved), 0);
-    host.d.seed_resume_cursor("c1", "9");
-    let stream = host
-        .d
-        .reconnect("c1", Default::default(), host.now)
-        .expect("a resume");
-    host.pump();
-    let (out, _, headers, _) = host.take_fetch(Endpoint::Out);
-    assert_eq!(
-        Host::header(&headers, "last-event-id"),
-        None,
-        "from the start"
-    );
-    host.d.fetch_open(out, false, host.now);
-    host.d.pull(stream, host.now);
+    let (stream, out, from) = resumed(&mut host, saved, Some("9"));
+    assert_eq!(from, None, "from the start");
     host.d.fetch_bytes(
         out,
         &batch(&[(1, "Hel"), (2, "lo")], Some((3, Some(1)))),
@@ -4848,21 +4854,9 @@ fn a_first_turn_resumed_after_a_seeded_cursor_reads_from_the_session_start() {
     // A chat saved mid-turn without the input it sent (the JS transport's state) still resumes
     // from the seeded cursor: from the start, it would replay every earlier turn into the reply.
     let mut host = Host::new(OPTIONS);
-    host.d.hydrate(
-        "c2",
-        Stored::Shape(r#"{"publicAccessToken":"t","isStreaming":true}"#),
-        0,
-    );
-    host.d.seed_resume_cursor("c2", "9");
-    host.d
-        .reconnect("c2", Default::default(), host.now)
-        .expect("a resume");
-    host.pump();
-    let (_, _, headers, _) = host.take_fetch(Endpoint::Out);
-    assert_eq!(
-        Host::header(&headers, "last-event-id").as_deref(),
-        Some("9")
-    );
+    let js_state = r#"{"publicAccessToken":"t","isStreaming":true}"#;
+    let (_, _, from) = resumed(&mut host, js_state, Some("9"));
+    assert_eq!(from.as_deref(), Some("9"));
 }
 
 #[test]
@@ -4875,16 +4869,8 @@ fn a_turn_resumed_from_the_session_start_shows_none_of_the_earlier_turns() {
         r#"{"publicAccessToken":"t","isStreaming":true,"activeInputSeq":3,"consumedInputSeq":2}"#,
     ] {
         let mut host = Host::new(OPTIONS);
-        host.d.hydrate("c1", Stored::Shape(saved), 0);
-        let stream = host
-            .d
-            .reconnect("c1", Default::default(), host.now)
-            .expect("a resume");
-        host.pump();
-        let (out, _, headers, _) = host.take_fetch(Endpoint::Out);
-        assert_eq!(Host::header(&headers, "last-event-id"), None, "{saved}");
-        host.d.fetch_open(out, false, host.now);
-        host.d.pull(stream, host.now);
+        let (stream, out, from) = resumed(&mut host, saved, None);
+        assert_eq!(from, None, "{saved}");
         host.d
             .fetch_bytes(out, &batch(&[(1, "one ")], Some((2, Some(1)))), host.now);
         host.d

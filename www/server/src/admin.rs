@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use crate::app::App;
 use crate::error::{read_body, ApiError};
 use crate::faults::FaultSet;
+use crate::session::Session;
 
 pub fn routes() -> Router<Arc<App>> {
     Router::new()
@@ -32,15 +33,19 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/__admin/chats/{chat_id}/renumber-out", post(renumber_out))
 }
 
+/// The session of `chat_id`, or a 404.
+fn session_of(app: &App, chat_id: &str) -> Result<Arc<Session>, ApiError> {
+    app.store
+        .find(chat_id)
+        .ok_or_else(|| ApiError::not_found(format!("No session for {chat_id}")))
+}
+
 /// The chat's `.out` stream is made again, numbered from 0 (see `OutLog::renumber`).
 async fn renumber_out(
     State(app): State<Arc<App>>,
     Path(chat_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let session = app
-        .store
-        .find(&chat_id)
-        .ok_or_else(|| ApiError::not_found(format!("No session for {chat_id}")))?;
+    let session = session_of(&app, &chat_id)?;
     session.out.renumber();
     Ok(Json(json!({ "ok": true })))
 }
@@ -144,10 +149,7 @@ async fn upgrade(
     Path(chat_id): Path<String>,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let session = app
-        .store
-        .find(&chat_id)
-        .ok_or_else(|| ApiError::not_found(format!("No session for {chat_id}")))?;
+    let session = session_of(&app, &chat_id)?;
     let bytes = read_body(body, 1 << 10).await?;
     let parks = if bytes.is_empty() {
         false
@@ -166,10 +168,7 @@ async fn end_run(
     State(app): State<Arc<App>>,
     Path(chat_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let session = app
-        .store
-        .find(&chat_id)
-        .ok_or_else(|| ApiError::not_found(format!("No session for {chat_id}")))?;
+    let session = session_of(&app, &chat_id)?;
     let had_run = {
         let mut st = session.state();
         match st.run.as_mut() {
