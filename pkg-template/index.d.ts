@@ -175,7 +175,10 @@ export type ChatTransportEvent =
       bodyBytes?: number;
     }
   | {
-      /** A stream's first connection was accepted (`.out`, or the `headStart` response). */
+      /**
+       * A stream's first connection was accepted (`.out`, or the `headStart` response); a send's
+       * is reported once its message is accepted, after `message-sent`.
+       */
       type: "stream-connected";
       chatId: string;
       timestamp: number;

@@ -334,6 +334,43 @@ fn the_ends_of_the_bodies_taken_split_them_for_a_host_whose_parse_failed() {
 }
 
 #[test]
+fn stream_connected_follows_message_sent_even_when_the_stream_opens_first() {
+    // `.out` opens in parallel with the append; the JS transport opens it only once the append
+    // is accepted, so an app may take `stream-connected` for "sent". It keeps that order.
+    let mut host = Host::new(OPTIONS);
+    let op = host.send("c1", "hello", "part-1");
+    host.answer_call("tok-1");
+    let (append, _, _, _) = host.take_fetch(Endpoint::In);
+    let (out, _, _, _) = host.take_fetch(Endpoint::Out);
+    host.d.fetch_open(out, false, host.now);
+    host.pump();
+    assert!(!host.kinds().iter().any(|k| k == "stream-connected"));
+    host.d
+        .fetch_text(append, 200, r#"{"ok":true,"seq":4}"#, None, host.now);
+    host.pump();
+    host.stream_of(op);
+    let kinds = host.kinds();
+    let at = |kind: &str| kinds.iter().position(|k| k == kind);
+    assert!(at("message-sent") < at("stream-connected"), "{kinds:?}");
+    assert_eq!(kinds.iter().filter(|k| *k == "stream-connected").count(), 1);
+    // A send whose append fails reports no connection at all, as in the JS transport.
+    host.events.clear();
+    let op = host.send("c1", "again", "part-2");
+    let (append, _, _, _) = host.take_fetch(Endpoint::In);
+    let (out, _, _, _) = host.take_fetch(Endpoint::Out);
+    host.d.fetch_open(out, false, host.now);
+    host.d
+        .fetch_text(append, 400, r#"{"error":"bad"}"#, None, host.now);
+    host.pump();
+    assert!(host.rejected.iter().any(|(o, _)| *o == op));
+    assert!(
+        !host.kinds().iter().any(|k| k == "stream-connected"),
+        "{:?}",
+        host.kinds()
+    );
+}
+
+#[test]
 fn a_send_streams_its_reply_and_ends_on_its_own_boundary() {
     let mut host = Host::new(OPTIONS);
     let op = host.send("c1", "hello", "part-1");

@@ -61,6 +61,8 @@ scenario("a basic turn streams the echo and ends at turn-complete", { timeout: 1
   for (const t of ["message-sent", "stream-connected", "first-chunk", "turn-completed"]) {
     assert.ok(types.includes(t), `event ${t} in ${types}`);
   }
+  // (The official transport opens the stream once the message is accepted.)
+  assert.ok(types.indexOf("message-sent") < types.indexOf("stream-connected"), `order: ${types}`);
   for (const e of events) {
     assert.ok(EVENT_TYPES.includes(e.type), `known event type ${e.type}`);
     assert.equal(e.chatId, chatId);

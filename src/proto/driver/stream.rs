@@ -163,6 +163,9 @@ pub(super) struct Sub {
     peek_settled: bool,
     settle_op: Option<u32>,
     connected_once: bool,
+    /// Connected before its send's append was accepted: `stream-connected` waits for that (the
+    /// JS transport opens the stream only then, so its event always follows `message-sent`).
+    connect_unreported: bool,
     settled_seen: bool,
     last_token: UsedToken,
     /// A 404 already sent this subscription to repair the session once.
@@ -241,6 +244,7 @@ impl Driver {
             peek_settled: options.peek_settled,
             settle_op: options.settle_op,
             connected_once: false,
+            connect_unreported: false,
             settled_seen: false,
             last_token: UsedToken::default(),
             repaired: false,
@@ -857,21 +861,32 @@ impl Driver {
         sub.connected_once = true;
         let id = sub.id;
         if first {
-            // (The cursor it starts from, as the JS transport reports it: not where a send that
-            // looks back at the last boundary first reads.)
-            let (kind, chat_id, cursor) = (sub.kind, sub.chat.clone(), sub.start.header_value());
-            let message_id = self
-                .chat_index(&chat_id)
-                .and_then(|c| self.chats[c].last_send.as_ref())
-                .and_then(|l| l.0.clone());
-            let mut event = EventBuilder::new("stream-connected", &chat_id);
-            event
-                .flag("resumed", kind == Kind::Resume)
-                .str_opt("lastEventId", cursor.as_deref())
-                .str_opt("messageId", message_id.as_deref());
-            self.emit(event, None);
+            if sub.turn.input_seq() == InputSeq::Pending {
+                sub.connect_unreported = true;
+            } else {
+                self.report_connected(i);
+            }
         }
         self.service(id, now_ms);
+    }
+
+    /// `stream-connected` for subscription `i`.
+    fn report_connected(&mut self, i: usize) {
+        // (The cursor it starts from, as the JS transport reports it: not where a send that
+        // looks back at the last boundary first reads.)
+        let sub = &mut self.subs[i];
+        sub.connect_unreported = false;
+        let (kind, chat_id, cursor) = (sub.kind, sub.chat.clone(), sub.start.header_value());
+        let message_id = self
+            .chat_index(&chat_id)
+            .and_then(|c| self.chats[c].last_send.as_ref())
+            .and_then(|l| l.0.clone());
+        let mut event = EventBuilder::new("stream-connected", &chat_id);
+        event
+            .flag("resumed", kind == Kind::Resume)
+            .str_opt("lastEventId", cursor.as_deref())
+            .str_opt("messageId", message_id.as_deref());
+        self.emit(event, None);
     }
 
     /// A `.out` request failed before a 200 (`status` and body `text`, `x-ratelimit-reset`).
@@ -1172,6 +1187,9 @@ impl Driver {
     pub(super) fn sub_input_seq(&mut self, id: u32, seq: Option<u64>, now_ms: u64) {
         let Some(i) = self.sub_index(id) else { return };
         self.subs[i].policy.on_turn_start(now_ms);
+        if self.subs[i].connect_unreported {
+            self.report_connected(i);
+        }
         let mut outcomes = Vec::new();
         self.subs[i].turn.set_input_seq(seq, &mut outcomes);
         // The records that waited behind a boundary are taken in (or dropped, past this turn's
