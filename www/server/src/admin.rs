@@ -47,6 +47,8 @@ async fn renumber_out(
 ) -> Result<Json<Value>, ApiError> {
     let session = session_of(&app, &chat_id)?;
     session.out.renumber();
+    // The agent's next trim has no earlier boundary to go back to in the new numbering.
+    session.state().last_turn_complete_seq = None;
     Ok(Json(json!({ "ok": true })))
 }
 

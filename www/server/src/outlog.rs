@@ -141,6 +141,10 @@ impl OutLog {
     /// Applies an S2 trim: records before `seq` are gone.
     pub fn trim_before(&self, seq: u64) {
         let mut inner = self.lock();
+        if seq > inner.next_seq {
+            // A trim point from before the stream was made again (`renumber`): nothing to trim.
+            return;
+        }
         while inner.first_seq < seq && !inner.records.is_empty() {
             pop_front(&mut inner);
         }
@@ -294,6 +298,8 @@ mod tests {
         assert!(b.records.is_empty());
         assert_eq!((b.next, b.tail.seq_num), (0, 0));
         log.append_all((0..3).map(text));
+        // A trim point from the old numbering (the agent's last boundary) trims nothing.
+        log.trim_before(9);
         let b = log.read(b.next, 100, usize::MAX);
         assert_eq!(
             b.records.iter().map(|r| r.seq).collect::<Vec<_>>(),
