@@ -6032,3 +6032,44 @@ fn a_late_echo_in_a_tab_whose_own_turn_runs_after_a_lost_claim_gets_the_current_
     assert_eq!(host.persisted.len(), 1, "{:?}", host.persisted);
     assert_eq!(host.persisted[0].1.as_ref(), Some(&current));
 }
+
+#[test]
+fn a_held_reply_past_the_cap_is_read_again_once_its_boundary_proves_it_this_sends() {
+    // Resumed from the session start, input 3's reply is held until a boundary says whose it
+    // is. Past the cap what is held is dropped (it may be an earlier turn's, never to be shown);
+    // once the boundary proves it this send's, `.out` is read again from its first record.
+    let saved = r#"{"publicAccessToken":"t","isStreaming":true,"activeInputSeq":3}"#;
+    let mut host = Host::new(OPTIONS);
+    let (stream, out, _) = resumed(&mut host, saved, None);
+    let big = "x".repeat(1_500_000);
+    for seq in 1..=3 {
+        host.d
+            .fetch_bytes(out, &batch(&[(seq, &big)], None), host.now);
+    }
+    host.d
+        .fetch_bytes(out, &batch(&[], Some((4, Some(3)))), host.now);
+    host.d.pull(stream, host.now);
+    host.pump();
+    assert_eq!(texts(&host.chunks), "");
+    assert!(host.ended.is_empty());
+    let (again, _, headers, _) = host.take_fetch(Endpoint::Out);
+    assert_eq!(
+        Host::header(&headers, "last-event-id").as_deref(),
+        Some("0")
+    );
+    host.d.fetch_open(again, false, host.now);
+    for seq in 1..=3 {
+        host.d
+            .fetch_bytes(again, &batch(&[(seq, &big)], None), host.now);
+        host.d.pull(stream, host.now);
+        host.pump();
+    }
+    host.d
+        .fetch_bytes(again, &batch(&[], Some((4, Some(3)))), host.now);
+    host.d.pull(stream, host.now);
+    host.pump();
+    host.d.pull(stream, host.now);
+    host.pump();
+    assert_eq!(texts(&host.chunks).len(), 3 * big.len());
+    assert_eq!(host.ended, vec![stream]);
+}

@@ -28,8 +28,8 @@ use super::records::{Control, ControlKind, Record, RecordKind};
 use crate::prelude::*;
 use alloc::collections::VecDeque;
 
-/// Data held back beyond this many bytes is released instead of growing without bound: a turn
-/// that outlives its hold is more likely ours than an earlier one's.
+/// Data held back beyond this many bytes is dropped instead of growing without bound; if it
+/// turns out to be this send's, it is read again from `.out` ([`Outcome::Reread`]).
 pub const MAX_HELD_BYTES: usize = 4 * 1024 * 1024;
 
 /// What a held record costs besides its body (its slot, its allocation): counted so that a
@@ -94,6 +94,9 @@ pub enum Outcome {
     PendingVersion,
     /// The run was swapped for a newer version mid-turn; the stream continues.
     UpgradeRequired,
+    /// Held data past [`MAX_HELD_BYTES`] was dropped, and it was this send's after all: read
+    /// `.out` again from this seq on (what comes before it was delivered or was not ours).
+    Reread(u64),
 }
 
 /// Correlates the records of one `.out` subscription with the send it serves.
@@ -114,6 +117,8 @@ pub struct Turn {
     holding: bool,
     held: VecDeque<(u64, String)>,
     held_bytes: usize,
+    /// Held data went past the cap from this `.out` seq on and was dropped.
+    dropped_from: Option<u64>,
     deferred: VecDeque<Record>,
     /// The `.out` seq of the last record taken in (not deferred, not looked back at).
     taken: Option<u64>,
@@ -137,6 +142,7 @@ impl Turn {
             holding: by_seq,
             held: VecDeque::new(),
             held_bytes: 0,
+            dropped_from: None,
             deferred: VecDeque::new(),
             taken: None,
             delivered_data: false,
@@ -209,8 +215,8 @@ impl Turn {
         self.consumed = None;
         self.lookback = None;
         self.unanswered.clear();
-        self.held.clear();
-        self.held_bytes = 0;
+        self.drop_held();
+        self.dropped_from = None;
         self.deferred.clear();
         self.holding = self.by_seq && !self.delivered_data && !self.clear();
     }
@@ -315,10 +321,14 @@ impl Turn {
 
     fn on_data(&mut self, seq_num: u64, body: String, out: &mut Vec<Outcome>) {
         if self.is_holding() {
+            if self.dropped_from.is_some() {
+                return;
+            }
             self.held_bytes += body.len() + HELD_RECORD_COST;
             self.held.push_back((seq_num, body));
             if self.held_bytes > MAX_HELD_BYTES {
-                self.release_held(out);
+                self.dropped_from = self.held.front().map(|h| h.0);
+                self.drop_held();
             }
             return;
         }
@@ -335,12 +345,23 @@ impl Turn {
         });
     }
 
-    fn release_held(&mut self, out: &mut Vec<Outcome>) {
+    /// What is held is this send's. Returns `false` if it was dropped and is read again.
+    fn release_held(&mut self, out: &mut Vec<Outcome>) -> bool {
         self.holding = false;
         self.held_bytes = 0;
+        if let Some(from) = self.dropped_from.take() {
+            out.push(Outcome::Reread(from));
+            return false;
+        }
         while let Some((seq_num, body)) = self.held.pop_front() {
             self.deliver(seq_num, body, out);
         }
+        true
+    }
+
+    fn drop_held(&mut self) {
+        self.held.clear();
+        self.held_bytes = 0;
     }
 
     fn on_control(&mut self, seq_num: u64, control: Control, out: &mut Vec<Outcome>) {
@@ -366,8 +387,8 @@ impl Turn {
         if self.is_earlier_boundary(&control) {
             // What was held so far belongs to that earlier turn (or one before it).
             let discarded = self.held.len();
-            self.held.clear();
-            self.held_bytes = 0;
+            self.drop_held();
+            self.dropped_from = None;
             // An earlier turn that closed the session closes it for us too.
             if control.session_closed {
                 self.finished = true;
@@ -384,9 +405,11 @@ impl Turn {
             self.holding = !self.clear();
             return;
         }
-        self.release_held(out);
-        self.finished = true;
-        out.push(Outcome::TurnComplete(control));
+        // (Data dropped past the cap is read again first; this boundary comes again after it.)
+        if self.release_held(out) {
+            self.finished = true;
+            out.push(Outcome::TurnComplete(control));
+        }
     }
 
     fn is_earlier_boundary(&self, control: &Control) -> bool {
@@ -729,30 +752,76 @@ mod tests {
     }
 
     #[test]
-    fn held_data_past_the_cap_is_released() {
+    fn held_data_past_the_cap_is_dropped_and_read_again_once_it_proves_ours() {
         let mut turn = Turn::new(InputSeq::Known(2), Hold::BySeq { consumed: Some(0) });
         let mut out = Vec::new();
         let big = "x".repeat(MAX_HELD_BYTES / 3);
-        turn.on_record(data(1, &big), &mut out);
-        turn.on_record(data(2, &big), &mut out);
+        for seq in 1..=4 {
+            turn.on_record(data(seq, &big), &mut out);
+        }
         assert!(out.is_empty());
-        turn.on_record(data(3, &big), &mut out);
-        assert_eq!(delivered(&out), vec![1, 2, 3]);
-        assert!(!turn.is_holding());
+        assert!(turn.held.is_empty(), "nothing is kept past the cap");
+        turn.on_record(boundary(5, Some(2)), &mut out);
+        assert_eq!(out, vec![Outcome::Reread(1)]);
+        assert!(!turn.is_finished() && !turn.is_holding());
+        // Read again from seq 1, the records are delivered and the boundary ends the turn.
+        out.clear();
+        for seq in 1..=4 {
+            turn.on_record(data(seq, &big), &mut out);
+        }
+        turn.on_record(boundary(5, Some(2)), &mut out);
+        assert_eq!(delivered(&out), vec![1, 2, 3, 4]);
+        assert!(matches!(out.last(), Some(Outcome::TurnComplete(_))));
+        assert!(turn.is_finished());
+    }
+
+    #[test]
+    fn held_data_past_the_cap_that_was_an_earlier_turns_is_never_shown() {
+        let mut turn = Turn::new(InputSeq::Known(2), Hold::BySeq { consumed: Some(0) });
+        let mut out = Vec::new();
+        let big = "x".repeat(MAX_HELD_BYTES / 3);
+        for seq in 1..=4 {
+            turn.on_record(data(seq, &big), &mut out);
+        }
+        // The first turn's boundary carries no cursor: still an earlier turn's.
+        turn.on_record(boundary(5, None), &mut out);
+        turn.on_record(data(6, "old"), &mut out);
+        turn.on_record(boundary(7, Some(1)), &mut out);
+        turn.on_record(data(8, "mine"), &mut out);
+        turn.on_record(boundary(9, Some(2)), &mut out);
+        assert!(!out.iter().any(|o| matches!(o, Outcome::Reread(_))));
+        assert_eq!(delivered(&out), vec![8]);
+        assert!(turn.is_finished());
+    }
+
+    #[test]
+    fn held_data_past_the_cap_is_read_again_when_the_inputs_before_prove_consumed() {
+        let mut turn = Turn::new(InputSeq::Pending, Hold::BySeq { consumed: Some(0) });
+        let mut out = Vec::new();
+        let big = "x".repeat(MAX_HELD_BYTES / 3);
+        for seq in 3..=6 {
+            turn.on_record(data(seq, &big), &mut out);
+        }
+        assert!(out.is_empty());
+        turn.set_input_seq(Some(1), &mut out);
+        assert_eq!(out, vec![Outcome::Reread(3)]);
     }
 
     #[test]
     fn tiny_held_records_count_what_they_cost_not_just_their_bodies() {
         let mut turn = Turn::new(InputSeq::Known(2), Hold::BySeq { consumed: Some(0) });
         let mut out = Vec::new();
+        let most = (MAX_HELD_BYTES / HELD_RECORD_COST + 1) as u64;
         let mut seq = 0;
-        while out.is_empty() && seq < 4_000_000 {
+        while turn.dropped_from.is_none() && seq < 4_000_000 {
             seq += 1;
             turn.on_record(data(seq, ""), &mut out);
         }
-        let most = (MAX_HELD_BYTES / HELD_RECORD_COST + 1) as u64;
-        assert!(seq <= most, "released after {seq} records, not ~4M");
-        assert_eq!(out.len() as u64, seq);
-        assert!(!turn.is_holding());
+        assert!(seq <= most, "dropped after {seq} records, not ~4M");
+        for _ in 0..1000 {
+            seq += 1;
+            turn.on_record(data(seq, ""), &mut out);
+        }
+        assert!(out.is_empty() && turn.held.is_empty() && turn.is_holding());
     }
 }

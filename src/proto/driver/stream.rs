@@ -1077,6 +1077,11 @@ impl Driver {
                         }
                         sub.policy.on_record(now_ms);
                         sub.turn.on_record(record, &mut outcomes);
+                        if matches!(outcomes.last(), Some(Outcome::Reread(_))) {
+                            // (The cursor moves back in `apply`; the connection ends here.)
+                            ended = true;
+                            break;
+                        }
                         let next_turn = sub.standing
                             && sub.turn.is_finished()
                             && matches!(
@@ -1098,6 +1103,10 @@ impl Driver {
                             // the next turn's records move it: a reload replays that turn whole.
                             self.apply(i, core::mem::take(&mut outcomes), now_ms);
                         }
+                    }
+                    if ended {
+                        self.apply(i, core::mem::take(&mut outcomes), now_ms);
+                        break;
                     }
                     batch.tail.map(|t| t.seq_num)
                 }
@@ -1267,6 +1276,15 @@ impl Driver {
                     }
                 }
                 Outcome::UpgradeRequired => {}
+                Outcome::Reread(from) => {
+                    let sub = &mut self.subs[i];
+                    sub.cursor = Cursor::new(from.checked_sub(1));
+                    if !matches!(sub.conn, Conn::None) {
+                        // (Not while `process` reads: the connection it holds ends there.)
+                        self.drop_conn(i);
+                        self.connect(id, now_ms);
+                    }
+                }
                 Outcome::SessionClosed { reason } => {
                     self.close_chat(chat, reason, "stream");
                     if self.subs[i].phase == Phase::Open {
