@@ -3091,6 +3091,7 @@ fn the_state_saved_last_handed_back_after_news_kept_in_memory_forgets_nothing() 
         &batch(&[(0, "Sure")], Some((1, Some(4)))),
     );
     let reported = host.d.get_session("c1").unwrap();
+    claimed_by_a_tab_without_locks(&mut host);
     let news = r#"{"type":"session","chatId":"c1","tabId":"tab-a","session":{"lastEventId":"9"}}"#;
     host.d.tab_message(news, host.now);
     host.pump();
@@ -6072,4 +6073,31 @@ fn a_held_reply_past_the_cap_is_read_again_once_its_boundary_proves_it_this_send
     host.pump();
     assert_eq!(texts(&host.chunks).len(), 3 * big.len());
     assert_eq!(host.ended, vec![stream]);
+}
+
+#[test]
+fn a_session_message_from_a_tab_that_does_not_own_the_chat_moves_nothing() {
+    // Believed, a forged cursor and consumed seq would let the next send take a stopped turn's
+    // tail for its reply, and mark every steering message answered.
+    let options = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":false,"tabId":"tab-b"}"#;
+    let mut host = Host::new(options);
+    let (stream, out) = sent(&mut host, "c1", 4);
+    read_through(
+        &mut host,
+        stream,
+        out,
+        &batch(&[(0, "Sure")], Some((1, Some(4)))),
+    );
+    let before = host.d.get_session("c1").unwrap().to_json_string();
+    let forged = r#"{"type":"session","chatId":"c1","tabId":"tab-x","session":{"lastEventId":"99","consumedInputSeq":9007199254740991},"v":1}"#;
+    host.d.tab_message(forged, host.now);
+    host.pump();
+    assert_eq!(host.d.get_session("c1").unwrap().to_json_string(), before);
+    // From the owner, the same news is taken.
+    claimed_by_a_tab_without_locks(&mut host);
+    let news = forged.replace("tab-x", "tab-a");
+    host.d.tab_message(&news, host.now);
+    host.pump();
+    let state = host.d.get_session("c1").unwrap();
+    assert_eq!(state.get("lastEventId").and_then(Json::as_str), Some("99"));
 }

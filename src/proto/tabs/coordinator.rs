@@ -225,13 +225,20 @@ impl TabCoordinator {
             }
             Message::Session {
                 chat_id,
+                tab_id,
                 last_event_id: Some(last_event_id),
                 consumed_input_seq,
                 version,
-                ..
             } => {
                 let entry = entry_for(&mut self.chats, &mut self.effects, &chat_id);
-                if entry.copies.accept_session(&last_event_id, version) {
+                // Only the owner's: a cursor and a consumed seq are believed as they are (they
+                // only move forward), so one from any tab could hold this tab's sends wrong
+                // (a reader's is the owner's again: nothing is lost by skipping it).
+                let owners = entry
+                    .owner
+                    .as_ref()
+                    .is_some_and(|owner| !owner.mine && owner.tab_id == tab_id);
+                if owners && entry.copies.accept_session(&last_event_id, version) {
                     self.effects.push(Effect::Session {
                         chat_id,
                         last_event_id,

@@ -198,7 +198,10 @@ impl Message {
                     chat_id,
                     tab_id,
                     last_event_id,
-                    consumed_input_seq: session.get("consumedInputSeq").and_then(Json::as_u64),
+                    consumed_input_seq: session
+                        .get("consumedInputSeq")
+                        .and_then(Json::as_u64)
+                        .filter(|n| *n <= MAX_SAFE_INTEGER),
                     version: number(value, "version")?,
                 }
             }
