@@ -673,6 +673,7 @@ fn unreadable_sessions_entries_start_their_chat_empty_instead_of_failing_the_tra
         "good":{"publicAccessToken":"t","lastEventId":"9"},
         "removed":null,
         "no-token":{"lastEventId":"3"},
+        "bad-token":{"publicAccessToken":"eyJ\nXYZ"},
         "garbage":"x"}}"#;
     let mut d = Driver::new(&Json::parse(options).unwrap(), 7).unwrap();
     let good = d.get_session("good").unwrap();
@@ -680,19 +681,21 @@ fn unreadable_sessions_entries_start_their_chat_empty_instead_of_failing_the_tra
     assert!(!d.knows("removed"), "left to storage, as a chat not listed");
     assert!(d.knows("no-token") && d.get_session("no-token").is_none());
     assert!(d.knows("garbage") && d.get_session("garbage").is_none());
+    // A token `fetch` cannot send would fail every request as a network failure, never asking
+    // for another: the chat starts empty instead (and the token is in no message).
+    assert!(d.knows("bad-token") && d.get_session("bad-token").is_none());
     let mut errors = storage_errors(d.drain());
     errors.sort();
+    let unusable = "storage error: persisted session has no usable publicAccessToken";
     assert_eq!(
         errors,
         [
+            ("bad-token".to_owned(), unusable.to_owned()),
             (
                 "garbage".to_owned(),
                 "storage error: persisted session is not an object".to_owned()
             ),
-            (
-                "no-token".to_owned(),
-                "storage error: persisted session has no publicAccessToken".to_owned()
-            ),
+            ("no-token".to_owned(), unusable.to_owned()),
         ]
     );
 

@@ -179,7 +179,7 @@ impl PersistedSession {
     /// Read a `ChatSessionPersistedState` object, tolerantly: apps hand these in from their
     /// own databases.
     ///
-    /// Only a missing or non-string (or empty) `publicAccessToken` is an error
+    /// Only a missing, non-string or unsendable (empty, or not visible ASCII) `publicAccessToken` is an error
     /// ([`Error::Storage`]): without it the session is unusable. Unknown fields are ignored, and
     /// so is any other field of the wrong type (it reads as unset). Accepted alternates:
     /// `lastEventId` as a number, `activeInputSeq` as a decimal string.
@@ -190,8 +190,10 @@ impl PersistedSession {
         let public_access_token = value
             .get("publicAccessToken")
             .and_then(Json::as_str)
-            .filter(|token| !token.is_empty())
-            .ok_or_else(|| Error::storage("persisted session has no publicAccessToken"))?;
+            // (One `fetch` cannot send, a line break in it say, would fail every request as a
+            // network failure, and no 401 would ever ask for a new one.)
+            .filter(|token| crate::proto::headers::is_bearer_token(token))
+            .ok_or_else(|| Error::storage("persisted session has no usable publicAccessToken"))?;
         let last_event_id = match value.get("lastEventId") {
             Some(Json::String(id)) => Some(id.clone()),
             Some(number @ Json::Number(_)) => number.as_u64().map(crate::proto::json::u64_string),
