@@ -61,6 +61,16 @@ function caught(value, onError) {
 
 // A number JSON cannot carry (NaN, ±Infinity) goes as text, so the option is refused rather
 // than read as not given.
+// A failure's words. Any value can be thrown or rejected with, even one that cannot become
+// text (`Object.create(null)`, a revoked Proxy, a throwing `message` getter): a catch block
+// that threw in turn would leave a request unanswered until its timer.
+const textOf = (e) => {
+  try {
+    return String(e?.message ?? e);
+  } catch {
+    return "an error that has no text";
+  }
+};
 const finite = (v) => (typeof v === "number" && !Number.isFinite(v) ? String(v) : v);
 
 // What the browser says of the network; only a definite "offline" counts.
@@ -414,7 +424,7 @@ export function createTransportClass(load) {
         }
       } catch (e) {
         call(d, HYDRATE, chatId);
-        call(d, STORAGE_FAILED, chatId, String(e?.message ?? e));
+        call(d, STORAGE_FAILED, chatId, textOf(e));
       }
     }
 
@@ -649,7 +659,7 @@ export function createTransportClass(load) {
         if (this.#fetches.get(a.id) !== entry) return;
         this.#fetches.delete(a.id);
         entry.reader?.cancel().catch(() => {});
-        this.#run((d) => callOn(d, FETCH_FAILED, a.id, 0, String(e?.message ?? e)));
+        this.#run((d) => callOn(d, FETCH_FAILED, a.id, 0, textOf(e)));
       }
     }
 
@@ -685,7 +695,7 @@ export function createTransportClass(load) {
       } catch (e) {
         if (this.#fetches.get(id) !== entry) return;
         this.#fetches.delete(id);
-        this.#run((d) => callOn(d, FETCH_FAILED, id, 0, String(e?.message ?? e)));
+        this.#run((d) => callOn(d, FETCH_FAILED, id, 0, textOf(e)));
       }
     }
 
@@ -762,7 +772,7 @@ export function createTransportClass(load) {
     #persist(chatId, state) {
       const p = this.#o.persistence ?? "localStorage";
       // A save or remove that fails, at once or later (async), is one `storage-error`.
-      const failed = (e) => this.#run((d) => call(d, STORAGE_FAILED, chatId, String(e?.message ?? e)));
+      const failed = (e) => this.#run((d) => call(d, STORAGE_FAILED, chatId, textOf(e)));
       try {
         if (p === "localStorage" || typeof p?.namespace === "string") {
           const ns = typeof p === "string" ? "trigger-chat-wasm" : p.namespace;
