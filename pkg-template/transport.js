@@ -651,7 +651,10 @@ export function createTransportClass(load) {
         // An append's answer or an error's text: small. More (a proxy's error page, a hostile
         // server) is not copied into the module: the first 64 KiB say what went wrong.
         const text = String((await res.text?.().catch(() => "")) ?? "").slice(0, 65536);
-        const reset = Number(res.headers?.get?.("x-ratelimit-reset") ?? NaN);
+        let reset = Number(res.headers?.get?.("x-ratelimit-reset") ?? NaN);
+        // A proxy's or CDN's 429 may say `Retry-After` (seconds) instead.
+        const after = res.headers?.get?.("retry-after");
+        if (!(reset > 0) && /^\d{1,9}$/.test(after)) reset = Date.now() + after * 1000;
         if (this.#fetches.get(a.id) !== entry) return;
         this.#fetches.delete(a.id);
         this.#run((d) => d.fetchText(a.id, res.status, text, reset, Date.now()));

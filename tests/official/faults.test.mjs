@@ -158,6 +158,28 @@ scenario(
 );
 
 scenario(
+  "a 429 on append that says Retry-After (a proxy's) waits that long and retries",
+  { timeout: 15_000, todo: { official: "W4, W9: 429 is thrown; Retry-After is ignored" } },
+  async (impl) => {
+    const chatId = newChatId("retry-after");
+    const appends = [];
+    const { transport } = makeTransport(impl, server.url, {
+      fetch: async (url, init) => {
+        if (!String(url).includes("/in/append")) return fetch(url, init);
+        appends.push(Date.now());
+        if (appends.length > 1) return fetch(url, init);
+        return new Response('{"error":"slow down"}', { status: 429, headers: { "Retry-After": "3" } });
+      },
+    });
+    const { message } = await collect(await send(transport, chatId, [userMessage("later")]));
+    assert.equal(textOf(message), echo("later"));
+    assert.equal(appends.length, 2);
+    // (A lower bound only: the backoff alone is well under a second.)
+    assert.ok(appends[1] - appends[0] >= 2_900, `retried after ${appends[1] - appends[0]} ms`);
+  },
+);
+
+scenario(
   "aborting a send after the token expired still stops the agent",
   { timeout: 20_000, todo: { official: "W13: the abort-path stop has no auth retry and fails silently" } },
   async (impl) => {
