@@ -6104,3 +6104,64 @@ fn a_session_message_from_a_tab_that_does_not_own_the_chat_moves_nothing() {
     let state = host.d.get_session("c1").unwrap();
     assert_eq!(state.get("lastEventId").and_then(Json::as_str), Some("99"));
 }
+
+#[test]
+fn a_409_session_closed_on_out_closes_the_chat_and_fails_its_stream_with_that_code() {
+    // W10: the session was closed on the server while the stream (re)connected.
+    let mut host = Host::new(OPTIONS);
+    let op = host.send("c1", "hi", "part-1");
+    host.answer_call("tok-1");
+    let (append, _, _, _) = host.take_fetch(Endpoint::In);
+    host.d
+        .fetch_text(append, 200, r#"{"ok":true,"seq":1}"#, None, host.now);
+    host.pump();
+    let stream = host.stream_of(op);
+    let (out, _, _, _) = host.take_fetch(Endpoint::Out);
+    let closed = r#"{"ok":false,"error":"closed","code":"session_closed","closedReason":"gone"}"#;
+    host.d.fetch_text(out, 409, closed, None, host.now);
+    host.pump();
+    host.d.pull(stream, host.now);
+    host.pump();
+    assert!(host.d.is_closed("c1"));
+    let event = host
+        .events
+        .iter()
+        .map(|e| Json::parse(e).unwrap())
+        .find(|e| e.get("type").and_then(Json::as_str) == Some("session-closed"))
+        .expect("a session-closed event");
+    assert_eq!(event.get("source").and_then(Json::as_str), Some("stream"));
+    assert_eq!(event.get("reason").and_then(Json::as_str), Some("gone"));
+    assert!(
+        matches!(host.failed.last(), Some((s, ErrorRef::Ours(Error::SessionClosed { .. }))) if *s == stream),
+        "{:?}",
+        host.failed
+    );
+    assert!(
+        host.take_fetch_opt(Endpoint::Out).is_none(),
+        "not reconnected"
+    );
+}
+
+#[test]
+fn a_send_whose_start_session_fails_emits_message_send_failed() {
+    // W22: the JS transport emits nothing for a failure before the append.
+    let mut host = Host::new(OPTIONS);
+    let op = host.send("c1", "hi", "part-1");
+    let (call, callback) = host.calls.remove(0);
+    assert_eq!(callback, Callback::StartSession);
+    host.d.callback_failed(call, 1, host.now);
+    host.pump();
+    assert!(matches!(host.rejected.last(), Some((o, _)) if *o == op));
+    let event = host
+        .events
+        .iter()
+        .map(|e| Json::parse(e).unwrap())
+        .find(|e| e.get("type").and_then(Json::as_str) == Some("message-send-failed"))
+        .expect("a message-send-failed event");
+    assert_eq!(
+        event.get("source").and_then(Json::as_str),
+        Some("submit-message")
+    );
+    // (The error itself goes beside the event's JSON, to be attached as an object.)
+    assert_eq!(event.get("partId").and_then(Json::as_str), Some("part-1"));
+}
