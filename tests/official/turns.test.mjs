@@ -495,6 +495,26 @@ scenario("a stream keeps streaming after the app drops its transport", { timeout
 });
 
 scenario(
+  "close() (ai@7's ChatTransport.close) ends a stream still reading, and a later send still streams its reply",
+  { timeout: 20_000, todo: { official: "W26: there is no close()" } },
+  async (impl) => {
+    const chatId = newChatId("close");
+    const { transport } = makeTransport(impl, server.url);
+    const reader = (await send(transport, chatId, [userMessage("slow then closed")])).getReader();
+    await readUntil(reader, (c) => c.type === "text-delta");
+    transport.close();
+    const drained = (async () => {
+      for (;;) if ((await reader.read()).done) return "ended";
+    })().catch(() => "ended");
+    // (The reply goes on for about 4 s more: an open stream would still be reading then.)
+    assert.equal(await Promise.race([drained, sleep(2_500).then(() => "still open")]), "ended");
+    await eventually(async () => (await chatState(server.url, chatId)).turns === 1);
+    const { message } = await collect(await send(transport, chatId, [userMessage("after close")]));
+    assert.equal(textOf(message), echo("after close"));
+  },
+);
+
+scenario(
   "a baseURL with several trailing slashes reaches the same paths, and a baseURL function is asked again for a reconnect",
   { timeout: 15_000, todo: { official: "W37: only one trailing slash is dropped, so requests go to //realtime/…" } },
   async (impl) => {
