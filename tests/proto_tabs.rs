@@ -931,6 +931,7 @@ fn cursors(effects: &[Effect]) -> Vec<String> {
 #[test]
 fn the_resume_cursor_never_moves_back() {
     let mut b = tab("tab-b");
+    b.receive(claim_msg("tab-a", Some(999), false), 999);
     b.receive(session_msg(Some(1), Some("9")), 1_000);
     b.receive(session_msg(Some(2), Some("10")), 1_001); // numeric, not "10" < "9"
     b.receive(session_msg(Some(3), Some("8")), 1_002); // newer version, older cursor
@@ -1013,4 +1014,23 @@ fn a_copy_versioned_far_ahead_of_the_clock_is_ignored_and_freezes_nothing() {
         .take_effects()
         .iter()
         .any(|e| matches!(e, Effect::Messages { .. })));
+}
+
+#[test]
+fn a_cursor_is_taken_only_from_the_tab_that_owns_the_chat() {
+    let mut b = tab("tab-b");
+    b.receive(session_msg(Some(1), Some("9")), 1_000);
+    assert!(cursors(&b.take_effects()).is_empty(), "nobody owns the chat");
+    b.receive(claim_msg("tab-c", Some(1_001), false), 1_001);
+    b.receive(session_msg(Some(2), Some("10")), 1_002);
+    assert!(cursors(&b.take_effects()).is_empty(), "tab-c owns it");
+    let release = Message::Release {
+        chat_id: CHAT.into(),
+        tab_id: "tab-c".into(),
+        at: Some(1_002),
+    };
+    b.receive(release, 1_002);
+    b.receive(claim_msg("tab-a", Some(1_003), false), 1_003);
+    b.receive(session_msg(Some(3), Some("11")), 1_004);
+    assert_eq!(cursors(&b.take_effects()), ["11"]);
 }
