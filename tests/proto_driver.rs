@@ -6165,3 +6165,29 @@ fn a_send_whose_start_session_fails_emits_message_send_failed() {
     // (The error itself goes beside the event's JSON, to be attached as an object.)
     assert_eq!(event.get("partId").and_then(Json::as_str), Some("part-1"));
 }
+
+#[test]
+fn chat_ids_dot_and_dot_dot_are_refused_before_any_request() {
+    // Percent-encoding leaves dots alone and URL parsing reads `%2e` as one: the token would go
+    // to `…/realtime/v1/out`.
+    for id in [".", ".."] {
+        let mut host = Host::new(OPTIONS);
+        let op = host.send(id, "hi", "p");
+        if !host.calls.is_empty() {
+            host.answer_call("tok");
+        }
+        assert!(
+            matches!(host.rejected.last(), Some((o, ErrorRef::Ours(Error::InvalidOption { name, .. }))) if *o == op && name == "chatId"),
+            "{id}: {:?}",
+            host.rejected
+        );
+        assert!(host.fetches.is_empty(), "{id}: {:?}", host.fetches);
+        assert_eq!(host.d.reconnect(id, Default::default(), host.now), None);
+    }
+    // Three dots are a plain segment.
+    let mut host = Host::new(OPTIONS);
+    host.send("...", "hi", "p");
+    host.answer_call("tok");
+    let (_, path, _, _) = host.take_fetch(Endpoint::In);
+    assert!(path.contains("/sessions/.../"), "{path}");
+}

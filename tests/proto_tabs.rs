@@ -1020,7 +1020,10 @@ fn a_copy_versioned_far_ahead_of_the_clock_is_ignored_and_freezes_nothing() {
 fn a_cursor_is_taken_only_from_the_tab_that_owns_the_chat() {
     let mut b = tab("tab-b");
     b.receive(session_msg(Some(1), Some("9")), 1_000);
-    assert!(cursors(&b.take_effects()).is_empty(), "nobody owns the chat");
+    assert!(
+        cursors(&b.take_effects()).is_empty(),
+        "nobody owns the chat"
+    );
     b.receive(claim_msg("tab-c", Some(1_001), false), 1_001);
     b.receive(session_msg(Some(2), Some("10")), 1_002);
     assert!(cursors(&b.take_effects()).is_empty(), "tab-c owns it");

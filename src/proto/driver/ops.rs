@@ -411,10 +411,17 @@ impl Driver {
         op
     }
 
+    /// Also refuses a chat id that cannot be a path segment (see [`unaddressable`]).
     fn refuse_if_closed(&self, chat: usize) -> Result<(), Error> {
         match self.chats.get(chat) {
             Some(c) if c.state.closed => Err(Error::SessionClosed {
                 closed_reason: c.state.closed_reason.clone(),
+            }),
+            Some(c) if unaddressable(&c.id) => Err(Error::InvalidOption {
+                name: "chatId".into(),
+                message:
+                    "'.' and '..' cannot name a chat (its URLs would leave the session's path)"
+                        .into(),
             }),
             _ => Ok(()),
         }
@@ -1885,4 +1892,11 @@ impl Driver {
         self.reject_now(op, error.into());
         op
     }
+}
+
+/// `.` and `..` (a chat id taken from a route, say) stay what they are when percent-encoded:
+/// URL parsing reads `%2e` as a dot, so `…/sessions/../out` would send the token to
+/// `…/realtime/v1/out`. No request is made for such a chat.
+pub(super) fn unaddressable(chat_id: &str) -> bool {
+    chat_id == "." || chat_id == ".."
 }

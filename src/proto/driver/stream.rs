@@ -546,6 +546,9 @@ impl Driver {
     /// turn in flight from its start) and stays open across boundaries until the session
     /// closes or the consumer lets go; only a missing or closed session gives `None`.
     pub fn reconnect(&mut self, chat_id: &str, headers: HeaderList, now_ms: u64) -> Option<u32> {
+        if super::ops::unaddressable(chat_id) {
+            return None;
+        }
         let watch = self.config.watch;
         let chat = self.chat_mut(chat_id);
         let c = &self.chats[chat];
