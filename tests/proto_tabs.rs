@@ -17,6 +17,11 @@ fn tab(id: &str) -> TabCoordinator {
     tab
 }
 
+/// A conversation of one UI message, as JSON text.
+fn ui(id: &str) -> String {
+    format!(r#"[{{"id":"{id}","role":"assistant","parts":[]}}]"#)
+}
+
 fn parse(text: &str) -> Message {
     Message::parse_text(text).unwrap_or_else(|err| panic!("{text}: {err}"))
 }
@@ -180,7 +185,7 @@ fn every_message_round_trips() {
         Message::Messages {
             chat_id: "c".into(),
             tab_id: "t".into(),
-            messages: Json::Array(vec![Json::from("x")]),
+            messages: Json::parse(&ui("x")).unwrap(),
             version: Some(1),
         },
         Message::Session {
@@ -224,6 +229,13 @@ fn malformed_messages_are_rejected_with_a_protocol_error() {
         String::from(r#"{"type":"who","tabId":"t","chatId":""}"#),
         String::from(r#"{"type":"messages","chatId":"c","tabId":"t"}"#),
         String::from(r#"{"type":"messages","chatId":"c","tabId":"t","messages":{"0":1}}"#),
+        String::from(r#"{"type":"messages","chatId":"c","tabId":"t","messages":[null]}"#),
+        String::from(
+            r#"{"type":"messages","chatId":"c","tabId":"t","messages":[{"id":"m","role":"user"}]}"#,
+        ),
+        String::from(
+            r#"{"type":"messages","chatId":"c","tabId":"t","messages":[{"id":1,"role":"user","parts":[]}]}"#,
+        ),
         String::from(r#"{"type":"messages","chatId":"c","tabId":"t","messages":[],"version":-3}"#),
         String::from(r#"{"type":"session","chatId":"c","tabId":"t"}"#),
         String::from(r#"{"type":"session","chatId":"c","tabId":"t","session":"42"}"#),
@@ -874,16 +886,16 @@ fn a_readers_flush_on_release_cannot_revert_the_owners_reply() {
     let mut a = tab("tab-a");
     let mut b = tab("tab-b");
     a.claim(CHAT, 1_000, false).unwrap();
-    a.broadcast_messages(CHAT, Json::parse(r#"["partial"]"#).unwrap(), 1)
+    a.broadcast_messages(CHAT, Json::parse(&ui("partial")).unwrap(), 1)
         .unwrap();
     deliver(&mut a, &mut [&mut b], 1_010);
-    assert_eq!(applied(&b.take_effects()), [r#"["partial"]"#]);
-    a.broadcast_messages(CHAT, Json::parse(r#"["final"]"#).unwrap(), 2)
+    assert_eq!(applied(&b.take_effects()), [ui("partial")]);
+    a.broadcast_messages(CHAT, Json::parse(&ui("final")).unwrap(), 2)
         .unwrap();
     a.release(CHAT);
     a.take_effects(); // the final copy is lost in flight (M7)
     let version = b.messages_version(CHAT).unwrap();
-    b.broadcast_messages(CHAT, Json::parse(r#"["partial"]"#).unwrap(), version)
+    b.broadcast_messages(CHAT, Json::parse(&ui("partial")).unwrap(), version)
         .unwrap();
     deliver(&mut b, &mut [&mut a], 1_020);
     assert!(
@@ -894,17 +906,20 @@ fn a_readers_flush_on_release_cannot_revert_the_owners_reply() {
 
 #[test]
 fn unversioned_js_copies_apply_except_in_the_owning_tab() {
-    let js = r#"{"type":"messages","chatId":"chat-1","tabId":"js","messages":["js copy"]}"#;
+    let js = format!(
+        r#"{{"type":"messages","chatId":"chat-1","tabId":"js","messages":{}}}"#,
+        ui("js copy")
+    );
     let mut reader = tab("tab-b");
     reader.receive(messages_msg("tab-a", Some(5), "v5"), 1_000);
-    reader.receive(parse(js), 1_001);
+    reader.receive(parse(&js), 1_001);
     assert_eq!(
         applied(&reader.take_effects()),
-        [r#"["v5"]"#, r#"["js copy"]"#]
+        [r#"["v5"]"#.to_owned(), ui("js copy")]
     );
     let mut owner = tab("tab-a");
     owner.claim(CHAT, 1_000, false).unwrap();
-    owner.receive(parse(js), 1_001);
+    owner.receive(parse(&js), 1_001);
     assert!(applied(&owner.take_effects()).is_empty());
 }
 

@@ -175,6 +175,18 @@ impl Message {
                     .remove("messages")
                     .ok_or_else(|| Error::protocol("tab messages without messages"))?;
                 check_messages(&messages)?;
+                // Each one a UI message (a string `id` and `role`, an array of `parts`): an app
+                // renders what it is handed, and `m.parts.map` throws on `null`.
+                if let Json::Array(list) = &messages {
+                    for m in list {
+                        if m.get("id").and_then(Json::as_str).is_none()
+                            || m.get("role").and_then(Json::as_str).is_none()
+                            || !matches!(m.get("parts"), Some(Json::Array(_)))
+                        {
+                            return Err(Error::protocol("tab messages holds a non-message"));
+                        }
+                    }
+                }
                 Message::Messages {
                     chat_id,
                     tab_id,
