@@ -56,7 +56,11 @@ impl HeaderList {
 
     /// Sets `name` to `value`, replacing any header of the same name in any letter case.
     pub fn set(&mut self, name: &str, value: impl Into<String>) {
-        let value = value.into();
+        self.set_string(name, value.into());
+    }
+
+    // (One body for every `value` type: the generic `set` is inlined as a conversion.)
+    fn set_string(&mut self, name: &str, value: String) {
         if let Some(slot) = self
             .0
             .iter_mut()

@@ -419,9 +419,7 @@ impl Driver {
             }),
             Some(c) if unaddressable(&c.id) => Err(Error::InvalidOption {
                 name: "chatId".into(),
-                message:
-                    "'.' and '..' cannot name a chat (its URLs would leave the session's path)"
-                        .into(),
+                message: "'.' and '..' are not chat ids".into(),
             }),
             _ => Ok(()),
         }

@@ -183,7 +183,7 @@ impl Message {
                             || m.get("role").and_then(Json::as_str).is_none()
                             || !matches!(m.get("parts"), Some(Json::Array(_)))
                         {
-                            return Err(Error::protocol("tab messages holds a non-message"));
+                            return Err(Error::protocol("tab message not a UI message"));
                         }
                     }
                 }
