@@ -360,11 +360,17 @@ impl Sim {
             .coord
             .messages_version(chat)
             .map_or(1, |v| v + 1);
-        let content = format!("{}:{version}", self.tabs[tab].coord.tab_id());
+        // (A conversation of one UI message, named by its writer and version.)
+        let content = format!(
+            r#"[{{"id":"{}:{version}","role":"assistant","parts":[]}}]"#,
+            self.tabs[tab].coord.tab_id()
+        );
+        let Ok(messages) = Json::parse(&content) else {
+            self.fail("copy is not JSON")
+        };
         self.tabs[tab]
             .copy
-            .insert(chat.to_owned(), (version, format!("[\"{content}\"]")));
-        let messages = Json::Array(vec![Json::from(content)]);
+            .insert(chat.to_owned(), (version, content));
         if self.tabs[tab]
             .coord
             .broadcast_messages(chat, messages, version)
