@@ -1051,4 +1051,20 @@ fn a_cursor_is_taken_only_from_the_tab_that_owns_the_chat() {
     b.receive(claim_msg("tab-a", Some(1_003), false), 1_003);
     b.receive(session_msg(Some(3), Some("11")), 1_004);
     assert_eq!(cursors(&b.take_effects()), ["11"]);
+    // A JS tab releases the chat before it posts the turn's cursor (and says no `at`).
+    let js = |text: &str| parse(&text.replace("TAB", "js").replace("CHAT", CHAT));
+    let release = r#"{"type":"release","chatId":"CHAT","tabId":"tab-a","at":1005}"#;
+    b.receive(js(release), 1_005);
+    b.receive(
+        js(r#"{"type":"claim","chatId":"CHAT","tabId":"TAB"}"#),
+        1_006,
+    );
+    b.receive(
+        js(r#"{"type":"release","chatId":"CHAT","tabId":"TAB"}"#),
+        1_007,
+    );
+    let posted =
+        r#"{"type":"session","chatId":"CHAT","tabId":"TAB","session":{"lastEventId":"12"}}"#;
+    b.receive(js(posted), 1_008);
+    assert_eq!(cursors(&b.take_effects()), ["12"]);
 }

@@ -311,8 +311,16 @@ impl Turn {
             None => InputSeq::Unknown,
         };
         let deferred = core::mem::take(&mut self.deferred);
+        let taken = self.taken;
         for record in deferred {
             self.on_record(record, out);
+            if let Some(Outcome::Reread(_)) = out.last() {
+                // Read again from before the boundary: what came after it is read again too,
+                // and the chat's cursor stays before it.
+                self.taken = taken;
+                self.deferred.clear();
+                return;
+            }
         }
         if !self.finished {
             self.recheck(out);
@@ -805,6 +813,37 @@ mod tests {
         assert!(out.is_empty());
         turn.set_input_seq(Some(1), &mut out);
         assert_eq!(out, vec![Outcome::Reread(3)]);
+    }
+
+    #[test]
+    fn a_deferred_boundary_that_proves_dropped_data_ours_replays_nothing_after_it() {
+        let mut turn = Turn::new(InputSeq::Pending, Hold::BySeq { consumed: Some(0) });
+        let mut out = Vec::new();
+        let big = "x".repeat(MAX_HELD_BYTES / 3);
+        for seq in 1..=4 {
+            turn.on_record(data(seq, &big), &mut out);
+        }
+        // The append is slow: its boundary waits, and the next turn's records behind it.
+        turn.on_record(boundary(5, Some(1)), &mut out);
+        turn.on_record(data(6, "next turn"), &mut out);
+        turn.on_record(boundary(7, Some(2)), &mut out);
+        assert!(out.is_empty());
+        turn.set_input_seq(Some(1), &mut out);
+        assert_eq!(out, vec![Outcome::Reread(1)]);
+        assert_eq!(
+            turn.taken(),
+            Some(4),
+            "the cursor stays before the boundary"
+        );
+        assert!(!turn.is_finished() && !turn.awaits_input_seq());
+        // Read again: the reply, then its boundary.
+        out.clear();
+        for seq in 1..=4 {
+            turn.on_record(data(seq, &big), &mut out);
+        }
+        turn.on_record(boundary(5, Some(1)), &mut out);
+        assert_eq!(delivered(&out), vec![1, 2, 3, 4]);
+        assert!(turn.is_finished());
     }
 
     #[test]

@@ -1282,8 +1282,10 @@ impl Driver {
                 Outcome::Reread(from) => {
                     let sub = &mut self.subs[i];
                     sub.cursor = Cursor::new(from.checked_sub(1));
-                    if !matches!(sub.conn, Conn::None) {
-                        // (Not while `process` reads: the connection it holds ends there.)
+                    // A connection waiting for a token or backing off reads from the cursor
+                    // when it opens; one open (not the one `process` holds, which ends there)
+                    // is made again.
+                    if matches!(sub.conn, Conn::Open { .. } | Conn::Connecting { .. }) {
                         self.drop_conn(i);
                         self.connect(id, now_ms);
                     }

@@ -30,6 +30,9 @@ struct ChatEntry {
     my_last_at: u64,
     /// The last release heard: (tab, at). Older claims of that tab arriving late are stale.
     released: Option<(String, u64)>,
+    /// The other tab that owned the chat last (released it, or lost it to a newer claim): the
+    /// JS transport releases a chat before it posts that turn's cursor.
+    last_owner: Option<String>,
     copies: Copies,
 }
 
@@ -231,13 +234,15 @@ impl TabCoordinator {
                 version,
             } => {
                 let entry = entry_for(&mut self.chats, &mut self.effects, &chat_id);
-                // Only the owner's: a cursor and a consumed seq are believed as they are (they
-                // only move forward), so one from any tab could hold this tab's sends wrong
-                // (a reader's is the owner's again: nothing is lost by skipping it).
+                // Only the owner's, or the last owner's (a JS tab releases first): a cursor and a
+                // consumed seq are believed as they are (they only move forward), so one from
+                // any tab could hold this tab's sends wrong (a reader's is the owner's again:
+                // nothing is lost by skipping it).
                 let owners = entry
                     .owner
                     .as_ref()
-                    .is_some_and(|owner| !owner.mine && owner.tab_id == tab_id);
+                    .is_some_and(|owner| !owner.mine && owner.tab_id == tab_id)
+                    || entry.last_owner.as_deref() == Some(tab_id.as_str());
                 if owners && entry.copies.accept_session(&last_event_id, version) {
                     self.effects.push(Effect::Session {
                         chat_id,
@@ -281,6 +286,9 @@ impl TabCoordinator {
             }
             Some(known) if incoming.beats(known) => {
                 let lost = known.mine;
+                if !lost {
+                    entry.last_owner = Some(known.tab_id.clone());
+                }
                 entry.owner = Some(incoming);
                 if lost {
                     effects.push(Effect::LostClaim {
@@ -306,7 +314,8 @@ impl TabCoordinator {
         let theirs = entry.owner.take_if(|owner| {
             !owner.mine && owner.tab_id == tab_id && at.is_none_or(|at| at >= owner.at)
         });
-        if theirs.is_some() {
+        if let Some(theirs) = theirs {
+            entry.last_owner = Some(theirs.tab_id);
             self.effects.push(read_only(chat_id, false));
         }
     }
@@ -515,6 +524,7 @@ fn entry_for<'a>(
                 owner: None,
                 my_last_at: 0,
                 released: None,
+                last_owner: None,
                 copies: Copies::default(),
             });
             chats.len() - 1
