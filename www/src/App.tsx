@@ -22,7 +22,19 @@ async function postJson<T>(path: string, body: unknown): Promise<T> {
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify(body),
   });
-  if (!res.ok) throw new Error(`${path}: ${res.status} ${await res.text()}`);
+  if (!res.ok) {
+    const text = await res.text();
+    const error = new Error(`${path}: ${res.status} ${text}`);
+    // A session closed earlier (the chat's URL opened after "goodbye"): say so as the transport
+    // does, so the chat shows it closed instead of a raw error.
+    try {
+      const body = JSON.parse(text);
+      if (body?.code === "session_closed") Object.assign(error, { code: "session_closed", closedReason: body.closedReason });
+    } catch {
+      // not JSON: the plain error
+    }
+    throw error;
+  }
   return (await res.json()) as T;
 }
 
@@ -52,14 +64,14 @@ function initialChats(): { chats: ChatSummary[]; activeId: string } {
 
 const QUEUE_SENDS = new URLSearchParams(window.location.search).get("tabs") === "queue";
 
-export function App() {
+export function App({ baseURL }: { baseURL: string }) {
   const [{ chats, activeId }, setState] = useState(initialChats);
   const online = useOnline();
 
   // One transport for the whole app; each chat is a chatId on it.
   const transport = useTriggerChatTransport<ChatMessage>({
     task: "ai-chat",
-    baseURL: window.location.origin,
+    baseURL,
     multiTab: true,
     // `?tabs=queue`: a tab may write while another one's reply streams; its message goes next.
     multiTabSend: QUEUE_SENDS ? "queue" : "reject",

@@ -11,7 +11,7 @@ import {
 } from "trigger-chat-wasm/react";
 import { useConnectionStatus } from "./connection";
 import { MessageView } from "./MessageView";
-import { loadMessages, saveMessages, titleOf } from "./storage";
+import { loadChats, loadMessages, saveMessages, titleOf } from "./storage";
 import type { ChatMessage } from "./types";
 
 type Props = {
@@ -92,7 +92,8 @@ export function ChatView({ chatId, transport, onActivity, queueSends = false }: 
   const busy = status === "submitted" || status === "streaming";
   // With `multiTabSend: "queue"` a read-only tab may still write: its message waits for the other
   // tab's reply, then goes.
-  const canWrite = (!isReadOnly || queueSends) && !closed;
+  // (Not while an undo is on its way: it cuts the conversation where it was when clicked.)
+  const canWrite = (!isReadOnly || queueSends) && !closed && !undoing;
   const canSend = canWrite && !busy && input.trim() !== "";
   const canSteer = canWrite && busy && input.trim() !== "";
 
@@ -113,7 +114,8 @@ export function ChatView({ chatId, transport, onActivity, queueSends = false }: 
   }, [chatId, messages]);
   useEffect(() => {
     const flush = () => {
-      if (!latest.current.dirty) return;
+      // (Not for a chat just deleted: this runs as its view goes away, after the delete.)
+      if (!latest.current.dirty || !loadChats().some((c) => c.id === chatId)) return;
       latest.current.dirty = false;
       saveMessages(chatId, latest.current.messages);
     };
@@ -185,7 +187,10 @@ export function ChatView({ chatId, transport, onActivity, queueSends = false }: 
     setNotice(undefined);
     try {
       const stream = await transport.sendAction(chatId, { type: "undo", messageId: undone.id });
-      setMessages((current) => current.filter((_, i) => i < lastUserIndex));
+      setMessages((current) => {
+        const at = current.findIndex((m) => m.id === undone.id);
+        return at < 0 ? current : current.slice(0, at);
+      });
       const answer = await readText(stream);
       setNotice(answer ? `Agent: ${answer}` : "Undone.");
     } catch (e) {
@@ -250,6 +255,8 @@ export function ChatView({ chatId, transport, onActivity, queueSends = false }: 
 
       <div
         className="messages"
+        role="log"
+        aria-live="polite"
         ref={scroller}
         onScroll={(e) => {
           const el = e.currentTarget;
@@ -285,7 +292,7 @@ export function ChatView({ chatId, transport, onActivity, queueSends = false }: 
           ))
         )}
         {status === "submitted" && (
-          <div className="typing" data-testid="typing" aria-label="The agent is thinking">
+          <div className="typing" data-testid="typing" role="status" aria-label="The agent is thinking">
             <span />
             <span />
             <span />

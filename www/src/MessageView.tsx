@@ -19,22 +19,29 @@ const textOf = (message: UIMessage | undefined) =>
   (message?.parts ?? []).map((p) => (p.type === "text" ? p.text : "")).join("");
 
 /** A research tool call: the sub-agent's reply live while it runs, then the tool's output. */
-function ResearchCard({ part, live }: { part: ResearchPart; live: UIMessage | undefined }) {
+function ResearchCard({ part, live, running }: { part: ResearchPart; live: UIMessage | undefined; running: boolean }) {
   const done = part.state === "output-available";
   const text = textOf(done ? part.output : live);
+  // (A reply stopped mid-call leaves the call as it was: say so instead of "working" for good.)
+  const stopped = !done && !running;
   return (
     <div className="tool-card" data-testid="research-card" data-state={part.state}>
       <div className="tool-name">
-        <span aria-hidden>⚙</span> research · {part.input?.topic ?? "…"} {done ? "" : "(sub-agent working)"}
+        <span aria-hidden>⚙</span> research · {part.input?.topic ?? "…"} {done ? "" : stopped ? "(stopped)" : "(sub-agent working)"}
       </div>
       <p className={done ? "tool-result" : "muted"} data-testid="research-text">
-        {text || "Starting the sub-agent…"}
+        {text || (stopped ? "Stopped before the sub-agent answered." : "Starting the sub-agent…")}
       </p>
     </div>
   );
 }
 
-function WeatherCard({ part, canRespond, onApproval }: { part: WeatherPart } & Omit<Props, "message" | "streaming">) {
+function WeatherCard({
+  part,
+  canRespond,
+  onApproval,
+  running,
+}: { part: WeatherPart; running: boolean } & Omit<Props, "message" | "streaming">) {
   const city = part.input?.city ?? "…";
   let body: React.ReactNode;
   switch (part.state) {
@@ -72,7 +79,15 @@ function WeatherCard({ part, canRespond, onApproval }: { part: WeatherPart } & O
       );
       break;
     case "approval-responded":
-      body = <p className="muted">{part.approval.approved ? "Approved — running…" : "Denied — telling the agent…"}</p>;
+      body = (
+        <p className="muted">
+          {!running
+            ? "Answered, but the reply stopped before the agent went on."
+            : part.approval.approved
+              ? "Approved — running…"
+              : "Denied — telling the agent…"}
+        </p>
+      );
       break;
     case "output-available":
       body = (
@@ -122,10 +137,10 @@ export const MessageView = memo(function MessageView({ message, streaming, canRe
             );
           }
           if (part.type === "tool-getWeather") {
-            return <WeatherCard key={i} part={part} canRespond={canRespond} onApproval={onApproval} />;
+            return <WeatherCard key={i} part={part} canRespond={canRespond} onApproval={onApproval} running={streaming} />;
           }
           if (part.type === "tool-research") {
-            return <ResearchCard key={i} part={part} live={subAgents?.[part.toolCallId]} />;
+            return <ResearchCard key={i} part={part} live={subAgents?.[part.toolCallId]} running={streaming} />;
           }
           if (part.type === "tool-inspectDocument") {
             return (
@@ -134,7 +149,11 @@ export const MessageView = memo(function MessageView({ message, streaming, canRe
                   <span aria-hidden>⚙</span> inspectDocument · {part.input?.topic ?? "…"}
                 </div>
                 <p className="muted">
-                  {part.state === "output-available" ? part.output.findings : "Reading… (steer the agent meanwhile)"}
+                  {part.state === "output-available"
+                    ? part.output.findings
+                    : streaming
+                      ? "Reading… (steer the agent meanwhile)"
+                      : "Stopped before the document was read."}
                 </p>
               </div>
             );

@@ -28,10 +28,13 @@ const ms = (value: number | undefined) => (value === undefined ? "" : ` in ${Mat
 export function recordEvent(event: ChatTransportEvent): void {
   switch (event.type) {
     case "message-sent":
-      set(event.chatId, {
-        tone: "busy",
-        text: event.source === "stop" ? "Stop sent" : `Sent${ms(event.durationMs)} · waiting for the agent`,
-      });
+      // (A stop closes the reply at once: no "reply complete" follows it.)
+      set(
+        event.chatId,
+        event.source === "stop"
+          ? { tone: "idle", text: "Stopped" }
+          : { tone: "busy", text: `Sent${ms(event.durationMs)} · waiting for the agent` },
+      );
       break;
     case "message-send-failed":
       set(event.chatId, { tone: "error", text: `Could not send: ${event.error.message}` });
