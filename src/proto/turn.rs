@@ -759,14 +759,19 @@ mod tests {
         assert!(turn.is_finished());
     }
 
+    /// Four records of a third of the cap each, from `first` on: past the cap.
+    fn past_the_cap(turn: &mut Turn, first: u64, out: &mut Vec<Outcome>) {
+        let big = "x".repeat(MAX_HELD_BYTES / 3);
+        for seq in first..first + 4 {
+            turn.on_record(data(seq, &big), out);
+        }
+    }
+
     #[test]
     fn held_data_past_the_cap_is_dropped_and_read_again_once_it_proves_ours() {
         let mut turn = Turn::new(InputSeq::Known(2), Hold::BySeq { consumed: Some(0) });
         let mut out = Vec::new();
-        let big = "x".repeat(MAX_HELD_BYTES / 3);
-        for seq in 1..=4 {
-            turn.on_record(data(seq, &big), &mut out);
-        }
+        past_the_cap(&mut turn, 1, &mut out);
         assert!(out.is_empty());
         assert!(turn.held.is_empty(), "nothing is kept past the cap");
         turn.on_record(boundary(5, Some(2)), &mut out);
@@ -774,9 +779,7 @@ mod tests {
         assert!(!turn.is_finished() && !turn.is_holding());
         // Read again from seq 1, the records are delivered and the boundary ends the turn.
         out.clear();
-        for seq in 1..=4 {
-            turn.on_record(data(seq, &big), &mut out);
-        }
+        past_the_cap(&mut turn, 1, &mut out);
         turn.on_record(boundary(5, Some(2)), &mut out);
         assert_eq!(delivered(&out), vec![1, 2, 3, 4]);
         assert!(matches!(out.last(), Some(Outcome::TurnComplete(_))));
@@ -787,10 +790,7 @@ mod tests {
     fn held_data_past_the_cap_that_was_an_earlier_turns_is_never_shown() {
         let mut turn = Turn::new(InputSeq::Known(2), Hold::BySeq { consumed: Some(0) });
         let mut out = Vec::new();
-        let big = "x".repeat(MAX_HELD_BYTES / 3);
-        for seq in 1..=4 {
-            turn.on_record(data(seq, &big), &mut out);
-        }
+        past_the_cap(&mut turn, 1, &mut out);
         // The first turn's boundary carries no cursor: still an earlier turn's.
         turn.on_record(boundary(5, None), &mut out);
         turn.on_record(data(6, "old"), &mut out);
@@ -806,10 +806,7 @@ mod tests {
     fn held_data_past_the_cap_is_read_again_when_the_inputs_before_prove_consumed() {
         let mut turn = Turn::new(InputSeq::Pending, Hold::BySeq { consumed: Some(0) });
         let mut out = Vec::new();
-        let big = "x".repeat(MAX_HELD_BYTES / 3);
-        for seq in 3..=6 {
-            turn.on_record(data(seq, &big), &mut out);
-        }
+        past_the_cap(&mut turn, 3, &mut out);
         assert!(out.is_empty());
         turn.set_input_seq(Some(1), &mut out);
         assert_eq!(out, vec![Outcome::Reread(3)]);
@@ -819,10 +816,7 @@ mod tests {
     fn a_deferred_boundary_that_proves_dropped_data_ours_replays_nothing_after_it() {
         let mut turn = Turn::new(InputSeq::Pending, Hold::BySeq { consumed: Some(0) });
         let mut out = Vec::new();
-        let big = "x".repeat(MAX_HELD_BYTES / 3);
-        for seq in 1..=4 {
-            turn.on_record(data(seq, &big), &mut out);
-        }
+        past_the_cap(&mut turn, 1, &mut out);
         // The append is slow: its boundary waits, and the next turn's records behind it.
         turn.on_record(boundary(5, Some(1)), &mut out);
         turn.on_record(data(6, "next turn"), &mut out);
@@ -838,9 +832,7 @@ mod tests {
         assert!(!turn.is_finished() && !turn.awaits_input_seq());
         // Read again: the reply, then its boundary.
         out.clear();
-        for seq in 1..=4 {
-            turn.on_record(data(seq, &big), &mut out);
-        }
+        past_the_cap(&mut turn, 1, &mut out);
         turn.on_record(boundary(5, Some(1)), &mut out);
         assert_eq!(delivered(&out), vec![1, 2, 3, 4]);
         assert!(turn.is_finished());
