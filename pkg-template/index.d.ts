@@ -728,7 +728,8 @@ export type TriggerChatWasmSource =
  * browser starts it from the default place; call it early to warm up, or to load the `.wasm`
  * from another place (a CDN URL, bytes, a precompiled module, or a promise of one) — before
  * building a transport, or a transport's load from the default place is used if it works.
- * Rejections do not stick: a later call retries.
+ * Rejections do not stick: a later call retries (a promise or a `Response` is read only once:
+ * after one fails, pass a new one).
  */
 export declare function init(
   moduleOrPath?: TriggerChatWasmSource | Promise<TriggerChatWasmSource>,

@@ -260,6 +260,9 @@ export function useMultiTabChat(transport, chatId, messages, setMessages, option
       transport.removeReadOnlyListener?.(onReadOnly);
       transport.removeMessagesListener?.(onMessages);
       transport.removeConnectionListener?.(onConnection);
+      // A broadcast still due goes now (the view leaves as its turn ends: the claim went
+      // before the last chunks rendered); cancelled, the other tabs would keep the reply cut.
+      if (s.timer !== undefined || s.frame !== undefined || s.backstop !== undefined) s.handOver();
       s.cancel();
     };
   }, [transport, chatId, current]);
@@ -625,9 +628,18 @@ const turnOver = (status) => status === "ready" || status === "error";
  * streams the turn that answers it instead of sending it again — and the queued ones go out as
  * one message. A steering message that could not be delivered is sent as a queued one.
  */
+const NO_ENTRIES = [];
+
 export function usePendingMessages(options) {
   const { chatId, status, messages } = options;
-  const [entries, setEntries] = useState([]);
+  // Keyed by chat: the first render after a switch shows none of the last chat's (its effect
+  // clears them only after that render is committed, maybe painted).
+  const [owned, setOwned] = useState(() => ({ chatId, list: NO_ENTRIES }));
+  const entries = owned.chatId === chatId ? owned.list : NO_ENTRIES;
+  const setEntries = useCallback(
+    (update) => setOwned((o) => ({ chatId: o.chatId, list: typeof update === "function" ? update(o.list) : update })),
+    [],
+  );
   const latest = useCommitted(options);
   const entriesRef = useCommitted(entries);
   const injected = useMemo(() => injectedIds(messages), [messages]);
@@ -636,6 +648,8 @@ export function usePendingMessages(options) {
   // The status last seen and the chat it belonged to (a switch is not the end of a turn).
   const previousStatus = useRef({ chatId, status });
   const flushing = useRef(false);
+  // The follow-up sent a message whose turn has not shown in `status` yet.
+  const awaitingTurn = useRef(false);
 
   const requestOptions = () => {
     const { metadata } = latest.current;
@@ -658,10 +672,10 @@ export function usePendingMessages(options) {
     if (overlayChat.current === chatId) return;
     overlayChat.current = chatId;
     switches.current++;
-    setEntries([]);
+    setOwned({ chatId, list: NO_ENTRIES });
     entriesRef.current = []; // before the effects below look at it in this same commit
     promoted.current.clear();
-    flushing.current = false;
+    flushing.current = awaitingTurn.current = false;
   }, [chatId]);
 
   // Hidden (<Activity>) or unmounted: the status changes meanwhile go unseen (useChat stops the
@@ -688,6 +702,8 @@ export function usePendingMessages(options) {
   // At the end of a turn, one step of the follow-up: the next steering message the agent did not
   // inject (its answer is the next turn), else the queued messages as one.
   useEffect(() => {
+    // The follow-up's own turn shows: the next end of a turn is its end.
+    if (awaitingTurn.current && inTurn(status)) awaitingTurn.current = flushing.current = false;
     if (shownAgain.current) {
       shownAgain.current = false;
       // A reply still on the network (a `Chat` that lives outside the component, which useChat
@@ -723,22 +739,28 @@ export function usePendingMessages(options) {
       .then((next) => {
         // A switch since (committed, its effects run or about to): `flushing` is reset by it.
         if (switches.current !== generation || latest.current.chatId !== flushedChat) return;
-        // Free for the end of the turn this send starts.
-        flushing.current = false;
+        const busy = inTurn(latest.current.status);
         // Messages queued while this ran (it read the list when it began), with no turn left
         // whose end would send them (a steering message was injected after all): now.
-        if (!next && !inTurn(latest.current.status)) {
+        if (!next && !busy) {
           next = takeQueued(entriesRef.current.filter((e) => e.mode === "queued" && !injectedRef.current.has(e.id)));
         }
-        if (!next) return;
-        if (!mounted.current) {
-          // Hidden or gone while a steering message's delivery was awaited: nothing is sent
-          // into a chat nobody shows. Shown again, they wait for the end of the next turn.
-          setEntries((current) => [...next.taken.filter((e) => !current.some((c) => c.id === e.id)), ...current]);
+        if (!next || !mounted.current || busy) {
+          flushing.current = false;
+          // Hidden or gone while a steering message's delivery was awaited (nothing is sent into
+          // a chat nobody shows), or a turn started meanwhile (the app sent, or a tool approval
+          // did; a second request would run beside it): they wait for the end of the next turn.
+          if (next) setEntries((current) => [...next.taken.filter((e) => !current.some((c) => c.id === e.id)), ...current]);
           return;
         }
+        // `flushing` stays up until this send's turn shows (the effect above lowers it): until
+        // then `steer` and `queue` would see the ended turn and start a second request.
+        awaitingTurn.current = true;
+        const settled = () => {
+          if (awaitingTurn.current) awaitingTurn.current = flushing.current = false;
+        };
         // useChat reports a failed send through its `error`.
-        Promise.resolve().then(next.send).catch(() => {});
+        Promise.resolve().then(next.send).catch(() => {}).then(settled);
       });
   }, [status, chatId]); // eslint-disable-line react-hooks/exhaustive-deps
 

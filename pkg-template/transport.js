@@ -1088,16 +1088,32 @@ export function createTransportClass(load) {
 
     // A send whose signal was aborted while the module loaded never starts (unless the abort is
     // the app leaving the chat, which does not give a message up).
-    #abortedEarly(signal, chatId) {
-      if (signal?.aborted && !this.#leaving(chatId)) {
+    // (`left`: the abort came while the module loaded, and was the app leaving the chat — judged
+    // when it came, see #whileLoading.)
+    #abortedEarly(signal, chatId, left) {
+      if (signal?.aborted && !left && !this.#leaving(chatId)) {
         throw makeError({ code: "aborted", message: "the operation was aborted" });
       }
     }
 
+    // Awaits the module for a send, noting whether an abort meanwhile was the app leaving the
+    // chat: the flag that says so is down again by the time a slow load ends.
+    async #whileLoading(signal, chatId) {
+      let left = !!signal?.aborted && this.#leaving(chatId);
+      const on = () => (left = this.#leaving(chatId));
+      signal?.addEventListener?.("abort", on, { once: true });
+      try {
+        const d = await this.#forSend();
+        return [d, left];
+      } finally {
+        signal?.removeEventListener?.("abort", on);
+      }
+    }
+
     async sendMessages(options) {
-      const d = await this.#forSend();
       const { chatId, trigger, messageId, messages, body, metadata, headers, abortSignal } = options;
-      this.#abortedEarly(abortSignal, chatId);
+      const [d, left] = await this.#whileLoading(abortSignal, chatId);
+      this.#abortedEarly(abortSignal, chatId, left);
       this.#ensure(chatId);
       const request = {
         chatId,
@@ -1117,7 +1133,7 @@ export function createTransportClass(load) {
       if (typeof sent === "string") [op.sent, op.untrack] = this.#track(chatId, sent);
       return this.#op((d) => {
         const id = d.sendMessages(text, partId(), Date.now());
-        this.#abortable(id, abortSignal, op);
+        this.#abortable(id, abortSignal, op, left);
         return id;
       }, op);
     }
@@ -1165,10 +1181,10 @@ export function createTransportClass(load) {
     // While the send's append is in flight, its abort rejects at once (W6). When the abort is the
     // app leaving the chat, the send goes on instead (the message is not lost) and its stream is
     // detached as it arrives.
-    #abortable(id, signal, op) {
+    #abortable(id, signal, op, left) {
       if (!signal) return;
       const onAbort = () => {
-        if (!this.#leaving(op.chatId)) return this.#run((d) => callOn(d, ABORT_OP, id));
+        if (!left && !this.#leaving(op.chatId)) return this.#run((d) => callOn(d, ABORT_OP, id));
         op.left = true;
         op.leftSettled ??= new Promise((r) => (op.markSettled = r));
       };
@@ -1210,10 +1226,10 @@ export function createTransportClass(load) {
     }
 
     async sendAction(chatId, action, options = {}) {
-      const d = await this.#forSend();
       const { abortSignal, metadata, headers, onSettled } = options;
+      const [d, left] = await this.#whileLoading(abortSignal, chatId);
       const texts = [json(action, "action"), json(metadata, "metadata"), json(headerPairs(headers), "headers")];
-      this.#abortedEarly(abortSignal, chatId);
+      this.#abortedEarly(abortSignal, chatId, left);
       this.#ensure(chatId);
       // `eager`: its stream reads on by itself (as the JS transport's does), so an action sent
       // and forgotten (`onClick={() => transport.sendAction(…)}`) still runs to its end.
@@ -1222,7 +1238,7 @@ export function createTransportClass(load) {
         // (JSON text holds no NUL: the texts and the part id go as one, NUL-separated.)
         const id = +call(d, SEND_ACTION, chatId, [...texts, partId()].join("\0"));
         if (typeof onSettled === "function") this.#settlers.set(id, onSettled);
-        this.#abortable(id, abortSignal, op);
+        this.#abortable(id, abortSignal, op, left);
         return id;
       }, op);
     }
@@ -1436,6 +1452,8 @@ export function createTransportClass(load) {
       this.#usesAtDispose = this.#uses;
       this.#run((d) => call(d, DISPOSE, ""));
       const close = () => {
+        // (Used again meanwhile, by an app callback of the dispose's own flush: kept open.)
+        if (!this.#disposed) return;
         this.#offPageHide?.();
         this.#channel?.close();
         this.#channel = null;
