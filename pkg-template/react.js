@@ -260,10 +260,10 @@ export function useMultiTabChat(transport, chatId, messages, setMessages, option
       transport.removeReadOnlyListener?.(onReadOnly);
       transport.removeMessagesListener?.(onMessages);
       transport.removeConnectionListener?.(onConnection);
-      // A broadcast still due goes now (the view leaves as its turn ends: the claim went
-      // before the last chunks rendered); cancelled, the other tabs would keep the reply cut.
-      if (s.timer !== undefined || s.frame !== undefined || s.backstop !== undefined) s.handOver();
-      s.cancel();
+      // The view leaves (as its reply ends, say: the claim went before the last chunks
+      // rendered): the chat as it is now goes out if this tab owns it or just did, or the other
+      // tabs would keep the reply cut.
+      s.handOver();
     };
   }, [transport, chatId, current]);
 

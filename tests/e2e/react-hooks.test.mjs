@@ -646,6 +646,23 @@ test("useMultiTabChat with multiTabSend: \"queue\": a message queued in one tab 
 test("useMultiTabChat: the same with setters that throw on an updater (merged with what was rendered)", { timeout: 45_000 }, () =>
   handOver("ab"));
 
+test("useMultiTabChat: a tab that leaves as its reply finishes still gives the other tab the whole reply", { timeout: 45_000 }, async () => {
+  const page = await openHarness();
+  const chatId = newChatId("tabs-leave-on-finish");
+  await page.evaluate((id) => harness.mountTabs(id, "", { leaveAOnFinish: true }), chatId);
+  await new Promise((r) => setTimeout(r, 100));
+  const tab = (name) => page.evaluate((n) => harness.tab(n), name);
+  await page.evaluate((text) => harness.tabSend("a", text), SLOW_PROMPT);
+  await eventually(async () => (await tab("a")).gone === true, { message: "A left as its reply finished", timeout: 30_000 });
+  await eventually(async () => (await tab("b")).texts.at(-1) === `assistant: ${slowReply(SLOW_PROMPT)}`, {
+    message: "B shows the whole reply",
+    timeout: 5_000,
+  });
+  assert.deepEqual(page.pageErrors, []);
+  await page.evaluate(() => harness.unmount());
+  await page.close();
+});
+
 test("multiTabSend \"queue\": a message waiting for the other tab's turn is still sent when its component unmounts", { timeout: 45_000 }, async () => {
   // Leaving a chat does not give up a message on its way (README: "Leaving is not stopping"),
   // including one in the writer lock's queue, though the hook disposes its transport.

@@ -182,7 +182,7 @@ function Pane({ transport, chatId, detach }) {
 // Two "tabs" in one page (each transport has its own tab id and BroadcastChannel; Web Locks are
 // the origin's), both with multiTabSend: "queue" and useMultiTabChat, as two browser tabs are.
 const tabs = { a: null, b: null, duplicates: [] };
-function TabPane({ name, chatId, arraySetter, noSync = false, noChatId = false }) {
+function TabPane({ name, chatId, arraySetter, noSync = false, noChatId = false, onFinish }) {
   const transport = useTriggerChatTransport({
     task: "ai-chat",
     baseURL: location.origin,
@@ -192,7 +192,7 @@ function TabPane({ name, chatId, arraySetter, noSync = false, noChatId = false }
     accessToken: async ({ chatId }) => (await post(`/api/chat/${encodeURIComponent(chatId)}/token`)).publicAccessToken,
   });
   // Renders at most every 100 ms, as apps often set it: what a tab has rendered lags its chat.
-  const { messages, setMessages, sendMessage, status } = useChat({ id: chatId, transport, experimental_throttle: 100 });
+  const { messages, setMessages, sendMessage, status } = useChat({ id: chatId, transport, experimental_throttle: 100, onFinish });
   // `arraySetter`: a setter that throws on an updater (it spreads its argument).
   const set = arraySetter ? (list) => setMessages([...list]) : setMessages;
   // `noSync`: the app stops syncing this pane (a transport it passes as `null`, as while one is
@@ -205,11 +205,14 @@ function TabPane({ name, chatId, arraySetter, noSync = false, noChatId = false }
   tabs[name] = { messages, sendMessage, status, isReadOnly, transport, chatId };
   return null;
 }
-function TwoTabs({ chatId, arraySetter = "", dropB = false, noSyncB = false, noChatIdB = false }) {
+function TwoTabs({ chatId, arraySetter = "", dropB = false, noSyncB = false, noChatIdB = false, leaveAOnFinish = false, dropA = false }) {
   // `dropB`: B's pane (and the transport its hook owns) unmounts, as on a client-side navigation.
+  // `leaveAOnFinish`: A's pane leaves as its reply finishes (an app that navigates in
+  // `onFinish`), before it has rendered the reply's last chunks.
+  const onFinish = leaveAOnFinish ? () => void ((props = { ...props, dropA: true }), render()) : undefined;
   return (
     <>
-      <TabPane name="a" chatId={chatId} arraySetter={arraySetter.includes("a")} />
+      {!dropA && <TabPane name="a" chatId={chatId} arraySetter={arraySetter.includes("a")} onFinish={onFinish} />}
       {!dropB && <TabPane name="b" chatId={chatId} arraySetter={arraySetter.includes("b")} noSync={noSyncB} noChatId={noChatIdB} />}
     </>
   );
@@ -268,6 +271,7 @@ window.harness = {
   },
   tab(name) {
     const t = tabs[name];
+    if (name === "a" && props?.dropA) return { gone: true };
     return {
       status: t.status,
       isReadOnly: t.isReadOnly,
