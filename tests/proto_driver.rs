@@ -1569,6 +1569,9 @@ fn a_send_aborted_in_flight_that_lands_after_a_newer_send_leaves_that_one_alone(
     );
 }
 
+/// `multiTab` in tab B of a browser without Web Locks.
+const LOCKLESS_TAB_B: &str = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":false,"tabId":"tab-b"}"#;
+
 const QUEUE_OPTIONS: &str = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":true,"tabId":"tab-b","multiTabSend":"queue"}"#;
 
 /// Another tab (`tab-a`) announces that it owns `c1` and holds its writer lock.
@@ -3080,12 +3083,9 @@ fn the_state_this_page_saved_handed_back_by_set_session_forgets_nothing() {
     assert!(host.take_fetch_opt(Endpoint::Out).is_some());
 }
 
-#[test]
-fn the_state_saved_last_handed_back_after_news_kept_in_memory_forgets_nothing() {
-    // Another tab's news (its turn's cursor) is kept in memory only; the app's store then hands
-    // back the state this page saved before it: that echo changes nothing either.
-    let options = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":false,"tabId":"tab-b"}"#;
-    let mut host = Host::new(options);
+/// Tab B (no Web Locks) of chat c1 after a whole turn of its own (input 4).
+fn after_a_turn_in_tab_b() -> Host {
+    let mut host = Host::new(LOCKLESS_TAB_B);
     let (stream, out) = sent(&mut host, "c1", 4);
     read_through(
         &mut host,
@@ -3093,6 +3093,14 @@ fn the_state_saved_last_handed_back_after_news_kept_in_memory_forgets_nothing() 
         out,
         &batch(&[(0, "Sure")], Some((1, Some(4)))),
     );
+    host
+}
+
+#[test]
+fn the_state_saved_last_handed_back_after_news_kept_in_memory_forgets_nothing() {
+    // Another tab's news (its turn's cursor) is kept in memory only; the app's store then hands
+    // back the state this page saved before it: that echo changes nothing either.
+    let mut host = after_a_turn_in_tab_b();
     let reported = host.d.get_session("c1").unwrap();
     claimed_by_a_tab_without_locks(&mut host);
     let news = r#"{"type":"session","chatId":"c1","tabId":"tab-a","session":{"lastEventId":"9"}}"#;
@@ -3169,7 +3177,7 @@ fn a_store_with_a_second_writer_settles_on_the_state_set_last() {
 
 #[test]
 fn a_late_echo_in_a_tab_another_tab_has_the_chat_from_writes_nothing() {
-    let options = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":false,"tabId":"tab-b"}"#;
+    let options = LOCKLESS_TAB_B;
     let mut host = Host::new(options);
     after_a_turn(&mut host);
     let older = host.d.get_session("c1").unwrap();
@@ -4368,7 +4376,7 @@ fn a_chat_left_and_opened_again_while_its_replayed_send_is_on_its_way_streams_th
 
 #[test]
 fn a_tab_that_only_loaded_a_saved_send_never_writes_it_back_once_another_tab_has_the_chat() {
-    let options = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":false,"tabId":"tab-b"}"#;
+    let options = LOCKLESS_TAB_B;
     let mut host = Host::new(options);
     host.d.hydrate("c1", Stored::Shape(SAVED_SEND), 0);
     // Tab A (which made the send) owns the chat: this tab leaves the send to it...
@@ -4396,7 +4404,7 @@ fn a_tab_that_loads_a_saved_send_while_another_tab_has_the_chat_lets_it_go() {
     // The other tab (a later page of the one that made the send) has the chat and the send;
     // this tab loads the chat afterwards. Kept, the send would go out a second time from here
     // once the chat is free again, past the server's five minutes of dedupe.
-    let options = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":false,"tabId":"tab-b"}"#;
+    let options = LOCKLESS_TAB_B;
     let mut host = Host::new(options);
     claimed_by_a_tab_without_locks(&mut host);
     host.d.hydrate("c1", Stored::Shape(SAVED_SEND), 0);
@@ -5425,7 +5433,7 @@ fn dispose_ends_a_send_that_waits_for_the_writer_lock_and_hands_a_late_grant_bac
 fn a_send_after_the_owners_claim_timed_out_unseen_takes_the_chat() {
     // A claim of a tab without Web Locks (the JavaScript transport's), whose release this tab
     // missed (it was disposed); the send comes before this tab's timer looks at claims again.
-    let options = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":false,"tabId":"tab-b"}"#;
+    let options = LOCKLESS_TAB_B;
     let mut host = Host::new(options);
     claimed_by_a_tab_without_locks(&mut host);
     assert!(host.d.is_read_only("c1"));
@@ -5729,7 +5737,7 @@ fn a_removed_chats_state_handed_back_soon_after_does_not_bring_it_back() {
 
 #[test]
 fn a_chat_another_tab_removed_is_not_brought_back_by_this_tabs_late_echo() {
-    let options = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":false,"tabId":"tab-b"}"#;
+    let options = LOCKLESS_TAB_B;
     let mut host = Host::new(options);
     after_a_turn(&mut host);
     let s = host.d.get_session("c1").unwrap();
@@ -5749,7 +5757,7 @@ fn a_tab_another_has_the_chat_from_saves_nothing_when_it_sees_that_tabs_turn_end
     // Tab B follows tab A's turn (read-only). A's turn ends and A sends again at once (a tool
     // loop): storage holds A's newer state when B's stream reaches the first boundary. B must
     // not write its copy over it (it would say no turn is streaming, and drop A's saved send).
-    let options = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":false,"tabId":"tab-b"}"#;
+    let options = LOCKLESS_TAB_B;
     let mut host = Host::new(options);
     host.d.hydrate(
         "c1",
@@ -5923,7 +5931,7 @@ fn a_tab_whose_claim_was_lost_mid_turn_still_saves_its_turn() {
 fn a_state_told_to_a_tab_another_has_the_chat_from_is_known_as_an_echo_once_it_writes() {
     // A store shared by the tabs hands read-only tab B the owner's states S1, S2; the owner
     // lets go, and S1's late echo reaches B: not applied over S2.
-    let options = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":false,"tabId":"tab-b"}"#;
+    let options = LOCKLESS_TAB_B;
     let mut host = Host::new(options);
     claimed_by_a_tab_without_locks(&mut host);
     let s1 = Json::parse(
@@ -6082,15 +6090,7 @@ fn a_held_reply_past_the_cap_is_read_again_once_its_boundary_proves_it_this_send
 fn a_session_message_from_a_tab_that_does_not_own_the_chat_moves_nothing() {
     // Believed, a forged cursor and consumed seq would let the next send take a stopped turn's
     // tail for its reply, and mark every steering message answered.
-    let options = r#"{"task":"chat","types":{"startSession":"function"},"multiTab":true,"locks":false,"tabId":"tab-b"}"#;
-    let mut host = Host::new(options);
-    let (stream, out) = sent(&mut host, "c1", 4);
-    read_through(
-        &mut host,
-        stream,
-        out,
-        &batch(&[(0, "Sure")], Some((1, Some(4)))),
-    );
+    let mut host = after_a_turn_in_tab_b();
     let before = host.d.get_session("c1").unwrap().to_json_string();
     let forged = r#"{"type":"session","chatId":"c1","tabId":"tab-x","session":{"lastEventId":"99","consumedInputSeq":9007199254740991},"v":1}"#;
     host.d.tab_message(forged, host.now);
