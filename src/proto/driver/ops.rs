@@ -286,7 +286,7 @@ impl Driver {
             );
         }
         let op = self.new_op(&request.chat_id, OpKind::Start, true);
-        if let Err(error) = self.refuse_if_closed(chat) {
+        if let Err(error) = self.refuse_if_unusable(chat) {
             self.finish_op(op, Err(error.into()));
             return op;
         }
@@ -388,7 +388,7 @@ impl Driver {
     ) -> u32 {
         let chat = self.chat_mut(chat_id);
         let op = self.new_op(chat_id, OpKind::Start, true);
-        if let Err(error) = self.refuse_if_closed(chat) {
+        if let Err(error) = self.refuse_if_unusable(chat) {
             self.finish_op(op, Err(error.into()));
             return op;
         }
@@ -411,8 +411,8 @@ impl Driver {
         op
     }
 
-    /// Also refuses a chat id that cannot be a path segment (see [`unaddressable`]).
-    fn refuse_if_closed(&self, chat: usize) -> Result<(), Error> {
+    /// Refuses a closed chat, and one whose id cannot be a path segment (see [`unaddressable`]).
+    fn refuse_if_unusable(&self, chat: usize) -> Result<(), Error> {
         match self.chats.get(chat) {
             Some(c) if c.state.closed => Err(Error::SessionClosed {
                 closed_reason: c.state.closed_reason.clone(),
@@ -504,7 +504,7 @@ impl Driver {
             steer_id,
         } = pending;
         let chat = self.chat_mut(&chat_id);
-        if let Err(error) = self.refuse_if_closed(chat) {
+        if let Err(error) = self.refuse_if_unusable(chat) {
             if let Some(stream) = self.replay_stream(op) {
                 self.fail_sub(stream, error.clone().into(), now_ms);
             }
@@ -922,7 +922,7 @@ impl Driver {
                 parked: false,
             });
         }
-        if let Err(error) = self.refuse_if_closed(chat) {
+        if let Err(error) = self.refuse_if_unusable(chat) {
             self.append_done(op, Err(error.into()), now_ms);
             return;
         }
